@@ -1,0 +1,66 @@
+//! The core's error type and its classification.
+
+use crate::audit::{ChainError, KeyError};
+use crate::policy::PolicyError;
+use crate::ports::StoreError;
+use crate::request::RequestError;
+
+/// Any failure of a core use case.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("{0} not found")]
+    NotFound(String),
+}
+
+/// What kind of failure, for callers that must react (HTTP status, Step Functions
+/// `Retry`/`Catch`). Stable: error names are derived from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The caller's input is wrong; retrying will not help.
+    Validation,
+    /// The caller may not do this.
+    Forbidden,
+    NotFound,
+    /// Lost a race; re-read and retry.
+    Conflict,
+    /// A dependency failed or throttled; retry with backoff.
+    Transient,
+    /// Stored data failed an integrity check (audit chain, corrupt item).
+    Integrity,
+    /// Misconfiguration.
+    Configuration,
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Policy(_) | Error::Key(_) => ErrorKind::Configuration,
+            Error::Request(e) => match e {
+                RequestError::SelfApproval(_)
+                | RequestError::NotEligible { .. }
+                | RequestError::NotRequester => ErrorKind::Forbidden,
+                RequestError::NotPending { .. }
+                | RequestError::PendingTimedOut { .. }
+                | RequestError::InvalidTransition { .. } => ErrorKind::Conflict,
+                _ => ErrorKind::Validation,
+            },
+            Error::Store(e) => match e {
+                StoreError::AlreadyExists(_) | StoreError::Conflict { .. } => ErrorKind::Conflict,
+                StoreError::Corrupt { .. } => ErrorKind::Integrity,
+                StoreError::Throttled(_) | StoreError::Unavailable(_) => ErrorKind::Transient,
+            },
+            Error::Chain(_) => ErrorKind::Integrity,
+            Error::NotFound(_) => ErrorKind::NotFound,
+        }
+    }
+}

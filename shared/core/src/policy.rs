@@ -1,0 +1,846 @@
+//! Policy as code: the catalog of entitlements, approver groups and tunables.
+//!
+//! The catalog is a YAML file (`infra/policy/catalog.yaml`). [`Catalog::parse`] checks
+//! all of it and reports *every* problem with its line, column and path, so one run of
+//! `lapse policy check` shows everything to fix. A loaded catalog is valid by
+//! construction: the rest of the core never re-checks it.
+//!
+//! The catalog's SHA-256 content hash ([`PolicyHash`]) is stamped on every audit event,
+//! so an auditor can tell which policy made each decision.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+use sha2::{Digest, Sha256};
+
+use crate::duration::Span;
+
+/// The longest break-glass grant Lapse will ever issue, whatever the catalog says.
+pub const BREAK_GLASS_HARD_CAP_SECONDS: i64 = 2 * 3600;
+
+/// Longest resource id: grant artifacts are named `lapse-<resource>-<grant id>` and IAM
+/// policy names stop at 128 characters.
+const MAX_RESOURCE_ID_LEN: usize = 48;
+
+/// Hex SHA-256 of the catalog file's bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PolicyHash(String);
+
+impl PolicyHash {
+    /// The hash of some catalog text.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(hex::encode(Sha256::digest(bytes)))
+    }
+
+    /// The hex digest.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PolicyHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Deployment environment of a resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Environment {
+    Sandbox,
+    Development,
+    Staging,
+    Production,
+}
+
+/// How much harm misuse of a resource could do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sensitivity {
+    Low,
+    Moderate,
+    High,
+    Critical,
+}
+
+/// Allow or Deny, as in an IAM statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+/// One statement of an inline-policy grant. Lapse adds the time condition itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statement {
+    pub effect: Effect,
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
+}
+
+/// What a grant of a resource means in IAM.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantSpec {
+    /// An inline policy, named for the grant, every statement bounded by `aws:CurrentTime`.
+    InlinePolicy(Vec<Statement>),
+    /// Membership of an existing IAM group (not time-bound in IAM itself: the
+    /// workflow, the sweeper and the ledger end it).
+    Group(String),
+}
+
+/// An entitlement people can request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Resource {
+    pub id: String,
+    pub description: String,
+    pub owner_group: String,
+    pub environment: Environment,
+    pub sensitivity: Sensitivity,
+    pub privileged: bool,
+    /// The longest grant of this resource (never above [`Tunables::max_duration`]).
+    pub max_duration: Span,
+    pub grant: GrantSpec,
+    /// Groups whose approvals a high-risk request needs, one distinct person each.
+    pub dual_approval_groups: Vec<String>,
+}
+
+impl Resource {
+    /// Privileged or production resources always need dual approval.
+    pub fn is_high_impact(&self) -> bool {
+        self.privileged || self.environment == Environment::Production
+    }
+}
+
+/// A group of approvers; membership comes from the authenticated identity's groups.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ApproverGroup {
+    pub name: String,
+    pub description: String,
+}
+
+/// The numbers a security team tunes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Tunables {
+    pub default_duration: Span,
+    pub max_duration: Span,
+    pub auto_approve_max_duration: Span,
+    pub pending_timeout: Span,
+    pub break_glass_cap: Span,
+    pub break_glass_justification_window: Span,
+    pub vendor_retention: Span,
+    pub inactivity_threshold: Span,
+    pub role_change_transition: Span,
+    pub archive_retention: Span,
+}
+
+/// Risk thresholds: a score below `medium` is low, below `high` is medium, else high.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct RiskThresholds {
+    pub medium: u8,
+    pub high: u8,
+}
+
+/// Working hours in UTC; requests outside them score an off-hours factor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct BusinessHours {
+    pub start_hour_utc: u8,
+    pub end_hour_utc: u8,
+    pub weekdays_only: bool,
+}
+
+/// A validated catalog.
+#[derive(Clone, Debug, Serialize)]
+pub struct Catalog {
+    hash: PolicyHash,
+    tunables: Tunables,
+    thresholds: RiskThresholds,
+    business_hours: BusinessHours,
+    groups: BTreeMap<String, ApproverGroup>,
+    resources: BTreeMap<String, Resource>,
+}
+
+/// One problem in a catalog file, with where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyIssue {
+    /// 1-based line; 0 when the parser could not tell.
+    pub line: u64,
+    /// 1-based column; 0 when the parser could not tell.
+    pub column: u64,
+    /// Dotted path to the offending value, e.g. `resources[2].owner_group`.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for PolicyIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)?;
+        if !self.path.is_empty() {
+            write!(f, ": {}", self.path)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Why a catalog could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy catalog {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{source_name}: {} problem(s):\n{}", issues.len(), render(source_name, issues))]
+    Invalid {
+        source_name: String,
+        issues: Vec<PolicyIssue>,
+    },
+}
+
+fn render(source_name: &str, issues: &[PolicyIssue]) -> String {
+    issues
+        .iter()
+        .map(|issue| format!("  {source_name}:{issue}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl PolicyError {
+    /// The located problems (empty for read errors).
+    pub fn issues(&self) -> &[PolicyIssue] {
+        match self {
+            PolicyError::Read { .. } => &[],
+            PolicyError::Invalid { issues, .. } => issues,
+        }
+    }
+}
+
+// ---- Raw, span-carrying shape of the file ------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCatalog {
+    version: Spanned<u32>,
+    tunables: RawTunables,
+    risk: RawRisk,
+    routing: RawRouting,
+    approver_groups: Spanned<Vec<RawGroup>>,
+    resources: Spanned<Vec<RawResource>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTunables {
+    default_duration: Spanned<Span>,
+    max_duration: Spanned<Span>,
+    auto_approve_max_duration: Spanned<Span>,
+    pending_timeout: Spanned<Span>,
+    break_glass_cap: Spanned<Span>,
+    break_glass_justification_window: Spanned<Span>,
+    vendor_retention: Spanned<Span>,
+    inactivity_threshold: Spanned<Span>,
+    role_change_transition: Spanned<Span>,
+    archive_retention: Spanned<Span>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRisk {
+    thresholds: RawThresholds,
+    business_hours: RawBusinessHours,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThresholds {
+    medium: Spanned<u8>,
+    high: Spanned<u8>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBusinessHours {
+    start_hour_utc: Spanned<u8>,
+    end_hour_utc: Spanned<u8>,
+    weekdays_only: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRouting {
+    dual_approval_groups: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    name: Spanned<String>,
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResource {
+    id: Spanned<String>,
+    description: String,
+    owner_group: Spanned<String>,
+    environment: Environment,
+    sensitivity: Sensitivity,
+    #[serde(default)]
+    privileged: bool,
+    max_duration: Option<Spanned<Span>>,
+    grant: Spanned<RawGrant>,
+    dual_approval_groups: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum RawGrant {
+    InlinePolicy(Vec<Spanned<RawStatement>>),
+    Group(Spanned<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStatement {
+    effect: Effect,
+    actions: Vec<Spanned<String>>,
+    resources: Vec<Spanned<String>>,
+}
+
+/// Collects issues while validating.
+struct Issues(Vec<PolicyIssue>);
+
+impl Issues {
+    fn at<T>(&mut self, spanned: &Spanned<T>, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(PolicyIssue {
+            line: spanned.referenced.line(),
+            column: spanned.referenced.column(),
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+fn is_slug(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !text.starts_with('-')
+        && !text.ends_with('-')
+}
+
+fn is_iam_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 128
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
+fn is_iam_action(text: &str) -> bool {
+    match text.split_once(':') {
+        Some((service, action)) => {
+            !service.is_empty()
+                && service
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !action.is_empty()
+                && action
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '*')
+        }
+        None => text == "*",
+    }
+}
+
+impl Catalog {
+    /// Reads and validates a catalog file.
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Validates catalog text; `source_name` names it in error messages.
+    pub fn parse(text: &str, source_name: &str) -> Result<Self, PolicyError> {
+        let invalid = |issues| PolicyError::Invalid {
+            source_name: source_name.to_owned(),
+            issues,
+        };
+        let raw: RawCatalog = serde_saphyr::from_str(text).map_err(|err| {
+            let (line, column) = err
+                .location()
+                .map(|loc| (loc.line(), loc.column()))
+                .unwrap_or((0, 0));
+            invalid(vec![PolicyIssue {
+                line,
+                column,
+                path: String::new(),
+                message: first_line(&err.to_string()),
+            }])
+        })?;
+        let mut issues = Issues(Vec::new());
+        let catalog = Self::validate(raw, PolicyHash::of(text.as_bytes()), &mut issues);
+        if issues.0.is_empty() {
+            Ok(catalog)
+        } else {
+            issues.0.sort_by_key(|issue| (issue.line, issue.column));
+            Err(invalid(issues.0))
+        }
+    }
+
+    fn validate(raw: RawCatalog, hash: PolicyHash, issues: &mut Issues) -> Catalog {
+        if raw.version.value != 1 {
+            issues.at(
+                &raw.version,
+                "version",
+                "only catalog version 1 is supported",
+            );
+        }
+        let tunables = validate_tunables(&raw.tunables, issues);
+        let thresholds = RiskThresholds {
+            medium: raw.risk.thresholds.medium.value,
+            high: raw.risk.thresholds.high.value,
+        };
+        if thresholds.medium == 0 || thresholds.medium >= thresholds.high {
+            issues.at(
+                &raw.risk.thresholds.medium,
+                "risk.thresholds.medium",
+                "must be above 0 and below risk.thresholds.high",
+            );
+        }
+        if thresholds.high > 100 {
+            issues.at(
+                &raw.risk.thresholds.high,
+                "risk.thresholds.high",
+                "scores run from 0 to 100",
+            );
+        }
+        let hours = &raw.risk.business_hours;
+        let business_hours = BusinessHours {
+            start_hour_utc: hours.start_hour_utc.value,
+            end_hour_utc: hours.end_hour_utc.value,
+            weekdays_only: hours.weekdays_only,
+        };
+        if business_hours.end_hour_utc > 24 {
+            issues.at(
+                &hours.end_hour_utc,
+                "risk.business_hours.end_hour_utc",
+                "must be at most 24",
+            );
+        }
+        if business_hours.start_hour_utc >= business_hours.end_hour_utc {
+            issues.at(
+                &hours.start_hour_utc,
+                "risk.business_hours.start_hour_utc",
+                "must be before end_hour_utc",
+            );
+        }
+
+        let mut groups = BTreeMap::new();
+        for (i, group) in raw.approver_groups.value.iter().enumerate() {
+            let path = format!("approver_groups[{i}].name");
+            if !is_slug(&group.name.value) {
+                issues.at(
+                    &group.name,
+                    path,
+                    "group names use lowercase letters, digits and `-`",
+                );
+            } else if groups.contains_key(&group.name.value) {
+                issues.at(
+                    &group.name,
+                    path,
+                    format!("group `{}` is defined twice", group.name.value),
+                );
+            } else {
+                groups.insert(
+                    group.name.value.clone(),
+                    ApproverGroup {
+                        name: group.name.value.clone(),
+                        description: group.description.clone(),
+                    },
+                );
+            }
+        }
+        if groups.is_empty() {
+            issues.at(
+                &raw.approver_groups,
+                "approver_groups",
+                "define at least one approver group",
+            );
+        }
+        let known = |name: &str| groups.contains_key(name);
+        let known_list = || groups.keys().cloned().collect::<Vec<_>>().join(", ");
+        let default_dual = check_dual(
+            &groups,
+            &raw.routing.dual_approval_groups,
+            "routing.dual_approval_groups",
+            issues,
+        );
+
+        let mut resources = BTreeMap::new();
+        for (i, res) in raw.resources.value.iter().enumerate() {
+            let at = |field: &str| format!("resources[{i}].{field}");
+            let id = &res.id.value;
+            if !is_slug(id) || id.len() > MAX_RESOURCE_ID_LEN {
+                issues.at(
+                    &res.id,
+                    at("id"),
+                    format!("resource ids use lowercase letters, digits and `-`, at most {MAX_RESOURCE_ID_LEN} characters"),
+                );
+            } else if resources.contains_key(id) {
+                issues.at(
+                    &res.id,
+                    at("id"),
+                    format!("resource `{id}` is defined twice"),
+                );
+            }
+            if !known(&res.owner_group.value) {
+                issues.at(
+                    &res.owner_group,
+                    at("owner_group"),
+                    format!(
+                        "unknown approver group `{}` (known: {})",
+                        res.owner_group.value,
+                        known_list()
+                    ),
+                );
+            }
+            let max_duration = match &res.max_duration {
+                Some(max) if max.value > tunables.max_duration => {
+                    issues.at(
+                        max,
+                        at("max_duration"),
+                        format!("exceeds tunables.max_duration ({})", tunables.max_duration),
+                    );
+                    max.value
+                }
+                Some(max) => max.value,
+                None => tunables.max_duration,
+            };
+            let grant = match &res.grant.value {
+                RawGrant::InlinePolicy(statements) => {
+                    if statements.is_empty() {
+                        issues.at(
+                            &res.grant,
+                            at("grant.inline_policy"),
+                            "needs at least one statement",
+                        );
+                    }
+                    let mut out = Vec::new();
+                    for (s, statement) in statements.iter().enumerate() {
+                        let spath = at(&format!("grant.inline_policy[{s}]"));
+                        let st = &statement.value;
+                        if st.actions.is_empty() {
+                            issues.at(
+                                statement,
+                                format!("{spath}.actions"),
+                                "needs at least one action",
+                            );
+                        }
+                        if st.resources.is_empty() {
+                            issues.at(
+                                statement,
+                                format!("{spath}.resources"),
+                                "needs at least one resource",
+                            );
+                        }
+                        for (a, action) in st.actions.iter().enumerate() {
+                            if !is_iam_action(&action.value) {
+                                issues.at(
+                                    action,
+                                    format!("{spath}.actions[{a}]"),
+                                    format!(
+                                        "`{}` is not an IAM action like `s3:GetObject`",
+                                        action.value
+                                    ),
+                                );
+                            }
+                        }
+                        for (r, arn) in st.resources.iter().enumerate() {
+                            if arn.value != "*" && !arn.value.starts_with("arn:") {
+                                issues.at(
+                                    arn,
+                                    format!("{spath}.resources[{r}]"),
+                                    format!("`{}` is neither `*` nor an ARN", arn.value),
+                                );
+                            }
+                        }
+                        out.push(Statement {
+                            effect: st.effect,
+                            actions: st.actions.iter().map(|a| a.value.clone()).collect(),
+                            resources: st.resources.iter().map(|r| r.value.clone()).collect(),
+                        });
+                    }
+                    GrantSpec::InlinePolicy(out)
+                }
+                RawGrant::Group(group) => {
+                    if !is_iam_name(&group.value) {
+                        issues.at(
+                            group,
+                            at("grant.group"),
+                            format!("`{}` is not a valid IAM group name", group.value),
+                        );
+                    }
+                    GrantSpec::Group(group.value.clone())
+                }
+            };
+            let dual_approval_groups = match &res.dual_approval_groups {
+                Some(list) => check_dual(&groups, list, &at("dual_approval_groups"), issues),
+                None => default_dual.clone(),
+            };
+            resources.insert(
+                id.clone(),
+                Resource {
+                    id: id.clone(),
+                    description: res.description.clone(),
+                    owner_group: res.owner_group.value.clone(),
+                    environment: res.environment,
+                    sensitivity: res.sensitivity,
+                    privileged: res.privileged,
+                    max_duration,
+                    grant,
+                    dual_approval_groups,
+                },
+            );
+        }
+        if raw.resources.value.is_empty() {
+            issues.at(&raw.resources, "resources", "define at least one resource");
+        }
+
+        Catalog {
+            hash,
+            tunables,
+            thresholds,
+            business_hours,
+            groups,
+            resources,
+        }
+    }
+
+    /// The content hash stamped on audit events.
+    pub fn hash(&self) -> &PolicyHash {
+        &self.hash
+    }
+
+    pub fn tunables(&self) -> &Tunables {
+        &self.tunables
+    }
+
+    pub fn thresholds(&self) -> RiskThresholds {
+        self.thresholds
+    }
+
+    pub fn business_hours(&self) -> BusinessHours {
+        self.business_hours
+    }
+
+    /// A resource by id.
+    pub fn resource(&self, id: &str) -> Option<&Resource> {
+        self.resources.get(id)
+    }
+
+    /// All resources, ordered by id.
+    pub fn resources(&self) -> impl Iterator<Item = &Resource> {
+        self.resources.values()
+    }
+
+    /// All approver groups, ordered by name.
+    pub fn groups(&self) -> impl Iterator<Item = &ApproverGroup> {
+        self.groups.values()
+    }
+
+    /// Every group name that appears in any approval rule.
+    pub fn approver_group_names(&self) -> BTreeSet<&str> {
+        self.groups.keys().map(String::as_str).collect()
+    }
+}
+
+fn check_dual(
+    groups: &BTreeMap<String, ApproverGroup>,
+    list: &Spanned<Vec<Spanned<String>>>,
+    path: &str,
+    issues: &mut Issues,
+) -> Vec<String> {
+    if list.value.len() < 2 {
+        issues.at(
+            list,
+            path,
+            "dual approval needs at least two groups (they may repeat)",
+        );
+    }
+    for (i, name) in list.value.iter().enumerate() {
+        if !groups.contains_key(&name.value) {
+            issues.at(
+                name,
+                format!("{path}[{i}]"),
+                format!(
+                    "unknown approver group `{}` (known: {})",
+                    name.value,
+                    groups.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+    }
+    list.value.iter().map(|name| name.value.clone()).collect()
+}
+
+fn validate_tunables(raw: &RawTunables, issues: &mut Issues) -> Tunables {
+    let t = Tunables {
+        default_duration: raw.default_duration.value,
+        max_duration: raw.max_duration.value,
+        auto_approve_max_duration: raw.auto_approve_max_duration.value,
+        pending_timeout: raw.pending_timeout.value,
+        break_glass_cap: raw.break_glass_cap.value,
+        break_glass_justification_window: raw.break_glass_justification_window.value,
+        vendor_retention: raw.vendor_retention.value,
+        inactivity_threshold: raw.inactivity_threshold.value,
+        role_change_transition: raw.role_change_transition.value,
+        archive_retention: raw.archive_retention.value,
+    };
+    if t.default_duration > t.max_duration {
+        issues.at(
+            &raw.default_duration,
+            "tunables.default_duration",
+            "must not exceed tunables.max_duration",
+        );
+    }
+    if t.auto_approve_max_duration > t.max_duration {
+        issues.at(
+            &raw.auto_approve_max_duration,
+            "tunables.auto_approve_max_duration",
+            "must not exceed tunables.max_duration",
+        );
+    }
+    if t.break_glass_cap.seconds() > BREAK_GLASS_HARD_CAP_SECONDS {
+        issues.at(
+            &raw.break_glass_cap,
+            "tunables.break_glass_cap",
+            "break-glass is capped at 2h by design",
+        );
+    }
+    t
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or(message).trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CATALOG: &str = include_str!("../../../infra/policy/catalog.yaml");
+
+    #[test]
+    fn shipped_catalog_is_valid() {
+        let catalog = Catalog::parse(CATALOG, "catalog.yaml").unwrap();
+        assert!(catalog.resources().count() >= 3);
+        assert_eq!(catalog.tunables().default_duration.to_string(), "4h");
+        assert_eq!(catalog.tunables().max_duration.to_string(), "8h");
+        assert_eq!(catalog.tunables().break_glass_cap.to_string(), "2h");
+        assert_eq!(catalog.hash(), &PolicyHash::of(CATALOG.as_bytes()));
+        assert_eq!(catalog.hash().as_str().len(), 64);
+    }
+
+    fn issues_of(text: &str) -> Vec<PolicyIssue> {
+        match Catalog::parse(text, "t.yaml") {
+            Err(err) => err.issues().to_vec(),
+            Ok(_) => panic!("expected errors"),
+        }
+    }
+
+    #[test]
+    fn syntax_error_is_located() {
+        let text = CATALOG.replacen("version: 1", "version: [1", 1);
+        let issues = issues_of(&text);
+        assert_eq!(issues.len(), 1);
+        assert!(issues[0].line >= 1, "{issues:?}");
+    }
+
+    #[test]
+    fn unknown_field_is_located() {
+        let text = CATALOG.replacen("  default_duration:", "  default_durtion:", 1);
+        let issues = issues_of(&text);
+        let line = CATALOG
+            .lines()
+            .position(|l| l.starts_with("  default_duration:"))
+            .unwrap() as u64
+            + 1;
+        assert_eq!(issues[0].line, line, "{issues:?}");
+        assert!(issues[0].message.contains("default_durtion"), "{issues:?}");
+    }
+
+    #[test]
+    fn bad_duration_is_located() {
+        let text = CATALOG.replacen("max_duration: 8h", "max_duration: 8 hours", 1);
+        let issues = issues_of(&text);
+        let line = CATALOG
+            .lines()
+            .position(|l| l.contains("max_duration: 8h"))
+            .unwrap() as u64
+            + 1;
+        assert_eq!(issues[0].line, line, "{issues:?}");
+        assert!(issues[0].message.contains("invalid duration"), "{issues:?}");
+    }
+
+    #[test]
+    fn every_semantic_error_is_reported_with_its_line() {
+        let text = CATALOG
+            .replacen("owner_group: billing-owners", "owner_group: nobody", 1)
+            .replacen("s3:GetObject", "GetObject", 1)
+            .replacen("break_glass_cap: 2h", "break_glass_cap: 3h", 1);
+        let issues = issues_of(&text);
+        let line_of =
+            |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() as u64 + 1;
+        let find = |path_part: &str| {
+            issues
+                .iter()
+                .find(|i| i.path.contains(path_part))
+                .unwrap_or_else(|| panic!("no issue for {path_part}: {issues:?}"))
+        };
+        assert_eq!(find("owner_group").line, line_of("owner_group: nobody"));
+        assert!(
+            find("owner_group")
+                .message
+                .contains("unknown approver group `nobody`")
+        );
+        assert_eq!(find("actions[0]").line, line_of("- GetObject"));
+        assert_eq!(find("break_glass_cap").line, line_of("break_glass_cap: 3h"));
+        assert_eq!(issues.len(), 3, "{issues:?}");
+        let rendered = Catalog::parse(&text, "t.yaml").unwrap_err().to_string();
+        assert!(
+            rendered.contains(&format!("t.yaml:{}:", line_of("owner_group: nobody"))),
+            "{rendered}"
+        );
+    }
+
+    #[test]
+    fn duplicate_ids_and_groups_are_rejected() {
+        let text = format!(
+            "{CATALOG}\n  - id: billing-reports-read\n    description: dup\n    owner_group: billing-owners\n    environment: sandbox\n    sensitivity: low\n    grant:\n      group: x\n"
+        );
+        let issues = issues_of(&text);
+        assert!(
+            issues.iter().any(|i| i.message.contains("defined twice")),
+            "{issues:?}"
+        );
+    }
+
+    #[test]
+    fn missing_file_is_a_read_error() {
+        let err = Catalog::load(Path::new("/nonexistent/catalog.yaml")).unwrap_err();
+        assert!(matches!(err, PolicyError::Read { .. }));
+        assert!(err.issues().is_empty());
+    }
+}

@@ -1,0 +1,42 @@
+//! Fixtures shared by the core's tests and the integration tests: the shipped
+//! catalog, people with groups, fixed instants.
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use crate::identity::{EmploymentType, Principal, PrincipalId};
+use crate::policy::Catalog;
+use crate::risk::RequesterContext;
+
+/// The catalog shipped in `infra/policy/catalog.yaml`.
+pub const CATALOG_YAML: &str = include_str!("../../../infra/policy/catalog.yaml");
+
+/// The shipped catalog, parsed.
+pub fn catalog() -> Catalog {
+    Catalog::parse(CATALOG_YAML, "infra/policy/catalog.yaml").expect("shipped catalog is valid")
+}
+
+/// Monday 2026-11-23 at `hour`:00 UTC.
+pub fn monday_at(hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, hour, 0, 0)
+        .single()
+        .expect("valid fixture instant")
+}
+
+/// An authenticated employee with these groups.
+pub fn person(id: &str, groups: &[&str]) -> Principal {
+    Principal::authenticated(
+        PrincipalId::new(id).expect("fixture id is valid"),
+        groups.iter().map(|g| (*g).to_owned()),
+        EmploymentType::Employee,
+    )
+}
+
+/// An employee with a clean history.
+pub fn employee_context() -> RequesterContext {
+    RequesterContext {
+        employment: EmploymentType::Employee,
+        first_time: false,
+        recent_denials: 0,
+        open_break_glass: false,
+    }
+}
