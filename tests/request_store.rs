@@ -1,1 +1,231 @@
+//! The DynamoDB adapters against the local emulator, over real HTTP.
 
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use lapse_aws::dynamodb::{DynamoDbAuditLog, DynamoDbRequestStore, Tables, provision_local};
+use lapse_core::audit::{AuditDraft, AuditSigner, AuditVerifier, verify_chain};
+use lapse_core::ports::{AuditLog, RequestStore, StoreError};
+use lapse_core::request::{AccessRequest, DecisionOutcome, NewRequest, RequestId, Verdict};
+use lapse_core::testing::{catalog, employee_context, monday_at, person};
+use lapse_core::usecase::{record_audit, submit_request};
+use lapse_core::{Error, ErrorKind};
+use lapse_testkit::{shared, unique_name};
+
+async fn fresh_tables() -> (Client, Tables) {
+    let config = lapse_aws::sdk::load_local(shared().endpoint()).await;
+    let client = Client::new(&config);
+    let tables = Tables {
+        requests: unique_name("requests"),
+        audit: unique_name("audit"),
+    };
+    provision_local(&client, &tables)
+        .await
+        .expect("tables are created");
+    // Provisioning twice is harmless.
+    provision_local(&client, &tables)
+        .await
+        .expect("re-provisioning is a no-op");
+    (client, tables)
+}
+
+fn signer() -> AuditSigner {
+    AuditSigner::from_seed_hex("test-key", &"5a".repeat(32)).unwrap()
+}
+
+fn new_request(resource: &str, duration: &str) -> AccessRequest {
+    AccessRequest::submit(
+        NewRequest {
+            resource: resource.into(),
+            duration: Some(duration.parse().unwrap()),
+            justification: "integration test".into(),
+            ticket: Some("CHG-1".into()),
+        },
+        &person("rita", &[]),
+        employee_context(),
+        &catalog(),
+        monday_at(10),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn request_round_trips_through_dynamodb() {
+    let (client, tables) = fresh_tables().await;
+    let store = DynamoDbRequestStore::new(client.clone(), &tables.requests);
+    let mut req = new_request("prod-db-admin", "2h");
+    store.create(&mut req).await.unwrap();
+    assert_eq!(req.version(), 1);
+    let back = store.get(req.id()).await.unwrap().expect("stored");
+    assert_eq!(back, req);
+
+    // The lookup attributes the GSIs use are really there.
+    let item = client
+        .get_item()
+        .table_name(&tables.requests)
+        .key("id", AttributeValue::S(req.id().to_string()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(item["status"], AttributeValue::S("pending".into()));
+    assert_eq!(item["requester"], AttributeValue::S("rita".into()));
+    assert_eq!(item["version"], AttributeValue::N("1".into()));
+
+    assert!(matches!(
+        store.create(&mut req).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(store.get(&RequestId::generate()).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn racing_approvers_produce_exactly_one_winner() {
+    let (client, tables) = fresh_tables().await;
+    let store = DynamoDbRequestStore::new(client, &tables.requests);
+    let mut req = new_request("staging-logs-read", "4h");
+    store.create(&mut req).await.unwrap();
+
+    // Two owners read the same version and both approve.
+    let mut a = store.get(req.id()).await.unwrap().unwrap();
+    let mut b = a.clone();
+    let olga = person("olga", &["platform-owners"]);
+    let pat = person("pat", &["platform-owners"]);
+    assert_eq!(
+        a.decide(&olga, Verdict::Approve, "", monday_at(11))
+            .unwrap(),
+        DecisionOutcome::Approved
+    );
+    assert_eq!(
+        b.decide(&pat, Verdict::Approve, "", monday_at(11)).unwrap(),
+        DecisionOutcome::Approved
+    );
+    let (ra, rb) = tokio::join!(store.update(&mut a), store.update(&mut b));
+    let wins = [ra.is_ok(), rb.is_ok()].iter().filter(|ok| **ok).count();
+    assert_eq!(wins, 1, "exactly one write lands: {ra:?} {rb:?}");
+    let loser = if ra.is_err() { ra } else { rb };
+    assert!(matches!(loser, Err(StoreError::Conflict { .. })));
+
+    // The loser re-reads and finds the request already approved: no second start.
+    let mut fresh = store.get(req.id()).await.unwrap().unwrap();
+    assert_eq!(fresh.version(), 2);
+    assert_eq!(fresh.approvals().len(), 1);
+    let again = fresh.decide(&pat, Verdict::Approve, "", monday_at(11));
+    assert!(again.is_err() || again == Ok(DecisionOutcome::AlreadyRecorded));
+}
+
+#[tokio::test]
+async fn audit_chain_survives_concurrent_writers_and_verifies() {
+    let (client, tables) = fresh_tables().await;
+    let log = DynamoDbAuditLog::new(client, &tables.audit);
+    let signer = signer();
+    let policy = catalog().hash().clone();
+    // Eight tasks append to one chain at once; each retries when it loses a sequence slot.
+    let shared_signer = std::sync::Arc::new(signer);
+    let mut writers = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let (log, signer, policy) = (log.clone(), shared_signer.clone(), policy.clone());
+        writers.spawn(async move {
+            record_audit(
+                &log,
+                &signer,
+                &policy,
+                AuditDraft {
+                    chain: "user#alice".into(),
+                    actor: format!("writer-{i}"),
+                    action: "test.append".into(),
+                    subject: "alice".into(),
+                    reason: "concurrency".into(),
+                    before: serde_json::json!({"i": i}),
+                    after: serde_json::json!({"i": i + 1}),
+                    at: monday_at(10),
+                },
+            )
+            .await
+        });
+    }
+    let results = writers.join_all().await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let signer = shared_signer;
+
+    let chain = log.chain("user#alice").await.unwrap();
+    assert_eq!(chain.len(), 8);
+    let verifier = AuditVerifier::new()
+        .trust("test-key", &signer.public_key_hex())
+        .unwrap();
+    let head = verify_chain("user#alice", &chain, &verifier, None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(log.head("user#alice").await.unwrap(), Some(head));
+    assert!(log.chain("user#nobody").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn tampering_in_the_table_is_detected() {
+    let (client, tables) = fresh_tables().await;
+    let log = DynamoDbAuditLog::new(client.clone(), &tables.audit);
+    let signer = signer();
+    let store = DynamoDbRequestStore::new(client.clone(), &tables.requests);
+    let req = submit_request(
+        &store,
+        &log,
+        &signer,
+        &catalog(),
+        &person("rita", &[]),
+        employee_context(),
+        NewRequest {
+            resource: "staging-logs-read".into(),
+            duration: None,
+            justification: "look at logs".into(),
+            ticket: None,
+        },
+        monday_at(10),
+    )
+    .await
+    .unwrap();
+    let chain_name = format!("request#{}", req.id());
+    let mut events = log.chain(&chain_name).await.unwrap();
+    assert_eq!(events.len(), 1);
+
+    // Someone with table access rewrites the reason in place.
+    events[0].reason = "nothing happened".into();
+    client
+        .put_item()
+        .table_name(&tables.audit)
+        .item("chain", AttributeValue::S(chain_name.clone()))
+        .item("seq", AttributeValue::N("0".into()))
+        .item(
+            "event",
+            AttributeValue::S(serde_json::to_string(&events[0]).unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let verifier = AuditVerifier::new()
+        .trust("test-key", &signer.public_key_hex())
+        .unwrap();
+    let stored = log.chain(&chain_name).await.unwrap();
+    assert!(verify_chain(&chain_name, &stored, &verifier, None).is_err());
+}
+
+#[tokio::test]
+async fn corrupt_items_and_missing_tables_are_classified() {
+    let (client, tables) = fresh_tables().await;
+    let id = RequestId::generate();
+    client
+        .put_item()
+        .table_name(&tables.requests)
+        .item("id", AttributeValue::S(id.to_string()))
+        .item("version", AttributeValue::N("1".into()))
+        .item("doc", AttributeValue::S("{not json".into()))
+        .send()
+        .await
+        .unwrap();
+    let store = DynamoDbRequestStore::new(client.clone(), &tables.requests);
+    let err = Error::from(store.get(&id).await.unwrap_err());
+    assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
+
+    let missing = DynamoDbRequestStore::new(client, unique_name("missing"));
+    let err = Error::from(missing.get(&id).await.unwrap_err());
+    assert_eq!(err.kind(), ErrorKind::Transient, "{err}");
+}

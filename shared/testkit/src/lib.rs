@@ -1,1 +1,192 @@
-//! placeholder
+//! # lapse-testkit
+//!
+//! Starts moto's server (the local AWS emulator) on a free loopback port for tests.
+//!
+//! The server runs under `tools/moto_guard.py`, which exits as soon as the process
+//! that started it is gone, so a crashed or killed test binary never leaves an
+//! emulator behind; [`Emulator`] also stops it on drop. If the project's pinned
+//! toolchain (`.tools/venv`) is missing, the harness installs it by running
+//! `scripts/bootstrap` first: an emulator test is never skipped.
+//!
+//! Tests isolate themselves with [`unique_name`]s, so one emulator per test binary
+//! ([`shared`]) serves tests running in parallel.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// How long the emulator may take to answer its first request.
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Why the emulator could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("cannot run {command}: {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("scripts/bootstrap failed with {0}; run it by hand to see why")]
+    Bootstrap(std::process::ExitStatus),
+    #[error("the emulator did not report a port within {0:?}")]
+    NotReady(Duration),
+}
+
+/// The workspace root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The project's pinned Python, installing the toolchain if it is missing.
+pub fn tools_python() -> Result<PathBuf, HarnessError> {
+    if let Some(python) = std::env::var_os("LAPSE_PYTHON") {
+        return Ok(PathBuf::from(python));
+    }
+    let root = workspace_root();
+    let python = root.join(".tools/venv/bin/python");
+    let moto = root.join(".tools/venv/bin/moto_server");
+    if !moto.exists() {
+        let script = root.join("scripts/bootstrap");
+        let status = Command::new("bash")
+            .arg(&script)
+            .status()
+            .map_err(|source| HarnessError::Spawn {
+                command: script.display().to_string(),
+                source,
+            })?;
+        if !status.success() {
+            return Err(HarnessError::Bootstrap(status));
+        }
+    }
+    Ok(python)
+}
+
+/// A running moto server.
+#[derive(Debug)]
+pub struct Emulator {
+    child: Mutex<Option<Child>>,
+    endpoint: String,
+}
+
+impl Emulator {
+    /// Starts a new emulator on a free loopback port and waits until it answers.
+    pub fn start() -> Result<Self, HarnessError> {
+        let python = tools_python()?;
+        let guard = workspace_root().join("tools/moto_guard.py");
+        let mut child = Command::new(&python)
+            .arg(&guard)
+            .arg("--parent-pid")
+            .arg(std::process::id().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|source| HarnessError::Spawn {
+                command: format!("{} {}", python.display(), guard.display()),
+                source,
+            })?;
+        let stdout = child.stdout.take();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let Some(stdout) = stdout else { return };
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(port) = line.strip_prefix("LAPSE_MOTO_PORT=") {
+                    let _ = tx.send(port.trim().to_owned());
+                    return;
+                }
+            }
+        });
+        match rx.recv_timeout(START_TIMEOUT) {
+            Ok(port) => Ok(Self {
+                child: Mutex::new(Some(child)),
+                endpoint: format!("http://127.0.0.1:{port}"),
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(HarnessError::NotReady(START_TIMEOUT))
+            }
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The standard variables that point an AWS SDK or CLI at this emulator, for
+    /// child processes.
+    pub fn env(&self) -> [(&'static str, String); 5] {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
+        ]
+    }
+
+    /// Stops the server now (also done on drop).
+    pub fn stop(&self) {
+        let mut slot = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mut child) = slot.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One emulator for the whole test binary, started on first use. It stops when the
+/// test binary exits (the guard watches the parent process).
+pub fn shared() -> &'static Emulator {
+    static SHARED: OnceLock<Emulator> = OnceLock::new();
+    SHARED.get_or_init(|| match Emulator::start() {
+        Ok(emulator) => emulator,
+        Err(err) => panic!("cannot start the local AWS emulator: {err}"),
+    })
+}
+
+/// A name no other test uses: `<prefix>-<12 hex digits>`.
+pub fn unique_name(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}-{}", &id[..12])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emulator_answers_and_stops() {
+        let emulator = Emulator::start().unwrap();
+        let endpoint = emulator.endpoint().to_owned();
+        let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        drop(emulator);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "emulator still listening after drop"
+        );
+    }
+
+    #[test]
+    fn unique_names_differ() {
+        assert_ne!(unique_name("t"), unique_name("t"));
+        assert!(unique_name("lapse").starts_with("lapse-"));
+    }
+}

@@ -1,0 +1,359 @@
+//! DynamoDB adapters.
+//!
+//! **Requests table** (`id` hash key): one item per request with the lookup
+//! attributes `status`, `requester`, `resource`, `created_at` (for the GSIs the
+//! template defines), a `version` number for optimistic concurrency, and `doc`, the
+//! request as JSON. Writes are conditional: a create never overwrites, an update
+//! only lands on the version it read.
+//!
+//! **Audit table** (`chain` hash key, `seq` range key): one item per event, `event`
+//! holding the sealed event as JSON. An append is conditional on the (chain, seq)
+//! slot being free, which is what lets many writers share a chain without a lock.
+//!
+//! IAM actions: `RequestStore` needs `dynamodb:GetItem` and `dynamodb:PutItem` on the
+//! requests table; `AuditLog` needs `dynamodb:Query` and `dynamodb:PutItem` on the
+//! audit table.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType,
+};
+use lapse_core::audit::{AuditEvent, ChainHead};
+use lapse_core::ports::{AuditLog, RequestStore, StoreError};
+use lapse_core::request::{AccessRequest, RequestId};
+
+use crate::errors::store_error;
+
+type Item = HashMap<String, AttributeValue>;
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn corrupt(id: &str, detail: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        id: id.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+fn string_attr<'a>(item: &'a Item, name: &str, id: &str) -> Result<&'a str, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value),
+        _ => Err(corrupt(
+            id,
+            format!("attribute `{name}` is missing or not a string"),
+        )),
+    }
+}
+
+fn number_attr(item: &Item, name: &str, id: &str) -> Result<u64, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => value
+            .parse()
+            .map_err(|_| corrupt(id, format!("attribute `{name}` is not a whole number"))),
+        _ => Err(corrupt(
+            id,
+            format!("attribute `{name}` is missing or not a number"),
+        )),
+    }
+}
+
+/// Access requests in DynamoDB.
+#[derive(Clone, Debug)]
+pub struct DynamoDbRequestStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDbRequestStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn item(request: &AccessRequest, version: u64) -> Result<Item, StoreError> {
+        let doc = serde_json::to_string(request)
+            .map_err(|e| corrupt(request.id().as_str(), e.to_string()))?;
+        Ok(HashMap::from([
+            ("id".to_owned(), s(request.id().as_str())),
+            ("status".to_owned(), s(request.status().as_str())),
+            ("requester".to_owned(), s(request.requester().as_str())),
+            ("resource".to_owned(), s(request.resource())),
+            (
+                "created_at".to_owned(),
+                s(request.created_at().to_rfc3339()),
+            ),
+            ("version".to_owned(), n(version)),
+            ("doc".to_owned(), s(doc)),
+        ]))
+    }
+
+    fn parse(item: &Item, id: &str) -> Result<AccessRequest, StoreError> {
+        let doc = string_attr(item, "doc", id)?;
+        let version = number_attr(item, "version", id)?;
+        let mut request: AccessRequest = serde_json::from_str(doc)
+            .map_err(|e| corrupt(id, format!("`doc` does not parse: {e}")))?;
+        request.committed_at_version(version);
+        Ok(request)
+    }
+}
+
+impl RequestStore for DynamoDbRequestStore {
+    async fn create(&self, request: &mut AccessRequest) -> Result<(), StoreError> {
+        let id = request.id().to_string();
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::item(request, 1)?))
+            .condition_expression("attribute_not_exists(id)")
+            .send()
+            .await
+            .map_err(|e| store_error(e, || StoreError::AlreadyExists(id.clone())))?;
+        request.committed_at_version(1);
+        Ok(())
+    }
+
+    async fn get(&self, id: &RequestId) -> Result<Option<AccessRequest>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", s(id.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| {
+                store_error(e, || {
+                    corrupt(id.as_str(), "unexpected condition failure on read")
+                })
+            })?;
+        out.item()
+            .map(|item| Self::parse(item, id.as_str()))
+            .transpose()
+    }
+
+    async fn update(&self, request: &mut AccessRequest) -> Result<(), StoreError> {
+        let id = request.id().to_string();
+        let next = request.version() + 1;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::item(request, next)?))
+            .condition_expression("attribute_exists(id) AND version = :expected")
+            .expression_attribute_values(":expected", n(request.version()))
+            .send()
+            .await
+            .map_err(|e| store_error(e, || StoreError::Conflict { what: id.clone() }))?;
+        request.committed_at_version(next);
+        Ok(())
+    }
+}
+
+/// Audit chains in DynamoDB.
+#[derive(Clone, Debug)]
+pub struct DynamoDbAuditLog {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDbAuditLog {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn parse(item: &Item, chain: &str) -> Result<AuditEvent, StoreError> {
+        let json = string_attr(item, "event", chain)?;
+        serde_json::from_str(json)
+            .map_err(|e| corrupt(chain, format!("audit event does not parse: {e}")))
+    }
+}
+
+impl AuditLog for DynamoDbAuditLog {
+    async fn head(&self, chain: &str) -> Result<Option<ChainHead>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#c = :c")
+            .expression_attribute_names("#c", "chain")
+            .expression_attribute_values(":c", s(chain))
+            .scan_index_forward(false)
+            .limit(1)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| {
+                store_error(e, || corrupt(chain, "unexpected condition failure on read"))
+            })?;
+        out.items()
+            .first()
+            .map(|item| Self::parse(item, chain).map(|e| e.head()))
+            .transpose()
+    }
+
+    async fn append(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let json =
+            serde_json::to_string(event).map_err(|e| corrupt(&event.chain, e.to_string()))?;
+        let what = format!("{}#{}", event.chain, event.seq);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("chain", s(&event.chain))
+            .item("seq", n(event.seq))
+            .item("at", s(event.at.to_rfc3339()))
+            .item("action", s(&event.action))
+            .item("event", s(json))
+            .condition_expression("attribute_not_exists(#c)")
+            .expression_attribute_names("#c", "chain")
+            .send()
+            .await
+            .map_err(|e| store_error(e, || StoreError::Conflict { what }))?;
+        Ok(())
+    }
+
+    async fn chain(&self, chain: &str) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut events = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#c = :c")
+                .expression_attribute_names("#c", "chain")
+                .expression_attribute_values(":c", s(chain))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    store_error(e, || corrupt(chain, "unexpected condition failure on read"))
+                })?;
+            for item in out.items() {
+                events.push(Self::parse(item, chain)?);
+            }
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(events),
+            }
+        }
+    }
+}
+
+/// Table names for one deployment (or one test).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tables {
+    pub requests: String,
+    pub audit: String,
+}
+
+/// Why provisioning failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot provision table {table}")]
+pub struct ProvisionError {
+    pub table: String,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, ProvisionError> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .map_err(|e| ProvisionError {
+            table: name.to_owned(),
+            source: Box::new(e),
+        })
+}
+
+fn attr(name: &str, kind: ScalarAttributeType) -> Result<AttributeDefinition, ProvisionError> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(kind)
+        .build()
+        .map_err(|e| ProvisionError {
+            table: name.to_owned(),
+            source: Box::new(e),
+        })
+}
+
+fn index(name: &str, hash: &str, range: &str) -> Result<GlobalSecondaryIndex, ProvisionError> {
+    GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .key_schema(key(hash, KeyType::Hash)?)
+        .key_schema(key(range, KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(|e| ProvisionError {
+            table: name.to_owned(),
+            source: Box::new(e),
+        })
+}
+
+/// `Ok` when a create succeeded or the table was already there.
+fn created_or_exists<T, E, R>(
+    result: Result<T, SdkError<E, R>>,
+    table: &str,
+) -> Result<(), ProvisionError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("ResourceInUseException") => Ok(()),
+        Err(e) => Err(ProvisionError {
+            table: table.to_owned(),
+            source: Box::new(e),
+        }),
+    }
+}
+
+/// Creates the tables for a local stack, the same shape `infra/template.yaml`
+/// declares. An existing table is left as it is.
+pub async fn provision_local(client: &Client, tables: &Tables) -> Result<(), ProvisionError> {
+    let requests = client
+        .create_table()
+        .table_name(&tables.requests)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("id", KeyType::Hash)?)
+        .attribute_definitions(attr("id", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("requester", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("status", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("created_at", ScalarAttributeType::S)?)
+        .global_secondary_indexes(index("by-requester", "requester", "created_at")?)
+        .global_secondary_indexes(index("by-status", "status", "created_at")?)
+        .send()
+        .await;
+    created_or_exists(requests, &tables.requests)?;
+    let audit = client
+        .create_table()
+        .table_name(&tables.audit)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("chain", KeyType::Hash)?)
+        .key_schema(key("seq", KeyType::Range)?)
+        .attribute_definitions(attr("chain", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("seq", ScalarAttributeType::N)?)
+        .send()
+        .await;
+    created_or_exists(audit, &tables.audit)
+}

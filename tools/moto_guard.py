@@ -1,0 +1,71 @@
+"""Run moto's server on a loopback port for as long as a parent process lives.
+
+Usage: moto_guard.py --parent-pid PID [--port N] [--host 127.0.0.1]
+
+Prints `LAPSE_MOTO_PORT=<port>` on stdout once the server answers, then serves until
+the parent process is gone (checked twice a second) or it receives SIGTERM/SIGINT.
+The guard is what makes "always stops the server" hold even when a test binary or
+script dies without cleaning up.
+"""
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.request
+
+from moto.server import ThreadedMotoServer
+
+
+def parent_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--parent-pid", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    # One line per request on stderr drowns test output; keep warnings and errors.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    server = ThreadedMotoServer(ip_address=args.host, port=args.port, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/moto-api/", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            print("moto server did not become ready", file=sys.stderr)
+            return 1
+        time.sleep(0.1)
+
+    print(f"LAPSE_MOTO_PORT={port}", flush=True)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.is_set() and parent_alive(args.parent_pid):
+        stop.wait(0.5)
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
