@@ -1,5 +1,7 @@
 //! Architecture invariants that the compiler cannot check.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 use std::process::Command;
 
 /// `lapse-core` must not depend, even transitively, on any AWS or Lambda crate.

@@ -1,5 +1,7 @@
 //! The DynamoDB adapters against the local emulator, over real HTTP.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use lapse_aws::dynamodb::{DynamoDbAuditLog, DynamoDbRequestStore, Tables, provision_local};
@@ -7,7 +9,7 @@ use lapse_core::audit::{AuditDraft, AuditSigner, AuditVerifier, verify_chain};
 use lapse_core::ports::{AuditLog, RequestStore, StoreError};
 use lapse_core::request::{AccessRequest, DecisionOutcome, NewRequest, RequestId, Verdict};
 use lapse_core::testing::{catalog, employee_context, monday_at, person};
-use lapse_core::usecase::{record_audit, submit_request};
+use lapse_core::usecase::{AuditTrail, submit_request};
 use lapse_core::{Error, ErrorKind};
 use lapse_testkit::{shared, unique_name};
 
@@ -126,11 +128,13 @@ async fn audit_chain_survives_concurrent_writers_and_verifies() {
     for i in 0..8 {
         let (log, signer, policy) = (log.clone(), shared_signer.clone(), policy.clone());
         writers.spawn(async move {
-            record_audit(
-                &log,
-                &signer,
-                &policy,
-                AuditDraft {
+            let trail = AuditTrail {
+                log: &log,
+                signer: &signer,
+                policy_hash: &policy,
+            };
+            trail
+                .record(AuditDraft {
                     chain: "user#alice".into(),
                     actor: format!("writer-{i}"),
                     action: "test.append".into(),
@@ -139,9 +143,8 @@ async fn audit_chain_survives_concurrent_writers_and_verifies() {
                     before: serde_json::json!({"i": i}),
                     after: serde_json::json!({"i": i + 1}),
                     at: monday_at(10),
-                },
-            )
-            .await
+                })
+                .await
         });
     }
     let results = writers.join_all().await;
@@ -166,11 +169,16 @@ async fn tampering_in_the_table_is_detected() {
     let log = DynamoDbAuditLog::new(client.clone(), &tables.audit);
     let signer = signer();
     let store = DynamoDbRequestStore::new(client.clone(), &tables.requests);
+    let catalog = catalog();
+    let trail = AuditTrail {
+        log: &log,
+        signer: &signer,
+        policy_hash: catalog.hash(),
+    };
     let req = submit_request(
         &store,
-        &log,
-        &signer,
-        &catalog(),
+        &trail,
+        &catalog,
         &person("rita", &[]),
         employee_context(),
         NewRequest {

@@ -732,8 +732,18 @@ fn validate_tunables(raw: &RawTunables, issues: &mut Issues) -> Tunables {
     t
 }
 
+/// The parser's message without its own `error: line N column M:` prefix (the
+/// location is reported separately) and without any source snippet after it.
 fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or(message).trim().to_owned()
+    let line = message.lines().next().unwrap_or(message).trim();
+    let line = line.strip_prefix("error:").map_or(line, str::trim_start);
+    match line
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+    {
+        Some((location, rest)) if location.contains("column") => rest.to_owned(),
+        _ => line.to_owned(),
+    }
 }
 
 #[cfg(test)]

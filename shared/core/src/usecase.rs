@@ -14,29 +14,36 @@ use crate::risk::RequesterContext;
 /// How many times an audit append retries after losing a race for its sequence number.
 const AUDIT_APPEND_ATTEMPTS: usize = 8;
 
-/// Seals and appends an event on top of its chain's current head, retrying when a
-/// concurrent writer took the sequence number first.
-pub async fn record_audit(
-    log: &impl AuditLog,
-    signer: &AuditSigner,
-    policy_hash: &PolicyHash,
-    draft: AuditDraft,
-) -> Result<AuditEvent, Error> {
-    let mut last_conflict = None;
-    for _ in 0..AUDIT_APPEND_ATTEMPTS {
-        let head = log.head(&draft.chain).await?;
-        let event = signer.seal(draft.clone(), policy_hash, head.as_ref());
-        match log.append(&event).await {
-            Ok(()) => return Ok(event),
-            Err(conflict @ StoreError::Conflict { .. }) => last_conflict = Some(conflict),
-            Err(other) => return Err(other.into()),
+/// Where audit events go: a log, the key that signs them, and the policy in force.
+#[derive(Debug)]
+pub struct AuditTrail<'a, L> {
+    pub log: &'a L,
+    pub signer: &'a AuditSigner,
+    pub policy_hash: &'a PolicyHash,
+}
+
+impl<L: AuditLog> AuditTrail<'_, L> {
+    /// Seals and appends an event on top of its chain's current head, retrying when a
+    /// concurrent writer took the sequence number first.
+    pub async fn record(&self, draft: AuditDraft) -> Result<AuditEvent, Error> {
+        let mut last_conflict = None;
+        for _ in 0..AUDIT_APPEND_ATTEMPTS {
+            let head = self.log.head(&draft.chain).await?;
+            let event = self
+                .signer
+                .seal(draft.clone(), self.policy_hash, head.as_ref());
+            match self.log.append(&event).await {
+                Ok(()) => return Ok(event),
+                Err(conflict @ StoreError::Conflict { .. }) => last_conflict = Some(conflict),
+                Err(other) => return Err(other.into()),
+            }
         }
+        Err(last_conflict
+            .unwrap_or(StoreError::Conflict {
+                what: draft.chain.clone(),
+            })
+            .into())
     }
-    Err(last_conflict
-        .unwrap_or(StoreError::Conflict {
-            what: draft.chain.clone(),
-        })
-        .into())
 }
 
 /// The audit chain for one request.
@@ -47,8 +54,7 @@ pub fn request_chain(request: &AccessRequest) -> String {
 /// Validates, scores, routes and persists a new request, and audits it.
 pub async fn submit_request(
     store: &impl RequestStore,
-    log: &impl AuditLog,
-    signer: &AuditSigner,
+    trail: &AuditTrail<'_, impl AuditLog>,
     catalog: &Catalog,
     requester: &Principal,
     context: RequesterContext,
@@ -57,11 +63,8 @@ pub async fn submit_request(
 ) -> Result<AccessRequest, Error> {
     let mut request = AccessRequest::submit(input, requester, context, catalog, now)?;
     store.create(&mut request).await?;
-    record_audit(
-        log,
-        signer,
-        catalog.hash(),
-        AuditDraft {
+    trail
+        .record(AuditDraft {
             chain: request_chain(&request),
             actor: requester.id().to_string(),
             action: "request.submitted".into(),
@@ -76,9 +79,8 @@ pub async fn submit_request(
                 "routing": request.routing(),
             }),
             at: now,
-        },
-    )
-    .await?;
+        })
+        .await?;
     Ok(request)
 }
 
@@ -114,10 +116,14 @@ mod tests {
             ticket: None,
         };
         let catalog = catalog();
+        let trail = AuditTrail {
+            log: &log,
+            signer: &signer,
+            policy_hash: catalog.hash(),
+        };
         let req = block_on(submit_request(
             &store,
-            &log,
-            &signer,
+            &trail,
             &catalog,
             &person("rita", &[]),
             employee_context(),
@@ -185,14 +191,19 @@ mod tests {
             at: monday_at(10),
         };
         // Writer B seals on the same head as A, loses the race, and retries on top.
+        let trail = AuditTrail {
+            log: &log,
+            signer: &signer,
+            policy_hash: &policy,
+        };
         let head = block_on(log.head("user#x")).unwrap();
         let stale = signer.seal(draft("b"), &policy, head.as_ref());
-        block_on(record_audit(&log, &signer, &policy, draft("a"))).unwrap();
+        block_on(trail.record(draft("a"))).unwrap();
         assert!(matches!(
             block_on(log.append(&stale)),
             Err(StoreError::Conflict { .. })
         ));
-        block_on(record_audit(&log, &signer, &policy, draft("b"))).unwrap();
+        block_on(trail.record(draft("b"))).unwrap();
         let chain = block_on(log.chain("user#x")).unwrap();
         assert_eq!(
             chain.iter().map(|e| e.actor.as_str()).collect::<Vec<_>>(),

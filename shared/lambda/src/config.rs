@@ -1,0 +1,84 @@
+//! Configuration from environment variables, read once in a binary's init phase.
+
+use std::collections::HashMap;
+
+/// A missing or malformed setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// A source of settings: the process environment, or a map in tests.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    overrides: Option<HashMap<String, String>>,
+}
+
+impl Env {
+    /// The process environment.
+    pub fn process() -> Self {
+        Self { overrides: None }
+    }
+
+    /// A fixed map (tests).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self {
+            overrides: Some(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// A setting that may be absent. Empty counts as absent.
+    pub fn optional(&self, name: &'static str) -> Option<String> {
+        let value = match &self.overrides {
+            Some(map) => map.get(name).cloned(),
+            None => std::env::var(name).ok(),
+        };
+        value.filter(|v| !v.trim().is_empty())
+    }
+
+    /// A setting that must be present.
+    pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.optional(name).ok_or(ConfigError::Missing(name))
+    }
+
+    /// A required setting parsed into `T`.
+    pub fn parsed<T>(&self, name: &'static str) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        self.required(name)?
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Invalid {
+                name,
+                reason: e.to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_and_invalid_settings_are_named() {
+        let env = Env::from_pairs([("A", "x"), ("N", "12"), ("E", " ")]);
+        assert_eq!(env.required("A").unwrap(), "x");
+        assert_eq!(env.required("E"), Err(ConfigError::Missing("E")));
+        assert_eq!(env.required("B"), Err(ConfigError::Missing("B")));
+        assert_eq!(env.parsed::<u32>("N").unwrap(), 12);
+        let err = env.parsed::<u32>("A").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("environment variable A is invalid")
+        );
+    }
+}
