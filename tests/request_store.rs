@@ -9,7 +9,7 @@ use lapse_core::audit::{AuditDraft, AuditSigner, AuditVerifier, verify_chain};
 use lapse_core::ports::{AuditLog, RequestStore, StoreError};
 use lapse_core::request::{AccessRequest, DecisionOutcome, NewRequest, RequestId, Verdict};
 use lapse_core::testing::{catalog, employee_context, monday_at, person};
-use lapse_core::usecase::{AuditTrail, submit_request};
+use lapse_core::usecase::{AuditTrail, request_chain, state_of};
 use lapse_core::{Error, ErrorKind};
 use lapse_testkit::{shared, unique_name};
 
@@ -136,6 +136,7 @@ async fn audit_chain_survives_concurrent_writers_and_verifies() {
             trail
                 .record(AuditDraft {
                     chain: "user#alice".into(),
+                    key: format!("append-{i}"),
                     actor: format!("writer-{i}"),
                     action: "test.append".into(),
                     subject: "alice".into(),
@@ -175,22 +176,22 @@ async fn tampering_in_the_table_is_detected() {
         signer: &signer,
         policy_hash: catalog.hash(),
     };
-    let req = submit_request(
-        &store,
-        &trail,
-        &catalog,
-        &person("rita", &[]),
-        employee_context(),
-        NewRequest {
-            resource: "staging-logs-read".into(),
-            duration: None,
-            justification: "look at logs".into(),
-            ticket: None,
-        },
-        monday_at(10),
-    )
-    .await
-    .unwrap();
+    let mut req = new_request("staging-logs-read", "4h");
+    store.create(&mut req).await.unwrap();
+    trail
+        .record(AuditDraft {
+            chain: request_chain(req.id()),
+            key: "request.submitted".into(),
+            actor: "rita".into(),
+            action: "request.submitted".into(),
+            subject: req.id().to_string(),
+            reason: "look at logs".into(),
+            before: serde_json::Value::Null,
+            after: state_of(&req),
+            at: monday_at(10),
+        })
+        .await
+        .unwrap();
     let chain_name = format!("request#{}", req.id());
     let mut events = log.chain(&chain_name).await.unwrap();
     assert_eq!(events.len(), 1);

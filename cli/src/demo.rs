@@ -7,13 +7,14 @@ use anyhow::{Context, Result, bail};
 use aws_sdk_dynamodb::Client;
 use chrono::{TimeZone, Utc};
 use lapse_aws::dynamodb::{DynamoDbAuditLog, DynamoDbRequestStore, Tables, provision_local};
+use lapse_core::audit::AuditDraft;
 use lapse_core::audit::{AuditSigner, AuditVerifier, verify_chain};
 use lapse_core::identity::{EmploymentType, Principal, PrincipalId};
 use lapse_core::policy::Catalog;
 use lapse_core::ports::{AuditLog, RequestStore};
 use lapse_core::request::{AccessRequest, NewRequest};
 use lapse_core::risk::RequesterContext;
-use lapse_core::usecase::{AuditTrail, request_chain, submit_request};
+use lapse_core::usecase::{AuditTrail, request_chain, state_of};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -150,8 +151,21 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             signer: &signer,
             policy_hash: catalog.hash(),
         };
-        let request =
-            submit_request(&store, &trail, &catalog, &requester, context, input, at).await?;
+        let mut request = AccessRequest::submit(input, &requester, context, &catalog, at)?;
+        store.create(&mut request).await?;
+        trail
+            .record(AuditDraft {
+                chain: request_chain(request.id()),
+                key: "request.submitted".into(),
+                actor: requester.id().to_string(),
+                action: "request.submitted".into(),
+                subject: request.id().to_string(),
+                reason: request.justification().to_owned(),
+                before: serde_json::Value::Null,
+                after: state_of(&request),
+                at,
+            })
+            .await?;
         println!();
         describe(&request);
         let stored = store
@@ -169,7 +183,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             stored.id(),
             stored.version()
         );
-        let chain = request_chain(&request);
+        let chain = request_chain(request.id());
         let events = log.chain(&chain).await?;
         let head = verify_chain(&chain, &events, &verifier, None)?;
         for event in &events {

@@ -31,6 +31,9 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 pub struct AuditDraft {
     /// The chain (subject scope), e.g. `request#req-…` or `user#alice`.
     pub chain: String,
+    /// Names the fact recorded, unique within the chain (`request.approved@v3`):
+    /// recording the same key again is a no-op, so retried handlers audit once.
+    pub key: String,
     pub actor: String,
     pub action: String,
     pub subject: String,
@@ -52,6 +55,7 @@ pub struct ChainHead {
 pub struct AuditEvent {
     pub chain: String,
     pub seq: u64,
+    pub key: String,
     pub actor: String,
     pub action: String,
     pub subject: String,
@@ -73,6 +77,7 @@ pub struct AuditEvent {
 struct Content<'a> {
     chain: &'a str,
     seq: u64,
+    key: &'a str,
     actor: &'a str,
     action: &'a str,
     subject: &'a str,
@@ -90,6 +95,7 @@ impl AuditEvent {
         let content = Content {
             chain: &self.chain,
             seq: self.seq,
+            key: &self.key,
             actor: &self.actor,
             action: &self.action,
             subject: &self.subject,
@@ -182,6 +188,7 @@ impl AuditSigner {
         let mut event = AuditEvent {
             chain: draft.chain,
             seq: head.map_or(0, |h| h.seq + 1),
+            key: draft.key,
             actor: draft.actor,
             action: draft.action,
             subject: draft.subject,
@@ -349,6 +356,7 @@ mod tests {
         for i in 0..n {
             let draft = AuditDraft {
                 chain: "request#r1".into(),
+                key: format!("step-{i}"),
                 actor: format!("actor{i}"),
                 action: "approve".into(),
                 subject: "req-1".into(),
@@ -398,6 +406,7 @@ mod tests {
         let head = events[0].head();
         let draft = AuditDraft {
             chain: "request#r1".into(),
+            key: "forged".into(),
             actor: "mallory".into(),
             action: "approve".into(),
             subject: "req-1".into(),

@@ -2,7 +2,7 @@
 
 use crate::audit::{ChainError, KeyError};
 use crate::policy::PolicyError;
-use crate::ports::StoreError;
+use crate::ports::{DirectoryError, NotifyError, StoreError, WorkflowError};
 use crate::request::RequestError;
 
 /// Any failure of a core use case.
@@ -18,8 +18,17 @@ pub enum Error {
     Chain(#[from] ChainError),
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
     #[error("{0} not found")]
     NotFound(String),
+    /// IAM still holds what a revocation removed.
+    #[error("verification of {request} failed: IAM still holds {residue}")]
+    VerificationFailed { request: String, residue: String },
 }
 
 /// What kind of failure, for callers that must react (HTTP status, Step Functions
@@ -39,6 +48,8 @@ pub enum ErrorKind {
     Integrity,
     /// Misconfiguration.
     Configuration,
+    /// A revocation did not take: IAM still holds access. Alarm.
+    VerificationFailed,
 }
 
 impl Error {
@@ -61,6 +72,21 @@ impl Error {
             },
             Error::Chain(_) => ErrorKind::Integrity,
             Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Directory(e) => match e {
+                DirectoryError::NoSuchPrincipal(_) | DirectoryError::NoSuchGroup(_) => {
+                    ErrorKind::Validation
+                }
+                DirectoryError::Throttled(_) | DirectoryError::Unavailable(_) => {
+                    ErrorKind::Transient
+                }
+                DirectoryError::Unsupported(_) => ErrorKind::Configuration,
+            },
+            Error::Notify(_) => ErrorKind::Transient,
+            Error::Workflow(e) => match e {
+                WorkflowError::NameTaken(_) => ErrorKind::Conflict,
+                WorkflowError::Throttled(_) | WorkflowError::Unavailable(_) => ErrorKind::Transient,
+            },
+            Error::VerificationFailed { .. } => ErrorKind::VerificationFailed,
         }
     }
 }

@@ -23,6 +23,7 @@
 pub mod audit;
 pub mod duration;
 pub mod error;
+pub mod grant;
 pub mod identity;
 pub mod ledger;
 pub mod memory;

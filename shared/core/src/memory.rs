@@ -3,9 +3,18 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
+use chrono::{DateTime, Utc};
+
 use crate::audit::{AuditEvent, ChainHead};
-use crate::ports::{AuditLog, RequestStore, StoreError};
-use crate::request::{AccessRequest, RequestId};
+use crate::grant::IamSnapshot;
+use crate::identity::PrincipalId;
+use crate::ledger::{Artifact, Hold, Ledger, Release};
+use crate::ports::{
+    AccessInspector, AccessProvisioner, AuditLog, Clock, DirectoryError, LedgerStore, Notice,
+    Notifier, NotifyError, Removal, RequestQueries, RequestStore, StoreError, WorkflowError,
+    WorkflowStarter,
+};
+use crate::request::{AccessRequest, RequestId, Status};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data behind; keep going.
@@ -78,5 +87,210 @@ impl AuditLog for MemoryAuditLog {
 
     async fn chain(&self, chain: &str) -> Result<Vec<AuditEvent>, StoreError> {
         Ok(lock(&self.chains).get(chain).cloned().unwrap_or_default())
+    }
+}
+
+impl RequestQueries for MemoryRequestStore {
+    async fn by_requester(
+        &self,
+        requester: &PrincipalId,
+    ) -> Result<Vec<AccessRequest>, StoreError> {
+        let mut found: Vec<_> = lock(&self.items)
+            .values()
+            .filter(|r| r.requester() == requester)
+            .cloned()
+            .collect();
+        found.sort_by_key(|r| std::cmp::Reverse(r.created_at()));
+        Ok(found)
+    }
+
+    async fn by_status(&self, status: Status) -> Result<Vec<AccessRequest>, StoreError> {
+        Ok(lock(&self.items)
+            .values()
+            .filter(|r| r.status() == status)
+            .cloned()
+            .collect())
+    }
+}
+
+/// The ledger behind a lock.
+#[derive(Debug, Default)]
+pub struct MemoryLedger {
+    ledger: Mutex<Ledger>,
+}
+
+impl LedgerStore for MemoryLedger {
+    async fn hold(&self, hold: &Hold) -> Result<(), StoreError> {
+        lock(&self.ledger).hold(hold.clone());
+        Ok(())
+    }
+
+    async fn release(
+        &self,
+        principal: &PrincipalId,
+        artifact: &Artifact,
+        grant_id: &str,
+    ) -> Result<Release, StoreError> {
+        Ok(lock(&self.ledger).release(principal, artifact, grant_id))
+    }
+
+    async fn holders(
+        &self,
+        principal: &PrincipalId,
+        artifact: &Artifact,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(lock(&self.ledger).holders(principal, artifact))
+    }
+}
+
+/// IAM in memory: users, their inline policies and groups. Users must be created
+/// first, as in IAM.
+#[derive(Debug, Default)]
+pub struct MemoryDirectory {
+    users: Mutex<BTreeMap<PrincipalId, IamSnapshot>>,
+}
+
+impl MemoryDirectory {
+    pub fn add_user(&self, user: &PrincipalId) {
+        lock(&self.users).entry(user.clone()).or_default();
+    }
+}
+
+impl AccessProvisioner for MemoryDirectory {
+    async fn put_inline_policy(
+        &self,
+        user: &PrincipalId,
+        name: &str,
+        document: &serde_json::Value,
+    ) -> Result<(), DirectoryError> {
+        let mut users = lock(&self.users);
+        let snapshot = users
+            .get_mut(user)
+            .ok_or_else(|| DirectoryError::NoSuchPrincipal(user.to_string()))?;
+        snapshot
+            .inline_policies
+            .insert(name.to_owned(), document.clone());
+        Ok(())
+    }
+
+    async fn delete_inline_policy(
+        &self,
+        user: &PrincipalId,
+        name: &str,
+    ) -> Result<Removal, DirectoryError> {
+        let mut users = lock(&self.users);
+        let snapshot = users
+            .get_mut(user)
+            .ok_or_else(|| DirectoryError::NoSuchPrincipal(user.to_string()))?;
+        Ok(match snapshot.inline_policies.remove(name) {
+            Some(_) => Removal::Removed,
+            None => Removal::AlreadyAbsent,
+        })
+    }
+
+    async fn add_to_group(&self, user: &PrincipalId, group: &str) -> Result<(), DirectoryError> {
+        let mut users = lock(&self.users);
+        let snapshot = users
+            .get_mut(user)
+            .ok_or_else(|| DirectoryError::NoSuchPrincipal(user.to_string()))?;
+        snapshot.groups.insert(group.to_owned());
+        Ok(())
+    }
+
+    async fn remove_from_group(
+        &self,
+        user: &PrincipalId,
+        group: &str,
+    ) -> Result<Removal, DirectoryError> {
+        let mut users = lock(&self.users);
+        let snapshot = users
+            .get_mut(user)
+            .ok_or_else(|| DirectoryError::NoSuchPrincipal(user.to_string()))?;
+        Ok(if snapshot.groups.remove(group) {
+            Removal::Removed
+        } else {
+            Removal::AlreadyAbsent
+        })
+    }
+}
+
+impl AccessInspector for MemoryDirectory {
+    async fn snapshot(&self, user: &PrincipalId) -> Result<IamSnapshot, DirectoryError> {
+        lock(&self.users)
+            .get(user)
+            .cloned()
+            .ok_or_else(|| DirectoryError::NoSuchPrincipal(user.to_string()))
+    }
+}
+
+/// Collects notices.
+#[derive(Debug, Default)]
+pub struct MemoryNotifier {
+    sent: Mutex<Vec<Notice>>,
+}
+
+impl MemoryNotifier {
+    pub fn sent(&self) -> Vec<Notice> {
+        lock(&self.sent).clone()
+    }
+}
+
+impl Notifier for MemoryNotifier {
+    async fn send(&self, notice: &Notice) -> Result<(), NotifyError> {
+        lock(&self.sent).push(notice.clone());
+        Ok(())
+    }
+}
+
+/// Records started executions with Step Functions' name rule.
+#[derive(Debug, Default)]
+pub struct MemoryWorkflows {
+    started: Mutex<BTreeMap<String, serde_json::Value>>,
+}
+
+impl MemoryWorkflows {
+    pub fn started(&self) -> BTreeMap<String, serde_json::Value> {
+        lock(&self.started).clone()
+    }
+}
+
+impl WorkflowStarter for MemoryWorkflows {
+    async fn start(&self, name: &str, input: &serde_json::Value) -> Result<String, WorkflowError> {
+        let mut started = lock(&self.started);
+        match started.get(name) {
+            Some(existing) if existing != input => Err(WorkflowError::NameTaken(name.to_owned())),
+            _ => {
+                started.insert(name.to_owned(), input.clone());
+                Ok(format!("memory:execution:{name}"))
+            }
+        }
+    }
+}
+
+/// A clock tests move by hand.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<DateTime<Utc>>,
+}
+
+impl ManualClock {
+    pub fn new(at: DateTime<Utc>) -> Self {
+        Self {
+            now: Mutex::new(at),
+        }
+    }
+
+    pub fn set(&self, at: DateTime<Utc>) {
+        *lock(&self.now) = at;
+    }
+
+    pub fn advance(&self, by: chrono::TimeDelta) {
+        *lock(&self.now) += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *lock(&self.now)
     }
 }

@@ -4,8 +4,13 @@
 
 use std::future::Future;
 
+use chrono::{DateTime, Utc};
+
 use crate::audit::{AuditEvent, ChainHead};
-use crate::request::{AccessRequest, RequestId};
+use crate::grant::IamSnapshot;
+use crate::identity::PrincipalId;
+use crate::ledger::{Artifact, Hold, Release};
+use crate::request::{AccessRequest, RequestId, Status};
 
 /// Boxed source error from an adapter (an SDK error, an I/O error...).
 pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -68,4 +73,175 @@ pub trait AuditLog: Send + Sync {
         &self,
         chain: &str,
     ) -> impl Future<Output = Result<Vec<AuditEvent>, StoreError>> + Send;
+}
+
+/// Listing requests (eventually consistent is fine: these feed lists and sweeps).
+pub trait RequestQueries: Send + Sync {
+    /// A person's requests, newest first.
+    fn by_requester(
+        &self,
+        requester: &PrincipalId,
+    ) -> impl Future<Output = Result<Vec<AccessRequest>, StoreError>> + Send;
+
+    /// Requests in one status.
+    fn by_status(
+        &self,
+        status: Status,
+    ) -> impl Future<Output = Result<Vec<AccessRequest>, StoreError>> + Send;
+}
+
+/// The grant ledger, shared by every function that grants or revokes.
+pub trait LedgerStore: Send + Sync {
+    /// Records (or re-records, with a new expiry) a grant's hold.
+    fn hold(&self, hold: &Hold) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Releases a grant's hold and says whether IAM should lose the artifact.
+    fn release(
+        &self,
+        principal: &PrincipalId,
+        artifact: &Artifact,
+        grant_id: &str,
+    ) -> impl Future<Output = Result<Release, StoreError>> + Send;
+
+    /// Live grants holding an artifact.
+    fn holders(
+        &self,
+        principal: &PrincipalId,
+        artifact: &Artifact,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+}
+
+/// A failure talking to the identity directory (IAM).
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("no such principal `{0}` in IAM")]
+    NoSuchPrincipal(String),
+    #[error("no such group `{0}` in IAM")]
+    NoSuchGroup(String),
+    #[error("IAM is throttling requests")]
+    Throttled(#[source] Source),
+    #[error("IAM is unavailable")]
+    Unavailable(#[source] Source),
+    /// The endpoint does not implement this call (some emulators, some partitions).
+    #[error("this IAM endpoint does not support {0}")]
+    Unsupported(&'static str),
+}
+
+/// Did a removal remove something?
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Removal {
+    Removed,
+    /// It was not there: removals are idempotent.
+    AlreadyAbsent,
+}
+
+/// Writes grants into IAM. Needs `iam:PutUserPolicy`, `iam:DeleteUserPolicy`,
+/// `iam:AddUserToGroup`, `iam:RemoveUserFromGroup`.
+pub trait AccessProvisioner: Send + Sync {
+    fn put_inline_policy(
+        &self,
+        user: &PrincipalId,
+        name: &str,
+        document: &serde_json::Value,
+    ) -> impl Future<Output = Result<(), DirectoryError>> + Send;
+
+    fn delete_inline_policy(
+        &self,
+        user: &PrincipalId,
+        name: &str,
+    ) -> impl Future<Output = Result<Removal, DirectoryError>> + Send;
+
+    fn add_to_group(
+        &self,
+        user: &PrincipalId,
+        group: &str,
+    ) -> impl Future<Output = Result<(), DirectoryError>> + Send;
+
+    fn remove_from_group(
+        &self,
+        user: &PrincipalId,
+        group: &str,
+    ) -> impl Future<Output = Result<Removal, DirectoryError>> + Send;
+}
+
+/// Reads what IAM really holds. Needs `iam:ListUserPolicies`, `iam:GetUserPolicy`,
+/// `iam:ListGroupsForUser`, `iam:ListAttachedUserPolicies`.
+pub trait AccessInspector: Send + Sync {
+    fn snapshot(
+        &self,
+        user: &PrincipalId,
+    ) -> impl Future<Output = Result<IamSnapshot, DirectoryError>> + Send;
+}
+
+/// Who a notice is for.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Audience {
+    /// One person (the requester or grant holder).
+    Person { id: PrincipalId },
+    /// Everyone in these approver groups.
+    Approvers { groups: Vec<String> },
+    /// The security team.
+    Security,
+}
+
+/// A message to people. Never carries secrets.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Notice {
+    pub audience: Audience,
+    pub subject: String,
+    pub body: String,
+    pub request_id: Option<RequestId>,
+}
+
+/// A failure delivering a notice.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot deliver notice `{subject}`")]
+pub struct NotifyError {
+    pub subject: String,
+    #[source]
+    pub source: Source,
+}
+
+/// Sends notices (SNS in AWS). Needs `sns:Publish` on the Lapse topics.
+pub trait Notifier: Send + Sync {
+    fn send(&self, notice: &Notice) -> impl Future<Output = Result<(), NotifyError>> + Send;
+}
+
+/// A failure starting a workflow.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error("an execution named `{0}` already exists with different input")]
+    NameTaken(String),
+    #[error("Step Functions is throttling requests")]
+    Throttled(#[source] Source),
+    #[error("Step Functions is unavailable")]
+    Unavailable(#[source] Source),
+}
+
+/// Starts the grant-lifecycle workflow. Needs `states:StartExecution`.
+pub trait WorkflowStarter: Send + Sync {
+    /// Starts the execution named `name` with `input`; idempotent for the same name
+    /// and input (Step Functions' own rule), so a retried approval starts it once.
+    fn start(
+        &self,
+        name: &str,
+        input: &serde_json::Value,
+    ) -> impl Future<Output = Result<String, WorkflowError>> + Send;
+}
+
+/// The time. Handlers take it as a port so tests and the local stack can move it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
 }

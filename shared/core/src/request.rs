@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::duration::Span;
 use crate::identity::{Principal, PrincipalId};
+use crate::ledger::Artifact;
 use crate::policy::{Catalog, PolicyHash};
 use crate::risk::{self, RequesterContext, RiskAssessment, Route, RouteDecision};
 
@@ -248,7 +249,17 @@ pub struct AccessRequest {
     denial: Option<Denial>,
     status: Status,
     window: Option<GrantWindow>,
+    /// What the grant put in IAM, recorded when it started: revocation removes
+    /// exactly this, even if the catalog has changed since.
+    #[serde(default)]
+    artifact: Option<Artifact>,
     revoke_cause: Option<RevokeCause>,
+    /// For an extension: the grant it extends.
+    #[serde(default)]
+    extends: Option<RequestId>,
+    /// For a grant: the extensions merged into its window, in order.
+    #[serde(default)]
+    extensions: Vec<RequestId>,
     updated_at: DateTime<Utc>,
     policy_hash: PolicyHash,
     version: u64,
@@ -336,11 +347,133 @@ impl AccessRequest {
                 Status::Pending
             },
             window: None,
+            artifact: None,
             revoke_cause: None,
+            extends: None,
+            extensions: Vec::new(),
             updated_at: now,
             policy_hash: catalog.hash().clone(),
             version: 0,
         })
+    }
+
+    /// Asks for more time on an active grant. The extension is a request of its own,
+    /// scored and routed like any other for the extra time; the grant's total length
+    /// may not exceed the resource's maximum.
+    pub fn submit_extension(
+        grant: &AccessRequest,
+        extra: Span,
+        justification: String,
+        requester: &Principal,
+        context: RequesterContext,
+        catalog: &Catalog,
+        now: DateTime<Utc>,
+    ) -> Result<Self, RequestError> {
+        if requester.id() != &grant.requester {
+            return Err(RequestError::NotRequester);
+        }
+        let (Status::Active, Some(window)) = (grant.status, grant.window) else {
+            return Err(RequestError::InvalidTransition {
+                from: grant.status,
+                action: "extend",
+            });
+        };
+        let resource =
+            catalog
+                .resource(&grant.resource)
+                .ok_or_else(|| RequestError::UnknownResource {
+                    resource: grant.resource.clone(),
+                })?;
+        let total_seconds = (window.expires_at - window.starts_at).num_seconds() + extra.seconds();
+        let total = Span::from_seconds(total_seconds).unwrap_or(extra);
+        if total > resource.max_duration {
+            return Err(RequestError::DurationTooLong {
+                resource: resource.id.clone(),
+                requested: total,
+                max: resource.max_duration,
+            });
+        }
+        let mut extension = Self::submit(
+            NewRequest {
+                resource: grant.resource.clone(),
+                duration: Some(extra),
+                justification,
+                ticket: grant.ticket.clone(),
+            },
+            requester,
+            context,
+            catalog,
+            now,
+        )?;
+        extension.extends = Some(grant.id.clone());
+        Ok(extension)
+    }
+
+    /// Merges an approved extension into this active grant's window. Idempotent:
+    /// merging the same extension again returns the window unchanged.
+    pub fn merge_extension(
+        &mut self,
+        extension: &mut AccessRequest,
+        now: DateTime<Utc>,
+    ) -> Result<GrantWindow, RequestError> {
+        let (Status::Active, Some(window)) = (self.status, self.window) else {
+            return Err(RequestError::InvalidTransition {
+                from: self.status,
+                action: "extend",
+            });
+        };
+        if extension.extends.as_ref() != Some(&self.id) {
+            return Err(RequestError::InvalidTransition {
+                from: extension.status,
+                action: "merge an unrelated extension into",
+            });
+        }
+        if self.extensions.contains(&extension.id) {
+            // Merged already; a crash may have kept the extension's own write from landing.
+            if extension.status == Status::Approved {
+                extension.window = Some(GrantWindow {
+                    starts_at: now,
+                    expires_at: window.expires_at,
+                });
+                extension.set_status(Status::Active, now);
+            }
+            return Ok(window);
+        }
+        if extension.status != Status::Approved {
+            return Err(RequestError::InvalidTransition {
+                from: extension.status,
+                action: "merge",
+            });
+        }
+        let extended = GrantWindow {
+            starts_at: window.starts_at,
+            expires_at: window.expires_at + extension.duration.delta(),
+        };
+        extension.window = Some(GrantWindow {
+            starts_at: window.expires_at,
+            expires_at: extended.expires_at,
+        });
+        extension.set_status(Status::Active, now);
+        self.window = Some(extended);
+        self.extensions.push(extension.id.clone());
+        self.updated_at = now;
+        Ok(extended)
+    }
+
+    /// May this person end the grant early? The holder, or anyone in the resource's
+    /// owner or approver groups.
+    pub fn may_revoke(&self, who: &Principal, catalog: &Catalog) -> bool {
+        who.id() == &self.requester
+            || catalog.resource(&self.resource).is_some_and(|r| {
+                who.is_member(&r.owner_group)
+                    || r.dual_approval_groups.iter().any(|g| who.is_member(g))
+            })
+    }
+
+    /// May this person see the request? The requester, anyone who could decide on
+    /// it, and the resource's owners and approvers.
+    pub fn may_view(&self, who: &Principal, catalog: &Catalog) -> bool {
+        self.may_revoke(who, catalog) || self.routing.route.slots().iter().any(|g| who.is_member(g))
     }
 
     /// Records an approver's decision.
@@ -466,8 +599,13 @@ impl AccessRequest {
         }
     }
 
-    /// Starts the grant window; repeating it returns the same window.
-    pub fn activate(&mut self, now: DateTime<Utc>) -> Result<GrantWindow, RequestError> {
+    /// Starts the grant window, recording the IAM artifact it puts in place;
+    /// repeating it returns the same window.
+    pub fn activate(
+        &mut self,
+        artifact: Artifact,
+        now: DateTime<Utc>,
+    ) -> Result<GrantWindow, RequestError> {
         match (self.status, self.window) {
             (Status::Active, Some(window)) => Ok(window),
             (Status::Approved, _) => {
@@ -476,6 +614,7 @@ impl AccessRequest {
                     expires_at: now + self.duration.delta(),
                 };
                 self.window = Some(window);
+                self.artifact = Some(artifact);
                 self.set_status(Status::Active, now);
                 Ok(window)
             }
@@ -586,6 +725,18 @@ impl AccessRequest {
     pub fn revoke_cause(&self) -> Option<RevokeCause> {
         self.revoke_cause
     }
+    /// The IAM artifact the grant put in place (once active).
+    pub fn artifact(&self) -> Option<&Artifact> {
+        self.artifact.as_ref()
+    }
+    /// For an extension, the grant it extends.
+    pub fn extends(&self) -> Option<&RequestId> {
+        self.extends.as_ref()
+    }
+    /// For a grant, the extensions merged into it.
+    pub fn extensions(&self) -> &[RequestId] {
+        &self.extensions
+    }
     pub fn updated_at(&self) -> DateTime<Utc> {
         self.updated_at
     }
@@ -603,6 +754,12 @@ mod tests {
     use super::*;
     use crate::identity::EmploymentType;
     use crate::testing::{catalog, employee_context, monday_at, person};
+
+    fn test_artifact() -> Artifact {
+        Artifact::InlinePolicy {
+            name: "lapse-test".into(),
+        }
+    }
 
     fn submit(resource: &str, duration: &str) -> AccessRequest {
         let input = NewRequest {
@@ -810,8 +967,12 @@ mod tests {
     #[test]
     fn grant_lifecycle_is_idempotent() {
         let mut req = submit("billing-reports-read", "30m");
-        let window = req.activate(monday_at(10)).unwrap();
-        assert_eq!(req.activate(monday_at(11)).unwrap(), window);
+        let window = req.activate(test_artifact(), monday_at(10)).unwrap();
+        assert_eq!(
+            req.activate(test_artifact(), monday_at(11)).unwrap(),
+            window
+        );
+        assert_eq!(req.artifact(), Some(&test_artifact()));
         assert_eq!((window.expires_at - window.starts_at).num_minutes(), 30);
         assert!(matches!(
             req.mark_verified(monday_at(11)),
@@ -852,6 +1013,88 @@ mod tests {
         let back: AccessRequest = serde_json::from_str(&json).unwrap();
         assert_eq!(back, req);
         assert_eq!(back.context().employment, EmploymentType::Employee);
+    }
+
+    #[test]
+    fn extensions_are_routed_capped_and_merged_once() {
+        let c = catalog();
+        let me = person("rita", &[]);
+        let mut grant = submit("billing-reports-read", "30m");
+        grant.activate(test_artifact(), monday_at(10)).unwrap();
+        let too_long = AccessRequest::submit_extension(
+            &grant,
+            "8h".parse().unwrap(),
+            "more".into(),
+            &me,
+            employee_context(),
+            &c,
+            monday_at(10),
+        );
+        assert!(matches!(
+            too_long,
+            Err(RequestError::DurationTooLong { .. })
+        ));
+        let other = person("olga", &["platform-owners"]);
+        assert_eq!(
+            AccessRequest::submit_extension(
+                &grant,
+                "30m".parse().unwrap(),
+                "x".into(),
+                &other,
+                employee_context(),
+                &c,
+                monday_at(10)
+            )
+            .unwrap_err(),
+            RequestError::NotRequester
+        );
+        let mut ext = AccessRequest::submit_extension(
+            &grant,
+            "2h".parse().unwrap(),
+            "need more time".into(),
+            &me,
+            employee_context(),
+            &c,
+            monday_at(10),
+        )
+        .unwrap();
+        assert_eq!(ext.extends(), Some(grant.id()));
+        assert_eq!(
+            ext.status(),
+            Status::Pending,
+            "2h is above the auto-approve limit"
+        );
+        assert!(
+            grant.merge_extension(&mut ext, monday_at(10)).is_err(),
+            "not approved yet"
+        );
+        ext.decide(
+            &person("bill", &["billing-owners"]),
+            Verdict::Approve,
+            "",
+            monday_at(10),
+        )
+        .unwrap();
+        let window = grant.merge_extension(&mut ext, monday_at(10)).unwrap();
+        assert_eq!((window.expires_at - window.starts_at).num_minutes(), 150);
+        assert_eq!(
+            grant.merge_extension(&mut ext, monday_at(10)).unwrap(),
+            window
+        );
+        assert_eq!(ext.status(), Status::Active);
+        assert_eq!(grant.extensions(), [ext.id().clone()]);
+    }
+
+    #[test]
+    fn revocation_and_visibility_authority() {
+        let c = catalog();
+        let req = submit("prod-db-admin", "2h");
+        assert!(req.may_revoke(&person("rita", &[]), &c));
+        assert!(req.may_revoke(&person("sam", &["security"]), &c));
+        assert!(req.may_revoke(&person("olga", &["platform-owners"]), &c));
+        assert!(!req.may_revoke(&person("otto", &["billing-owners"]), &c));
+        assert!(!req.may_view(&person("otto", &["billing-owners"]), &c));
+        assert!(req.may_view(&person("mia", &["managers"]), &c));
     }
 
     #[test]
@@ -924,7 +1167,9 @@ mod tests {
                     *now += chrono::TimeDelta::hours(25);
                     req.expire_if_overdue(*now)
                 }
-                Op::Activate => req.activate(*now).is_ok(),
+                Op::Activate => req
+                    .activate(Artifact::GroupMembership { group: "g".into() }, *now)
+                    .is_ok(),
                 Op::Revoke => req.mark_revoked(RevokeCause::Expiry, *now).is_ok(),
                 Op::Verify => req.mark_verified(*now).is_ok(),
             }

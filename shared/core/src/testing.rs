@@ -40,3 +40,13 @@ pub fn employee_context() -> RequesterContext {
         open_break_glass: false,
     }
 }
+
+/// Runs a future that never suspends (the in-memory ports) to completion.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(out) => out,
+        std::task::Poll::Pending => panic!("an in-memory future suspended"),
+    }
+}

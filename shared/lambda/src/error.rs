@@ -46,9 +46,6 @@ pub enum HandlerError {
     /// The event does not have the shape the handler takes.
     #[error("malformed event: {0}")]
     BadEvent(String),
-    /// IAM still holds something a revocation should have removed.
-    #[error("verification failed: {0}")]
-    VerificationFailed(String),
 }
 
 impl HandlerError {
@@ -63,10 +60,10 @@ impl HandlerError {
                 ErrorKind::Transient => names::TRANSIENT,
                 ErrorKind::Integrity => names::INTEGRITY,
                 ErrorKind::Configuration => names::CONFIGURATION,
+                ErrorKind::VerificationFailed => names::VERIFICATION_FAILED,
             },
             HandlerError::Config(_) => names::CONFIGURATION,
             HandlerError::BadEvent(_) => names::BAD_EVENT,
-            HandlerError::VerificationFailed(_) => names::VERIFICATION_FAILED,
         }
     }
 }
@@ -112,7 +109,11 @@ mod tests {
             (ConfigError::Missing("X").into(), "Lapse.Configuration"),
             (HandlerError::BadEvent("no body".into()), "Lapse.BadEvent"),
             (
-                HandlerError::VerificationFailed("policy remains".into()),
+                Error::VerificationFailed {
+                    request: "req-1".into(),
+                    residue: "policy".into(),
+                }
+                .into(),
                 "Lapse.VerificationFailed",
             ),
         ];

@@ -1,0 +1,142 @@
+//! Approving and denying.
+
+use chrono::{DateTime, Utc};
+
+use super::intake::start_workflow;
+use super::{AuditTrail, Outbox, WRITE_ATTEMPTS, request_event, state_of};
+use crate::error::Error;
+use crate::identity::Principal;
+use crate::ports::{
+    Audience, AuditLog, Notice, Notifier, RequestStore, StoreError, WorkflowStarter,
+};
+use crate::request::{AccessRequest, DecisionOutcome, RequestError, RequestId, Status, Verdict};
+
+/// One approver's decision on one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub request_id: RequestId,
+    pub verdict: Verdict,
+    pub comment: String,
+}
+
+/// Records a decision. Racing decisions (two approvers, an approval and a cancel,
+/// an approval and the pending timeout) are settled by the store's versioned write:
+/// the loser re-reads and decides again on the new state. When the routing rule is
+/// met the grant workflow starts — once, because its execution is named for the
+/// request; a retried call on an approved request re-issues the same idempotent start.
+pub async fn decide(
+    store: &impl RequestStore,
+    trail: &AuditTrail<'_, impl AuditLog>,
+    outbox: &Outbox<'_, impl Notifier, impl WorkflowStarter>,
+    approver: &Principal,
+    decision: &Decision,
+    now: DateTime<Utc>,
+) -> Result<(AccessRequest, DecisionOutcome), Error> {
+    for _ in 0..WRITE_ATTEMPTS {
+        let mut request = store
+            .get(&decision.request_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(decision.request_id.to_string()))?;
+        let before = state_of(&request);
+        if request.expire_if_overdue(now) {
+            match store.update(&mut request).await {
+                Ok(()) => {
+                    trail
+                        .record(request_event(
+                            &request,
+                            "request.expired",
+                            "lapse",
+                            "request.expired",
+                            "no decision before the pending deadline",
+                            before,
+                        ))
+                        .await?;
+                    return Err(RequestError::PendingTimedOut {
+                        deadline: request.pending_deadline(),
+                    }
+                    .into());
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        let outcome = request.decide(approver, decision.verdict, &decision.comment, now)?;
+        if outcome != DecisionOutcome::AlreadyRecorded {
+            match store.update(&mut request).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(other) => return Err(other.into()),
+            }
+            let action = match outcome {
+                DecisionOutcome::Approved => "request.approved",
+                DecisionOutcome::Denied => "request.denied",
+                _ => "request.approval_recorded",
+            };
+            trail
+                .record(request_event(
+                    &request,
+                    format!("decision:{}:{:?}", approver.id(), decision.verdict),
+                    approver.id().as_str(),
+                    action,
+                    decision.comment.clone(),
+                    before,
+                ))
+                .await?;
+            tell(&request, &outcome, outbox).await;
+        }
+        if request.status() == Status::Approved {
+            start_workflow(&request, trail, outbox).await?;
+        }
+        return Ok((request, outcome));
+    }
+    Err(StoreError::Conflict {
+        what: decision.request_id.to_string(),
+    }
+    .into())
+}
+
+async fn tell(
+    request: &AccessRequest,
+    outcome: &DecisionOutcome,
+    outbox: &Outbox<'_, impl Notifier, impl WorkflowStarter>,
+) {
+    let requester = Audience::Person {
+        id: request.requester().clone(),
+    };
+    let notice = match outcome {
+        DecisionOutcome::Approved => Notice {
+            audience: requester,
+            subject: format!(
+                "Approved: {} for {}",
+                request.resource(),
+                request.duration()
+            ),
+            body: "Access is being granted; you will be told when it starts and when it ends."
+                .into(),
+            request_id: Some(request.id().clone()),
+        },
+        DecisionOutcome::Denied => Notice {
+            audience: requester,
+            subject: format!("Denied: {}", request.resource()),
+            body: request
+                .denial()
+                .map(|d| d.comment.clone())
+                .unwrap_or_default(),
+            request_id: Some(request.id().clone()),
+        },
+        DecisionOutcome::Recorded { remaining } => Notice {
+            audience: Audience::Approvers {
+                groups: remaining.clone(),
+            },
+            subject: format!(
+                "Second approval needed: {} asks for {}",
+                request.requester(),
+                request.resource()
+            ),
+            body: format!("Approved so far by {}.", request.approvals().len()),
+            request_id: Some(request.id().clone()),
+        },
+        DecisionOutcome::AlreadyRecorded => return,
+    };
+    outbox.notify(notice).await;
+}

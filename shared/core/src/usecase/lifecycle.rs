@@ -1,0 +1,677 @@
+//! The grant lifecycle: grant → (extend) → revoke → verify, and the failure path.
+//! These are the Step Functions task bodies; the sweeper and the early-revoke API
+//! reuse them, so there is one way to grant and one way to take access away.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{AuditTrail, WRITE_ATTEMPTS, request_event, state_of};
+use crate::error::Error;
+use crate::grant::{artifact_for, policy_document};
+use crate::identity::{Principal, PrincipalId};
+use crate::ledger::{Artifact, Hold, Release};
+use crate::policy::{Catalog, GrantSpec};
+use crate::ports::{
+    AccessInspector, AccessProvisioner, Audience, AuditLog, LedgerStore, Notice, Notifier, Removal,
+    RequestStore, StoreError,
+};
+use crate::request::{AccessRequest, RequestError, RequestId, RevokeCause, Status};
+
+/// A Wait state may wake a little early; within this, a grant counts as due.
+pub const EXPIRY_SKEW: TimeDelta = TimeDelta::seconds(5);
+
+/// The request store and the ledger, which every lifecycle step needs together.
+#[derive(Debug)]
+pub struct Grants<'a, S, G> {
+    pub store: &'a S,
+    pub ledger: &'a G,
+}
+
+/// The state machine's input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowInput {
+    pub request_id: RequestId,
+    /// Set when the execution merges an approved extension into a running grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension_id: Option<RequestId>,
+}
+
+/// What the grant step did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantReport {
+    pub request_id: RequestId,
+    pub principal: PrincipalId,
+    pub resource: String,
+    pub artifact: Artifact,
+    pub starts_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension_id: Option<RequestId>,
+}
+
+/// What the revoke step found and did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevokeOutcome {
+    /// Access was removed (or kept for another live grant) and the request marked revoked.
+    Revoked,
+    /// It had been revoked before; removal was re-checked.
+    AlreadyRevoked,
+    /// The grant was extended; wait again until the new expiry.
+    NotYetDue,
+}
+
+/// What happened to the IAM artifact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IamEffect {
+    Removed,
+    AlreadyAbsent,
+    /// Another live grant still holds it (overlapping group grants).
+    KeptForOtherGrants,
+    Untouched,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeReport {
+    pub request_id: RequestId,
+    pub outcome: RevokeOutcome,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub iam: IamEffect,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    pub request_id: RequestId,
+    pub verified: bool,
+    /// Other live grants that legitimately keep a shared artifact in place.
+    pub kept_for: Vec<String>,
+}
+
+async fn load(store: &impl RequestStore, id: &RequestId) -> Result<AccessRequest, Error> {
+    store
+        .get(id)
+        .await?
+        .ok_or_else(|| Error::NotFound(id.to_string()))
+}
+
+/// Puts the artifact in IAM (idempotent: re-putting a policy overwrites it, re-adding
+/// to a group is a no-op), after recording the ledger hold.
+async fn provision(
+    ledger: &impl LedgerStore,
+    iam: &impl AccessProvisioner,
+    catalog: &Catalog,
+    request: &AccessRequest,
+    artifact: &Artifact,
+    expires_at: DateTime<Utc>,
+) -> Result<(), Error> {
+    ledger
+        .hold(&Hold {
+            grant_id: request.id().to_string(),
+            principal: request.requester().clone(),
+            artifact: artifact.clone(),
+            expires_at,
+        })
+        .await?;
+    match artifact {
+        Artifact::InlinePolicy { name } => {
+            let resource = catalog.resource(request.resource()).ok_or_else(|| {
+                RequestError::UnknownResource {
+                    resource: request.resource().to_owned(),
+                }
+            })?;
+            let GrantSpec::InlinePolicy(statements) = &resource.grant else {
+                return Err(RequestError::UnknownResource {
+                    resource: format!("{} (its grant is no longer a policy)", request.resource()),
+                }
+                .into());
+            };
+            iam.put_inline_policy(
+                request.requester(),
+                name,
+                &policy_document(statements, expires_at),
+            )
+            .await?;
+        }
+        Artifact::GroupMembership { group } => iam.add_to_group(request.requester(), group).await?,
+    }
+    Ok(())
+}
+
+/// Grants an approved request (or merges an approved extension into its grant).
+pub async fn grant(
+    grants: &Grants<'_, impl RequestStore, impl LedgerStore>,
+    iam: &impl AccessProvisioner,
+    trail: &AuditTrail<'_, impl AuditLog>,
+    catalog: &Catalog,
+    input: &WorkflowInput,
+    now: DateTime<Utc>,
+) -> Result<GrantReport, Error> {
+    if let Some(extension_id) = &input.extension_id {
+        return merge_extension(
+            grants,
+            iam,
+            trail,
+            catalog,
+            &input.request_id,
+            extension_id,
+            now,
+        )
+        .await;
+    }
+    for _ in 0..WRITE_ATTEMPTS {
+        let mut request = load(grants.store, &input.request_id).await?;
+        let before = state_of(&request);
+        match request.status() {
+            Status::Approved => {
+                let resource = catalog.resource(request.resource()).ok_or_else(|| {
+                    RequestError::UnknownResource {
+                        resource: request.resource().to_owned(),
+                    }
+                })?;
+                request.activate(artifact_for(resource, request.id()), now)?;
+                match grants.store.update(&mut request).await {
+                    Ok(()) => {}
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(other) => return Err(other.into()),
+                }
+                trail
+                    .record(request_event(
+                        &request,
+                        "grant.activated",
+                        "lapse",
+                        "grant.activated",
+                        "approved request granted",
+                        before,
+                    ))
+                    .await?;
+            }
+            Status::Active => {}
+            from => {
+                return Err(RequestError::InvalidTransition {
+                    from,
+                    action: "grant",
+                }
+                .into());
+            }
+        }
+        let (Some(window), Some(artifact)) = (request.window(), request.artifact().cloned()) else {
+            return Err(Error::NotFound(format!("grant window of {}", request.id())));
+        };
+        provision(
+            grants.ledger,
+            iam,
+            catalog,
+            &request,
+            &artifact,
+            window.expires_at,
+        )
+        .await?;
+        trail
+            .record(request_event(
+                &request,
+                "grant.provisioned",
+                "lapse",
+                "grant.provisioned",
+                format!(
+                    "IAM holds {artifact:?} until {}",
+                    window.expires_at.to_rfc3339()
+                ),
+                Value::Null,
+            ))
+            .await?;
+        return Ok(GrantReport {
+            request_id: request.id().clone(),
+            principal: request.requester().clone(),
+            resource: request.resource().to_owned(),
+            artifact,
+            starts_at: window.starts_at,
+            expires_at: window.expires_at,
+            extension_id: None,
+        });
+    }
+    Err(StoreError::Conflict {
+        what: input.request_id.to_string(),
+    }
+    .into())
+}
+
+async fn merge_extension(
+    grants: &Grants<'_, impl RequestStore, impl LedgerStore>,
+    iam: &impl AccessProvisioner,
+    trail: &AuditTrail<'_, impl AuditLog>,
+    catalog: &Catalog,
+    grant_id: &RequestId,
+    extension_id: &RequestId,
+    now: DateTime<Utc>,
+) -> Result<GrantReport, Error> {
+    for _ in 0..WRITE_ATTEMPTS {
+        let mut grant = load(grants.store, grant_id).await?;
+        let mut extension = load(grants.store, extension_id).await?;
+        let before = state_of(&grant);
+        let already = grant.extensions().contains(extension_id);
+        let window = grant.merge_extension(&mut extension, now)?;
+        // The grant first: once it lists the extension, a retry completes the rest.
+        if !already {
+            match grants.store.update(&mut grant).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        if extension.status() == Status::Active && extension.version() > 0 {
+            match grants.store.update(&mut extension).await {
+                Ok(()) | Err(StoreError::Conflict { .. }) => {}
+                Err(other) => return Err(other.into()),
+            }
+        }
+        let artifact = grant
+            .artifact()
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("artifact of {grant_id}")))?;
+        provision(
+            grants.ledger,
+            iam,
+            catalog,
+            &grant,
+            &artifact,
+            window.expires_at,
+        )
+        .await?;
+        trail
+            .record(request_event(
+                &grant,
+                format!("grant.extended:{extension_id}"),
+                "lapse",
+                "grant.extended",
+                format!(
+                    "extension {extension_id} merged; now ends {}",
+                    window.expires_at.to_rfc3339()
+                ),
+                before,
+            ))
+            .await?;
+        return Ok(GrantReport {
+            request_id: grant.id().clone(),
+            principal: grant.requester().clone(),
+            resource: grant.resource().to_owned(),
+            artifact,
+            starts_at: window.starts_at,
+            expires_at: window.expires_at,
+            extension_id: Some(extension_id.clone()),
+        });
+    }
+    Err(StoreError::Conflict {
+        what: grant_id.to_string(),
+    }
+    .into())
+}
+
+/// Takes an artifact out of IAM unless another live grant still holds it.
+/// Idempotent: a second call finds nothing held and nothing in IAM.
+async fn remove_artifact(
+    ledger: &impl LedgerStore,
+    iam: &impl AccessProvisioner,
+    principal: &PrincipalId,
+    artifact: &Artifact,
+    grant_id: &str,
+) -> Result<IamEffect, Error> {
+    let release = ledger.release(principal, artifact, grant_id).await?;
+    let remove = match release {
+        Release::Remove { .. } => true,
+        Release::Keep { .. } => false,
+        // Released before (a retry): remove if nobody else holds it.
+        Release::NotHeld => ledger.holders(principal, artifact).await?.is_empty(),
+    };
+    if !remove {
+        return Ok(IamEffect::KeptForOtherGrants);
+    }
+    let removal = match artifact {
+        Artifact::InlinePolicy { name } => iam.delete_inline_policy(principal, name).await?,
+        Artifact::GroupMembership { group } => {
+            let removal = iam.remove_from_group(principal, group).await?;
+            // A grant that took hold between our release and the removal must not
+            // lose access: put the membership back for it.
+            if !ledger.holders(principal, artifact).await?.is_empty() {
+                iam.add_to_group(principal, group).await?;
+                return Ok(IamEffect::KeptForOtherGrants);
+            }
+            removal
+        }
+    };
+    Ok(match removal {
+        Removal::Removed => IamEffect::Removed,
+        Removal::AlreadyAbsent => IamEffect::AlreadyAbsent,
+    })
+}
+
+/// Revokes a grant: removes exactly what it added (respecting overlapping grants)
+/// and marks it revoked. Not reported done until [`verify`] passes.
+pub async fn revoke(
+    grants: &Grants<'_, impl RequestStore, impl LedgerStore>,
+    iam: &impl AccessProvisioner,
+    trail: &AuditTrail<'_, impl AuditLog>,
+    request_id: &RequestId,
+    cause: RevokeCause,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<RevokeReport, Error> {
+    for _ in 0..WRITE_ATTEMPTS {
+        let mut request = load(grants.store, request_id).await?;
+        let expires_at = request.window().map(|w| w.expires_at);
+        let report = |outcome, iam| RevokeReport {
+            request_id: request_id.clone(),
+            outcome,
+            expires_at,
+            iam,
+        };
+        match request.status() {
+            Status::Active => {}
+            Status::Revoked | Status::Verified => {
+                let effect = match request.artifact() {
+                    Some(artifact) => {
+                        remove_artifact(
+                            grants.ledger,
+                            iam,
+                            request.requester(),
+                            artifact,
+                            request_id.as_str(),
+                        )
+                        .await?
+                    }
+                    None => IamEffect::Untouched,
+                };
+                return Ok(report(RevokeOutcome::AlreadyRevoked, effect));
+            }
+            from => {
+                return Err(RequestError::InvalidTransition {
+                    from,
+                    action: "revoke",
+                }
+                .into());
+            }
+        }
+        if cause == RevokeCause::Expiry && expires_at.is_some_and(|at| now + EXPIRY_SKEW < at) {
+            return Ok(report(RevokeOutcome::NotYetDue, IamEffect::Untouched));
+        }
+        let before = state_of(&request);
+        let effect = match request.artifact() {
+            Some(artifact) => {
+                remove_artifact(
+                    grants.ledger,
+                    iam,
+                    request.requester(),
+                    artifact,
+                    request_id.as_str(),
+                )
+                .await?
+            }
+            None => IamEffect::Untouched,
+        };
+        request.mark_revoked(cause, now)?;
+        match grants.store.update(&mut request).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(other) => return Err(other.into()),
+        }
+        settle_extensions(grants.store, &request, now, |ext, at| {
+            ext.mark_revoked(cause, at)
+        })
+        .await?;
+        let mut draft = request_event(
+            &request,
+            "grant.revoked",
+            actor,
+            "grant.revoked",
+            format!("{cause:?}"),
+            before,
+        );
+        draft.after =
+            json!({ "state": draft.after, "iam": effect, "artifact": request.artifact() });
+        trail.record(draft).await?;
+        return Ok(report(RevokeOutcome::Revoked, effect));
+    }
+    Err(StoreError::Conflict {
+        what: request_id.to_string(),
+    }
+    .into())
+}
+
+/// Applies a transition to every extension merged into a grant.
+async fn settle_extensions(
+    store: &impl RequestStore,
+    grant: &AccessRequest,
+    now: DateTime<Utc>,
+    step: impl Fn(&mut AccessRequest, DateTime<Utc>) -> Result<bool, RequestError>,
+) -> Result<(), Error> {
+    for id in grant.extensions() {
+        for _ in 0..WRITE_ATTEMPTS {
+            let Some(mut extension) = store.get(id).await? else {
+                break;
+            };
+            if !step(&mut extension, now).unwrap_or(false) {
+                break;
+            }
+            match store.update(&mut extension).await {
+                Ok(()) => break,
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads IAM back and confirms nothing of the grant remains. A failure is audited and
+/// returned as [`Error::VerificationFailed`], never passed over.
+pub async fn verify(
+    grants: &Grants<'_, impl RequestStore, impl LedgerStore>,
+    iam: &impl AccessInspector,
+    trail: &AuditTrail<'_, impl AuditLog>,
+    request_id: &RequestId,
+    now: DateTime<Utc>,
+) -> Result<VerifyReport, Error> {
+    for _ in 0..WRITE_ATTEMPTS {
+        let mut request = load(grants.store, request_id).await?;
+        if !matches!(request.status(), Status::Revoked | Status::Verified) {
+            return Err(RequestError::InvalidTransition {
+                from: request.status(),
+                action: "verify",
+            }
+            .into());
+        }
+        let snapshot = iam.snapshot(request.requester()).await?;
+        let mut kept_for = Vec::new();
+        if let Some(artifact) = request.artifact()
+            && snapshot.holds(artifact)
+        {
+            let holders = match artifact {
+                Artifact::GroupMembership { .. } => {
+                    grants.ledger.holders(request.requester(), artifact).await?
+                }
+                Artifact::InlinePolicy { .. } => Vec::new(),
+            };
+            if holders.is_empty() {
+                let residue = format!("{artifact:?} for {}", request.requester());
+                trail
+                    .record(AuditDraftFor::failure(&request, &residue, now))
+                    .await?;
+                return Err(Error::VerificationFailed {
+                    request: request_id.to_string(),
+                    residue,
+                });
+            }
+            kept_for = holders;
+        }
+        let before = state_of(&request);
+        if request.mark_verified(now)? {
+            match grants.store.update(&mut request).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(other) => return Err(other.into()),
+            }
+            settle_extensions(grants.store, &request, now, |ext, at| ext.mark_verified(at)).await?;
+        }
+        let mut draft = request_event(
+            &request,
+            "grant.verified",
+            "lapse",
+            "grant.verified",
+            "IAM read back: nothing of the grant remains",
+            before,
+        );
+        draft.after = json!({
+            "state": draft.after,
+            "iam_inline_policies": snapshot.inline_policies.keys().collect::<Vec<_>>(),
+            "iam_groups": snapshot.groups,
+            "kept_for_other_grants": kept_for,
+        });
+        trail.record(draft).await?;
+        return Ok(VerifyReport {
+            request_id: request_id.clone(),
+            verified: true,
+            kept_for,
+        });
+    }
+    Err(StoreError::Conflict {
+        what: request_id.to_string(),
+    }
+    .into())
+}
+
+struct AuditDraftFor;
+
+impl AuditDraftFor {
+    fn failure(
+        request: &AccessRequest,
+        residue: &str,
+        now: DateTime<Utc>,
+    ) -> crate::audit::AuditDraft {
+        let mut draft = request_event(
+            request,
+            format!("grant.verification_failed@{}", now.to_rfc3339()),
+            "lapse",
+            "grant.verification_failed",
+            format!("IAM still holds {residue}"),
+            Value::Null,
+        );
+        draft.at = now;
+        draft
+    }
+}
+
+/// Ends a grant now, at a person's request: revoke, then verify.
+pub async fn revoke_now(
+    grants: &Grants<'_, impl RequestStore, impl LedgerStore>,
+    directory: &(impl AccessProvisioner + AccessInspector),
+    trail: &AuditTrail<'_, impl AuditLog>,
+    catalog: &Catalog,
+    who: &Principal,
+    request_id: &RequestId,
+    now: DateTime<Utc>,
+) -> Result<(RevokeReport, VerifyReport), Error> {
+    let request = super::intake::view(grants.store, catalog, who, request_id).await?;
+    if !request.may_revoke(who, catalog) {
+        return Err(Error::NotFound(request_id.to_string()));
+    }
+    let revoked = revoke(
+        grants,
+        directory,
+        trail,
+        request_id,
+        RevokeCause::EarlyRevoke,
+        who.id().as_str(),
+        now,
+    )
+    .await?;
+    let verified = verify(grants, directory, trail, request_id, now).await?;
+    Ok((revoked, verified))
+}
+
+/// What a failed workflow reports to the failure path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowFailure {
+    pub request_id: RequestId,
+    /// The error name (`Lapse.VerificationFailed`, `States.Timeout`, ...).
+    pub error: String,
+    pub cause: String,
+}
+
+/// The failure path: audit it and tell security. Returns the notice sent.
+pub async fn record_failure(
+    store: &impl RequestStore,
+    trail: &AuditTrail<'_, impl AuditLog>,
+    notifier: &impl Notifier,
+    failure: &WorkflowFailure,
+    now: DateTime<Utc>,
+) -> Result<Notice, Error> {
+    let request = load(store, &failure.request_id).await?;
+    let mut draft = request_event(
+        &request,
+        format!("workflow.failed@{}", now.to_rfc3339()),
+        "lapse",
+        "workflow.failed",
+        format!("{}: {}", failure.error, failure.cause),
+        Value::Null,
+    );
+    draft.at = now;
+    trail.record(draft).await?;
+    let notice = Notice {
+        audience: Audience::Security,
+        subject: format!(
+            "Lapse workflow failed for {}: {}",
+            failure.request_id, failure.error
+        ),
+        body: format!(
+            "{} held by {} (status {}). {}",
+            request.resource(),
+            request.requester(),
+            request.status(),
+            failure.cause
+        ),
+        request_id: Some(failure.request_id.clone()),
+    };
+    notifier.send(&notice).await?;
+    Ok(notice)
+}
+
+/// Tells the holder that access started (with its end) or ended.
+pub async fn tell_holder(
+    store: &impl RequestStore,
+    notifier: &impl Notifier,
+    request_id: &RequestId,
+) -> Result<Notice, Error> {
+    let request = load(store, request_id).await?;
+    let (subject, body) = match (request.status(), request.window()) {
+        (Status::Active, Some(window)) => (
+            format!("Access granted: {}", request.resource()),
+            format!(
+                "Your access to {} is active until {} (UTC). It is revoked automatically then.",
+                request.resource(),
+                window.expires_at.to_rfc3339()
+            ),
+        ),
+        (Status::Revoked | Status::Verified, _) => (
+            format!("Access ended: {}", request.resource()),
+            format!(
+                "Your access to {} has been revoked and the revocation verified.",
+                request.resource()
+            ),
+        ),
+        (status, _) => (
+            format!("Request {}: {status}", request.id()),
+            format!("Your request for {} is {status}.", request.resource()),
+        ),
+    };
+    let notice = Notice {
+        audience: Audience::Person {
+            id: request.requester().clone(),
+        },
+        subject,
+        body,
+        request_id: Some(request.id().clone()),
+    };
+    notifier.send(&notice).await?;
+    Ok(notice)
+}

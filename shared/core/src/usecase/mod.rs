@@ -1,0 +1,144 @@
+//! Use cases: the core's operations over its ports. Handlers parse their event,
+//! call one of these, and shape the answer; all the rules live here.
+//!
+//! Every use case is safe to run again with the same input (AWS delivers events at
+//! least once): state changes go through versioned writes, and each audit event has
+//! a key that is recorded only once per chain.
+
+pub mod decide;
+pub mod intake;
+pub mod lifecycle;
+pub mod sweep;
+
+use serde_json::{Value, json};
+use tracing::warn;
+
+use crate::audit::{AuditDraft, AuditEvent, AuditSigner};
+use crate::error::Error;
+use crate::policy::PolicyHash;
+use crate::ports::{AuditLog, Notice, Notifier, StoreError, WorkflowStarter};
+use crate::request::{AccessRequest, RequestId};
+
+/// How many times an audit append retries after losing a race for its sequence number.
+const AUDIT_APPEND_ATTEMPTS: usize = 8;
+
+/// How many times a read-modify-write retries after losing a race.
+pub(crate) const WRITE_ATTEMPTS: usize = 5;
+
+/// Where audit events go: a log, the key that signs them, and the policy in force.
+#[derive(Debug)]
+pub struct AuditTrail<'a, L> {
+    pub log: &'a L,
+    pub signer: &'a AuditSigner,
+    pub policy_hash: &'a PolicyHash,
+}
+
+impl<L: AuditLog> AuditTrail<'_, L> {
+    /// Seals and appends an event on top of its chain's current head, retrying when a
+    /// concurrent writer took the sequence number first. An event whose key the chain
+    /// already holds is not written again; the existing one is returned.
+    pub async fn record(&self, draft: AuditDraft) -> Result<AuditEvent, Error> {
+        let mut last_conflict = None;
+        for _ in 0..AUDIT_APPEND_ATTEMPTS {
+            if let Some(existing) = self
+                .log
+                .chain(&draft.chain)
+                .await?
+                .into_iter()
+                .find(|e| e.key == draft.key)
+            {
+                return Ok(existing);
+            }
+            let head = self.log.head(&draft.chain).await?;
+            let event = self
+                .signer
+                .seal(draft.clone(), self.policy_hash, head.as_ref());
+            match self.log.append(&event).await {
+                Ok(()) => return Ok(event),
+                Err(conflict @ StoreError::Conflict { .. }) => last_conflict = Some(conflict),
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(last_conflict
+            .unwrap_or(StoreError::Conflict {
+                what: draft.chain.clone(),
+            })
+            .into())
+    }
+}
+
+/// What leaves the system besides state: notices and workflow starts.
+#[derive(Debug)]
+pub struct Outbox<'a, N, W> {
+    pub notifier: &'a N,
+    pub workflows: &'a W,
+}
+
+impl<N: Notifier, W: WorkflowStarter> Outbox<'_, N, W> {
+    /// Sends a notice. Delivery failures are logged and audited by the caller's
+    /// flow, never allowed to undo a state change that already happened.
+    pub async fn notify(&self, notice: Notice) -> bool {
+        match self.notifier.send(&notice).await {
+            Ok(()) => true,
+            Err(err) => {
+                warn!(subject = %notice.subject, error = %err, "notice not delivered");
+                false
+            }
+        }
+    }
+}
+
+/// The audit chain for one request.
+pub fn request_chain(id: &RequestId) -> String {
+    format!("request#{id}")
+}
+
+/// The workflow input for a grant (or for merging an extension into one).
+pub fn workflow_input(request: &AccessRequest) -> (String, Value) {
+    let name = request.id().to_string();
+    match request.extends() {
+        Some(grant) => (
+            name,
+            json!({ "request_id": grant, "extension_id": request.id() }),
+        ),
+        None => (name, json!({ "request_id": request.id() })),
+    }
+}
+
+/// The part of a request an audit event records as before/after state.
+pub fn state_of(request: &AccessRequest) -> Value {
+    json!({
+        "status": request.status(),
+        "version": request.version(),
+        "approvals": request.approvals(),
+        "denial": request.denial(),
+        "window": request.window(),
+        "revoke_cause": request.revoke_cause(),
+        "extensions": request.extensions(),
+    })
+}
+
+/// An audit draft about one request.
+pub(crate) fn request_event(
+    request: &AccessRequest,
+    key: impl Into<String>,
+    actor: &str,
+    action: &str,
+    reason: impl Into<String>,
+    before: Value,
+) -> AuditDraft {
+    AuditDraft {
+        chain: request_chain(request.id()),
+        key: key.into(),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        subject: request.id().to_string(),
+        reason: reason.into(),
+        before,
+        after: state_of(request),
+        at: request.updated_at(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

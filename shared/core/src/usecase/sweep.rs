@@ -1,0 +1,139 @@
+//! The expiry backstop: whatever the workflows missed (a failed or cancelled
+//! execution, a lost start), the scheduled sweep settles.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::lifecycle::{Grants, revoke, verify};
+use super::{AuditTrail, Outbox, request_event, state_of};
+use crate::error::Error;
+use crate::ports::{
+    AccessInspector, AccessProvisioner, Audience, AuditLog, LedgerStore, Notice, Notifier,
+    RequestQueries, RequestStore, WorkflowStarter,
+};
+use crate::request::{RequestId, RevokeCause, Status};
+
+/// Leave fresh work to the workflows; the sweep acts on what is this late.
+pub const GRACE: TimeDelta = TimeDelta::minutes(5);
+
+/// What one sweep did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepReport {
+    pub expired_pending: Vec<RequestId>,
+    pub restarted: Vec<RequestId>,
+    pub revoked: Vec<RequestId>,
+    pub verified: Vec<RequestId>,
+    /// Items that failed this time, with why; the next sweep tries again.
+    pub failures: Vec<(RequestId, String)>,
+}
+
+/// Revokes and verifies one grant if it is past its end.
+pub async fn settle_expired(
+    grants: &Grants<'_, impl RequestStore, impl LedgerStore>,
+    directory: &(impl AccessProvisioner + AccessInspector),
+    trail: &AuditTrail<'_, impl AuditLog>,
+    request_id: &RequestId,
+    now: DateTime<Utc>,
+) -> Result<bool, Error> {
+    let report = revoke(
+        grants,
+        directory,
+        trail,
+        request_id,
+        RevokeCause::Expiry,
+        "lapse-sweeper",
+        now,
+    )
+    .await?;
+    if report.outcome == super::lifecycle::RevokeOutcome::NotYetDue {
+        return Ok(false);
+    }
+    verify(grants, directory, trail, request_id, now).await?;
+    Ok(true)
+}
+
+/// One pass over every request that needs attention.
+pub async fn sweep(
+    grants: &Grants<'_, impl RequestStore + RequestQueries, impl LedgerStore>,
+    directory: &(impl AccessProvisioner + AccessInspector),
+    trail: &AuditTrail<'_, impl AuditLog>,
+    outbox: &Outbox<'_, impl Notifier, impl WorkflowStarter>,
+    now: DateTime<Utc>,
+) -> Result<SweepReport, Error> {
+    let store = grants.store;
+    let mut report = SweepReport::default();
+
+    for mut request in store.by_status(Status::Pending).await? {
+        let before = state_of(&request);
+        if request.expire_if_overdue(now) {
+            let id = request.id().clone();
+            let result = async {
+                store.update(&mut request).await?;
+                trail
+                    .record(request_event(
+                        &request,
+                        "request.expired",
+                        "lapse-sweeper",
+                        "request.expired",
+                        "no decision before the pending deadline",
+                        before,
+                    ))
+                    .await?;
+                outbox
+                    .notify(Notice {
+                        audience: Audience::Person {
+                            id: request.requester().clone(),
+                        },
+                        subject: format!("Expired: {}", request.resource()),
+                        body: "Nobody decided on your request in time; ask again if you still need it.".into(),
+                        request_id: Some(id.clone()),
+                    })
+                    .await;
+                Ok::<_, Error>(())
+            }
+            .await;
+            match result {
+                Ok(()) => report.expired_pending.push(id),
+                Err(err) => report.failures.push((id, err.to_string())),
+            }
+        }
+    }
+
+    for request in store.by_status(Status::Approved).await? {
+        if now - request.updated_at() < GRACE {
+            continue;
+        }
+        let id = request.id().clone();
+        match super::intake::start_workflow(&request, trail, outbox).await {
+            Ok(_) => report.restarted.push(id),
+            Err(err) => report.failures.push((id, err.to_string())),
+        }
+    }
+
+    for request in store.by_status(Status::Active).await? {
+        let overdue = request
+            .window()
+            .is_some_and(|w| w.expires_at + GRACE <= now);
+        if !overdue || request.extends().is_some() {
+            continue;
+        }
+        let id = request.id().clone();
+        match settle_expired(grants, directory, trail, &id, now).await {
+            Ok(true) => report.revoked.push(id),
+            Ok(false) => {}
+            Err(err) => report.failures.push((id, err.to_string())),
+        }
+    }
+
+    for request in store.by_status(Status::Revoked).await? {
+        if now - request.updated_at() < GRACE || request.extends().is_some() {
+            continue;
+        }
+        let id = request.id().clone();
+        match verify(grants, directory, trail, &id, now).await {
+            Ok(_) => report.verified.push(id),
+            Err(err) => report.failures.push((id, err.to_string())),
+        }
+    }
+    Ok(report)
+}

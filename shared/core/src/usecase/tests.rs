@@ -1,0 +1,602 @@
+//! The use cases end to end over the in-memory ports.
+
+use chrono::TimeDelta;
+
+use super::decide::{Decision, decide};
+use super::intake::{ExtensionAsk, cancel, pending_for, submit, view};
+use super::lifecycle::{
+    Grants, IamEffect, RevokeOutcome, WorkflowFailure, WorkflowInput, grant, record_failure,
+    revoke, revoke_now, verify,
+};
+use super::sweep::sweep;
+use super::{AuditTrail, Outbox, request_chain};
+use crate::audit::{AuditSigner, AuditVerifier, verify_chain};
+use crate::error::{Error, ErrorKind};
+use crate::grant::document_expiry;
+use crate::identity::Principal;
+use crate::ledger::Artifact;
+use crate::memory::*;
+use crate::policy::Catalog;
+use crate::ports::{AccessInspector, AccessProvisioner, Audience, AuditLog, RequestStore};
+use crate::request::{
+    AccessRequest, DecisionOutcome, NewRequest, RequestId, RevokeCause, Status, Verdict,
+};
+use crate::testing::{block_on, catalog, monday_at, person};
+
+struct World {
+    catalog: Catalog,
+    store: MemoryRequestStore,
+    log: MemoryAuditLog,
+    ledger: MemoryLedger,
+    iam: MemoryDirectory,
+    notifier: MemoryNotifier,
+    workflows: MemoryWorkflows,
+    signer: AuditSigner,
+}
+
+impl World {
+    fn new() -> Self {
+        let iam = MemoryDirectory::default();
+        for user in ["rita", "carl"] {
+            iam.add_user(&crate::identity::PrincipalId::new(user).unwrap());
+        }
+        Self {
+            catalog: catalog(),
+            store: MemoryRequestStore::default(),
+            log: MemoryAuditLog::default(),
+            ledger: MemoryLedger::default(),
+            iam,
+            notifier: MemoryNotifier::default(),
+            workflows: MemoryWorkflows::default(),
+            signer: AuditSigner::from_seed_hex("k", &"44".repeat(32)).unwrap(),
+        }
+    }
+    fn trail(&self) -> AuditTrail<'_, MemoryAuditLog> {
+        AuditTrail {
+            log: &self.log,
+            signer: &self.signer,
+            policy_hash: self.catalog.hash(),
+        }
+    }
+    fn outbox(&self) -> Outbox<'_, MemoryNotifier, MemoryWorkflows> {
+        Outbox {
+            notifier: &self.notifier,
+            workflows: &self.workflows,
+        }
+    }
+    fn grants(&self) -> Grants<'_, MemoryRequestStore, MemoryLedger> {
+        Grants {
+            store: &self.store,
+            ledger: &self.ledger,
+        }
+    }
+    fn submit(&self, who: &Principal, resource: &str, duration: &str) -> AccessRequest {
+        let input = NewRequest {
+            resource: resource.into(),
+            duration: Some(duration.parse().unwrap()),
+            justification: "work".into(),
+            ticket: None,
+        };
+        block_on(submit(
+            &self.store,
+            &self.trail(),
+            &self.outbox(),
+            &self.catalog,
+            who,
+            input,
+            monday_at(10),
+        ))
+        .unwrap()
+    }
+    fn decide(
+        &self,
+        who: &Principal,
+        id: &RequestId,
+        verdict: Verdict,
+    ) -> Result<DecisionOutcome, Error> {
+        let decision = Decision {
+            request_id: id.clone(),
+            verdict,
+            comment: "ok".into(),
+        };
+        block_on(decide(
+            &self.store,
+            &self.trail(),
+            &self.outbox(),
+            who,
+            &decision,
+            monday_at(11),
+        ))
+        .map(|(_, o)| o)
+    }
+    fn grant(
+        &self,
+        id: &RequestId,
+        extension: Option<&RequestId>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> super::lifecycle::GrantReport {
+        let input = WorkflowInput {
+            request_id: id.clone(),
+            extension_id: extension.cloned(),
+        };
+        block_on(grant(
+            &self.grants(),
+            &self.iam,
+            &self.trail(),
+            &self.catalog,
+            &input,
+            at,
+        ))
+        .unwrap()
+    }
+    fn get(&self, id: &RequestId) -> AccessRequest {
+        block_on(self.store.get(id)).unwrap().unwrap()
+    }
+    fn snapshot(&self, who: &str) -> crate::grant::IamSnapshot {
+        block_on(
+            self.iam
+                .snapshot(&crate::identity::PrincipalId::new(who).unwrap()),
+        )
+        .unwrap()
+    }
+    fn verify_audit(&self, id: &RequestId) -> Vec<String> {
+        let chain = block_on(self.log.chain(&request_chain(id))).unwrap();
+        let verifier = AuditVerifier::new()
+            .trust("k", &self.signer.public_key_hex())
+            .unwrap();
+        verify_chain(&request_chain(id), &chain, &verifier, None).unwrap();
+        chain.into_iter().map(|e| e.action).collect()
+    }
+}
+
+#[test]
+fn auto_approved_grant_runs_to_a_verified_revocation() {
+    let w = World::new();
+    let rita = person("rita", &[]);
+    let req = w.submit(&rita, "billing-reports-read", "30m");
+    assert_eq!(req.status(), Status::Approved);
+    assert_eq!(
+        w.workflows.started().len(),
+        1,
+        "auto-approval starts the workflow"
+    );
+
+    let report = w.grant(req.id(), None, monday_at(10));
+    let snapshot = w.snapshot("rita");
+    let Artifact::InlinePolicy { name } = &report.artifact else {
+        panic!("policy grant")
+    };
+    assert_eq!(
+        document_expiry(&snapshot.inline_policies[name]),
+        Some(report.expires_at)
+    );
+    // Granting twice (at-least-once delivery) changes nothing.
+    assert_eq!(
+        w.grant(req.id(), None, monday_at(10) + TimeDelta::minutes(1)),
+        report
+    );
+
+    let early = block_on(revoke(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        req.id(),
+        RevokeCause::Expiry,
+        "lapse",
+        monday_at(10),
+    ));
+    assert_eq!(early.unwrap().outcome, RevokeOutcome::NotYetDue);
+    assert!(!w.snapshot("rita").inline_policies.is_empty());
+
+    let at = report.expires_at;
+    let revoked = block_on(revoke(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        req.id(),
+        RevokeCause::Expiry,
+        "lapse",
+        at,
+    ))
+    .unwrap();
+    assert_eq!(
+        (revoked.outcome, revoked.iam),
+        (RevokeOutcome::Revoked, IamEffect::Removed)
+    );
+    assert!(w.snapshot("rita").inline_policies.is_empty());
+    assert_eq!(
+        w.get(req.id()).status(),
+        Status::Revoked,
+        "not done before verification"
+    );
+    let again = block_on(revoke(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        req.id(),
+        RevokeCause::Expiry,
+        "lapse",
+        at,
+    ))
+    .unwrap();
+    assert_eq!(
+        (again.outcome, again.iam),
+        (RevokeOutcome::AlreadyRevoked, IamEffect::AlreadyAbsent)
+    );
+
+    block_on(verify(&w.grants(), &w.iam, &w.trail(), req.id(), at)).unwrap();
+    block_on(verify(&w.grants(), &w.iam, &w.trail(), req.id(), at)).unwrap();
+    assert_eq!(w.get(req.id()).status(), Status::Verified);
+    assert_eq!(
+        w.verify_audit(req.id()),
+        [
+            "request.submitted",
+            "workflow.started",
+            "grant.activated",
+            "grant.provisioned",
+            "grant.revoked",
+            "grant.verified"
+        ],
+        "each fact audited exactly once despite retries"
+    );
+}
+
+#[test]
+fn dual_approval_starts_the_workflow_exactly_once() {
+    let w = World::new();
+    let rita = person("rita", &[]);
+    let req = w.submit(&rita, "prod-db-admin", "2h");
+    assert!(
+        matches!(&w.notifier.sent()[0].audience, Audience::Approvers { groups } if groups.len() == 2)
+    );
+    let mia = person("mia", &["managers"]);
+    let sam = person("sam", &["security"]);
+    assert_eq!(pending_for(&w.store, &mia).len_ok(), 1);
+    assert_eq!(
+        pending_for(&w.store, &rita).len_ok(),
+        0,
+        "nobody approves their own request"
+    );
+    assert!(matches!(
+        w.decide(&mia, req.id(), Verdict::Approve).unwrap(),
+        DecisionOutcome::Recorded { .. }
+    ));
+    assert!(w.workflows.started().is_empty());
+    assert_eq!(
+        w.decide(&sam, req.id(), Verdict::Approve).unwrap(),
+        DecisionOutcome::Approved
+    );
+    assert_eq!(
+        w.decide(&sam, req.id(), Verdict::Approve).unwrap(),
+        DecisionOutcome::AlreadyRecorded
+    );
+    assert_eq!(w.workflows.started().len(), 1);
+    let err = w.decide(&rita, req.id(), Verdict::Approve).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Forbidden);
+}
+
+trait LenOk {
+    fn len_ok(self) -> usize;
+}
+impl<F: std::future::Future<Output = Result<Vec<AccessRequest>, Error>>> LenOk for F {
+    fn len_ok(self) -> usize {
+        block_on(self).unwrap().len()
+    }
+}
+
+#[test]
+fn deny_and_cancel_end_requests() {
+    let w = World::new();
+    let rita = person("rita", &[]);
+    let owner = person("olga", &["platform-owners"]);
+    let denied = w.submit(&rita, "staging-logs-read", "4h");
+    assert_eq!(
+        w.decide(&owner, denied.id(), Verdict::Deny).unwrap(),
+        DecisionOutcome::Denied
+    );
+    assert_eq!(w.get(denied.id()).status(), Status::Denied);
+    assert!(w.workflows.started().is_empty());
+    let cancelled = w.submit(&rita, "staging-logs-read", "4h");
+    let after = block_on(cancel(
+        &w.store,
+        &w.trail(),
+        &w.catalog,
+        &rita,
+        cancelled.id(),
+        monday_at(10),
+    ))
+    .unwrap();
+    assert_eq!(after.status(), Status::Cancelled);
+    assert_eq!(
+        w.decide(&owner, cancelled.id(), Verdict::Approve)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Conflict
+    );
+    // Strangers cannot see or cancel.
+    let stranger = person("otto", &["billing-owners"]);
+    assert_eq!(
+        block_on(view(&w.store, &w.catalog, &stranger, denied.id()))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+}
+
+#[test]
+fn overlapping_group_grants_keep_access_until_the_last_ends() {
+    let w = World::new();
+    let rita = person("rita", &[]);
+    let (mia, sam) = (person("mia", &["managers"]), person("sam", &["security"]));
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let req = w.submit(&rita, "prod-readonly", "1h");
+        w.decide(&mia, req.id(), Verdict::Approve).unwrap();
+        w.decide(&sam, req.id(), Verdict::Approve).unwrap();
+        ids.push(req.id().clone());
+    }
+    let first = w.grant(&ids[0], None, monday_at(12));
+    let second = w.grant(&ids[1], None, monday_at(12) + TimeDelta::minutes(30));
+    assert!(w.snapshot("rita").groups.contains("lapse-prod-readonly"));
+
+    let r1 = block_on(revoke(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        &ids[0],
+        RevokeCause::Expiry,
+        "lapse",
+        first.expires_at,
+    ))
+    .unwrap();
+    assert_eq!(r1.iam, IamEffect::KeptForOtherGrants);
+    assert!(
+        w.snapshot("rita").groups.contains("lapse-prod-readonly"),
+        "second grant still live"
+    );
+    let v1 = block_on(verify(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        &ids[0],
+        first.expires_at,
+    ))
+    .unwrap();
+    assert_eq!(v1.kept_for, [ids[1].to_string()]);
+
+    let r2 = block_on(revoke(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        &ids[1],
+        RevokeCause::Expiry,
+        "lapse",
+        second.expires_at,
+    ))
+    .unwrap();
+    assert_eq!(r2.iam, IamEffect::Removed);
+    assert!(w.snapshot("rita").groups.is_empty());
+    block_on(verify(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        &ids[1],
+        second.expires_at,
+    ))
+    .unwrap();
+}
+
+#[test]
+fn extension_is_routed_then_merged_into_the_running_grant() {
+    let w = World::new();
+    let rita = person("rita", &[]);
+    let req = w.submit(&rita, "billing-reports-read", "30m");
+    let granted = w.grant(req.id(), None, monday_at(10));
+    let ask = ExtensionAsk {
+        grant_id: req.id().clone(),
+        extra: "2h".parse().unwrap(),
+        justification: "need longer".into(),
+    };
+    let ext = block_on(super::intake::extend(
+        &w.store,
+        &w.trail(),
+        &w.outbox(),
+        &w.catalog,
+        &rita,
+        ask,
+        monday_at(10),
+    ))
+    .unwrap();
+    assert_eq!(ext.status(), Status::Pending, "2h goes to the owner");
+    w.decide(
+        &person("bill", &["billing-owners"]),
+        ext.id(),
+        Verdict::Approve,
+    )
+    .unwrap();
+    assert_eq!(
+        w.workflows.started()[ext.id().as_str()]["extension_id"],
+        ext.id().as_str(),
+        "the approval starts an extension execution"
+    );
+    let merged = w.grant(req.id(), Some(ext.id()), monday_at(10));
+    assert_eq!(merged.expires_at, granted.expires_at + TimeDelta::hours(2));
+    assert_eq!(
+        w.grant(req.id(), Some(ext.id()), monday_at(10)).expires_at,
+        merged.expires_at
+    );
+    let name = match &merged.artifact {
+        Artifact::InlinePolicy { name } => name.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        document_expiry(&w.snapshot("rita").inline_policies[&name]),
+        Some(merged.expires_at)
+    );
+
+    // The running execution wakes at the old expiry and is told to wait again.
+    let woke = block_on(revoke(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        req.id(),
+        RevokeCause::Expiry,
+        "lapse",
+        granted.expires_at,
+    ))
+    .unwrap();
+    assert_eq!(woke.outcome, RevokeOutcome::NotYetDue);
+    assert_eq!(woke.expires_at, Some(merged.expires_at));
+    block_on(revoke(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        req.id(),
+        RevokeCause::Expiry,
+        "lapse",
+        merged.expires_at,
+    ))
+    .unwrap();
+    block_on(verify(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        req.id(),
+        merged.expires_at,
+    ))
+    .unwrap();
+    assert_eq!(
+        w.get(ext.id()).status(),
+        Status::Verified,
+        "extensions end with their grant"
+    );
+}
+
+#[test]
+fn early_revocation_by_holder_or_security_only() {
+    let w = World::new();
+    let rita = person("rita", &[]);
+    let req = w.submit(&rita, "billing-reports-read", "30m");
+    w.grant(req.id(), None, monday_at(10));
+    let stranger = person("otto", &["platform-owners"]);
+    let err = block_on(revoke_now(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        &w.catalog,
+        &stranger,
+        req.id(),
+        monday_at(10),
+    ));
+    assert_eq!(err.unwrap_err().kind(), ErrorKind::NotFound);
+    let (revoked, verified) = block_on(revoke_now(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        &w.catalog,
+        &rita,
+        req.id(),
+        monday_at(10),
+    ))
+    .unwrap();
+    assert_eq!(revoked.outcome, RevokeOutcome::Revoked);
+    assert!(verified.verified);
+    assert_eq!(
+        w.get(req.id()).revoke_cause(),
+        Some(RevokeCause::EarlyRevoke)
+    );
+    assert!(w.snapshot("rita").inline_policies.is_empty());
+}
+
+#[test]
+fn a_residue_in_iam_fails_verification_and_is_audited() {
+    let w = World::new();
+    let rita = person("rita", &[]);
+    let req = w.submit(&rita, "billing-reports-read", "30m");
+    let report = w.grant(req.id(), None, monday_at(10));
+    block_on(revoke(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        req.id(),
+        RevokeCause::Expiry,
+        "lapse",
+        report.expires_at,
+    ))
+    .unwrap();
+    // Something puts the policy back behind Lapse's back.
+    let Artifact::InlinePolicy { name } = &report.artifact else {
+        panic!()
+    };
+    block_on(
+        w.iam
+            .put_inline_policy(req.requester(), name, &serde_json::json!({})),
+    )
+    .unwrap();
+    let err = block_on(verify(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        req.id(),
+        report.expires_at,
+    ))
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::VerificationFailed);
+    assert_eq!(
+        w.get(req.id()).status(),
+        Status::Revoked,
+        "never reported verified"
+    );
+    assert!(
+        w.verify_audit(req.id())
+            .contains(&"grant.verification_failed".to_owned())
+    );
+
+    let failure = WorkflowFailure {
+        request_id: req.id().clone(),
+        error: "Lapse.VerificationFailed".into(),
+        cause: err.to_string(),
+    };
+    let notice = block_on(record_failure(
+        &w.store,
+        &w.trail(),
+        &w.notifier,
+        &failure,
+        report.expires_at,
+    ))
+    .unwrap();
+    assert_eq!(notice.audience, Audience::Security);
+    assert!(
+        w.verify_audit(req.id())
+            .contains(&"workflow.failed".to_owned())
+    );
+}
+
+#[test]
+fn the_sweeper_settles_what_workflows_missed() {
+    let w = World::new();
+    let rita = person("rita", &[]);
+    let stale = w.submit(&rita, "staging-logs-read", "4h");
+    let granted = w.submit(&rita, "billing-reports-read", "30m");
+    let report = w.grant(granted.id(), None, monday_at(10));
+    let lost = w.submit(&person("carl", &[]), "billing-reports-read", "15m");
+
+    let later = monday_at(10) + TimeDelta::days(2);
+    let swept = block_on(sweep(&w.grants(), &w.iam, &w.trail(), &w.outbox(), later)).unwrap();
+    assert_eq!(swept.expired_pending, [stale.id().clone()]);
+    assert_eq!(swept.revoked, [granted.id().clone()]);
+    assert_eq!(
+        swept.restarted,
+        [lost.id().clone()],
+        "approved but never started"
+    );
+    assert!(swept.failures.is_empty(), "{:?}", swept.failures);
+    assert_eq!(w.get(granted.id()).status(), Status::Verified);
+    assert!(w.snapshot("rita").inline_policies.is_empty());
+    assert!(report.expires_at < later);
+    // A second sweep has nothing left to do.
+    let again = block_on(sweep(&w.grants(), &w.iam, &w.trail(), &w.outbox(), later)).unwrap();
+    assert!(
+        again.expired_pending.is_empty() && again.revoked.is_empty() && again.verified.is_empty()
+    );
+}
