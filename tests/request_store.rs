@@ -16,10 +16,7 @@ use lapse_testkit::{shared, unique_name};
 async fn fresh_tables() -> (Client, Tables) {
     let config = lapse_aws::sdk::load_local(shared().endpoint()).await;
     let client = Client::new(&config);
-    let tables = Tables {
-        requests: unique_name("requests"),
-        audit: unique_name("audit"),
-    };
+    let tables = Tables::with_prefix(&unique_name("store"));
     provision_local(&client, &tables)
         .await
         .expect("tables are created");

@@ -82,10 +82,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let config = lapse_aws::sdk::load().await;
     let client = Client::new(&config);
     let suffix = Utc::now().format("%Y%m%d%H%M%S").to_string();
-    let tables = Tables {
-        requests: format!("{}-requests-{suffix}", args.prefix),
-        audit: format!("{}-audit-{suffix}", args.prefix),
-    };
+    let tables = Tables::with_prefix(&format!("{}-{suffix}", args.prefix));
     provision_local(&client, &tables)
         .await
         .context("creating DynamoDB tables")?;

@@ -23,8 +23,10 @@ use aws_sdk_dynamodb::types::{
     KeyType, Projection, ProjectionType, ScalarAttributeType,
 };
 use lapse_core::audit::{AuditEvent, ChainHead};
-use lapse_core::ports::{AuditLog, RequestStore, StoreError};
-use lapse_core::request::{AccessRequest, RequestId};
+use lapse_core::identity::PrincipalId;
+use lapse_core::ledger::{Artifact, Hold, Release};
+use lapse_core::ports::{AuditLog, LedgerStore, RequestQueries, RequestStore, StoreError};
+use lapse_core::request::{AccessRequest, RequestId, Status};
 
 use crate::errors::store_error;
 
@@ -160,6 +162,181 @@ impl RequestStore for DynamoDbRequestStore {
     }
 }
 
+impl DynamoDbRequestStore {
+    async fn query_index(
+        &self,
+        index: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<AccessRequest>, StoreError> {
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression("#k = :v")
+                .expression_attribute_names("#k", key)
+                .expression_attribute_values(":v", s(value))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    store_error(e, || corrupt(index, "unexpected condition failure on read"))
+                })?;
+            for item in out.items() {
+                let id = string_attr(item, "id", index)?.to_owned();
+                found.push(Self::parse(item, &id)?);
+            }
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(found),
+            }
+        }
+    }
+}
+
+/// Needs `dynamodb:Query` on the table's `by-requester` and `by-status` indexes.
+impl RequestQueries for DynamoDbRequestStore {
+    async fn by_requester(
+        &self,
+        requester: &PrincipalId,
+    ) -> Result<Vec<AccessRequest>, StoreError> {
+        self.query_index("by-requester", "requester", requester.as_str())
+            .await
+    }
+
+    async fn by_status(&self, status: Status) -> Result<Vec<AccessRequest>, StoreError> {
+        self.query_index("by-status", "status", status.as_str())
+            .await
+    }
+}
+
+/// The grant ledger in DynamoDB: one item per (holder, grant), where the holder key
+/// is `<principal>#<artifact>`. Items carry `ttl` a little after their expiry, so a
+/// TTL delete (through the table's stream) is a last-resort revocation trigger.
+///
+/// IAM actions: `dynamodb:PutItem`, `dynamodb:DeleteItem`, `dynamodb:Query`.
+#[derive(Clone, Debug)]
+pub struct DynamoDbLedger {
+    client: Client,
+    table: String,
+}
+
+/// How long after a hold's expiry its item becomes eligible for TTL deletion.
+pub const LEDGER_TTL_DELAY_SECONDS: i64 = 15 * 60;
+
+impl DynamoDbLedger {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The partition key for one principal's hold on one artifact.
+    pub fn holder_key(principal: &PrincipalId, artifact: &Artifact) -> String {
+        match artifact {
+            Artifact::InlinePolicy { name } => format!("{principal}#policy:{name}"),
+            Artifact::GroupMembership { group } => format!("{principal}#group:{group}"),
+        }
+    }
+}
+
+impl LedgerStore for DynamoDbLedger {
+    async fn hold(&self, hold: &Hold) -> Result<(), StoreError> {
+        let key = Self::holder_key(&hold.principal, &hold.artifact);
+        let artifact =
+            serde_json::to_string(&hold.artifact).map_err(|e| corrupt(&key, e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("holder", s(&key))
+            .item("grant_id", s(&hold.grant_id))
+            .item("principal", s(hold.principal.as_str()))
+            .item("artifact", s(artifact))
+            .item("expires_at", s(hold.expires_at.to_rfc3339()))
+            .item(
+                "ttl",
+                AttributeValue::N(
+                    (hold.expires_at.timestamp() + LEDGER_TTL_DELAY_SECONDS).to_string(),
+                ),
+            )
+            .send()
+            .await
+            .map_err(|e| store_error(e, || corrupt(&key, "unexpected condition failure")))?;
+        Ok(())
+    }
+
+    async fn release(
+        &self,
+        principal: &PrincipalId,
+        artifact: &Artifact,
+        grant_id: &str,
+    ) -> Result<Release, StoreError> {
+        let key = Self::holder_key(principal, artifact);
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("holder", s(&key))
+            .key("grant_id", s(grant_id))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| store_error(e, || corrupt(&key, "unexpected condition failure")))?;
+        if out.attributes().is_none_or(HashMap::is_empty) {
+            return Ok(Release::NotHeld);
+        }
+        // Our hold is gone before we look, so of two racing releases at least the
+        // later one sees nobody left and removes the artifact.
+        let held_by = self.holders(principal, artifact).await?;
+        Ok(if held_by.is_empty() {
+            Release::Remove {
+                artifact: artifact.clone(),
+            }
+        } else {
+            Release::Keep {
+                artifact: artifact.clone(),
+                held_by,
+            }
+        })
+    }
+
+    async fn holders(
+        &self,
+        principal: &PrincipalId,
+        artifact: &Artifact,
+    ) -> Result<Vec<String>, StoreError> {
+        let key = Self::holder_key(principal, artifact);
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("holder = :h")
+                .expression_attribute_values(":h", s(&key))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| store_error(e, || corrupt(&key, "unexpected condition failure")))?;
+            for item in out.items() {
+                found.push(string_attr(item, "grant_id", &key)?.to_owned());
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(found),
+            }
+        }
+    }
+}
+
 /// Audit chains in DynamoDB.
 #[derive(Clone, Debug)]
 pub struct DynamoDbAuditLog {
@@ -259,6 +436,18 @@ impl AuditLog for DynamoDbAuditLog {
 pub struct Tables {
     pub requests: String,
     pub audit: String,
+    pub ledger: String,
+}
+
+impl Tables {
+    /// `<prefix>-requests`, `<prefix>-audit`, `<prefix>-ledger`.
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            requests: format!("{prefix}-requests"),
+            audit: format!("{prefix}-audit"),
+            ledger: format!("{prefix}-ledger"),
+        }
+    }
 }
 
 /// Why provisioning failed.
@@ -355,5 +544,50 @@ pub async fn provision_local(client: &Client, tables: &Tables) -> Result<(), Pro
         .attribute_definitions(attr("seq", ScalarAttributeType::N)?)
         .send()
         .await;
-    created_or_exists(audit, &tables.audit)
+    created_or_exists(audit, &tables.audit)?;
+    let ledger = client
+        .create_table()
+        .table_name(&tables.ledger)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("holder", KeyType::Hash)?)
+        .key_schema(key("grant_id", KeyType::Range)?)
+        .attribute_definitions(attr("holder", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("grant_id", ScalarAttributeType::S)?)
+        .stream_specification(
+            aws_sdk_dynamodb::types::StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::NewAndOldImages)
+                .build()
+                .map_err(|e| ProvisionError {
+                    table: tables.ledger.clone(),
+                    source: Box::new(e),
+                })?,
+        )
+        .send()
+        .await;
+    created_or_exists(ledger, &tables.ledger)?;
+    let ttl = client
+        .update_time_to_live()
+        .table_name(&tables.ledger)
+        .time_to_live_specification(
+            aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+                .attribute_name("ttl")
+                .enabled(true)
+                .build()
+                .map_err(|e| ProvisionError {
+                    table: tables.ledger.clone(),
+                    source: Box::new(e),
+                })?,
+        )
+        .send()
+        .await;
+    match ttl {
+        Ok(_) => Ok(()),
+        // Already enabled (re-provisioning).
+        Err(e) if e.code() == Some("ValidationException") => Ok(()),
+        Err(e) => Err(ProvisionError {
+            table: tables.ledger.clone(),
+            source: Box::new(e),
+        }),
+    }
 }

@@ -11,10 +11,18 @@
 //! ## Layout
 //! - [`sdk`]: loading `SdkConfig` from the standard environment (`AWS_ENDPOINT_URL`
 //!   and friends), or for an explicit local endpoint.
-//! - [`dynamodb`]: `DynamoDbRequestStore`, `DynamoDbAuditLog`, and table provisioning
-//!   for the local stack.
+//! - [`dynamodb`]: `DynamoDbRequestStore` (also `RequestQueries`), `DynamoDbAuditLog`,
+//!   `DynamoDbLedger`, and table provisioning for the local stack.
+//! - [`iam`]: `IamDirectory` (grants in, snapshots out).
+//! - [`sns`]: `SnsNotifier`, one topic per audience.
+//! - [`sfn`]: `SfnWorkflowStarter`.
+//! - [`secrets`]: the audit signing key from Secrets Manager.
 
 pub mod dynamodb;
+pub mod iam;
 pub mod sdk;
+pub mod secrets;
+pub mod sfn;
+pub mod sns;
 
 mod errors;

@@ -1,0 +1,369 @@
+//! The IAM, ledger, SNS, Step Functions and Secrets Manager adapters against the
+//! local emulator: each test reads the service back rather than trusting a return value.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use aws_config::SdkConfig;
+use chrono::{TimeDelta, Utc};
+use lapse_aws::dynamodb::{DynamoDbLedger, Tables, provision_local};
+use lapse_aws::iam::IamDirectory;
+use lapse_aws::sfn::SfnWorkflowStarter;
+use lapse_aws::sns::{SnsNotifier, Topics};
+use lapse_core::grant::{document_expiry, policy_document};
+use lapse_core::identity::PrincipalId;
+use lapse_core::ledger::{Artifact, Hold, Release};
+use lapse_core::policy::{Effect, Statement};
+use lapse_core::ports::{
+    AccessInspector, AccessProvisioner, Audience, DirectoryError, LedgerStore, Notice, Notifier,
+    Removal, WorkflowError, WorkflowStarter,
+};
+use lapse_testkit::{shared, unique_name};
+
+async fn config() -> SdkConfig {
+    lapse_aws::sdk::load_local(shared().endpoint()).await
+}
+
+async fn new_user(iam: &aws_sdk_iam::Client) -> PrincipalId {
+    let name = unique_name("user");
+    iam.create_user().user_name(&name).send().await.unwrap();
+    PrincipalId::new(name).unwrap()
+}
+
+#[tokio::test]
+async fn iam_holds_the_time_bound_policy_after_grant_and_not_after_revoke() {
+    let config = config().await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let directory = IamDirectory::new(iam.clone());
+    let user = new_user(&iam).await;
+    let expires = Utc::now() + TimeDelta::hours(1);
+    let statements = [Statement {
+        effect: Effect::Allow,
+        actions: vec!["s3:GetObject".into()],
+        resources: vec!["arn:aws:s3:::bucket/*".into()],
+    }];
+    let name = "lapse-billing-reports-read-req-test";
+    directory
+        .put_inline_policy(&user, name, &policy_document(&statements, expires))
+        .await
+        .unwrap();
+
+    // Read back through the raw SDK, not the adapter: IAM really holds it.
+    let raw = iam
+        .get_user_policy()
+        .user_name(user.as_str())
+        .policy_name(name)
+        .send()
+        .await
+        .unwrap();
+    let decoded = percent_decode(raw.policy_document());
+    let document: serde_json::Value = serde_json::from_str(&decoded).unwrap();
+    assert_eq!(
+        document_expiry(&document).map(|t| t.timestamp()),
+        Some(expires.timestamp()),
+        "every statement carries aws:CurrentTime"
+    );
+    let snapshot = directory.snapshot(&user).await.unwrap();
+    assert_eq!(snapshot.inline_policies[name], document);
+
+    assert_eq!(
+        directory.delete_inline_policy(&user, name).await.unwrap(),
+        Removal::Removed
+    );
+    assert_eq!(
+        directory.delete_inline_policy(&user, name).await.unwrap(),
+        Removal::AlreadyAbsent
+    );
+    let listed = iam
+        .list_user_policies()
+        .user_name(user.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.policy_names().is_empty(), "IAM no longer holds it");
+}
+
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .unwrap()
+        .into_owned()
+}
+
+#[tokio::test]
+async fn group_grants_and_missing_principals() {
+    let config = config().await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let directory = IamDirectory::new(iam.clone());
+    let user = new_user(&iam).await;
+    let group = unique_name("lapse-group");
+    iam.create_group().group_name(&group).send().await.unwrap();
+
+    directory.add_to_group(&user, &group).await.unwrap();
+    directory.add_to_group(&user, &group).await.unwrap();
+    let groups = iam
+        .list_groups_for_user()
+        .user_name(user.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.groups().len(), 1);
+    assert!(
+        directory
+            .snapshot(&user)
+            .await
+            .unwrap()
+            .groups
+            .contains(&group)
+    );
+    assert_eq!(
+        directory.remove_from_group(&user, &group).await.unwrap(),
+        Removal::Removed
+    );
+    assert_eq!(
+        directory.remove_from_group(&user, &group).await.unwrap(),
+        Removal::AlreadyAbsent
+    );
+    assert!(directory.snapshot(&user).await.unwrap().groups.is_empty());
+
+    let ghost = PrincipalId::new(unique_name("ghost")).unwrap();
+    assert!(matches!(
+        directory
+            .put_inline_policy(
+                &ghost,
+                "lapse-x",
+                &serde_json::json!({"Version": "2012-10-17", "Statement": []})
+            )
+            .await,
+        Err(DirectoryError::NoSuchPrincipal(_))
+    ));
+    assert!(matches!(
+        directory.add_to_group(&user, &unique_name("nogroup")).await,
+        Err(DirectoryError::NoSuchGroup(_))
+    ));
+    assert!(
+        directory
+            .snapshot(&ghost)
+            .await
+            .unwrap()
+            .inline_policies
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn ledger_keeps_shared_artifacts_until_the_last_release() {
+    let config = config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let tables = Tables::with_prefix(&unique_name("ledger"));
+    provision_local(&dynamo, &tables).await.unwrap();
+    let ledger = DynamoDbLedger::new(dynamo.clone(), &tables.ledger);
+    let alice = PrincipalId::new("alice").unwrap();
+    let artifact = Artifact::GroupMembership {
+        group: "admins".into(),
+    };
+    for grant in ["g1", "g2"] {
+        ledger
+            .hold(&Hold {
+                grant_id: grant.into(),
+                principal: alice.clone(),
+                artifact: artifact.clone(),
+                expires_at: Utc::now() + TimeDelta::hours(1),
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        ledger.holders(&alice, &artifact).await.unwrap(),
+        ["g1", "g2"]
+    );
+    assert_eq!(
+        ledger.release(&alice, &artifact, "g1").await.unwrap(),
+        Release::Keep {
+            artifact: artifact.clone(),
+            held_by: vec!["g2".into()]
+        }
+    );
+    assert_eq!(
+        ledger.release(&alice, &artifact, "g1").await.unwrap(),
+        Release::NotHeld
+    );
+    assert_eq!(
+        ledger.release(&alice, &artifact, "g2").await.unwrap(),
+        Release::Remove {
+            artifact: artifact.clone()
+        }
+    );
+
+    // The ledger table has TTL on `ttl` and a stream with old images, for the backstop.
+    let ttl = dynamo
+        .describe_time_to_live()
+        .table_name(&tables.ledger)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ttl.time_to_live_description()
+            .and_then(|d| d.attribute_name()),
+        Some("ttl")
+    );
+    let table = dynamo
+        .describe_table()
+        .table_name(&tables.ledger)
+        .send()
+        .await
+        .unwrap();
+    assert!(table.table().and_then(|t| t.latest_stream_arn()).is_some());
+}
+
+#[tokio::test]
+async fn notices_reach_the_audience_topic_with_filter_attributes() {
+    let config = config().await;
+    let sns = aws_sdk_sns::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let mut arns = Vec::new();
+    let mut queues = Vec::new();
+    for audience in ["users", "approvers", "security"] {
+        let topic = sns
+            .create_topic()
+            .name(unique_name(audience))
+            .send()
+            .await
+            .unwrap();
+        let queue = sqs
+            .create_queue()
+            .queue_name(unique_name(audience))
+            .send()
+            .await
+            .unwrap();
+        let url = queue.queue_url().unwrap().to_owned();
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap();
+        let queue_arn =
+            attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+        sns.subscribe()
+            .topic_arn(topic.topic_arn().unwrap())
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .send()
+            .await
+            .unwrap();
+        arns.push(topic.topic_arn().unwrap().to_owned());
+        queues.push(url);
+    }
+    let notifier = SnsNotifier::new(
+        sns,
+        Topics {
+            users: arns[0].clone(),
+            approvers: arns[1].clone(),
+            security: arns[2].clone(),
+        },
+    );
+    notifier
+        .send(&Notice {
+            audience: Audience::Approvers {
+                groups: vec!["managers".into(), "security".into()],
+            },
+            subject: "Approval needed".into(),
+            body: "rita asks for prod-db-admin".into(),
+            request_id: None,
+        })
+        .await
+        .unwrap();
+    notifier
+        .send(&Notice {
+            audience: Audience::Person {
+                id: PrincipalId::new("rita").unwrap(),
+            },
+            subject: "Access granted".into(),
+            body: "until 14:00".into(),
+            request_id: None,
+        })
+        .await
+        .unwrap();
+    let received = |url: String| {
+        let sqs = sqs.clone();
+        async move {
+            let out = sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+            out.messages()
+                .iter()
+                .map(|m| m.body().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let approvers = received(queues[1].clone()).await;
+    assert_eq!(approvers.len(), 1);
+    let envelope: serde_json::Value = serde_json::from_str(&approvers[0]).unwrap();
+    assert_eq!(
+        envelope["MessageAttributes"]["groups"]["Value"],
+        "[\"managers\",\"security\"]"
+    );
+    let users = received(queues[0].clone()).await;
+    assert_eq!(users.len(), 1);
+    let envelope: serde_json::Value = serde_json::from_str(&users[0]).unwrap();
+    assert_eq!(envelope["MessageAttributes"]["recipient"]["Value"], "rita");
+    assert!(received(queues[2].clone()).await.is_empty());
+}
+
+#[tokio::test]
+async fn workflow_starts_are_idempotent_by_name() {
+    let config = config().await;
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let machine = sfn
+        .create_state_machine()
+        .name(unique_name("grant-lifecycle"))
+        .definition(r#"{"StartAt":"Done","States":{"Done":{"Type":"Succeed"}}}"#)
+        .role_arn("arn:aws:iam::123456789012:role/lapse-states")
+        .send()
+        .await
+        .unwrap();
+    let starter = SfnWorkflowStarter::new(sfn, machine.state_machine_arn());
+    let input = serde_json::json!({"request_id": "req-1"});
+    let first = starter.start("req-1", &input).await.unwrap();
+    assert_eq!(starter.start("req-1", &input).await.unwrap(), first);
+    assert!(matches!(
+        starter
+            .start("req-1", &serde_json::json!({"request_id": "req-2"}))
+            .await,
+        Err(WorkflowError::NameTaken(_))
+    ));
+}
+
+#[tokio::test]
+async fn audit_signing_key_lives_in_secrets_manager() {
+    let config = config().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let id = unique_name("lapse-audit-key");
+    let first = lapse_aws::secrets::ensure_audit_signer(&secrets, &id, "k1")
+        .await
+        .unwrap();
+    let again = lapse_aws::secrets::ensure_audit_signer(&secrets, &id, "k1")
+        .await
+        .unwrap();
+    assert_eq!(first.public_key_hex(), again.public_key_hex());
+    assert_eq!(first.key_id(), "k1");
+    secrets
+        .put_secret_value()
+        .secret_id(&id)
+        .secret_string("not json")
+        .send()
+        .await
+        .unwrap();
+    let err = lapse_aws::secrets::load_audit_signer(&secrets, &id)
+        .await
+        .unwrap_err();
+    assert!(
+        !err.to_string().contains("not json"),
+        "secret values never appear in errors"
+    );
+}
