@@ -15,7 +15,7 @@
 //!   `DynamoDbLedger`, and table provisioning for the local stack.
 //! - [`iam`]: `IamDirectory` (grants in, snapshots out).
 //! - [`sns`]: `SnsNotifier`, one topic per audience.
-//! - [`sfn`]: `SfnWorkflowStarter`.
+//! - [`sfn`]: starting workflows (`SfnWorkflowStarter`).
 //! - [`secrets`]: the audit signing key from Secrets Manager.
 
 pub mod dynamodb;
