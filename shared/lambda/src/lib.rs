@@ -11,9 +11,15 @@
 //! ## Layout
 //! - [`config`]: reading environment variables with clear errors.
 //! - [`error`]: `HandlerError`, its `Diagnostic` mapping and the stable error names.
+//! - [`wiring`]: adapters built from environment variables at init.
+//! - [`http`]: identity from verified claims, JSON bodies, error responses.
+//! - [`metrics`]: CloudWatch Embedded Metric Format records.
 
 pub mod config;
 pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod wiring;
 
 use lapse_core::policy::{Catalog, PolicyError};
 

@@ -1,0 +1,109 @@
+//! # approval
+//!
+//! `POST /v1/requests/{id}/decisions` `{decision: "approve"|"deny", comment}`.
+//! The approver is the authenticated caller; the rules (no self-approval, distinct
+//! approvers per slot, any deny ends it, nothing after the deadline) are the core's.
+//! Racing decisions are settled by DynamoDB conditional writes. When the route is
+//! satisfied, the grant workflow starts, named for the request, so exactly once.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use lambda_http::{Body, Request, Response};
+use lapse_aws::dynamodb::DynamoDbRequestStore;
+use lapse_aws::sfn::SfnWorkflowStarter;
+use lapse_aws::sns::SnsNotifier;
+use lapse_core::identity::Principal;
+use lapse_core::ports::{Clock, WorkflowStarter};
+use lapse_core::request::{RequestId, Verdict};
+use lapse_core::usecase::Outbox;
+use lapse_core::usecase::decide::{Decision, decide};
+use lapse_lambda::HandlerError;
+use lapse_lambda::config::Env;
+use lapse_lambda::http::{self, json, json_body};
+use lapse_lambda::wiring::{self, Auditing, InitError};
+use serde::Deserialize;
+
+#[derive(Debug)]
+pub struct Deps<W> {
+    pub store: DynamoDbRequestStore,
+    pub auditing: Auditing,
+    pub notifier: SnsNotifier,
+    pub workflows: W,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Deps<SfnWorkflowStarter> {
+    pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
+        Ok(Self {
+            store: wiring::request_store(env, sdk)?,
+            auditing: Auditing::from_env(env, sdk).await?,
+            notifier: wiring::notifier(env, sdk)?,
+            workflows: wiring::workflows(env, sdk)?,
+            clock: wiring::system_clock(),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    decision: Verdict,
+    #[serde(default)]
+    comment: String,
+}
+
+#[tracing::instrument(skip_all, fields(method = %request.method(), path = %request.uri().path()))]
+pub async fn handler<W: WorkflowStarter>(
+    deps: &Deps<W>,
+    request: Request,
+) -> Result<Response<Body>, Infallible> {
+    let who = match http::principal(&request) {
+        Ok(who) => who,
+        Err(err) => return Ok(http::unauthorized(&err)),
+    };
+    Ok(route(deps, &who, &request)
+        .await
+        .unwrap_or_else(|err| http::error(&err)))
+}
+
+async fn route<W: WorkflowStarter>(
+    deps: &Deps<W>,
+    who: &Principal,
+    request: &Request,
+) -> Result<Response<Body>, HandlerError> {
+    let path = request.uri().path().trim_end_matches('/').to_owned();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let ("POST", ["v1", "requests", id, "decisions"]) =
+        (request.method().as_str(), segments.as_slice())
+    else {
+        return Ok(json(
+            404,
+            &serde_json::json!({ "error": "Lapse.NotFound", "message": format!("no route {} {path}", request.method()) }),
+        ));
+    };
+    let body: DecisionBody = json_body(request)?;
+    let decision = Decision {
+        request_id: RequestId::parse(id).map_err(|e| HandlerError::BadEvent(e.to_string()))?,
+        verdict: body.decision,
+        comment: body.comment,
+    };
+    let outbox = Outbox {
+        notifier: &deps.notifier,
+        workflows: &deps.workflows,
+    };
+    let (request, outcome) = decide(
+        &deps.store,
+        &deps.auditing.trail(),
+        &outbox,
+        who,
+        &decision,
+        deps.clock.now(),
+    )
+    .await?;
+    Ok(json(
+        200,
+        &serde_json::json!({ "outcome": outcome, "request": request }),
+    ))
+}

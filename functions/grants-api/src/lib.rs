@@ -1,0 +1,88 @@
+//! # grants-api
+//!
+//! `POST /v1/grants/{id}/revoke`: end a grant now. The holder, the resource's owners
+//! and its approvers may do it. Revokes, then verifies against IAM before answering;
+//! the grant's running workflow later finds it revoked and verifies again, harmlessly.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use lambda_http::{Body, Request, Response};
+use lapse_aws::dynamodb::{DynamoDbLedger, DynamoDbRequestStore};
+use lapse_aws::iam::IamDirectory;
+use lapse_core::identity::Principal;
+use lapse_core::ports::Clock;
+use lapse_core::request::RequestId;
+use lapse_core::usecase::lifecycle::{Grants, revoke_now};
+use lapse_lambda::HandlerError;
+use lapse_lambda::config::Env;
+use lapse_lambda::http::{self, json};
+use lapse_lambda::wiring::{self, Auditing, InitError};
+
+#[derive(Debug)]
+pub struct Deps {
+    pub store: DynamoDbRequestStore,
+    pub ledger: DynamoDbLedger,
+    pub directory: IamDirectory,
+    pub auditing: Auditing,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Deps {
+    pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
+        Ok(Self {
+            store: wiring::request_store(env, sdk)?,
+            ledger: wiring::ledger(env, sdk)?,
+            directory: wiring::directory(sdk),
+            auditing: Auditing::from_env(env, sdk).await?,
+            clock: wiring::system_clock(),
+        })
+    }
+}
+
+#[tracing::instrument(skip_all, fields(method = %request.method(), path = %request.uri().path()))]
+pub async fn handler(deps: &Deps, request: Request) -> Result<Response<Body>, Infallible> {
+    let who = match http::principal(&request) {
+        Ok(who) => who,
+        Err(err) => return Ok(http::unauthorized(&err)),
+    };
+    Ok(route(deps, &who, &request)
+        .await
+        .unwrap_or_else(|err| http::error(&err)))
+}
+
+async fn route(
+    deps: &Deps,
+    who: &Principal,
+    request: &Request,
+) -> Result<Response<Body>, HandlerError> {
+    let path = request.uri().path().trim_end_matches('/').to_owned();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let ("POST", ["v1", "grants", id, "revoke"]) = (request.method().as_str(), segments.as_slice())
+    else {
+        return Ok(json(
+            404,
+            &serde_json::json!({ "error": "Lapse.NotFound", "message": format!("no route {} {path}", request.method()) }),
+        ));
+    };
+    let id = RequestId::parse(id).map_err(|e| HandlerError::BadEvent(e.to_string()))?;
+    let grants = Grants {
+        store: &deps.store,
+        ledger: &deps.ledger,
+    };
+    let (revoked, verified) = revoke_now(
+        &grants,
+        &deps.directory,
+        &deps.auditing.trail(),
+        &deps.auditing.catalog,
+        who,
+        &id,
+        deps.clock.now(),
+    )
+    .await?;
+    Ok(json(
+        200,
+        &serde_json::json!({ "revoke": revoked, "verify": verified }),
+    ))
+}

@@ -1,0 +1,174 @@
+//! # intake
+//!
+//! The requester's HTTP API:
+//! - `POST /v1/requests` `{resource, duration?, justification, ticket?}` → 201
+//! - `GET /v1/requests/{id}`, `GET /v1/requests?mine`, `GET /v1/requests?pending-my-approval`
+//! - `POST /v1/requests/{id}/cancel`
+//! - `GET /v1/grants` (my active grants), `POST /v1/grants/{id}/extend` `{duration, justification}`
+//!
+//! Who is asking comes from the JWT claims API Gateway verified, never from the body;
+//! a body naming anyone (`requester`, `user`, ...) is rejected as an unknown field.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use lambda_http::{Body, Request, RequestExt, Response};
+use lapse_aws::dynamodb::DynamoDbRequestStore;
+use lapse_aws::sfn::SfnWorkflowStarter;
+use lapse_aws::sns::SnsNotifier;
+use lapse_core::duration::Span;
+use lapse_core::identity::Principal;
+use lapse_core::ports::{Clock, RequestQueries, WorkflowStarter};
+use lapse_core::request::{NewRequest, RequestId, Status};
+use lapse_core::usecase::Outbox;
+use lapse_core::usecase::intake::{self, ExtensionAsk};
+use lapse_lambda::HandlerError;
+use lapse_lambda::config::Env;
+use lapse_lambda::http::{self, json, json_body};
+use lapse_lambda::wiring::{self, Auditing, InitError};
+use serde::Deserialize;
+
+/// What the handler needs, built once at init.
+#[derive(Debug)]
+pub struct Deps<W> {
+    pub store: DynamoDbRequestStore,
+    pub auditing: Auditing,
+    pub notifier: SnsNotifier,
+    pub workflows: W,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Deps<SfnWorkflowStarter> {
+    pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
+        Ok(Self {
+            store: wiring::request_store(env, sdk)?,
+            auditing: Auditing::from_env(env, sdk).await?,
+            notifier: wiring::notifier(env, sdk)?,
+            workflows: wiring::workflows(env, sdk)?,
+            clock: wiring::system_clock(),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitBody {
+    resource: String,
+    #[serde(default)]
+    duration: Option<String>,
+    justification: String,
+    #[serde(default)]
+    ticket: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtendBody {
+    duration: String,
+    justification: String,
+}
+
+fn span(text: &str) -> Result<Span, HandlerError> {
+    text.parse()
+        .map_err(|e: lapse_core::duration::DurationError| HandlerError::BadEvent(e.to_string()))
+}
+
+fn request_id(segment: &str) -> Result<RequestId, HandlerError> {
+    RequestId::parse(segment).map_err(|e| HandlerError::BadEvent(e.to_string()))
+}
+
+/// The Lambda entry point: every outcome is an HTTP response.
+#[tracing::instrument(skip_all, fields(method = %request.method(), path = %request.uri().path()))]
+pub async fn handler<W: WorkflowStarter>(
+    deps: &Deps<W>,
+    request: Request,
+) -> Result<Response<Body>, Infallible> {
+    let who = match http::principal(&request) {
+        Ok(who) => who,
+        Err(err) => return Ok(http::unauthorized(&err)),
+    };
+    Ok(route(deps, &who, &request)
+        .await
+        .unwrap_or_else(|err| http::error(&err)))
+}
+
+async fn route<W: WorkflowStarter>(
+    deps: &Deps<W>,
+    who: &Principal,
+    request: &Request,
+) -> Result<Response<Body>, HandlerError> {
+    let path = request.uri().path().trim_end_matches('/').to_owned();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let now = deps.clock.now();
+    let catalog = &deps.auditing.catalog;
+    let trail = deps.auditing.trail();
+    let outbox = Outbox {
+        notifier: &deps.notifier,
+        workflows: &deps.workflows,
+    };
+    let method = request.method().as_str();
+    match (method, segments.as_slice()) {
+        ("POST", ["v1", "requests"]) => {
+            let body: SubmitBody = json_body(request)?;
+            let input = NewRequest {
+                resource: body.resource,
+                duration: body.duration.as_deref().map(span).transpose()?,
+                justification: body.justification,
+                ticket: body.ticket,
+            };
+            let created =
+                intake::submit(&deps.store, &trail, &outbox, catalog, who, input, now).await?;
+            Ok(json(201, &created))
+        }
+        ("GET", ["v1", "requests"]) => {
+            let query = request.query_string_parameters();
+            let list = if query.first("pending-my-approval").is_some()
+                || query.first("view") == Some("pending")
+            {
+                intake::pending_for(&deps.store, who).await?
+            } else {
+                deps.store
+                    .by_requester(who.id())
+                    .await
+                    .map_err(lapse_core::Error::from)?
+            };
+            Ok(json(200, &serde_json::json!({ "requests": list })))
+        }
+        ("GET", ["v1", "requests", id]) => {
+            let found = intake::view(&deps.store, catalog, who, &request_id(id)?).await?;
+            Ok(json(200, &found))
+        }
+        ("POST", ["v1", "requests", id, "cancel"]) => {
+            let cancelled =
+                intake::cancel(&deps.store, &trail, catalog, who, &request_id(id)?, now).await?;
+            Ok(json(200, &cancelled))
+        }
+        ("GET", ["v1", "grants"]) => {
+            let grants: Vec<_> = deps
+                .store
+                .by_requester(who.id())
+                .await
+                .map_err(lapse_core::Error::from)?
+                .into_iter()
+                .filter(|r| r.status() == Status::Active && r.extends().is_none())
+                .collect();
+            Ok(json(200, &serde_json::json!({ "grants": grants })))
+        }
+        ("POST", ["v1", "grants", id, "extend"]) => {
+            let body: ExtendBody = json_body(request)?;
+            let ask = ExtensionAsk {
+                grant_id: request_id(id)?,
+                extra: span(&body.duration)?,
+                justification: body.justification,
+            };
+            let extension =
+                intake::extend(&deps.store, &trail, &outbox, catalog, who, ask, now).await?;
+            Ok(json(201, &extension))
+        }
+        _ => Ok(json(
+            404,
+            &serde_json::json!({ "error": "Lapse.NotFound", "message": format!("no route {method} {path}") }),
+        )),
+    }
+}

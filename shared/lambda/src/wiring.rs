@@ -1,0 +1,147 @@
+//! Building adapters from the environment, once, in a binary's init phase. Each
+//! builder reads only the variables it needs and names any that are missing.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use lapse_aws::dynamodb::{DynamoDbAuditLog, DynamoDbLedger, DynamoDbRequestStore};
+use lapse_aws::iam::IamDirectory;
+use lapse_aws::secrets::{SecretError, load_audit_signer};
+use lapse_aws::sfn::SfnWorkflowStarter;
+use lapse_aws::sns::{SnsNotifier, Topics};
+use lapse_core::audit::AuditSigner;
+use lapse_core::policy::{Catalog, PolicyError};
+use lapse_core::ports::{Clock, SystemClock};
+use lapse_core::usecase::AuditTrail;
+
+use crate::config::{ConfigError, Env};
+
+/// The environment variables the functions read.
+pub mod vars {
+    pub const REQUESTS_TABLE: &str = "LAPSE_REQUESTS_TABLE";
+    pub const AUDIT_TABLE: &str = "LAPSE_AUDIT_TABLE";
+    pub const LEDGER_TABLE: &str = "LAPSE_LEDGER_TABLE";
+    pub const AUDIT_KEY_SECRET: &str = "LAPSE_AUDIT_KEY_SECRET";
+    pub const USERS_TOPIC: &str = "LAPSE_USERS_TOPIC_ARN";
+    pub const APPROVERS_TOPIC: &str = "LAPSE_APPROVERS_TOPIC_ARN";
+    pub const SECURITY_TOPIC: &str = "LAPSE_SECURITY_TOPIC_ARN";
+    pub const STATE_MACHINE: &str = "LAPSE_STATE_MACHINE_ARN";
+}
+
+/// Why a binary could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+}
+
+pub fn request_store(env: &Env, sdk: &SdkConfig) -> Result<DynamoDbRequestStore, ConfigError> {
+    Ok(DynamoDbRequestStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        env.required(vars::REQUESTS_TABLE)?,
+    ))
+}
+
+pub fn ledger(env: &Env, sdk: &SdkConfig) -> Result<DynamoDbLedger, ConfigError> {
+    Ok(DynamoDbLedger::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        env.required(vars::LEDGER_TABLE)?,
+    ))
+}
+
+pub fn directory(sdk: &SdkConfig) -> IamDirectory {
+    IamDirectory::new(aws_sdk_iam::Client::new(sdk))
+}
+
+pub fn notifier(env: &Env, sdk: &SdkConfig) -> Result<SnsNotifier, ConfigError> {
+    Ok(SnsNotifier::new(
+        aws_sdk_sns::Client::new(sdk),
+        Topics {
+            users: env.required(vars::USERS_TOPIC)?,
+            approvers: env.required(vars::APPROVERS_TOPIC)?,
+            security: env.required(vars::SECURITY_TOPIC)?,
+        },
+    ))
+}
+
+pub fn workflows(env: &Env, sdk: &SdkConfig) -> Result<SfnWorkflowStarter, ConfigError> {
+    Ok(SfnWorkflowStarter::new(
+        aws_sdk_sfn::Client::new(sdk),
+        env.required(vars::STATE_MACHINE)?,
+    ))
+}
+
+/// Everything a function needs to write audit events: the log, the signing key
+/// (from Secrets Manager) and the policy whose hash each event records.
+#[derive(Debug)]
+pub struct Auditing {
+    pub log: DynamoDbAuditLog,
+    pub signer: AuditSigner,
+    pub catalog: Catalog,
+}
+
+impl Auditing {
+    pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
+        let log = DynamoDbAuditLog::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            env.required(vars::AUDIT_TABLE)?,
+        );
+        let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+        let signer = load_audit_signer(&secrets, &env.required(vars::AUDIT_KEY_SECRET)?).await?;
+        Ok(Self {
+            log,
+            signer,
+            catalog: crate::bundled_catalog()?,
+        })
+    }
+
+    pub fn trail(&self) -> AuditTrail<'_, DynamoDbAuditLog> {
+        AuditTrail {
+            log: &self.log,
+            signer: &self.signer,
+            policy_hash: self.catalog.hash(),
+        }
+    }
+}
+
+/// The production clock.
+pub fn system_clock() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
+
+/// What the grant, revoke, verify and backstop functions share: the requests table,
+/// the ledger, IAM, the audit trail and the clock. Their IAM roles differ (the verify
+/// role can only read IAM, for one); the code asks for the same adapters.
+#[derive(Debug)]
+pub struct Lifecycle {
+    pub store: DynamoDbRequestStore,
+    pub ledger: DynamoDbLedger,
+    pub directory: IamDirectory,
+    pub auditing: Auditing,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Lifecycle {
+    pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
+        Ok(Self {
+            store: request_store(env, sdk)?,
+            ledger: ledger(env, sdk)?,
+            directory: directory(sdk),
+            auditing: Auditing::from_env(env, sdk).await?,
+            clock: system_clock(),
+        })
+    }
+
+    pub fn grants(
+        &self,
+    ) -> lapse_core::usecase::lifecycle::Grants<'_, DynamoDbRequestStore, DynamoDbLedger> {
+        lapse_core::usecase::lifecycle::Grants {
+            store: &self.store,
+            ledger: &self.ledger,
+        }
+    }
+}
