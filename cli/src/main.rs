@@ -4,7 +4,7 @@
 //! - `lapse demo`: run Lapse's workflows against the AWS endpoint in the environment
 //!   (the local emulator, started by `scripts/demo`) and print what happened.
 
-mod demo;
+use lapse_cli::demo;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -1,1 +1,53 @@
-//! placeholder
+//! # lapse-local
+//!
+//! The local stack, so that the demo, the CLI and the workflow tests run Lapse the
+//! way AWS does, against moto's server:
+//!
+//! - [`provision`]: the tables, topics, audit key secret, IAM groups and the state
+//!   machine, created through the same AWS APIs the SAM template declares.
+//! - [`issuer`]: a development JWT issuer (Ed25519 keys made by the scripts/tests).
+//! - [`host`]: one HTTP server that serves the Lambda Invoke API for the task
+//!   functions (what Step Functions calls) and an API Gateway stand-in for the HTTP
+//!   functions: it verifies the bearer JWT exactly as the deployed JWT authorizer
+//!   does (signature, issuer, audience, expiry) and hands the handlers a real API
+//!   Gateway v2 event with the verified claims, or answers 401.
+//! - [`workflows`]: starts executions through the Step Functions API (moto records
+//!   them and enforces names) and runs the real `grant-lifecycle.asl.json` in
+//!   `aws-local-stepfunctions`, whose Task states invoke the host's Lambda API.
+//! - [`clock`]: the stack's clock, which the demo and tests move forward.
+//!
+//! Nothing here is deployed; it exists so local runs exercise the deployed code
+//! paths end to end.
+
+pub mod clock;
+pub mod host;
+pub mod issuer;
+pub mod provision;
+pub mod workflows;
+
+use std::path::{Path, PathBuf};
+
+/// Anything that stops the local stack from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("cannot provision {what}")]
+    Provision {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error(transparent)]
+    Init(#[from] lapse_lambda::wiring::InitError),
+    #[error("local host I/O failed")]
+    Io(#[from] std::io::Error),
+    #[error("dev issuer: {0}")]
+    Issuer(String),
+}
+
+/// The repository root (for the ASL file and the Node tools).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}

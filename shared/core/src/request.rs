@@ -21,7 +21,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::duration::Span;
@@ -609,9 +609,12 @@ impl AccessRequest {
         match (self.status, self.window) {
             (Status::Active, Some(window)) => Ok(window),
             (Status::Approved, _) => {
+                // Whole seconds: IAM's aws:CurrentTime bound carries no fraction, and
+                // the window must end exactly where IAM stops honouring the grant.
+                let start = now.trunc_subsecs(0);
                 let window = GrantWindow {
-                    starts_at: now,
-                    expires_at: now + self.duration.delta(),
+                    starts_at: start,
+                    expires_at: start + self.duration.delta(),
                 };
                 self.window = Some(window);
                 self.artifact = Some(artifact);

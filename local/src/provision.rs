@@ -1,0 +1,184 @@
+//! Creating the local stack's resources through the AWS APIs, in the shapes
+//! `infra/template.yaml` declares. Re-running is harmless.
+
+use std::collections::BTreeMap;
+
+use aws_config::SdkConfig;
+use aws_sdk_iam::error::ProvideErrorMetadata;
+use lapse_aws::dynamodb::{Tables, provision_local};
+use lapse_aws::sns::Topics;
+use lapse_core::policy::{Catalog, GrantSpec};
+use lapse_lambda::config::Env;
+use lapse_lambda::wiring::vars;
+
+use crate::LocalError;
+
+/// The account moto answers as.
+pub const ACCOUNT: &str = "123456789012";
+
+/// The task functions the state machine invokes, and the backstops.
+pub const TASK_FUNCTIONS: [&str; 6] = [
+    "grant",
+    "revoke",
+    "verify",
+    "notify",
+    "sweeper",
+    "ttl-backstop",
+];
+
+/// Names and ARNs of one local stack.
+#[derive(Clone, Debug)]
+pub struct StackConfig {
+    pub prefix: String,
+    pub tables: Tables,
+    pub topics: Topics,
+    pub secret_id: String,
+    pub state_machine_arn: String,
+}
+
+impl StackConfig {
+    /// The ARN a task function answers to.
+    pub fn function_arn(&self, function: &str) -> String {
+        format!(
+            "arn:aws:lambda:us-east-1:{ACCOUNT}:function:{}-{function}",
+            self.prefix
+        )
+    }
+
+    /// SAM's `DefinitionSubstitutions` for the state machine.
+    pub fn substitutions(&self) -> serde_json::Value {
+        serde_json::json!({
+            "GrantFunctionArn": self.function_arn("grant"),
+            "RevokeFunctionArn": self.function_arn("revoke"),
+            "VerifyFunctionArn": self.function_arn("verify"),
+            "NotifyFunctionArn": self.function_arn("notify"),
+        })
+    }
+
+    /// The environment the functions read, as the template sets it.
+    pub fn env(&self) -> Env {
+        Env::from_pairs([
+            (vars::REQUESTS_TABLE, self.tables.requests.clone()),
+            (vars::AUDIT_TABLE, self.tables.audit.clone()),
+            (vars::LEDGER_TABLE, self.tables.ledger.clone()),
+            (vars::AUDIT_KEY_SECRET, self.secret_id.clone()),
+            (vars::USERS_TOPIC, self.topics.users.clone()),
+            (vars::APPROVERS_TOPIC, self.topics.approvers.clone()),
+            (vars::SECURITY_TOPIC, self.topics.security.clone()),
+            (vars::STATE_MACHINE, self.state_machine_arn.clone()),
+        ])
+    }
+}
+
+fn failed(
+    what: impl Into<String>,
+) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> LocalError {
+    let what = what.into();
+    move |source| LocalError::Provision { what, source }
+}
+
+/// Creates everything for a stack named `prefix`.
+pub async fn provision(
+    sdk: &SdkConfig,
+    prefix: &str,
+    catalog: &Catalog,
+) -> Result<StackConfig, LocalError> {
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let tables = Tables::with_prefix(prefix);
+    provision_local(&dynamo, &tables)
+        .await
+        .map_err(|e| failed("tables")(Box::new(e)))?;
+
+    let sns = aws_sdk_sns::Client::new(sdk);
+    let mut arns = BTreeMap::new();
+    for audience in ["users", "approvers", "security"] {
+        let out = sns
+            .create_topic()
+            .name(format!("{prefix}-{audience}"))
+            .send()
+            .await
+            .map_err(|e| failed(format!("topic {audience}"))(Box::new(e)))?;
+        arns.insert(audience, out.topic_arn().unwrap_or_default().to_owned());
+    }
+    let topics = Topics {
+        users: arns["users"].clone(),
+        approvers: arns["approvers"].clone(),
+        security: arns["security"].clone(),
+    };
+
+    let secret_id = format!("{prefix}/audit-signing-key");
+    let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+    lapse_aws::secrets::ensure_audit_signer(&secrets, &secret_id, &format!("{prefix}-audit-1"))
+        .await
+        .map_err(|e| failed("audit signing key")(Box::new(e)))?;
+
+    let iam = aws_sdk_iam::Client::new(sdk);
+    for resource in catalog.resources() {
+        if let GrantSpec::Group(group) = &resource.grant {
+            ensure_group(&iam, group).await?;
+        }
+    }
+
+    let mut config = StackConfig {
+        prefix: prefix.to_owned(),
+        tables,
+        topics,
+        secret_id,
+        state_machine_arn: String::new(),
+    };
+    let definition = std::fs::read_to_string(
+        crate::repo_root().join("infra/statemachines/grant-lifecycle.asl.json"),
+    )?;
+    let substitutions = config.substitutions();
+    let definition =
+        substitutions
+            .as_object()
+            .into_iter()
+            .flatten()
+            .fold(definition, |text, (name, value)| {
+                text.replace(&format!("${{{name}}}"), value.as_str().unwrap_or_default())
+            });
+    let sfn = aws_sdk_sfn::Client::new(sdk);
+    let name = format!("{prefix}-grant-lifecycle");
+    let existing = sfn
+        .list_state_machines()
+        .send()
+        .await
+        .map_err(|e| failed("state machines")(Box::new(e)))?
+        .state_machines()
+        .iter()
+        .find(|m| m.name() == name)
+        .map(|m| m.state_machine_arn().to_owned());
+    config.state_machine_arn = match existing {
+        Some(arn) => arn,
+        None => sfn
+            .create_state_machine()
+            .name(&name)
+            .definition(definition)
+            .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/{prefix}-states"))
+            .send()
+            .await
+            .map_err(|e| failed("state machine")(Box::new(e)))?
+            .state_machine_arn()
+            .to_owned(),
+    };
+    Ok(config)
+}
+
+/// Creates an IAM group unless it exists.
+pub async fn ensure_group(iam: &aws_sdk_iam::Client, group: &str) -> Result<(), LocalError> {
+    match iam.create_group().group_name(group).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("EntityAlreadyExists") => Ok(()),
+        Err(e) => Err(failed(format!("group {group}"))(Box::new(e))),
+    }
+}
+
+/// Creates an IAM user unless it exists.
+pub async fn ensure_user(iam: &aws_sdk_iam::Client, user: &str) -> Result<(), LocalError> {
+    match iam.create_user().user_name(user).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("EntityAlreadyExists") => Ok(()),
+        Err(e) => Err(failed(format!("user {user}"))(Box::new(e))),
+    }
+}

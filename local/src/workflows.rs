@@ -1,0 +1,174 @@
+//! Local Step Functions: each start goes through the real Step Functions API (moto
+//! keeps the execution and applies the name rule), and the first start of a name
+//! runs the real `grant-lifecycle.asl.json` in `aws-local-stepfunctions`, whose Task
+//! states invoke this host's Lambda API.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lapse_aws::sfn::SfnWorkflowStarter;
+use lapse_core::ports::{WorkflowError, WorkflowStarter};
+use serde::{Deserialize, Serialize};
+
+/// How fast a local run goes.
+#[derive(Clone, Copy, Debug)]
+pub struct RunOptions {
+    /// Every Wait state lasts this long (the revoke step re-arms the wait until the
+    /// stack's clock passes the grant's end).
+    pub wait_ms: u64,
+    /// Every retry interval.
+    pub retry_ms: u64,
+    /// The whole execution is aborted after this.
+    pub timeout_ms: u64,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            wait_ms: 150,
+            retry_ms: 50,
+            timeout_ms: 90_000,
+        }
+    }
+}
+
+/// What the interpreter reported for one execution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowRun {
+    pub status: String,
+    #[serde(default)]
+    pub output: Option<serde_json::Value>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub cause: Option<String>,
+    #[serde(default)]
+    pub states: Vec<String>,
+    #[serde(default)]
+    pub retries: Vec<String>,
+    #[serde(default)]
+    pub caught: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    sfn: SfnWorkflowStarter,
+    lambda_endpoint: String,
+    substitutions: serde_json::Value,
+    options: RunOptions,
+    launched: Mutex<HashSet<String>>,
+    runs: Mutex<HashMap<String, WorkflowRun>>,
+}
+
+/// A cheap handle; clones share the executions.
+#[derive(Clone, Debug)]
+pub struct LocalWorkflows {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl LocalWorkflows {
+    pub fn new(
+        sfn: SfnWorkflowStarter,
+        lambda_endpoint: String,
+        substitutions: serde_json::Value,
+        options: RunOptions,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                sfn,
+                lambda_endpoint,
+                substitutions,
+                options,
+                launched: Mutex::new(HashSet::new()),
+                runs: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The finished run of an execution, waiting up to `timeout` for it.
+    pub async fn wait(&self, name: &str, timeout: Duration) -> Option<WorkflowRun> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(run) = lock(&self.inner.runs).get(name).cloned() {
+                return Some(run);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Names of every execution started so far.
+    pub fn launched(&self) -> Vec<String> {
+        let mut names: Vec<_> = lock(&self.inner.launched).iter().cloned().collect();
+        names.sort();
+        names
+    }
+
+    fn launch(&self, name: String, input: serde_json::Value) {
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let root = crate::repo_root();
+            let opts = inner.options;
+            let output = tokio::process::Command::new(root.join("tools/node_modules/.bin/node"))
+                .arg(root.join("tools/run-workflow.mjs"))
+                .args(["--definition"])
+                .arg(root.join("infra/statemachines/grant-lifecycle.asl.json"))
+                .args(["--substitutions", &inner.substitutions.to_string()])
+                .args(["--input", &input.to_string()])
+                .args(["--wait-ms", &opts.wait_ms.to_string()])
+                .args(["--retry-ms", &opts.retry_ms.to_string()])
+                .args(["--timeout-ms", &opts.timeout_ms.to_string()])
+                .env("AWS_ENDPOINT_URL_LAMBDA", &inner.lambda_endpoint)
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ACCESS_KEY_ID", "testing")
+                .env("AWS_SECRET_ACCESS_KEY", "testing")
+                .kill_on_drop(true)
+                .output()
+                .await;
+            let run = match output {
+                Ok(out) => String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .rev()
+                    .find_map(|line| serde_json::from_str::<WorkflowRun>(line).ok())
+                    .unwrap_or_else(|| WorkflowRun {
+                        status: "RUNNER_FAILED".into(),
+                        output: None,
+                        error: Some("Runner".into()),
+                        cause: Some(String::from_utf8_lossy(&out.stderr).into_owned()),
+                        states: Vec::new(),
+                        retries: Vec::new(),
+                        caught: Vec::new(),
+                    }),
+                Err(err) => WorkflowRun {
+                    status: "RUNNER_FAILED".into(),
+                    output: None,
+                    error: Some("Spawn".into()),
+                    cause: Some(err.to_string()),
+                    states: Vec::new(),
+                    retries: Vec::new(),
+                    caught: Vec::new(),
+                },
+            };
+            tracing::info!(execution = %name, status = %run.status, "local execution finished");
+            lock(&inner.runs).insert(name, run);
+        });
+    }
+}
+
+impl WorkflowStarter for LocalWorkflows {
+    async fn start(&self, name: &str, input: &serde_json::Value) -> Result<String, WorkflowError> {
+        let arn = self.inner.sfn.start(name, input).await?;
+        let first = lock(&self.inner.launched).insert(name.to_owned());
+        if first {
+            self.launch(name.to_owned(), input.clone());
+        }
+        Ok(arn)
+    }
+}

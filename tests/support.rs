@@ -1,0 +1,149 @@
+//! Shared by the workflow and API tests: a local stack on the shared emulator, and
+//! ways to read IAM and the audit trail back.
+
+#![allow(dead_code, clippy::unwrap_used)] // each test binary uses part of it
+
+use std::time::Duration;
+
+use lapse_aws::iam::IamDirectory;
+use lapse_cli::client::ApiClient;
+use lapse_core::audit::{AuditVerifier, verify_chain};
+use lapse_core::grant::IamSnapshot;
+use lapse_core::identity::PrincipalId;
+use lapse_core::ports::{AccessInspector, AuditLog};
+use lapse_local::host::{LocalStack, StackOptions};
+use lapse_local::workflows::{RunOptions, WorkflowRun};
+use lapse_testkit::{shared, unique_name};
+
+pub const PEOPLE: &[(&str, &[&str], &str)] = &[
+    ("dana", &[], "employee"),
+    ("carl", &[], "contractor"),
+    ("erin", &[], "employee"),
+    ("olga", &["platform-owners"], "employee"),
+    ("bill", &["billing-owners"], "employee"),
+    ("mia", &["managers"], "employee"),
+    ("sam", &["security"], "employee"),
+];
+
+pub struct Stack {
+    pub stack: LocalStack,
+    /// Tests share one emulator, so each stack's people have their own IAM users.
+    suffix: String,
+}
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+impl Stack {
+    pub async fn start() -> Self {
+        let sdk = lapse_aws::sdk::load_local(shared().endpoint()).await;
+        let stack = LocalStack::start(
+            sdk,
+            StackOptions {
+                prefix: unique_name("lapse"),
+                issuer: None,
+                run: RunOptions::default(),
+                port: 0,
+            },
+        )
+        .await
+        .unwrap();
+        let suffix = unique_name("u")[2..8].to_owned();
+        let users: Vec<String> = PEOPLE
+            .iter()
+            .map(|(u, _, _)| format!("{u}-{suffix}"))
+            .collect();
+        let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+        stack.add_users(&refs).await.unwrap();
+        Self { stack, suffix }
+    }
+
+    /// The IAM user name of one of [`PEOPLE`] in this stack.
+    pub fn user(&self, name: &str) -> String {
+        format!("{name}-{}", self.suffix)
+    }
+
+    /// An API client authenticated as one of [`PEOPLE`].
+    pub fn as_user(&self, name: &str) -> ApiClient {
+        let (_, groups, employment) = PEOPLE.iter().find(|(u, _, _)| *u == name).unwrap();
+        ApiClient::new(
+            &self.stack.url,
+            self.stack
+                .token(&self.user(name), groups, employment)
+                .unwrap(),
+        )
+    }
+
+    pub async fn iam(&self, name: &str) -> IamSnapshot {
+        let directory = IamDirectory::new(aws_sdk_iam::Client::new(&self.stack.sdk));
+        directory
+            .snapshot(&PrincipalId::new(self.user(name)).unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the request is active and IAM holds its policy (the grant step
+    /// records the window first, then writes IAM, then the holder is notified).
+    pub async fn provisioned(
+        &self,
+        client: &ApiClient,
+        id: &str,
+        resource: &str,
+        name: &str,
+    ) -> serde_json::Value {
+        let active = client.wait_for(id, "active", WAIT).await.unwrap();
+        assert_eq!(active["status"], "active", "{active}");
+        let policy = format!("lapse-{resource}-{id}");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !self.iam(name).await.inline_policies.contains_key(&policy) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "IAM never received {policy}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        active
+    }
+
+    pub async fn workflow(&self, name: &str) -> WorkflowRun {
+        self.stack
+            .workflows
+            .wait(name, WAIT)
+            .await
+            .unwrap_or_else(|| panic!("workflow {name} did not finish"))
+    }
+
+    /// The request's audit actions, after verifying the chain's signatures and links.
+    pub async fn audit(&self, id: &str) -> Vec<String> {
+        let log = lapse_aws::dynamodb::DynamoDbAuditLog::new(
+            aws_sdk_dynamodb::Client::new(&self.stack.sdk),
+            &self.stack.config.tables.audit,
+        );
+        let chain_name = format!("request#{id}");
+        let chain = log.chain(&chain_name).await.unwrap();
+        let secrets = aws_sdk_secretsmanager::Client::new(&self.stack.sdk);
+        let signer = lapse_aws::secrets::load_audit_signer(&secrets, &self.stack.config.secret_id)
+            .await
+            .unwrap();
+        let verifier = AuditVerifier::new()
+            .trust(signer.key_id(), &signer.public_key_hex())
+            .unwrap();
+        verify_chain(&chain_name, &chain, &verifier, None).unwrap();
+        chain.into_iter().map(|e| e.action).collect()
+    }
+
+    /// Moves the stack's clock past a grant's end.
+    pub fn pass(&self, request: &serde_json::Value) {
+        let expires: chrono::DateTime<chrono::Utc> = request["window"]["expires_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        self.stack
+            .clock
+            .advance_to(expires + chrono::TimeDelta::seconds(1));
+    }
+}
+
+pub fn id(value: &serde_json::Value) -> String {
+    value["id"].as_str().unwrap().to_owned()
+}
