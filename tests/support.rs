@@ -147,3 +147,42 @@ impl Stack {
 pub fn id(value: &serde_json::Value) -> String {
     value["id"].as_str().unwrap().to_owned()
 }
+
+impl Stack {
+    /// Invokes a task function through the host's Lambda Invoke API, as Lambda's
+    /// event sources would; returns the function error name (if any) and the body.
+    pub async fn invoke(
+        &self,
+        function: &str,
+        payload: &serde_json::Value,
+    ) -> (Option<String>, serde_json::Value) {
+        let url = format!(
+            "{}/2015-03-31/functions/{}/invocations",
+            self.stack.url,
+            self.stack.config.function_arn(function)
+        );
+        let response = reqwest::Client::new()
+            .post(url)
+            .json(payload)
+            .send()
+            .await
+            .unwrap();
+        let error = response
+            .headers()
+            .get("x-amz-function-error")
+            .map(|_| String::new());
+        let body: serde_json::Value = response.json().await.unwrap();
+        (
+            error.map(|_| body["errorType"].as_str().unwrap_or_default().to_owned()),
+            body,
+        )
+    }
+
+    /// A sample event from `events/`.
+    pub fn sample(path: &str) -> serde_json::Value {
+        let text =
+            std::fs::read_to_string(lapse_testkit::workspace_root().join("events").join(path))
+                .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+}
