@@ -1,15 +1,16 @@
-//! `lapse`: the operator CLI.
+//! `lapse`: the operator and requester CLI.
 //!
-//! - `lapse policy check [FILE]`: validate a policy catalog, every problem with its line.
-//! - `lapse demo`: run Lapse's workflows against the AWS endpoint in the environment
-//!   (the local emulator, started by `scripts/demo`) and print what happened.
-
-use lapse_cli::demo;
+//! Talks to the Lapse API (`--api-url` / `LAPSE_API_URL`) with a bearer token
+//! (`--token` / `LAPSE_TOKEN`): the deployed API behind its JWT authorizer, or the
+//! local stack (`lapse local serve`, tokens from `lapse local token`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use lapse_cli::client::ApiClient;
+use lapse_cli::{demo, show};
 use lapse_core::policy::Catalog;
 
 #[derive(Debug, Parser)]
@@ -19,6 +20,12 @@ use lapse_core::policy::Catalog;
     about = "Just-in-time AWS access and automated rights revocation"
 )]
 struct Cli {
+    /// Base URL of the Lapse API.
+    #[arg(long, env = "LAPSE_API_URL", global = true)]
+    api_url: Option<String>,
+    /// Bearer token (a JWT from your identity provider).
+    #[arg(long, env = "LAPSE_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,7 +37,47 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
-    /// Run the end-to-end demo against the AWS endpoint in the environment.
+    /// Ask for access.
+    Request {
+        #[arg(long)]
+        resource: String,
+        /// `4h`, `30m`, `PT2H`...; the catalog default when omitted.
+        #[arg(long)]
+        duration: Option<String>,
+        #[arg(long)]
+        justification: String,
+        #[arg(long)]
+        ticket: Option<String>,
+    },
+    /// Approve a request.
+    Approve {
+        id: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Deny a request.
+    Deny {
+        id: String,
+        #[arg(long)]
+        comment: String,
+    },
+    /// One request in full, or all of yours.
+    Status { id: Option<String> },
+    /// Requests waiting for your decision.
+    Pending,
+    /// Withdraw a request that is not granted yet.
+    Cancel { id: String },
+    /// Your active grants; or end one early, or ask for more time.
+    Grants {
+        #[command(subcommand)]
+        action: Option<GrantsAction>,
+    },
+    /// The local stack (needs AWS_ENDPOINT_URL pointing at the emulator).
+    Local {
+        #[command(subcommand)]
+        command: LocalCommand,
+    },
+    /// Run the end-to-end demo on the local stack.
     Demo(demo::DemoArgs),
 }
 
@@ -40,6 +87,48 @@ enum PolicyCommand {
     Check {
         #[arg(default_value = "infra/policy/catalog.yaml")]
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GrantsAction {
+    /// End a grant now (revoked and verified before this returns).
+    Revoke { id: String },
+    /// Ask for more time on a grant; routed by risk like a new request.
+    Extend {
+        id: String,
+        #[arg(long)]
+        duration: String,
+        #[arg(long)]
+        justification: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LocalCommand {
+    /// Provision and serve the local stack until interrupted.
+    Serve {
+        #[arg(long, default_value_t = 8787)]
+        port: u16,
+        #[arg(long, default_value = "lapse-local")]
+        prefix: String,
+        /// The development issuer's key; created if missing.
+        #[arg(long, default_value = "target/lapse-local/dev-issuer.json")]
+        key_file: PathBuf,
+        /// IAM users to create so they can be granted access.
+        #[arg(long, value_delimiter = ',')]
+        users: Vec<String>,
+    },
+    /// Mint a token from the development issuer.
+    Token {
+        #[arg(long)]
+        user: String,
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        #[arg(long, default_value = "employee")]
+        employment: String,
+        #[arg(long, default_value = "target/lapse-local/dev-issuer.json")]
+        key_file: PathBuf,
     },
 }
 
@@ -73,19 +162,147 @@ fn policy_check(file: &Path) -> ExitCode {
     }
 }
 
-#[tokio::main(flavor = "current_thread")]
+fn client(cli: &Cli) -> Result<ApiClient> {
+    let url = cli
+        .api_url
+        .clone()
+        .context("set --api-url or LAPSE_API_URL")?;
+    let token = cli.token.clone().context("set --token or LAPSE_TOKEN")?;
+    Ok(ApiClient::new(url, token))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Policy { .. } | Command::Demo(_) => unreachable!("handled in main"),
+        Command::Request {
+            resource,
+            duration,
+            justification,
+            ticket,
+        } => {
+            let created = client(&cli)?
+                .request(
+                    resource,
+                    duration.as_deref(),
+                    justification,
+                    ticket.as_deref(),
+                )
+                .await?;
+            println!("{}", show::detail(&created));
+        }
+        Command::Approve { id, comment } => {
+            let out = client(&cli)?.decide(id, true, comment).await?;
+            println!(
+                "{}: {}",
+                id,
+                out["outcome"]["outcome"].as_str().unwrap_or("-")
+            );
+        }
+        Command::Deny { id, comment } => {
+            let out = client(&cli)?.decide(id, false, comment).await?;
+            println!(
+                "{}: {}",
+                id,
+                out["outcome"]["outcome"].as_str().unwrap_or("-")
+            );
+        }
+        Command::Status { id: Some(id) } => {
+            println!("{}", show::detail(&client(&cli)?.get(id).await?))
+        }
+        Command::Status { id: None } => {
+            for request in client(&cli)?.mine().await?["requests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                println!("{}", show::line(request));
+            }
+        }
+        Command::Pending => {
+            for request in client(&cli)?.pending().await?["requests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                println!("{}", show::line(request));
+            }
+        }
+        Command::Cancel { id } => println!("{}", show::line(&client(&cli)?.cancel(id).await?)),
+        Command::Grants { action: None } => {
+            for grant in client(&cli)?.grants().await?["grants"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                println!("{}", show::line(grant));
+            }
+        }
+        Command::Grants {
+            action: Some(GrantsAction::Revoke { id }),
+        } => {
+            let out = client(&cli)?.revoke(id).await?;
+            println!(
+                "{id}: {} (IAM: {}), verified: {}",
+                out["revoke"]["outcome"].as_str().unwrap_or("-"),
+                out["revoke"]["iam"].as_str().unwrap_or("-"),
+                out["verify"]["verified"]
+            );
+        }
+        Command::Grants {
+            action:
+                Some(GrantsAction::Extend {
+                    id,
+                    duration,
+                    justification,
+                }),
+        } => println!(
+            "{}",
+            show::detail(&client(&cli)?.extend(id, duration, justification).await?)
+        ),
+        Command::Local {
+            command:
+                LocalCommand::Serve {
+                    port,
+                    prefix,
+                    key_file,
+                    users,
+                },
+        } => demo::serve(*port, prefix, key_file, users).await?,
+        Command::Local {
+            command:
+                LocalCommand::Token {
+                    user,
+                    groups,
+                    employment,
+                    key_file,
+                },
+        } => {
+            let issuer = lapse_local::issuer::DevIssuer::load_or_create(key_file)?;
+            let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+            println!(
+                "{}",
+                issuer.mint(user, &groups, employment, chrono::TimeDelta::hours(8))?
+            );
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match &cli.command {
         Command::Policy {
             command: PolicyCommand::Check { file },
-        } => policy_check(&file),
-        Command::Demo(args) => match demo::run(args).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("demo failed: {err:#}");
-                ExitCode::FAILURE
-            }
-        },
+        } => return policy_check(file),
+        Command::Demo(args) => demo::run(args).await,
+        _ => run(cli).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }

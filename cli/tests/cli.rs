@@ -72,9 +72,9 @@ fn policy_check_reports_every_problem_with_its_line() {
 }
 
 /// The demo talks to AWS only through the standard environment: pointing
-/// `AWS_ENDPOINT_URL` at the emulator is all it takes.
+/// `AWS_ENDPOINT_URL` at the emulator is all it takes. It runs all three routes.
 #[test]
-fn demo_runs_against_the_emulator_through_the_standard_environment() {
+fn demo_runs_every_route_to_a_verified_revocation() {
     let emulator = lapse_testkit::shared();
     let out = lapse()
         .args(["demo", "--prefix", &lapse_testkit::unique_name("cli")])
@@ -88,14 +88,158 @@ fn demo_runs_against_the_emulator_through_the_standard_environment() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains(emulator.endpoint()), "{stdout}");
-    assert!(stdout.contains("approved automatically"), "{stdout}");
-    assert!(stdout.contains("resource owner approves"), "{stdout}");
-    assert!(stdout.contains("dual approval required"), "{stdout}");
-    assert_eq!(stdout.matches("read back identical").count(), 3, "{stdout}");
-    assert_eq!(
-        stdout.matches("audit chain verified").count(),
-        3,
-        "{stdout}"
+    for expected in [
+        "approved automatically",
+        "resource owner approves",
+        "dual approval required",
+        "every statement: DateLessThan aws:CurrentTime",
+        "refused (HTTP 403",
+        "HTTP 401",
+        "Demo complete",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    assert_eq!(stdout.matches("workflow SUCCEEDED").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("status: verified").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("; verified (head").count(), 3, "{stdout}");
+    assert!(
+        !stdout.contains("CloudWatchMetrics"),
+        "metrics stay out of the demo's output"
     );
-    assert!(stdout.contains("Demo complete."), "{stdout}");
+}
+
+/// A person's round trip with the CLI against the local stack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_approve_status_and_revoke_from_the_command_line() {
+    use lapse_local::host::{LocalStack, StackOptions};
+    let sdk = lapse_aws::sdk::load_local(lapse_testkit::shared().endpoint()).await;
+    let stack = LocalStack::start(
+        sdk,
+        StackOptions {
+            prefix: lapse_testkit::unique_name("cli"),
+            issuer: None,
+            run: Default::default(),
+            port: 0,
+        },
+    )
+    .await
+    .unwrap();
+    let carl = lapse_testkit::unique_name("carl");
+    let olga = lapse_testkit::unique_name("olga");
+    stack.add_users(&[&carl, &olga]).await.unwrap();
+    let as_user = |user: &str, groups: &[&str]| {
+        let mut cmd = lapse();
+        cmd.env("LAPSE_API_URL", &stack.url).env(
+            "LAPSE_TOKEN",
+            stack.token(user, groups, "contractor").unwrap(),
+        );
+        cmd
+    };
+    let run = |mut cmd: Command, args: &[&str]| {
+        let out = cmd.args(args).output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+
+    let (ok, text) = run(
+        as_user(&carl, &[]),
+        &[
+            "request",
+            "--resource",
+            "staging-logs-read",
+            "--duration",
+            "2h",
+            "--justification",
+            "debug deploy",
+        ],
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("status    pending"), "{text}");
+    assert!(
+        text.contains("+10 employment"),
+        "risk factors are shown: {text}"
+    );
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("request   "))
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    let (ok, text) = run(as_user(&olga, &["platform-owners"]), &["pending"]);
+    assert!(ok && text.contains(&id), "{text}");
+    let (ok, text) = run(as_user(&carl, &[]), &["approve", &id]);
+    assert!(!ok && text.contains("403"), "no self-approval: {text}");
+    let (ok, text) = run(
+        as_user(&olga, &["platform-owners"]),
+        &["approve", &id, "--comment", "ok"],
+    );
+    assert!(ok && text.contains("approved"), "{text}");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, text) = run(as_user(&carl, &[]), &["grants"]);
+        if text.contains(&id) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "grant never became active"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (ok, text) = run(as_user(&carl, &[]), &["status", &id]);
+    assert!(
+        ok && text.contains("status    active") && text.contains("window"),
+        "{text}"
+    );
+    let (ok, text) = run(as_user(&carl, &[]), &["grants", "revoke", &id]);
+    assert!(
+        ok && text.contains("revoked") && text.contains("verified: true"),
+        "{text}"
+    );
+    let (ok, text) = run(as_user(&carl, &[]), &["status"]);
+    assert!(ok && text.contains("verified"), "{text}");
+
+    let (ok, text) = run(lapse(), &["status"]);
+    assert!(
+        !ok && text.contains("LAPSE_API_URL"),
+        "a clear error without configuration: {text}"
+    );
+}
+
+#[test]
+fn local_tokens_come_from_the_dev_issuer_key() {
+    let dir = std::env::temp_dir().join(lapse_testkit::unique_name("issuer"));
+    let key = dir.join("dev-issuer.json");
+    let out = lapse()
+        .args([
+            "local",
+            "token",
+            "--user",
+            "rita",
+            "--groups",
+            "managers,security",
+            "--key-file",
+        ])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let issuer = lapse_local::issuer::DevIssuer::load_or_create(&key).unwrap();
+    let claims = issuer.verify(token.trim()).unwrap();
+    assert_eq!(claims.sub, "rita");
+    assert_eq!(claims.groups, ["managers", "security"]);
 }

@@ -30,9 +30,16 @@ pub fn record(dimensions: &[(&str, &str)], metrics: &[(&str, f64, &str)]) -> Val
     Value::Object(root)
 }
 
-/// Writes a record to stdout, where the Lambda log agent picks EMF up.
+/// Writes a record to stdout, where Lambda's log agent turns EMF into metrics.
+/// Outside Lambda (the local stack, tests) the record goes to the debug log instead,
+/// so it does not mix with a program's own output.
 pub fn emit(dimensions: &[(&str, &str)], metrics: &[(&str, f64, &str)]) {
-    println!("{}", record(dimensions, metrics));
+    let record = record(dimensions, metrics);
+    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+        println!("{record}");
+    } else {
+        tracing::debug!(emf = %record, "metric");
+    }
 }
 
 #[cfg(test)]

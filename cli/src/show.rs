@@ -1,0 +1,76 @@
+//! Printing API answers for people.
+
+use serde_json::Value;
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or("-")
+}
+
+/// One line per request.
+pub fn line(request: &Value) -> String {
+    let until = request["window"]["expires_at"]
+        .as_str()
+        .map(|t| format!(" until {t}"))
+        .unwrap_or_default();
+    format!(
+        "{}  {:<9} {:<22} {:>6}  {}{}",
+        s(&request["id"]),
+        s(&request["status"]),
+        s(&request["resource"]),
+        s(&request["duration"]),
+        s(&request["requester"]),
+        until
+    )
+}
+
+/// A request in full: risk factors, route, approvals, window.
+pub fn detail(request: &Value) -> String {
+    let mut out = vec![
+        format!("request   {}", s(&request["id"])),
+        format!("status    {}", s(&request["status"])),
+        format!(
+            "asked     {} for {} for {}: \"{}\"",
+            s(&request["requester"]),
+            s(&request["resource"]),
+            s(&request["duration"]),
+            s(&request["justification"])
+        ),
+        format!(
+            "risk      {} ({})",
+            request["risk"]["score"],
+            s(&request["risk"]["level"])
+        ),
+    ];
+    for factor in request["risk"]["factors"].as_array().into_iter().flatten() {
+        out.push(format!(
+            "            +{:<3} {:<17} {}",
+            factor["points"],
+            s(&factor["name"]),
+            s(&factor["reason"])
+        ));
+    }
+    out.push(format!("route     {}", s(&request["routing"]["reason"])));
+    for approval in request["approvals"].as_array().into_iter().flatten() {
+        out.push(format!(
+            "approved  by {} ({}) at {}",
+            s(&approval["approver"]),
+            s(&approval["group"]),
+            s(&approval["at"])
+        ));
+    }
+    if let Some(denial) = request["denial"].as_object() {
+        out.push(format!(
+            "denied    by {}: {}",
+            s(&denial["by"]),
+            s(&denial["comment"])
+        ));
+    }
+    if request["window"].is_object() {
+        out.push(format!(
+            "window    {} → {}",
+            s(&request["window"]["starts_at"]),
+            s(&request["window"]["expires_at"])
+        ));
+    }
+    out.join("\n")
+}
