@@ -17,7 +17,11 @@ import threading
 import time
 import urllib.request
 
-from moto.server import ThreadedMotoServer
+# AWS-managed policies (arn:aws:iam::aws:policy/...) exist in real accounts; Lapse's
+# role catalog attaches and detaches them, so the emulator must know them too.
+os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+
+from moto.server import ThreadedMotoServer  # noqa: E402
 
 
 def parent_alive(pid: int) -> bool:

@@ -16,6 +16,10 @@ use crate::LocalError;
 /// The account moto answers as.
 pub const ACCOUNT: &str = "123456789012";
 
+/// The local stack's HR webhook credentials (development only).
+pub const DEV_WEBHOOK_TOKEN: &str = "local-hr-token";
+pub const DEV_WEBHOOK_SIGNING_SECRET: &str = "whsec_bG9jYWwtaHItc2lnbmluZy1zZWNyZXQtMzJi";
+
 /// The task functions the state machine invokes, and the backstops.
 pub const TASK_FUNCTIONS: [&str; 6] = [
     "grant",
@@ -31,6 +35,9 @@ pub const TASK_FUNCTIONS: [&str; 6] = [
 pub struct StackConfig {
     pub prefix: String,
     pub tables: Tables,
+    pub revocations_table: String,
+    pub event_bus: String,
+    pub webhook_secret_id: String,
     pub topics: Topics,
     pub secret_id: String,
     pub state_machine_arn: String,
@@ -66,6 +73,9 @@ impl StackConfig {
             (vars::APPROVERS_TOPIC, self.topics.approvers.clone()),
             (vars::SECURITY_TOPIC, self.topics.security.clone()),
             (vars::STATE_MACHINE, self.state_machine_arn.clone()),
+            (vars::REVOCATIONS_TABLE, self.revocations_table.clone()),
+            (vars::EVENT_BUS, self.event_bus.clone()),
+            (vars::WEBHOOK_SECRET, self.webhook_secret_id.clone()),
         ])
     }
 }
@@ -119,9 +129,40 @@ pub async fn provision(
         }
     }
 
+    let revocations_table = format!("{prefix}-revocations");
+    lapse_aws::revocations::DynamoDbRevocations::new(dynamo.clone(), &revocations_table)
+        .provision_local()
+        .await
+        .map_err(|e| failed("revocations table")(Box::new(e)))?;
+    let event_bus = format!("{prefix}-hr-events");
+    let events = aws_sdk_eventbridge::Client::new(sdk);
+    match events.create_event_bus().name(&event_bus).send().await {
+        Ok(_) => {}
+        Err(e) if e.code() == Some("ResourceAlreadyExistsException") => {}
+        Err(e) => return Err(failed("event bus")(Box::new(e))),
+    }
+    let webhook_secret_id = format!("{prefix}/hr-webhook");
+    let webhook_secret = serde_json::json!({
+        "bearer_tokens": [DEV_WEBHOOK_TOKEN],
+        "signing_secrets": [DEV_WEBHOOK_SIGNING_SECRET],
+    });
+    match secrets
+        .create_secret()
+        .name(&webhook_secret_id)
+        .secret_string(webhook_secret.to_string())
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.code() == Some("ResourceExistsException") => {}
+        Err(e) => return Err(failed("webhook secret")(Box::new(e))),
+    }
     let mut config = StackConfig {
         prefix: prefix.to_owned(),
         tables,
+        revocations_table,
+        event_bus,
+        webhook_secret_id,
         topics,
         secret_id,
         state_machine_arn: String::new(),

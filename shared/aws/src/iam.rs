@@ -7,6 +7,7 @@
 
 use aws_sdk_iam::Client;
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+// `identity` (below) reuses these helpers.
 use lapse_core::grant::IamSnapshot;
 use lapse_core::identity::PrincipalId;
 use lapse_core::ports::{AccessInspector, AccessProvisioner, DirectoryError, Removal};
@@ -15,11 +16,17 @@ use lapse_core::ports::{AccessInspector, AccessProvisioner, DirectoryError, Remo
 #[derive(Clone, Debug)]
 pub struct IamDirectory {
     client: Client,
+    /// Set once the endpoint has shown it cannot list service-specific credentials,
+    /// so later snapshots do not ask again.
+    no_service_credentials: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl IamDirectory {
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            no_service_credentials: Default::default(),
+        }
     }
 }
 
@@ -207,5 +214,350 @@ impl AccessInspector for IamDirectory {
             }
         }
         Ok(snapshot)
+    }
+}
+
+mod identity {
+    use aws_sdk_iam::error::ProvideErrorMetadata;
+    use aws_sdk_iam::types::StatusType;
+    use chrono::{DateTime, Utc};
+    use lapse_core::identity::PrincipalId;
+    use lapse_core::ports::{AccessInspector, DirectoryError, Removal};
+    use lapse_core::revocation::plan::{
+        Action, Credential, IdentitySnapshot, SESSION_DENY_POLICY, session_deny_document,
+    };
+    use lapse_core::revocation::ports::IdentityDirectory;
+
+    use super::{IamDirectory, directory_error, is_missing, no_user};
+
+    fn removal<T, E, R>(
+        result: Result<T, aws_sdk_iam::error::SdkError<E, R>>,
+        user: &PrincipalId,
+    ) -> Result<Removal, DirectoryError>
+    where
+        E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        match result {
+            Ok(_) => Ok(Removal::Removed),
+            Err(e) if is_missing(&e) => Ok(Removal::AlreadyAbsent),
+            Err(e) => Err(directory_error(e, no_user(user))),
+        }
+    }
+
+    /// An endpoint that does not implement an operation answers with something that
+    /// is not an AWS error at all (moto: an HTML 404). Only that counts as
+    /// "unsupported"; real AWS errors still fail the call.
+    fn unsupported<E, R>(err: &aws_sdk_iam::error::SdkError<E, R>) -> bool
+    where
+        E: aws_sdk_iam::error::ProvideErrorMetadata,
+    {
+        matches!(err, aws_sdk_iam::error::SdkError::ResponseError(_))
+            || (matches!(err, aws_sdk_iam::error::SdkError::ServiceError(_))
+                && err.code().is_none())
+    }
+
+    impl IamDirectory {
+        async fn access_keys(&self, user: &PrincipalId) -> Result<Vec<Credential>, DirectoryError> {
+            let mut keys = Vec::new();
+            let mut marker = None;
+            loop {
+                let page = self
+                    .client
+                    .list_access_keys()
+                    .user_name(user.as_str())
+                    .set_marker(marker.take())
+                    .send()
+                    .await
+                    .map_err(|e| directory_error(e, no_user(user)))?;
+                keys.extend(page.access_key_metadata().iter().map(|k| Credential {
+                    id: k.access_key_id().unwrap_or_default().to_owned(),
+                    active: k.status() == Some(&StatusType::Active),
+                }));
+                match page.marker() {
+                    Some(next) if page.is_truncated() => marker = Some(next.to_owned()),
+                    _ => return Ok(keys),
+                }
+            }
+        }
+
+        async fn ssh_keys(&self, user: &PrincipalId) -> Result<Vec<Credential>, DirectoryError> {
+            let mut keys = Vec::new();
+            let mut marker = None;
+            loop {
+                let page = self
+                    .client
+                    .list_ssh_public_keys()
+                    .user_name(user.as_str())
+                    .set_marker(marker.take())
+                    .send()
+                    .await
+                    .map_err(|e| directory_error(e, no_user(user)))?;
+                keys.extend(page.ssh_public_keys().iter().map(|k| Credential {
+                    id: k.ssh_public_key_id().to_owned(),
+                    active: k.status() == &StatusType::Active,
+                }));
+                match page.marker() {
+                    Some(next) if page.is_truncated() => marker = Some(next.to_owned()),
+                    _ => return Ok(keys),
+                }
+            }
+        }
+
+        async fn service_credentials(
+            &self,
+            user: &PrincipalId,
+        ) -> Result<Option<Vec<Credential>>, DirectoryError> {
+            use std::sync::atomic::Ordering;
+            if self.no_service_credentials.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            // No SDK retries for this probe: an endpoint without the operation would
+            // otherwise be asked again with backoff on every snapshot. A real service
+            // error still fails the step, which the workflow retries.
+            match self
+                .client
+                .list_service_specific_credentials()
+                .user_name(user.as_str())
+                .customize()
+                .config_override(
+                    aws_sdk_iam::config::Config::builder()
+                        .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled()),
+                )
+                .send()
+                .await
+            {
+                Ok(out) => Ok(Some(
+                    out.service_specific_credentials()
+                        .iter()
+                        .map(|c| Credential {
+                            id: c.service_specific_credential_id().to_owned(),
+                            active: c.status() == &StatusType::Active,
+                        })
+                        .collect(),
+                )),
+                Err(e) if unsupported(&e) => {
+                    tracing::warn!(user = %user, "this IAM endpoint cannot list service-specific credentials");
+                    self.no_service_credentials.store(true, Ordering::Relaxed);
+                    Ok(None)
+                }
+                Err(e) => Err(directory_error(e, no_user(user))),
+            }
+        }
+    }
+
+    impl IdentityDirectory for IamDirectory {
+        async fn identity(
+            &self,
+            user: &PrincipalId,
+            at: DateTime<Utc>,
+        ) -> Result<IdentitySnapshot, DirectoryError> {
+            match self.client.get_user().user_name(user.as_str()).send().await {
+                Ok(_) => {}
+                Err(e) if is_missing(&e) => return Ok(IdentitySnapshot::absent(user.clone(), at)),
+                Err(e) => return Err(directory_error(e, no_user(user))),
+            }
+            let login_profile = match self
+                .client
+                .get_login_profile()
+                .user_name(user.as_str())
+                .send()
+                .await
+            {
+                Ok(_) => true,
+                Err(e) if is_missing(&e) => false,
+                Err(e) => return Err(directory_error(e, no_user(user))),
+            };
+            let iam = self.snapshot(user).await?;
+            Ok(IdentitySnapshot {
+                user: user.clone(),
+                exists: true,
+                login_profile,
+                access_keys: self.access_keys(user).await?,
+                ssh_keys: self.ssh_keys(user).await?,
+                service_credentials: self.service_credentials(user).await?,
+                groups: iam.groups,
+                inline_policies: iam.inline_policies,
+                attached_policies: iam.attached_policies,
+                taken_at: at,
+            })
+        }
+
+        async fn apply(
+            &self,
+            user: &PrincipalId,
+            action: &Action,
+        ) -> Result<Removal, DirectoryError> {
+            let name = user.as_str();
+            let c = &self.client;
+            match action {
+                Action::DeleteLoginProfile => {
+                    removal(c.delete_login_profile().user_name(name).send().await, user)
+                }
+                Action::DeactivateAccessKey { id } => removal(
+                    c.update_access_key()
+                        .user_name(name)
+                        .access_key_id(id)
+                        .status(StatusType::Inactive)
+                        .send()
+                        .await,
+                    user,
+                ),
+                Action::DeactivateSshKey { id } => removal(
+                    c.update_ssh_public_key()
+                        .user_name(name)
+                        .ssh_public_key_id(id)
+                        .status(StatusType::Inactive)
+                        .send()
+                        .await,
+                    user,
+                ),
+                Action::DeactivateServiceCredential { id } => {
+                    let result = c
+                        .update_service_specific_credential()
+                        .user_name(name)
+                        .service_specific_credential_id(id)
+                        .status(StatusType::Inactive)
+                        .send()
+                        .await;
+                    match result {
+                        Err(e) if unsupported(&e) => {
+                            Err(DirectoryError::Unsupported("service-specific credentials"))
+                        }
+                        other => removal(other, user),
+                    }
+                }
+                Action::RemoveFromGroup { group } => removal(
+                    c.remove_user_from_group()
+                        .user_name(name)
+                        .group_name(group)
+                        .send()
+                        .await,
+                    user,
+                ),
+                Action::DeleteInlinePolicy { name: policy } => removal(
+                    c.delete_user_policy()
+                        .user_name(name)
+                        .policy_name(policy)
+                        .send()
+                        .await,
+                    user,
+                ),
+                Action::DetachPolicy { arn } => removal(
+                    c.detach_user_policy()
+                        .user_name(name)
+                        .policy_arn(arn)
+                        .send()
+                        .await,
+                    user,
+                ),
+                Action::DenyOlderSessions { issued_before } => {
+                    c.put_user_policy()
+                        .user_name(name)
+                        .policy_name(SESSION_DENY_POLICY)
+                        .policy_document(session_deny_document(*issued_before).to_string())
+                        .send()
+                        .await
+                        .map_err(|e| directory_error(e, no_user(user)))?;
+                    Ok(Removal::Removed)
+                }
+                Action::EndGrant { .. } => Ok(Removal::AlreadyAbsent),
+            }
+        }
+
+        async fn restore(
+            &self,
+            snapshot: &IdentitySnapshot,
+        ) -> Result<Vec<String>, DirectoryError> {
+            let user = &snapshot.user;
+            let name = user.as_str();
+            let c = &self.client;
+            let mut restored = Vec::new();
+            for key in snapshot.access_keys.iter().filter(|k| k.active) {
+                c.update_access_key()
+                    .user_name(name)
+                    .access_key_id(&key.id)
+                    .status(StatusType::Active)
+                    .send()
+                    .await
+                    .map_err(|e| directory_error(e, no_user(user)))?;
+                restored.push(format!("access key {} reactivated", key.id));
+            }
+            for key in snapshot.ssh_keys.iter().filter(|k| k.active) {
+                c.update_ssh_public_key()
+                    .user_name(name)
+                    .ssh_public_key_id(&key.id)
+                    .status(StatusType::Active)
+                    .send()
+                    .await
+                    .map_err(|e| directory_error(e, no_user(user)))?;
+                restored.push(format!("SSH key {} reactivated", key.id));
+            }
+            for group in &snapshot.groups {
+                c.add_user_to_group()
+                    .user_name(name)
+                    .group_name(group)
+                    .send()
+                    .await
+                    .map_err(|e| directory_error(e, no_user(user)))?;
+                restored.push(format!("group {group}"));
+            }
+            for (policy, document) in snapshot
+                .inline_policies
+                .iter()
+                .filter(|(n, _)| n.as_str() != SESSION_DENY_POLICY)
+            {
+                c.put_user_policy()
+                    .user_name(name)
+                    .policy_name(policy)
+                    .policy_document(document.to_string())
+                    .send()
+                    .await
+                    .map_err(|e| directory_error(e, no_user(user)))?;
+                restored.push(format!("inline policy {policy}"));
+            }
+            for arn in &snapshot.attached_policies {
+                c.attach_user_policy()
+                    .user_name(name)
+                    .policy_arn(arn)
+                    .send()
+                    .await
+                    .map_err(|e| directory_error(e, no_user(user)))?;
+                restored.push(format!("attached policy {arn}"));
+            }
+            if !snapshot.inline_policies.contains_key(SESSION_DENY_POLICY) {
+                removal(
+                    c.delete_user_policy()
+                        .user_name(name)
+                        .policy_name(SESSION_DENY_POLICY)
+                        .send()
+                        .await,
+                    user,
+                )?;
+                restored.push("session deny removed".into());
+            }
+            if snapshot.login_profile {
+                // The old password is not known (nor should it be): a random one that
+                // must be reset at first sign-in; it is never logged or returned.
+                let mut bytes = [0u8; 24];
+                getrandom::fill(&mut bytes).map_err(|e| {
+                    DirectoryError::Unavailable(Box::new(std::io::Error::other(e.to_string())))
+                })?;
+                let password = format!("Lp{}!9a", hex::encode(bytes));
+                match c
+                    .create_login_profile()
+                    .user_name(name)
+                    .password(password)
+                    .password_reset_required(true)
+                    .send()
+                    .await
+                {
+                    Ok(_) => restored.push("console login (password reset required)".into()),
+                    Err(e) if e.code() == Some("EntityAlreadyExists") => {}
+                    Err(e) => return Err(directory_error(e, no_user(user))),
+                }
+            }
+            Ok(restored)
+        }
     }
 }

@@ -17,9 +17,14 @@
 //! - [`sns`]: `SnsNotifier`, one topic per audience.
 //! - [`sfn`]: starting workflows (`SfnWorkflowStarter`).
 //! - [`secrets`]: the audit signing key from Secrets Manager.
+//! - [`revocations`]: revocation cases, controls, the before-state archive and event
+//!   claims in one table.
+//! - [`eventbridge`]: the bus HR events are routed through.
 
 pub mod dynamodb;
+pub mod eventbridge;
 pub mod iam;
+pub mod revocations;
 pub mod sdk;
 pub mod secrets;
 pub mod sfn;

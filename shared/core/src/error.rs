@@ -24,6 +24,8 @@ pub enum Error {
     Notify(#[from] NotifyError),
     #[error(transparent)]
     Workflow(#[from] WorkflowError),
+    #[error(transparent)]
+    Bus(#[from] crate::revocation::ports::BusError),
     #[error("{0} not found")]
     NotFound(String),
     /// IAM still holds what a revocation removed.
@@ -87,6 +89,7 @@ impl Error {
                 WorkflowError::Throttled(_) | WorkflowError::Unavailable(_) => ErrorKind::Transient,
             },
             Error::VerificationFailed { .. } => ErrorKind::VerificationFailed,
+            Error::Bus(_) => ErrorKind::Transient,
         }
     }
 }

@@ -18,6 +18,7 @@
 //! - [`audit`]: hash-linked, Ed25519-signed audit chains.
 //! - [`ports`]: the traits adapters implement; [`memory`]: in-memory fakes of them.
 //! - [`usecase`]: operations over the ports, called by handlers.
+//! - [`revocation`]: HR webhook authentication, revocation planning, cases and steps.
 //! - [`error`]: the crate error and its [`error::ErrorKind`].
 
 pub mod audit;
@@ -30,6 +31,7 @@ pub mod memory;
 pub mod policy;
 pub mod ports;
 pub mod request;
+pub mod revocation;
 pub mod risk;
 pub mod testing;
 pub mod usecase;

@@ -117,6 +117,16 @@ impl Resource {
     }
 }
 
+/// What a job role is entitled to hold standing (IAM groups and managed policies).
+/// A role change removes whatever a person holds beyond their new role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Role {
+    pub name: String,
+    pub description: String,
+    pub groups: BTreeSet<String>,
+    pub managed_policies: BTreeSet<String>,
+}
+
 /// A group of approvers; membership comes from the authenticated identity's groups.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ApproverGroup {
@@ -137,6 +147,7 @@ pub struct Tunables {
     pub inactivity_threshold: Span,
     pub role_change_transition: Span,
     pub archive_retention: Span,
+    pub contract_grace: Span,
 }
 
 /// Risk thresholds: a score below `medium` is low, below `high` is medium, else high.
@@ -162,6 +173,7 @@ pub struct Catalog {
     thresholds: RiskThresholds,
     business_hours: BusinessHours,
     groups: BTreeMap<String, ApproverGroup>,
+    roles: BTreeMap<String, Role>,
     resources: BTreeMap<String, Resource>,
 }
 
@@ -231,7 +243,21 @@ struct RawCatalog {
     risk: RawRisk,
     routing: RawRouting,
     approver_groups: Spanned<Vec<RawGroup>>,
+    #[serde(default)]
+    roles: Vec<RawRole>,
     resources: Spanned<Vec<RawResource>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRole {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    groups: Vec<Spanned<String>>,
+    #[serde(default)]
+    managed_policies: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -247,6 +273,7 @@ struct RawTunables {
     inactivity_threshold: Spanned<Span>,
     role_change_transition: Spanned<Span>,
     archive_retention: Spanned<Span>,
+    contract_grace: Spanned<Span>,
 }
 
 #[derive(Deserialize)]
@@ -618,12 +645,61 @@ impl Catalog {
             issues.at(&raw.resources, "resources", "define at least one resource");
         }
 
+        let mut roles = BTreeMap::new();
+        for (i, role) in raw.roles.iter().enumerate() {
+            if !is_slug(&role.name.value) {
+                issues.at(
+                    &role.name,
+                    format!("roles[{i}].name"),
+                    "role names use lowercase letters, digits and `-`",
+                );
+            } else if roles.contains_key(&role.name.value) {
+                issues.at(
+                    &role.name,
+                    format!("roles[{i}].name"),
+                    format!("role `{}` is defined twice", role.name.value),
+                );
+            }
+            for (g, group) in role.groups.iter().enumerate() {
+                if !is_iam_name(&group.value) {
+                    issues.at(
+                        group,
+                        format!("roles[{i}].groups[{g}]"),
+                        format!("`{}` is not a valid IAM group name", group.value),
+                    );
+                }
+            }
+            for (p, policy) in role.managed_policies.iter().enumerate() {
+                if !policy.value.starts_with("arn:") || !policy.value.contains(":policy/") {
+                    issues.at(
+                        policy,
+                        format!("roles[{i}].managed_policies[{p}]"),
+                        format!("`{}` is not a managed policy ARN", policy.value),
+                    );
+                }
+            }
+            roles.insert(
+                role.name.value.clone(),
+                Role {
+                    name: role.name.value.clone(),
+                    description: role.description.clone(),
+                    groups: role.groups.iter().map(|g| g.value.clone()).collect(),
+                    managed_policies: role
+                        .managed_policies
+                        .iter()
+                        .map(|p| p.value.clone())
+                        .collect(),
+                },
+            );
+        }
+
         Catalog {
             hash,
             tunables,
             thresholds,
             business_hours,
             groups,
+            roles,
             resources,
         }
     }
@@ -653,6 +729,16 @@ impl Catalog {
     /// All resources, ordered by id.
     pub fn resources(&self) -> impl Iterator<Item = &Resource> {
         self.resources.values()
+    }
+
+    /// A job role by name.
+    pub fn role(&self, name: &str) -> Option<&Role> {
+        self.roles.get(name)
+    }
+
+    /// All job roles, ordered by name.
+    pub fn roles(&self) -> impl Iterator<Item = &Role> {
+        self.roles.values()
     }
 
     /// All approver groups, ordered by name.
@@ -707,6 +793,7 @@ fn validate_tunables(raw: &RawTunables, issues: &mut Issues) -> Tunables {
         inactivity_threshold: raw.inactivity_threshold.value,
         role_change_transition: raw.role_change_transition.value,
         archive_retention: raw.archive_retention.value,
+        contract_grace: raw.contract_grace.value,
     };
     if t.default_duration > t.max_duration {
         issues.at(

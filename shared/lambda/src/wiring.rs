@@ -26,6 +26,9 @@ pub mod vars {
     pub const APPROVERS_TOPIC: &str = "LAPSE_APPROVERS_TOPIC_ARN";
     pub const SECURITY_TOPIC: &str = "LAPSE_SECURITY_TOPIC_ARN";
     pub const STATE_MACHINE: &str = "LAPSE_STATE_MACHINE_ARN";
+    pub const REVOCATIONS_TABLE: &str = "LAPSE_REVOCATIONS_TABLE";
+    pub const EVENT_BUS: &str = "LAPSE_EVENT_BUS";
+    pub const WEBHOOK_SECRET: &str = "LAPSE_WEBHOOK_SECRET";
 }
 
 /// Why a binary could not start.
@@ -143,5 +146,64 @@ impl Lifecycle {
             store: &self.store,
             ledger: &self.ledger,
         }
+    }
+}
+
+/// Everything the revocation steps reach, over the real adapters.
+#[derive(Debug)]
+pub struct Revocations {
+    pub table: lapse_aws::revocations::DynamoDbRevocations,
+    pub lifecycle: Lifecycle,
+    pub notifier: SnsNotifier,
+}
+
+impl Revocations {
+    pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
+        Ok(Self {
+            table: lapse_aws::revocations::DynamoDbRevocations::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                env.required(vars::REVOCATIONS_TABLE)?,
+            ),
+            lifecycle: Lifecycle::from_env(env, sdk).await?,
+            notifier: notifier(env, sdk)?,
+        })
+    }
+}
+
+impl lapse_core::revocation::usecase::RevocationPorts for Revocations {
+    type Cases = lapse_aws::revocations::DynamoDbRevocations;
+    type Directory = IamDirectory;
+    type Controls = lapse_aws::revocations::DynamoDbRevocations;
+    type Archive = lapse_aws::revocations::DynamoDbRevocations;
+    type Requests = DynamoDbRequestStore;
+    type Ledger = DynamoDbLedger;
+    type Log = DynamoDbAuditLog;
+    type Notifier = SnsNotifier;
+
+    fn cases(&self) -> &Self::Cases {
+        &self.table
+    }
+    fn directory(&self) -> &Self::Directory {
+        &self.lifecycle.directory
+    }
+    fn controls(&self) -> &Self::Controls {
+        &self.table
+    }
+    fn archive(&self) -> &Self::Archive {
+        &self.table
+    }
+    fn grants(
+        &self,
+    ) -> lapse_core::usecase::lifecycle::Grants<'_, DynamoDbRequestStore, DynamoDbLedger> {
+        self.lifecycle.grants()
+    }
+    fn trail(&self) -> AuditTrail<'_, DynamoDbAuditLog> {
+        self.lifecycle.auditing.trail()
+    }
+    fn notifier(&self) -> &Self::Notifier {
+        &self.notifier
+    }
+    fn catalog(&self) -> &Catalog {
+        &self.lifecycle.auditing.catalog
     }
 }

@@ -1,0 +1,363 @@
+//! The revocations table (single-table design, `pk`/`sk`, TTL on `ttl`):
+//!
+//! | pk                | sk                      | what                                   |
+//! |-------------------|-------------------------|----------------------------------------|
+//! | `case#<id>`       | `case`                  | a revocation case (versioned `doc`)    |
+//! | `user#<name>`     | `controls`              | legal hold and override                |
+//! | `user#<name>`     | `archive#<taken_at>`    | a before-state snapshot, `ttl` = retention (none under legal hold) |
+//! | `event#<id>`      | `claim`                 | an HR event id seen by the webhook, `ttl` 30 days |
+//!
+//! IAM actions: `dynamodb:GetItem`, `PutItem`, `UpdateItem`, `Query` on the table.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use chrono::{DateTime, Utc};
+use lapse_core::identity::PrincipalId;
+use lapse_core::ports::StoreError;
+use lapse_core::revocation::case::RevocationCase;
+use lapse_core::revocation::plan::IdentitySnapshot;
+use lapse_core::revocation::ports::{
+    Archive, CaseStore, Claim, Controls, EventClaims, UserControls,
+};
+
+use crate::errors::store_error;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// How long an HR event id is remembered for replay protection.
+pub const CLAIM_RETENTION_DAYS: i64 = 30;
+
+#[derive(Clone, Debug)]
+pub struct DynamoDbRevocations {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn corrupt(id: &str, detail: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        id: id.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+fn doc<T: serde::de::DeserializeOwned>(item: &Item, id: &str) -> Result<T, StoreError> {
+    match item.get("doc") {
+        Some(AttributeValue::S(text)) => {
+            serde_json::from_str(text).map_err(|e| corrupt(id, e.to_string()))
+        }
+        _ => Err(corrupt(id, "attribute `doc` is missing")),
+    }
+}
+
+impl DynamoDbRevocations {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn get_item(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(e, || corrupt(pk, "unexpected condition failure on read")))?;
+        Ok(out.item)
+    }
+
+    /// Creates the table for a local stack (the template declares the same).
+    pub async fn provision_local(&self) -> Result<(), crate::dynamodb::ProvisionError> {
+        use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+            TimeToLiveSpecification,
+        };
+        let fail = |e: Box<dyn std::error::Error + Send + Sync>| crate::dynamodb::ProvisionError {
+            table: self.table.clone(),
+            source: e,
+        };
+        let key = |n: &str, k: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(n)
+                .key_type(k)
+                .build()
+        };
+        let attr = |n: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(n)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+        };
+        let created = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("pk", KeyType::Hash).map_err(|e| fail(Box::new(e)))?)
+            .key_schema(key("sk", KeyType::Range).map_err(|e| fail(Box::new(e)))?)
+            .attribute_definitions(attr("pk").map_err(|e| fail(Box::new(e)))?)
+            .attribute_definitions(attr("sk").map_err(|e| fail(Box::new(e)))?)
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("ResourceInUseException") => return Ok(()),
+            Err(e) => return Err(fail(Box::new(e))),
+        }
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name("ttl")
+                    .enabled(true)
+                    .build()
+                    .map_err(|e| fail(Box::new(e)))?,
+            )
+            .send()
+            .await
+            .map_err(|e| fail(Box::new(e)))?;
+        Ok(())
+    }
+}
+
+impl CaseStore for DynamoDbRevocations {
+    async fn create(&self, case: &mut RevocationCase) -> Result<(), StoreError> {
+        let pk = format!("case#{}", case.id);
+        case.version = 1;
+        let text = serde_json::to_string(case).map_err(|e| corrupt(&pk, e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&pk))
+            .item("sk", s("case"))
+            .item("user", s(case.user.as_str()))
+            .item("version", AttributeValue::N("1".into()))
+            .item("doc", s(text))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| store_error(e, || StoreError::AlreadyExists(case.id.clone())))?;
+        Ok(())
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<RevocationCase>, StoreError> {
+        let pk = format!("case#{id}");
+        self.get_item(&pk, "case")
+            .await?
+            .map(|item| doc(&item, &pk))
+            .transpose()
+    }
+
+    async fn update(&self, case: &mut RevocationCase) -> Result<(), StoreError> {
+        let pk = format!("case#{}", case.id);
+        let expected = case.version;
+        case.version += 1;
+        let text = serde_json::to_string(case).map_err(|e| corrupt(&pk, e.to_string()))?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&pk))
+            .item("sk", s("case"))
+            .item("user", s(case.user.as_str()))
+            .item("version", AttributeValue::N(case.version.to_string()))
+            .item("doc", s(text))
+            .condition_expression("version = :v")
+            .expression_attribute_values(":v", AttributeValue::N(expected.to_string()))
+            .send()
+            .await;
+        if let Err(e) = result {
+            case.version = expected;
+            return Err(store_error(e, || StoreError::Conflict { what: pk.clone() }));
+        }
+        Ok(())
+    }
+}
+
+impl UserControls for DynamoDbRevocations {
+    async fn controls(&self, user: &PrincipalId) -> Result<Controls, StoreError> {
+        let pk = format!("user#{user}");
+        Ok(self
+            .get_item(&pk, "controls")
+            .await?
+            .map(|item| doc(&item, &pk))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    async fn set(&self, user: &PrincipalId, controls: &Controls) -> Result<(), StoreError> {
+        let pk = format!("user#{user}");
+        let text = serde_json::to_string(controls).map_err(|e| corrupt(&pk, e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&pk))
+            .item("sk", s("controls"))
+            .item("doc", s(text))
+            .send()
+            .await
+            .map_err(|e| store_error(e, || corrupt(&pk, "unexpected condition failure")))?;
+        Ok(())
+    }
+}
+
+impl DynamoDbRevocations {
+    async fn archive_items(&self, user: &PrincipalId) -> Result<Vec<Item>, StoreError> {
+        let pk = format!("user#{user}");
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":prefix", s("archive#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| store_error(e, || corrupt(&pk, "unexpected condition failure")))?;
+            items.extend(out.items().iter().cloned());
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
+impl Archive for DynamoDbRevocations {
+    async fn store(
+        &self,
+        snapshot: &IdentitySnapshot,
+        retain_until: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let pk = format!("user#{}", snapshot.user);
+        let text = serde_json::to_string(snapshot).map_err(|e| corrupt(&pk, e.to_string()))?;
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&pk))
+            .item(
+                "sk",
+                s(format!("archive#{}", snapshot.taken_at.to_rfc3339())),
+            )
+            .item("doc", s(text));
+        if let Some(until) = retain_until {
+            put = put.item("ttl", AttributeValue::N(until.timestamp().to_string()));
+        }
+        put.send()
+            .await
+            .map_err(|e| store_error(e, || corrupt(&pk, "unexpected condition failure")))?;
+        Ok(())
+    }
+
+    async fn snapshots(&self, user: &PrincipalId) -> Result<Vec<IdentitySnapshot>, StoreError> {
+        let pk = format!("user#{user}");
+        let mut found: Vec<IdentitySnapshot> = self
+            .archive_items(user)
+            .await?
+            .iter()
+            .map(|item| doc(item, &pk))
+            .collect::<Result<_, _>>()?;
+        found.sort_by_key(|s| s.taken_at);
+        Ok(found)
+    }
+
+    async fn retain_forever(&self, user: &PrincipalId) -> Result<(), StoreError> {
+        for item in self.archive_items(user).await? {
+            let (Some(pk), Some(sk)) = (item.get("pk"), item.get("sk")) else {
+                continue;
+            };
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", pk.clone())
+                .key("sk", sk.clone())
+                .update_expression("REMOVE #ttl")
+                .expression_attribute_names("#ttl", "ttl")
+                .send()
+                .await
+                .map_err(|e| {
+                    store_error(e, || corrupt(user.as_str(), "unexpected condition failure"))
+                })?;
+        }
+        Ok(())
+    }
+}
+
+impl EventClaims for DynamoDbRevocations {
+    async fn claim(
+        &self,
+        event_id: &str,
+        body_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        let pk = format!("event#{event_id}");
+        let ttl = now.timestamp() + CLAIM_RETENTION_DAYS * 86_400;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&pk))
+            .item("sk", s("claim"))
+            .item("body_hash", s(body_hash))
+            .item("published", AttributeValue::Bool(false))
+            .item("ttl", AttributeValue::N(ttl.to_string()))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values(ReturnValue::None)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::New),
+            Err(e) => match store_error(e, || StoreError::AlreadyExists(pk.clone())) {
+                StoreError::AlreadyExists(_) => {
+                    let item = self
+                        .get_item(&pk, "claim")
+                        .await?
+                        .ok_or_else(|| corrupt(&pk, "claim vanished"))?;
+                    let same = matches!(item.get("body_hash"), Some(AttributeValue::S(h)) if h == body_hash);
+                    let published =
+                        matches!(item.get("published"), Some(AttributeValue::Bool(true)));
+                    Ok(if same {
+                        Claim::Duplicate { published }
+                    } else {
+                        Claim::Mismatch
+                    })
+                }
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn mark_published(&self, event_id: &str) -> Result<(), StoreError> {
+        let pk = format!("event#{event_id}");
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .key("sk", s("claim"))
+            .update_expression("SET published = :t")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(|e| store_error(e, || corrupt(&pk, "unexpected condition failure")))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,17 @@
+//! Automated rights revocation: HR events in, verified revocations out.
+//!
+//! - [`webhook`]: authenticating HR deliveries (bearer + Standard-Webhooks HMAC).
+//! - [`hr`]: the HR event payload, validated.
+//! - [`plan`]: snapshots of what a user holds, the actions that take a kind of
+//!   access away, and the residue verification looks for.
+//! - [`case`]: a revocation case from trigger to verification.
+//! - [`ports`]: cases, the identity directory, controls (legal hold, overrides),
+//!   the before-state archive, event claims (replay), the event bus.
+//! - [`usecase`]: the workflow's steps, each idempotent, and the operator's tools.
+
+pub mod case;
+pub mod hr;
+pub mod plan;
+pub mod ports;
+pub mod usecase;
+pub mod webhook;

@@ -1,0 +1,138 @@
+//! Ports the revocation use cases need, beyond the grant lifecycle's.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::case::RevocationCase;
+use super::hr::HrEvent;
+use super::plan::{Action, IdentitySnapshot};
+use crate::identity::PrincipalId;
+use crate::ports::{DirectoryError, Removal, Source, StoreError};
+
+/// Revocation cases, versioned like requests.
+pub trait CaseStore: Send + Sync {
+    fn create(
+        &self,
+        case: &mut RevocationCase,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn get(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<RevocationCase>, StoreError>> + Send;
+    fn update(
+        &self,
+        case: &mut RevocationCase,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Reading and changing everything a user holds in IAM. Needs the IAM read actions
+/// of `AccessInspector` plus `iam:GetUser`, `iam:GetLoginProfile`,
+/// `iam:ListAccessKeys`, `iam:ListSSHPublicKeys`,
+/// `iam:ListServiceSpecificCredentials`, and for changes `iam:DeleteLoginProfile`,
+/// `iam:UpdateAccessKey`, `iam:UpdateSSHPublicKey`,
+/// `iam:UpdateServiceSpecificCredential`, `iam:RemoveUserFromGroup`,
+/// `iam:DeleteUserPolicy`, `iam:DetachUserPolicy`, `iam:PutUserPolicy`.
+pub trait IdentityDirectory: Send + Sync {
+    fn identity(
+        &self,
+        user: &PrincipalId,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<IdentitySnapshot, DirectoryError>> + Send;
+
+    /// Applies one (non-grant) action; idempotent.
+    fn apply(
+        &self,
+        user: &PrincipalId,
+        action: &Action,
+    ) -> impl Future<Output = Result<Removal, DirectoryError>> + Send;
+
+    /// Puts back what a snapshot held (credentials reactivated, memberships and
+    /// policies restored, the session deny removed). Returns what it restored.
+    fn restore(
+        &self,
+        snapshot: &IdentitySnapshot,
+    ) -> impl Future<Output = Result<Vec<String>, DirectoryError>> + Send;
+}
+
+/// What is known about one user's handling.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Controls {
+    /// Archived data is kept past retention.
+    pub legal_hold: bool,
+    /// Automated revocation is held back, with this reason.
+    pub override_reason: Option<String>,
+}
+
+/// Legal holds and overrides. Every change is audited by the caller.
+pub trait UserControls: Send + Sync {
+    fn controls(
+        &self,
+        user: &PrincipalId,
+    ) -> impl Future<Output = Result<Controls, StoreError>> + Send;
+    fn set(
+        &self,
+        user: &PrincipalId,
+        controls: &Controls,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Before-state snapshots, kept for the archive retention (longer under legal hold).
+pub trait Archive: Send + Sync {
+    fn store(
+        &self,
+        snapshot: &IdentitySnapshot,
+        retain_until: Option<DateTime<Utc>>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Snapshots of a user, oldest first.
+    fn snapshots(
+        &self,
+        user: &PrincipalId,
+    ) -> impl Future<Output = Result<Vec<IdentitySnapshot>, StoreError>> + Send;
+
+    /// Drops the expiry of every snapshot of a user (legal hold).
+    fn retain_forever(
+        &self,
+        user: &PrincipalId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The outcome of claiming an HR event id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Claim {
+    /// First time: process it.
+    New,
+    /// Seen with the same body; `published` says whether it reached the bus.
+    Duplicate { published: bool },
+    /// Seen with a different body: refuse.
+    Mismatch,
+}
+
+/// Replay protection for webhook deliveries.
+pub trait EventClaims: Send + Sync {
+    fn claim(
+        &self,
+        event_id: &str,
+        body_hash: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+    fn mark_published(&self, event_id: &str)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A failure publishing to the event bus.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot publish event {event_id} to the bus")]
+pub struct BusError {
+    pub event_id: String,
+    #[source]
+    pub source: Source,
+}
+
+/// The EventBridge bus HR events are routed through. Needs `events:PutEvents`.
+pub trait EventBus: Send + Sync {
+    fn publish(&self, event: &HrEvent) -> impl Future<Output = Result<(), BusError>> + Send;
+}

@@ -1,0 +1,696 @@
+//! Revocation use cases. Each workflow step is its own function and idempotent, so
+//! a duplicated or interrupted run converges: plans come from a fresh snapshot,
+//! case ids come from triggers, audit events are keyed.
+
+use chrono::{DateTime, NaiveTime, SubsecRound, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::case::{Applied, CaseStatus, RevocationCase, Trigger, TriggerSource};
+use super::hr::{HrEvent, HrEventType};
+use super::plan::{Action, IdentitySnapshot, Lane, RevocationKind, plan, residue};
+use super::ports::{
+    Archive, CaseStore, Claim, EventBus, EventClaims, IdentityDirectory, UserControls,
+};
+use crate::audit::AuditDraft;
+use crate::error::Error;
+use crate::identity::PrincipalId;
+use crate::policy::Catalog;
+use crate::ports::{
+    AccessInspector, AccessProvisioner, Audience, AuditLog, LedgerStore, Notice, Notifier, Removal,
+    RequestQueries, RequestStore, StoreError,
+};
+use crate::request::{RequestError, RequestId, RevokeCause, Status};
+use crate::usecase::AuditTrail;
+use crate::usecase::lifecycle::{Grants, revoke, verify};
+
+/// Everything the revocation steps reach. The Lambda functions, the CLI and the
+/// in-memory tests each provide one.
+pub trait RevocationPorts: Sync {
+    type Cases: CaseStore;
+    type Directory: IdentityDirectory + AccessProvisioner + AccessInspector;
+    type Controls: UserControls;
+    type Archive: Archive;
+    type Requests: RequestStore + RequestQueries;
+    type Ledger: LedgerStore;
+    type Log: AuditLog;
+    type Notifier: Notifier;
+
+    fn cases(&self) -> &Self::Cases;
+    fn directory(&self) -> &Self::Directory;
+    fn controls(&self) -> &Self::Controls;
+    fn archive(&self) -> &Self::Archive;
+    fn grants(&self) -> Grants<'_, Self::Requests, Self::Ledger>;
+    fn trail(&self) -> AuditTrail<'_, Self::Log>;
+    fn notifier(&self) -> &Self::Notifier;
+    fn catalog(&self) -> &Catalog;
+}
+
+/// What the webhook did with a delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Receipt {
+    Accepted,
+    /// Seen before; acknowledged again without re-processing.
+    AlreadyAccepted,
+}
+
+/// Claims an authenticated HR event and puts it on the bus, exactly once per event
+/// id. A claim whose publish failed is published on the sender's retry, so no
+/// accepted event is lost.
+pub async fn receive(
+    claims: &impl EventClaims,
+    bus: &impl EventBus,
+    event: &HrEvent,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Receipt, Error> {
+    let body_hash = hex::encode(Sha256::digest(body));
+    let receipt = match claims.claim(&event.event_id, &body_hash, now).await? {
+        Claim::Mismatch => {
+            return Err(StoreError::Conflict {
+                what: format!("event {} (re-sent with a different body)", event.event_id),
+            }
+            .into());
+        }
+        Claim::Duplicate { published: true } => return Ok(Receipt::AlreadyAccepted),
+        Claim::Duplicate { published: false } => Receipt::AlreadyAccepted,
+        Claim::New => Receipt::Accepted,
+    };
+    bus.publish(event).await?;
+    claims.mark_published(&event.event_id).await?;
+    Ok(receipt)
+}
+
+fn start_of(date: chrono::NaiveDate) -> DateTime<Utc> {
+    date.and_time(NaiveTime::MIN).and_utc()
+}
+
+/// The case an HR event calls for (`None` for events that revoke nothing).
+pub fn case_for(event: &HrEvent, catalog: &Catalog, now: DateTime<Utc>) -> Option<RevocationCase> {
+    let (kind, effective_at, source) = match event.event_type {
+        HrEventType::UserTerminated => (RevocationKind::Full, now, TriggerSource::Hr),
+        HrEventType::UserSuspended => (RevocationKind::Suspend, now, TriggerSource::Hr),
+        HrEventType::PolicyViolation => (RevocationKind::Suspend, now, TriggerSource::Violation),
+        HrEventType::ContractorExpired => {
+            // Deactivated on the end date; the grace period is used only with approval.
+            let end = event
+                .metadata
+                .contract_end
+                .or(event.user.termination_date)
+                .map(start_of);
+            (
+                RevocationKind::Full,
+                end.map_or(now, |e| e.max(now)),
+                TriggerSource::Hr,
+            )
+        }
+        HrEventType::UserRoleChanged => {
+            let new_role = event.metadata.new_role.clone().unwrap_or_default();
+            let delay = if event.metadata.effective_immediately == Some(true) {
+                TimeDelta::zero()
+            } else {
+                catalog.tunables().role_change_transition.delta()
+            };
+            (
+                RevocationKind::Partial { new_role },
+                now + delay,
+                TriggerSource::Hr,
+            )
+        }
+        HrEventType::UserHired => return None,
+    };
+    let reason = event
+        .user
+        .termination_reason
+        .clone()
+        .unwrap_or_else(|| event.event_type.as_str().replace('_', " "));
+    Some(RevocationCase::new(
+        event.user.username.clone(),
+        kind,
+        Trigger {
+            source,
+            event_id: event.event_id.clone(),
+            event_type: Some(event.event_type),
+            reason,
+            executor: "hr-webhook".into(),
+            manager: event.metadata.manager.clone(),
+        },
+        effective_at,
+        false,
+        now,
+    ))
+}
+
+fn case_event(
+    case: &RevocationCase,
+    key: &str,
+    action: &str,
+    reason: String,
+    before: Value,
+    after: Value,
+    at: DateTime<Utc>,
+) -> AuditDraft {
+    AuditDraft {
+        chain: case.chain(),
+        key: format!("{}:{key}", case.id),
+        actor: case.trigger.executor.clone(),
+        action: action.to_owned(),
+        subject: case.user.to_string(),
+        reason,
+        before,
+        after,
+        at,
+    }
+}
+
+/// Opens a case (or finds the one this trigger already opened).
+pub async fn open(
+    p: &impl RevocationPorts,
+    mut case: RevocationCase,
+    now: DateTime<Utc>,
+) -> Result<RevocationCase, Error> {
+    if let RevocationKind::Partial { new_role } = &case.kind
+        && p.catalog().role(new_role).is_none()
+    {
+        return Err(RequestError::UnknownResource {
+            resource: format!("role `{new_role}`"),
+        }
+        .into());
+    }
+    match p.cases().create(&mut case).await {
+        Ok(()) => {}
+        Err(StoreError::AlreadyExists(_)) => return load(p, &case.id).await,
+        Err(other) => return Err(other.into()),
+    }
+    p.trail()
+        .record(case_event(
+            &case,
+            "received",
+            "revocation.received",
+            case.trigger.reason.clone(),
+            Value::Null,
+            json!({ "case": case.id, "kind": case.kind, "trigger": case.trigger, "effective_at": case.effective_at }),
+            now,
+        ))
+        .await?;
+    Ok(case)
+}
+
+async fn load(p: &impl RevocationPorts, id: &str) -> Result<RevocationCase, Error> {
+    p.cases()
+        .get(id)
+        .await?
+        .ok_or_else(|| Error::NotFound(id.to_owned()))
+}
+
+async fn save(
+    p: &impl RevocationPorts,
+    case: &mut RevocationCase,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    case.updated_at = now;
+    p.cases().update(case).await?;
+    Ok(())
+}
+
+/// Whether the workflow should go on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validation {
+    pub case_id: String,
+    pub proceed: bool,
+    pub status: CaseStatus,
+    pub effective_at: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// Step 1: is there anything to do, and is it held back?
+pub async fn validate(
+    p: &impl RevocationPorts,
+    case_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Validation, Error> {
+    let mut case = load(p, case_id).await?;
+    let done = |case: &RevocationCase, reason: &str| Validation {
+        case_id: case.id.clone(),
+        proceed: false,
+        status: case.status,
+        effective_at: case.effective_at,
+        reason: reason.to_owned(),
+    };
+    if case.status == CaseStatus::Verified {
+        return Ok(done(&case, "already revoked and verified"));
+    }
+    let controls = p.controls().controls(&case.user).await?;
+    if let Some(reason) = controls.override_reason {
+        if case.status != CaseStatus::Held {
+            case.status = CaseStatus::Held;
+            case.held_reason = Some(reason.clone());
+            save(p, &mut case, now).await?;
+            p.trail()
+                .record(case_event(
+                    &case,
+                    "held",
+                    "revocation.held",
+                    reason.clone(),
+                    Value::Null,
+                    json!({"override": reason}),
+                    now,
+                ))
+                .await?;
+        }
+        return Ok(done(&case, &format!("held back by override: {reason}")));
+    }
+    Ok(Validation {
+        case_id: case.id.clone(),
+        proceed: true,
+        status: case.status,
+        effective_at: case.effective_at,
+        reason: "proceed".into(),
+    })
+}
+
+/// Step 2: snapshot the before-state once and archive it.
+pub async fn snapshot(
+    p: &impl RevocationPorts,
+    case_id: &str,
+    now: DateTime<Utc>,
+) -> Result<IdentitySnapshot, Error> {
+    let mut case = load(p, case_id).await?;
+    if let Some(before) = &case.before {
+        return Ok(before.clone());
+    }
+    let before = p.directory().identity(&case.user, now).await?;
+    let controls = p.controls().controls(&case.user).await?;
+    let retain_until = (!controls.legal_hold && !case.preserve_data)
+        .then(|| now + p.catalog().tunables().archive_retention.delta());
+    p.archive().store(&before, retain_until).await?;
+    case.before = Some(before.clone());
+    // Whole seconds: the deny policy's aws:TokenIssueTime carries no fraction.
+    case.cutoff = Some(now.trunc_subsecs(0));
+    case.status = CaseStatus::InProgress;
+    save(p, &mut case, now).await?;
+    p.trail()
+        .record(case_event(
+            &case,
+            "snapshot",
+            "revocation.snapshot",
+            "before-state archived".into(),
+            Value::Null,
+            json!({ "before_state": before, "archived_until": retain_until }),
+            now,
+        ))
+        .await?;
+    Ok(before)
+}
+
+async fn live_grants(
+    p: &impl RevocationPorts,
+    user: &PrincipalId,
+) -> Result<Vec<RequestId>, Error> {
+    Ok(p.grants()
+        .store
+        .by_requester(user)
+        .await?
+        .into_iter()
+        .filter(|r| r.status() == Status::Active && r.extends().is_none())
+        .map(|r| r.id().clone())
+        .collect())
+}
+
+/// The plan for a case as things stand now (dry-run uses it too).
+pub async fn current_plan(
+    p: &impl RevocationPorts,
+    case: &RevocationCase,
+    now: DateTime<Utc>,
+) -> Result<Vec<Action>, Error> {
+    let current = p.directory().identity(&case.user, now).await?;
+    let role = match &case.kind {
+        RevocationKind::Partial { new_role } => p.catalog().role(new_role),
+        _ => None,
+    };
+    let grants = live_grants(p, &case.user).await?;
+    Ok(plan(
+        &case.kind,
+        &current,
+        role,
+        &grants,
+        case.cutoff.unwrap_or(now),
+    ))
+}
+
+/// Step 3 (per lane, in parallel): apply what is left to do in one lane.
+pub async fn apply_lane(
+    p: &impl RevocationPorts,
+    case_id: &str,
+    lane: Lane,
+    now: DateTime<Utc>,
+) -> Result<Vec<Applied>, Error> {
+    let case = load(p, case_id).await?;
+    if case.before.is_none() {
+        return Err(RequestError::InvalidTransition {
+            from: Status::Pending,
+            action: "revoke before the before-state is archived",
+        }
+        .into());
+    }
+    let mut applied = Vec::new();
+    for action in current_plan(p, &case, now)
+        .await?
+        .into_iter()
+        .filter(|a| a.lane() == lane)
+    {
+        let outcome = match &action {
+            Action::EndGrant { request_id } => {
+                let grants = p.grants();
+                revoke(
+                    &grants,
+                    p.directory(),
+                    &p.trail(),
+                    request_id,
+                    RevokeCause::RightsRevocation,
+                    &case.trigger.executor,
+                    now,
+                )
+                .await?;
+                verify(&grants, p.directory(), &p.trail(), request_id, now).await?;
+                "done".to_owned()
+            }
+            other => match p.directory().apply(&case.user, other).await? {
+                Removal::Removed => "done".to_owned(),
+                Removal::AlreadyAbsent => "already_done".to_owned(),
+            },
+        };
+        applied.push(Applied {
+            lane,
+            action,
+            outcome,
+        });
+    }
+    Ok(applied)
+}
+
+/// Step 4: record what the lanes did, with before and after state, in the case and
+/// the signed audit trail.
+pub async fn record(
+    p: &impl RevocationPorts,
+    case_id: &str,
+    applied: Vec<Applied>,
+    now: DateTime<Utc>,
+) -> Result<RevocationCase, Error> {
+    let mut case = load(p, case_id).await?;
+    for item in applied {
+        if !case.applied.contains(&item) {
+            case.applied.push(item);
+        }
+    }
+    let after = p.directory().identity(&case.user, now).await?;
+    case.after = Some(after.clone());
+    if matches!(case.status, CaseStatus::InProgress | CaseStatus::Received) {
+        case.status = CaseStatus::Revoked;
+    }
+    save(p, &mut case, now).await?;
+    p.trail()
+        .record(case_event(
+            &case,
+            "applied",
+            "revocation.applied",
+            case.trigger.reason.clone(),
+            json!({ "before_state": case.before }),
+            json!({ "after_state": after, "actions": case.applied, "trigger": case.trigger, "executor": case.trigger.executor }),
+            now,
+        ))
+        .await?;
+    Ok(case)
+}
+
+/// Step 5: tell security and the manager.
+pub async fn notify(p: &impl RevocationPorts, case_id: &str) -> Result<usize, Error> {
+    let case = load(p, case_id).await?;
+    let subject = format!(
+        "Access {} for {}: {}",
+        case.kind.label(),
+        case.user,
+        case.trigger.reason
+    );
+    let body = format!(
+        "{} action(s) applied by case {}; verification follows.",
+        case.applied.len(),
+        case.id
+    );
+    let mut sent = 0;
+    let mut audiences = vec![Audience::Security];
+    if let Some(manager) = case
+        .trigger
+        .manager
+        .as_deref()
+        .and_then(|m| PrincipalId::new(m).ok())
+    {
+        audiences.push(Audience::Person { id: manager });
+    }
+    for audience in audiences {
+        let notice = Notice {
+            audience,
+            subject: subject.clone(),
+            body: body.clone(),
+            request_id: None,
+        };
+        p.notifier().send(&notice).await?;
+        sent += 1;
+    }
+    Ok(sent)
+}
+
+/// Step 6: read IAM back; only an empty residue completes the case.
+pub async fn verify_case(
+    p: &impl RevocationPorts,
+    case_id: &str,
+    now: DateTime<Utc>,
+) -> Result<RevocationCase, Error> {
+    let mut case = load(p, case_id).await?;
+    if case.status == CaseStatus::Verified {
+        return Ok(case);
+    }
+    let after = p.directory().identity(&case.user, now).await?;
+    let role = match &case.kind {
+        RevocationKind::Partial { new_role } => p.catalog().role(new_role),
+        _ => None,
+    };
+    let mut left = residue(&case.kind, &after, role, case.cutoff.unwrap_or(now));
+    left.extend(
+        live_grants(p, &case.user)
+            .await?
+            .into_iter()
+            .map(|g| format!("live grant {g}")),
+    );
+    let before = json!({ "status": case.status });
+    case.after = Some(after.clone());
+    case.residue = left.clone();
+    if left.is_empty() {
+        case.status = CaseStatus::Verified;
+        save(p, &mut case, now).await?;
+        p.trail()
+            .record(case_event(
+                &case,
+                "verified",
+                "revocation.verified",
+                "IAM read back: nothing remains".into(),
+                before,
+                json!({"verification": "passed", "after_state": after}),
+                now,
+            ))
+            .await?;
+        Ok(case)
+    } else {
+        case.status = CaseStatus::Failed;
+        save(p, &mut case, now).await?;
+        p.trail()
+            .record(case_event(
+                &case,
+                &format!("verification_failed@{}", now.to_rfc3339()),
+                "revocation.verification_failed",
+                left.join("; "),
+                before,
+                json!({"verification": "failed", "residue": left}),
+                now,
+            ))
+            .await?;
+        Err(Error::VerificationFailed {
+            request: case.id.clone(),
+            residue: left.join("; "),
+        })
+    }
+}
+
+/// Every step in order: what the state machine does, for the CLI and tests.
+pub async fn run(
+    p: &impl RevocationPorts,
+    case_id: &str,
+    now: DateTime<Utc>,
+) -> Result<RevocationCase, Error> {
+    let validation = validate(p, case_id, now).await?;
+    // Not yet effective (contract end date, role-change transition): the workflow
+    // waits; a direct run leaves the case for later.
+    if !validation.proceed || now < validation.effective_at {
+        return load(p, case_id).await;
+    }
+    snapshot(p, case_id, now).await?;
+    let mut applied = Vec::new();
+    for lane in [Lane::Credentials, Lane::Permissions, Lane::Grants] {
+        applied.extend(apply_lane(p, case_id, lane, now).await?);
+    }
+    record(p, case_id, applied, now).await?;
+    notify(p, case_id).await?;
+    verify_case(p, case_id, now).await
+}
+
+/// Puts back an archived before-state, with an approval reference that is audited.
+pub async fn restore(
+    p: &impl RevocationPorts,
+    user: &PrincipalId,
+    from: DateTime<Utc>,
+    approval: &str,
+    executor: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, Error> {
+    if approval.trim().is_empty() {
+        return Err(RequestError::JustificationMissing.into());
+    }
+    let snapshot = p
+        .archive()
+        .snapshots(user)
+        .await?
+        .into_iter()
+        .filter(|s| s.taken_at <= from)
+        .next_back()
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "an archived snapshot of {user} at or before {from}"
+            ))
+        })?;
+    let restored = p.directory().restore(&snapshot).await?;
+    p.trail()
+        .record(AuditDraft {
+            chain: format!("user#{user}"),
+            key: format!("restore@{}", now.to_rfc3339()),
+            actor: executor.to_owned(),
+            action: "revocation.restored".into(),
+            subject: user.to_string(),
+            reason: format!("approval {approval}"),
+            before: Value::Null,
+            after: json!({ "restored_from": snapshot.taken_at, "restored": restored, "approval": approval }),
+            at: now,
+        })
+        .await?;
+    Ok(restored)
+}
+
+/// Sets or clears a legal hold or an override, audited with its reason.
+pub async fn set_controls(
+    p: &impl RevocationPorts,
+    user: &PrincipalId,
+    controls: crate::revocation::ports::Controls,
+    reason: &str,
+    executor: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let before = p.controls().controls(user).await?;
+    p.controls().set(user, &controls).await?;
+    if controls.legal_hold && !before.legal_hold {
+        p.archive().retain_forever(user).await?;
+    }
+    p.trail()
+        .record(AuditDraft {
+            chain: format!("user#{user}"),
+            key: format!("controls@{}", now.to_rfc3339()),
+            actor: executor.to_owned(),
+            action: "revocation.controls_changed".into(),
+            subject: user.to_string(),
+            reason: reason.to_owned(),
+            before: json!(before),
+            after: json!(controls),
+            at: now,
+        })
+        .await?;
+    Ok(())
+}
+
+/// Users whose console and access-key use are all older than `threshold`, from an
+/// IAM credential report (CSV). Never-used credentials count from the user's creation.
+pub fn inactive_users(
+    report_csv: &str,
+    threshold: TimeDelta,
+    now: DateTime<Utc>,
+) -> Vec<PrincipalId> {
+    let mut lines = report_csv.lines();
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let columns: Vec<&str> = header.split(',').collect();
+    let col = |name: &str| columns.iter().position(|c| *c == name);
+    let (Some(user), Some(created)) = (col("user"), col("user_creation_time")) else {
+        return Vec::new();
+    };
+    let activity = [
+        "password_last_used",
+        "access_key_1_last_used_date",
+        "access_key_2_last_used_date",
+    ]
+    .map(col);
+    let parse = |v: &str| {
+        DateTime::parse_from_rfc3339(v)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    };
+    lines
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            let name = *fields.get(user)?;
+            if name == "<root_account>" {
+                return None;
+            }
+            let last = activity
+                .iter()
+                .flatten()
+                .filter_map(|i| fields.get(*i).and_then(|v| parse(v)))
+                .max()
+                .or_else(|| fields.get(created).and_then(|v| parse(v)))?;
+            (now - last > threshold)
+                .then(|| PrincipalId::new(name).ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// Opens a suspension case for each inactive user (one per user per day).
+pub async fn suspend_inactive(
+    p: &impl RevocationPorts,
+    report_csv: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<RevocationCase>, Error> {
+    let threshold = p.catalog().tunables().inactivity_threshold.delta();
+    let mut cases = Vec::new();
+    for user in inactive_users(report_csv, threshold, now) {
+        let case = RevocationCase::new(
+            user.clone(),
+            RevocationKind::Suspend,
+            Trigger {
+                source: TriggerSource::Inactivity,
+                event_id: format!("inactivity:{user}:{}", now.date_naive()),
+                event_type: None,
+                reason: format!(
+                    "no console or access-key use for {} days",
+                    threshold.num_days()
+                ),
+                executor: "inactivity-check".into(),
+                manager: None,
+            },
+            now,
+            false,
+            now,
+        );
+        cases.push(open(p, case, now).await?);
+    }
+    Ok(cases)
+}
