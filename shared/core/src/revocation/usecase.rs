@@ -562,8 +562,7 @@ pub async fn restore(
         .snapshots(user)
         .await?
         .into_iter()
-        .filter(|s| s.taken_at <= from)
-        .next_back()
+        .rfind(|s| s.taken_at <= from)
         .ok_or_else(|| {
             Error::NotFound(format!(
                 "an archived snapshot of {user} at or before {from}"
