@@ -17,7 +17,7 @@ use chrono::TimeDelta;
 use lambda_runtime::{Context, LambdaEvent};
 use lapse_core::ports::Clock;
 use lapse_lambda::HandlerError;
-use lapse_lambda::wiring::{self, Auditing, Lifecycle};
+use lapse_lambda::wiring::{self, Auditing, Lifecycle, Revocations};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -96,6 +96,9 @@ impl Faults {
 
 /// Every handler's dependencies, built from the stack's environment like Lambda would.
 struct Functions {
+    revocation: Revocations,
+    inactivity: inactivity_check::Deps<LocalWorkflows>,
+    hr_webhook: hr_webhook::Deps<lapse_aws::eventbridge::EventBridgeBus>,
     intake: intake::Deps<LocalWorkflows>,
     approval: approval::Deps<LocalWorkflows>,
     grants_api: grants_api::Deps,
@@ -129,8 +132,11 @@ pub struct LocalStack {
     pub issuer: Arc<DevIssuer>,
     pub clock: Arc<LocalClock>,
     pub workflows: LocalWorkflows,
+    /// Revocation executions (started by the router from the bus, or directly).
+    pub revocations: LocalWorkflows,
     pub faults: Arc<Faults>,
     server: tokio::task::JoinHandle<()>,
+    router: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for LocalStack {
@@ -144,6 +150,7 @@ impl std::fmt::Debug for LocalStack {
 impl Drop for LocalStack {
     fn drop(&mut self) {
         self.server.abort();
+        self.router.abort();
     }
 }
 
@@ -160,6 +167,17 @@ impl LocalStack {
         let dyn_clock: Arc<dyn Clock> = clock.clone();
         let workflows = LocalWorkflows::new(
             wiring::workflows(&env, &sdk).map_err(lapse_lambda::wiring::InitError::from)?,
+            "grant-lifecycle.asl.json",
+            url.clone(),
+            config.substitutions(),
+            options.run,
+        );
+        let revocations = LocalWorkflows::new(
+            lapse_aws::sfn::SfnWorkflowStarter::new(
+                aws_sdk_sfn::Client::new(&sdk),
+                &config.revocation_state_machine_arn,
+            ),
+            "revocation.asl.json",
             url.clone(),
             config.substitutions(),
             options.run,
@@ -205,6 +223,27 @@ impl LocalStack {
                 auditing: Auditing::from_env(&env, &sdk).await?,
                 clock: dyn_clock.clone(),
             },
+            revocation: revocations_deps(&env, &sdk, dyn_clock.clone()).await?,
+            inactivity: inactivity_check::Deps {
+                revocations: revocations_deps(&env, &sdk, dyn_clock.clone()).await?,
+                iam: aws_sdk_iam::Client::new(&sdk),
+                workflows: revocations.clone(),
+            },
+            hr_webhook: hr_webhook::Deps {
+                secrets: hr_webhook::SecretSource::from_secrets_manager(
+                    aws_sdk_secretsmanager::Client::new(&sdk),
+                    config.webhook_secret_id.clone(),
+                ),
+                claims: lapse_aws::revocations::DynamoDbRevocations::new(
+                    aws_sdk_dynamodb::Client::new(&sdk),
+                    &config.revocations_table,
+                ),
+                bus: lapse_aws::eventbridge::EventBridgeBus::new(
+                    aws_sdk_eventbridge::Client::new(&sdk),
+                    &config.event_bus,
+                ),
+                clock: dyn_clock.clone(),
+            },
             sweeper: sweeper::Deps {
                 lifecycle: Lifecycle {
                     store: wiring::request_store(&env, &sdk).map_err(cfg)?,
@@ -232,6 +271,11 @@ impl LocalStack {
                 tracing::error!(error = %err, "local host stopped");
             }
         });
+        let router = tokio::spawn(route_hr_events(
+            sdk.clone(),
+            config.router_queue_url.clone(),
+            revocations.clone(),
+        ));
         Ok(Self {
             config,
             url,
@@ -239,8 +283,10 @@ impl LocalStack {
             issuer,
             clock,
             workflows,
+            revocations,
             faults,
             server,
+            router,
         })
     }
 
@@ -262,6 +308,86 @@ impl LocalStack {
             crate::provision::ensure_user(&iam, user).await?;
         }
         Ok(())
+    }
+}
+
+/// The revocation function's dependencies, on the stack's clock.
+async fn revocations_deps(
+    env: &lapse_lambda::config::Env,
+    sdk: &SdkConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Revocations, LocalError> {
+    let cfg = |e: lapse_lambda::config::ConfigError| LocalError::Init(e.into());
+    Ok(Revocations {
+        table: lapse_aws::revocations::DynamoDbRevocations::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            env.required(wiring::vars::REVOCATIONS_TABLE).map_err(cfg)?,
+        ),
+        lifecycle: Lifecycle {
+            store: wiring::request_store(env, sdk).map_err(cfg)?,
+            ledger: wiring::ledger(env, sdk).map_err(cfg)?,
+            directory: wiring::directory(sdk),
+            auditing: Auditing::from_env(env, sdk).await?,
+            clock,
+        },
+        notifier: wiring::notifier(env, sdk).map_err(cfg)?,
+    })
+}
+
+/// Moves events the bus's rules delivered to the router queue into revocation
+/// executions, as the deployed rules' state machine targets do.
+async fn route_hr_events(sdk: SdkConfig, queue_url: String, revocations: LocalWorkflows) {
+    use lapse_core::ports::WorkflowStarter;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await;
+        let Ok(received) = received else {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            continue;
+        };
+        for message in received.messages() {
+            let Some(body) = message.body() else { continue };
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(body) else {
+                tracing::warn!("router: a message that is not an EventBridge event");
+                continue;
+            };
+            let event_id = event["detail"]["event_id"].as_str().unwrap_or("unknown");
+            let name: String = format!("hr-{event_id}")
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '-'
+                    }
+                })
+                .take(80)
+                .collect();
+            // Unique per delivery, as EventBridge's own at-least-once deliveries are.
+            let delivery = format!("{name}-{}", message.message_id().unwrap_or_default());
+            let delivery: String = delivery.chars().take(80).collect();
+            match revocations.start(&delivery, &event).await {
+                Ok(_) => {
+                    if let Some(handle) = message.receipt_handle() {
+                        let _ = sqs
+                            .delete_message()
+                            .queue_url(&queue_url)
+                            .receipt_handle(handle)
+                            .send()
+                            .await;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "router: could not start a revocation; will retry")
+                }
+            }
+        }
     }
 }
 
@@ -314,13 +440,25 @@ async fn invoke(
         .strip_prefix(&format!("{}-", state.prefix))
         .unwrap_or(short)
         .to_owned();
-    match state.faults.take(&function) {
-        Some(Fault::Error {
-            error_type,
-            message,
-        }) => return function_error(&error_type, &message),
-        Some(Fault::Before(hook)) => hook().await,
-        None => {}
+    let mut keys = vec![function.clone()];
+    if function == "revocation"
+        && let Ok(payload) = serde_json::from_slice::<serde_json::Value>(&body)
+    {
+        let step = payload["step"].as_str().unwrap_or_default();
+        keys.push(match payload["lane"].as_str() {
+            Some(lane) => format!("revocation/{step}/{lane}"),
+            None => format!("revocation/{step}"),
+        });
+    }
+    for key in keys {
+        match state.faults.take(&key) {
+            Some(Fault::Error {
+                error_type,
+                message,
+            }) => return function_error(&error_type, &message),
+            Some(Fault::Before(hook)) => hook().await,
+            None => {}
+        }
     }
     let f = &state.functions;
     match function.as_str() {
@@ -330,6 +468,8 @@ async fn invoke(
         "ttl-backstop" => call(&body, |e| ttl_backstop::handler(&f.lifecycle, e)).await,
         "notify" => call(&body, |e| notify::handler(&f.notify, e)).await,
         "sweeper" => call(&body, |e| sweeper::handler(&f.sweeper, e)).await,
+        "revocation" => call(&body, |e| revocation::handler(&f.revocation, e)).await,
+        "inactivity-check" => call(&body, |e| inactivity_check::handler(&f.inactivity, e)).await,
         _ => (
             StatusCode::NOT_FOUND,
             [("x-amzn-errortype", "ResourceNotFoundException")],
@@ -338,6 +478,61 @@ async fn invoke(
         )
             .into_response(),
     }
+}
+
+/// The HR webhook route: no JWT authorizer (HR systems authenticate with the
+/// bearer token and HMAC signature the handler checks), as in the template.
+async fn webhook(
+    state: &HostState,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header_map: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                k.as_str().to_owned(),
+                serde_json::Value::String(v.to_str().ok()?.to_owned()),
+            ))
+        })
+        .collect();
+    let now = chrono::Utc::now();
+    let event = serde_json::json!({
+        "version": "2.0", "routeKey": "POST /api/v1/webhooks/hr-events", "rawPath": uri.path(), "rawQueryString": "",
+        "headers": header_map,
+        "requestContext": {
+            "accountId": crate::provision::ACCOUNT, "apiId": "lapse-local", "domainName": "localhost", "domainPrefix": "localhost",
+            "http": { "method": method.as_str(), "path": uri.path(), "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "hr-system" },
+            "requestId": format!("local-{}", now.timestamp_nanos_opt().unwrap_or_default()),
+            "routeKey": "POST /api/v1/webhooks/hr-events", "stage": "$default",
+            "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(), "timeEpoch": now.timestamp_millis()
+        },
+        "body": String::from_utf8_lossy(&body),
+        "isBase64Encoded": false
+    });
+    let request = match lambda_http::request::from_str(&event.to_string()) {
+        Ok(request) => request,
+        Err(err) => return (StatusCode::BAD_REQUEST, err.to_string()).into_response(),
+    };
+    let Ok(response) = hr_webhook::handler(&state.functions.hr_webhook, request).await;
+    into_axum(response)
+}
+
+fn into_axum(response: lambda_http::Response<lambda_http::Body>) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes: Vec<u8> = match body {
+        lambda_http::Body::Empty => Vec::new(),
+        lambda_http::Body::Text(text) => text.into_bytes(),
+        lambda_http::Body::Binary(bytes) => bytes,
+        _ => Vec::new(),
+    };
+    let mut out = (parts.status, bytes).into_response();
+    for (k, v) in parts.headers.iter() {
+        out.headers_mut().insert(k.clone(), v.clone());
+    }
+    out
 }
 
 /// API Gateway claims are strings; arrays are flattened to `[a b]`, as the JWT
@@ -367,6 +562,9 @@ async fn gateway(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if uri.path() == "/api/v1/webhooks/hr-events" {
+        return webhook(&state, method, uri, headers, body).await;
+    }
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -436,16 +634,5 @@ async fn gateway(
         _ => intake::handler(&f.intake, request).await,
     };
     let Ok(response) = response;
-    let (parts, body) = response.into_parts();
-    let bytes: Vec<u8> = match body {
-        lambda_http::Body::Empty => Vec::new(),
-        lambda_http::Body::Text(text) => text.into_bytes(),
-        lambda_http::Body::Binary(bytes) => bytes,
-        _ => Vec::new(),
-    };
-    let mut out = (parts.status, bytes).into_response();
-    for (k, v) in parts.headers.iter() {
-        out.headers_mut().insert(k.clone(), v.clone());
-    }
-    out
+    into_axum(response)
 }

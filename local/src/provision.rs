@@ -41,6 +41,10 @@ pub struct StackConfig {
     pub topics: Topics,
     pub secret_id: String,
     pub state_machine_arn: String,
+    pub revocation_state_machine_arn: String,
+    /// Where the bus's rules deliver locally (the deployed rules target the
+    /// revocation state machine; moto cannot run it, so the local host does).
+    pub router_queue_url: String,
 }
 
 impl StackConfig {
@@ -59,6 +63,7 @@ impl StackConfig {
             "RevokeFunctionArn": self.function_arn("revoke"),
             "VerifyFunctionArn": self.function_arn("verify"),
             "NotifyFunctionArn": self.function_arn("notify"),
+            "RevocationFunctionArn": self.function_arn("revocation"),
         })
     }
 
@@ -157,6 +162,52 @@ pub async fn provision(
         Err(e) if e.code() == Some("ResourceExistsException") => {}
         Err(e) => return Err(failed("webhook secret")(Box::new(e))),
     }
+    // Rules: one per routed HR event type, the same patterns the template declares.
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}-hr-router"))
+        .send()
+        .await
+        .map_err(|e| failed("router queue")(Box::new(e)))?;
+    let router_queue_url = queue.queue_url().unwrap_or_default().to_owned();
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&router_queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| failed("router queue")(Box::new(e)))?;
+    let queue_arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .cloned()
+        .unwrap_or_default();
+    for event_type in lapse_aws::eventbridge::ROUTED {
+        let rule = format!("{prefix}-{}", event_type.as_str().replace('_', "-"));
+        events
+            .put_rule()
+            .name(&rule)
+            .event_bus_name(&event_bus)
+            .event_pattern(lapse_aws::eventbridge::rule_pattern(event_type))
+            .send()
+            .await
+            .map_err(|e| failed(format!("rule {rule}"))(Box::new(e)))?;
+        events
+            .put_targets()
+            .rule(&rule)
+            .event_bus_name(&event_bus)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("router")
+                    .arn(&queue_arn)
+                    .build()
+                    .map_err(|e| failed("rule target")(Box::new(e)))?,
+            )
+            .send()
+            .await
+            .map_err(|e| failed(format!("rule target {rule}"))(Box::new(e)))?;
+    }
     let mut config = StackConfig {
         prefix: prefix.to_owned(),
         tables,
@@ -166,9 +217,23 @@ pub async fn provision(
         topics,
         secret_id,
         state_machine_arn: String::new(),
+        revocation_state_machine_arn: String::new(),
+        router_queue_url,
     };
+    config.state_machine_arn = state_machine(sdk, &config, "grant-lifecycle").await?;
+    config.revocation_state_machine_arn = state_machine(sdk, &config, "revocation").await?;
+    Ok(config)
+}
+
+/// Creates (or finds) `<prefix>-<name>` from `infra/statemachines/<name>.asl.json`.
+async fn state_machine(
+    sdk: &SdkConfig,
+    config: &StackConfig,
+    name: &str,
+) -> Result<String, LocalError> {
+    let prefix = &config.prefix;
     let definition = std::fs::read_to_string(
-        crate::repo_root().join("infra/statemachines/grant-lifecycle.asl.json"),
+        crate::repo_root().join(format!("infra/statemachines/{name}.asl.json")),
     )?;
     let substitutions = config.substitutions();
     let definition =
@@ -176,11 +241,11 @@ pub async fn provision(
             .as_object()
             .into_iter()
             .flatten()
-            .fold(definition, |text, (name, value)| {
-                text.replace(&format!("${{{name}}}"), value.as_str().unwrap_or_default())
+            .fold(definition, |text, (key, value)| {
+                text.replace(&format!("${{{key}}}"), value.as_str().unwrap_or_default())
             });
     let sfn = aws_sdk_sfn::Client::new(sdk);
-    let name = format!("{prefix}-grant-lifecycle");
+    let name = format!("{prefix}-{name}");
     let existing = sfn
         .list_state_machines()
         .send()
@@ -190,7 +255,7 @@ pub async fn provision(
         .iter()
         .find(|m| m.name() == name)
         .map(|m| m.state_machine_arn().to_owned());
-    config.state_machine_arn = match existing {
+    Ok(match existing {
         Some(arn) => arn,
         None => sfn
             .create_state_machine()
@@ -202,8 +267,7 @@ pub async fn provision(
             .map_err(|e| failed("state machine")(Box::new(e)))?
             .state_machine_arn()
             .to_owned(),
-    };
-    Ok(config)
+    })
 }
 
 /// Creates an IAM group unless it exists.

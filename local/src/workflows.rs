@@ -54,6 +54,7 @@ pub struct WorkflowRun {
 #[derive(Debug)]
 struct Inner {
     sfn: SfnWorkflowStarter,
+    definition: std::path::PathBuf,
     lambda_endpoint: String,
     substitutions: serde_json::Value,
     options: RunOptions,
@@ -72,8 +73,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl LocalWorkflows {
+    /// Runs `definition` (a path under `infra/statemachines/`).
     pub fn new(
         sfn: SfnWorkflowStarter,
+        definition: &str,
         lambda_endpoint: String,
         substitutions: serde_json::Value,
         options: RunOptions,
@@ -81,6 +84,9 @@ impl LocalWorkflows {
         Self {
             inner: Arc::new(Inner {
                 sfn,
+                definition: crate::repo_root()
+                    .join("infra/statemachines")
+                    .join(definition),
                 lambda_endpoint,
                 substitutions,
                 options,
@@ -119,7 +125,7 @@ impl LocalWorkflows {
             let output = tokio::process::Command::new(root.join("tools/node_modules/.bin/node"))
                 .arg(root.join("tools/run-workflow.mjs"))
                 .args(["--definition"])
-                .arg(root.join("infra/statemachines/grant-lifecycle.asl.json"))
+                .arg(&inner.definition)
                 .args(["--substitutions", &inner.substitutions.to_string()])
                 .args(["--input", &input.to_string()])
                 .args(["--wait-ms", &opts.wait_ms.to_string()])

@@ -58,3 +58,18 @@ impl EventBus for EventBridgeBus {
         Ok(())
     }
 }
+
+/// The rule pattern that routes one HR event type to the revocation workflow. The
+/// template declares exactly these; the local stack creates them on moto's bus.
+pub fn rule_pattern(event_type: lapse_core::revocation::hr::HrEventType) -> String {
+    serde_json::json!({ "source": [SOURCE], "detail-type": [event_type.as_str()] }).to_string()
+}
+
+/// The event types that start a revocation (hires do not).
+pub const ROUTED: [lapse_core::revocation::hr::HrEventType; 5] = [
+    lapse_core::revocation::hr::HrEventType::UserTerminated,
+    lapse_core::revocation::hr::HrEventType::UserRoleChanged,
+    lapse_core::revocation::hr::HrEventType::UserSuspended,
+    lapse_core::revocation::hr::HrEventType::ContractorExpired,
+    lapse_core::revocation::hr::HrEventType::PolicyViolation,
+];

@@ -15,7 +15,7 @@ pub enum SecretError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error("secret {id} is not JSON with key_id and seed_hex")]
+    #[error("secret {id} does not have the expected JSON shape")]
     Shape { id: String },
     #[error("secret {id} holds an invalid key")]
     Key {
@@ -83,4 +83,35 @@ pub async fn ensure_audit_signer(
             source: Box::new(e),
         })?;
     load_audit_signer(client, secret_id).await
+}
+
+#[derive(Deserialize)]
+struct WebhookSecretValue {
+    bearer_tokens: Vec<String>,
+    signing_secrets: Vec<String>,
+}
+
+/// Loads the HR webhook's credentials: JSON `{"bearer_tokens": [current, previous],
+/// "signing_secrets": ["whsec_…", "whsec_…"]}` (two of each while rotating).
+pub async fn load_webhook_secrets(
+    client: &Client,
+    secret_id: &str,
+) -> Result<lapse_core::revocation::webhook::WebhookSecrets, SecretError> {
+    let out = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| SecretError::Read {
+            id: secret_id.to_owned(),
+            source: Box::new(e),
+        })?;
+    let shape = || SecretError::Shape {
+        id: secret_id.to_owned(),
+    };
+    let value: WebhookSecretValue =
+        serde_json::from_str(out.secret_string().ok_or_else(shape)?).map_err(|_| shape())?;
+    let tokens: Vec<&str> = value.bearer_tokens.iter().map(String::as_str).collect();
+    let signing: Vec<&str> = value.signing_secrets.iter().map(String::as_str).collect();
+    lapse_core::revocation::webhook::WebhookSecrets::new(&tokens, &signing).map_err(|_| shape())
 }

@@ -1,0 +1,157 @@
+//! # revocation
+//!
+//! The revocation workflow's task steps (`infra/statemachines/revocation.asl.json`).
+//! Input `{"step": …, …}`:
+//! - `open` `{event}`: the case an HR event calls for (the rule passes `detail`);
+//! - `validate`, `snapshot`, `apply` (`lane`: credentials / permissions / grants,
+//!   run in parallel), `record` (`applied`: the lanes' outputs), `notify`, `verify`;
+//! - `failed` `{error, cause}`: the failure path (audit, security notice, metric).
+//!
+//! Every step is idempotent: duplicated events and re-driven runs converge.
+
+use lambda_runtime::LambdaEvent;
+use lapse_core::ErrorKind;
+use lapse_core::ports::{Audience, Notice, Notifier};
+use lapse_core::revocation::case::Applied;
+use lapse_core::revocation::hr::HrEvent;
+use lapse_core::revocation::plan::Lane;
+use lapse_core::revocation::usecase::{self as steps, RevocationPorts};
+use lapse_lambda::HandlerError;
+use lapse_lambda::metrics;
+use lapse_lambda::wiring::Revocations;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    Open {
+        event: Box<HrEvent>,
+    },
+    Validate {
+        case_id: String,
+    },
+    Snapshot {
+        case_id: String,
+    },
+    Apply {
+        case_id: String,
+        lane: Lane,
+    },
+    Record {
+        case_id: String,
+        applied: Vec<Vec<Applied>>,
+    },
+    Notify {
+        case_id: String,
+    },
+    Verify {
+        case_id: String,
+    },
+    Failed {
+        case_id: Option<String>,
+        error: String,
+        cause: String,
+    },
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn handler(deps: &Revocations, event: LambdaEvent<Step>) -> Result<Value, HandlerError> {
+    let now = deps.lifecycle.clock.now();
+    let p = deps;
+    Ok(match event.payload {
+        Step::Open { event } => match steps::case_for(&event, p.catalog(), now) {
+            Some(case) => {
+                let case = steps::open(p, case, now).await?;
+                json!({ "case_id": case.id, "proceed": true, "user": case.user })
+            }
+            None => {
+                json!({ "proceed": false, "reason": format!("{} revokes nothing", event.event_type.as_str()) })
+            }
+        },
+        Step::Validate { case_id } => json!(steps::validate(p, &case_id, now).await?),
+        Step::Snapshot { case_id } => {
+            steps::snapshot(p, &case_id, now).await?;
+            metrics::emit(
+                &[("Workflow", "revocation")],
+                &[("RevocationsStarted", 1.0, "Count")],
+            );
+            json!({ "case_id": case_id })
+        }
+        Step::Apply { case_id, lane } => json!(steps::apply_lane(p, &case_id, lane, now).await?),
+        Step::Record { case_id, applied } => {
+            let case =
+                steps::record(p, &case_id, applied.into_iter().flatten().collect(), now).await?;
+            json!({ "case_id": case.id, "status": case.status, "actions": case.applied.len() })
+        }
+        Step::Notify { case_id } => json!({ "sent": steps::notify(p, &case_id).await? }),
+        Step::Verify { case_id } => match steps::verify_case(p, &case_id, now).await {
+            Ok(case) => {
+                let elapsed = (now - case.created_at).num_milliseconds().max(0) as f64;
+                metrics::emit(
+                    &[("Workflow", "revocation"), ("Kind", case.kind.label())],
+                    &[
+                        ("RevocationDuration", elapsed, "Milliseconds"),
+                        ("Revocations", 1.0, "Count"),
+                    ],
+                );
+                metrics::emit(
+                    &[("Workflow", "revocation")],
+                    &[("VerificationSuccesses", 1.0, "Count")],
+                );
+                json!({ "case_id": case.id, "status": case.status })
+            }
+            Err(err) => {
+                if err.kind() == ErrorKind::VerificationFailed {
+                    metrics::emit(
+                        &[("Workflow", "revocation")],
+                        &[("VerificationFailures", 1.0, "Count")],
+                    );
+                }
+                return Err(err.into());
+            }
+        },
+        Step::Failed {
+            case_id,
+            error,
+            cause,
+        } => {
+            metrics::emit(
+                &[("Workflow", "revocation")],
+                &[("WorkflowFailures", 1.0, "Count")],
+            );
+            let notice = Notice {
+                audience: Audience::Security,
+                subject: format!("Lapse revocation failed: {error}"),
+                body: format!(
+                    "case {}: {cause}",
+                    case_id.as_deref().unwrap_or("(not opened)")
+                ),
+                request_id: None,
+            };
+            p.notifier()
+                .send(&notice)
+                .await
+                .map_err(lapse_core::Error::from)?;
+            if let Some(case_id) = case_id
+                && let Ok(Some(case)) =
+                    lapse_core::revocation::ports::CaseStore::get(p.cases(), &case_id).await
+            {
+                p.trail()
+                    .record(lapse_core::audit::AuditDraft {
+                        chain: case.chain(),
+                        key: format!("{}:failed@{}", case.id, now.to_rfc3339()),
+                        actor: "lapse-workflow".into(),
+                        action: "revocation.failed".into(),
+                        subject: case.user.to_string(),
+                        reason: format!("{error}: {cause}"),
+                        before: Value::Null,
+                        after: json!({ "status": case.status }),
+                        at: now,
+                    })
+                    .await?;
+            }
+            json!({ "alerted": true })
+        }
+    })
+}

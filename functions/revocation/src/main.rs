@@ -1,0 +1,15 @@
+//! Wiring only: tracing, configuration and SDK clients at init, then the handler.
+
+use lambda_runtime::{run, service_fn};
+use lapse_lambda::config::Env;
+use lapse_lambda::wiring::Revocations;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    lapse_lambda::init_tracing();
+    let sdk = lapse_aws::sdk::load().await;
+    let deps = Revocations::from_env(&Env::process(), &sdk).await?;
+    run(service_fn(|event| revocation::handler(&deps, event)))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+}

@@ -1,0 +1,382 @@
+//! HR webhook → EventBridge (moto matches the rule patterns) → the real
+//! `revocation.asl.json` in the ASL interpreter → verified revocation, with the
+//! webhook's security cases, duplicated deliveries and an interrupted run.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+mod support;
+
+use chrono::Utc;
+use lapse_core::revocation::webhook::sign;
+use lapse_local::provision::{DEV_WEBHOOK_SIGNING_SECRET, DEV_WEBHOOK_TOKEN};
+use support::{Stack, WAIT};
+
+struct Delivery<'a> {
+    token: &'a str,
+    secret: &'a str,
+    timestamp: i64,
+    body: String,
+}
+
+impl Delivery<'_> {
+    fn new(body: String) -> Self {
+        Delivery {
+            token: DEV_WEBHOOK_TOKEN,
+            secret: DEV_WEBHOOK_SIGNING_SECRET,
+            timestamp: Utc::now().timestamp(),
+            body,
+        }
+    }
+}
+
+async fn post(s: &Stack, d: &Delivery<'_>) -> (u16, serde_json::Value) {
+    let signature = sign(d.secret, "msg_1", d.timestamp, d.body.as_bytes()).unwrap_or_default();
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/webhooks/hr-events", s.stack.url))
+        .bearer_auth(d.token)
+        .header("webhook-id", "msg_1")
+        .header("webhook-timestamp", d.timestamp.to_string())
+        .header("webhook-signature", signature)
+        .header("content-type", "application/json")
+        .body(d.body.clone())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn termination(user: &str, event_id: &str) -> String {
+    let mut body: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            lapse_testkit::workspace_root().join("events/hr-webhook/termination-body.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    body["user"]["username"] = serde_json::json!(user);
+    body["event_id"] = serde_json::json!(event_id);
+    body["timestamp"] = serde_json::json!(Utc::now().to_rfc3339());
+    body.to_string()
+}
+
+async fn staff(s: &Stack, name: &str) -> String {
+    let user = s.user(name);
+    s.stack.add_users(&[&user]).await.unwrap();
+    let iam = aws_sdk_iam::Client::new(&s.stack.sdk);
+    iam.create_login_profile()
+        .user_name(&user)
+        .password("Initial-Passw0rd!")
+        .send()
+        .await
+        .unwrap();
+    iam.create_access_key()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    lapse_local::provision::ensure_group(&iam, "engineers")
+        .await
+        .unwrap();
+    iam.add_user_to_group()
+        .user_name(&user)
+        .group_name("engineers")
+        .send()
+        .await
+        .unwrap();
+    user
+}
+
+async fn holds_nothing(s: &Stack, user: &str) -> bool {
+    let iam = aws_sdk_iam::Client::new(&s.stack.sdk);
+    let login = iam.get_login_profile().user_name(user).send().await.is_ok();
+    let keys = iam.list_access_keys().user_name(user).send().await.unwrap();
+    let active = keys
+        .access_key_metadata()
+        .iter()
+        .any(|k| k.status() == Some(&aws_sdk_iam::types::StatusType::Active));
+    let groups = iam
+        .list_groups_for_user()
+        .user_name(user)
+        .send()
+        .await
+        .unwrap();
+    !login && !active && groups.groups().is_empty()
+}
+
+async fn wait_runs(s: &Stack, count: usize) -> Vec<lapse_local::workflows::WorkflowRun> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let names = s.stack.revocations.launched();
+        if names.len() >= count {
+            let mut runs = Vec::new();
+            for name in &names {
+                runs.push(s.stack.revocations.wait(name, WAIT).await.unwrap());
+            }
+            return runs;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} execution(s) started",
+            names.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_security_cases() {
+    let s = Stack::start().await;
+    let body = termination(&s.user("nobody"), &lapse_testkit::unique_name("evt"));
+    let refused = |status: u16, d: Delivery<'static>| {
+        let s = &s;
+        async move {
+            let (got, answer) = post(s, &d).await;
+            assert_eq!(got, status, "{answer}");
+            answer
+        }
+    };
+    // Missing or wrong bearer token, wrong signing key, stale or future timestamps.
+    let mut d = Delivery::new(body.clone());
+    d.token = "wrong-token";
+    refused(401, d).await;
+    let mut d = Delivery::new(body.clone());
+    d.secret = "whsec_c29tZW9uZS1lbHNlcy1zaWduaW5nLWtleQ==";
+    let answer = refused(401, d).await;
+    assert_eq!(answer["message"], "no valid signature");
+    let mut d = Delivery::new(body.clone());
+    d.timestamp -= 6 * 60;
+    assert!(
+        refused(401, d).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("5 minutes")
+    );
+    let mut d = Delivery::new(body.clone());
+    d.timestamp += 6 * 60;
+    refused(401, d).await;
+    // Bodies over 256 KB, malformed JSON, unknown event types: precise refusals.
+    refused(
+        413,
+        Delivery::new(format!("{{\"pad\": \"{}\"}}", "x".repeat(260 * 1024))),
+    )
+    .await;
+    let answer = refused(400, Delivery::new("{not json".into())).await;
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("malformed JSON")
+    );
+    let answer = refused(
+        400,
+        Delivery::new(body.replace("user_terminated", "user_promoted")),
+    )
+    .await;
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown event_type `user_promoted`")
+    );
+    // No signature headers at all.
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/webhooks/hr-events", s.stack.url))
+        .bearer_auth(DEV_WEBHOOK_TOKEN)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    // Accepted once; the same event again is acknowledged without re-processing;
+    // the same id with another body is refused.
+    let (status, answer) = post(&s, &Delivery::new(body.clone())).await;
+    assert_eq!(status, 202, "{answer}");
+    let (status, answer) = post(&s, &Delivery::new(body.clone())).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("already_accepted"))
+    );
+    let (status, _) = post(&s, &Delivery::new(body.replace("involuntary", "voluntary"))).await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn termination_posted_to_the_webhook_ends_in_a_verified_revocation() {
+    let s = Stack::start().await;
+    let user = staff(&s, "jdoe").await;
+    let event_id = lapse_testkit::unique_name("evt");
+    let (status, answer) = post(&s, &Delivery::new(termination(&user, &event_id))).await;
+    assert_eq!(status, 202, "{answer}");
+
+    let runs = wait_runs(&s, 1).await;
+    assert_eq!(runs[0].status, "SUCCEEDED", "{:?}", runs[0]);
+    for state in [
+        "OpenCase",
+        "Validate",
+        "WaitUntilEffective",
+        "Snapshot",
+        "Revoke",
+        "Record",
+        "Notify",
+        "Verify",
+        "Done",
+    ] {
+        assert!(
+            runs[0].states.contains(&state.to_owned()),
+            "{state} missing: {:?}",
+            runs[0].states
+        );
+    }
+    assert!(
+        holds_nothing(&s, &user).await,
+        "IAM read back after the workflow"
+    );
+    let audit = lapse_aws::dynamodb::DynamoDbAuditLog::new(
+        aws_sdk_dynamodb::Client::new(&s.stack.sdk),
+        &s.stack.config.tables.audit,
+    );
+    let chain = lapse_core::ports::AuditLog::chain(&audit, &format!("user#{user}"))
+        .await
+        .unwrap();
+    let actions: Vec<_> = chain.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "revocation.received",
+            "revocation.snapshot",
+            "revocation.applied",
+            "revocation.verified"
+        ]
+    );
+    let applied = &chain[2];
+    assert_eq!(applied.after["trigger"]["event_id"], event_id.as_str());
+    assert!(applied.before["before_state"]["login_profile"] == true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicated_delivery_revokes_once_and_audits_once() {
+    let s = Stack::start().await;
+    let user = staff(&s, "dup").await;
+    let body = termination(&user, &lapse_testkit::unique_name("evt"));
+    let (status, _) = post(&s, &Delivery::new(body.clone())).await;
+    assert_eq!(status, 202);
+    // EventBridge delivers at least once: the same event reaches the workflow twice.
+    let event: serde_json::Value = serde_json::json!({
+        "version": "0", "id": "dup-delivery", "detail-type": "user_terminated", "source": "lapse.hr",
+        "account": "123456789012", "time": Utc::now().to_rfc3339(), "region": "us-east-1", "resources": [],
+        "detail": lapse_core::revocation::hr::HrEvent::parse(body.as_bytes()).unwrap()
+    });
+    lapse_core::ports::WorkflowStarter::start(&s.stack.revocations, "duplicate-delivery", &event)
+        .await
+        .unwrap();
+    let runs = wait_runs(&s, 2).await;
+    assert!(runs.iter().all(|r| r.status == "SUCCEEDED"), "{runs:?}");
+    assert!(holds_nothing(&s, &user).await);
+    let audit = lapse_aws::dynamodb::DynamoDbAuditLog::new(
+        aws_sdk_dynamodb::Client::new(&s.stack.sdk),
+        &s.stack.config.tables.audit,
+    );
+    let chain = lapse_core::ports::AuditLog::chain(&audit, &format!("user#{user}"))
+        .await
+        .unwrap();
+    for action in [
+        "revocation.received",
+        "revocation.applied",
+        "revocation.verified",
+    ] {
+        assert_eq!(
+            chain.iter().filter(|e| e.action == action).count(),
+            1,
+            "{action} once"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_interrupted_half_way_completes_when_re_driven() {
+    let s = Stack::start().await;
+    let user = staff(&s, "halfway").await;
+    // The permissions lane dies for good (not a retryable error): the run fails after
+    // the credentials lane has already acted.
+    s.stack.faults.fail_next(
+        "revocation/apply/permissions",
+        "Lapse.Validation",
+        "worker lost",
+    );
+    let (status, _) = post(
+        &s,
+        &Delivery::new(termination(&user, &lapse_testkit::unique_name("evt"))),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let runs = wait_runs(&s, 1).await;
+    assert_eq!(runs[0].status, "FAILED", "{:?}", runs[0]);
+    assert!(runs[0].states.contains(&"RecordFailure".to_owned()));
+    let iam = aws_sdk_iam::Client::new(&s.stack.sdk);
+    assert!(
+        iam.get_login_profile()
+            .user_name(&user)
+            .send()
+            .await
+            .is_err(),
+        "credentials went first"
+    );
+    assert_eq!(
+        iam.list_groups_for_user()
+            .user_name(&user)
+            .send()
+            .await
+            .unwrap()
+            .groups()
+            .len(),
+        1,
+        "permissions did not"
+    );
+
+    // Re-drive the case: the plan comes from IAM as it is now, so only the rest is done.
+    let table = lapse_aws::revocations::DynamoDbRevocations::new(
+        aws_sdk_dynamodb::Client::new(&s.stack.sdk),
+        &s.stack.config.revocations_table,
+    );
+    let dynamo = aws_sdk_dynamodb::Client::new(&s.stack.sdk);
+    let scan = dynamo
+        .scan()
+        .table_name(&s.stack.config.revocations_table)
+        .send()
+        .await
+        .unwrap();
+    let case_id = scan
+        .items()
+        .iter()
+        .filter_map(|i| i.get("pk").and_then(|v| v.as_s().ok()))
+        .find_map(|pk| pk.strip_prefix("case#"))
+        .unwrap()
+        .to_owned();
+    lapse_core::ports::WorkflowStarter::start(
+        &s.stack.revocations,
+        "redrive",
+        &serde_json::json!({ "case": { "case_id": case_id } }),
+    )
+    .await
+    .unwrap();
+    let redriven = s.stack.revocations.wait("redrive", WAIT).await.unwrap();
+    assert_eq!(redriven.status, "SUCCEEDED", "{redriven:?}");
+    assert!(holds_nothing(&s, &user).await);
+    let case = lapse_core::revocation::ports::CaseStore::get(&table, &case_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        case.status,
+        lapse_core::revocation::case::CaseStatus::Verified
+    );
+    assert!(
+        case.before.unwrap().login_profile,
+        "the before-state is from before the first run"
+    );
+}
