@@ -72,6 +72,37 @@ fn task_events_match_their_inputs() {
 }
 
 #[test]
+fn revocation_events_match_their_inputs() {
+    for (path, text) in samples("hr-webhook") {
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let body = if value.get("requestContext").is_some() {
+            let request =
+                lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+            request.body().to_vec()
+        } else {
+            text.into_bytes()
+        };
+        lapse_core::revocation::hr::HrEvent::parse(&body).unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+    for (path, text) in samples("revocation") {
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if value.get("step").is_some() {
+            serde_json::from_value::<revocation::Step>(value)
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+        } else {
+            // What the EventBridge rule hands the state machine: the HR event in `detail`.
+            lapse_core::revocation::hr::HrEvent::parse(value["detail"].to_string().as_bytes())
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+        }
+    }
+    for (path, text) in samples("inactivity-check") {
+        let value: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(value["detail-type"], "Scheduled Event", "{path}");
+    }
+}
+
+#[test]
 fn ttl_stream_events_are_recognised() {
     let mut ttl = 0;
     for (path, text) in samples("ttl-backstop") {
@@ -91,7 +122,25 @@ fn ttl_stream_events_are_recognised() {
 }
 
 #[test]
-fn the_state_machine_names_only_real_error_names() {
+fn the_template_routes_exactly_the_rule_patterns_the_code_uses() {
+    let template =
+        std::fs::read_to_string(lapse_testkit::workspace_root().join("infra/template.yaml"))
+            .unwrap();
+    for event_type in lapse_aws::eventbridge::ROUTED {
+        let pattern = lapse_aws::eventbridge::rule_pattern(event_type);
+        assert!(
+            template.contains(&pattern),
+            "template lacks the rule pattern {pattern}"
+        );
+    }
+    assert!(
+        !template.contains(r#""detail-type":["user_hired"]"#),
+        "hires start no revocation"
+    );
+}
+
+#[test]
+fn the_state_machines_name_only_real_error_names() {
     let text = std::fs::read_to_string(
         lapse_testkit::workspace_root().join("infra/statemachines/grant-lifecycle.asl.json"),
     )
