@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use lapse_cli::client::ApiClient;
+use lapse_cli::operator::{self, Operator, RevokeAsk};
 use lapse_cli::{demo, show};
 use lapse_core::policy::Catalog;
 
@@ -79,6 +81,76 @@ enum Command {
     },
     /// Run the end-to-end demo on the local stack.
     Demo(demo::DemoArgs),
+    /// Revoke a user's rights now (verified before it returns), or schedule it.
+    Revoke(RevokeArgs),
+    /// Restore a user from an archived before-state (needs an approval reference).
+    Restore {
+        #[arg(long)]
+        user: String,
+        /// The latest snapshot taken at or before this time (RFC 3339).
+        #[arg(long)]
+        from_backup: DateTime<Utc>,
+        /// The ticket that approved the restore; audited.
+        #[arg(long)]
+        approval: String,
+    },
+    /// What a user holds now: IAM, controls, revocation cases.
+    CheckUser {
+        #[arg(long)]
+        user: String,
+    },
+    /// Re-verify a user's latest revocation against IAM.
+    Verify {
+        #[arg(long)]
+        user: String,
+    },
+    /// Set or clear a legal hold or an override (audited).
+    Hold {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        legal_hold: Option<bool>,
+        /// Hold back automated revocation for this reason.
+        #[arg(long, conflicts_with = "clear_override")]
+        r#override: Option<String>,
+        #[arg(long)]
+        clear_override: bool,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct RevokeArgs {
+    #[arg(long, required_unless_present = "batch")]
+    user: Option<String>,
+    #[arg(long, required_unless_present = "batch")]
+    reason: Option<String>,
+    /// Partial revocation: remove what exceeds this catalog role.
+    #[arg(long, conflicts_with = "permissions")]
+    role: Option<String>,
+    /// Remove only these groups, inline policy names or managed policy ARNs.
+    #[arg(long, value_delimiter = ',')]
+    permissions: Vec<String>,
+    /// Print exactly what would change; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Act now, skipping any transition period; flagged in the audit trail.
+    #[arg(long)]
+    emergency: bool,
+    /// Keep the archived before-state past its retention.
+    #[arg(long)]
+    preserve_data: bool,
+    /// Revoke at this time (RFC 3339) through the revocation workflow.
+    #[arg(long)]
+    schedule: Option<DateTime<Utc>>,
+    /// A CSV of `username,reason,revocation_type,preserve_data`.
+    #[arg(long)]
+    batch: Option<PathBuf>,
+    /// Postpone this user's not-yet-effective revocations by this long (`7d`); the
+    /// reason must name the approval.
+    #[arg(long, conflicts_with_all = ["role", "permissions", "schedule", "batch"])]
+    extend: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +246,64 @@ fn client(cli: &Cli) -> Result<ApiClient> {
 async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Policy { .. } | Command::Demo(_) => unreachable!("handled in main"),
+        Command::Revoke(args) => revoke(args).await?,
+        Command::Restore {
+            user,
+            from_backup,
+            approval,
+        } => {
+            let op = Operator::from_env().await?;
+            let user_id = lapse_core::identity::PrincipalId::new(user.as_str())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let restored = lapse_core::revocation::usecase::restore(
+                &op.revocations,
+                &user_id,
+                *from_backup,
+                approval,
+                &op.executor,
+                Utc::now(),
+            )
+            .await?;
+            println!(
+                "{user}: restored {} item(s) (approval {approval})",
+                restored.len()
+            );
+            for item in restored {
+                println!("  {item}");
+            }
+        }
+        Command::CheckUser { user } => println!(
+            "{}",
+            operator::check_user(&Operator::from_env().await?, user).await?
+        ),
+        Command::Verify { user } => println!(
+            "{}",
+            operator::verify_user(&Operator::from_env().await?, user).await?
+        ),
+        Command::Hold {
+            user,
+            legal_hold,
+            r#override,
+            clear_override,
+            reason,
+        } => {
+            let override_reason = if *clear_override {
+                Some(None)
+            } else {
+                r#override.clone().map(Some)
+            };
+            println!(
+                "{}",
+                operator::hold(
+                    &Operator::from_env().await?,
+                    user,
+                    *legal_hold,
+                    override_reason,
+                    reason
+                )
+                .await?
+            );
+        }
         Command::Request {
             resource,
             duration,
@@ -285,6 +415,74 @@ async fn run(cli: Cli) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+async fn revoke(args: &RevokeArgs) -> Result<()> {
+    if let Some(batch) = &args.batch {
+        let op = Operator::from_env().await?;
+        let (_, failed) = operator::batch(Some(&op), batch, args.dry_run).await?;
+        anyhow::ensure!(failed == 0, "{failed} row(s) failed");
+        return Ok(());
+    }
+    let user = args.user.clone().context("--user is required")?;
+    let reason = args.reason.clone().context("--reason is required")?;
+    let op = Operator::from_env().await?;
+    if let Some(extend) = &args.extend {
+        let by: lapse_core::duration::Span = extend.parse()?;
+        let id = lapse_core::identity::PrincipalId::new(user.as_str())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let moved = lapse_core::revocation::usecase::postpone(
+            &op.revocations,
+            &id,
+            by.delta(),
+            &reason,
+            &op.executor,
+            Utc::now(),
+        )
+        .await?;
+        anyhow::ensure!(
+            !moved.is_empty(),
+            "{user} has no revocation that is not yet effective"
+        );
+        for case in moved {
+            println!(
+                "{user}: case {} now effective at {}",
+                case.id, case.effective_at
+            );
+        }
+        return Ok(());
+    }
+    let kind = match (&args.role, args.permissions.is_empty()) {
+        (Some(role), _) => lapse_core::revocation::plan::RevocationKind::Partial {
+            new_role: role.clone(),
+        },
+        (None, false) => lapse_core::revocation::plan::RevocationKind::Specific {
+            permissions: args.permissions.clone(),
+        },
+        (None, true) => lapse_core::revocation::plan::RevocationKind::Full,
+    };
+    let ask = RevokeAsk {
+        user,
+        reason,
+        kind,
+        preserve_data: args.preserve_data,
+        emergency: args.emergency,
+        schedule: args.schedule,
+    };
+    if args.dry_run {
+        let plan = op.dry_run(&ask).await?;
+        println!(
+            "dry run for {}: {} change(s), nothing applied",
+            ask.user,
+            plan.len()
+        );
+        for line in plan {
+            println!("  {line}");
+        }
+        return Ok(());
+    }
+    println!("{}", op.revoke(&ask).await?);
     Ok(())
 }
 

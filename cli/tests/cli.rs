@@ -243,3 +243,164 @@ fn local_tokens_come_from_the_dev_issuer_key() {
     assert_eq!(claims.sub, "rita");
     assert_eq!(claims.groups, ["managers", "security"]);
 }
+
+/// The operator's revocation tools, driven as a person would, against the local stack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
+    use lapse_local::host::{LocalStack, StackOptions};
+    let emulator = lapse_testkit::shared();
+    let sdk = lapse_aws::sdk::load_local(emulator.endpoint()).await;
+    let stack = LocalStack::start(
+        sdk.clone(),
+        StackOptions {
+            prefix: lapse_testkit::unique_name("ops"),
+            issuer: None,
+            run: Default::default(),
+            port: 0,
+        },
+    )
+    .await
+    .unwrap();
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let users: Vec<String> = ["gone", "moved", "held"]
+        .iter()
+        .map(|u| lapse_testkit::unique_name(u))
+        .collect();
+    lapse_local::provision::ensure_group(&iam, "engineers")
+        .await
+        .unwrap();
+    for user in &users {
+        stack.add_users(&[user]).await.unwrap();
+        iam.create_login_profile()
+            .user_name(user)
+            .password("Initial-Passw0rd!")
+            .send()
+            .await
+            .unwrap();
+        iam.create_access_key()
+            .user_name(user)
+            .send()
+            .await
+            .unwrap();
+        iam.add_user_to_group()
+            .user_name(user)
+            .group_name("engineers")
+            .send()
+            .await
+            .unwrap();
+    }
+    let run = |args: &[&str]| {
+        let out = lapse()
+            .args(args)
+            .envs(emulator.env())
+            .envs(stack.config.env_pairs())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let gone = users[0].as_str();
+
+    let (ok, text) = run(&["revoke", "--user", gone, "--reason", "left", "--dry-run"]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("nothing applied")
+            && text.contains("DeleteLoginProfile")
+            && text.contains("RemoveFromGroup"),
+        "{text}"
+    );
+    assert!(
+        iam.get_login_profile().user_name(gone).send().await.is_ok(),
+        "a dry run changes nothing"
+    );
+
+    let (ok, text) = run(&[
+        "revoke",
+        "--user",
+        gone,
+        "--reason",
+        "left the company",
+        "--preserve-data",
+    ]);
+    assert!(ok && text.contains("full revocation verified"), "{text}");
+    assert!(
+        iam.get_login_profile()
+            .user_name(gone)
+            .send()
+            .await
+            .is_err()
+    );
+    let (ok, text) = run(&["check-user", "--user", gone]);
+    assert!(
+        ok && text.contains("console login: false") && text.contains("Verified"),
+        "{text}"
+    );
+    let (ok, text) = run(&["verify", "--user", gone]);
+    assert!(ok && text.contains("verified"), "{text}");
+
+    let (ok, text) = run(&[
+        "restore",
+        "--user",
+        gone,
+        "--from-backup",
+        &chrono::Utc::now().to_rfc3339(),
+        "--approval",
+        "CHG-88",
+    ]);
+    assert!(ok && text.contains("restored"), "{text}");
+    assert!(
+        iam.get_login_profile().user_name(gone).send().await.is_ok(),
+        "restored with a reset-required password"
+    );
+
+    let held = users[2].as_str();
+    let (ok, text) = run(&[
+        "hold",
+        "--user",
+        held,
+        "--override",
+        "INC-3 investigation",
+        "--reason",
+        "security lead",
+    ]);
+    assert!(ok, "{text}");
+    let csv = std::env::temp_dir().join(format!("{}.csv", lapse_testkit::unique_name("batch")));
+    std::fs::write(
+        &csv,
+        format!(
+            "username,reason,revocation_type,preserve_data\n{},role change,partial:analyst,false\nbad row\n{held},left,full,false\n",
+            users[1]
+        ),
+    )
+    .unwrap();
+    let (ok, text) = run(&["revoke", "--batch", csv.to_str().unwrap()]);
+    assert!(!ok, "a failed row fails the command: {text}");
+    assert!(
+        text.contains("line 2:") && text.contains("partial revocation verified"),
+        "{text}"
+    );
+    assert!(text.contains("line 3: ERROR expected 4 columns"), "{text}");
+    assert!(text.contains("held back: INC-3"), "{text}");
+    assert!(text.contains("2 succeeded, 1 failed"), "{text}");
+    let groups = iam
+        .list_groups_for_user()
+        .user_name(&users[1])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        groups.groups().is_empty(),
+        "the analyst role has no engineers group"
+    );
+    assert!(
+        iam.get_login_profile().user_name(held).send().await.is_ok(),
+        "the override held it back"
+    );
+
+    let (ok, text) = run(&["revoke", "--user", gone]);
+    assert!(!ok && text.contains("--reason"), "{text}");
+}

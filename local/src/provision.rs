@@ -67,9 +67,9 @@ impl StackConfig {
         })
     }
 
-    /// The environment the functions read, as the template sets it.
-    pub fn env(&self) -> Env {
-        Env::from_pairs([
+    /// The variables the functions read, as the template sets them.
+    pub fn env_pairs(&self) -> Vec<(&'static str, String)> {
+        vec![
             (vars::REQUESTS_TABLE, self.tables.requests.clone()),
             (vars::AUDIT_TABLE, self.tables.audit.clone()),
             (vars::LEDGER_TABLE, self.tables.ledger.clone()),
@@ -81,7 +81,16 @@ impl StackConfig {
             (vars::REVOCATIONS_TABLE, self.revocations_table.clone()),
             (vars::EVENT_BUS, self.event_bus.clone()),
             (vars::WEBHOOK_SECRET, self.webhook_secret_id.clone()),
-        ])
+            (
+                "LAPSE_REVOCATION_STATE_MACHINE_ARN",
+                self.revocation_state_machine_arn.clone(),
+            ),
+        ]
+    }
+
+    /// The environment the functions read, as the template sets it.
+    pub fn env(&self) -> Env {
+        Env::from_pairs(self.env_pairs())
     }
 }
 

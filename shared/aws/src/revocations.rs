@@ -150,7 +150,44 @@ impl CaseStore for DynamoDbRevocations {
             .send()
             .await
             .map_err(|e| store_error(e, || StoreError::AlreadyExists(case.id.clone())))?;
+        // A pointer from the user to the case, for `cases_of`.
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("user#{}", case.user)))
+            .item(
+                "sk",
+                s(format!("case#{}#{}", case.created_at.to_rfc3339(), case.id)),
+            )
+            .item("case_id", s(&case.id))
+            .send()
+            .await
+            .map_err(|e| store_error(e, || corrupt(&pk, "unexpected condition failure")))?;
         Ok(())
+    }
+
+    async fn cases_of(&self, user: &PrincipalId) -> Result<Vec<RevocationCase>, StoreError> {
+        let pk = format!("user#{user}");
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":prefix", s("case#"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(e, || corrupt(&pk, "unexpected condition failure")))?;
+        let mut cases = Vec::new();
+        for item in out.items() {
+            if let Some(AttributeValue::S(id)) = item.get("case_id")
+                && let Some(case) = self.get(id).await?
+            {
+                cases.push(case);
+            }
+        }
+        Ok(cases)
     }
 
     async fn get(&self, id: &str) -> Result<Option<RevocationCase>, StoreError> {

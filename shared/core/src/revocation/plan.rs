@@ -72,6 +72,8 @@ pub enum RevocationKind {
     Suspend,
     /// Role change: whatever is held beyond the new role.
     Partial { new_role: String },
+    /// An operator's pick: these groups, inline policy names or managed policy ARNs.
+    Specific { permissions: Vec<String> },
 }
 
 impl RevocationKind {
@@ -80,6 +82,7 @@ impl RevocationKind {
             RevocationKind::Full => "full",
             RevocationKind::Suspend => "suspend",
             RevocationKind::Partial { .. } => "partial",
+            RevocationKind::Specific { .. } => "specific",
         }
     }
 }
@@ -244,6 +247,7 @@ pub fn plan(
             );
         }
         RevocationKind::Suspend => actions.extend(credential_actions(snapshot, cutoff)),
+        RevocationKind::Specific { .. } => {}
         RevocationKind::Partial { .. } => {
             let (groups, policies) = role.map_or((BTreeSet::new(), BTreeSet::new()), |r| {
                 (r.groups.clone(), r.managed_policies.clone())
@@ -271,9 +275,38 @@ pub fn plan(
             );
         }
     }
+    if let RevocationKind::Specific { permissions } = kind {
+        // Only what was named; JIT grants and credentials are left alone.
+        return specific_actions(snapshot, permissions);
+    }
     actions.extend(live_grants.iter().map(|id| Action::EndGrant {
         request_id: id.clone(),
     }));
+    actions
+}
+
+fn specific_actions(snapshot: &IdentitySnapshot, permissions: &[String]) -> Vec<Action> {
+    let named = |p: &str| permissions.iter().any(|n| n == p);
+    let mut actions: Vec<Action> = snapshot
+        .groups
+        .iter()
+        .filter(|g| named(g))
+        .map(|g| Action::RemoveFromGroup { group: g.clone() })
+        .collect();
+    actions.extend(
+        snapshot
+            .inline_policies
+            .keys()
+            .filter(|n| named(n))
+            .map(|n| Action::DeleteInlinePolicy { name: n.clone() }),
+    );
+    actions.extend(
+        snapshot
+            .attached_policies
+            .iter()
+            .filter(|a| named(a))
+            .map(|a| Action::DetachPolicy { arn: a.clone() }),
+    );
     actions
 }
 
@@ -330,6 +363,13 @@ pub fn residue(
             );
         }
         RevocationKind::Suspend => credentials(&mut left),
+        RevocationKind::Specific { permissions } => {
+            left.extend(
+                specific_actions(after, permissions)
+                    .into_iter()
+                    .map(|a| format!("{a:?}")),
+            );
+        }
         RevocationKind::Partial { .. } => {
             let empty = BTreeSet::new();
             let (groups, policies) =

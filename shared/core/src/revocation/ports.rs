@@ -25,6 +25,11 @@ pub trait CaseStore: Send + Sync {
         &self,
         case: &mut RevocationCase,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Every case about one user, oldest first.
+    fn cases_of(
+        &self,
+        user: &PrincipalId,
+    ) -> impl Future<Output = Result<Vec<RevocationCase>, StoreError>> + Send;
 }
 
 /// Reading and changing everything a user holds in IAM. Needs the IAM read actions

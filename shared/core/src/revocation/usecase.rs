@@ -693,3 +693,42 @@ pub async fn suspend_inactive(
     }
     Ok(cases)
 }
+
+/// Postpones a user's revocations that are not yet effective (a contractor's grace
+/// period, say), with the approval reference audited. Returns the cases moved.
+pub async fn postpone(
+    p: &impl RevocationPorts,
+    user: &PrincipalId,
+    by: TimeDelta,
+    approval: &str,
+    executor: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<RevocationCase>, Error> {
+    if approval.trim().is_empty() {
+        return Err(RequestError::JustificationMissing.into());
+    }
+    let mut moved = Vec::new();
+    for mut case in p.cases().cases_of(user).await? {
+        if case.status != CaseStatus::Received || case.effective_at <= now {
+            continue;
+        }
+        let before = json!({ "effective_at": case.effective_at });
+        case.effective_at += by;
+        save(p, &mut case, now).await?;
+        p.trail()
+            .record(AuditDraft {
+                chain: case.chain(),
+                key: format!("{}:postponed@{}", case.id, now.to_rfc3339()),
+                actor: executor.to_owned(),
+                action: "revocation.postponed".into(),
+                subject: case.user.to_string(),
+                reason: format!("approval {approval}"),
+                before,
+                after: json!({ "effective_at": case.effective_at }),
+                at: now,
+            })
+            .await?;
+        moved.push(case);
+    }
+    Ok(moved)
+}
