@@ -3,7 +3,10 @@
 start_emulator() {
   local root="$1" out
   out="$(mktemp)"
-  "$root/.tools/venv/bin/python" "$root/tools/moto_guard.py" --parent-pid $$ >"$out" &
+  mkdir -p "$root/target"
+  # The emulator's own request log and tracebacks (e.g. for IAM calls moto does not
+  # implement) go to a file, not into the demo's output.
+  "$root/.tools/venv/bin/python" "$root/tools/moto_guard.py" --parent-pid $$ >"$out" 2>"$root/target/moto.log" &
   LAPSE_EMULATOR_PID=$!
   for _ in $(seq 1 300); do
     if grep -q '^LAPSE_MOTO_PORT=' "$out"; then

@@ -569,3 +569,50 @@ async fn inactive_users_from_the_credential_report_are_suspended() {
         "recent users are not touched"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn termination_ends_live_jit_grants_through_the_lifecycle() {
+    let w = world().await;
+    let dana = w.s.as_user("dana");
+    let created = dana
+        .request("billing-reports-read", Some("30m"), "month end", None)
+        .await
+        .unwrap();
+    let rid = support::id(&created);
+    w.s.provisioned(&dana, &rid, "billing-reports-read", "dana")
+        .await;
+    let user = PrincipalId::new(w.s.user("dana")).unwrap();
+    let now = Utc::now();
+    let case = open(
+        &w.r,
+        case_for(
+            &hr_event("user_terminated", &user, serde_json::json!({})),
+            w.r.catalog(),
+            now,
+        )
+        .unwrap(),
+        now,
+    )
+    .await
+    .unwrap();
+    let done = run(&w.r, &case.id, now).await.unwrap();
+    assert_eq!(done.status, CaseStatus::Verified, "{:?}", done.residue);
+    assert!(
+        done.applied.iter().any(|a| a.lane == Lane::Grants),
+        "{:?}",
+        done.applied
+    );
+    let grant = dana.get(&rid).await.unwrap();
+    assert_eq!(
+        (grant["status"].as_str(), grant["revoke_cause"].as_str()),
+        (Some("verified"), Some("rights_revocation"))
+    );
+    assert!(
+        look(&w.iam, &user)
+            .await
+            .inline
+            .iter()
+            .all(|p| p == SESSION_DENY_POLICY),
+        "the grant's policy is gone"
+    );
+}

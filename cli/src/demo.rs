@@ -310,7 +310,6 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         .await?;
     println!("   carl asks for 8h \"just in case\": denied by olga");
 
-    heading("7. Timeline and signed audit trail");
     let log = lapse_aws::dynamodb::DynamoDbAuditLog::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         &demo.stack.config.tables.audit,
@@ -319,6 +318,141 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     let signer =
         lapse_aws::secrets::load_audit_signer(&secrets, &demo.stack.config.secret_id).await?;
     let verifier = AuditVerifier::new().trust(signer.key_id(), &signer.public_key_hex())?;
+
+    heading("7. Rights revocation: HR posts a termination");
+    let jdoe = "jdoe";
+    demo.stack.add_users(&[jdoe]).await?;
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    lapse_local::provision::ensure_group(&iam, "engineers").await?;
+    iam.create_login_profile()
+        .user_name(jdoe)
+        .password("Initial-Passw0rd!")
+        .send()
+        .await?;
+    iam.create_access_key().user_name(jdoe).send().await?;
+    iam.add_user_to_group()
+        .user_name(jdoe)
+        .group_name("engineers")
+        .send()
+        .await?;
+    let jdoe_api = ApiClient::new(&demo.stack.url, demo.stack.token(jdoe, &[], "employee")?);
+    let grant = jdoe_api
+        .request("billing-reports-read", Some("30m"), "Close the books", None)
+        .await?;
+    let grant_id = grant["id"].as_str().context("id")?.to_owned();
+    jdoe_api.wait_for(&grant_id, "active", WAIT).await?;
+    println!("   jdoe: console login, an access key, group engineers, and a live JIT grant");
+    let body = std::fs::read_to_string(
+        lapse_local::repo_root().join("events/hr-webhook/termination-body.json"),
+    )?;
+    let mut event: serde_json::Value = serde_json::from_str(&body)?;
+    event["timestamp"] =
+        serde_json::json!(lapse_core::ports::Clock::now(demo.stack.clock.as_ref()).to_rfc3339());
+    let body = event.to_string();
+    let post = |body: String| {
+        let url = format!("{}/api/v1/webhooks/hr-events", demo.stack.url);
+        // The HR system's clock agrees with the stack's (which the demo moved forward).
+        let timestamp = lapse_core::ports::Clock::now(demo.stack.clock.as_ref()).timestamp();
+        async move {
+            let signature = lapse_core::revocation::webhook::sign(
+                lapse_local::provision::DEV_WEBHOOK_SIGNING_SECRET,
+                "msg_demo",
+                timestamp,
+                body.as_bytes(),
+            )
+            .context("signing")?;
+            let response = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(lapse_local::provision::DEV_WEBHOOK_TOKEN)
+                .header("webhook-id", "msg_demo")
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signature)
+                .body(body)
+                .send()
+                .await?;
+            let status = response.status().as_u16();
+            let answer: serde_json::Value = response.json().await?;
+            anyhow::Ok((status, answer))
+        }
+    };
+    let (status, answer) = post(body.clone()).await?;
+    println!("   POST /api/v1/webhooks/hr-events (bearer + HMAC signed): {status} {answer}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let execution = loop {
+        if let Some(name) = demo.stack.revocations.launched().first().cloned() {
+            break name;
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no revocation started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("   EventBridge rule matched user_terminated → revocation workflow {execution}");
+    let run = demo
+        .stack
+        .revocations
+        .wait(&execution, WAIT)
+        .await
+        .context("revocation workflow")?;
+    println!("   workflow {}: {}", run.status, run.states.join(" → "));
+    ensure!(run.status == "SUCCEEDED", "revocation failed: {run:?}");
+    let login = iam.get_login_profile().user_name(jdoe).send().await.is_ok();
+    let keys = iam.list_access_keys().user_name(jdoe).send().await?;
+    let active = keys
+        .access_key_metadata()
+        .iter()
+        .filter(|k| k.status() == Some(&aws_sdk_iam::types::StatusType::Active))
+        .count();
+    let groups = iam.list_groups_for_user().user_name(jdoe).send().await?;
+    let inline = iam.list_user_policies().user_name(jdoe).send().await?;
+    println!(
+        "   IAM read back: console login {login}, active keys {active}, groups {}, inline policies {:?}",
+        groups.groups().len(),
+        inline.policy_names()
+    );
+    println!(
+        "   jdoe's JIT grant: {}",
+        jdoe_api.get(&grant_id).await?["status"]
+            .as_str()
+            .unwrap_or("-")
+    );
+    let (status, answer) = post(body).await?;
+    println!(
+        "   the same event delivered again: {status} {}",
+        answer["status"]
+    );
+    let chain = format!("user#{jdoe}");
+    let events = log.chain(&chain).await?;
+    let head = verify_chain(&chain, &events, &verifier, None)?.context("empty chain")?;
+    println!(
+        "   signed audit record for jdoe ({} events, verified, head #{}):",
+        events.len(),
+        head.seq
+    );
+    for event in &events {
+        let detail = match event.action.as_str() {
+            "revocation.applied" => format!(
+                " — before: login {}, {} group(s); after: login {}, {} group(s); {} action(s)",
+                event.before["before_state"]["login_profile"],
+                event.before["before_state"]["groups"]
+                    .as_array()
+                    .map_or(0, Vec::len),
+                event.after["after_state"]["login_profile"],
+                event.after["after_state"]["groups"]
+                    .as_array()
+                    .map_or(0, Vec::len),
+                event.after["actions"].as_array().map_or(0, Vec::len)
+            ),
+            _ => String::new(),
+        };
+        println!(
+            "     #{} {} by {}{detail}",
+            event.seq, event.action, event.actor
+        );
+    }
+
+    heading("8. Timeline and signed audit trail");
     let mut timeline = Vec::new();
     for (who, id) in [("dana", &dana_id), ("carl", &carl_id), ("erin", &erin_id)] {
         let chain = format!("request#{id}");
@@ -344,7 +478,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         );
     }
     println!(
-        "\nDemo complete: three routes, each ending in a verified revocation and a verified audit chain."
+        "\nDemo complete: three access routes and an HR termination, each ending in a verified revocation and a verified, signed audit chain."
     );
     Ok(())
 }

@@ -95,6 +95,12 @@ fn demo_runs_every_route_to_a_verified_revocation() {
         "every statement: DateLessThan aws:CurrentTime",
         "refused (HTTP 403",
         "HTTP 401",
+        "(bearer + HMAC signed): 202",
+        "EventBridge rule matched user_terminated",
+        "console login false, active keys 0, groups 0",
+        "jdoe's JIT grant: verified",
+        "the same event delivered again: 200",
+        "revocation.applied by hr-webhook — before: login true",
         "Demo complete",
     ] {
         assert!(
@@ -102,9 +108,13 @@ fn demo_runs_every_route_to_a_verified_revocation() {
             "missing {expected:?} in:\n{stdout}"
         );
     }
-    assert_eq!(stdout.matches("workflow SUCCEEDED").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("workflow SUCCEEDED").count(), 3, "{stdout}");
     assert_eq!(stdout.matches("status: verified").count(), 2, "{stdout}");
     assert_eq!(stdout.matches("; verified (head").count(), 3, "{stdout}");
+    assert!(
+        stdout.contains("signed audit record for jdoe (4 events, verified"),
+        "{stdout}"
+    );
     assert!(
         !stdout.contains("CloudWatchMetrics"),
         "metrics stay out of the demo's output"

@@ -81,13 +81,25 @@ impl Emulator {
     pub fn start() -> Result<Self, HarnessError> {
         let python = tools_python()?;
         let guard = workspace_root().join("tools/moto_guard.py");
+        // moto prints tracebacks for operations it does not implement; keep them in a
+        // log file next to the build rather than in the test output.
+        let log_dir = workspace_root().join("target");
+        std::fs::create_dir_all(&log_dir).map_err(|source| HarnessError::Spawn {
+            command: log_dir.display().to_string(),
+            source,
+        })?;
+        let log_path = log_dir.join(format!("moto-{}.log", std::process::id()));
+        let log = std::fs::File::create(&log_path).map_err(|source| HarnessError::Spawn {
+            command: log_path.display().to_string(),
+            source,
+        })?;
         let mut child = Command::new(&python)
             .arg(&guard)
             .arg("--parent-pid")
             .arg(std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::from(log))
             .spawn()
             .map_err(|source| HarnessError::Spawn {
                 command: format!("{} {}", python.display(), guard.display()),
