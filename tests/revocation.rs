@@ -110,6 +110,22 @@ fn hr_event(kind: &str, user: &PrincipalId, extra: serde_json::Value) -> HrEvent
     HrEvent::parse(body.to_string().as_bytes()).unwrap()
 }
 
+/// Opens the case an HR event of `kind` about `user` calls for.
+async fn open_case(
+    w: &World,
+    kind: &str,
+    user: &PrincipalId,
+    now: chrono::DateTime<Utc>,
+) -> lapse_core::revocation::case::RevocationCase {
+    let case = case_for(
+        &hr_event(kind, user, serde_json::json!({})),
+        w.r.catalog(),
+        now,
+    )
+    .unwrap();
+    open(&w.r, case, now).await.unwrap()
+}
+
 struct Iamview {
     login: bool,
     active_keys: usize,
@@ -284,18 +300,7 @@ async fn suspension_and_contract_end() {
     let w = world().await;
     let user = employee(&w, "susp").await;
     let now = Utc::now();
-    let case = open(
-        &w.r,
-        case_for(
-            &hr_event("user_suspended", &user, serde_json::json!({})),
-            w.r.catalog(),
-            now,
-        )
-        .unwrap(),
-        now,
-    )
-    .await
-    .unwrap();
+    let case = open_case(&w, "user_suspended", &user, now).await;
     assert_eq!(
         run(&w.r, &case.id, now).await.unwrap().status,
         CaseStatus::Verified
@@ -343,18 +348,7 @@ async fn an_interrupted_revocation_completes_when_re_driven() {
     let w = world().await;
     let user = employee(&w, "intr").await;
     let now = Utc::now();
-    let case = open(
-        &w.r,
-        case_for(
-            &hr_event("user_terminated", &user, serde_json::json!({})),
-            w.r.catalog(),
-            now,
-        )
-        .unwrap(),
-        now,
-    )
-    .await
-    .unwrap();
+    let case = open_case(&w, "user_terminated", &user, now).await;
     // Half a run: credentials gone, then the worker dies before permissions.
     assert!(validate(&w.r, &case.id, now).await.unwrap().proceed);
     snapshot(&w.r, &case.id, now).await.unwrap();
@@ -394,18 +388,7 @@ async fn overrides_hold_back_and_legal_hold_keeps_the_archive() {
     )
     .await
     .unwrap();
-    let case = open(
-        &w.r,
-        case_for(
-            &hr_event("user_terminated", &held, serde_json::json!({})),
-            w.r.catalog(),
-            now,
-        )
-        .unwrap(),
-        now,
-    )
-    .await
-    .unwrap();
+    let case = open_case(&w, "user_terminated", &held, now).await;
     let result = run(&w.r, &case.id, now).await.unwrap();
     assert_eq!(result.status, CaseStatus::Held);
     assert!(result.held_reason.unwrap().contains("INC-9"));
@@ -425,18 +408,7 @@ async fn overrides_hold_back_and_legal_hold_keeps_the_archive() {
     )
     .await
     .unwrap();
-    let case = open(
-        &w.r,
-        case_for(
-            &hr_event("user_terminated", &kept, serde_json::json!({})),
-            w.r.catalog(),
-            now,
-        )
-        .unwrap(),
-        now,
-    )
-    .await
-    .unwrap();
+    let case = open_case(&w, "user_terminated", &kept, now).await;
     assert_eq!(
         run(&w.r, &case.id, now).await.unwrap().status,
         CaseStatus::Verified
@@ -463,18 +435,7 @@ async fn overrides_hold_back_and_legal_hold_keeps_the_archive() {
         "under legal hold the before-state does not expire"
     );
     let other = employee(&w, "nohold").await;
-    let case = open(
-        &w.r,
-        case_for(
-            &hr_event("user_terminated", &other, serde_json::json!({})),
-            w.r.catalog(),
-            now,
-        )
-        .unwrap(),
-        now,
-    )
-    .await
-    .unwrap();
+    let case = open_case(&w, "user_terminated", &other, now).await;
     run(&w.r, &case.id, now).await.unwrap();
     let items = dynamo
         .query()
@@ -503,18 +464,7 @@ async fn restore_from_the_archived_before_state_needs_an_approval() {
     let w = world().await;
     let user = employee(&w, "rest").await;
     let now = Utc::now();
-    let case = open(
-        &w.r,
-        case_for(
-            &hr_event("user_terminated", &user, serde_json::json!({})),
-            w.r.catalog(),
-            now,
-        )
-        .unwrap(),
-        now,
-    )
-    .await
-    .unwrap();
+    let case = open_case(&w, "user_terminated", &user, now).await;
     run(&w.r, &case.id, now).await.unwrap();
     assert!(
         restore(&w.r, &user, now, " ", "operator", now)
@@ -583,18 +533,7 @@ async fn termination_ends_live_jit_grants_through_the_lifecycle() {
         .await;
     let user = PrincipalId::new(w.s.user("dana")).unwrap();
     let now = Utc::now();
-    let case = open(
-        &w.r,
-        case_for(
-            &hr_event("user_terminated", &user, serde_json::json!({})),
-            w.r.catalog(),
-            now,
-        )
-        .unwrap(),
-        now,
-    )
-    .await
-    .unwrap();
+    let case = open_case(&w, "user_terminated", &user, now).await;
     let done = run(&w.r, &case.id, now).await.unwrap();
     assert_eq!(done.status, CaseStatus::Verified, "{:?}", done.residue);
     assert!(

@@ -210,13 +210,7 @@ impl LocalStack {
                 auditing: Auditing::from_env(&env, &sdk).await?,
                 clock: dyn_clock.clone(),
             },
-            lifecycle: Lifecycle {
-                store: wiring::request_store(&env, &sdk).map_err(cfg)?,
-                ledger: wiring::ledger(&env, &sdk).map_err(cfg)?,
-                directory: wiring::directory(&sdk),
-                auditing: Auditing::from_env(&env, &sdk).await?,
-                clock: dyn_clock.clone(),
-            },
+            lifecycle: lifecycle_deps(&env, &sdk, dyn_clock.clone()).await?,
             notify: notify::Deps {
                 store: wiring::request_store(&env, &sdk).map_err(cfg)?,
                 notifier: wiring::notifier(&env, &sdk).map_err(cfg)?,
@@ -245,13 +239,7 @@ impl LocalStack {
                 clock: dyn_clock.clone(),
             },
             sweeper: sweeper::Deps {
-                lifecycle: Lifecycle {
-                    store: wiring::request_store(&env, &sdk).map_err(cfg)?,
-                    ledger: wiring::ledger(&env, &sdk).map_err(cfg)?,
-                    directory: wiring::directory(&sdk),
-                    auditing: Auditing::from_env(&env, &sdk).await?,
-                    clock: dyn_clock.clone(),
-                },
+                lifecycle: lifecycle_deps(&env, &sdk, dyn_clock.clone()).await?,
                 notifier: wiring::notifier(&env, &sdk).map_err(cfg)?,
                 workflows: workflows.clone(),
             },
@@ -311,6 +299,22 @@ impl LocalStack {
     }
 }
 
+/// What the lifecycle functions share, on the stack's clock.
+async fn lifecycle_deps(
+    env: &lapse_lambda::config::Env,
+    sdk: &SdkConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Lifecycle, LocalError> {
+    let cfg = |e: lapse_lambda::config::ConfigError| LocalError::Init(e.into());
+    Ok(Lifecycle {
+        store: wiring::request_store(env, sdk).map_err(cfg)?,
+        ledger: wiring::ledger(env, sdk).map_err(cfg)?,
+        directory: wiring::directory(sdk),
+        auditing: Auditing::from_env(env, sdk).await?,
+        clock,
+    })
+}
+
 /// The revocation function's dependencies, on the stack's clock.
 async fn revocations_deps(
     env: &lapse_lambda::config::Env,
@@ -323,13 +327,7 @@ async fn revocations_deps(
             aws_sdk_dynamodb::Client::new(sdk),
             env.required(wiring::vars::REVOCATIONS_TABLE).map_err(cfg)?,
         ),
-        lifecycle: Lifecycle {
-            store: wiring::request_store(env, sdk).map_err(cfg)?,
-            ledger: wiring::ledger(env, sdk).map_err(cfg)?,
-            directory: wiring::directory(sdk),
-            auditing: Auditing::from_env(env, sdk).await?,
-            clock,
-        },
+        lifecycle: lifecycle_deps(env, sdk, clock).await?,
         notifier: wiring::notifier(env, sdk).map_err(cfg)?,
     })
 }

@@ -59,13 +59,10 @@ pub async fn handler<W: WorkflowStarter>(
     deps: &Deps<W>,
     request: Request,
 ) -> Result<Response<Body>, Infallible> {
-    let who = match http::principal(&request) {
-        Ok(who) => who,
-        Err(err) => return Ok(http::unauthorized(&err)),
-    };
-    Ok(route(deps, &who, &request)
-        .await
-        .unwrap_or_else(|err| http::error(&err)))
+    Ok(http::respond(request, |who, request| async move {
+        route(deps, &who, &request).await
+    })
+    .await)
 }
 
 async fn route<W: WorkflowStarter>(
@@ -73,15 +70,12 @@ async fn route<W: WorkflowStarter>(
     who: &Principal,
     request: &Request,
 ) -> Result<Response<Body>, HandlerError> {
-    let path = request.uri().path().trim_end_matches('/').to_owned();
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let segments = http::segments(request);
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let ("POST", ["v1", "requests", id, "decisions"]) =
         (request.method().as_str(), segments.as_slice())
     else {
-        return Ok(json(
-            404,
-            &serde_json::json!({ "error": "Lapse.NotFound", "message": format!("no route {} {path}", request.method()) }),
-        ));
+        return Ok(http::no_route(request));
     };
     let body: DecisionBody = json_body(request)?;
     let decision = Decision {

@@ -43,13 +43,10 @@ impl Deps {
 
 #[tracing::instrument(skip_all, fields(method = %request.method(), path = %request.uri().path()))]
 pub async fn handler(deps: &Deps, request: Request) -> Result<Response<Body>, Infallible> {
-    let who = match http::principal(&request) {
-        Ok(who) => who,
-        Err(err) => return Ok(http::unauthorized(&err)),
-    };
-    Ok(route(deps, &who, &request)
-        .await
-        .unwrap_or_else(|err| http::error(&err)))
+    Ok(http::respond(request, |who, request| async move {
+        route(deps, &who, &request).await
+    })
+    .await)
 }
 
 async fn route(
@@ -57,14 +54,11 @@ async fn route(
     who: &Principal,
     request: &Request,
 ) -> Result<Response<Body>, HandlerError> {
-    let path = request.uri().path().trim_end_matches('/').to_owned();
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let segments = http::segments(request);
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let ("POST", ["v1", "grants", id, "revoke"]) = (request.method().as_str(), segments.as_slice())
     else {
-        return Ok(json(
-            404,
-            &serde_json::json!({ "error": "Lapse.NotFound", "message": format!("no route {} {path}", request.method()) }),
-        ));
+        return Ok(http::no_route(request));
     };
     let id = RequestId::parse(id).map_err(|e| HandlerError::BadEvent(e.to_string()))?;
     let grants = Grants {

@@ -84,13 +84,10 @@ pub async fn handler<W: WorkflowStarter>(
     deps: &Deps<W>,
     request: Request,
 ) -> Result<Response<Body>, Infallible> {
-    let who = match http::principal(&request) {
-        Ok(who) => who,
-        Err(err) => return Ok(http::unauthorized(&err)),
-    };
-    Ok(route(deps, &who, &request)
-        .await
-        .unwrap_or_else(|err| http::error(&err)))
+    Ok(http::respond(request, |who, request| async move {
+        route(deps, &who, &request).await
+    })
+    .await)
 }
 
 async fn route<W: WorkflowStarter>(
@@ -98,8 +95,8 @@ async fn route<W: WorkflowStarter>(
     who: &Principal,
     request: &Request,
 ) -> Result<Response<Body>, HandlerError> {
-    let path = request.uri().path().trim_end_matches('/').to_owned();
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let segments = http::segments(request);
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let now = deps.clock.now();
     let catalog = &deps.auditing.catalog;
     let trail = deps.auditing.trail();
@@ -166,9 +163,6 @@ async fn route<W: WorkflowStarter>(
                 intake::extend(&deps.store, &trail, &outbox, catalog, who, ask, now).await?;
             Ok(json(201, &extension))
         }
-        _ => Ok(json(
-            404,
-            &serde_json::json!({ "error": "Lapse.NotFound", "message": format!("no route {method} {path}") }),
-        )),
+        _ => Ok(http::no_route(request)),
     }
 }

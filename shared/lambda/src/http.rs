@@ -134,6 +134,42 @@ pub fn error(err: &HandlerError) -> Response<Body> {
     )
 }
 
+/// 404 for a route this function does not serve.
+pub fn no_route(request: &Request) -> Response<Body> {
+    json(
+        404,
+        &serde_json::json!({
+            "error": "Lapse.NotFound",
+            "message": format!("no route {} {}", request.method(), request.uri().path()),
+        }),
+    )
+}
+
+/// The skeleton of every authenticated handler: the caller from the verified
+/// claims (401 without), then `route`, whose errors become responses.
+pub async fn respond<F, Fut>(request: Request, route: F) -> Response<Body>
+where
+    F: FnOnce(Principal, Request) -> Fut,
+    Fut: std::future::Future<Output = Result<Response<Body>, HandlerError>>,
+{
+    match principal(&request) {
+        Ok(who) => route(who, request).await.unwrap_or_else(|err| error(&err)),
+        Err(err) => unauthorized(&err),
+    }
+}
+
+/// The path's segments after the leading `/`, without a trailing `/`.
+pub fn segments(request: &Request) -> Vec<String> {
+    request
+        .uri()
+        .path()
+        .trim_end_matches('/')
+        .split('/')
+        .skip(1)
+        .map(str::to_owned)
+        .collect()
+}
+
 /// 401 for a caller with no verified identity.
 pub fn unauthorized(err: &AuthError) -> Response<Body> {
     json(
