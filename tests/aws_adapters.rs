@@ -367,3 +367,98 @@ async fn audit_signing_key_lives_in_secrets_manager() {
         "secret values never appear in errors"
     );
 }
+
+/// Every HR sample in `events/hr-webhook/` goes on a bus with the rules the template
+/// declares; moto matches them: the five revoking types arrive, hires do not.
+#[tokio::test]
+async fn rule_patterns_route_the_sample_events() {
+    use lapse_core::revocation::hr::{HrEvent, HrEventType};
+    use lapse_core::revocation::ports::EventBus;
+    let config = config().await;
+    let events = aws_sdk_eventbridge::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let bus = unique_name("hr-bus");
+    events.create_event_bus().name(&bus).send().await.unwrap();
+    let queue = sqs
+        .create_queue()
+        .queue_name(unique_name("routed"))
+        .send()
+        .await
+        .unwrap();
+    let url = queue.queue_url().unwrap().to_owned();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    for event_type in lapse_aws::eventbridge::ROUTED {
+        let rule = unique_name("rule");
+        events
+            .put_rule()
+            .name(&rule)
+            .event_bus_name(&bus)
+            .event_pattern(lapse_aws::eventbridge::rule_pattern(event_type))
+            .send()
+            .await
+            .unwrap();
+        events
+            .put_targets()
+            .rule(&rule)
+            .event_bus_name(&bus)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("q")
+                    .arn(&arn)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let publisher = lapse_aws::eventbridge::EventBridgeBus::new(events, &bus);
+    let dir = lapse_testkit::workspace_root().join("events/hr-webhook");
+    let mut sent = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().ends_with("-body.json") {
+            continue;
+        }
+        let event = HrEvent::parse(&std::fs::read(&path).unwrap()).unwrap();
+        publisher.publish(&event).await.unwrap();
+        sent.push(event.event_type);
+    }
+    assert_eq!(sent.len(), 6, "one sample per event type");
+    let mut routed = Vec::new();
+    for _ in 0..5 {
+        let out = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        for message in out.messages() {
+            let event: serde_json::Value = serde_json::from_str(message.body().unwrap()).unwrap();
+            routed.push(event["detail-type"].as_str().unwrap().to_owned());
+            assert_eq!(event["source"], lapse_aws::eventbridge::SOURCE);
+            HrEvent::parse(event["detail"].to_string().as_bytes()).unwrap();
+        }
+        if routed.len() >= 5 {
+            break;
+        }
+    }
+    routed.sort();
+    let mut expected: Vec<String> = lapse_aws::eventbridge::ROUTED
+        .iter()
+        .map(|t| t.as_str().to_owned())
+        .collect();
+    expected.sort();
+    assert_eq!(routed, expected);
+    assert!(!routed.contains(&HrEventType::UserHired.as_str().to_owned()));
+}

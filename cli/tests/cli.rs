@@ -413,4 +413,31 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
 
     let (ok, text) = run(&["revoke", "--user", gone]);
     assert!(!ok && text.contains("--reason"), "{text}");
+
+    // A contract end scheduled through the revocation workflow, then a grace period
+    // granted with an approval reference.
+    let contractor = users[1].as_str();
+    let at = (chrono::Utc::now() + chrono::TimeDelta::days(3)).to_rfc3339();
+    let (ok, text) = run(&[
+        "revoke",
+        "--user",
+        contractor,
+        "--reason",
+        "contract ends",
+        "--schedule",
+        &at,
+    ]);
+    assert!(ok && text.contains("scheduled for"), "{text}");
+    let (ok, text) = run(&[
+        "revoke",
+        "--user",
+        contractor,
+        "--reason",
+        "grace approved in CHG-12",
+        "--extend",
+        "7d",
+    ]);
+    assert!(ok && text.contains("now effective at"), "{text}");
+    let (ok, text) = run(&["check-user", "--user", contractor]);
+    assert!(ok && text.contains("Received"), "{text}");
 }
