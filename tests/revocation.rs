@@ -555,3 +555,50 @@ async fn termination_ends_live_jit_grants_through_the_lifecycle() {
         "the grant's policy is gone"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contract_end_grace_is_at_most_the_policy_period_and_used_once() {
+    let w = world().await;
+    let contractor = employee(&w, "grace").await;
+    let now = Utc::now();
+    let end = (now + TimeDelta::days(2)).date_naive();
+    let event = hr_event(
+        "contractor_expired",
+        &contractor,
+        serde_json::json!({"contract_end": end.to_string()}),
+    );
+    let case = open(&w.r, case_for(&event, w.r.catalog(), now).unwrap(), now)
+        .await
+        .unwrap();
+    let postpone = |days: i64, approval: &'static str| {
+        let (w, contractor) = (&w, contractor.clone());
+        async move {
+            lapse_core::revocation::usecase::postpone(
+                &w.r,
+                &contractor,
+                TimeDelta::days(days),
+                approval,
+                "operator",
+                now,
+            )
+            .await
+        }
+    };
+    assert!(
+        postpone(8, "CHG-1").await.is_err(),
+        "longer than the 7-day grace"
+    );
+    assert!(
+        postpone(3, " ").await.is_err(),
+        "an approval reference is required"
+    );
+    let moved = postpone(7, "CHG-2").await.unwrap();
+    assert_eq!(
+        moved[0].effective_at - case.effective_at,
+        TimeDelta::days(7)
+    );
+    assert!(
+        postpone(1, "CHG-3").await.is_err(),
+        "the grace is used once"
+    );
+}

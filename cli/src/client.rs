@@ -30,11 +30,20 @@ impl ApiError {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ApiClient {
     base: String,
     token: String,
     http: reqwest::Client,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("base", &self.base)
+            .field("token", &"<redacted>")
+            .finish()
+    }
 }
 
 impl ApiClient {
@@ -198,5 +207,16 @@ impl ApiClient {
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ApiClient;
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let client = ApiClient::new("http://localhost", "secret-token-value");
+        assert!(!format!("{client:?}").contains("secret-token-value"));
     }
 }

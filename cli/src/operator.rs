@@ -8,7 +8,6 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use lapse_core::identity::PrincipalId;
-use lapse_core::ports::WorkflowStarter;
 use lapse_core::revocation::case::{CaseStatus, RevocationCase, Trigger, TriggerSource};
 use lapse_core::revocation::plan::RevocationKind;
 use lapse_core::revocation::ports::{CaseStore, Controls, IdentityDirectory, UserControls};
@@ -99,17 +98,17 @@ impl Operator {
         let case = steps::open(&self.revocations, self.case(ask, now)?, now).await?;
         if let Some(at) = ask.schedule.filter(|at| *at > now) {
             let arn = std::env::var("LAPSE_REVOCATION_STATE_MACHINE_ARN")
-                .context("scheduling needs LAPSE_REVOCATION_STATE_MACHINE_ARN")?;
-            let starter =
-                lapse_aws::sfn::SfnWorkflowStarter::new(aws_sdk_sfn::Client::new(&self.sdk), arn);
-            starter
-                .start(
-                    &case.id,
-                    &serde_json::json!({ "case": { "case_id": case.id } }),
-                )
-                .await?;
+                .context("scheduling needs LAPSE_REVOCATION_STATE_MACHINE_ARN (a stack output)")?;
+            let role = std::env::var("LAPSE_SCHEDULER_ROLE_ARN")
+                .context("scheduling needs LAPSE_SCHEDULER_ROLE_ARN (a stack output)")?;
+            let scheduler = lapse_aws::scheduler::RevocationScheduler::new(
+                aws_sdk_scheduler::Client::new(&self.sdk),
+                arn,
+                role,
+            );
+            let schedule = scheduler.schedule(&case.id, at).await?;
             return Ok(format!(
-                "{}: scheduled for {at} as case {}",
+                "{}: scheduled for {at} as case {} ({schedule})",
                 case.user, case.id
             ));
         }

@@ -428,6 +428,27 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
         &at,
     ]);
     assert!(ok && text.contains("scheduled for"), "{text}");
+    let case_id = text
+        .split("as case ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let schedule = aws_sdk_scheduler::Client::new(&sdk)
+        .get_schedule()
+        .name(format!("lapse-{case_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        schedule.schedule_expression().unwrap().starts_with("at("),
+        "a one-time schedule"
+    );
+    let target = schedule.target().unwrap();
+    assert_eq!(target.arn(), stack.config.revocation_state_machine_arn);
+    assert!(target.input().unwrap().contains(&case_id));
     let (ok, text) = run(&[
         "revoke",
         "--user",
@@ -436,6 +457,18 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
         "grace approved in CHG-12",
         "--extend",
         "7d",
+    ]);
+    assert!(ok && text.contains("now effective at"), "{text}");
+    // An operator's schedule can move again (with another approval); only a contract
+    // end's grace is capped and single-use (tested in the core).
+    let (ok, text) = run(&[
+        "revoke",
+        "--user",
+        contractor,
+        "--reason",
+        "moved again CHG-13",
+        "--extend",
+        "1d",
     ]);
     assert!(ok && text.contains("now effective at"), "{text}");
     let (ok, text) = run(&["check-user", "--user", contractor]);

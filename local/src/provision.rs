@@ -85,6 +85,10 @@ impl StackConfig {
                 "LAPSE_REVOCATION_STATE_MACHINE_ARN",
                 self.revocation_state_machine_arn.clone(),
             ),
+            (
+                "LAPSE_SCHEDULER_ROLE_ARN",
+                format!("arn:aws:iam::{ACCOUNT}:role/{}-scheduler", self.prefix),
+            ),
         ]
     }
 

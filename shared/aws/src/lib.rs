@@ -20,11 +20,13 @@
 //! - [`revocations`]: revocation cases, controls, the before-state archive and event
 //!   claims in one table.
 //! - [`eventbridge`]: the bus HR events are routed through.
+//! - [`scheduler`]: one-time schedules for revocations set for later.
 
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod iam;
 pub mod revocations;
+pub mod scheduler;
 pub mod sdk;
 pub mod secrets;
 pub mod sfn;

@@ -79,6 +79,9 @@ pub struct RevocationCase {
     /// Keep the archived before-state past its retention (with legal hold).
     #[serde(default)]
     pub preserve_data: bool,
+    /// A contract end's grace period has been granted (it can be, once).
+    #[serde(default)]
+    pub grace_used: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(default)]
@@ -115,6 +118,7 @@ impl RevocationCase {
             after: None,
             residue: Vec::new(),
             preserve_data,
+            grace_used: false,
             created_at: now,
             updated_at: now,
             version: 0,

@@ -712,6 +712,22 @@ pub async fn postpone(
         if case.status != CaseStatus::Received || case.effective_at <= now {
             continue;
         }
+        if case.trigger.event_type == Some(HrEventType::ContractorExpired) {
+            let grace = p.catalog().tunables().contract_grace;
+            if case.grace_used || by > grace.delta() {
+                return Err(RequestError::DurationTooLong {
+                    resource: format!(
+                        "the contract-end grace for {user} (used: {})",
+                        case.grace_used
+                    ),
+                    requested: crate::duration::Span::from_seconds(by.num_seconds())
+                        .unwrap_or(grace),
+                    max: grace,
+                }
+                .into());
+            }
+            case.grace_used = true;
+        }
         let before = json!({ "effective_at": case.effective_at });
         case.effective_at += by;
         save(p, &mut case, now).await?;
