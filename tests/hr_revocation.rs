@@ -256,6 +256,42 @@ async fn termination_posted_to_the_webhook_ends_in_a_verified_revocation() {
     let applied = &chain[2];
     assert_eq!(applied.after["trigger"]["event_id"], event_id.as_str());
     assert!(applied.before["before_state"]["login_profile"] == true);
+
+    // Their identity provider's token may still be valid: Lapse refuses them anyway.
+    let api = lapse_cli::client::ApiClient::new(
+        &s.stack.url,
+        s.stack.token(&user, &[], "employee").unwrap(),
+    );
+    let refused = api
+        .request("billing-reports-read", Some("30m"), "one more thing", None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(403), "{refused}");
+    assert!(
+        refused.to_string().contains("access has been revoked"),
+        "{refused}"
+    );
+
+    // A restore (with its approval) lets them in again.
+    let r = lapse_lambda::wiring::Revocations::from_env(&s.stack.config.env(), &s.stack.sdk)
+        .await
+        .unwrap();
+    let id = lapse_core::identity::PrincipalId::new(user.as_str()).unwrap();
+    lapse_core::revocation::usecase::restore(
+        &r,
+        &id,
+        Utc::now() + chrono::TimeDelta::seconds(1),
+        "CHG-5",
+        "operator",
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        api.request("billing-reports-read", Some("30m"), "back at work", None)
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -191,6 +191,7 @@ impl LocalStack {
         let functions = Functions {
             intake: intake::Deps {
                 store: wiring::request_store(&env, &sdk).map_err(cfg)?,
+                controls: wiring::controls(&env, &sdk).map_err(cfg)?,
                 auditing: Auditing::from_env(&env, &sdk).await?,
                 notifier: wiring::notifier(&env, &sdk).map_err(cfg)?,
                 workflows: workflows.clone(),
@@ -198,6 +199,7 @@ impl LocalStack {
             },
             approval: approval::Deps {
                 store: wiring::request_store(&env, &sdk).map_err(cfg)?,
+                controls: wiring::controls(&env, &sdk).map_err(cfg)?,
                 auditing: Auditing::from_env(&env, &sdk).await?,
                 notifier: wiring::notifier(&env, &sdk).map_err(cfg)?,
                 workflows: workflows.clone(),

@@ -33,6 +33,8 @@ use serde::Deserialize;
 #[derive(Debug)]
 pub struct Deps<W> {
     pub store: DynamoDbRequestStore,
+    /// Whose access Lapse has revoked (the revocations table).
+    pub controls: lapse_aws::revocations::DynamoDbRevocations,
     pub auditing: Auditing,
     pub notifier: SnsNotifier,
     pub workflows: W,
@@ -43,6 +45,7 @@ impl Deps<SfnWorkflowStarter> {
     pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
         Ok(Self {
             store: wiring::request_store(env, sdk)?,
+            controls: wiring::controls(env, sdk)?,
             auditing: Auditing::from_env(env, sdk).await?,
             notifier: wiring::notifier(env, sdk)?,
             workflows: wiring::workflows(env, sdk)?,
@@ -95,6 +98,7 @@ async fn route<W: WorkflowStarter>(
     who: &Principal,
     request: &Request,
 ) -> Result<Response<Body>, HandlerError> {
+    lapse_core::revocation::usecase::ensure_not_revoked(&deps.controls, who.id()).await?;
     let segments = http::segments(request);
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let now = deps.clock.now();

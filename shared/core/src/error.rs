@@ -61,7 +61,8 @@ impl Error {
             Error::Request(e) => match e {
                 RequestError::SelfApproval(_)
                 | RequestError::NotEligible { .. }
-                | RequestError::NotRequester => ErrorKind::Forbidden,
+                | RequestError::NotRequester
+                | RequestError::AccessRevoked(_) => ErrorKind::Forbidden,
                 RequestError::NotPending { .. }
                 | RequestError::PendingTimedOut { .. }
                 | RequestError::InvalidTransition { .. } => ErrorKind::Conflict,

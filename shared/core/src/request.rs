@@ -227,6 +227,8 @@ pub enum RequestError {
     PendingTimedOut { deadline: DateTime<Utc> },
     #[error("only the requester may cancel this request")]
     NotRequester,
+    #[error("{0}'s access has been revoked")]
+    AccessRevoked(PrincipalId),
     #[error("cannot {action} a request that is {from}")]
     InvalidTransition { from: Status, action: &'static str },
 }

@@ -49,6 +49,17 @@ pub fn request_store(env: &Env, sdk: &SdkConfig) -> Result<DynamoDbRequestStore,
     ))
 }
 
+/// The revocations table, for checking whose access has been revoked.
+pub fn controls(
+    env: &Env,
+    sdk: &SdkConfig,
+) -> Result<lapse_aws::revocations::DynamoDbRevocations, ConfigError> {
+    Ok(lapse_aws::revocations::DynamoDbRevocations::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        env.required(vars::REVOCATIONS_TABLE)?,
+    ))
+}
+
 pub fn ledger(env: &Env, sdk: &SdkConfig) -> Result<DynamoDbLedger, ConfigError> {
     Ok(DynamoDbLedger::new(
         aws_sdk_dynamodb::Client::new(sdk),

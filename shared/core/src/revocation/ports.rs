@@ -68,6 +68,11 @@ pub struct Controls {
     pub legal_hold: bool,
     /// Automated revocation is held back, with this reason.
     pub override_reason: Option<String>,
+    /// Set by a full or suspending revocation (the case id), cleared by a restore:
+    /// while set, Lapse refuses the person's requests and decisions even if their
+    /// identity provider's token is still valid.
+    #[serde(default)]
+    pub revoked_by: Option<String>,
 }
 
 /// Legal holds and overrides. Every change is audited by the caller.

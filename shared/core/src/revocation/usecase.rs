@@ -410,6 +410,13 @@ pub async fn record(
     if matches!(case.status, CaseStatus::InProgress | CaseStatus::Received) {
         case.status = CaseStatus::Revoked;
     }
+    if matches!(case.kind, RevocationKind::Full | RevocationKind::Suspend) {
+        let mut controls = p.controls().controls(&case.user).await?;
+        if controls.revoked_by.is_none() {
+            controls.revoked_by = Some(case.id.clone());
+            p.controls().set(&case.user, &controls).await?;
+        }
+    }
     save(p, &mut case, now).await?;
     p.trail()
         .record(case_event(
@@ -523,6 +530,18 @@ pub async fn verify_case(
     }
 }
 
+/// Refuses people whose access Lapse has revoked (terminated, suspended), whatever
+/// their identity provider's token still says.
+pub async fn ensure_not_revoked(
+    controls: &impl UserControls,
+    who: &PrincipalId,
+) -> Result<(), Error> {
+    match controls.controls(who).await?.revoked_by {
+        Some(_) => Err(RequestError::AccessRevoked(who.clone()).into()),
+        None => Ok(()),
+    }
+}
+
 /// Every step in order: what the state machine does, for the CLI and tests.
 pub async fn run(
     p: &impl RevocationPorts,
@@ -569,6 +588,10 @@ pub async fn restore(
             ))
         })?;
     let restored = p.directory().restore(&snapshot).await?;
+    let mut controls = p.controls().controls(user).await?;
+    if controls.revoked_by.take().is_some() {
+        p.controls().set(user, &controls).await?;
+    }
     p.trail()
         .record(AuditDraft {
             chain: format!("user#{user}"),
