@@ -411,12 +411,22 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         groups.groups().len(),
         inline.policy_names()
     );
+    let security = demo.client("sam")?;
     println!(
         "   jdoe's JIT grant: {}",
-        jdoe_api.get(&grant_id).await?["status"]
+        security.get(&grant_id).await?["status"]
             .as_str()
             .unwrap_or("-")
     );
+    match jdoe_api
+        .request("billing-reports-read", Some("30m"), "one more thing", None)
+        .await
+    {
+        Ok(_) => bail!("a terminated user's request was accepted"),
+        Err(err) => {
+            println!("   jdoe's identity-provider token is still valid, but Lapse refuses: {err}")
+        }
+    }
     let (status, answer) = post(body).await?;
     println!(
         "   the same event delivered again: {status} {}",

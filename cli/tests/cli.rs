@@ -99,6 +99,7 @@ fn demo_runs_every_route_to_a_verified_revocation() {
         "EventBridge rule matched user_terminated",
         "console login false, active keys 0, groups 0",
         "jdoe's JIT grant: verified",
+        "Lapse refuses: HTTP 403",
         "the same event delivered again: 200",
         "revocation.applied by hr-webhook — before: login true",
         "Demo complete",
