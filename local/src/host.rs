@@ -189,7 +189,7 @@ impl LocalStack {
         let faults = Arc::new(Faults::default());
         let cfg = |e: lapse_lambda::config::ConfigError| LocalError::Init(e.into());
         let functions = Functions {
-            intake: intake::Deps {
+            intake: lapse_lambda::wiring::RequestApi {
                 store: wiring::request_store(&env, &sdk).map_err(cfg)?,
                 controls: wiring::controls(&env, &sdk).map_err(cfg)?,
                 auditing: Auditing::from_env(&env, &sdk).await?,
@@ -197,7 +197,7 @@ impl LocalStack {
                 workflows: workflows.clone(),
                 clock: dyn_clock.clone(),
             },
-            approval: approval::Deps {
+            approval: lapse_lambda::wiring::RequestApi {
                 store: wiring::request_store(&env, &sdk).map_err(cfg)?,
                 controls: wiring::controls(&env, &sdk).map_err(cfg)?,
                 auditing: Auditing::from_env(&env, &sdk).await?,

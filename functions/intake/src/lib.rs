@@ -10,49 +10,20 @@
 //! a body naming anyone (`requester`, `user`, ...) is rejected as an unknown field.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
-use aws_config::SdkConfig;
 use lambda_http::{Body, Request, RequestExt, Response};
-use lapse_aws::dynamodb::DynamoDbRequestStore;
-use lapse_aws::sfn::SfnWorkflowStarter;
-use lapse_aws::sns::SnsNotifier;
 use lapse_core::duration::Span;
 use lapse_core::identity::Principal;
-use lapse_core::ports::{Clock, RequestQueries, WorkflowStarter};
+use lapse_core::ports::{RequestQueries, WorkflowStarter};
 use lapse_core::request::{NewRequest, RequestId, Status};
 use lapse_core::usecase::Outbox;
 use lapse_core::usecase::intake::{self, ExtensionAsk};
 use lapse_lambda::HandlerError;
-use lapse_lambda::config::Env;
 use lapse_lambda::http::{self, json, json_body};
-use lapse_lambda::wiring::{self, Auditing, InitError};
 use serde::Deserialize;
 
-/// What the handler needs, built once at init.
-#[derive(Debug)]
-pub struct Deps<W> {
-    pub store: DynamoDbRequestStore,
-    /// Whose access Lapse has revoked (the revocations table).
-    pub controls: lapse_aws::revocations::DynamoDbRevocations,
-    pub auditing: Auditing,
-    pub notifier: SnsNotifier,
-    pub workflows: W,
-    pub clock: Arc<dyn Clock>,
-}
-
-impl Deps<SfnWorkflowStarter> {
-    pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
-        Ok(Self {
-            store: wiring::request_store(env, sdk)?,
-            controls: wiring::controls(env, sdk)?,
-            auditing: Auditing::from_env(env, sdk).await?,
-            notifier: wiring::notifier(env, sdk)?,
-            workflows: wiring::workflows(env, sdk)?,
-            clock: wiring::system_clock(),
-        })
-    }
-}
+/// What the handler needs, built once at init (shared with the other request API).
+pub type Deps<W> = lapse_lambda::wiring::RequestApi<W>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

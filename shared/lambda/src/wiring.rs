@@ -127,6 +127,32 @@ pub fn system_clock() -> Arc<dyn Clock> {
     Arc::new(SystemClock)
 }
 
+/// What the two request-handling HTTP functions (intake, approval) need: requests,
+/// whose access is revoked, the audit trail, notices, workflow starts, the clock.
+#[derive(Debug)]
+pub struct RequestApi<W> {
+    pub store: DynamoDbRequestStore,
+    /// Whose access Lapse has revoked (the revocations table).
+    pub controls: lapse_aws::revocations::DynamoDbRevocations,
+    pub auditing: Auditing,
+    pub notifier: SnsNotifier,
+    pub workflows: W,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl RequestApi<SfnWorkflowStarter> {
+    pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
+        Ok(Self {
+            store: request_store(env, sdk)?,
+            controls: controls(env, sdk)?,
+            auditing: Auditing::from_env(env, sdk).await?,
+            notifier: notifier(env, sdk)?,
+            workflows: workflows(env, sdk)?,
+            clock: system_clock(),
+        })
+    }
+}
+
 /// What the grant, revoke, verify and backstop functions share: the requests table,
 /// the ledger, IAM, the audit trail and the clock. Their IAM roles differ (the verify
 /// role can only read IAM, for one); the code asks for the same adapters.

@@ -346,6 +346,27 @@ async fn remove_artifact(
     })
 }
 
+/// Removes the artifact a request recorded when it was granted (none: untouched).
+async fn remove_recorded_artifact(
+    ledger: &impl LedgerStore,
+    iam: &impl AccessProvisioner,
+    request: &AccessRequest,
+) -> Result<IamEffect, Error> {
+    match request.artifact() {
+        Some(artifact) => {
+            remove_artifact(
+                ledger,
+                iam,
+                request.requester(),
+                artifact,
+                request.id().as_str(),
+            )
+            .await
+        }
+        None => Ok(IamEffect::Untouched),
+    }
+}
+
 /// Revokes a grant: removes exactly what it added (respecting overlapping grants)
 /// and marks it revoked. Not reported done until [`verify`] passes.
 pub async fn revoke(
@@ -369,19 +390,7 @@ pub async fn revoke(
         match request.status() {
             Status::Active => {}
             Status::Revoked | Status::Verified => {
-                let effect = match request.artifact() {
-                    Some(artifact) => {
-                        remove_artifact(
-                            grants.ledger,
-                            iam,
-                            request.requester(),
-                            artifact,
-                            request_id.as_str(),
-                        )
-                        .await?
-                    }
-                    None => IamEffect::Untouched,
-                };
+                let effect = remove_recorded_artifact(grants.ledger, iam, &request).await?;
                 return Ok(report(RevokeOutcome::AlreadyRevoked, effect));
             }
             from => {
@@ -396,19 +405,7 @@ pub async fn revoke(
             return Ok(report(RevokeOutcome::NotYetDue, IamEffect::Untouched));
         }
         let before = state_of(&request);
-        let effect = match request.artifact() {
-            Some(artifact) => {
-                remove_artifact(
-                    grants.ledger,
-                    iam,
-                    request.requester(),
-                    artifact,
-                    request_id.as_str(),
-                )
-                .await?
-            }
-            None => IamEffect::Untouched,
-        };
+        let effect = remove_recorded_artifact(grants.ledger, iam, &request).await?;
         request.mark_revoked(cause, now)?;
         match grants.store.update(&mut request).await {
             Ok(()) => {}
