@@ -129,10 +129,10 @@ pub async fn handler<B: EventBus>(
     };
     if let Err(err) = authenticate(&secrets, &headers, body, now) {
         tracing::warn!(reason = %err, "webhook call refused");
-        let name = if err.status() == 413 {
-            "Lapse.TooLarge"
-        } else {
-            "Lapse.Unauthenticated"
+        let name = match err.status() {
+            413 => "Lapse.TooLarge",
+            500 => "Lapse.Configuration",
+            _ => "Lapse.Unauthenticated",
         };
         return Ok(refuse(err.status(), name, &err.to_string()));
     }
