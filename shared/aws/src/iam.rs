@@ -136,83 +136,59 @@ impl AccessProvisioner for IamDirectory {
 impl AccessInspector for IamDirectory {
     async fn snapshot(&self, user: &PrincipalId) -> Result<IamSnapshot, DirectoryError> {
         let mut snapshot = IamSnapshot::default();
-
-        let mut marker = None;
-        loop {
-            let page = match self
+        let names = match self
+            .client
+            .list_user_policies()
+            .user_name(user.as_str())
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+        {
+            Ok(names) => names,
+            // A user that no longer exists holds nothing.
+            Err(e) if is_missing(&e) => return Ok(IamSnapshot::default()),
+            Err(e) => return Err(directory_error(e, no_user(user))),
+        };
+        for name in names {
+            let policy = self
                 .client
-                .list_user_policies()
+                .get_user_policy()
                 .user_name(user.as_str())
-                .set_marker(marker.take())
-                .send()
-                .await
-            {
-                Ok(page) => page,
-                // A user that no longer exists holds nothing.
-                Err(e) if is_missing(&e) => return Ok(IamSnapshot::default()),
-                Err(e) => return Err(directory_error(e, no_user(user))),
-            };
-            for name in page.policy_names() {
-                let policy = self
-                    .client
-                    .get_user_policy()
-                    .user_name(user.as_str())
-                    .policy_name(name)
-                    .send()
-                    .await
-                    .map_err(|e| directory_error(e, no_user(user)))?;
-                // IAM returns policy documents URL-encoded.
-                let decoded = percent_encoding::percent_decode_str(policy.policy_document())
-                    .decode_utf8_lossy();
-                let document = serde_json::from_str(&decoded)
-                    .unwrap_or(serde_json::Value::String(decoded.into_owned()));
-                snapshot.inline_policies.insert(name.clone(), document);
-            }
-            match page.marker() {
-                Some(next) if page.is_truncated() => marker = Some(next.to_owned()),
-                _ => break,
-            }
-        }
-
-        let mut marker = None;
-        loop {
-            let page = self
-                .client
-                .list_groups_for_user()
-                .user_name(user.as_str())
-                .set_marker(marker.take())
+                .policy_name(&name)
                 .send()
                 .await
                 .map_err(|e| directory_error(e, no_user(user)))?;
-            snapshot
-                .groups
-                .extend(page.groups().iter().map(|g| g.group_name().to_owned()));
-            match page.marker() {
-                Some(next) if page.is_truncated() => marker = Some(next.to_owned()),
-                _ => break,
-            }
+            // IAM returns policy documents URL-encoded.
+            let decoded =
+                percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8_lossy();
+            let document = serde_json::from_str(&decoded)
+                .unwrap_or(serde_json::Value::String(decoded.into_owned()));
+            snapshot.inline_policies.insert(name, document);
         }
-
-        let mut marker = None;
-        loop {
-            let page = self
-                .client
-                .list_attached_user_policies()
-                .user_name(user.as_str())
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| directory_error(e, no_user(user)))?;
-            snapshot.attached_policies.extend(
-                page.attached_policies()
-                    .iter()
-                    .filter_map(|p| p.policy_arn().map(str::to_owned)),
-            );
-            match page.marker() {
-                Some(next) if page.is_truncated() => marker = Some(next.to_owned()),
-                _ => break,
-            }
-        }
+        let groups = self
+            .client
+            .list_groups_for_user()
+            .user_name(user.as_str())
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| directory_error(e, no_user(user)))?;
+        snapshot.groups = groups.into_iter().map(|g| g.group_name).collect();
+        let attached = self
+            .client
+            .list_attached_user_policies()
+            .user_name(user.as_str())
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| directory_error(e, no_user(user)))?;
+        snapshot.attached_policies = attached.into_iter().filter_map(|p| p.policy_arn).collect();
         Ok(snapshot)
     }
 }
@@ -259,49 +235,43 @@ mod identity {
 
     impl IamDirectory {
         async fn access_keys(&self, user: &PrincipalId) -> Result<Vec<Credential>, DirectoryError> {
-            let mut keys = Vec::new();
-            let mut marker = None;
-            loop {
-                let page = self
-                    .client
-                    .list_access_keys()
-                    .user_name(user.as_str())
-                    .set_marker(marker.take())
-                    .send()
-                    .await
-                    .map_err(|e| directory_error(e, no_user(user)))?;
-                keys.extend(page.access_key_metadata().iter().map(|k| Credential {
-                    id: k.access_key_id().unwrap_or_default().to_owned(),
+            let keys = self
+                .client
+                .list_access_keys()
+                .user_name(user.as_str())
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| directory_error(e, no_user(user)))?;
+            Ok(keys
+                .into_iter()
+                .map(|k| Credential {
                     active: k.status() == Some(&StatusType::Active),
-                }));
-                match page.marker() {
-                    Some(next) if page.is_truncated() => marker = Some(next.to_owned()),
-                    _ => return Ok(keys),
-                }
-            }
+                    id: k.access_key_id.unwrap_or_default(),
+                })
+                .collect())
         }
 
         async fn ssh_keys(&self, user: &PrincipalId) -> Result<Vec<Credential>, DirectoryError> {
-            let mut keys = Vec::new();
-            let mut marker = None;
-            loop {
-                let page = self
-                    .client
-                    .list_ssh_public_keys()
-                    .user_name(user.as_str())
-                    .set_marker(marker.take())
-                    .send()
-                    .await
-                    .map_err(|e| directory_error(e, no_user(user)))?;
-                keys.extend(page.ssh_public_keys().iter().map(|k| Credential {
-                    id: k.ssh_public_key_id().to_owned(),
+            let keys = self
+                .client
+                .list_ssh_public_keys()
+                .user_name(user.as_str())
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| directory_error(e, no_user(user)))?;
+            Ok(keys
+                .into_iter()
+                .map(|k| Credential {
                     active: k.status() == &StatusType::Active,
-                }));
-                match page.marker() {
-                    Some(next) if page.is_truncated() => marker = Some(next.to_owned()),
-                    _ => return Ok(keys),
-                }
-            }
+                    id: k.ssh_public_key_id,
+                })
+                .collect())
         }
 
         async fn service_credentials(
