@@ -169,33 +169,23 @@ impl DynamoDbRequestStore {
         key: &str,
         value: &str,
     ) -> Result<Vec<AccessRequest>, StoreError> {
-        let mut found = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression("#k = :v")
-                .expression_attribute_names("#k", key)
-                .expression_attribute_values(":v", s(value))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    store_error(e, || corrupt(index, "unexpected condition failure on read"))
-                })?;
-            for item in out.items() {
-                let id = string_attr(item, "id", index)?.to_owned();
-                found.push(Self::parse(item, &id)?);
-            }
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(found),
-            }
-        }
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression("#k = :v")
+            .expression_attribute_names("#k", key)
+            .expression_attribute_values(":v", s(value))
+            .scan_index_forward(false)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| store_error(e, || corrupt(index, "unexpected condition failure on read")))?
+            .iter()
+            .map(|item| Self::parse(item, string_attr(item, "id", index)?))
+            .collect()
     }
 }
 
@@ -312,28 +302,21 @@ impl LedgerStore for DynamoDbLedger {
         artifact: &Artifact,
     ) -> Result<Vec<String>, StoreError> {
         let key = Self::holder_key(principal, artifact);
-        let mut found = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("holder = :h")
-                .expression_attribute_values(":h", s(&key))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| store_error(e, || corrupt(&key, "unexpected condition failure")))?;
-            for item in out.items() {
-                found.push(string_attr(item, "grant_id", &key)?.to_owned());
-            }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(found),
-            }
-        }
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("holder = :h")
+            .expression_attribute_values(":h", s(&key))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| store_error(e, || corrupt(&key, "unexpected condition failure")))?
+            .iter()
+            .map(|item| string_attr(item, "grant_id", &key).map(str::to_owned))
+            .collect()
     }
 }
 
@@ -403,31 +386,22 @@ impl AuditLog for DynamoDbAuditLog {
     }
 
     async fn chain(&self, chain: &str) -> Result<Vec<AuditEvent>, StoreError> {
-        let mut events = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#c = :c")
-                .expression_attribute_names("#c", "chain")
-                .expression_attribute_values(":c", s(chain))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    store_error(e, || corrupt(chain, "unexpected condition failure on read"))
-                })?;
-            for item in out.items() {
-                events.push(Self::parse(item, chain)?);
-            }
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(events),
-            }
-        }
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#c = :c")
+            .expression_attribute_names("#c", "chain")
+            .expression_attribute_values(":c", s(chain))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| store_error(e, || corrupt(chain, "unexpected condition failure on read")))?
+            .iter()
+            .map(|item| Self::parse(item, chain))
+            .collect()
     }
 }
 

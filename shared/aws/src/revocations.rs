@@ -168,7 +168,7 @@ impl CaseStore for DynamoDbRevocations {
 
     async fn cases_of(&self, user: &PrincipalId) -> Result<Vec<RevocationCase>, StoreError> {
         let pk = format!("user#{user}");
-        let out = self
+        let pointers = self
             .client
             .query()
             .table_name(&self.table)
@@ -176,11 +176,14 @@ impl CaseStore for DynamoDbRevocations {
             .expression_attribute_values(":pk", s(&pk))
             .expression_attribute_values(":prefix", s("case#"))
             .consistent_read(true)
+            .into_paginator()
+            .items()
             .send()
+            .try_collect()
             .await
             .map_err(|e| store_error(e, || corrupt(&pk, "unexpected condition failure")))?;
         let mut cases = Vec::new();
-        for item in out.items() {
+        for item in &pointers {
             if let Some(AttributeValue::S(id)) = item.get("case_id")
                 && let Some(case) = self.get(id).await?
             {
@@ -254,27 +257,19 @@ impl UserControls for DynamoDbRevocations {
 impl DynamoDbRevocations {
     async fn archive_items(&self, user: &PrincipalId) -> Result<Vec<Item>, StoreError> {
         let pk = format!("user#{user}");
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(&pk))
-                .expression_attribute_values(":prefix", s("archive#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| store_error(e, || corrupt(&pk, "unexpected condition failure")))?;
-            items.extend(out.items().iter().cloned());
-            match out.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(items),
-            }
-        }
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":prefix", s("archive#"))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| store_error(e, || corrupt(&pk, "unexpected condition failure")))
     }
 }
 
