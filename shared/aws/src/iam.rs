@@ -56,6 +56,23 @@ fn no_user(user: &PrincipalId) -> impl FnOnce(&str) -> DirectoryError + '_ {
     move |_| DirectoryError::NoSuchPrincipal(user.to_string())
 }
 
+/// `Removed`, or `AlreadyAbsent` when IAM says there was nothing to remove: removals
+/// are idempotent.
+fn removal<T, E, R>(
+    result: Result<T, aws_sdk_iam::error::SdkError<E, R>>,
+    user: &PrincipalId,
+) -> Result<Removal, DirectoryError>
+where
+    E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(Removal::Removed),
+        Err(e) if is_missing(&e) => Ok(Removal::AlreadyAbsent),
+        Err(e) => Err(directory_error(e, no_user(user))),
+    }
+}
+
 impl AccessProvisioner for IamDirectory {
     async fn put_inline_policy(
         &self,
@@ -79,19 +96,15 @@ impl AccessProvisioner for IamDirectory {
         user: &PrincipalId,
         name: &str,
     ) -> Result<Removal, DirectoryError> {
-        match self
+        // A missing policy (or a missing user) means nothing is held.
+        let result = self
             .client
             .delete_user_policy()
             .user_name(user.as_str())
             .policy_name(name)
             .send()
-            .await
-        {
-            Ok(_) => Ok(Removal::Removed),
-            // The policy (or the whole user) is gone: nothing is held.
-            Err(e) if is_missing(&e) => Ok(Removal::AlreadyAbsent),
-            Err(e) => Err(directory_error(e, no_user(user))),
-        }
+            .await;
+        removal(result, user)
     }
 
     async fn add_to_group(&self, user: &PrincipalId, group: &str) -> Result<(), DirectoryError> {
@@ -118,18 +131,14 @@ impl AccessProvisioner for IamDirectory {
         user: &PrincipalId,
         group: &str,
     ) -> Result<Removal, DirectoryError> {
-        match self
+        let result = self
             .client
             .remove_user_from_group()
             .user_name(user.as_str())
             .group_name(group)
             .send()
-            .await
-        {
-            Ok(_) => Ok(Removal::Removed),
-            Err(e) if is_missing(&e) => Ok(Removal::AlreadyAbsent),
-            Err(e) => Err(directory_error(e, no_user(user))),
-        }
+            .await;
+        removal(result, user)
     }
 }
 
@@ -204,22 +213,7 @@ mod identity {
     };
     use lapse_core::revocation::ports::IdentityDirectory;
 
-    use super::{IamDirectory, directory_error, is_missing, no_user};
-
-    fn removal<T, E, R>(
-        result: Result<T, aws_sdk_iam::error::SdkError<E, R>>,
-        user: &PrincipalId,
-    ) -> Result<Removal, DirectoryError>
-    where
-        E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
-    {
-        match result {
-            Ok(_) => Ok(Removal::Removed),
-            Err(e) if is_missing(&e) => Ok(Removal::AlreadyAbsent),
-            Err(e) => Err(directory_error(e, no_user(user))),
-        }
-    }
+    use super::{IamDirectory, directory_error, is_missing, no_user, removal};
 
     /// An endpoint that does not implement an operation answers with something that
     /// is not an AWS error at all (moto: an HTML 404). Only that counts as

@@ -31,11 +31,12 @@ struct SigningSecret {
     seed_hex: String,
 }
 
-/// Loads the audit signer from a secret.
-pub async fn load_audit_signer(
+/// Reads a secret whose value is JSON of shape `T`. Neither the value nor the parse
+/// error reaches the returned error.
+async fn read_json<T: serde::de::DeserializeOwned>(
     client: &Client,
     secret_id: &str,
-) -> Result<AuditSigner, SecretError> {
+) -> Result<T, SecretError> {
     let out = client
         .get_secret_value()
         .secret_id(secret_id)
@@ -45,12 +46,18 @@ pub async fn load_audit_signer(
             id: secret_id.to_owned(),
             source: Box::new(e),
         })?;
-    let text = out.secret_string().ok_or_else(|| SecretError::Shape {
+    let shape = || SecretError::Shape {
         id: secret_id.to_owned(),
-    })?;
-    let secret: SigningSecret = serde_json::from_str(text).map_err(|_| SecretError::Shape {
-        id: secret_id.to_owned(),
-    })?;
+    };
+    serde_json::from_str(out.secret_string().ok_or_else(shape)?).map_err(|_| shape())
+}
+
+/// Loads the audit signer from a secret.
+pub async fn load_audit_signer(
+    client: &Client,
+    secret_id: &str,
+) -> Result<AuditSigner, SecretError> {
+    let secret: SigningSecret = read_json(client, secret_id).await?;
     AuditSigner::from_seed_hex(secret.key_id, &secret.seed_hex).map_err(|source| SecretError::Key {
         id: secret_id.to_owned(),
         source,
@@ -97,21 +104,12 @@ pub async fn load_webhook_secrets(
     client: &Client,
     secret_id: &str,
 ) -> Result<lapse_core::revocation::webhook::WebhookSecrets, SecretError> {
-    let out = client
-        .get_secret_value()
-        .secret_id(secret_id)
-        .send()
-        .await
-        .map_err(|e| SecretError::Read {
-            id: secret_id.to_owned(),
-            source: Box::new(e),
-        })?;
-    let shape = || SecretError::Shape {
-        id: secret_id.to_owned(),
-    };
-    let value: WebhookSecretValue =
-        serde_json::from_str(out.secret_string().ok_or_else(shape)?).map_err(|_| shape())?;
+    let value: WebhookSecretValue = read_json(client, secret_id).await?;
     let tokens: Vec<&str> = value.bearer_tokens.iter().map(String::as_str).collect();
     let signing: Vec<&str> = value.signing_secrets.iter().map(String::as_str).collect();
-    lapse_core::revocation::webhook::WebhookSecrets::new(&tokens, &signing).map_err(|_| shape())
+    lapse_core::revocation::webhook::WebhookSecrets::new(&tokens, &signing).map_err(|_| {
+        SecretError::Shape {
+            id: secret_id.to_owned(),
+        }
+    })
 }
