@@ -23,6 +23,17 @@ os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
 from moto.server import ThreadedMotoServer  # noqa: E402
 
+# The deploy rehearsal turns on moto's IAM enforcement. moto then re-derives each
+# request's SigV4 signature from the form fields it parsed, and for some
+# form-encoded (query protocol: SNS, IAM, STS) bodies its re-encoding differs from
+# the Rust SDK's, so valid requests are refused as forged. With this set, the
+# caller is still identified by its access key (an unknown key is refused) and
+# authorized against its policies; only the recomputed signature is not compared.
+if os.environ.get("LAPSE_MOTO_TRUST_SIGNATURES") == "1":
+    from moto.iam.access_control import IAMRequestBase  # noqa: E402
+
+    IAMRequestBase.check_signature = lambda self: None
+
 
 def parent_alive(pid: int) -> bool:
     try:

@@ -17,7 +17,8 @@ use chrono::TimeDelta;
 use lambda_runtime::{Context, LambdaEvent};
 use lapse_core::ports::Clock;
 use lapse_lambda::HandlerError;
-use lapse_lambda::wiring::{self, Auditing, Lifecycle, Revocations};
+use lapse_lambda::config::Env;
+use lapse_lambda::wiring::{self, Lifecycle, Revocations};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -94,7 +95,10 @@ impl Faults {
     }
 }
 
-/// Every handler's dependencies, built from the stack's environment like Lambda would.
+/// Every handler's dependencies, built by each function's own production
+/// constructor (`Deps::from_env`) from that function's environment and AWS
+/// identity, as its Lambda init phase would; only the clock (the stack's) and the
+/// workflow starter (which also runs the ASL locally) are swapped in.
 struct Functions {
     revocation: Revocations,
     inactivity: inactivity_check::Deps<LocalWorkflows>,
@@ -102,9 +106,117 @@ struct Functions {
     intake: intake::Deps<LocalWorkflows>,
     approval: approval::Deps<LocalWorkflows>,
     grants_api: grants_api::Deps,
-    lifecycle: Lifecycle,
+    grant: Lifecycle,
+    revoke: Lifecycle,
+    verify: Lifecycle,
+    ttl_backstop: Lifecycle,
     notify: notify::Deps,
     sweeper: sweeper::Deps<LocalWorkflows>,
+}
+
+/// What one function runs with: its environment variables and its AWS identity.
+#[derive(Clone, Debug)]
+pub struct Binding {
+    pub env: Env,
+    pub sdk: SdkConfig,
+}
+
+/// Each function's [`Binding`], by binary name (`intake`, `grant`, ...). The local
+/// stack binds every function to the same environment and identity; the deploy
+/// rehearsal binds each to what its CloudFormation stack gave it (its role's
+/// credentials, its environment variables).
+#[derive(Clone, Debug)]
+pub struct Bindings {
+    default: Binding,
+    functions: HashMap<String, Binding>,
+}
+
+impl Bindings {
+    /// Every function with the same environment and identity.
+    pub fn uniform(env: Env, sdk: SdkConfig) -> Self {
+        Self {
+            default: Binding { env, sdk },
+            functions: HashMap::new(),
+        }
+    }
+
+    /// `function` runs with `binding`.
+    pub fn bind(mut self, function: &str, binding: Binding) -> Self {
+        self.functions.insert(function.to_owned(), binding);
+        self
+    }
+
+    pub fn get(&self, function: &str) -> &Binding {
+        self.functions.get(function).unwrap_or(&self.default)
+    }
+}
+
+impl Functions {
+    async fn build(
+        bindings: &Bindings,
+        workflows: &LocalWorkflows,
+        revocations: &LocalWorkflows,
+        clock: &Arc<dyn Clock>,
+    ) -> Result<Self, LocalError> {
+        let lifecycle = |name: &'static str| async move {
+            let b = bindings.get(name);
+            let mut deps = Lifecycle::from_env(&b.env, &b.sdk).await?;
+            deps.clock = clock.clone();
+            Ok::<_, LocalError>(deps)
+        };
+        let request_api = |name: &'static str| async move {
+            let b = bindings.get(name);
+            let api = wiring::RequestApi::from_env(&b.env, &b.sdk).await?;
+            Ok::<_, LocalError>(wiring::RequestApi {
+                store: api.store,
+                controls: api.controls,
+                auditing: api.auditing,
+                notifier: api.notifier,
+                workflows: workflows.for_caller(api.workflows),
+                clock: clock.clone(),
+            })
+        };
+        let b = bindings.get("revocation");
+        let mut revocation = Revocations::from_env(&b.env, &b.sdk).await?;
+        revocation.lifecycle.clock = clock.clone();
+        let b = bindings.get("inactivity-check");
+        let mut inactivity = inactivity_check::Deps::from_env(&b.env, &b.sdk).await?;
+        inactivity.revocations.lifecycle.clock = clock.clone();
+        let b = bindings.get("hr-webhook");
+        let mut hr_webhook = hr_webhook::Deps::from_env(&b.env, &b.sdk).await?;
+        hr_webhook.clock = clock.clone();
+        let b = bindings.get("grants-api");
+        let mut grants_api = grants_api::Deps::from_env(&b.env, &b.sdk).await?;
+        grants_api.clock = clock.clone();
+        let b = bindings.get("notify");
+        let mut notify = notify::Deps::from_env(&b.env, &b.sdk).await?;
+        notify.clock = clock.clone();
+        let b = bindings.get("sweeper");
+        let mut sweeper = sweeper::Deps::from_env(&b.env, &b.sdk).await?;
+        sweeper.lifecycle.clock = clock.clone();
+        Ok(Self {
+            revocation,
+            inactivity: inactivity_check::Deps {
+                revocations: inactivity.revocations,
+                iam: inactivity.iam,
+                workflows: revocations.for_caller(inactivity.workflows),
+            },
+            hr_webhook,
+            intake: request_api("intake").await?,
+            approval: request_api("approval").await?,
+            grants_api,
+            grant: lifecycle("grant").await?,
+            revoke: lifecycle("revoke").await?,
+            verify: lifecycle("verify").await?,
+            ttl_backstop: lifecycle("ttl-backstop").await?,
+            notify,
+            sweeper: sweeper::Deps {
+                lifecycle: sweeper.lifecycle,
+                notifier: sweeper.notifier,
+                workflows: workflows.for_caller(sweeper.workflows),
+            },
+        })
+    }
 }
 
 struct HostState {
@@ -154,22 +266,55 @@ impl Drop for LocalStack {
     }
 }
 
+/// The state machine definitions a stack runs, and the substitutions to apply.
+#[derive(Clone, Debug)]
+pub struct Definitions {
+    /// Paths under `infra/statemachines/`, or absolute.
+    pub grant_lifecycle: std::path::PathBuf,
+    pub revocation: std::path::PathBuf,
+    /// SAM's `DefinitionSubstitutions` (empty when the definitions are already
+    /// substituted, as the deployed ones are).
+    pub substitutions: serde_json::Value,
+}
+
 impl LocalStack {
     /// Provisions the stack against the AWS endpoint in `sdk` and starts the host.
     pub async fn start(sdk: SdkConfig, options: StackOptions) -> Result<Self, LocalError> {
         let catalog =
             lapse_lambda::bundled_catalog().map_err(lapse_lambda::wiring::InitError::from)?;
         let config = provision(&sdk, &options.prefix, &catalog).await?;
+        let bindings = Bindings::uniform(config.env(), sdk.clone());
+        let definitions = Definitions {
+            grant_lifecycle: "grant-lifecycle.asl.json".into(),
+            revocation: "revocation.asl.json".into(),
+            substitutions: config.substitutions(),
+        };
+        Self::serve(config, bindings, definitions, sdk, options).await
+    }
+
+    /// Starts the host for resources that already exist (`config`), each function
+    /// running with its own binding. `sdk` is the operator's identity: what the
+    /// stack itself does (the bus router standing in for EventBridge's rule
+    /// targets, user set-up in tests).
+    pub async fn serve(
+        config: StackConfig,
+        bindings: Bindings,
+        definitions: Definitions,
+        sdk: SdkConfig,
+        options: StackOptions,
+    ) -> Result<Self, LocalError> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let env = config.env();
         let clock = Arc::new(LocalClock::default());
         let dyn_clock: Arc<dyn Clock> = clock.clone();
         let workflows = LocalWorkflows::new(
-            wiring::workflows(&env, &sdk).map_err(lapse_lambda::wiring::InitError::from)?,
-            "grant-lifecycle.asl.json",
+            lapse_aws::sfn::SfnWorkflowStarter::new(
+                aws_sdk_sfn::Client::new(&sdk),
+                &config.state_machine_arn,
+            ),
+            &definitions.grant_lifecycle,
             url.clone(),
-            config.substitutions(),
+            definitions.substitutions.clone(),
             options.run,
         );
         let revocations = LocalWorkflows::new(
@@ -177,9 +322,9 @@ impl LocalStack {
                 aws_sdk_sfn::Client::new(&sdk),
                 &config.revocation_state_machine_arn,
             ),
-            "revocation.asl.json",
+            &definitions.revocation,
             url.clone(),
-            config.substitutions(),
+            definitions.substitutions.clone(),
             options.run,
         );
         let issuer = Arc::new(match options.issuer {
@@ -187,65 +332,7 @@ impl LocalStack {
             None => DevIssuer::generate()?,
         });
         let faults = Arc::new(Faults::default());
-        let cfg = |e: lapse_lambda::config::ConfigError| LocalError::Init(e.into());
-        let functions = Functions {
-            intake: lapse_lambda::wiring::RequestApi {
-                store: wiring::request_store(&env, &sdk).map_err(cfg)?,
-                controls: wiring::controls(&env, &sdk).map_err(cfg)?,
-                auditing: Auditing::from_env(&env, &sdk).await?,
-                notifier: wiring::notifier(&env, &sdk).map_err(cfg)?,
-                workflows: workflows.clone(),
-                clock: dyn_clock.clone(),
-            },
-            approval: lapse_lambda::wiring::RequestApi {
-                store: wiring::request_store(&env, &sdk).map_err(cfg)?,
-                controls: wiring::controls(&env, &sdk).map_err(cfg)?,
-                auditing: Auditing::from_env(&env, &sdk).await?,
-                notifier: wiring::notifier(&env, &sdk).map_err(cfg)?,
-                workflows: workflows.clone(),
-                clock: dyn_clock.clone(),
-            },
-            grants_api: grants_api::Deps {
-                store: wiring::request_store(&env, &sdk).map_err(cfg)?,
-                ledger: wiring::ledger(&env, &sdk).map_err(cfg)?,
-                directory: wiring::directory(&sdk),
-                auditing: Auditing::from_env(&env, &sdk).await?,
-                clock: dyn_clock.clone(),
-            },
-            lifecycle: lifecycle_deps(&env, &sdk, dyn_clock.clone()).await?,
-            notify: notify::Deps {
-                store: wiring::request_store(&env, &sdk).map_err(cfg)?,
-                notifier: wiring::notifier(&env, &sdk).map_err(cfg)?,
-                auditing: Auditing::from_env(&env, &sdk).await?,
-                clock: dyn_clock.clone(),
-            },
-            revocation: revocations_deps(&env, &sdk, dyn_clock.clone()).await?,
-            inactivity: inactivity_check::Deps {
-                revocations: revocations_deps(&env, &sdk, dyn_clock.clone()).await?,
-                iam: aws_sdk_iam::Client::new(&sdk),
-                workflows: revocations.clone(),
-            },
-            hr_webhook: hr_webhook::Deps {
-                secrets: hr_webhook::SecretSource::from_secrets_manager(
-                    aws_sdk_secretsmanager::Client::new(&sdk),
-                    config.webhook_secret_id.clone(),
-                ),
-                claims: lapse_aws::revocations::DynamoDbRevocations::new(
-                    aws_sdk_dynamodb::Client::new(&sdk),
-                    &config.revocations_table,
-                ),
-                bus: lapse_aws::eventbridge::EventBridgeBus::new(
-                    aws_sdk_eventbridge::Client::new(&sdk),
-                    &config.event_bus,
-                ),
-                clock: dyn_clock.clone(),
-            },
-            sweeper: sweeper::Deps {
-                lifecycle: lifecycle_deps(&env, &sdk, dyn_clock.clone()).await?,
-                notifier: wiring::notifier(&env, &sdk).map_err(cfg)?,
-                workflows: workflows.clone(),
-            },
-        };
+        let functions = Functions::build(&bindings, &workflows, &revocations, &dyn_clock).await?;
         let state = Arc::new(HostState {
             functions,
             issuer: issuer.clone(),
@@ -299,39 +386,6 @@ impl LocalStack {
         }
         Ok(())
     }
-}
-
-/// What the lifecycle functions share, on the stack's clock.
-async fn lifecycle_deps(
-    env: &lapse_lambda::config::Env,
-    sdk: &SdkConfig,
-    clock: Arc<dyn Clock>,
-) -> Result<Lifecycle, LocalError> {
-    let cfg = |e: lapse_lambda::config::ConfigError| LocalError::Init(e.into());
-    Ok(Lifecycle {
-        store: wiring::request_store(env, sdk).map_err(cfg)?,
-        ledger: wiring::ledger(env, sdk).map_err(cfg)?,
-        directory: wiring::directory(sdk),
-        auditing: Auditing::from_env(env, sdk).await?,
-        clock,
-    })
-}
-
-/// The revocation function's dependencies, on the stack's clock.
-async fn revocations_deps(
-    env: &lapse_lambda::config::Env,
-    sdk: &SdkConfig,
-    clock: Arc<dyn Clock>,
-) -> Result<Revocations, LocalError> {
-    let cfg = |e: lapse_lambda::config::ConfigError| LocalError::Init(e.into());
-    Ok(Revocations {
-        table: lapse_aws::revocations::DynamoDbRevocations::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            env.required(wiring::vars::REVOCATIONS_TABLE).map_err(cfg)?,
-        ),
-        lifecycle: lifecycle_deps(env, sdk, clock).await?,
-        notifier: wiring::notifier(env, sdk).map_err(cfg)?,
-    })
 }
 
 /// Moves events the bus's rules delivered to the router queue into revocation
@@ -462,10 +516,10 @@ async fn invoke(
     }
     let f = &state.functions;
     match function.as_str() {
-        "grant" => call(&body, |e| grant::handler(&f.lifecycle, e)).await,
-        "revoke" => call(&body, |e| revoke::handler(&f.lifecycle, e)).await,
-        "verify" => call(&body, |e| verify::handler(&f.lifecycle, e)).await,
-        "ttl-backstop" => call(&body, |e| ttl_backstop::handler(&f.lifecycle, e)).await,
+        "grant" => call(&body, |e| grant::handler(&f.grant, e)).await,
+        "revoke" => call(&body, |e| revoke::handler(&f.revoke, e)).await,
+        "verify" => call(&body, |e| verify::handler(&f.verify, e)).await,
+        "ttl-backstop" => call(&body, |e| ttl_backstop::handler(&f.ttl_backstop, e)).await,
         "notify" => call(&body, |e| notify::handler(&f.notify, e)).await,
         "sweeper" => call(&body, |e| sweeper::handler(&f.sweeper, e)).await,
         "revocation" => call(&body, |e| revocation::handler(&f.revocation, e)).await,

@@ -53,7 +53,6 @@ pub struct WorkflowRun {
 
 #[derive(Debug)]
 struct Inner {
-    sfn: SfnWorkflowStarter,
     definition: std::path::PathBuf,
     lambda_endpoint: String,
     substitutions: serde_json::Value,
@@ -62,10 +61,13 @@ struct Inner {
     runs: Mutex<HashMap<String, WorkflowRun>>,
 }
 
-/// A cheap handle; clones share the executions.
+/// A cheap handle; clones share the executions. Each handle starts executions
+/// through the Step Functions API with its own caller's identity
+/// ([`LocalWorkflows::for_caller`]), as each function's role does on AWS.
 #[derive(Clone, Debug)]
 pub struct LocalWorkflows {
     inner: Arc<Inner>,
+    sfn: SfnWorkflowStarter,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -73,17 +75,17 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl LocalWorkflows {
-    /// Runs `definition` (a path under `infra/statemachines/`).
+    /// Runs `definition` (a path under `infra/statemachines/`, or an absolute path).
     pub fn new(
         sfn: SfnWorkflowStarter,
-        definition: &str,
+        definition: impl AsRef<std::path::Path>,
         lambda_endpoint: String,
         substitutions: serde_json::Value,
         options: RunOptions,
     ) -> Self {
         Self {
+            sfn,
             inner: Arc::new(Inner {
-                sfn,
                 definition: crate::repo_root()
                     .join("infra/statemachines")
                     .join(definition),
@@ -93,6 +95,14 @@ impl LocalWorkflows {
                 launched: Mutex::new(HashSet::new()),
                 runs: Mutex::new(HashMap::new()),
             }),
+        }
+    }
+
+    /// The same executions, started with another caller's identity.
+    pub fn for_caller(&self, sfn: SfnWorkflowStarter) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            sfn,
         }
     }
 
@@ -170,7 +180,7 @@ impl LocalWorkflows {
 
 impl WorkflowStarter for LocalWorkflows {
     async fn start(&self, name: &str, input: &serde_json::Value) -> Result<String, WorkflowError> {
-        let arn = self.inner.sfn.start(name, input).await?;
+        let arn = self.sfn.start(name, input).await?;
         let first = lock(&self.inner.launched).insert(name.to_owned());
         if first {
             self.launch(name.to_owned(), input.clone());

@@ -79,6 +79,12 @@ pub struct Emulator {
 impl Emulator {
     /// Starts a new emulator on a free loopback port and waits until it answers.
     pub fn start() -> Result<Self, HarnessError> {
+        Self::start_with(&[])
+    }
+
+    /// [`Emulator::start`] with extra environment for the server (settings of
+    /// `tools/moto_guard.py` or moto's own).
+    pub fn start_with(env: &[(&str, &str)]) -> Result<Self, HarnessError> {
         let python = tools_python()?;
         let guard = workspace_root().join("tools/moto_guard.py");
         // moto prints tracebacks for operations it does not implement; keep them in a
@@ -97,6 +103,7 @@ impl Emulator {
             .arg(&guard)
             .arg("--parent-pid")
             .arg(std::process::id().to_string())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

@@ -81,7 +81,8 @@ impl<N: Notifier, W: WorkflowStarter> Outbox<'_, N, W> {
         match self.notifier.send(&notice).await {
             Ok(()) => true,
             Err(err) => {
-                warn!(subject = %notice.subject, error = %err, "notice not delivered");
+                let cause = std::error::Error::source(&err).map(|s| format!("{s:?}"));
+                warn!(subject = %notice.subject, error = %err, cause = ?cause, "notice not delivered");
                 false
             }
         }

@@ -1,0 +1,438 @@
+//! Deploy rehearsal: `infra/template.yaml`, translated as `sam deploy` would after
+//! packaging, is created as a CloudFormation stack in the emulator
+//! (`tools/rehearse_deploy.py`). Then a JIT grant and an HR termination run through
+//! that stack's resources, named as the stack named them, each function with the
+//! environment CloudFormation gave it and the credentials of its own role, while
+//! the emulator enforces IAM on every call.
+//!
+//! What this cannot show (API Gateway's JWT authorizer, CloudWatch alarms, resource
+//! and condition scoping, which moto does not evaluate) is listed in
+//! `docs/deploy-rehearsal.md` and checked elsewhere (`tests/template.rs`).
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use chrono::Utc;
+use lapse_aws::dynamodb::Tables;
+use lapse_aws::sdk::{Credentials, load_local_as};
+use lapse_aws::sns::Topics;
+use lapse_cli::client::ApiClient;
+use lapse_core::grant::document_expiry;
+use lapse_core::ports::Clock;
+use lapse_core::revocation::webhook::sign;
+use lapse_lambda::config::Env;
+use lapse_local::host::{Binding, Bindings, Definitions, LocalStack, StackOptions};
+use lapse_local::provision::StackConfig;
+use lapse_local::workflows::RunOptions;
+use lapse_testkit::{Emulator, tools_python, workspace_root};
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(60);
+const STACK: &str = "lapse-rehearsal";
+const WEBHOOK_TOKEN: &str = "rehearsal-hr-token";
+const WEBHOOK_SECRET: &str = "whsec_cmVoZWFyc2FsLWhyLXNpZ25pbmctc2VjcmV0LTMyYg==";
+
+/// What `tools/rehearse_deploy.py` read back from the stack.
+struct Deployed {
+    doc: Value,
+}
+
+impl Deployed {
+    fn resource(&self, logical_id: &str) -> String {
+        self.doc["resources"][logical_id]["physical_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the stack has no {logical_id}"))
+            .to_owned()
+    }
+
+    fn env(&self, function: &str) -> BTreeMap<String, String> {
+        serde_json::from_value(self.doc["functions"][function]["environment"].clone()).unwrap()
+    }
+
+    fn functions(&self) -> Vec<String> {
+        self.doc["functions"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    }
+}
+
+/// A role session's (or the operator's) credentials from the rehearsal document.
+fn credentials(value: &Value) -> Credentials {
+    Credentials::new(
+        value["access_key_id"].as_str().unwrap(),
+        value["secret_access_key"].as_str().unwrap(),
+        value["session_token"].as_str().map(str::to_owned),
+        None,
+        "rehearsal",
+    )
+}
+
+async fn deploy(emulator: &Emulator) -> Deployed {
+    let out = workspace_root().join(format!("target/rehearsal-{}.json", std::process::id()));
+    let status = std::process::Command::new(tools_python().unwrap())
+        .arg(workspace_root().join("tools/rehearse_deploy.py"))
+        .args(["--endpoint", emulator.endpoint(), "--stack", STACK, "--out"])
+        .arg(&out)
+        .args([
+            "--param",
+            &format!("JwtIssuer={}", lapse_local::issuer::ISSUER),
+            "--param",
+            &format!("JwtAudience={}", lapse_local::issuer::AUDIENCE),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "the stack could not be created: {status}");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    Deployed { doc }
+}
+
+/// The stack's names, from the stack's own resources.
+fn stack_config(d: &Deployed) -> StackConfig {
+    // The two secrets are created by the harness (moto's CloudFormation does not
+    // create secrets); the functions' environment carries their ARNs.
+    let webhook_env = d.env("hr-webhook");
+    StackConfig {
+        prefix: STACK.to_owned(),
+        tables: Tables {
+            requests: d.resource("RequestsTable"),
+            audit: d.resource("AuditTable"),
+            ledger: d.resource("LedgerTable"),
+        },
+        revocations_table: d.resource("RevocationsTable"),
+        event_bus: d.resource("HrEventBus"),
+        webhook_secret_id: webhook_env["LAPSE_WEBHOOK_SECRET"].clone(),
+        topics: Topics {
+            users: d.resource("UsersTopic"),
+            approvers: d.resource("ApproversTopic"),
+            security: d.resource("SecurityTopic"),
+        },
+        secret_id: d.env("grant")["LAPSE_AUDIT_KEY_SECRET"].clone(),
+        state_machine_arn: d.doc["state_machines"]["GrantLifecycle"]["arn"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        revocation_state_machine_arn: d.doc["state_machines"]["RevocationWorkflow"]["arn"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        router_queue_url: d.doc["router_queue_url"].as_str().unwrap().to_owned(),
+    }
+}
+
+async fn start(emulator: &Emulator, d: &Deployed) -> (LocalStack, SdkConfig) {
+    let operator = load_local_as(emulator.endpoint(), credentials(&d.doc["operator"])).await;
+    let mut bindings = Bindings::uniform(
+        Env::from_pairs(Vec::<(String, String)>::new()),
+        operator.clone(),
+    );
+    for function in d.functions() {
+        let role = load_local_as(
+            emulator.endpoint(),
+            credentials(&d.doc["functions"][&function]["credentials"]),
+        )
+        .await;
+        bindings = bindings.bind(
+            &function,
+            Binding {
+                env: Env::from_pairs(d.env(&function)),
+                sdk: role,
+            },
+        );
+    }
+    // The deployed definitions, substituted by CloudFormation.
+    let dir = workspace_root().join(format!("target/rehearsal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut paths = BTreeMap::new();
+    for logical_id in ["GrantLifecycle", "RevocationWorkflow"] {
+        let path = dir.join(format!("{logical_id}.asl.json"));
+        std::fs::write(
+            &path,
+            d.doc["state_machines"][logical_id]["definition"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        paths.insert(logical_id, path);
+    }
+    let stack = LocalStack::serve(
+        stack_config(d),
+        bindings,
+        Definitions {
+            grant_lifecycle: paths["GrantLifecycle"].clone(),
+            revocation: paths["RevocationWorkflow"].clone(),
+            substitutions: serde_json::json!({}),
+        },
+        operator.clone(),
+        StackOptions {
+            prefix: STACK.to_owned(),
+            issuer: None,
+            run: RunOptions::default(),
+            port: 0,
+        },
+    )
+    .await
+    .unwrap();
+    (stack, operator)
+}
+
+/// Every `LAPSE_*` value a function reads names something the stack holds: a
+/// resource's physical id or ARN, or one of the secrets the harness created.
+fn environment_names_the_stack(d: &Deployed) {
+    let mut known: Vec<String> = d.doc["resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|r| r["physical_id"].as_str().map(str::to_owned))
+        .collect();
+    for machine in d.doc["state_machines"].as_object().unwrap().values() {
+        known.push(machine["arn"].as_str().unwrap().to_owned());
+    }
+    for function in d.functions() {
+        for (name, value) in d.env(&function) {
+            if !name.starts_with("LAPSE_") {
+                continue;
+            }
+            let secret =
+                value.contains(":secretsmanager:") && value.contains(&format!(":secret:{STACK}-"));
+            assert!(
+                secret
+                    || known.iter().any(|k| *k == value
+                        || value.ends_with(&format!(":{k}"))
+                        || value.ends_with(&format!("/{k}"))),
+                "{function}: {name}={value} names nothing the stack created"
+            );
+        }
+    }
+}
+
+async fn post_termination(stack: &LocalStack, user: &str) -> (u16, Value) {
+    let mut body: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("events/hr-webhook/termination-body.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    body["user"]["username"] = serde_json::json!(user);
+    body["event_id"] = serde_json::json!(lapse_testkit::unique_name("evt"));
+    // Signed at the stack's time (its clock has moved past the grant's end).
+    let now = stack.clock.now();
+    body["timestamp"] = serde_json::json!(now.to_rfc3339());
+    let body = body.to_string();
+    let timestamp = now.timestamp();
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/webhooks/hr-events", stack.url))
+        .bearer_auth(WEBHOOK_TOKEN)
+        .header("webhook-id", "msg_rehearsal")
+        .header("webhook-timestamp", timestamp.to_string())
+        .header(
+            "webhook-signature",
+            sign(WEBHOOK_SECRET, "msg_rehearsal", timestamp, body.as_bytes()).unwrap(),
+        )
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
+    lapse_lambda::init_tracing();
+    // See tools/moto_guard.py: identities and policies are enforced; moto's
+    // re-derived signature, which disagrees with the Rust SDK's, is not compared.
+    let emulator = Emulator::start_with(&[("LAPSE_MOTO_TRUST_SIGNATURES", "1")]).unwrap();
+    let d = deploy(&emulator).await;
+    environment_names_the_stack(&d);
+    let (stack, operator) = start(&emulator, &d).await;
+
+    // Enforcement is on: a role is refused what its policy does not grant (the
+    // verify function may read the ledger, not delete from it).
+    let verify_sdk = load_local_as(
+        emulator.endpoint(),
+        credentials(&d.doc["functions"]["verify"]["credentials"]),
+    )
+    .await;
+    let refused = aws_sdk_dynamodb::Client::new(&verify_sdk)
+        .delete_item()
+        .table_name(d.resource("LedgerTable"))
+        .key(
+            "holder",
+            aws_sdk_dynamodb::types::AttributeValue::S("x".into()),
+        )
+        .key(
+            "grant_id",
+            aws_sdk_dynamodb::types::AttributeValue::S("y".into()),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{:?}", refused).contains("AccessDenied"),
+        "the emulator must refuse an action the role lacks: {refused:?}"
+    );
+
+    // The operator sets the webhook credentials (the stack creates them empty) and
+    // the people.
+    let secrets = aws_sdk_secretsmanager::Client::new(&operator);
+    secrets
+        .put_secret_value()
+        .secret_id(&stack.config.webhook_secret_id)
+        .secret_string(
+            serde_json::json!({"bearer_tokens": [WEBHOOK_TOKEN], "signing_secrets": [WEBHOOK_SECRET]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let iam = aws_sdk_iam::Client::new(&operator);
+    for user in ["dana", "jdoe"] {
+        lapse_local::provision::ensure_user(&iam, user)
+            .await
+            .unwrap();
+    }
+    for group in ["engineers", "billing-readers"] {
+        lapse_local::provision::ensure_group(&iam, group)
+            .await
+            .unwrap();
+    }
+
+    // A JIT grant: intake (its role) starts the deployed grant lifecycle; grant,
+    // notify, revoke and verify each run under their own roles.
+    eprintln!("STEP people ready");
+    let dana = ApiClient::new(&stack.url, stack.token("dana", &[], "employee").unwrap());
+    let created = dana
+        .request(
+            "billing-reports-read",
+            Some("30m"),
+            "reconcile invoices",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(created["status"], "approved", "{created}");
+    eprintln!("STEP created {created}");
+    let rid = created["id"].as_str().unwrap().to_owned();
+    let active = dana.wait_for(&rid, "active", WAIT).await.unwrap();
+    assert_eq!(active["status"], "active", "{active}");
+    let policy = format!("lapse-billing-reports-read-{rid}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let document = loop {
+        let got = iam
+            .get_user_policy()
+            .user_name("dana")
+            .policy_name(&policy)
+            .send()
+            .await;
+        if let Ok(got) = &got {
+            break percent_encoding::percent_decode_str(got.policy_document())
+                .decode_utf8()
+                .unwrap()
+                .into_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "IAM never received {policy}: {:?}",
+            stack.workflows.wait(&rid, Duration::from_secs(120)).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let document: Value = serde_json::from_str(&document).unwrap();
+    let expires: chrono::DateTime<Utc> = active["window"]["expires_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(document_expiry(&document), Some(expires), "{document}");
+    stack
+        .clock
+        .advance_to(expires + chrono::TimeDelta::seconds(1));
+    let run = stack
+        .workflows
+        .wait(&rid, WAIT)
+        .await
+        .unwrap_or_else(|| panic!("grant lifecycle {rid} did not finish (a step refused?)"));
+    assert_eq!(run.status, "SUCCEEDED", "{run:?}");
+    assert_eq!(dana.get(&rid).await.unwrap()["status"], "verified");
+    let left = iam
+        .list_user_policies()
+        .user_name("dana")
+        .send()
+        .await
+        .unwrap();
+    assert!(left.policy_names().is_empty(), "{left:?}");
+
+    // An HR termination: the webhook (its role) puts the event on the stack's bus;
+    // the stack's rule pattern matches it; the deployed revocation workflow runs
+    // its steps under the revocation function's role.
+    iam.create_login_profile()
+        .user_name("jdoe")
+        .password("Initial-Passw0rd!")
+        .send()
+        .await
+        .unwrap();
+    iam.create_access_key()
+        .user_name("jdoe")
+        .send()
+        .await
+        .unwrap();
+    iam.add_user_to_group()
+        .user_name("jdoe")
+        .group_name("engineers")
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = post_termination(&stack, "jdoe").await;
+    assert_eq!(status, 202, "{answer}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let name = loop {
+        if let Some(name) = stack.revocations.launched().first().cloned() {
+            break name;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rule never started a revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let run = stack
+        .revocations
+        .wait(&name, WAIT)
+        .await
+        .unwrap_or_else(|| panic!("revocation {name} did not finish (a step refused?)"));
+    assert_eq!(run.status, "SUCCEEDED", "{run:?}");
+    assert!(run.states.contains(&"Verify".to_owned()), "{run:?}");
+    assert!(
+        iam.get_login_profile()
+            .user_name("jdoe")
+            .send()
+            .await
+            .is_err(),
+        "login profile removed"
+    );
+    let keys = iam
+        .list_access_keys()
+        .user_name("jdoe")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        keys.access_key_metadata()
+            .iter()
+            .all(|k| k.status() == Some(&aws_sdk_iam::types::StatusType::Inactive)),
+        "{keys:?}"
+    );
+    let groups = iam
+        .list_groups_for_user()
+        .user_name("jdoe")
+        .send()
+        .await
+        .unwrap();
+    assert!(groups.groups().is_empty(), "{groups:?}");
+}
