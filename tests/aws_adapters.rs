@@ -462,3 +462,50 @@ async fn rule_patterns_route_the_sample_events() {
     assert_eq!(routed, expected);
     assert!(!routed.contains(&HrEventType::UserHired.as_str().to_owned()));
 }
+
+/// The in-progress gauge counts exactly the cases not yet verified: the sparse
+/// `open-cases` index gains a case when it opens and loses it once verified.
+#[tokio::test]
+async fn open_revocation_cases_are_counted_until_verified() {
+    use lapse_core::revocation::case::CaseStatus;
+    use lapse_core::revocation::ports::CaseStore;
+    let sdk = config().await;
+    let table = lapse_aws::revocations::DynamoDbRevocations::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        unique_name("revocations"),
+    );
+    table.provision_local().await.unwrap();
+    assert_eq!(table.open_cases().await.unwrap(), 0);
+    let catalog = lapse_lambda::bundled_catalog().unwrap();
+    let sample: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            lapse_testkit::workspace_root().join("events/hr-webhook/termination-body.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut cases = Vec::new();
+    for n in 0..3 {
+        let mut body = sample.clone();
+        body["event_id"] = serde_json::json!(unique_name("evt"));
+        body["user"]["username"] = serde_json::json!(format!("gauge-user-{n}"));
+        body["timestamp"] = serde_json::json!(Utc::now().to_rfc3339());
+        let event =
+            lapse_core::revocation::hr::HrEvent::parse(body.to_string().as_bytes()).unwrap();
+        let mut case =
+            lapse_core::revocation::usecase::case_for(&event, &catalog, Utc::now()).unwrap();
+        table.create(&mut case).await.unwrap();
+        cases.push(case);
+    }
+    assert_eq!(table.open_cases().await.unwrap(), 3);
+    cases[0].status = CaseStatus::InProgress;
+    table.update(&mut cases[0]).await.unwrap();
+    assert_eq!(table.open_cases().await.unwrap(), 3, "in progress is open");
+    cases[1].status = CaseStatus::Verified;
+    table.update(&mut cases[1]).await.unwrap();
+    assert_eq!(
+        table.open_cases().await.unwrap(),
+        2,
+        "verified leaves the gauge"
+    );
+}

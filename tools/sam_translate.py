@@ -24,6 +24,7 @@ import os
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 import sys
 
+import yaml
 from samcli.yamlhelper import yaml_parse
 from samtranslator.model.exceptions import InvalidDocumentException
 from samtranslator.translator.transform import transform
@@ -70,8 +71,8 @@ def main() -> int:
             template = yaml_parse(f.read())
         params = dict(p.split("=", 1) for p in args.param)
         artifacts = package(template, os.path.dirname(os.path.abspath(args.template)), args.bucket)
-    except (OSError, ValueError) as err:
-        print(f"sam_translate: {err}", file=sys.stderr)
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        print(f"sam_translate: {args.template}: {err}", file=sys.stderr)
         return 2
     try:
         translated = transform(template, params, NoManagedPolicies())

@@ -214,6 +214,7 @@ impl Functions {
                 lifecycle: sweeper.lifecycle,
                 notifier: sweeper.notifier,
                 workflows: workflows.for_caller(sweeper.workflows),
+                revocations: sweeper.revocations,
             },
         })
     }

@@ -292,9 +292,25 @@ pub async fn ensure_group(iam: &aws_sdk_iam::Client, group: &str) -> Result<(), 
     }
 }
 
-/// Creates an IAM user unless it exists.
+/// The tag that marks an IAM user as managed by Lapse (the template's IAM writes
+/// are conditioned on it).
+pub fn managed_tag() -> aws_sdk_iam::types::Tag {
+    aws_sdk_iam::types::Tag::builder()
+        .key("lapse:managed")
+        .value("true")
+        .build()
+        .unwrap_or_else(|_| unreachable!("key and value are set"))
+}
+
+/// Creates an IAM user, tagged as managed by Lapse, unless it exists.
 pub async fn ensure_user(iam: &aws_sdk_iam::Client, user: &str) -> Result<(), LocalError> {
-    match iam.create_user().user_name(user).send().await {
+    match iam
+        .create_user()
+        .user_name(user)
+        .tags(managed_tag())
+        .send()
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if e.code() == Some("EntityAlreadyExists") => Ok(()),
         Err(e) => Err(failed(format!("user {user}"))(Box::new(e))),

@@ -97,7 +97,11 @@ pub async fn handler(deps: &Revocations, event: LambdaEvent<Step>) -> Result<Val
                 );
                 metrics::emit(
                     &[("Workflow", "revocation")],
-                    &[("VerificationSuccesses", 1.0, "Count")],
+                    &[
+                        ("VerificationSuccesses", 1.0, "Count"),
+                        // Across kinds, for the slow-revocation alarm.
+                        ("RevocationDuration", elapsed, "Milliseconds"),
+                    ],
                 );
                 json!({ "case_id": case.id, "status": case.status })
             }

@@ -7,6 +7,7 @@
 
 use aws_config::SdkConfig;
 use lambda_runtime::LambdaEvent;
+use lapse_aws::revocations::DynamoDbRevocations;
 use lapse_aws::sfn::SfnWorkflowStarter;
 use lapse_aws::sns::SnsNotifier;
 use lapse_core::ports::WorkflowStarter;
@@ -22,6 +23,8 @@ pub struct Deps<W> {
     pub lifecycle: Lifecycle,
     pub notifier: SnsNotifier,
     pub workflows: W,
+    /// The revocations table, only to count open cases (the in-progress gauge).
+    pub revocations: DynamoDbRevocations,
 }
 
 impl Deps<SfnWorkflowStarter> {
@@ -30,8 +33,30 @@ impl Deps<SfnWorkflowStarter> {
             lifecycle: Lifecycle::from_env(env, sdk).await?,
             notifier: wiring::notifier(env, sdk)?,
             workflows: wiring::workflows(env, sdk)?,
+            revocations: wiring::controls(env, sdk)?,
         })
     }
+}
+
+/// The gauges the dashboard shows, measured on every run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Gauges {
+    pub grants_active: usize,
+    pub approvals_waiting: usize,
+    pub revocations_in_progress: usize,
+}
+
+/// Counts active grants, requests waiting for a decision and unverified
+/// revocation cases.
+pub async fn gauges<W>(deps: &Deps<W>) -> Result<Gauges, lapse_core::ports::StoreError> {
+    use lapse_core::ports::RequestQueries;
+    use lapse_core::request::Status;
+    let store = &deps.lifecycle.store;
+    Ok(Gauges {
+        grants_active: store.by_status(Status::Active).await?.len(),
+        approvals_waiting: store.by_status(Status::Pending).await?.len(),
+        revocations_in_progress: deps.revocations.open_cases().await?,
+    })
 }
 
 /// The scheduled event; only its shape is checked, its content is not needed.
@@ -74,5 +99,22 @@ pub async fn handler<W: WorkflowStarter>(
             ("SweepFailures", count(report.failures.len()), "Count"),
         ],
     );
+    // Observability only: a failed measurement is logged and the run goes on (the
+    // dashboard shows a gap; the sweep itself has done its work).
+    match gauges(deps).await {
+        Ok(g) => metrics::emit(
+            &[("Workflow", "sweeper")],
+            &[
+                ("GrantsActive", count(g.grants_active), "Count"),
+                ("ApprovalsWaiting", count(g.approvals_waiting), "Count"),
+                (
+                    "RevocationsInProgress",
+                    count(g.revocations_in_progress),
+                    "Count",
+                ),
+            ],
+        ),
+        Err(err) => tracing::warn!(error = %err, "gauges not measured"),
+    }
     Ok(report)
 }

@@ -2,12 +2,14 @@
 //!
 //! | pk                | sk                      | what                                   |
 //! |-------------------|-------------------------|----------------------------------------|
-//! | `case#<id>`       | `case`                  | a revocation case (versioned `doc`)    |
+//! | `case#<id>`       | `case`                  | a revocation case (versioned `doc`); `open` = `open` until verified |
 //! | `user#<name>`     | `controls`              | legal hold and override                |
 //! | `user#<name>`     | `archive#<taken_at>`    | a before-state snapshot, `ttl` = retention (none under legal hold) |
 //! | `event#<id>`      | `claim`                 | an HR event id seen by the webhook, `ttl` 30 days |
 //!
 //! IAM actions: `dynamodb:GetItem`, `PutItem`, `UpdateItem`, `Query` on the table.
+//! The sparse index `open-cases` (hash key `open`) holds only unverified cases;
+//! counting it ([`DynamoDbRevocations::open_cases`]) needs `dynamodb:Query` on it.
 
 use std::collections::HashMap;
 
@@ -109,6 +111,19 @@ impl DynamoDbRevocations {
             .key_schema(key("sk", KeyType::Range).map_err(|e| fail(Box::new(e)))?)
             .attribute_definitions(attr("pk").map_err(|e| fail(Box::new(e)))?)
             .attribute_definitions(attr("sk").map_err(|e| fail(Box::new(e)))?)
+            .attribute_definitions(attr("open").map_err(|e| fail(Box::new(e)))?)
+            .global_secondary_indexes(
+                aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
+                    .index_name(OPEN_CASES_INDEX)
+                    .key_schema(key("open", KeyType::Hash).map_err(|e| fail(Box::new(e)))?)
+                    .projection(
+                        aws_sdk_dynamodb::types::Projection::builder()
+                            .projection_type(aws_sdk_dynamodb::types::ProjectionType::KeysOnly)
+                            .build(),
+                    )
+                    .build()
+                    .map_err(|e| fail(Box::new(e)))?,
+            )
             .send()
             .await;
         match created {
@@ -133,19 +148,65 @@ impl DynamoDbRevocations {
     }
 }
 
+/// The sparse index of unverified cases.
+pub const OPEN_CASES_INDEX: &str = "open-cases";
+
+/// Marks a case's item `open` (indexed by [`OPEN_CASES_INDEX`]) unless it is
+/// verified; a verified case's item is written without it and leaves the index.
+fn mark_open(
+    put: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+    case: &RevocationCase,
+) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
+    if case.status == lapse_core::revocation::case::CaseStatus::Verified {
+        put
+    } else {
+        put.item("open", s("open"))
+    }
+}
+
+impl DynamoDbRevocations {
+    /// How many revocation cases are not yet verified (received, held, in
+    /// progress, revoked or failed): a count over the sparse index.
+    pub async fn open_cases(&self) -> Result<usize, StoreError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(OPEN_CASES_INDEX)
+            .key_condition_expression("#open = :open")
+            .expression_attribute_names("#open", "open")
+            .expression_attribute_values(":open", s("open"))
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .into_paginator()
+            .send();
+        let mut count = 0usize;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                store_error(e, || {
+                    corrupt(OPEN_CASES_INDEX, "unexpected condition failure")
+                })
+            })?;
+            count += usize::try_from(page.count()).unwrap_or(0);
+        }
+        Ok(count)
+    }
+}
+
 impl CaseStore for DynamoDbRevocations {
     async fn create(&self, case: &mut RevocationCase) -> Result<(), StoreError> {
         let pk = format!("case#{}", case.id);
         case.version = 1;
         let text = serde_json::to_string(case).map_err(|e| corrupt(&pk, e.to_string()))?;
-        self.client
+        let put = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item("pk", s(&pk))
             .item("sk", s("case"))
             .item("user", s(case.user.as_str()))
             .item("version", AttributeValue::N("1".into()))
-            .item("doc", s(text))
+            .item("doc", s(text));
+        mark_open(put, case)
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
@@ -206,7 +267,7 @@ impl CaseStore for DynamoDbRevocations {
         let expected = case.version;
         case.version += 1;
         let text = serde_json::to_string(case).map_err(|e| corrupt(&pk, e.to_string()))?;
-        let result = self
+        let put = self
             .client
             .put_item()
             .table_name(&self.table)
@@ -214,7 +275,8 @@ impl CaseStore for DynamoDbRevocations {
             .item("sk", s("case"))
             .item("user", s(case.user.as_str()))
             .item("version", AttributeValue::N(case.version.to_string()))
-            .item("doc", s(text))
+            .item("doc", s(text));
+        let result = mark_open(put, case)
             .condition_expression("version = :v")
             .expression_attribute_values(":v", AttributeValue::N(expected.to_string()))
             .send()

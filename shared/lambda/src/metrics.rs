@@ -7,6 +7,63 @@ use serde_json::{Map, Value, json};
 /// The metric namespace.
 pub const NAMESPACE: &str = "Lapse";
 
+/// One metric Lapse emits: its name and its dimensions, each with its fixed value
+/// or `None` where the value varies (a revocation's kind).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Emitted {
+    pub name: &'static str,
+    pub dimensions: &'static [(&'static str, Option<&'static str>)],
+}
+
+const GRANT: &[(&str, Option<&str>)] = &[("Workflow", Some("grant-lifecycle"))];
+const REVOCATION: &[(&str, Option<&str>)] = &[("Workflow", Some("revocation"))];
+const REVOCATION_KIND: &[(&str, Option<&str>)] =
+    &[("Workflow", Some("revocation")), ("Kind", None)];
+const SWEEPER: &[(&str, Option<&str>)] = &[("Workflow", Some("sweeper"))];
+
+const fn m(
+    name: &'static str,
+    dimensions: &'static [(&'static str, Option<&'static str>)],
+) -> Emitted {
+    Emitted { name, dimensions }
+}
+
+/// Every metric the functions emit. [`emit`] refuses anything else in debug
+/// builds (so a test that reaches an unlisted emission fails), and the template's
+/// alarms and dashboard are checked against this list (`tests/template.rs`).
+pub const EMITTED: &[Emitted] = &[
+    m("VerificationSuccesses", GRANT),
+    m("VerificationFailures", GRANT),
+    m("WorkflowFailures", GRANT),
+    m("RevocationsStarted", REVOCATION),
+    m("RevocationDuration", REVOCATION),
+    m("RevocationDuration", REVOCATION_KIND),
+    m("Revocations", REVOCATION_KIND),
+    m("VerificationSuccesses", REVOCATION),
+    m("VerificationFailures", REVOCATION),
+    m("WorkflowFailures", REVOCATION),
+    m("SweptExpiredRequests", SWEEPER),
+    m("SweptRevocations", SWEEPER),
+    m("SweptRestarts", SWEEPER),
+    m("SweepFailures", SWEEPER),
+    // Gauges, measured by the sweeper every run.
+    m("GrantsActive", SWEEPER),
+    m("ApprovalsWaiting", SWEEPER),
+    m("RevocationsInProgress", SWEEPER),
+];
+
+/// Whether `EMITTED` lists this metric with exactly these dimensions.
+pub fn is_registered(name: &str, dimensions: &[(&str, &str)]) -> bool {
+    EMITTED.iter().any(|e| {
+        e.name == name
+            && e.dimensions.len() == dimensions.len()
+            && e.dimensions
+                .iter()
+                .zip(dimensions)
+                .all(|((n, v), (dn, dv))| n == dn && v.is_none_or(|v| v == *dv))
+    })
+}
+
 /// One EMF record with dimensions and metrics (count or milliseconds).
 pub fn record(dimensions: &[(&str, &str)], metrics: &[(&str, f64, &str)]) -> Value {
     let mut root = Map::new();
@@ -34,6 +91,12 @@ pub fn record(dimensions: &[(&str, &str)], metrics: &[(&str, f64, &str)]) -> Val
 /// Outside Lambda (the local stack, tests) the record goes to the debug log instead,
 /// so it does not mix with a program's own output.
 pub fn emit(dimensions: &[(&str, &str)], metrics: &[(&str, f64, &str)]) {
+    for (name, _, _) in metrics {
+        debug_assert!(
+            is_registered(name, dimensions),
+            "metric {name} with dimensions {dimensions:?} is not in metrics::EMITTED"
+        );
+    }
     let record = record(dimensions, metrics);
     if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
         println!("{record}");
@@ -45,6 +108,25 @@ pub fn emit(dimensions: &[(&str, &str)], metrics: &[(&str, f64, &str)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registration_checks_names_dimensions_and_fixed_values() {
+        assert!(is_registered("SweepFailures", &[("Workflow", "sweeper")]));
+        assert!(is_registered(
+            "Revocations",
+            &[("Workflow", "revocation"), ("Kind", "full")]
+        ));
+        assert!(!is_registered(
+            "SweepFailures",
+            &[("Workflow", "revocation")]
+        ));
+        assert!(!is_registered("SweepFailure", &[("Workflow", "sweeper")]));
+        assert!(!is_registered("Revocations", &[("Workflow", "revocation")]));
+        assert!(!is_registered(
+            "SweepFailures",
+            &[("Workflow", "sweeper"), ("Kind", "x")]
+        ));
+    }
 
     #[test]
     fn records_follow_the_emf_shape() {

@@ -1,0 +1,612 @@
+//! Checks over `infra/template.yaml` as CloudFormation will see it: translated by
+//! SAM's own translator (`tools/sam_translate.py`, what `sam deploy` runs).
+//!
+//! - the translator, `cfn-lint` of the translation and `sam validate --lint` each
+//!   refuse a deliberately broken copy (the test command runs them on the real one);
+//! - IAM scoping: no IAM write on `*`, user writes only to users tagged
+//!   `lapse:managed=true`, policy writes only to users under Lapse's boundary,
+//!   group writes only to `lapse-*` groups (one documented exception), no wildcard
+//!   actions, `*` resources only for actions that have no resource;
+//! - every alarm on Lapse's namespace and every dashboard metric is one the code
+//!   emits (`lapse_lambda::metrics::EMITTED`) with the same dimensions, and the
+//!   failures that matter are alarmed.
+//!
+//! Each check is a function returning its problems, run on the real template (no
+//! problems) and on broken copies (the problem is named).
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use lapse_lambda::metrics::is_registered;
+use lapse_testkit::{tools_python, workspace_root};
+use serde_json::Value;
+
+const PARAMS: [&str; 4] = [
+    "--param",
+    "JwtIssuer=https://idp.example.com",
+    "--param",
+    "JwtAudience=lapse",
+];
+
+fn scratch() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = workspace_root().join(format!(
+        "target/template-checks/{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn template_text() -> String {
+    std::fs::read_to_string(workspace_root().join("infra/template.yaml")).unwrap()
+}
+
+/// A copy of the template with one edit; the edit must change something.
+fn broken_copy(from: &str, to: &str) -> PathBuf {
+    let text = template_text();
+    assert!(
+        text.contains(from),
+        "the template no longer contains {from:?}"
+    );
+    let path = scratch().join("template.yaml");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    path
+}
+
+/// Translates a template; Err carries the translator's messages.
+fn translate(template: &Path) -> Result<(Value, PathBuf), String> {
+    let out = scratch().join("translated.json");
+    let run = Command::new(tools_python().unwrap())
+        .arg(workspace_root().join("tools/sam_translate.py"))
+        .arg(template)
+        .arg(&out)
+        .args(PARAMS)
+        .output()
+        .unwrap();
+    if !run.status.success() {
+        return Err(String::from_utf8_lossy(&run.stderr).into_owned());
+    }
+    let value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    Ok((value, out))
+}
+
+fn real() -> Value {
+    translate(&workspace_root().join("infra/template.yaml"))
+        .unwrap()
+        .0
+}
+
+fn venv_tool(name: &str) -> PathBuf {
+    tools_python().unwrap().with_file_name(name)
+}
+
+fn run_tool(name: &str, args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let out = Command::new(venv_tool(name))
+        .args(args)
+        .env("SAM_CLI_TELEMETRY", "0")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+// ---- The translator, cfn-lint and sam validate --lint fail on broken copies ----
+
+/// The defect that shipped once: the grant function's statements from its
+/// second on stand outside their `Statement` list, as siblings in `Policies`.
+fn outdented_statements() -> PathBuf {
+    let text = template_text();
+    let start = text.find("            - Sid: LedgerHold").unwrap();
+    let end = start + text[start..].find("      CodeUri:").unwrap();
+    let outdented: String = text[start..end]
+        .lines()
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    let path = scratch().join("template.yaml");
+    std::fs::write(
+        &path,
+        format!("{}{}{}", &text[..start], outdented, &text[end..]),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn the_translator_refuses_statements_outside_their_list() {
+    let broken = outdented_statements();
+    let err = translate(&broken).unwrap_err();
+    assert!(
+        err.contains("GrantFunction") && err.contains("is not valid"),
+        "{err}"
+    );
+    let (ok, output) = run_tool(
+        "sam",
+        &[
+            "validate".as_ref(),
+            "--template-file".as_ref(),
+            broken.as_os_str(),
+        ],
+    );
+    assert!(!ok, "sam validate accepted the broken copy: {output}");
+    assert!(output.contains("Policy at index"), "{output}");
+}
+
+#[test]
+fn cfn_lint_of_the_translation_passes_and_catches_an_unknown_action() {
+    let (_, translated) = translate(&workspace_root().join("infra/template.yaml")).unwrap();
+    let (ok, output) = run_tool("cfn-lint", &[translated.as_os_str()]);
+    assert!(ok, "{output}");
+    let broken = broken_copy(
+        "Action: [dynamodb:GetItem, dynamodb:PutItem]",
+        "Action: [dynamodb:GetItems, dynamodb:PutItem]",
+    );
+    let (_, translated) = translate(&broken).unwrap();
+    let (ok, output) = run_tool("cfn-lint", &[translated.as_os_str()]);
+    assert!(!ok, "cfn-lint accepted an unknown action");
+    assert!(
+        output.contains("W3037") && output.contains("getitems"),
+        "{output}"
+    );
+}
+
+#[test]
+fn sam_validate_lint_catches_an_out_of_range_timeout() {
+    let broken = broken_copy("    Timeout: 30\n", "    Timeout: 9000\n");
+    let (ok, output) = run_tool(
+        "sam",
+        &[
+            "validate".as_ref(),
+            "--lint".as_ref(),
+            "--template-file".as_ref(),
+            broken.as_os_str(),
+        ],
+    );
+    assert!(
+        !ok,
+        "sam validate --lint accepted a 9000 s timeout: {output}"
+    );
+    assert!(
+        output.contains("E3034") && output.contains("9000"),
+        "{output}"
+    );
+}
+
+/// `sam validate --lint` misses a reference to a resource that does not exist;
+/// linting the translation catches it, which is why the test command does both.
+#[test]
+fn cfn_lint_of_the_translation_catches_a_dangling_reference() {
+    let broken = broken_copy(
+        "Resource: !GetAtt LedgerTable.Arn",
+        "Resource: !GetAtt LedgerTabel.Arn",
+    );
+    let (_, translated) = translate(&broken).unwrap();
+    let (ok, output) = run_tool("cfn-lint", &[translated.as_os_str()]);
+    assert!(!ok, "cfn-lint accepted a dangling GetAtt");
+    assert!(
+        output.contains("E1010") && output.contains("LedgerTabel"),
+        "{output}"
+    );
+}
+
+// ---- IAM scoping ------------------------------------------------------------------
+
+fn as_list(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Array(items) => items.clone(),
+        Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    }
+}
+
+/// A resource as text: literals as they are, `Fn::Sub` as its template,
+/// `Fn::GetAtt`/`Ref` as `<Logical.Attr>`.
+fn resource_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Object(o) if o.contains_key("Fn::Sub") => match &o["Fn::Sub"] {
+            Value::String(s) => s.clone(),
+            Value::Array(a) => a[0].as_str().unwrap_or_default().to_owned(),
+            _ => String::new(),
+        },
+        Value::Object(o) if o.contains_key("Fn::GetAtt") => {
+            format!(
+                "<{}>",
+                o["Fn::GetAtt"]
+                    .as_array()
+                    .map(|a| a
+                        .iter()
+                        .map(|x| x.as_str().unwrap_or(""))
+                        .collect::<Vec<_>>()
+                        .join("."))
+                    .unwrap_or_default()
+            )
+        }
+        Value::Object(o) if o.contains_key("Ref") => {
+            format!("<{}>", o["Ref"].as_str().unwrap_or(""))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn is_iam_write(action: &str) -> bool {
+    let Some(op) = action.strip_prefix("iam:") else {
+        return false;
+    };
+    !["Get", "List", "Generate", "Simulate"]
+        .iter()
+        .any(|p| op.starts_with(p))
+}
+
+/// Actions that act on no resource, so `*` is their only possible scope.
+const RESOURCELESS: &[&str] = &[
+    "iam:GenerateCredentialReport",
+    "iam:GetCredentialReport",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+];
+
+/// Managed policies a role may carry: Lambda's logging and tracing, the stream
+/// reads SAM adds to the TTL backstop (read-only on streams), Chatbot's read-only
+/// guardrail.
+const MANAGED_POLICIES: &[&str] = &[
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole",
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+    "arn:${AWS::Partition}:iam::aws:policy/CloudWatchReadOnlyAccess",
+];
+
+/// Full revocation must take a person out of every group, and IAM offers no way to
+/// scope `RemoveUserFromGroup` by the user (its resource is the group): the one
+/// group write allowed beyond `lapse-*` groups. Documented in ARCHITECTURE.md.
+const UNSCOPED_GROUP_REMOVAL: (&str, &str) = ("RevocationFunctionRole", "iam:RemoveUserFromGroup");
+
+fn condition_equals<'a>(statement: &'a Value, key: &str) -> Option<&'a Value> {
+    statement["Condition"]["StringEquals"].get(key)
+}
+
+fn iam_problems(template: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (role, resource) in template["Resources"].as_object().unwrap() {
+        if resource["Type"] != "AWS::IAM::Role" {
+            continue;
+        }
+        for arn in as_list(&resource["Properties"]["ManagedPolicyArns"]) {
+            let text = resource_text(&arn);
+            if !MANAGED_POLICIES.contains(&text.as_str()) {
+                problems.push(format!(
+                    "{role}: managed policy {text} is not an allowed one"
+                ));
+            }
+        }
+        for policy in as_list(&resource["Properties"]["Policies"]) {
+            for statement in as_list(&policy["PolicyDocument"]["Statement"]) {
+                if statement["Effect"] != "Allow" {
+                    continue;
+                }
+                let actions: Vec<String> = as_list(&statement["Action"])
+                    .iter()
+                    .map(|a| a.as_str().unwrap_or_default().to_owned())
+                    .collect();
+                let resources: Vec<String> = as_list(&statement["Resource"])
+                    .iter()
+                    .map(resource_text)
+                    .collect();
+                for action in &actions {
+                    if action == "*" || action.ends_with(":*") {
+                        problems.push(format!("{role}: wildcard action {action}"));
+                    }
+                    for res in &resources {
+                        if res == "*" && !RESOURCELESS.contains(&action.as_str()) {
+                            problems.push(format!("{role}: {action} on Resource \"*\""));
+                        }
+                    }
+                    if !is_iam_write(action) {
+                        continue;
+                    }
+                    for res in &resources {
+                        if res.contains(":user") {
+                            if condition_equals(&statement, "aws:ResourceTag/lapse:managed")
+                                != Some(&Value::String("true".into()))
+                            {
+                                problems.push(format!(
+                                    "{role}: {action} on users without the lapse:managed=true condition"
+                                ));
+                            }
+                            let puts_policy = matches!(
+                                action.as_str(),
+                                "iam:PutUserPolicy"
+                                    | "iam:AttachUserPolicy"
+                                    | "iam:PutUserPermissionsBoundary"
+                            );
+                            if puts_policy
+                                && condition_equals(&statement, "iam:PermissionsBoundary")
+                                    != Some(&serde_json::json!({"Ref": "ManagedUserBoundary"}))
+                            {
+                                problems.push(format!(
+                                    "{role}: {action} without requiring Lapse's permissions boundary"
+                                ));
+                            }
+                        } else if res.contains(":group/") {
+                            let exempt = role.as_str() == UNSCOPED_GROUP_REMOVAL.0
+                                && action == UNSCOPED_GROUP_REMOVAL.1;
+                            if !res.ends_with(":group/lapse-*") && !exempt {
+                                problems.push(format!("{role}: {action} on {res}"));
+                            }
+                        } else if res != "*" {
+                            problems.push(format!("{role}: {action} on {res}: Lapse writes only users and lapse-* groups"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// The statement with `sid` in the inline policy of `role`.
+fn statement_mut<'a>(template: &'a mut Value, role: &str, sid: &str) -> &'a mut Value {
+    let statements =
+        template["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_array_mut()
+            .unwrap();
+    statements
+        .iter_mut()
+        .find(|s| s["Sid"] == sid)
+        .unwrap_or_else(|| panic!("{role} has no statement {sid}"))
+}
+
+#[test]
+fn lapse_writes_only_to_managed_users_and_its_own_groups() {
+    let template = real();
+    assert_eq!(iam_problems(&template), Vec::<String>::new());
+
+    // Broken copies, each a way the scoping could regress.
+    let mut t = template.clone();
+    statement_mut(&mut t, "GrantFunctionRole", "GrantInlinePolicies")
+        .as_object_mut()
+        .unwrap()
+        .remove("Condition");
+    let p = iam_problems(&t);
+    assert!(
+        p.iter().any(|p| p.contains(
+            "GrantFunctionRole: iam:PutUserPolicy on users without the lapse:managed=true condition"
+        )),
+        "{p:?}"
+    );
+    assert!(
+        p.iter().any(|p| p.contains(
+            "GrantFunctionRole: iam:PutUserPolicy without requiring Lapse's permissions boundary"
+        )),
+        "{p:?}"
+    );
+
+    let mut t = template.clone();
+    statement_mut(&mut t, "RevokeFunctionRole", "RevokeInlinePolicies")["Resource"] = "*".into();
+    let p = iam_problems(&t);
+    assert!(
+        p.iter()
+            .any(|p| p == "RevokeFunctionRole: iam:DeleteUserPolicy on Resource \"*\""),
+        "{p:?}"
+    );
+
+    let mut t = template.clone();
+    statement_mut(&mut t, "GrantFunctionRole", "GrantGroups")["Resource"] =
+        serde_json::json!({"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:group/*"});
+    let p = iam_problems(&t);
+    assert!(p.iter().any(|p| p.contains("GrantFunctionRole: iam:AddUserToGroup on arn:${AWS::Partition}:iam::${AWS::AccountId}:group/*")), "{p:?}");
+
+    let mut t = template.clone();
+    statement_mut(&mut t, "VerifyFunctionRole", "ReadIam")["Action"] = serde_json::json!(["iam:*"]);
+    let p = iam_problems(&t);
+    assert!(
+        p.iter()
+            .any(|p| p == "VerifyFunctionRole: wildcard action iam:*"),
+        "{p:?}"
+    );
+
+    let mut t = template.clone();
+    t["Resources"]["NotifyFunctionRole"]["Properties"]["ManagedPolicyArns"]
+        .as_array_mut()
+        .unwrap()
+        .push("arn:aws:iam::aws:policy/AdministratorAccess".into());
+    let p = iam_problems(&t);
+    assert!(
+        p.iter()
+            .any(|p| p.contains("AdministratorAccess is not an allowed one")),
+        "{p:?}"
+    );
+
+    let mut t = template.clone();
+    statement_mut(&mut t, "SweeperFunctionRole", "Requests")["Resource"] = "*".into();
+    let p = iam_problems(&t);
+    assert!(
+        p.iter()
+            .any(|p| p == "SweeperFunctionRole: dynamodb:GetItem on Resource \"*\""),
+        "{p:?}"
+    );
+}
+
+// ---- Alarms and the dashboard watch what the code emits -------------------------
+
+fn dimensions(alarm: &Value) -> Vec<(String, String)> {
+    as_list(&alarm["Properties"]["Dimensions"])
+        .iter()
+        .map(|d| {
+            (
+                d["Name"].as_str().unwrap_or_default().to_owned(),
+                d["Value"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| d["Value"].to_string()),
+            )
+        })
+        .collect()
+}
+
+/// Alarms that must exist: (metric, Workflow dimension).
+const MUST_ALARM: &[(&str, &str)] = &[
+    ("VerificationFailures", "grant-lifecycle"),
+    ("VerificationFailures", "revocation"),
+    ("WorkflowFailures", "grant-lifecycle"),
+    ("RevocationDuration", "revocation"),
+    ("SweepFailures", "sweeper"),
+];
+
+fn alarm_problems(template: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut alarmed = Vec::new();
+    for (name, resource) in template["Resources"].as_object().unwrap() {
+        if resource["Type"] != "AWS::CloudWatch::Alarm"
+            || resource["Properties"]["Namespace"] != "Lapse"
+        {
+            continue;
+        }
+        let metric = resource["Properties"]["MetricName"]
+            .as_str()
+            .unwrap_or_default();
+        let dims = dimensions(resource);
+        let pairs: Vec<(&str, &str)> = dims.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        if !is_registered(metric, &pairs) {
+            problems.push(format!(
+                "{name}: no code emits {metric} with dimensions {pairs:?}"
+            ));
+        }
+        if let Some((_, workflow)) = pairs.iter().find(|(n, _)| *n == "Workflow") {
+            alarmed.push((metric.to_owned(), (*workflow).to_owned()));
+        }
+    }
+    for (metric, workflow) in MUST_ALARM {
+        if !alarmed.iter().any(|(m, w)| m == metric && w == workflow) {
+            problems.push(format!("no alarm on {metric} for {workflow}"));
+        }
+    }
+    problems
+}
+
+/// Every `["Lapse", Metric, Dim, Value, ...]` line of the dashboard.
+fn dashboard_problems(template: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    for (name, resource) in template["Resources"].as_object().unwrap() {
+        if resource["Type"] != "AWS::CloudWatch::Dashboard" {
+            continue;
+        }
+        let body = resource_text(&resource["Properties"]["DashboardBody"]);
+        // ${...} substitutions stand in string positions only.
+        let mut text = String::new();
+        let mut rest = body.as_str();
+        while let Some(start) = rest.find("${") {
+            text.push_str(&rest[..start]);
+            let end = rest[start..]
+                .find('}')
+                .map(|e| start + e + 1)
+                .unwrap_or(rest.len());
+            text.push_str("substituted");
+            rest = &rest[end..];
+        }
+        text.push_str(rest);
+        let body: Value = match serde_json::from_str(&text) {
+            Ok(body) => body,
+            Err(err) => {
+                problems.push(format!("{name}: DashboardBody is not JSON: {err}"));
+                continue;
+            }
+        };
+        for widget in as_list(&body["widgets"]) {
+            for line in as_list(&widget["properties"]["metrics"]) {
+                let strings: Vec<String> = as_list(&line)
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect();
+                if strings.first().map(String::as_str) != Some("Lapse") {
+                    continue;
+                }
+                seen += 1;
+                let metric = strings.get(1).cloned().unwrap_or_default();
+                let pairs: Vec<(&str, &str)> = strings[2..]
+                    .chunks(2)
+                    .map(|c| (c[0].as_str(), c.get(1).map(String::as_str).unwrap_or("")))
+                    .collect();
+                if !is_registered(&metric, &pairs) {
+                    problems.push(format!(
+                        "{name}: no code emits {metric} with dimensions {pairs:?}"
+                    ));
+                }
+            }
+        }
+    }
+    if seen == 0 {
+        problems.push("no dashboard shows a Lapse metric".into());
+    }
+    problems
+}
+
+#[test]
+fn alarms_watch_metrics_the_code_emits() {
+    let template = real();
+    assert_eq!(alarm_problems(&template), Vec::<String>::new());
+
+    // The defect that shipped once: the slow-revocation alarm on dimensions no
+    // code emits.
+    let mut t = template.clone();
+    t["Resources"]["RevocationSlowAlarm"]["Properties"]["MetricName"] = "Revocations".into();
+    let p = alarm_problems(&t);
+    assert!(
+        p.iter()
+            .any(|p| p.contains("RevocationSlowAlarm: no code emits Revocations")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|p| p == "no alarm on RevocationDuration for revocation"),
+        "{p:?}"
+    );
+
+    let mut t = template.clone();
+    t["Resources"]["SweeperFailureAlarm"]["Properties"]["Dimensions"][0]["Value"] = "sweep".into();
+    let p = alarm_problems(&t);
+    assert!(
+        p.iter()
+            .any(|p| p.contains("SweeperFailureAlarm: no code emits SweepFailures")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|p| p == "no alarm on SweepFailures for sweeper"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn the_dashboard_shows_metrics_the_code_emits() {
+    let template = real();
+    assert_eq!(dashboard_problems(&template), Vec::<String>::new());
+    let broken = broken_copy(
+        r#"["Lapse", "RevocationsInProgress", "Workflow", "sweeper"]"#,
+        r#"["Lapse", "RevocationsInProgress", "Workflow", "revocation"]"#,
+    );
+    let p = dashboard_problems(&translate(&broken).unwrap().0);
+    assert!(
+        p.iter()
+            .any(|p| p.contains("no code emits RevocationsInProgress")),
+        "{p:?}"
+    );
+}
