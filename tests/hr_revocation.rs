@@ -205,6 +205,76 @@ async fn webhook_security_cases() {
     assert_eq!(status, 409);
 }
 
+/// Unreadable credentials are the service's fault, not the sender's: 503 with
+/// Retry-After (HR systems retry a 5xx, not a 4xx), naming neither the secret
+/// nor the error; the sender's retry goes through once the secret is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_webhook_credentials_answer_503_and_the_retry_is_accepted() {
+    let s = Stack::start().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&s.stack.sdk);
+    let id = s.stack.config.webhook_secret_id.clone();
+    let value = secrets
+        .get_secret_value()
+        .secret_id(&id)
+        .send()
+        .await
+        .unwrap()
+        .secret_string()
+        .unwrap()
+        .to_owned();
+    secrets
+        .delete_secret()
+        .secret_id(&id)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    let body = termination(&s.user("nobody"), &lapse_testkit::unique_name("evt"));
+    let signature_time = Utc::now().timestamp();
+    let delivery = Delivery {
+        timestamp: signature_time,
+        ..Delivery::new(body.clone())
+    };
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/webhooks/hr-events", s.stack.url))
+        .bearer_auth(delivery.token)
+        .header("webhook-id", "msg_1")
+        .header("webhook-timestamp", signature_time.to_string())
+        .header(
+            "webhook-signature",
+            sign(delivery.secret, "msg_1", signature_time, body.as_bytes()).unwrap(),
+        )
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("30")
+    );
+    let text = response.text().await.unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["error"], "Lapse.Unavailable", "{text}");
+    assert!(
+        !text.contains(&id) && !text.contains("secret") && !text.contains("arn:"),
+        "the answer names the secret or the error: {text}"
+    );
+
+    secrets
+        .create_secret()
+        .name(&id)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = post(&s, &delivery).await;
+    assert_eq!(status, 202, "{answer}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn termination_posted_to_the_webhook_ends_in_a_verified_revocation() {
     let s = Stack::start().await;

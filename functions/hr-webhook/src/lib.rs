@@ -10,6 +10,9 @@
 //!    different body under a seen id is refused (409);
 //! 4. the normalized event put on the EventBridge bus (202).
 //!
+//! If its credentials cannot be read it answers 503 with `Retry-After` (the sender
+//! retries; a 4xx would make it give up), naming neither the secret nor the error.
+//!
 //! Logs carry event ids and types, never bodies, tokens or signatures.
 
 use std::convert::Infallible;
@@ -52,7 +55,9 @@ impl SecretSource {
         }
     }
 
-    async fn get(&self) -> Result<WebhookSecrets, HandlerError> {
+    /// The current credentials. An error is logged here with its detail (the
+    /// secret's id, the service's answer); callers answer without it.
+    async fn get(&self) -> Result<WebhookSecrets, SecretsUnavailable> {
         if let Some((at, secrets)) = self.cached.read().await.as_ref()
             && at.elapsed() < SECRET_REFRESH
         {
@@ -63,11 +68,19 @@ impl SecretSource {
         };
         let secrets = lapse_aws::secrets::load_webhook_secrets(client, &self.secret_id)
             .await
-            .map_err(|e| HandlerError::BadEvent(format!("webhook secrets unavailable: {e}")))?;
+            .map_err(|err| {
+                tracing::error!(error = %err, "webhook credentials cannot be read");
+                SecretsUnavailable
+            })?;
         *self.cached.write().await = Some((Instant::now(), secrets.clone()));
         Ok(secrets)
     }
 }
+
+/// The webhook credentials could not be read (Secrets Manager unreachable,
+/// throttled, the secret missing or not readable by this function's role).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretsUnavailable;
 
 #[derive(Debug)]
 pub struct Deps<B> {
@@ -123,9 +136,22 @@ pub async fn handler<B: EventBus>(
     };
     let body: &[u8] = request.body().as_ref();
     let now = deps.clock.now();
+    // 503, not 4xx: the sender did nothing wrong and must retry (HR systems do not
+    // retry a 4xx). The body names no secret and no service error.
     let secrets = match deps.secrets.get().await {
         Ok(secrets) => secrets,
-        Err(err) => return Ok(lapse_lambda::http::error(&err)),
+        Err(SecretsUnavailable) => {
+            let mut response = refuse(
+                503,
+                "Lapse.Unavailable",
+                "the webhook cannot check credentials right now; retry later",
+            );
+            response.headers_mut().insert(
+                "retry-after",
+                lambda_http::http::HeaderValue::from_static("30"),
+            );
+            return Ok(response);
+        }
     };
     if let Err(err) = authenticate(&secrets, &headers, body, now) {
         tracing::warn!(reason = %err, "webhook call refused");
