@@ -108,12 +108,19 @@ pub struct Resource {
     pub grant: GrantSpec,
     /// Groups whose approvals a high-risk request needs, one distinct person each.
     pub dual_approval_groups: Vec<String>,
+    /// Why this grant may allow privilege escalation (`allows_escalation.reason`);
+    /// such a grant always needs dual approval. `None`: the grant escalates nothing
+    /// (the catalog refuses one that does without saying so).
+    pub escalation_reason: Option<String>,
 }
 
 impl Resource {
-    /// Privileged or production resources always need dual approval.
+    /// Privileged, production or escalation-capable resources always need dual
+    /// approval.
     pub fn is_high_impact(&self) -> bool {
-        self.privileged || self.environment == Environment::Production
+        self.privileged
+            || self.environment == Environment::Production
+            || self.escalation_reason.is_some()
     }
 }
 
@@ -324,6 +331,13 @@ struct RawResource {
     max_duration: Option<Spanned<Span>>,
     grant: Spanned<RawGrant>,
     dual_approval_groups: Option<Spanned<Vec<Spanned<String>>>>,
+    allows_escalation: Option<Spanned<RawEscalation>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEscalation {
+    reason: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -370,6 +384,71 @@ fn is_iam_name(text: &str) -> bool {
         && text
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
+/// Actions that let the holder raise their own (or anyone's) privileges.
+const ESCALATING_ACTIONS: &[&str] = &[
+    "iam:PutUserPolicy",
+    "iam:PutRolePolicy",
+    "iam:PutGroupPolicy",
+    "iam:AttachUserPolicy",
+    "iam:AttachRolePolicy",
+    "iam:AttachGroupPolicy",
+    "iam:CreateUser",
+    "iam:CreateRole",
+    "iam:CreateAccessKey",
+    "iam:CreateLoginProfile",
+    "iam:UpdateLoginProfile",
+    "iam:CreatePolicy",
+    "iam:CreatePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+    "iam:PassRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:AddUserToGroup",
+    "iam:PutUserPermissionsBoundary",
+    "iam:DeleteUserPermissionsBoundary",
+    "iam:PutRolePermissionsBoundary",
+    "iam:DeleteRolePermissionsBoundary",
+    "organizations:CreateAccount",
+    "organizations:AttachPolicy",
+    "organizations:DetachPolicy",
+    "organizations:LeaveOrganization",
+    "organizations:UpdatePolicy",
+];
+
+/// Case-insensitive IAM wildcard match (`*` any run, `?` one character).
+fn glob_matches(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
+/// Why an allowed `action` on `resources` escalates privileges, if it does: it
+/// matches an escalating action (wildcards included: `iam:P*` matches
+/// `iam:PutUserPolicy`), or it is `sts:AssumeRole` on any role.
+fn escalates<'a>(action: &str, resources: impl Iterator<Item = &'a str>) -> Option<&'static str> {
+    if action == "*" {
+        return Some("every action");
+    }
+    if let Some(hit) = ESCALATING_ACTIONS.iter().find(|a| glob_matches(action, a)) {
+        return Some(if hit.starts_with("organizations:") {
+            "changes the organization"
+        } else {
+            "changes IAM permissions"
+        });
+    }
+    let any_role = |r: &str| r == "*" || r.ends_with(":role/*") || r.ends_with(":*");
+    if glob_matches(action, "sts:AssumeRole") && resources.into_iter().any(any_role) {
+        return Some("assumes any role");
+    }
+    None
 }
 
 fn is_iam_action(text: &str) -> bool {
@@ -555,6 +634,7 @@ impl Catalog {
                 Some(max) => max.value,
                 None => tunables.max_duration,
             };
+            let mut escalations: Vec<(&Spanned<String>, &'static str)> = Vec::new();
             let grant = match &res.grant.value {
                 RawGrant::InlinePolicy(statements) => {
                     if statements.is_empty() {
@@ -603,6 +683,16 @@ impl Catalog {
                                 );
                             }
                         }
+                        if st.effect == Effect::Allow {
+                            for action in &st.actions {
+                                if let Some(why) = escalates(
+                                    &action.value,
+                                    st.resources.iter().map(|r| r.value.as_str()),
+                                ) {
+                                    escalations.push((action, why));
+                                }
+                            }
+                        }
                         out.push(Statement {
                             effect: st.effect,
                             actions: st.actions.iter().map(|a| a.value.clone()).collect(),
@@ -622,6 +712,40 @@ impl Catalog {
                     GrantSpec::Group(group.value.clone())
                 }
             };
+            let escalation_reason = match (&res.allows_escalation, escalations.first()) {
+                (None, None) => None,
+                (None, Some((action, why))) => {
+                    issues.at(
+                        *action,
+                        at("grant"),
+                        format!(
+                            "`{}` allows privilege escalation ({why}); declare \
+                             `allows_escalation: {{reason: ...}}` to grant it (it then \
+                             always needs dual approval)",
+                            action.value
+                        ),
+                    );
+                    None
+                }
+                (Some(declared), found) => {
+                    let reason = declared.value.reason.value.trim();
+                    if reason.is_empty() {
+                        issues.at(
+                            &declared.value.reason,
+                            at("allows_escalation.reason"),
+                            "say why this grant may escalate privileges",
+                        );
+                    }
+                    if found.is_none() {
+                        issues.at(
+                            declared,
+                            at("allows_escalation"),
+                            "declared, but the grant allows no privilege escalation: remove it",
+                        );
+                    }
+                    Some(reason.to_owned())
+                }
+            };
             let dual_approval_groups = match &res.dual_approval_groups {
                 Some(list) => check_dual(&groups, list, &at("dual_approval_groups"), issues),
                 None => default_dual.clone(),
@@ -638,6 +762,7 @@ impl Catalog {
                     max_duration,
                     grant,
                     dual_approval_groups,
+                    escalation_reason,
                 },
             );
         }
@@ -848,6 +973,98 @@ mod tests {
         assert_eq!(catalog.tunables().break_glass_cap.to_string(), "2h");
         assert_eq!(catalog.hash(), &PolicyHash::of(CATALOG.as_bytes()));
         assert_eq!(catalog.hash().as_str().len(), 64);
+    }
+
+    /// The shipped catalog with billing-reports-read granting `actions` on `resource`
+    /// (and an optional `allows_escalation` block).
+    fn with_billing_grant(actions: &[&str], resource: &str, escalation: Option<&str>) -> String {
+        let old = "          actions:\n            - s3:GetObject\n            - s3:ListBucket\n          resources:\n            - arn:aws:s3:::lapse-billing-reports\n            - arn:aws:s3:::lapse-billing-reports/*";
+        assert!(CATALOG.contains(old));
+        let list: String = actions
+            .iter()
+            .map(|a| format!("            - \"{a}\"\n"))
+            .collect();
+        let new =
+            format!("          actions:\n{list}          resources:\n            - \"{resource}\"");
+        let mut text = CATALOG.replacen(old, &new, 1);
+        if let Some(reason) = escalation {
+            text = text.replacen(
+                "    max_duration: 8h\n    grant:",
+                &format!("    max_duration: 8h\n    allows_escalation:\n      reason: \"{reason}\"\n    grant:"),
+                1,
+            );
+        }
+        text
+    }
+
+    #[test]
+    fn escalating_grants_are_refused_unless_declared() {
+        for (actions, resource) in [
+            (&["iam:PutUserPolicy"][..], "*"),
+            (&["iam:*"][..], "*"),
+            (&["iam:P*"][..], "arn:aws:iam::123456789012:user/x"),
+            (&["iam:passrole"][..], "arn:aws:iam::123456789012:role/x"),
+            (&["iam:CreateAccessKey"][..], "*"),
+            (&["organizations:*"][..], "*"),
+            (&["*"][..], "*"),
+            (&["sts:AssumeRole"][..], "*"),
+            (&["s3:GetObject", "iam:Attach*"][..], "*"),
+        ] {
+            let issues = issues_of(&with_billing_grant(actions, resource, None));
+            assert_eq!(issues.len(), 1, "{actions:?}: {issues:?}");
+            assert!(
+                issues[0].message.contains("allows privilege escalation") && issues[0].line > 0,
+                "{actions:?}: {issues:?}"
+            );
+            assert_eq!(issues[0].path, "resources[0].grant");
+        }
+        // Not escalation: reads, and assuming one named role.
+        for (actions, resource) in [
+            (&["iam:GetUser", "iam:List*"][..], "*"),
+            (
+                &["sts:AssumeRole"][..],
+                "arn:aws:iam::123456789012:role/reporting",
+            ),
+        ] {
+            Catalog::parse(&with_billing_grant(actions, resource, None), "t.yaml")
+                .unwrap_or_else(|e| panic!("{actions:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn a_declared_escalation_needs_a_reason_and_forces_dual_approval() {
+        let text = with_billing_grant(
+            &["iam:PutUserPolicy"],
+            "*",
+            Some("IAM admins rotate break-glass policies"),
+        );
+        let catalog = Catalog::parse(&text, "t.yaml").unwrap();
+        let resource = catalog.resource("billing-reports-read").unwrap();
+        assert_eq!(
+            resource.escalation_reason.as_deref(),
+            Some("IAM admins rotate break-glass policies")
+        );
+        assert!(resource.is_high_impact());
+
+        let issues = issues_of(&with_billing_grant(&["iam:PutUserPolicy"], "*", Some("  ")));
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.path == "resources[0].allows_escalation.reason"),
+            "{issues:?}"
+        );
+
+        let issues = issues_of(&with_billing_grant(
+            &["s3:GetObject"],
+            "*",
+            Some("just in case"),
+        ));
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.message.contains("allows no privilege escalation")),
+            "{issues:?}"
+        );
     }
 
     fn issues_of(text: &str) -> Vec<PolicyIssue> {

@@ -7,6 +7,7 @@
 //! | rule (first match wins)                                   | route          |
 //! |-----------------------------------------------------------|----------------|
 //! | privileged or production resource                        | dual approval  |
+//! | grant that can escalate privileges (`allows_escalation`)   | dual approval  |
 //! | score ≥ `risk.thresholds.high`                             | dual approval  |
 //! | low score, duration ≤ auto-approve limit, not a vendor     | auto-approve   |
 //! | anything else                                              | resource owner |
@@ -144,6 +145,9 @@ pub fn assess(
     if resource.privileged {
         add("privileged", 20, "resource grants privileged access".into());
     }
+    if resource.escalation_reason.is_some() {
+        add("escalation", 20, "grant can escalate privileges".into());
+    }
     let max = catalog.tunables().max_duration.seconds().max(1);
     let duration_points = ((duration.seconds().min(max) * 10 + max / 2) / max) as u8;
     add(
@@ -224,6 +228,11 @@ pub fn route(
         (
             dual(),
             "production resource: dual approval required".to_owned(),
+        )
+    } else if let Some(reason) = &resource.escalation_reason {
+        (
+            dual(),
+            format!("grant can escalate privileges ({reason}): dual approval required"),
         )
     } else if risk.level == RiskLevel::High {
         (
@@ -315,6 +324,39 @@ mod tests {
             Route::Owner {
                 group: "platform-owners".into()
             }
+        );
+    }
+
+    #[test]
+    fn an_escalating_grant_needs_two_groups_even_when_the_score_is_low() {
+        let text = include_str!("../../../infra/policy/catalog.yaml").replacen(
+            "            - s3:GetObject\n            - s3:ListBucket\n",
+            "            - s3:GetObject\n            - iam:PassRole\n",
+            1,
+        );
+        let text = text.replacen(
+            "    max_duration: 8h\n    grant:",
+            "    max_duration: 8h\n    allows_escalation:\n      reason: \"passes the report role to Glue\"\n    grant:",
+            1,
+        );
+        let c = Catalog::parse(&text, "t.yaml").unwrap();
+        let res = c.resource("billing-reports-read").unwrap();
+        let risk = assess(
+            &c,
+            res,
+            span("30m"),
+            &ctx(EmploymentType::Employee),
+            monday_at(10),
+        );
+        assert!(
+            risk.factors.iter().any(|f| f.name == "escalation"),
+            "{risk:?}"
+        );
+        let decision = route(&c, res, span("30m"), EmploymentType::Employee, &risk);
+        assert!(matches!(decision.route, Route::Dual { .. }), "{decision:?}");
+        assert!(
+            decision.reason.contains("passes the report role to Glue"),
+            "{decision:?}"
         );
     }
 
