@@ -242,6 +242,31 @@ async fn post_termination(stack: &LocalStack, user: &str) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+fn rehearsal_doc() -> String {
+    std::fs::read_to_string(workspace_root().join("docs/deploy-rehearsal.md")).unwrap()
+}
+
+/// Every resource type the harness knows moto skips is explained in the docs.
+#[test]
+fn every_known_emulator_gap_is_documented() {
+    let harness =
+        std::fs::read_to_string(workspace_root().join("tools/rehearse_deploy.py")).unwrap();
+    let start = harness.find("EMULATOR_GAPS = {").unwrap();
+    let end = start + harness[start..].find("\n}\n").unwrap();
+    let known: Vec<&str> = harness[start..end]
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('"')?.split('"').next())
+        .collect();
+    assert!(known.len() >= 5, "{known:?}");
+    let doc = rehearsal_doc();
+    for gap in known {
+        assert!(
+            doc.contains(&format!("`{gap}`")),
+            "docs/deploy-rehearsal.md does not explain {gap}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
     if std::env::var_os("RUST_LOG").is_some() {
@@ -252,6 +277,13 @@ async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
     let emulator = Emulator::start_with(&[("LAPSE_MOTO_TRUST_SIGNATURES", "1")]).unwrap();
     let d = deploy(&emulator).await;
     environment_names_the_stack(&d);
+    let doc = rehearsal_doc();
+    for gap in d.doc["emulator_gaps"].as_object().unwrap().keys() {
+        assert!(
+            doc.contains(gap.as_str()),
+            "the rehearsal met a gap docs/deploy-rehearsal.md does not explain: {gap}"
+        );
+    }
     let (stack, operator) = start(&emulator, &d).await;
 
     // Enforcement is on: a role is refused what its policy does not grant (the
