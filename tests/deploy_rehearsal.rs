@@ -73,12 +73,54 @@ fn credentials(value: &Value) -> Credentials {
     )
 }
 
+/// What an operator does after `sam deploy`: set the webhook credentials (the stack
+/// creates them empty) and onboard people as the docs say, tagged
+/// `lapse:managed=true` with the stack's permissions boundary.
+async fn onboard(
+    stack: &LocalStack,
+    operator: &SdkConfig,
+    d: &Deployed,
+    users: &[&str],
+) -> aws_sdk_iam::Client {
+    aws_sdk_secretsmanager::Client::new(operator)
+        .put_secret_value()
+        .secret_id(&stack.config.webhook_secret_id)
+        .secret_string(
+            serde_json::json!({"bearer_tokens": [WEBHOOK_TOKEN], "signing_secrets": [WEBHOOK_SECRET]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let iam = aws_sdk_iam::Client::new(operator);
+    for user in users {
+        iam.create_user()
+            .user_name(*user)
+            .tags(lapse_local::provision::managed_tag())
+            .permissions_boundary(d.resource("ManagedUserBoundary"))
+            .send()
+            .await
+            .unwrap();
+    }
+    iam
+}
+
 async fn deploy(emulator: &Emulator) -> Deployed {
-    let out = workspace_root().join(format!("target/rehearsal-{}.json", std::process::id()));
+    deploy_template(emulator, &workspace_root().join("infra/template.yaml")).await
+}
+
+async fn deploy_template(emulator: &Emulator, template: &std::path::Path) -> Deployed {
+    let out = workspace_root().join(format!(
+        "target/rehearsal-{}-{}.json",
+        std::process::id(),
+        emulator.endpoint().rsplit(':').next().unwrap_or_default()
+    ));
     let status = std::process::Command::new(tools_python().unwrap())
         .arg(workspace_root().join("tools/rehearse_deploy.py"))
         .args(["--endpoint", emulator.endpoint(), "--stack", STACK, "--out"])
         .arg(&out)
+        .arg("--template")
+        .arg(template)
         .args([
             "--param",
             &format!("JwtIssuer={}", lapse_local::issuer::ISSUER),
@@ -146,7 +188,11 @@ async fn start(emulator: &Emulator, d: &Deployed) -> (LocalStack, SdkConfig) {
         );
     }
     // The deployed definitions, substituted by CloudFormation.
-    let dir = workspace_root().join(format!("target/rehearsal-{}", std::process::id()));
+    let dir = workspace_root().join(format!(
+        "target/rehearsal-{}-{}",
+        std::process::id(),
+        emulator.endpoint().rsplit(':').next().unwrap_or_default()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let mut paths = BTreeMap::new();
     for logical_id in ["GrantLifecycle", "RevocationWorkflow"] {
@@ -312,25 +358,7 @@ async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
         "the emulator must refuse an action the role lacks: {refused:?}"
     );
 
-    // The operator sets the webhook credentials (the stack creates them empty) and
-    // the people.
-    let secrets = aws_sdk_secretsmanager::Client::new(&operator);
-    secrets
-        .put_secret_value()
-        .secret_id(&stack.config.webhook_secret_id)
-        .secret_string(
-            serde_json::json!({"bearer_tokens": [WEBHOOK_TOKEN], "signing_secrets": [WEBHOOK_SECRET]})
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let iam = aws_sdk_iam::Client::new(&operator);
-    for user in ["dana", "jdoe"] {
-        lapse_local::provision::ensure_user(&iam, user)
-            .await
-            .unwrap();
-    }
+    let iam = onboard(&stack, &operator, &d, &["dana", "jdoe"]).await;
     for group in ["engineers", "billing-readers"] {
         lapse_local::provision::ensure_group(&iam, group)
             .await
@@ -469,4 +497,78 @@ async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
         .await
         .unwrap();
     assert!(groups.groups().is_empty(), "{groups:?}");
+}
+
+/// The rehearsal proves least privilege by failing: with one action its code calls
+/// taken out of the revocation role (a broken copy of the template), the
+/// termination is refused by the emulator's IAM, ends in the failure path, and the
+/// person keeps the login profile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_missing_an_action_its_code_calls_fails_the_rehearsal() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        lapse_lambda::init_tracing();
+    }
+    let text = std::fs::read_to_string(workspace_root().join("infra/template.yaml")).unwrap();
+    let from = "Action: [iam:DeleteLoginProfile, ";
+    assert!(text.contains(from));
+    let dir = workspace_root().join(format!("target/rehearsal-broken-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let broken = dir.join("template.yaml");
+    std::fs::write(&broken, text.replacen(from, "Action: [", 1)).unwrap();
+    // The state machine definitions are found relative to the template.
+    let statemachines = dir.join("statemachines");
+    std::fs::create_dir_all(&statemachines).unwrap();
+    for name in ["grant-lifecycle.asl.json", "revocation.asl.json"] {
+        std::fs::copy(
+            workspace_root().join("infra/statemachines").join(name),
+            statemachines.join(name),
+        )
+        .unwrap();
+    }
+
+    let emulator = Emulator::start_with(&[("LAPSE_MOTO_TRUST_SIGNATURES", "1")]).unwrap();
+    let d = deploy_template(&emulator, &broken).await;
+    let (stack, operator) = start(&emulator, &d).await;
+    let iam = onboard(&stack, &operator, &d, &["jdoe"]).await;
+    iam.create_login_profile()
+        .user_name("jdoe")
+        .password("Initial-Passw0rd!")
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = post_termination(&stack, "jdoe").await;
+    assert_eq!(status, 202, "{answer}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let name = loop {
+        if let Some(name) = stack.revocations.launched().first().cloned() {
+            break name;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no revocation started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let run = stack
+        .revocations
+        .wait(&name, WAIT)
+        .await
+        .unwrap_or_else(|| panic!("revocation {name} did not finish"));
+    // Refused by IAM: a configuration failure, so not retried; the failure path
+    // records it and alerts security; the execution fails (alarmed).
+    assert_eq!(run.status, "FAILED", "{run:?}");
+    assert!(
+        run.retries.is_empty(),
+        "a refusal must not be retried: {run:?}"
+    );
+    assert_eq!(run.caught, ["Revoke"], "{run:?}");
+    assert!(run.states.contains(&"RecordFailure".to_owned()), "{run:?}");
+    assert!(
+        iam.get_login_profile()
+            .user_name("jdoe")
+            .send()
+            .await
+            .is_ok(),
+        "the refused removal did not happen"
+    );
 }

@@ -6,6 +6,7 @@
 //! `iam:ListAttachedUserPolicies`.
 
 use aws_sdk_iam::Client;
+use aws_sdk_iam::config::http::HttpResponse;
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 // `identity` (below) reuses these helpers.
 use lapse_core::grant::IamSnapshot;
@@ -35,19 +36,23 @@ fn is_missing<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
 }
 
 /// Maps an IAM error; `missing` builds the error for `NoSuchEntity`.
-fn directory_error<E, R>(
-    err: SdkError<E, R>,
+fn directory_error<E>(
+    err: SdkError<E, HttpResponse>,
     missing: impl FnOnce(&str) -> DirectoryError,
 ) -> DirectoryError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
+    // A refusal is 403 whether or not the body's error code could be read (moto
+    // wraps it in an element real IAM does not use).
+    let forbidden = err.raw_response().map(|r| r.status().as_u16()) == Some(403);
     match err.code() {
         Some("NoSuchEntity") => missing(err.message().unwrap_or_default()),
         Some("Throttling" | "ThrottlingException" | "TooManyRequestsException") => {
             DirectoryError::Throttled(Box::new(err))
         }
+        Some("AccessDenied" | "AccessDeniedException") => DirectoryError::Denied(Box::new(err)),
+        _ if forbidden => DirectoryError::Denied(Box::new(err)),
         _ => DirectoryError::Unavailable(Box::new(err)),
     }
 }
@@ -58,13 +63,12 @@ fn no_user(user: &PrincipalId) -> impl FnOnce(&str) -> DirectoryError + '_ {
 
 /// `Removed`, or `AlreadyAbsent` when IAM says there was nothing to remove: removals
 /// are idempotent.
-fn removal<T, E, R>(
-    result: Result<T, aws_sdk_iam::error::SdkError<E, R>>,
+fn removal<T, E>(
+    result: Result<T, aws_sdk_iam::error::SdkError<E, HttpResponse>>,
     user: &PrincipalId,
 ) -> Result<Removal, DirectoryError>
 where
     E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match result {
         Ok(_) => Ok(Removal::Removed),

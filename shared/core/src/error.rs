@@ -82,7 +82,9 @@ impl Error {
                 DirectoryError::Throttled(_) | DirectoryError::Unavailable(_) => {
                     ErrorKind::Transient
                 }
-                DirectoryError::Unsupported(_) => ErrorKind::Configuration,
+                DirectoryError::Unsupported(_) | DirectoryError::Denied(_) => {
+                    ErrorKind::Configuration
+                }
             },
             Error::Notify(_) => ErrorKind::Transient,
             Error::Workflow(e) => match e {

@@ -122,6 +122,11 @@ pub enum DirectoryError {
     Throttled(#[source] Source),
     #[error("IAM is unavailable")]
     Unavailable(#[source] Source),
+    /// IAM refused the call: the function's role lacks the permission, or the user
+    /// is outside what Lapse may change (not tagged `lapse:managed`, no boundary).
+    /// A configuration problem, never retried.
+    #[error("IAM refused the call (Lapse's role may not do this to this user)")]
+    Denied(#[source] Source),
     /// The endpoint does not implement this call (some emulators, some partitions).
     #[error("this IAM endpoint does not support {0}")]
     Unsupported(&'static str),
