@@ -257,6 +257,31 @@ fn environment_names_the_stack(d: &Deployed) {
     }
 }
 
+fn sample(path: &str) -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("events").join(path)).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Invokes a function through the host's Lambda Invoke API by its deployed name;
+/// returns the function error name (if any) and the body.
+async fn invoke(stack: &LocalStack, function: &str, payload: &Value) -> (Option<String>, Value) {
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/2015-03-31/functions/{STACK}-{function}/invocations",
+            stack.url
+        ))
+        .json(payload)
+        .send()
+        .await
+        .unwrap();
+    let failed = response.headers().contains_key("x-amz-function-error");
+    let body: Value = response.json().await.unwrap();
+    let error = failed.then(|| body["errorType"].as_str().unwrap_or_default().to_owned());
+    (error, body)
+}
+
 async fn post_termination(stack: &LocalStack, user: &str) -> (u16, Value) {
     let mut body: Value = serde_json::from_str(
         &std::fs::read_to_string(workspace_root().join("events/hr-webhook/termination-body.json"))
@@ -429,6 +454,72 @@ async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
         .await
         .unwrap();
     assert!(left.policy_names().is_empty(), "{left:?}");
+
+    // The owner route: the approval function (its role) records olga's decision
+    // and starts the workflow; dana ends the grant early through grants-api (its
+    // role), which answers only once IAM no longer holds it.
+    let owned = dana
+        .request(
+            "staging-logs-read",
+            Some("4h"),
+            "debug the deploy",
+            Some("INC-7"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(owned["status"], "pending", "{owned}");
+    let oid = owned["id"].as_str().unwrap().to_owned();
+    let olga = ApiClient::new(
+        &stack.url,
+        stack
+            .token("olga", &["platform-owners"], "employee")
+            .unwrap(),
+    );
+    let decided = olga.decide(&oid, true, "ok for INC-7").await.unwrap();
+    assert_eq!(decided["outcome"]["outcome"], "approved", "{decided}");
+    let owned_policy = format!("lapse-staging-logs-read-{oid}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while iam
+        .get_user_policy()
+        .user_name("dana")
+        .policy_name(&owned_policy)
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "IAM never received {owned_policy}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ended = dana.revoke(&oid).await.unwrap();
+    assert_eq!(ended["verify"]["verified"], true, "{ended}");
+    assert_eq!(dana.get(&oid).await.unwrap()["status"], "verified");
+    assert!(
+        iam.get_user_policy()
+            .user_name("dana")
+            .policy_name(&owned_policy)
+            .send()
+            .await
+            .is_err(),
+        "the early revoke left the policy in IAM"
+    );
+
+    // The backstops, driven with their sample events, under their own roles: the
+    // sweeper (requests' status index, the open-cases gauge), the TTL stream
+    // handler (a removed hold of a grant already verified: nothing to do) and the
+    // daily inactivity check (the credential report).
+    let mut ttl_remove = sample("ttl-backstop/ttl-remove.json");
+    ttl_remove["Records"][0]["dynamodb"]["OldImage"]["grant_id"]["S"] = serde_json::json!(rid);
+    for (function, event) in [
+        ("sweeper", sample("sweeper/scheduled.json")),
+        ("ttl-backstop", ttl_remove),
+        ("inactivity-check", sample("inactivity-check/daily.json")),
+    ] {
+        let (error, body) = invoke(&stack, function, &event).await;
+        assert_eq!(error, None, "{function} under its own role: {body}");
+    }
 
     // An HR termination: the webhook (its role) puts the event on the stack's bus;
     // the stack's rule pattern matches it; the deployed revocation workflow runs
