@@ -313,6 +313,92 @@ async fn post_termination(stack: &LocalStack, user: &str) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// IAM's wildcard match (`*` spans any characters, `/` included).
+fn glob(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
+const ACCOUNT: &str = "123456789012";
+const REGION: &str = "us-east-1";
+
+/// The ARN of a stack resource from its type and physical id, as IAM names it.
+fn arn_of(kind: &str, id: &str) -> Option<String> {
+    let last = id.rsplit('/').next().unwrap_or(id);
+    Some(match kind {
+        "AWS::DynamoDB::Table" => format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{id}"),
+        "AWS::SNS::Topic" | "AWS::StepFunctions::StateMachine" | "AWS::IAM::ManagedPolicy" => {
+            id.to_owned()
+        }
+        "AWS::SQS::Queue" => format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{last}"),
+        "AWS::Lambda::Function" => format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{id}"),
+        "AWS::IAM::Role" => format!("arn:aws:iam::{ACCOUNT}:role/{id}"),
+        "AWS::Events::EventBus" => format!("arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{id}"),
+        "AWS::Events::Rule" => {
+            format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/{STACK}-hr-events/{id}")
+        }
+        "AWS::Logs::LogGroup" => format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{id}"),
+        "AWS::CloudWatch::Dashboard" => format!("arn:aws:cloudwatch::{ACCOUNT}:dashboard/{id}"),
+        _ => return None,
+    })
+}
+
+/// The managed users' permissions boundary denies every resource the stack
+/// created (and the secrets the functions read): no grant can reach Lapse itself.
+fn boundary_covers_the_stack(d: &Deployed) -> Vec<String> {
+    let statements = d.doc["translated_template"]["Resources"]["ManagedUserBoundary"]["Properties"]
+        ["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    let deny = statements
+        .iter()
+        .find(|s| s["Sid"] == "NotLapseItself")
+        .expect("the boundary has its NotLapseItself statement");
+    assert_eq!(deny["Effect"], "Deny");
+    assert_eq!(deny["Action"], "*");
+    let patterns: Vec<String> = deny["Resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["Fn::Sub"]
+                .as_str()
+                .unwrap_or_else(|| r.as_str().unwrap())
+                .replace("${AWS::Partition}", "aws")
+                .replace("${AWS::Region}", REGION)
+                .replace("${AWS::AccountId}", ACCOUNT)
+                .replace("${AWS::StackName}", STACK)
+        })
+        .collect();
+    let mut arns: Vec<String> = d.doc["resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(logical_id, _)| *logical_id != "RehearsalRouterQueue")
+        .filter_map(|(_, r)| arn_of(r["type"].as_str()?, r["physical_id"].as_str()?))
+        .collect();
+    for function in d.functions() {
+        for (name, value) in d.env(&function) {
+            if name.ends_with("_SECRET") {
+                arns.push(value);
+            }
+        }
+    }
+    arns.sort();
+    arns.dedup();
+    assert!(arns.len() > 40, "{arns:?}");
+    arns.into_iter()
+        .filter(|arn| !patterns.iter().any(|p| glob(p, arn)))
+        .collect()
+}
+
 fn rehearsal_doc() -> String {
     std::fs::read_to_string(workspace_root().join("docs/deploy-rehearsal.md")).unwrap()
 }
@@ -348,6 +434,11 @@ async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
     let emulator = Emulator::start_with(&[("LAPSE_MOTO_TRUST_SIGNATURES", "1")]).unwrap();
     let d = deploy(&emulator).await;
     environment_names_the_stack(&d);
+    assert_eq!(
+        boundary_covers_the_stack(&d),
+        Vec::<String>::new(),
+        "the managed users' boundary leaves these Lapse resources reachable"
+    );
     let doc = rehearsal_doc();
     for gap in d.doc["emulator_gaps"].as_object().unwrap().keys() {
         assert!(
