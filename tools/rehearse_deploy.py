@@ -88,7 +88,8 @@ def replace_refs(node, logical_id: str, value: str):
 
 
 def emulator_copy(translated: dict, definitions: dict, stack: str, secrets) -> tuple:
-    """The template as moto can create it, the gaps met, and the router queue's id."""
+    """The template as moto can create it, the gaps met, and the event buses' names
+    (moto reports no physical id for a bus)."""
     template = copy.deepcopy(translated)
     resources = template["Resources"]
     gaps = {}
