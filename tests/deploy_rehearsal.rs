@@ -282,6 +282,48 @@ async fn invoke(stack: &LocalStack, function: &str, payload: &Value) -> (Option<
     (error, body)
 }
 
+/// Waits until IAM holds `policy` on `user` (read as the operator); its document.
+async fn policy_in_iam(operator: &SdkConfig, user: &str, policy: &str) -> Value {
+    use lapse_core::ports::AccessInspector;
+    let directory = lapse_aws::iam::IamDirectory::new(aws_sdk_iam::Client::new(operator));
+    let principal = lapse_core::identity::PrincipalId::new(user).unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let snapshot = directory.snapshot(&principal).await.unwrap();
+        if let Some(document) = snapshot.inline_policies.get(policy) {
+            return document.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "IAM never received {policy}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Posts a signed termination of `user` to the webhook, waits for the stack's rule
+/// to start the revocation workflow, and returns the finished run.
+async fn terminate(stack: &LocalStack, user: &str) -> lapse_local::workflows::WorkflowRun {
+    let (status, answer) = post_termination(stack, user).await;
+    assert_eq!(status, 202, "{answer}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let name = loop {
+        if let Some(name) = stack.revocations.launched().first().cloned() {
+            break name;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rule never started a revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    stack
+        .revocations
+        .wait(&name, WAIT)
+        .await
+        .unwrap_or_else(|| panic!("revocation {name} did not finish (a step refused?)"))
+}
+
 async fn post_termination(stack: &LocalStack, user: &str) -> (u16, Value) {
     let mut body: Value = serde_json::from_str(
         &std::fs::read_to_string(workspace_root().join("events/hr-webhook/termination-body.json"))
@@ -483,7 +525,6 @@ async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
 
     // A JIT grant: intake (its role) starts the deployed grant lifecycle; grant,
     // notify, revoke and verify each run under their own roles.
-    eprintln!("STEP people ready");
     let dana = ApiClient::new(&stack.url, stack.token("dana", &[], "employee").unwrap());
     let created = dana
         .request(
@@ -495,33 +536,11 @@ async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
         .await
         .unwrap();
     assert_eq!(created["status"], "approved", "{created}");
-    eprintln!("STEP created {created}");
     let rid = created["id"].as_str().unwrap().to_owned();
     let active = dana.wait_for(&rid, "active", WAIT).await.unwrap();
     assert_eq!(active["status"], "active", "{active}");
     let policy = format!("lapse-billing-reports-read-{rid}");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let document = loop {
-        let got = iam
-            .get_user_policy()
-            .user_name("dana")
-            .policy_name(&policy)
-            .send()
-            .await;
-        if let Ok(got) = &got {
-            break percent_encoding::percent_decode_str(got.policy_document())
-                .decode_utf8()
-                .unwrap()
-                .into_owned();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "IAM never received {policy}: {:?}",
-            stack.workflows.wait(&rid, Duration::from_secs(120)).await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let document: Value = serde_json::from_str(&document).unwrap();
+    let document = policy_in_iam(&operator, "dana", &policy).await;
     let expires: chrono::DateTime<Utc> = active["window"]["expires_at"]
         .as_str()
         .unwrap()
@@ -569,21 +588,7 @@ async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
     let decided = olga.decide(&oid, true, "ok for INC-7").await.unwrap();
     assert_eq!(decided["outcome"]["outcome"], "approved", "{decided}");
     let owned_policy = format!("lapse-staging-logs-read-{oid}");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while iam
-        .get_user_policy()
-        .user_name("dana")
-        .policy_name(&owned_policy)
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "IAM never received {owned_policy}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    policy_in_iam(&operator, "dana", &owned_policy).await;
     let ended = dana.revoke(&oid).await.unwrap();
     assert_eq!(ended["verify"]["verified"], true, "{ended}");
     assert_eq!(dana.get(&oid).await.unwrap()["status"], "verified");
@@ -632,24 +637,7 @@ async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
         .send()
         .await
         .unwrap();
-    let (status, answer) = post_termination(&stack, "jdoe").await;
-    assert_eq!(status, 202, "{answer}");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let name = loop {
-        if let Some(name) = stack.revocations.launched().first().cloned() {
-            break name;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the rule never started a revocation"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let run = stack
-        .revocations
-        .wait(&name, WAIT)
-        .await
-        .unwrap_or_else(|| panic!("revocation {name} did not finish (a step refused?)"));
+    let run = terminate(&stack, "jdoe").await;
     assert_eq!(run.status, "SUCCEEDED", "{run:?}");
     assert!(run.states.contains(&"Verify".to_owned()), "{run:?}");
     assert!(
@@ -718,24 +706,7 @@ async fn a_role_missing_an_action_its_code_calls_fails_the_rehearsal() {
         .send()
         .await
         .unwrap();
-    let (status, answer) = post_termination(&stack, "jdoe").await;
-    assert_eq!(status, 202, "{answer}");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let name = loop {
-        if let Some(name) = stack.revocations.launched().first().cloned() {
-            break name;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no revocation started"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let run = stack
-        .revocations
-        .wait(&name, WAIT)
-        .await
-        .unwrap_or_else(|| panic!("revocation {name} did not finish"));
+    let run = terminate(&stack, "jdoe").await;
     // Refused by IAM: a configuration failure, so not retried; the failure path
     // records it and alerts security; the execution fails (alarmed).
     assert_eq!(run.status, "FAILED", "{run:?}");
