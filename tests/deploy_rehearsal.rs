@@ -182,7 +182,12 @@ async fn start(emulator: &Emulator, d: &Deployed) -> (LocalStack, SdkConfig) {
         bindings = bindings.bind(
             &function,
             Binding {
-                env: Env::from_pairs(d.env(&function)),
+                // The one behaviour gap the harness declares to the functions: see
+                // `iam:ListServiceSpecificCredentials` in docs/deploy-rehearsal.md.
+                env: Env::from_pairs(d.env(&function).into_iter().chain([(
+                    "LAPSE_EMULATOR_GAPS".to_owned(),
+                    lapse_aws::iam::GAP_SERVICE_CREDENTIALS.to_owned(),
+                )])),
                 sdk: role,
             },
         );

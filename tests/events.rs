@@ -39,15 +39,25 @@ fn every_function_has_samples() {
 
 #[test]
 fn http_events_carry_verified_identity() {
+    let catalog = lapse_core::policy::Catalog::load(
+        &lapse_testkit::workspace_root().join("infra/policy/catalog.yaml"),
+    )
+    .unwrap();
+    let mut approvers = 0;
     for function in ["intake", "approval", "grants-api"] {
         for (path, text) in samples(function) {
             let request =
                 lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
-            let who =
-                lapse_lambda::http::principal(&request).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let who = lapse_lambda::http::principal(&request, &catalog)
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
             assert!(!who.id().as_str().is_empty());
+            approvers += usize::from(!who.groups().is_empty());
         }
     }
+    assert!(
+        approvers > 0,
+        "some samples are approvers, by their IdP group ids"
+    );
 }
 
 #[test]

@@ -350,8 +350,17 @@ fn iam_problems(template: &Value) -> Vec<String> {
                             if !res.ends_with(":group/lapse-*") && !exempt {
                                 problems.push(format!("{role}: {action} on {res}"));
                             }
+                        } else if res.contains(":role/") && action == "iam:PutRolePolicy" {
+                            // The deny of a revoked user's sessions, on roles Lapse manages.
+                            if condition_equals(&statement, "aws:ResourceTag/lapse:managed")
+                                != Some(&Value::String("true".into()))
+                            {
+                                problems.push(format!(
+                                    "{role}: {action} on roles without the lapse:managed=true condition"
+                                ));
+                            }
                         } else if res != "*" {
-                            problems.push(format!("{role}: {action} on {res}: Lapse writes only users and lapse-* groups"));
+                            problems.push(format!("{role}: {action} on {res}: Lapse writes only managed users, lapse-* groups and managed roles"));
                         }
                     }
                 }
@@ -395,6 +404,18 @@ fn lapse_writes_only_to_managed_users_and_its_own_groups() {
         p.iter().any(|p| p.contains(
             "GrantFunctionRole: iam:PutUserPolicy without requiring Lapse's permissions boundary"
         )),
+        "{p:?}"
+    );
+
+    let mut t = template.clone();
+    statement_mut(&mut t, "RevocationFunctionRole", "DenyTheUsersRoleSessions")
+        .as_object_mut()
+        .unwrap()
+        .remove("Condition");
+    let p = iam_problems(&t);
+    assert!(
+        p.iter().any(|p| p
+            == "RevocationFunctionRole: iam:PutRolePolicy on roles without the lapse:managed=true condition"),
         "{p:?}"
     );
 

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use lapse_core::identity::PrincipalId;
 use lapse_core::revocation::case::{CaseStatus, RevocationCase, Trigger, TriggerSource};
-use lapse_core::revocation::plan::RevocationKind;
+use lapse_core::revocation::plan::{RevocationKind, ServiceCredentials};
 use lapse_core::revocation::ports::{CaseStore, Controls, IdentityDirectory, UserControls};
 use lapse_core::revocation::usecase::{self as steps, RevocationPorts};
 use lapse_lambda::config::Env;
@@ -125,6 +125,10 @@ impl Operator {
                 "{}: held back: {}",
                 done.user,
                 done.held_reason.unwrap_or_default()
+            ),
+            CaseStatus::NothingToRevoke => format!(
+                "{}: NOTHING TO REVOKE: IAM has no such user; security was alerted (case {})",
+                done.user, done.id
             ),
             other => format!("{}: {other:?} (case {})", done.user, done.id),
         })
@@ -247,9 +251,50 @@ pub async fn check_user(op: &Operator, user: &str) -> Result<String> {
             if key.active { "ACTIVE" } else { "inactive" }
         ));
     }
-    if snapshot.service_credentials.is_none() {
-        out.push("  service-specific credentials: not readable on this endpoint".into());
+    for certificate in &snapshot.signing_certificates {
+        out.push(format!(
+            "  signing certificate {} {}",
+            certificate.id,
+            if certificate.active {
+                "ACTIVE"
+            } else {
+                "inactive"
+            }
+        ));
     }
+    out.extend(
+        snapshot
+            .mfa_devices
+            .iter()
+            .map(|serial| format!("  MFA device {serial}")),
+    );
+    match &snapshot.service_credentials {
+        ServiceCredentials::Listed { credentials } => {
+            out.extend(credentials.iter().map(|c| {
+                format!(
+                    "  service-specific credential {} {}",
+                    c.id,
+                    if c.active { "ACTIVE" } else { "inactive" }
+                )
+            }));
+        }
+        ServiceCredentials::Unreadable { reason } => {
+            out.push(format!(
+                "  service-specific credentials: UNREADABLE ({reason})"
+            ));
+        }
+        ServiceCredentials::NotOffered => {
+            out.push("  service-specific credentials: not offered (declared emulator gap)".into());
+        }
+    }
+    out.extend(snapshot.trusting_roles.iter().map(|r| {
+        format!(
+            "  trusted by role {} (managed: {}, sessions denied: {})",
+            r.name,
+            r.managed,
+            r.session_deny.is_some()
+        )
+    }));
     out.extend(snapshot.groups.iter().map(|g| format!("  group {g}")));
     out.extend(
         snapshot

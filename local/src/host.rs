@@ -106,7 +106,7 @@ struct Functions {
     intake: intake::Deps<LocalWorkflows>,
     approval: approval::Deps<LocalWorkflows>,
     grants_api: grants_api::Deps,
-    grant: Lifecycle,
+    grant: wiring::Granting,
     revoke: Lifecycle,
     verify: Lifecycle,
     ttl_backstop: Lifecycle,
@@ -205,7 +205,12 @@ impl Functions {
             intake: request_api("intake").await?,
             approval: request_api("approval").await?,
             grants_api,
-            grant: lifecycle("grant").await?,
+            grant: {
+                let b = bindings.get("grant");
+                let mut deps = wiring::Granting::from_env(&b.env, &b.sdk).await?;
+                deps.lifecycle.clock = clock.clone();
+                deps
+            },
             revoke: lifecycle("revoke").await?,
             verify: lifecycle("verify").await?,
             ttl_backstop: lifecycle("ttl-backstop").await?,
@@ -375,8 +380,34 @@ impl LocalStack {
         groups: &[&str],
         employment: &str,
     ) -> Result<String, LocalError> {
+        // The development identity provider puts people in the catalog's IdP
+        // groups for the approver groups named.
+        let catalog =
+            lapse_lambda::bundled_catalog().map_err(lapse_lambda::wiring::InitError::from)?;
+        let idp: Vec<String> = catalog
+            .groups()
+            .filter(|g| groups.contains(&g.name.as_str()))
+            .filter_map(|g| g.idp_groups.first().cloned())
+            .collect();
+        if idp.len() != groups.len() {
+            return Err(LocalError::Issuer(format!(
+                "unknown approver group in {groups:?}"
+            )));
+        }
+        let idp: Vec<&str> = idp.iter().map(String::as_str).collect();
+        self.token_with_idp_groups(user, &idp, employment)
+    }
+
+    /// A token whose groups claim carries these identity-provider group ids as
+    /// they are (for tests of what an IdP might send).
+    pub fn token_with_idp_groups(
+        &self,
+        user: &str,
+        idp_groups: &[&str],
+        employment: &str,
+    ) -> Result<String, LocalError> {
         self.issuer
-            .mint(user, groups, employment, TimeDelta::hours(1))
+            .mint(user, idp_groups, employment, TimeDelta::hours(1))
     }
 
     /// Creates IAM users (people must exist in IAM to be granted anything).

@@ -81,6 +81,11 @@ impl StackConfig {
             (vars::REVOCATIONS_TABLE, self.revocations_table.clone()),
             (vars::EVENT_BUS, self.event_bus.clone()),
             (vars::WEBHOOK_SECRET, self.webhook_secret_id.clone()),
+            // moto has no service-specific credentials; declared, never assumed.
+            (
+                vars::EMULATOR_GAPS,
+                lapse_aws::iam::GAP_SERVICE_CREDENTIALS.to_owned(),
+            ),
             (
                 "LAPSE_REVOCATION_STATE_MACHINE_ARN",
                 self.revocation_state_machine_arn.clone(),

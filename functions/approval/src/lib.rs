@@ -3,14 +3,15 @@
 //! `POST /v1/requests/{id}/decisions` `{decision: "approve"|"deny", comment}`.
 //! The approver is the authenticated caller; the rules (no self-approval, distinct
 //! approvers per slot, any deny ends it, nothing after the deadline) are the core's.
-//! Racing decisions are settled by DynamoDB conditional writes. When the route is
+//! Racing decisions are settled by DynamoDB conditional writes. Neither a revoked
+//! approver nor a revoked requester's request gets a decision (403). When the route is
 //! satisfied, the grant workflow starts, named for the request, so exactly once.
 
 use std::convert::Infallible;
 
 use lambda_http::{Body, Request, Response};
 use lapse_core::identity::Principal;
-use lapse_core::ports::WorkflowStarter;
+use lapse_core::ports::{RequestStore, WorkflowStarter};
 use lapse_core::request::{RequestId, Verdict};
 use lapse_core::usecase::Outbox;
 use lapse_core::usecase::decide::{Decision, decide};
@@ -34,10 +35,12 @@ pub async fn handler<W: WorkflowStarter>(
     deps: &Deps<W>,
     request: Request,
 ) -> Result<Response<Body>, Infallible> {
-    Ok(http::respond(request, |who, request| async move {
-        route(deps, &who, &request).await
-    })
-    .await)
+    Ok(
+        http::respond(request, &deps.auditing.catalog, |who, request| async move {
+            route(deps, &who, &request).await
+        })
+        .await,
+    )
 }
 
 async fn route<W: WorkflowStarter>(
@@ -59,6 +62,17 @@ async fn route<W: WorkflowStarter>(
         verdict: body.decision,
         comment: body.comment,
     };
+    // No decisions on the requests of someone whose access Lapse revoked: the
+    // revocation cancels them, and the grant step would refuse them anyway.
+    if let Some(subject) = deps
+        .store
+        .get(&decision.request_id)
+        .await
+        .map_err(lapse_core::error::Error::from)?
+    {
+        lapse_core::revocation::usecase::ensure_not_revoked(&deps.controls, subject.requester())
+            .await?;
+    }
     let outbox = Outbox {
         notifier: &deps.notifier,
         workflows: &deps.workflows,

@@ -1,7 +1,8 @@
 //! # grant
 //!
 //! Step Functions task. Input: `{"request_id": "req-…"}` (or with `extension_id` to
-//! merge an approved extension). Activates the request and puts it in IAM: an inline
+//! merge an approved extension). Refuses a requester whose access Lapse revoked.
+//! Activates the request and puts it in IAM: an inline
 //! policy whose every statement carries `aws:CurrentTime` < expiry, or a group
 //! membership recorded in the ledger. Idempotent. Output: the grant, with its expiry,
 //! which the state machine's Wait state sleeps until.
@@ -9,20 +10,22 @@
 use lambda_runtime::LambdaEvent;
 use lapse_core::usecase::lifecycle::{GrantReport, WorkflowInput, grant};
 use lapse_lambda::HandlerError;
-use lapse_lambda::wiring::Lifecycle;
+use lapse_lambda::wiring::Granting;
 
 #[tracing::instrument(skip_all, fields(request_id = %event.payload.request_id))]
 pub async fn handler(
-    deps: &Lifecycle,
+    deps: &Granting,
     event: LambdaEvent<WorkflowInput>,
 ) -> Result<GrantReport, HandlerError> {
+    let l = &deps.lifecycle;
     let report = grant(
-        &deps.grants(),
-        &deps.directory,
-        &deps.auditing.trail(),
-        &deps.auditing.catalog,
+        &l.grants(),
+        &l.directory,
+        &deps.controls,
+        &l.auditing.trail(),
+        &l.auditing.catalog,
         &event.payload,
-        deps.clock.now(),
+        l.clock.now(),
     )
     .await?;
     tracing::info!(expires_at = %report.expires_at, "granted");

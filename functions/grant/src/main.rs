@@ -2,13 +2,13 @@
 
 use lambda_runtime::{run, service_fn};
 use lapse_lambda::config::Env;
-use lapse_lambda::wiring::Lifecycle;
+use lapse_lambda::wiring::Granting;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     lapse_lambda::init_tracing();
     let sdk = lapse_aws::sdk::load().await;
-    let deps = Lifecycle::from_env(&Env::process(), &sdk).await?;
+    let deps = Granting::from_env(&Env::process(), &sdk).await?;
     run(service_fn(|event| grant::handler(&deps, event)))
         .await
         .map_err(|e| anyhow::anyhow!(e))

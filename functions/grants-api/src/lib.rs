@@ -34,7 +34,7 @@ impl Deps {
         Ok(Self {
             store: wiring::request_store(env, sdk)?,
             ledger: wiring::ledger(env, sdk)?,
-            directory: wiring::directory(sdk),
+            directory: wiring::directory(env, sdk)?,
             auditing: Auditing::from_env(env, sdk).await?,
             clock: wiring::system_clock(),
         })
@@ -43,10 +43,12 @@ impl Deps {
 
 #[tracing::instrument(skip_all, fields(method = %request.method(), path = %request.uri().path()))]
 pub async fn handler(deps: &Deps, request: Request) -> Result<Response<Body>, Infallible> {
-    Ok(http::respond(request, |who, request| async move {
-        route(deps, &who, &request).await
-    })
-    .await)
+    Ok(
+        http::respond(request, &deps.auditing.catalog, |who, request| async move {
+            route(deps, &who, &request).await
+        })
+        .await,
+    )
 }
 
 async fn route(

@@ -58,10 +58,12 @@ pub async fn handler<W: WorkflowStarter>(
     deps: &Deps<W>,
     request: Request,
 ) -> Result<Response<Body>, Infallible> {
-    Ok(http::respond(request, |who, request| async move {
-        route(deps, &who, &request).await
-    })
-    .await)
+    Ok(
+        http::respond(request, &deps.auditing.catalog, |who, request| async move {
+            route(deps, &who, &request).await
+        })
+        .await,
+    )
 }
 
 async fn route<W: WorkflowStarter>(

@@ -17,17 +17,33 @@ use lapse_core::ports::{AccessInspector, AccessProvisioner, DirectoryError, Remo
 #[derive(Clone, Debug)]
 pub struct IamDirectory {
     client: Client,
-    /// Set once the endpoint has shown it cannot list service-specific credentials,
-    /// so later snapshots do not ask again.
-    no_service_credentials: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The deployment declared that its endpoint (an emulator) does not offer
+    /// service-specific credentials. Never set on AWS, where an unreadable listing
+    /// fails verification.
+    service_credentials_not_offered: bool,
 }
+
+/// The one emulator gap a deployment may declare (`LAPSE_EMULATOR_GAPS`).
+pub const GAP_SERVICE_CREDENTIALS: &str = "iam:ListServiceSpecificCredentials";
 
 impl IamDirectory {
     pub fn new(client: Client) -> Self {
         Self {
             client,
-            no_service_credentials: Default::default(),
+            service_credentials_not_offered: false,
         }
+    }
+
+    /// Declares emulator gaps (a comma-separated list); unknown names are refused so
+    /// a typo cannot silently switch a check off.
+    pub fn declaring_gaps(mut self, gaps: &str) -> Result<Self, String> {
+        for gap in gaps.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+            match gap {
+                GAP_SERVICE_CREDENTIALS => self.service_credentials_not_offered = true,
+                other => return Err(format!("unknown emulator gap `{other}`")),
+            }
+        }
+        Ok(self)
     }
 }
 
@@ -59,6 +75,13 @@ where
 
 fn no_user(user: &PrincipalId) -> impl FnOnce(&str) -> DirectoryError + '_ {
     move |_| DirectoryError::NoSuchPrincipal(user.to_string())
+}
+
+/// IAM returns policy documents URL-encoded; anything that is not JSON is kept as
+/// a string, which matches no expected document.
+fn decode_policy(encoded: &str) -> serde_json::Value {
+    let decoded = percent_encoding::percent_decode_str(encoded).decode_utf8_lossy();
+    serde_json::from_str(&decoded).unwrap_or(serde_json::Value::String(decoded.into_owned()))
 }
 
 /// `Removed`, or `AlreadyAbsent` when IAM says there was nothing to remove: removals
@@ -173,12 +196,9 @@ impl AccessInspector for IamDirectory {
                 .send()
                 .await
                 .map_err(|e| directory_error(e, no_user(user)))?;
-            // IAM returns policy documents URL-encoded.
-            let decoded =
-                percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8_lossy();
-            let document = serde_json::from_str(&decoded)
-                .unwrap_or(serde_json::Value::String(decoded.into_owned()));
-            snapshot.inline_policies.insert(name, document);
+            snapshot
+                .inline_policies
+                .insert(name, decode_policy(policy.policy_document()));
         }
         let groups = self
             .client
@@ -213,11 +233,13 @@ mod identity {
     use lapse_core::identity::PrincipalId;
     use lapse_core::ports::{AccessInspector, DirectoryError, Removal};
     use lapse_core::revocation::plan::{
-        Action, Credential, IdentitySnapshot, SESSION_DENY_POLICY, session_deny_document,
+        Action, Credential, IdentitySnapshot, SESSION_DENY_POLICY, ServiceCredentials,
+        TrustingRole, role_session_deny_document, role_session_deny_policy, session_deny_document,
+        trust_names_user,
     };
     use lapse_core::revocation::ports::IdentityDirectory;
 
-    use super::{IamDirectory, directory_error, is_missing, no_user, removal};
+    use super::{IamDirectory, decode_policy, directory_error, is_missing, no_user, removal};
 
     /// An endpoint that does not implement an operation answers with something that
     /// is not an AWS error at all (moto: an HTML 404). Only that counts as
@@ -272,17 +294,16 @@ mod identity {
                 .collect())
         }
 
+        /// Decided on every call: an answer that is not an AWS response is
+        /// `NotOffered` only where the deployment declared that gap, and otherwise
+        /// `Unreadable`, which verification refuses.
         async fn service_credentials(
             &self,
             user: &PrincipalId,
-        ) -> Result<Option<Vec<Credential>>, DirectoryError> {
-            use std::sync::atomic::Ordering;
-            if self.no_service_credentials.load(Ordering::Relaxed) {
-                return Ok(None);
-            }
-            // No SDK retries for this probe: an endpoint without the operation would
-            // otherwise be asked again with backoff on every snapshot. A real service
-            // error still fails the step, which the workflow retries.
+        ) -> Result<ServiceCredentials, DirectoryError> {
+            // No SDK retries for this call: an endpoint without the operation would
+            // be asked again with backoff. A real service error fails the step,
+            // which the workflow retries.
             match self
                 .client
                 .list_service_specific_credentials()
@@ -295,22 +316,125 @@ mod identity {
                 .send()
                 .await
             {
-                Ok(out) => Ok(Some(
-                    out.service_specific_credentials()
+                Ok(out) => Ok(ServiceCredentials::Listed {
+                    credentials: out
+                        .service_specific_credentials()
                         .iter()
                         .map(|c| Credential {
                             id: c.service_specific_credential_id().to_owned(),
                             active: c.status() == &StatusType::Active,
                         })
                         .collect(),
-                )),
+                }),
+                Err(e) if unsupported(&e) && self.service_credentials_not_offered => {
+                    Ok(ServiceCredentials::NotOffered)
+                }
                 Err(e) if unsupported(&e) => {
-                    tracing::warn!(user = %user, "this IAM endpoint cannot list service-specific credentials");
-                    self.no_service_credentials.store(true, Ordering::Relaxed);
-                    Ok(None)
+                    tracing::warn!(user = %user, "service-specific credentials could not be read");
+                    Ok(ServiceCredentials::Unreadable {
+                        reason: "the endpoint's answer to ListServiceSpecificCredentials was not an AWS response".into(),
+                    })
                 }
                 Err(e) => Err(directory_error(e, no_user(user))),
             }
+        }
+
+        async fn signing_certificates(
+            &self,
+            user: &PrincipalId,
+        ) -> Result<Vec<Credential>, DirectoryError> {
+            let certificates = self
+                .client
+                .list_signing_certificates()
+                .user_name(user.as_str())
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| directory_error(e, no_user(user)))?;
+            Ok(certificates
+                .into_iter()
+                .map(|c| Credential {
+                    active: c.status() == &StatusType::Active,
+                    id: c.certificate_id().to_owned(),
+                })
+                .collect())
+        }
+
+        async fn mfa_devices(&self, user: &PrincipalId) -> Result<Vec<String>, DirectoryError> {
+            let devices = self
+                .client
+                .list_mfa_devices()
+                .user_name(user.as_str())
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| directory_error(e, no_user(user)))?;
+            Ok(devices
+                .into_iter()
+                .map(|d| d.serial_number().to_owned())
+                .collect())
+        }
+
+        /// Every role whose trust policy names the user, with whether Lapse manages
+        /// it and the deny of the user's sessions it carries.
+        async fn trusting_roles(
+            &self,
+            user: &PrincipalId,
+            arn: &str,
+            id: &str,
+        ) -> Result<Vec<TrustingRole>, DirectoryError> {
+            let roles = self
+                .client
+                .list_roles()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| directory_error(e, no_user(user)))?;
+            let mut trusting = Vec::new();
+            for role in roles {
+                let Some(trust) = role.assume_role_policy_document().map(decode_policy) else {
+                    continue;
+                };
+                if !trust_names_user(&trust, arn, id) {
+                    continue;
+                }
+                let name = role.role_name();
+                let tags = self
+                    .client
+                    .list_role_tags()
+                    .role_name(name)
+                    .send()
+                    .await
+                    .map_err(|e| directory_error(e, no_user(user)))?;
+                let managed = tags
+                    .tags()
+                    .iter()
+                    .any(|t| t.key() == "lapse:managed" && t.value() == "true");
+                let session_deny = match self
+                    .client
+                    .get_role_policy()
+                    .role_name(name)
+                    .policy_name(role_session_deny_policy(user))
+                    .send()
+                    .await
+                {
+                    Ok(policy) => Some(decode_policy(policy.policy_document())),
+                    Err(e) if is_missing(&e) => None,
+                    Err(e) => return Err(directory_error(e, no_user(user))),
+                };
+                trusting.push(TrustingRole {
+                    name: name.to_owned(),
+                    managed,
+                    session_deny,
+                });
+            }
+            Ok(trusting)
         }
     }
 
@@ -320,11 +444,12 @@ mod identity {
             user: &PrincipalId,
             at: DateTime<Utc>,
         ) -> Result<IdentitySnapshot, DirectoryError> {
-            match self.client.get_user().user_name(user.as_str()).send().await {
-                Ok(_) => {}
+            let found = match self.client.get_user().user_name(user.as_str()).send().await {
+                Ok(out) => out.user,
                 Err(e) if is_missing(&e) => return Ok(IdentitySnapshot::absent(user.clone(), at)),
                 Err(e) => return Err(directory_error(e, no_user(user))),
-            }
+            };
+            let (arn, id) = found.map(|u| (u.arn, u.user_id)).unwrap_or_default();
             let login_profile = match self
                 .client
                 .get_login_profile()
@@ -343,7 +468,10 @@ mod identity {
                 login_profile,
                 access_keys: self.access_keys(user).await?,
                 ssh_keys: self.ssh_keys(user).await?,
+                signing_certificates: self.signing_certificates(user).await?,
+                mfa_devices: self.mfa_devices(user).await?,
                 service_credentials: self.service_credentials(user).await?,
+                trusting_roles: self.trusting_roles(user, &arn, &id).await?,
                 groups: iam.groups,
                 inline_policies: iam.inline_policies,
                 attached_policies: iam.attached_policies,
@@ -429,7 +557,36 @@ mod identity {
                         .map_err(|e| directory_error(e, no_user(user)))?;
                     Ok(Removal::Removed)
                 }
-                Action::EndGrant { .. } => Ok(Removal::AlreadyAbsent),
+                Action::DeactivateSigningCertificate { id } => removal(
+                    c.update_signing_certificate()
+                        .user_name(name)
+                        .certificate_id(id)
+                        .status(StatusType::Inactive)
+                        .send()
+                        .await,
+                    user,
+                ),
+                Action::DeactivateMfaDevice { serial } => removal(
+                    c.deactivate_mfa_device()
+                        .user_name(name)
+                        .serial_number(serial)
+                        .send()
+                        .await,
+                    user,
+                ),
+                Action::DenyRoleSessions { role } => {
+                    c.put_role_policy()
+                        .role_name(role)
+                        .policy_name(role_session_deny_policy(user))
+                        .policy_document(role_session_deny_document(user).to_string())
+                        .send()
+                        .await
+                        .map_err(|e| directory_error(e, no_user(user)))?;
+                    Ok(Removal::Removed)
+                }
+                Action::EndGrant { .. } | Action::CancelRequest { .. } => {
+                    Ok(Removal::AlreadyAbsent)
+                }
             }
         }
 
@@ -460,6 +617,41 @@ mod identity {
                     .await
                     .map_err(|e| directory_error(e, no_user(user)))?;
                 restored.push(format!("SSH key {} reactivated", key.id));
+            }
+            for certificate in snapshot.signing_certificates.iter().filter(|k| k.active) {
+                c.update_signing_certificate()
+                    .user_name(name)
+                    .certificate_id(&certificate.id)
+                    .status(StatusType::Active)
+                    .send()
+                    .await
+                    .map_err(|e| directory_error(e, no_user(user)))?;
+                restored.push(format!(
+                    "signing certificate {} reactivated",
+                    certificate.id
+                ));
+            }
+            for serial in &snapshot.mfa_devices {
+                // Re-enabling needs two codes from the device: the person re-enrols.
+                restored.push(format!(
+                    "MFA device {serial}: to be re-enrolled by its owner"
+                ));
+            }
+            // A deny that was already there before the revocation stays.
+            for role in snapshot
+                .trusting_roles
+                .iter()
+                .filter(|r| r.managed && r.session_deny.is_none())
+            {
+                removal(
+                    c.delete_role_policy()
+                        .role_name(&role.name)
+                        .policy_name(role_session_deny_policy(user))
+                        .send()
+                        .await,
+                    user,
+                )?;
+                restored.push(format!("deny of sessions of role {} removed", role.name));
             }
             for group in &snapshot.groups {
                 c.add_user_to_group()

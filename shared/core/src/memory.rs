@@ -294,3 +294,27 @@ impl Clock for ManualClock {
         *lock(&self.now)
     }
 }
+
+/// Per-user controls in a map.
+#[derive(Debug, Default)]
+pub struct MemoryControls {
+    items: Mutex<BTreeMap<PrincipalId, crate::revocation::ports::Controls>>,
+}
+
+impl crate::revocation::ports::UserControls for MemoryControls {
+    async fn controls(
+        &self,
+        user: &PrincipalId,
+    ) -> Result<crate::revocation::ports::Controls, StoreError> {
+        Ok(lock(&self.items).get(user).cloned().unwrap_or_default())
+    }
+
+    async fn set(
+        &self,
+        user: &PrincipalId,
+        controls: &crate::revocation::ports::Controls,
+    ) -> Result<(), StoreError> {
+        lock(&self.items).insert(user.clone(), controls.clone());
+        Ok(())
+    }
+}

@@ -134,11 +134,26 @@ pub struct Role {
     pub managed_policies: BTreeSet<String>,
 }
 
-/// A group of approvers; membership comes from the authenticated identity's groups.
+/// A group of approvers. Membership comes from the authenticated identity's groups
+/// claim: a person is in the group when the claim carries one of `idp_groups`
+/// exactly (the identity provider's immutable group identifiers, never display
+/// names, which a person may be able to choose).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ApproverGroup {
     pub name: String,
     pub description: String,
+    pub idp_groups: BTreeSet<String>,
+}
+
+/// Is this a usable identity-provider group identifier? It must survive API
+/// Gateway's flattening of array claims (`[a b]`) unambiguously: no whitespace,
+/// commas, brackets, quotes or control characters.
+pub fn is_idp_group_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 256
+        && !id
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || ",[]\"'".contains(c))
 }
 
 /// The numbers a security team tunes.
@@ -316,6 +331,7 @@ struct RawRouting {
 struct RawGroup {
     name: Spanned<String>,
     description: String,
+    idp_groups: Spanned<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -554,7 +570,31 @@ impl Catalog {
         }
 
         let mut groups = BTreeMap::new();
+        let mut idp_owner: BTreeMap<&str, &str> = BTreeMap::new();
         for (i, group) in raw.approver_groups.value.iter().enumerate() {
+            if group.idp_groups.value.is_empty() {
+                issues.at(
+                    &group.idp_groups,
+                    format!("approver_groups[{i}].idp_groups"),
+                    "list the identity provider group ids whose members approve as this group",
+                );
+            }
+            for (j, id) in group.idp_groups.value.iter().enumerate() {
+                let path = format!("approver_groups[{i}].idp_groups[{j}]");
+                if !is_idp_group_id(&id.value) {
+                    issues.at(
+                        id,
+                        path,
+                        "an identity provider group id has no whitespace, commas, brackets or quotes (use the immutable id, not the display name)",
+                    );
+                } else if let Some(other) = idp_owner.insert(&id.value, &group.name.value) {
+                    issues.at(
+                        id,
+                        path,
+                        format!("`{}` already maps to approver group `{other}`", id.value),
+                    );
+                }
+            }
             let path = format!("approver_groups[{i}].name");
             if !is_slug(&group.name.value) {
                 issues.at(
@@ -574,6 +614,12 @@ impl Catalog {
                     ApproverGroup {
                         name: group.name.value.clone(),
                         description: group.description.clone(),
+                        idp_groups: group
+                            .idp_groups
+                            .value
+                            .iter()
+                            .map(|g| g.value.clone())
+                            .collect(),
                     },
                 );
             }
@@ -871,6 +917,20 @@ impl Catalog {
         self.groups.values()
     }
 
+    /// The approver groups a groups claim makes someone a member of: exact matches
+    /// of identity-provider group ids only.
+    pub fn approver_groups_for<'a>(
+        &self,
+        idp_groups: impl IntoIterator<Item = &'a str>,
+    ) -> BTreeSet<String> {
+        let claimed: BTreeSet<&str> = idp_groups.into_iter().collect();
+        self.groups
+            .values()
+            .filter(|g| g.idp_groups.iter().any(|id| claimed.contains(id.as_str())))
+            .map(|g| g.name.clone())
+            .collect()
+    }
+
     /// Every group name that appears in any approval rule.
     pub fn approver_group_names(&self) -> BTreeSet<&str> {
         self.groups.keys().map(String::as_str).collect()
@@ -973,6 +1033,44 @@ mod tests {
         assert_eq!(catalog.tunables().break_glass_cap.to_string(), "2h");
         assert_eq!(catalog.hash(), &PolicyHash::of(CATALOG.as_bytes()));
         assert_eq!(catalog.hash().as_str().len(), 64);
+    }
+
+    #[test]
+    fn approvers_come_from_exact_identity_provider_group_ids() {
+        let catalog = Catalog::parse(CATALOG, "catalog.yaml").unwrap();
+        assert_eq!(
+            catalog.approver_groups_for(["idp-grp-managers", "everyone"]),
+            BTreeSet::from(["managers".to_owned()])
+        );
+        // Display names, their words and the approver group's own name grant nothing.
+        for claim in [
+            "Engineering managers",
+            "managers",
+            "idp-grp-managers2",
+            "IDP-GRP-MANAGERS",
+        ] {
+            assert!(catalog.approver_groups_for([claim]).is_empty(), "{claim}");
+        }
+        let spaced = CATALOG.replace("[idp-grp-managers]", "[\"Engineering managers\"]");
+        let issues = issues_of(&spaced);
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.path == "approver_groups[0].idp_groups[0]"
+                    && i.message.contains("no whitespace")),
+            "{issues:?}"
+        );
+        let shared = CATALOG.replace("[idp-grp-security-ops]", "[idp-grp-managers]");
+        assert!(issues_of(&shared).iter().any(|i| {
+            i.message
+                .contains("already maps to approver group `managers`")
+        }),);
+        let none = CATALOG.replace("[idp-grp-billing-owners]", "[]");
+        assert!(
+            issues_of(&none)
+                .iter()
+                .any(|i| i.path == "approver_groups[2].idp_groups"),
+        );
     }
 
     /// The shipped catalog with billing-reports-read granting `actions` on `resource`

@@ -601,6 +601,23 @@ impl AccessRequest {
         }
     }
 
+    /// Lapse withdraws a pending or approved (not yet granted) request because the
+    /// requester's access was revoked. Returns `false` when it was already cancelled;
+    /// an active grant is refused (it must be ended through the lifecycle).
+    pub fn withdraw(&mut self, now: DateTime<Utc>) -> Result<bool, RequestError> {
+        match self.status {
+            Status::Cancelled => Ok(false),
+            Status::Pending | Status::Approved => {
+                self.set_status(Status::Cancelled, now);
+                Ok(true)
+            }
+            from => Err(RequestError::InvalidTransition {
+                from,
+                action: "withdraw",
+            }),
+        }
+    }
+
     /// Starts the grant window, recording the IAM artifact it puts in place;
     /// repeating it returns the same window.
     pub fn activate(

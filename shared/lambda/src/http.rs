@@ -8,6 +8,7 @@
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use lapse_core::identity::{EmploymentType, Principal, PrincipalId};
+use lapse_core::policy::Catalog;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -20,7 +21,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub mod claims {
     /// The person's id (their IAM user name).
     pub const USER: &str = "sub";
-    /// Their approver groups.
+    /// Their identity provider's group ids (mapped to approver groups by the catalog).
     pub const GROUPS: &str = "groups";
     /// `employee`, `contractor` or `vendor`; absent counts as `contractor`.
     pub const EMPLOYMENT: &str = "employment_type";
@@ -35,24 +36,38 @@ pub enum AuthError {
     BadClaim { claim: &'static str },
 }
 
-/// Splits a groups claim. API Gateway flattens JSON arrays to `[a b]`; other
-/// issuers send `a,b`, `a b` or a JSON array string.
-pub fn parse_groups(raw: &str) -> Vec<String> {
-    if let Ok(list) = serde_json::from_str::<Vec<String>>(raw) {
-        return list;
+/// The identity-provider group ids in a groups claim, exactly as sent. Two shapes
+/// are accepted: a JSON array of strings, and API Gateway's flattening of an
+/// array claim (`[a b c]`, single spaces). Anything else (comma lists, stray
+/// brackets or quotes, empty entries) is refused rather than guessed at: a guess
+/// is how a group named "Engineering managers" becomes a `managers` slot.
+pub fn parse_groups(raw: &str) -> Result<Vec<String>, AuthError> {
+    let malformed = AuthError::BadClaim {
+        claim: claims::GROUPS,
+    };
+    if raw.trim_start().starts_with("[\"") {
+        return serde_json::from_str::<Vec<String>>(raw).map_err(|_| malformed);
     }
-    raw.trim()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .map(|g| g.trim_matches('"'))
-        .filter(|g| !g.is_empty())
-        .map(str::to_owned)
-        .collect()
+    let inner = raw
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .ok_or_else(|| malformed.clone())?;
+    if inner.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = inner.split(' ').collect();
+    if ids
+        .iter()
+        .any(|id| !lapse_core::policy::is_idp_group_id(id))
+    {
+        return Err(malformed);
+    }
+    Ok(ids.into_iter().map(str::to_owned).collect())
 }
 
-/// The authenticated caller.
-pub fn principal(request: &Request) -> Result<Principal, AuthError> {
+/// The authenticated caller. Their approver groups are the catalog's groups whose
+/// identity-provider ids the claim carries exactly.
+pub fn principal(request: &Request, catalog: &Catalog) -> Result<Principal, AuthError> {
     let claims = match request.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx
             .authorizer
@@ -66,10 +81,11 @@ pub fn principal(request: &Request) -> Result<Principal, AuthError> {
     let id = PrincipalId::new(user.as_str()).map_err(|_| AuthError::BadClaim {
         claim: claims::USER,
     })?;
-    let groups = claims
-        .get(claims::GROUPS)
-        .map(|g| parse_groups(g))
-        .unwrap_or_default();
+    let idp_groups = match claims.get(claims::GROUPS) {
+        Some(raw) => parse_groups(raw)?,
+        None => Vec::new(),
+    };
+    let groups = catalog.approver_groups_for(idp_groups.iter().map(String::as_str));
     let employment = match claims.get(claims::EMPLOYMENT).map(String::as_str) {
         Some("employee") => EmploymentType::Employee,
         Some("vendor") => EmploymentType::Vendor,
@@ -147,12 +163,12 @@ pub fn no_route(request: &Request) -> Response<Body> {
 
 /// The skeleton of every authenticated handler: the caller from the verified
 /// claims (401 without), then `route`, whose errors become responses.
-pub async fn respond<F, Fut>(request: Request, route: F) -> Response<Body>
+pub async fn respond<F, Fut>(request: Request, catalog: &Catalog, route: F) -> Response<Body>
 where
     F: FnOnce(Principal, Request) -> Fut,
     Fut: std::future::Future<Output = Result<Response<Body>, HandlerError>>,
 {
-    match principal(&request) {
+    match principal(&request, catalog) {
         Ok(who) => route(who, request).await.unwrap_or_else(|err| error(&err)),
         Err(err) => unauthorized(&err),
     }
@@ -182,18 +198,41 @@ pub fn unauthorized(err: &AuthError) -> Response<Body> {
 mod tests {
     use super::*;
 
+    fn catalog() -> Catalog {
+        Catalog::parse(
+            include_str!("../../../infra/policy/catalog.yaml"),
+            "catalog.yaml",
+        )
+        .unwrap()
+    }
+
     #[test]
-    fn groups_claims_in_every_issuer_shape() {
+    fn groups_claims_are_parsed_exactly_or_refused() {
+        assert_eq!(parse_groups("[idp-a idp-b]").unwrap(), ["idp-a", "idp-b"]);
         assert_eq!(
-            parse_groups("[managers security]"),
-            ["managers", "security"]
+            parse_groups(r#"["idp-a","Engineering managers"]"#).unwrap(),
+            ["idp-a", "Engineering managers"],
+            "a JSON array keeps each entry whole"
         );
-        assert_eq!(parse_groups("managers,security"), ["managers", "security"]);
-        assert_eq!(
-            parse_groups(r#"["managers","security"]"#),
-            ["managers", "security"]
-        );
-        assert!(parse_groups("").is_empty());
+        assert!(parse_groups("[]").unwrap().is_empty());
+        for bad in [
+            "idp-a,idp-b",
+            "idp-a idp-b",
+            "[idp-a,idp-b]",
+            "[idp-a  idp-b]",
+            "[idp-a",
+            "[\"idp-a\"",
+            "[idp-a \"b\"]",
+            "",
+        ] {
+            assert_eq!(
+                parse_groups(bad),
+                Err(AuthError::BadClaim {
+                    claim: claims::GROUPS
+                }),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
@@ -202,7 +241,10 @@ mod tests {
             .uri("/v1/requests")
             .body(Body::Empty)
             .unwrap();
-        assert_eq!(principal(&request), Err(AuthError::Unauthenticated));
+        assert_eq!(
+            principal(&request, &catalog()),
+            Err(AuthError::Unauthenticated)
+        );
     }
 
     #[test]
@@ -214,14 +256,15 @@ mod tests {
                 "accountId": "123456789012", "apiId": "api", "domainName": "localhost", "domainPrefix": "local",
                 "http": {"method": "POST", "path": "/v1/requests", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
                 "requestId": "r", "routeKey": "$default", "stage": "$default", "time": "23/Nov/2026:10:00:00 +0000", "timeEpoch": 0,
-                "authorizer": {"jwt": {"claims": {"sub": "rita", "groups": "[managers]", "employment_type": "employee"}, "scopes": null}}
+                "authorizer": {"jwt": {"claims": {"sub": "rita", "groups": "[idp-grp-managers Engineering managers]", "employment_type": "employee"}, "scopes": null}}
             },
             "body": "{\"requester\": \"mallory\"}", "isBase64Encoded": false
         });
         let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-        let who = principal(&request).unwrap();
+        let who = principal(&request, &catalog()).unwrap();
         assert_eq!(who.id().as_str(), "rita");
         assert!(who.is_member("managers"));
+        assert_eq!(who.groups().len(), 1, "{:?}", who.groups());
         assert_eq!(who.employment(), EmploymentType::Employee);
     }
 }

@@ -29,6 +29,9 @@ pub mod vars {
     pub const REVOCATIONS_TABLE: &str = "LAPSE_REVOCATIONS_TABLE";
     pub const EVENT_BUS: &str = "LAPSE_EVENT_BUS";
     pub const WEBHOOK_SECRET: &str = "LAPSE_WEBHOOK_SECRET";
+    /// Emulator gaps the deployment declares (never set by the template): see
+    /// `lapse_aws::iam::IamDirectory::declaring_gaps`.
+    pub const EMULATOR_GAPS: &str = "LAPSE_EMULATOR_GAPS";
 }
 
 /// Why a binary could not start.
@@ -67,8 +70,13 @@ pub fn ledger(env: &Env, sdk: &SdkConfig) -> Result<DynamoDbLedger, ConfigError>
     ))
 }
 
-pub fn directory(sdk: &SdkConfig) -> IamDirectory {
+pub fn directory(env: &Env, sdk: &SdkConfig) -> Result<IamDirectory, ConfigError> {
     IamDirectory::new(aws_sdk_iam::Client::new(sdk))
+        .declaring_gaps(&env.optional(vars::EMULATOR_GAPS).unwrap_or_default())
+        .map_err(|reason| ConfigError::Invalid {
+            name: vars::EMULATOR_GAPS,
+            reason,
+        })
 }
 
 pub fn notifier(env: &Env, sdk: &SdkConfig) -> Result<SnsNotifier, ConfigError> {
@@ -170,7 +178,7 @@ impl Lifecycle {
         Ok(Self {
             store: request_store(env, sdk)?,
             ledger: ledger(env, sdk)?,
-            directory: directory(sdk),
+            directory: directory(env, sdk)?,
             auditing: Auditing::from_env(env, sdk).await?,
             clock: system_clock(),
         })
@@ -183,6 +191,23 @@ impl Lifecycle {
             store: &self.store,
             ledger: &self.ledger,
         }
+    }
+}
+
+/// The grant step: the lifecycle, plus whose access Lapse has revoked (it refuses
+/// to grant to them).
+#[derive(Debug)]
+pub struct Granting {
+    pub lifecycle: Lifecycle,
+    pub controls: lapse_aws::revocations::DynamoDbRevocations,
+}
+
+impl Granting {
+    pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
+        Ok(Self {
+            lifecycle: Lifecycle::from_env(env, sdk).await?,
+            controls: controls(env, sdk)?,
+        })
     }
 }
 
@@ -242,5 +267,8 @@ impl lapse_core::revocation::usecase::RevocationPorts for Revocations {
     }
     fn catalog(&self) -> &Catalog {
         &self.lifecycle.auditing.catalog
+    }
+    fn clock(&self) -> &dyn Clock {
+        self.lifecycle.clock.as_ref()
     }
 }

@@ -44,6 +44,9 @@ pub enum CaseStatus {
     Verified,
     /// Verification found residue.
     Failed,
+    /// IAM does not know the user: nothing was revoked, and security was alerted
+    /// (an HR feed with a typo may have meant someone who still has access).
+    NothingToRevoke,
 }
 
 /// What one action did.

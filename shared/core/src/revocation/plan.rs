@@ -3,6 +3,15 @@
 //! Plans are computed from a fresh snapshot every time, so a revocation that was
 //! interrupted half-way simply plans what is left: re-running is idempotent. The
 //! same rules decide what may remain ([`residue`]), which is what verification checks.
+//!
+//! Verification reads content, never names. Lapse's own artifacts are recognised by
+//! what they are, not by their `lapse-` prefix:
+//! - a grant's inline policy is exempt only when the ledger records it for a live
+//!   grant of this user ([`Expected::grant_policies`]); any other `lapse-*` policy is
+//!   removed like any other;
+//! - the session deny counts only when its document is exactly
+//!   [`session_deny_document`] for a cutoff at or after the one the case recorded;
+//! - a role's session deny counts only when it is exactly [`role_session_deny_document`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,7 +19,6 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::grant::NAME_PREFIX;
 use crate::identity::PrincipalId;
 use crate::policy::Role;
 use crate::request::RequestId;
@@ -18,11 +26,62 @@ use crate::request::RequestId;
 /// The inline policy that cuts off sessions issued before the revocation.
 pub const SESSION_DENY_POLICY: &str = "lapse-revoke-older-sessions";
 
+/// The inline role policy that denies a revoked user's sessions of a role that trusts them.
+pub fn role_session_deny_policy(user: &PrincipalId) -> String {
+    format!("lapse-revoke-sessions-of-{user}")
+}
+
 /// One credential and whether it is active.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credential {
     pub id: String,
     pub active: bool,
+}
+
+/// What IAM said about service-specific credentials (CodeCommit, Keyspaces, ...).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ServiceCredentials {
+    Listed {
+        credentials: Vec<Credential>,
+    },
+    /// The listing failed in a way that is not an AWS error. On AWS this means the
+    /// user's credentials are unknown: verification fails.
+    Unreadable {
+        reason: String,
+    },
+    /// The endpoint does not offer the API and the deployment declared that gap
+    /// (an emulator only; never set by the template).
+    NotOffered,
+}
+
+impl Default for ServiceCredentials {
+    fn default() -> Self {
+        ServiceCredentials::Listed {
+            credentials: Vec::new(),
+        }
+    }
+}
+
+impl ServiceCredentials {
+    pub fn listed(&self) -> &[Credential] {
+        match self {
+            ServiceCredentials::Listed { credentials } => credentials,
+            _ => &[],
+        }
+    }
+}
+
+/// A role whose trust policy names the user: their sessions of it outlive their
+/// own credentials.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustingRole {
+    pub name: String,
+    /// Tagged `lapse:managed=true`: only those can be given a deny by Lapse.
+    pub managed: bool,
+    /// The role's inline policy [`role_session_deny_policy`], if present.
+    #[serde(default)]
+    pub session_deny: Option<Value>,
 }
 
 /// Everything IAM holds for a user, read back directly.
@@ -33,9 +92,15 @@ pub struct IdentitySnapshot {
     pub login_profile: bool,
     pub access_keys: Vec<Credential>,
     pub ssh_keys: Vec<Credential>,
-    /// `None` when the endpoint cannot list service-specific credentials (some
-    /// emulators and partitions); the plan then records that it could not check.
-    pub service_credentials: Option<Vec<Credential>>,
+    #[serde(default)]
+    pub signing_certificates: Vec<Credential>,
+    /// Serial numbers of enabled MFA devices.
+    #[serde(default)]
+    pub mfa_devices: Vec<String>,
+    #[serde(default)]
+    pub service_credentials: ServiceCredentials,
+    #[serde(default)]
+    pub trusting_roles: Vec<TrustingRole>,
     pub groups: BTreeSet<String>,
     pub inline_policies: BTreeMap<String, Value>,
     pub attached_policies: BTreeSet<String>,
@@ -51,7 +116,10 @@ impl IdentitySnapshot {
             login_profile: false,
             access_keys: Vec::new(),
             ssh_keys: Vec::new(),
-            service_credentials: Some(Vec::new()),
+            signing_certificates: Vec::new(),
+            mfa_devices: Vec::new(),
+            service_credentials: ServiceCredentials::default(),
+            trusting_roles: Vec::new(),
             groups: BTreeSet::new(),
             inline_policies: BTreeMap::new(),
             attached_policies: BTreeSet::new(),
@@ -85,6 +153,11 @@ impl RevocationKind {
             RevocationKind::Specific { .. } => "specific",
         }
     }
+
+    /// Does this kind shut every way in (credentials, sessions, requests)?
+    pub fn closes_doors(&self) -> bool {
+        matches!(self, RevocationKind::Full | RevocationKind::Suspend)
+    }
 }
 
 /// Which parallel branch of the workflow performs an action.
@@ -96,7 +169,7 @@ pub enum Lane {
     Grants,
 }
 
-/// One change to IAM (or to a JIT grant).
+/// One change to IAM (or to a JIT grant or request).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
@@ -110,6 +183,16 @@ pub enum Action {
     DeactivateServiceCredential {
         id: String,
     },
+    DeactivateSigningCertificate {
+        id: String,
+    },
+    DeactivateMfaDevice {
+        serial: String,
+    },
+    /// Deny the user's sessions of a role that trusts them.
+    DenyRoleSessions {
+        role: String,
+    },
     RemoveFromGroup {
         group: String,
     },
@@ -119,12 +202,18 @@ pub enum Action {
     DetachPolicy {
         arn: String,
     },
-    /// Deny everything to sessions whose token was issued before this instant.
+    /// Deny everything to sessions whose token was issued before this instant. The
+    /// plan carries a placeholder; the credentials lane writes it last, with the
+    /// time after every credential was deactivated.
     DenyOlderSessions {
         issued_before: DateTime<Utc>,
     },
     /// End a live just-in-time grant through the grant lifecycle.
     EndGrant {
+        request_id: RequestId,
+    },
+    /// Cancel a pending or approved (not yet granted) request.
+    CancelRequest {
         request_id: RequestId,
     },
 }
@@ -136,11 +225,14 @@ impl Action {
             | Action::DeactivateAccessKey { .. }
             | Action::DeactivateSshKey { .. }
             | Action::DeactivateServiceCredential { .. }
+            | Action::DeactivateSigningCertificate { .. }
+            | Action::DeactivateMfaDevice { .. }
+            | Action::DenyRoleSessions { .. }
             | Action::DenyOlderSessions { .. } => Lane::Credentials,
             Action::RemoveFromGroup { .. }
             | Action::DeleteInlinePolicy { .. }
             | Action::DetachPolicy { .. } => Lane::Permissions,
-            Action::EndGrant { .. } => Lane::Grants,
+            Action::EndGrant { .. } | Action::CancelRequest { .. } => Lane::Grants,
         }
     }
 }
@@ -161,128 +253,233 @@ pub fn session_deny_document(issued_before: DateTime<Utc>) -> Value {
     })
 }
 
-fn session_cutoff(snapshot: &IdentitySnapshot) -> Option<DateTime<Utc>> {
-    snapshot
-        .inline_policies
-        .get(SESSION_DENY_POLICY)?
+/// The deny put on a role that trusts a revoked user. It matches the user's sessions
+/// of the role by source identity (set when the trust policy requires
+/// `sts:SourceIdentity`) or by session name (when it requires the session to be
+/// named for the user). A session the user named otherwise, without a source
+/// identity, is not matched: see docs/revocation.md for this limit.
+pub fn role_session_deny_document(user: &PrincipalId) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "LapseDenyRevokedUserBySourceIdentity",
+                "Effect": "Deny",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": { "StringEquals": { "aws:SourceIdentity": user.as_str() } }
+            },
+            {
+                "Sid": "LapseDenyRevokedUserBySessionName",
+                "Effect": "Deny",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": { "StringLike": { "aws:userid": format!("*:{user}") } }
+            }
+        ]
+    })
+}
+
+/// The cutoff of a session deny, if `document` is exactly a session deny.
+pub fn session_deny_cutoff(document: &Value) -> Option<DateTime<Utc>> {
+    let at = document
         .pointer("/Statement/0/Condition/DateLessThan/aws:TokenIssueTime")?
         .as_str()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())?
+        .with_timezone(&Utc);
+    (session_deny_document(at) == *document).then_some(at)
 }
 
-/// Is this inline policy one of a JIT grant's (ended through the lifecycle)?
-fn is_grant_policy(name: &str) -> bool {
-    name.starts_with(NAME_PREFIX) && name != SESSION_DENY_POLICY
+/// Does a role's trust policy name this user (by ARN or unique id) in an Allow?
+/// A trust of the whole account (`:root`) does not name anyone.
+pub fn trust_names_user(trust: &Value, user_arn: &str, user_id: &str) -> bool {
+    let statements = match trust.get("Statement") {
+        Some(Value::Array(list)) => list.iter().collect(),
+        Some(one @ Value::Object(_)) => vec![one],
+        _ => Vec::new(),
+    };
+    statements.into_iter().any(|statement| {
+        statement.get("Effect").and_then(Value::as_str) == Some("Allow")
+            && match statement.pointer("/Principal/AWS") {
+                Some(Value::String(p)) => p == user_arn || p == user_id,
+                Some(Value::Array(list)) => list
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .any(|p| p == user_arn || p == user_id),
+                _ => false,
+            }
+    })
 }
 
-fn credential_actions(snapshot: &IdentitySnapshot, cutoff: DateTime<Utc>) -> Vec<Action> {
+/// What a revocation expects to find besides what it removes.
+#[derive(Clone, Copy, Debug)]
+pub struct Expected<'a> {
+    /// For a role change: the new role.
+    pub role: Option<&'a Role>,
+    /// The user's live JIT grants (ended through the grant lifecycle).
+    pub live_grants: &'a [RequestId],
+    /// Inline policies the ledger records for one of those live grants.
+    pub grant_policies: &'a BTreeSet<String>,
+    /// The user's pending or approved requests (cancelled by a closing revocation).
+    pub open_requests: &'a [RequestId],
+    /// The session cutoff the case recorded (verification only).
+    pub cutoff: Option<DateTime<Utc>>,
+}
+
+/// Is this inline policy one Lapse may leave in place for this kind?
+fn exempt_policy(name: &str, document: &Value, expected: &Expected<'_>) -> bool {
+    expected.grant_policies.contains(name)
+        || (name == SESSION_DENY_POLICY && session_deny_cutoff(document).is_some())
+}
+
+/// Inline policies a full or partial revocation removes.
+fn removable_policies<'s>(
+    snapshot: &'s IdentitySnapshot,
+    expected: &'s Expected<'_>,
+) -> impl Iterator<Item = &'s String> {
+    snapshot
+        .inline_policies
+        .iter()
+        .filter(|(name, document)| !exempt_policy(name, document, expected))
+        .map(|(name, _)| name)
+}
+
+fn credential_actions(snapshot: &IdentitySnapshot) -> Vec<Action> {
     let mut actions = Vec::new();
     if snapshot.login_profile {
         actions.push(Action::DeleteLoginProfile);
     }
-    for key in snapshot.access_keys.iter().filter(|k| k.active) {
-        actions.push(Action::DeactivateAccessKey { id: key.id.clone() });
-    }
-    for key in snapshot.ssh_keys.iter().filter(|k| k.active) {
-        actions.push(Action::DeactivateSshKey { id: key.id.clone() });
-    }
-    for credential in snapshot
-        .service_credentials
-        .iter()
-        .flatten()
-        .filter(|c| c.active)
-    {
-        actions.push(Action::DeactivateServiceCredential {
-            id: credential.id.clone(),
-        });
-    }
-    if session_cutoff(snapshot).is_none_or(|at| at < cutoff) {
-        actions.push(Action::DenyOlderSessions {
-            issued_before: cutoff,
-        });
-    }
+    let active = |list: &[Credential]| -> Vec<String> {
+        list.iter()
+            .filter(|c| c.active)
+            .map(|c| c.id.clone())
+            .collect()
+    };
+    actions.extend(
+        active(&snapshot.access_keys)
+            .into_iter()
+            .map(|id| Action::DeactivateAccessKey { id }),
+    );
+    actions.extend(
+        active(&snapshot.ssh_keys)
+            .into_iter()
+            .map(|id| Action::DeactivateSshKey { id }),
+    );
+    actions.extend(
+        active(snapshot.service_credentials.listed())
+            .into_iter()
+            .map(|id| Action::DeactivateServiceCredential { id }),
+    );
+    actions.extend(
+        active(&snapshot.signing_certificates)
+            .into_iter()
+            .map(|id| Action::DeactivateSigningCertificate { id }),
+    );
+    actions.extend(
+        snapshot
+            .mfa_devices
+            .iter()
+            .map(|serial| Action::DeactivateMfaDevice {
+                serial: serial.clone(),
+            }),
+    );
+    let deny = role_session_deny_document(&snapshot.user);
+    actions.extend(
+        snapshot
+            .trusting_roles
+            .iter()
+            .filter(|r| r.managed && r.session_deny.as_ref() != Some(&deny))
+            .map(|r| Action::DenyRoleSessions {
+                role: r.name.clone(),
+            }),
+    );
+    // Written every time, and last: its cutoff is taken after the rest is done.
+    actions.push(Action::DenyOlderSessions {
+        issued_before: snapshot.taken_at,
+    });
     actions
 }
 
-/// The actions that take `kind` away from what `snapshot` shows, given the user's
-/// live JIT grants and (for a role change) the new role.
+/// The actions that take `kind` away from what `snapshot` shows.
 pub fn plan(
     kind: &RevocationKind,
     snapshot: &IdentitySnapshot,
-    role: Option<&Role>,
-    live_grants: &[RequestId],
-    cutoff: DateTime<Utc>,
+    expected: &Expected<'_>,
 ) -> Vec<Action> {
-    if !snapshot.exists {
-        return live_grants
-            .iter()
-            .map(|id| Action::EndGrant {
-                request_id: id.clone(),
-            })
-            .collect();
-    }
     let mut actions = Vec::new();
-    match kind {
-        RevocationKind::Full => {
-            actions.extend(credential_actions(snapshot, cutoff));
-            actions.extend(
-                snapshot
-                    .groups
-                    .iter()
-                    .map(|g| Action::RemoveFromGroup { group: g.clone() }),
-            );
-            actions.extend(
-                snapshot
-                    .inline_policies
-                    .keys()
-                    .filter(|n| n.as_str() != SESSION_DENY_POLICY && !is_grant_policy(n))
-                    .map(|n| Action::DeleteInlinePolicy { name: n.clone() }),
-            );
-            actions.extend(
-                snapshot
-                    .attached_policies
-                    .iter()
-                    .map(|a| Action::DetachPolicy { arn: a.clone() }),
-            );
+    if snapshot.exists {
+        match kind {
+            RevocationKind::Full => {
+                actions.extend(credential_actions(snapshot));
+                actions.extend(
+                    snapshot
+                        .groups
+                        .iter()
+                        .map(|g| Action::RemoveFromGroup { group: g.clone() }),
+                );
+                actions.extend(
+                    removable_policies(snapshot, expected)
+                        // The credentials lane overwrites it with the real deny.
+                        .filter(|n| n.as_str() != SESSION_DENY_POLICY)
+                        .map(|n| Action::DeleteInlinePolicy { name: n.clone() }),
+                );
+                actions.extend(
+                    snapshot
+                        .attached_policies
+                        .iter()
+                        .map(|a| Action::DetachPolicy { arn: a.clone() }),
+                );
+            }
+            RevocationKind::Suspend => actions.extend(credential_actions(snapshot)),
+            RevocationKind::Specific { permissions } => {
+                // Only what was named; JIT grants and credentials are left alone.
+                return specific_actions(snapshot, permissions);
+            }
+            RevocationKind::Partial { .. } => {
+                let (groups, policies) = role_entitlements(expected.role);
+                actions.extend(
+                    snapshot
+                        .groups
+                        .iter()
+                        .filter(|g| !groups.contains(*g))
+                        .map(|g| Action::RemoveFromGroup { group: g.clone() }),
+                );
+                actions.extend(
+                    removable_policies(snapshot, expected)
+                        .map(|n| Action::DeleteInlinePolicy { name: n.clone() }),
+                );
+                actions.extend(
+                    snapshot
+                        .attached_policies
+                        .iter()
+                        .filter(|a| !policies.contains(*a))
+                        .map(|a| Action::DetachPolicy { arn: a.clone() }),
+                );
+            }
         }
-        RevocationKind::Suspend => actions.extend(credential_actions(snapshot, cutoff)),
-        RevocationKind::Specific { .. } => {}
-        RevocationKind::Partial { .. } => {
-            let (groups, policies) = role.map_or((BTreeSet::new(), BTreeSet::new()), |r| {
-                (r.groups.clone(), r.managed_policies.clone())
-            });
-            actions.extend(
-                snapshot
-                    .groups
-                    .iter()
-                    .filter(|g| !groups.contains(*g))
-                    .map(|g| Action::RemoveFromGroup { group: g.clone() }),
-            );
-            actions.extend(
-                snapshot
-                    .inline_policies
-                    .keys()
-                    .filter(|n| n.as_str() != SESSION_DENY_POLICY && !is_grant_policy(n))
-                    .map(|n| Action::DeleteInlinePolicy { name: n.clone() }),
-            );
-            actions.extend(
-                snapshot
-                    .attached_policies
-                    .iter()
-                    .filter(|a| !policies.contains(*a))
-                    .map(|a| Action::DetachPolicy { arn: a.clone() }),
-            );
-        }
+    } else if let RevocationKind::Specific { .. } = kind {
+        return Vec::new();
     }
-    if let RevocationKind::Specific { permissions } = kind {
-        // Only what was named; JIT grants and credentials are left alone.
-        return specific_actions(snapshot, permissions);
+    if kind.closes_doors() {
+        actions.extend(
+            expected
+                .open_requests
+                .iter()
+                .map(|id| Action::CancelRequest {
+                    request_id: id.clone(),
+                }),
+        );
     }
-    actions.extend(live_grants.iter().map(|id| Action::EndGrant {
+    actions.extend(expected.live_grants.iter().map(|id| Action::EndGrant {
         request_id: id.clone(),
     }));
     actions
+}
+
+fn role_entitlements(role: Option<&Role>) -> (BTreeSet<String>, BTreeSet<String>) {
+    role.map_or((BTreeSet::new(), BTreeSet::new()), |r| {
+        (r.groups.clone(), r.managed_policies.clone())
+    })
 }
 
 fn specific_actions(snapshot: &IdentitySnapshot, permissions: &[String]) -> Vec<Action> {
@@ -310,51 +507,79 @@ fn specific_actions(snapshot: &IdentitySnapshot, permissions: &[String]) -> Vec<
     actions
 }
 
+fn credential_residue(after: &IdentitySnapshot, expected: &Expected<'_>, left: &mut Vec<String>) {
+    if after.login_profile {
+        left.push("console login profile".to_owned());
+    }
+    let active = |list: &[Credential], what: &str, left: &mut Vec<String>| {
+        left.extend(
+            list.iter()
+                .filter(|c| c.active)
+                .map(|c| format!("active {what} {}", c.id)),
+        );
+    };
+    active(&after.access_keys, "access key", left);
+    active(&after.ssh_keys, "SSH key", left);
+    active(&after.signing_certificates, "signing certificate", left);
+    match &after.service_credentials {
+        ServiceCredentials::Listed { credentials } => {
+            active(credentials, "service-specific credential", left);
+        }
+        ServiceCredentials::Unreadable { reason } => left.push(format!(
+            "service-specific credentials could not be read ({reason})"
+        )),
+        ServiceCredentials::NotOffered => {}
+    }
+    left.extend(
+        after
+            .mfa_devices
+            .iter()
+            .map(|serial| format!("enabled MFA device {serial}")),
+    );
+    let deny = role_session_deny_document(&after.user);
+    for role in &after.trusting_roles {
+        if !role.managed {
+            left.push(format!(
+                "role {} trusts the user but is not tagged lapse:managed=true, so Lapse cannot deny their sessions of it",
+                role.name
+            ));
+        } else if role.session_deny.as_ref() != Some(&deny) {
+            left.push(format!(
+                "role {} trusts the user and carries no exact deny of their sessions",
+                role.name
+            ));
+        }
+    }
+    let written = after
+        .inline_policies
+        .get(SESSION_DENY_POLICY)
+        .and_then(session_deny_cutoff);
+    match (written, expected.cutoff) {
+        (_, None) => left.push("no session cutoff was recorded for this revocation".to_owned()),
+        (Some(at), Some(cutoff)) if at >= cutoff => {}
+        _ => left.push(
+            "no exact deny of sessions issued before the credentials were deactivated".to_owned(),
+        ),
+    }
+}
+
 /// What should not be there any more, read from a fresh snapshot after the
-/// revocation (JIT grants are verified by the grant lifecycle itself).
+/// revocation. Live JIT grants and open requests are listed by the caller, which
+/// knows them from the request store.
 pub fn residue(
     kind: &RevocationKind,
     after: &IdentitySnapshot,
-    role: Option<&Role>,
-    cutoff: DateTime<Utc>,
+    expected: &Expected<'_>,
 ) -> Vec<String> {
     if !after.exists {
         return Vec::new();
     }
     let mut left = Vec::new();
-    let credentials = |left: &mut Vec<String>| {
-        if after.login_profile {
-            left.push("console login profile".to_owned());
-        }
-        for key in after.access_keys.iter().filter(|k| k.active) {
-            left.push(format!("active access key {}", key.id));
-        }
-        for key in after.ssh_keys.iter().filter(|k| k.active) {
-            left.push(format!("active SSH key {}", key.id));
-        }
-        for c in after
-            .service_credentials
-            .iter()
-            .flatten()
-            .filter(|c| c.active)
-        {
-            left.push(format!("active service credential {}", c.id));
-        }
-        if session_cutoff(after).is_none_or(|at| at < cutoff) {
-            left.push("no deny on sessions issued before the revocation".to_owned());
-        }
-    };
     match kind {
         RevocationKind::Full => {
-            credentials(&mut left);
+            credential_residue(after, expected, &mut left);
             left.extend(after.groups.iter().map(|g| format!("group {g}")));
-            left.extend(
-                after
-                    .inline_policies
-                    .keys()
-                    .filter(|n| n.as_str() != SESSION_DENY_POLICY && !is_grant_policy(n))
-                    .map(|n| format!("inline policy {n}")),
-            );
+            left.extend(removable_policies(after, expected).map(|n| format!("inline policy {n}")));
             left.extend(
                 after
                     .attached_policies
@@ -362,7 +587,7 @@ pub fn residue(
                     .map(|a| format!("attached policy {a}")),
             );
         }
-        RevocationKind::Suspend => credentials(&mut left),
+        RevocationKind::Suspend => credential_residue(after, expected, &mut left),
         RevocationKind::Specific { permissions } => {
             left.extend(
                 specific_actions(after, permissions)
@@ -371,9 +596,7 @@ pub fn residue(
             );
         }
         RevocationKind::Partial { .. } => {
-            let empty = BTreeSet::new();
-            let (groups, policies) =
-                role.map_or((&empty, &empty), |r| (&r.groups, &r.managed_policies));
+            let (groups, policies) = role_entitlements(expected.role);
             left.extend(
                 after
                     .groups
@@ -388,13 +611,7 @@ pub fn residue(
                     .filter(|a| !policies.contains(*a))
                     .map(|a| format!("attached policy {a}")),
             );
-            left.extend(
-                after
-                    .inline_policies
-                    .keys()
-                    .filter(|n| n.as_str() != SESSION_DENY_POLICY && !is_grant_policy(n))
-                    .map(|n| format!("inline policy {n}")),
-            );
+            left.extend(removable_policies(after, expected).map(|n| format!("inline policy {n}")));
         }
     }
     left
@@ -407,8 +624,6 @@ mod tests {
 
     fn snapshot() -> IdentitySnapshot {
         IdentitySnapshot {
-            user: PrincipalId::new("jdoe").unwrap(),
-            exists: true,
             login_profile: true,
             access_keys: vec![
                 Credential {
@@ -424,13 +639,33 @@ mod tests {
                 id: "APKA1".into(),
                 active: true,
             }],
-            service_credentials: None,
+            signing_certificates: vec![Credential {
+                id: "CERT1".into(),
+                active: true,
+            }],
+            mfa_devices: vec!["arn:aws:iam::123456789012:mfa/jdoe".into()],
+            trusting_roles: vec![
+                TrustingRole {
+                    name: "deployer".into(),
+                    managed: true,
+                    session_deny: None,
+                },
+                TrustingRole {
+                    name: "legacy".into(),
+                    managed: false,
+                    session_deny: None,
+                },
+            ],
             groups: ["engineers", "finance-analysts", "admins"]
                 .map(String::from)
                 .into(),
             inline_policies: BTreeMap::from([
                 ("legacy-s3".to_owned(), json!({})),
                 ("lapse-prod-db-admin-req-x".to_owned(), json!({})),
+                (
+                    "lapse-planted".to_owned(),
+                    json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+                ),
             ]),
             attached_policies: [
                 "arn:aws:iam::aws:policy/ReadOnlyAccess",
@@ -438,30 +673,88 @@ mod tests {
             ]
             .map(String::from)
             .into(),
-            taken_at: monday_at(10),
+            ..IdentitySnapshot::absent(PrincipalId::new("jdoe").unwrap(), monday_at(10))
         }
+        .existing()
+    }
+
+    impl IdentitySnapshot {
+        fn existing(mut self) -> Self {
+            self.exists = true;
+            self
+        }
+    }
+
+    fn ledger_records(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
     }
 
     #[test]
     fn full_revocation_takes_everything_and_verification_agrees() {
         let cutoff = monday_at(10);
         let grant = RequestId::generate();
-        let actions = plan(
-            &RevocationKind::Full,
-            &snapshot(),
-            None,
-            std::slice::from_ref(&grant),
-            cutoff,
-        );
-        assert!(actions.contains(&Action::DeleteLoginProfile));
-        assert!(actions.contains(&Action::DeactivateAccessKey { id: "AKIA1".into() }));
+        let pending = RequestId::generate();
+        let policies = ledger_records(&["lapse-prod-db-admin-req-x"]);
+        let expected = Expected {
+            role: None,
+            live_grants: std::slice::from_ref(&grant),
+            grant_policies: &policies,
+            open_requests: std::slice::from_ref(&pending),
+            cutoff: Some(cutoff),
+        };
+        let actions = plan(&RevocationKind::Full, &snapshot(), &expected);
+        for wanted in [
+            Action::DeleteLoginProfile,
+            Action::DeactivateAccessKey { id: "AKIA1".into() },
+            Action::DeactivateSigningCertificate { id: "CERT1".into() },
+            Action::DeactivateMfaDevice {
+                serial: "arn:aws:iam::123456789012:mfa/jdoe".into(),
+            },
+            Action::DenyRoleSessions {
+                role: "deployer".into(),
+            },
+            Action::DeleteInlinePolicy {
+                name: "legacy-s3".into(),
+            },
+            Action::DeleteInlinePolicy {
+                name: "lapse-planted".into(),
+            },
+            Action::EndGrant {
+                request_id: grant.clone(),
+            },
+            Action::CancelRequest {
+                request_id: pending.clone(),
+            },
+        ] {
+            assert!(
+                actions.contains(&wanted),
+                "{wanted:?} missing from {actions:?}"
+            );
+        }
         assert!(
             !actions.contains(&Action::DeactivateAccessKey { id: "AKIA2".into() }),
             "already inactive"
         );
-        assert!(actions.contains(&Action::DenyOlderSessions {
-            issued_before: cutoff
-        }));
+        assert!(
+            !actions.contains(&Action::DeleteInlinePolicy {
+                name: "lapse-prod-db-admin-req-x".into()
+            }),
+            "a ledger-recorded live grant ends through the lifecycle"
+        );
+        assert!(
+            !actions
+                .iter()
+                .any(|a| matches!(a, Action::DenyRoleSessions { role } if role == "legacy")),
+            "an unmanaged role cannot be written"
+        );
+        let credentials: Vec<_> = actions
+            .iter()
+            .filter(|a| a.lane() == Lane::Credentials)
+            .collect();
+        assert!(
+            matches!(credentials.last(), Some(Action::DenyOlderSessions { .. })),
+            "the session deny is written last: {credentials:?}"
+        );
         assert_eq!(
             actions
                 .iter()
@@ -469,46 +762,178 @@ mod tests {
                 .count(),
             3
         );
-        assert!(actions.contains(&Action::DeleteInlinePolicy {
-            name: "legacy-s3".into()
-        }));
-        assert!(
-            !actions.contains(&Action::DeleteInlinePolicy {
-                name: "lapse-prod-db-admin-req-x".into()
-            }),
-            "grants end through the lifecycle"
-        );
-        assert!(actions.contains(&Action::EndGrant { request_id: grant }));
-        assert!(!residue(&RevocationKind::Full, &snapshot(), None, cutoff).is_empty());
 
         let mut after = snapshot();
         after.login_profile = false;
         after.access_keys.iter_mut().for_each(|k| k.active = false);
         after.ssh_keys.iter_mut().for_each(|k| k.active = false);
+        after
+            .signing_certificates
+            .iter_mut()
+            .for_each(|k| k.active = false);
+        after.mfa_devices.clear();
         after.groups.clear();
         after.attached_policies.clear();
+        after.trusting_roles[0].session_deny = Some(role_session_deny_document(&after.user));
+        after.trusting_roles.remove(1);
         after.inline_policies = BTreeMap::from([(
             SESSION_DENY_POLICY.to_owned(),
             session_deny_document(cutoff),
         )]);
+        let done = Expected {
+            live_grants: &[],
+            open_requests: &[],
+            ..expected
+        };
         assert_eq!(
-            residue(&RevocationKind::Full, &after, None, cutoff),
+            residue(&RevocationKind::Full, &after, &done),
             Vec::<String>::new()
         );
-        assert!(
-            plan(&RevocationKind::Full, &after, None, &[], cutoff).is_empty(),
-            "re-running plans nothing"
+        let again = plan(&RevocationKind::Full, &after, &done);
+        assert_eq!(
+            again,
+            [Action::DenyOlderSessions {
+                issued_before: after.taken_at
+            }],
+            "re-running only re-writes the session deny"
         );
+    }
+
+    #[test]
+    fn verification_reads_content_not_names() {
+        let cutoff = monday_at(10);
+        let none = BTreeSet::new();
+        let expected = Expected {
+            role: None,
+            live_grants: &[],
+            grant_policies: &none,
+            open_requests: &[],
+            cutoff: Some(cutoff),
+        };
+        let clean = || {
+            let mut after =
+                IdentitySnapshot::absent(PrincipalId::new("jdoe").unwrap(), cutoff).existing();
+            after.inline_policies.insert(
+                SESSION_DENY_POLICY.to_owned(),
+                session_deny_document(cutoff),
+            );
+            after
+        };
+        assert!(residue(&RevocationKind::Full, &clean(), &expected).is_empty());
+
+        // A `lapse-` name the ledger does not record is an ordinary policy.
+        let mut planted = clean();
+        planted
+            .inline_policies
+            .insert("lapse-anything".into(), json!({"Statement": []}));
+        assert_eq!(
+            residue(&RevocationKind::Full, &planted, &expected),
+            ["inline policy lapse-anything"]
+        );
+
+        // The session deny by name, but not by content.
+        for tamper in [
+            "/Statement/0/Effect",
+            "/Statement/0/Action",
+            "/Statement/0/Condition/DateLessThan/aws:TokenIssueTime",
+        ] {
+            let mut forged = clean();
+            let doc = forged.inline_policies.get_mut(SESSION_DENY_POLICY).unwrap();
+            *doc.pointer_mut(tamper).unwrap() = json!(if tamper.ends_with("Time") {
+                "not a time"
+            } else {
+                "Allow"
+            });
+            let left = residue(&RevocationKind::Full, &forged, &expected);
+            assert!(
+                left.iter().any(|l| l.contains("sessions issued before")),
+                "{tamper}: {left:?}"
+            );
+            let mut extra = clean();
+            extra.inline_policies.get_mut(SESSION_DENY_POLICY).unwrap()["Statement"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"Effect": "Allow", "Action": "*", "Resource": "*"}));
+            assert!(!residue(&RevocationKind::Full, &extra, &expected).is_empty());
+        }
+        // An older cutoff than the case recorded does not count.
+        let mut stale = clean();
+        stale.inline_policies.insert(
+            SESSION_DENY_POLICY.to_owned(),
+            session_deny_document(cutoff - chrono::TimeDelta::seconds(1)),
+        );
+        assert!(!residue(&RevocationKind::Suspend, &stale, &expected).is_empty());
+        // Service-specific credentials nobody could read are not clean.
+        let mut unread = clean();
+        unread.service_credentials = ServiceCredentials::Unreadable {
+            reason: "not an AWS answer".into(),
+        };
+        assert!(!residue(&RevocationKind::Suspend, &unread, &expected).is_empty());
+        let mut declared = clean();
+        declared.service_credentials = ServiceCredentials::NotOffered;
+        assert!(residue(&RevocationKind::Suspend, &declared, &expected).is_empty());
+        // A partial revocation removes a planted lapse-* policy too.
+        let c = catalog();
+        let partial = Expected {
+            role: c.role("analyst"),
+            ..expected
+        };
+        let kind = RevocationKind::Partial {
+            new_role: "analyst".into(),
+        };
+        assert!(
+            plan(&kind, &planted, &partial).contains(&Action::DeleteInlinePolicy {
+                name: "lapse-anything".into()
+            })
+        );
+    }
+
+    #[test]
+    fn trust_policies_name_a_user_only_explicitly() {
+        let arn = "arn:aws:iam::123456789012:user/staff/jdoe";
+        let trust = |principal: Value, effect: &str| json!({"Version": "2012-10-17", "Statement": [{"Effect": effect, "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}]});
+        assert!(trust_names_user(&trust(json!(arn), "Allow"), arn, "AIDA1"));
+        assert!(trust_names_user(
+            &trust(
+                json!(["arn:aws:iam::123456789012:user/x", "AIDA1"]),
+                "Allow"
+            ),
+            arn,
+            "AIDA1"
+        ));
+        assert!(!trust_names_user(&trust(json!(arn), "Deny"), arn, "AIDA1"));
+        assert!(!trust_names_user(
+            &trust(json!("arn:aws:iam::123456789012:root"), "Allow"),
+            arn,
+            "AIDA1"
+        ));
+        assert!(!trust_names_user(
+            &trust(json!("arn:aws:iam::123456789012:user/staff/jdoe2"), "Allow"),
+            arn,
+            "AIDA1"
+        ));
+        assert!(!trust_names_user(
+            &json!({"Statement": {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}}}),
+            arn,
+            "AIDA1"
+        ));
     }
 
     #[test]
     fn role_change_removes_only_the_excess() {
         let c = catalog();
-        let role = c.role("analyst").unwrap();
+        let none = BTreeSet::new();
+        let expected = Expected {
+            role: c.role("analyst"),
+            live_grants: &[],
+            grant_policies: &none,
+            open_requests: &[RequestId::generate()],
+            cutoff: None,
+        };
         let kind = RevocationKind::Partial {
             new_role: "analyst".into(),
         };
-        let actions = plan(&kind, &snapshot(), Some(role), &[], monday_at(10));
+        let actions = plan(&kind, &snapshot(), &expected);
         assert!(actions.contains(&Action::RemoveFromGroup {
             group: "engineers".into()
         }));
@@ -528,17 +953,25 @@ mod tests {
             !actions.iter().any(|a| a.lane() == Lane::Credentials),
             "credentials stay"
         );
+        assert!(
+            !actions
+                .iter()
+                .any(|a| matches!(a, Action::CancelRequest { .. })),
+            "a role change leaves requests to their approvers"
+        );
     }
 
     #[test]
     fn suspension_closes_the_doors_but_keeps_permissions() {
-        let actions = plan(
-            &RevocationKind::Suspend,
-            &snapshot(),
-            None,
-            &[],
-            monday_at(10),
-        );
+        let none = BTreeSet::new();
+        let expected = Expected {
+            role: None,
+            live_grants: &[],
+            grant_policies: &none,
+            open_requests: &[],
+            cutoff: None,
+        };
+        let actions = plan(&RevocationKind::Suspend, &snapshot(), &expected);
         assert!(actions.iter().all(|a| a.lane() == Lane::Credentials));
         assert!(actions.contains(&Action::DeleteLoginProfile));
     }
@@ -546,7 +979,15 @@ mod tests {
     #[test]
     fn an_absent_user_needs_nothing_from_iam() {
         let absent = IdentitySnapshot::absent(PrincipalId::new("ghost").unwrap(), monday_at(10));
-        assert!(plan(&RevocationKind::Full, &absent, None, &[], monday_at(10)).is_empty());
-        assert!(residue(&RevocationKind::Full, &absent, None, monday_at(10)).is_empty());
+        let none = BTreeSet::new();
+        let expected = Expected {
+            role: None,
+            live_grants: &[],
+            grant_policies: &none,
+            open_requests: &[],
+            cutoff: None,
+        };
+        assert!(plan(&RevocationKind::Full, &absent, &expected).is_empty());
+        assert!(residue(&RevocationKind::Full, &absent, &expected).is_empty());
     }
 }

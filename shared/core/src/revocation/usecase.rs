@@ -9,17 +9,19 @@ use sha2::{Digest, Sha256};
 
 use super::case::{Applied, CaseStatus, RevocationCase, Trigger, TriggerSource};
 use super::hr::{HrEvent, HrEventType};
-use super::plan::{Action, IdentitySnapshot, Lane, RevocationKind, plan, residue};
+use super::plan::{Action, Expected, IdentitySnapshot, Lane, RevocationKind, plan, residue};
 use super::ports::{
     Archive, CaseStore, Claim, EventBus, EventClaims, IdentityDirectory, UserControls,
 };
 use crate::audit::AuditDraft;
 use crate::error::Error;
+use crate::grant::NAME_PREFIX;
 use crate::identity::PrincipalId;
+use crate::ledger::Artifact;
 use crate::policy::Catalog;
 use crate::ports::{
-    AccessInspector, AccessProvisioner, Audience, AuditLog, LedgerStore, Notice, Notifier, Removal,
-    RequestQueries, RequestStore, StoreError,
+    AccessInspector, AccessProvisioner, Audience, AuditLog, Clock, LedgerStore, Notice, Notifier,
+    Removal, RequestQueries, RequestStore, StoreError,
 };
 use crate::request::{RequestError, RequestId, RevokeCause, Status};
 use crate::usecase::AuditTrail;
@@ -45,6 +47,8 @@ pub trait RevocationPorts: Sync {
     fn trail(&self) -> AuditTrail<'_, Self::Log>;
     fn notifier(&self) -> &Self::Notifier;
     fn catalog(&self) -> &Catalog;
+    /// Read again mid-step where an instant must follow an IAM change (the cutoff).
+    fn clock(&self) -> &dyn Clock;
 }
 
 /// What the webhook did with a delivery.
@@ -239,8 +243,10 @@ pub async fn validate(
         effective_at: case.effective_at,
         reason: reason.to_owned(),
     };
-    if case.status == CaseStatus::Verified {
-        return Ok(done(&case, "already revoked and verified"));
+    match case.status {
+        CaseStatus::Verified => return Ok(done(&case, "already revoked and verified")),
+        CaseStatus::NothingToRevoke => return Ok(done(&case, "IAM does not know the user")),
+        _ => {}
     }
     let controls = p.controls().controls(&case.user).await?;
     if let Some(reason) = controls.override_reason {
@@ -271,13 +277,22 @@ pub async fn validate(
     })
 }
 
-/// Step 2: snapshot the before-state once and archive it.
+/// Step 2: snapshot the before-state once and archive it. A closing revocation
+/// (full, suspension) marks the person revoked first, so from here on intake,
+/// approval and the grant step refuse them while the lanes run.
 pub async fn snapshot(
     p: &impl RevocationPorts,
     case_id: &str,
     now: DateTime<Utc>,
 ) -> Result<IdentitySnapshot, Error> {
     let mut case = load(p, case_id).await?;
+    if case.kind.closes_doors() {
+        let mut controls = p.controls().controls(&case.user).await?;
+        if controls.revoked_by.is_none() {
+            controls.revoked_by = Some(case.id.clone());
+            p.controls().set(&case.user, &controls).await?;
+        }
+    }
     if let Some(before) = &case.before {
         return Ok(before.clone());
     }
@@ -287,8 +302,6 @@ pub async fn snapshot(
         .then(|| now + p.catalog().tunables().archive_retention.delta());
     p.archive().store(&before, retain_until).await?;
     case.before = Some(before.clone());
-    // Whole seconds: the deny policy's aws:TokenIssueTime carries no fraction.
-    case.cutoff = Some(now.trunc_subsecs(0));
     case.status = CaseStatus::InProgress;
     save(p, &mut case, now).await?;
     p.trail()
@@ -305,18 +318,64 @@ pub async fn snapshot(
     Ok(before)
 }
 
-async fn live_grants(
+/// What the request store and the ledger know about a user, beside IAM.
+struct Known {
+    /// Active grants (extensions are merged into theirs).
+    live: Vec<RequestId>,
+    /// Pending or approved requests, not yet granted.
+    open: Vec<RequestId>,
+    /// Inline policies the ledger records for one of the live grants.
+    grant_policies: std::collections::BTreeSet<String>,
+}
+
+impl Known {
+    fn expected<'a>(&'a self, p: &'a impl RevocationPorts, case: &RevocationCase) -> Expected<'a> {
+        Expected {
+            role: match &case.kind {
+                RevocationKind::Partial { new_role } => p.catalog().role(new_role),
+                _ => None,
+            },
+            live_grants: &self.live,
+            grant_policies: &self.grant_policies,
+            open_requests: &self.open,
+            cutoff: case.cutoff,
+        }
+    }
+}
+
+async fn known(
     p: &impl RevocationPorts,
     user: &PrincipalId,
-) -> Result<Vec<RequestId>, Error> {
-    Ok(p.grants()
-        .store
-        .by_requester(user)
-        .await?
-        .into_iter()
+    current: &IdentitySnapshot,
+) -> Result<Known, Error> {
+    let requests = p.grants().store.by_requester(user).await?;
+    let live: Vec<RequestId> = requests
+        .iter()
         .filter(|r| r.status() == Status::Active && r.extends().is_none())
         .map(|r| r.id().clone())
-        .collect())
+        .collect();
+    let open = requests
+        .iter()
+        .filter(|r| matches!(r.status(), Status::Pending | Status::Approved))
+        .map(|r| r.id().clone())
+        .collect();
+    let mut grant_policies = std::collections::BTreeSet::new();
+    for name in current
+        .inline_policies
+        .keys()
+        .filter(|n| n.starts_with(NAME_PREFIX))
+    {
+        let artifact = Artifact::InlinePolicy { name: name.clone() };
+        let holders = p.grants().ledger.holders(user, &artifact).await?;
+        if holders.iter().any(|h| live.iter().any(|l| l.as_str() == h)) {
+            grant_policies.insert(name.clone());
+        }
+    }
+    Ok(Known {
+        live,
+        open,
+        grant_policies,
+    })
 }
 
 /// The plan for a case as things stand now (dry-run uses it too).
@@ -326,18 +385,14 @@ pub async fn current_plan(
     now: DateTime<Utc>,
 ) -> Result<Vec<Action>, Error> {
     let current = p.directory().identity(&case.user, now).await?;
-    let role = match &case.kind {
-        RevocationKind::Partial { new_role } => p.catalog().role(new_role),
-        _ => None,
-    };
-    let grants = live_grants(p, &case.user).await?;
-    Ok(plan(
-        &case.kind,
-        &current,
-        role,
-        &grants,
-        case.cutoff.unwrap_or(now),
-    ))
+    let known = known(p, &case.user, &current).await?;
+    Ok(plan(&case.kind, &current, &known.expected(p, case)))
+}
+
+/// The first whole second after `at`: a session issued at or before `at` was issued
+/// before it.
+fn whole_second_after(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(0) + TimeDelta::seconds(1)
 }
 
 /// Step 3 (per lane, in parallel): apply what is left to do in one lane.
@@ -361,26 +416,31 @@ pub async fn apply_lane(
         .into_iter()
         .filter(|a| a.lane() == lane)
     {
-        let outcome = match &action {
+        let (action, outcome) = match action {
             Action::EndGrant { request_id } => {
-                let grants = p.grants();
-                revoke(
-                    &grants,
-                    p.directory(),
-                    &p.trail(),
-                    request_id,
-                    RevokeCause::RightsRevocation,
-                    &case.trigger.executor,
-                    now,
-                )
-                .await?;
-                verify(&grants, p.directory(), &p.trail(), request_id, now).await?;
-                "done".to_owned()
+                end_grant(p, &case, &request_id, now).await?;
+                (Action::EndGrant { request_id }, "done".to_owned())
             }
-            other => match p.directory().apply(&case.user, other).await? {
-                Removal::Removed => "done".to_owned(),
-                Removal::AlreadyAbsent => "already_done".to_owned(),
-            },
+            Action::CancelRequest { request_id } => {
+                let outcome = cancel_request(p, &case, &request_id, now).await?;
+                (Action::CancelRequest { request_id }, outcome)
+            }
+            Action::DenyOlderSessions { .. } => {
+                // Planned last in its lane: every credential is deactivated by now, so
+                // no session can have been issued after this instant.
+                let action = Action::DenyOlderSessions {
+                    issued_before: whole_second_after(p.clock().now()),
+                };
+                p.directory().apply(&case.user, &action).await?;
+                (action, "done".to_owned())
+            }
+            other => {
+                let outcome = match p.directory().apply(&case.user, &other).await? {
+                    Removal::Removed => "done",
+                    Removal::AlreadyAbsent => "already_done",
+                };
+                (other, outcome.to_owned())
+            }
         };
         applied.push(Applied {
             lane,
@@ -391,8 +451,80 @@ pub async fn apply_lane(
     Ok(applied)
 }
 
+async fn end_grant(
+    p: &impl RevocationPorts,
+    case: &RevocationCase,
+    request_id: &RequestId,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let grants = p.grants();
+    revoke(
+        &grants,
+        p.directory(),
+        &p.trail(),
+        request_id,
+        RevokeCause::RightsRevocation,
+        &case.trigger.executor,
+        now,
+    )
+    .await?;
+    verify(&grants, p.directory(), &p.trail(), request_id, now).await?;
+    Ok(())
+}
+
+/// Cancels a request the revoked person still had open. One that was granted in
+/// the meantime is ended instead.
+async fn cancel_request(
+    p: &impl RevocationPorts,
+    case: &RevocationCase,
+    request_id: &RequestId,
+    now: DateTime<Utc>,
+) -> Result<String, Error> {
+    let store = p.grants().store;
+    for _ in 0..crate::usecase::WRITE_ATTEMPTS {
+        let Some(mut request) = store.get(request_id).await? else {
+            return Ok("already_done".into());
+        };
+        let before = crate::usecase::state_of(&request);
+        match request.withdraw(now) {
+            Ok(false) => return Ok("already_done".into()),
+            Ok(true) => {}
+            Err(RequestError::InvalidTransition {
+                from: Status::Active,
+                ..
+            }) => {
+                end_grant(p, case, request_id, now).await?;
+                return Ok("granted meanwhile: ended".into());
+            }
+            // Denied, expired, revoked or verified: nothing left to cancel.
+            Err(RequestError::InvalidTransition { .. }) => return Ok("already_done".into()),
+            Err(other) => return Err(other.into()),
+        }
+        match store.update(&mut request).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(other) => return Err(other.into()),
+        }
+        p.trail()
+            .record(crate::usecase::request_event(
+                &request,
+                "request.cancelled",
+                &case.trigger.executor,
+                "request.cancelled",
+                format!("the requester's access was revoked (case {})", case.id),
+                before,
+            ))
+            .await?;
+        return Ok("done".into());
+    }
+    Err(StoreError::Conflict {
+        what: request_id.to_string(),
+    }
+    .into())
+}
+
 /// Step 4: record what the lanes did, with before and after state, in the case and
-/// the signed audit trail.
+/// the signed audit trail. The session cutoff is the one the credentials lane wrote.
 pub async fn record(
     p: &impl RevocationPorts,
     case_id: &str,
@@ -401,6 +533,9 @@ pub async fn record(
 ) -> Result<RevocationCase, Error> {
     let mut case = load(p, case_id).await?;
     for item in applied {
+        if let Action::DenyOlderSessions { issued_before } = item.action {
+            case.cutoff = case.cutoff.max(Some(issued_before));
+        }
         if !case.applied.contains(&item) {
             case.applied.push(item);
         }
@@ -409,13 +544,6 @@ pub async fn record(
     case.after = Some(after.clone());
     if matches!(case.status, CaseStatus::InProgress | CaseStatus::Received) {
         case.status = CaseStatus::Revoked;
-    }
-    if matches!(case.kind, RevocationKind::Full | RevocationKind::Suspend) {
-        let mut controls = p.controls().controls(&case.user).await?;
-        if controls.revoked_by.is_none() {
-            controls.revoked_by = Some(case.id.clone());
-            p.controls().set(&case.user, &controls).await?;
-        }
     }
     save(p, &mut case, now).await?;
     p.trail()
@@ -469,47 +597,32 @@ pub async fn notify(p: &impl RevocationPorts, case_id: &str) -> Result<usize, Er
     Ok(sent)
 }
 
-/// Step 6: read IAM back; only an empty residue completes the case.
+/// Step 6: read IAM back; only an empty residue completes the case. A case whose
+/// user IAM never knew ends as [`CaseStatus::NothingToRevoke`] and security is told:
+/// an HR feed naming nobody is a mistake to look at, not a success.
 pub async fn verify_case(
     p: &impl RevocationPorts,
     case_id: &str,
     now: DateTime<Utc>,
 ) -> Result<RevocationCase, Error> {
     let mut case = load(p, case_id).await?;
-    if case.status == CaseStatus::Verified {
+    if matches!(
+        case.status,
+        CaseStatus::Verified | CaseStatus::NothingToRevoke
+    ) {
         return Ok(case);
     }
     let after = p.directory().identity(&case.user, now).await?;
-    let role = match &case.kind {
-        RevocationKind::Partial { new_role } => p.catalog().role(new_role),
-        _ => None,
-    };
-    let mut left = residue(&case.kind, &after, role, case.cutoff.unwrap_or(now));
-    left.extend(
-        live_grants(p, &case.user)
-            .await?
-            .into_iter()
-            .map(|g| format!("live grant {g}")),
-    );
+    let known = known(p, &case.user, &after).await?;
+    let mut left = residue(&case.kind, &after, &known.expected(p, &case));
+    left.extend(known.live.iter().map(|g| format!("live grant {g}")));
+    if case.kind.closes_doors() {
+        left.extend(known.open.iter().map(|r| format!("open request {r}")));
+    }
     let before = json!({ "status": case.status });
     case.after = Some(after.clone());
     case.residue = left.clone();
-    if left.is_empty() {
-        case.status = CaseStatus::Verified;
-        save(p, &mut case, now).await?;
-        p.trail()
-            .record(case_event(
-                &case,
-                "verified",
-                "revocation.verified",
-                "IAM read back: nothing remains".into(),
-                before,
-                json!({"verification": "passed", "after_state": after}),
-                now,
-            ))
-            .await?;
-        Ok(case)
-    } else {
+    if !left.is_empty() {
         case.status = CaseStatus::Failed;
         save(p, &mut case, now).await?;
         p.trail()
@@ -523,11 +636,58 @@ pub async fn verify_case(
                 now,
             ))
             .await?;
-        Err(Error::VerificationFailed {
+        return Err(Error::VerificationFailed {
             request: case.id.clone(),
             residue: left.join("; "),
-        })
+        });
     }
+    let unknown = case.before.as_ref().is_some_and(|b| !b.exists) && !after.exists;
+    if unknown {
+        case.status = CaseStatus::NothingToRevoke;
+        save(p, &mut case, now).await?;
+        p.trail()
+            .record(case_event(
+                &case,
+                "nothing_to_revoke",
+                "revocation.nothing_to_revoke",
+                format!("IAM has no user {}", case.user),
+                before,
+                json!({"verification": "nothing_to_revoke"}),
+                now,
+            ))
+            .await?;
+        p.notifier()
+            .send(&Notice {
+                audience: Audience::Security,
+                subject: format!(
+                    "Revocation for unknown user {}: nothing to revoke",
+                    case.user
+                ),
+                body: format!(
+                    "Case {} ({}: {}) names a user IAM does not know. Check the HR feed for a typo: the person it meant may still have access.",
+                    case.id,
+                    case.kind.label(),
+                    case.trigger.reason
+                ),
+                request_id: None,
+            })
+            .await?;
+        return Ok(case);
+    }
+    case.status = CaseStatus::Verified;
+    save(p, &mut case, now).await?;
+    p.trail()
+        .record(case_event(
+            &case,
+            "verified",
+            "revocation.verified",
+            "IAM read back: nothing remains".into(),
+            before,
+            json!({"verification": "passed", "after_state": after}),
+            now,
+        ))
+        .await?;
+    Ok(case)
 }
 
 /// Refuses people whose access Lapse has revoked (terminated, suspended), whatever
@@ -564,7 +724,13 @@ pub async fn run(
     verify_case(p, case_id, now).await
 }
 
-/// Puts back an archived before-state, with an approval reference that is audited.
+/// Puts back an archived before-state, with an approval reference that is audited,
+/// and reads IAM back: a restore is done only when IAM holds what was restored.
+///
+/// Lapse's own artifacts are not part of a before-state: an inline policy or group
+/// named `lapse-*` is put back only if the ledger records it for a grant that is
+/// live now (a grant that ended with the revocation stays ended), and the session
+/// deny is removed.
 pub async fn restore(
     p: &impl RevocationPorts,
     user: &PrincipalId,
@@ -576,7 +742,7 @@ pub async fn restore(
     if approval.trim().is_empty() {
         return Err(RequestError::JustificationMissing.into());
     }
-    let snapshot = p
+    let mut snapshot = p
         .archive()
         .snapshots(user)
         .await?
@@ -587,7 +753,50 @@ pub async fn restore(
                 "an archived snapshot of {user} at or before {from}"
             ))
         })?;
+    let known = known(p, user, &snapshot).await?;
+    let mut live_groups = std::collections::BTreeSet::new();
+    for group in snapshot
+        .groups
+        .iter()
+        .filter(|g| g.starts_with(NAME_PREFIX))
+    {
+        let artifact = Artifact::GroupMembership {
+            group: group.clone(),
+        };
+        let holders = p.grants().ledger.holders(user, &artifact).await?;
+        if holders
+            .iter()
+            .any(|h| known.live.iter().any(|l| l.as_str() == h))
+        {
+            live_groups.insert(group.clone());
+        }
+    }
+    let mut skipped: Vec<String> = Vec::new();
+    let mut skipped_policies = Vec::new();
+    snapshot.inline_policies.retain(|name, _| {
+        let keep = !name.starts_with(NAME_PREFIX) || known.grant_policies.contains(name);
+        if !keep && name != super::plan::SESSION_DENY_POLICY {
+            skipped.push(format!("inline policy {name}"));
+            skipped_policies.push(name.clone());
+        }
+        keep
+    });
+    snapshot.groups.retain(|group| {
+        let keep = !group.starts_with(NAME_PREFIX) || live_groups.contains(group);
+        if !keep {
+            skipped.push(format!("group {group}"));
+        }
+        keep
+    });
     let restored = p.directory().restore(&snapshot).await?;
+    let after = p.directory().identity(user, now).await?;
+    let missing = restore_gaps(&snapshot, &after, &skipped_policies);
+    if !missing.is_empty() {
+        return Err(Error::VerificationFailed {
+            request: format!("restore of {user}"),
+            residue: missing.join("; "),
+        });
+    }
     let mut controls = p.controls().controls(user).await?;
     if controls.revoked_by.take().is_some() {
         p.controls().set(user, &controls).await?;
@@ -601,11 +810,89 @@ pub async fn restore(
             subject: user.to_string(),
             reason: format!("approval {approval}"),
             before: Value::Null,
-            after: json!({ "restored_from": snapshot.taken_at, "restored": restored, "approval": approval }),
+            after: json!({
+                "restored_from": snapshot.taken_at,
+                "restored": restored,
+                "not_restored": skipped,
+                "approval": approval,
+                "verification": "passed",
+                "after_state": after,
+            }),
             at: now,
         })
         .await?;
     Ok(restored)
+}
+
+/// What a restore should have put back but IAM does not show, plus anything a
+/// restore must never leave (the session deny, a `lapse-*` artifact it filtered out).
+fn restore_gaps(
+    wanted: &IdentitySnapshot,
+    after: &IdentitySnapshot,
+    filtered_out: &[String],
+) -> Vec<String> {
+    let mut missing = Vec::new();
+    if !after.exists {
+        return vec![format!("user {} no longer exists", wanted.user)];
+    }
+    let active =
+        |list: &[super::plan::Credential], id: &str| list.iter().any(|c| c.id == id && c.active);
+    for (what, before, now) in [
+        ("access key", &wanted.access_keys, &after.access_keys),
+        ("SSH key", &wanted.ssh_keys, &after.ssh_keys),
+        (
+            "signing certificate",
+            &wanted.signing_certificates,
+            &after.signing_certificates,
+        ),
+    ] {
+        missing.extend(
+            before
+                .iter()
+                .filter(|c| c.active && !active(now, &c.id))
+                .map(|c| format!("{what} {} not active", c.id)),
+        );
+    }
+    if wanted.login_profile && !after.login_profile {
+        missing.push("console login not restored".into());
+    }
+    missing.extend(
+        wanted
+            .groups
+            .difference(&after.groups)
+            .map(|g| format!("group {g} not restored")),
+    );
+    missing.extend(
+        wanted
+            .attached_policies
+            .difference(&after.attached_policies)
+            .map(|a| format!("attached policy {a} not restored")),
+    );
+    for (name, document) in wanted
+        .inline_policies
+        .iter()
+        .filter(|(n, _)| n.as_str() != super::plan::SESSION_DENY_POLICY)
+    {
+        if after.inline_policies.get(name) != Some(document) {
+            missing.push(format!("inline policy {name} not restored as archived"));
+        }
+    }
+    if !wanted
+        .inline_policies
+        .contains_key(super::plan::SESSION_DENY_POLICY)
+        && after
+            .inline_policies
+            .contains_key(super::plan::SESSION_DENY_POLICY)
+    {
+        missing.push("the session deny is still in place".into());
+    }
+    missing.extend(
+        filtered_out
+            .iter()
+            .filter(|n| after.inline_policies.contains_key(*n))
+            .map(|n| format!("inline policy {n} is in IAM though no live grant holds it")),
+    );
+    missing
 }
 
 /// Sets or clears a legal hold or an override, audited with its reason.

@@ -17,6 +17,7 @@ use crate::ports::{
     RequestStore, StoreError,
 };
 use crate::request::{AccessRequest, RequestError, RequestId, RevokeCause, Status};
+use crate::revocation::ports::UserControls;
 
 /// A Wait state may wake a little early; within this, a grant counts as due.
 pub const EXPIRY_SKEW: TimeDelta = TimeDelta::seconds(5);
@@ -140,14 +141,20 @@ async fn provision(
 }
 
 /// Grants an approved request (or merges an approved extension into its grant).
+///
+/// A requester whose access Lapse has revoked is refused (and their approved request
+/// withdrawn). A revocation that races the grant wins: after writing IAM the step
+/// reads the request again and, if it is no longer active, takes the artifact back out.
 pub async fn grant(
     grants: &Grants<'_, impl RequestStore, impl LedgerStore>,
     iam: &impl AccessProvisioner,
+    controls: &impl UserControls,
     trail: &AuditTrail<'_, impl AuditLog>,
     catalog: &Catalog,
     input: &WorkflowInput,
     now: DateTime<Utc>,
 ) -> Result<GrantReport, Error> {
+    refuse_revoked_requester(grants, controls, trail, &input.request_id, now).await?;
     if let Some(extension_id) = &input.extension_id {
         return merge_extension(
             grants,
@@ -208,6 +215,7 @@ pub async fn grant(
             window.expires_at,
         )
         .await?;
+        still_active(grants, iam, &input.request_id).await?;
         trail
             .record(request_event(
                 &request,
@@ -233,6 +241,65 @@ pub async fn grant(
     }
     Err(StoreError::Conflict {
         what: input.request_id.to_string(),
+    }
+    .into())
+}
+
+/// Refuses to grant to someone whose access Lapse has revoked; an approved request
+/// of theirs is withdrawn (audited) so nothing grants it later.
+async fn refuse_revoked_requester(
+    grants: &Grants<'_, impl RequestStore, impl LedgerStore>,
+    controls: &impl UserControls,
+    trail: &AuditTrail<'_, impl AuditLog>,
+    request_id: &RequestId,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    for _ in 0..WRITE_ATTEMPTS {
+        let mut request = load(grants.store, request_id).await?;
+        let Some(case) = controls.controls(request.requester()).await?.revoked_by else {
+            return Ok(());
+        };
+        let before = state_of(&request);
+        if request.withdraw(now).unwrap_or(false) {
+            match grants.store.update(&mut request).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(other) => return Err(other.into()),
+            }
+            trail
+                .record(request_event(
+                    &request,
+                    "request.cancelled",
+                    "lapse",
+                    "request.cancelled",
+                    format!("the requester's access was revoked (case {case})"),
+                    before,
+                ))
+                .await?;
+        }
+        return Err(RequestError::AccessRevoked(request.requester().clone()).into());
+    }
+    Err(StoreError::Conflict {
+        what: request_id.to_string(),
+    }
+    .into())
+}
+
+/// After IAM was written: if a revocation ended the grant meanwhile (its state is
+/// written before its IAM removal), take the artifact out again and fail the step.
+async fn still_active(
+    grants: &Grants<'_, impl RequestStore, impl LedgerStore>,
+    iam: &impl AccessProvisioner,
+    request_id: &RequestId,
+) -> Result<(), Error> {
+    let request = load(grants.store, request_id).await?;
+    if request.status() == Status::Active {
+        return Ok(());
+    }
+    remove_recorded_artifact(grants.ledger, iam, &request).await?;
+    Err(RequestError::InvalidTransition {
+        from: request.status(),
+        action: "grant (revoked while it was being granted)",
     }
     .into())
 }
@@ -279,6 +346,7 @@ async fn merge_extension(
             window.expires_at,
         )
         .await?;
+        still_active(grants, iam, grant_id).await?;
         trail
             .record(request_event(
                 &grant,
@@ -405,13 +473,16 @@ pub async fn revoke(
             return Ok(report(RevokeOutcome::NotYetDue, IamEffect::Untouched));
         }
         let before = state_of(&request);
-        let effect = remove_recorded_artifact(grants.ledger, iam, &request).await?;
+        // The state first, with a versioned write: a grant or extension step that
+        // writes IAM concurrently reads it afterwards and undoes its own write, so
+        // nothing it does can outlive this revocation.
         request.mark_revoked(cause, now)?;
         match grants.store.update(&mut request).await {
             Ok(()) => {}
             Err(StoreError::Conflict { .. }) => continue,
             Err(other) => return Err(other.into()),
         }
+        let effect = remove_recorded_artifact(grants.ledger, iam, &request).await?;
         settle_extensions(grants.store, &request, now, |ext, at| {
             ext.mark_revoked(cause, at)
         })

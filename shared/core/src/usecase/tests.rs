@@ -31,6 +31,7 @@ struct World {
     iam: MemoryDirectory,
     notifier: MemoryNotifier,
     workflows: MemoryWorkflows,
+    controls: crate::memory::MemoryControls,
     signer: AuditSigner,
 }
 
@@ -48,6 +49,7 @@ impl World {
             iam,
             notifier: MemoryNotifier::default(),
             workflows: MemoryWorkflows::default(),
+            controls: Default::default(),
             signer: AuditSigner::from_seed_hex("k", &"44".repeat(32)).unwrap(),
         }
     }
@@ -122,6 +124,7 @@ impl World {
         block_on(grant(
             &self.grants(),
             &self.iam,
+            &self.controls,
             &self.trail(),
             &self.catalog,
             &input,
@@ -598,5 +601,134 @@ fn the_sweeper_settles_what_workflows_missed() {
     let again = block_on(sweep(&w.grants(), &w.iam, &w.trail(), &w.outbox(), later)).unwrap();
     assert!(
         again.expired_pending.is_empty() && again.revoked.is_empty() && again.verified.is_empty()
+    );
+}
+
+/// A directory that lets a revocation land right after the grant step wrote IAM.
+struct RevokedMidGrant<'a> {
+    world: &'a World,
+    request: RequestId,
+}
+
+impl AccessProvisioner for RevokedMidGrant<'_> {
+    async fn put_inline_policy(
+        &self,
+        user: &crate::identity::PrincipalId,
+        name: &str,
+        document: &serde_json::Value,
+    ) -> Result<(), crate::ports::DirectoryError> {
+        self.world
+            .iam
+            .put_inline_policy(user, name, document)
+            .await?;
+        let w = self.world;
+        revoke(
+            &w.grants(),
+            &w.iam,
+            &w.trail(),
+            &self.request,
+            RevokeCause::EarlyRevoke,
+            "sam",
+            monday_at(10),
+        )
+        .await
+        .unwrap();
+        Ok(())
+    }
+    async fn delete_inline_policy(
+        &self,
+        user: &crate::identity::PrincipalId,
+        name: &str,
+    ) -> Result<crate::ports::Removal, crate::ports::DirectoryError> {
+        self.world.iam.delete_inline_policy(user, name).await
+    }
+    async fn add_to_group(
+        &self,
+        user: &crate::identity::PrincipalId,
+        group: &str,
+    ) -> Result<(), crate::ports::DirectoryError> {
+        self.world.iam.add_to_group(user, group).await
+    }
+    async fn remove_from_group(
+        &self,
+        user: &crate::identity::PrincipalId,
+        group: &str,
+    ) -> Result<crate::ports::Removal, crate::ports::DirectoryError> {
+        self.world.iam.remove_from_group(user, group).await
+    }
+}
+
+#[test]
+fn an_early_revoke_racing_the_grant_step_wins() {
+    let w = World::new();
+    let rita = person("rita", &[]);
+    let req = w.submit(&rita, "billing-reports-read", "30m");
+    let racing = RevokedMidGrant {
+        world: &w,
+        request: req.id().clone(),
+    };
+    let input = WorkflowInput {
+        request_id: req.id().clone(),
+        extension_id: None,
+    };
+    let result = block_on(grant(
+        &w.grants(),
+        &racing,
+        &w.controls,
+        &w.trail(),
+        &w.catalog,
+        &input,
+        monday_at(10),
+    ));
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(w.get(req.id()).status(), Status::Revoked);
+    assert!(
+        w.snapshot("rita").inline_policies.is_empty(),
+        "the grant step's late IAM write was taken back out"
+    );
+}
+
+#[test]
+fn a_revoked_requester_is_not_granted_and_their_request_is_withdrawn() {
+    use crate::revocation::ports::{Controls, UserControls};
+    let w = World::new();
+    let rita = person("rita", &[]);
+    let req = w.submit(&rita, "billing-reports-read", "30m");
+    assert_eq!(req.status(), Status::Approved);
+    block_on(w.controls.set(
+        rita.id(),
+        &Controls {
+            revoked_by: Some("rev-1".into()),
+            ..Controls::default()
+        },
+    ))
+    .unwrap();
+    let input = WorkflowInput {
+        request_id: req.id().clone(),
+        extension_id: None,
+    };
+    let refused = block_on(grant(
+        &w.grants(),
+        &w.iam,
+        &w.controls,
+        &w.trail(),
+        &w.catalog,
+        &input,
+        monday_at(10),
+    ));
+    assert!(
+        matches!(
+            refused,
+            Err(Error::Request(crate::request::RequestError::AccessRevoked(
+                _
+            )))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(w.get(req.id()).status(), Status::Cancelled);
+    assert!(w.snapshot("rita").inline_policies.is_empty());
+    assert!(
+        w.verify_audit(req.id())
+            .contains(&"request.cancelled".to_owned())
     );
 }

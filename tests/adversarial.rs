@@ -1,0 +1,580 @@
+//! An attacker's state, set up in the emulator, against the landed revocation: each
+//! test failed before the hardening it names. IAM is read back directly; nothing is
+//! taken from a step's return value alone.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+mod support;
+
+use aws_sdk_iam::Client as Iam;
+use aws_sdk_iam::types::StatusType;
+use chrono::Utc;
+use lapse_core::identity::PrincipalId;
+use lapse_core::revocation::case::{CaseStatus, RevocationCase, Trigger, TriggerSource};
+use lapse_core::revocation::plan::{
+    RevocationKind, SESSION_DENY_POLICY, role_session_deny_document, role_session_deny_policy,
+    session_deny_cutoff,
+};
+use lapse_core::revocation::usecase::{open, restore, run, snapshot, verify_case};
+use lapse_lambda::config::Env;
+use lapse_lambda::wiring::{Revocations, vars};
+use serde_json::{Value, json};
+use support::{Stack, id};
+
+const ALLOW_ALL: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+
+struct World {
+    s: Stack,
+    iam: Iam,
+    r: Revocations,
+}
+
+async fn world() -> World {
+    let s = Stack::start().await;
+    let r = Revocations::from_env(&s.stack.config.env(), &s.stack.sdk)
+        .await
+        .unwrap();
+    let iam = Iam::new(&s.stack.sdk);
+    World { s, iam, r }
+}
+
+/// A managed user with a console login and an active access key.
+async fn person(w: &World, name: &str) -> PrincipalId {
+    let user = w.s.user(name);
+    w.s.stack.add_users(&[&user]).await.unwrap();
+    w.iam
+        .create_login_profile()
+        .user_name(&user)
+        .password("Initial-Passw0rd!")
+        .send()
+        .await
+        .unwrap();
+    w.iam
+        .create_access_key()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    PrincipalId::new(user).unwrap()
+}
+
+async fn plant(w: &World, user: &PrincipalId, name: &str, document: &str) {
+    w.iam
+        .put_user_policy()
+        .user_name(user.as_str())
+        .policy_name(name)
+        .policy_document(document)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn inline_policies(w: &World, user: &PrincipalId) -> Vec<(String, Value)> {
+    let names = w
+        .iam
+        .list_user_policies()
+        .user_name(user.as_str())
+        .send()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for name in names.policy_names() {
+        let doc = w
+            .iam
+            .get_user_policy()
+            .user_name(user.as_str())
+            .policy_name(name)
+            .send()
+            .await
+            .unwrap();
+        let text = percent_encoding::percent_decode_str(doc.policy_document())
+            .decode_utf8_lossy()
+            .into_owned();
+        out.push((name.clone(), serde_json::from_str(&text).unwrap()));
+    }
+    out
+}
+
+async fn operator_case(
+    w: &World,
+    user: &PrincipalId,
+    kind: RevocationKind,
+) -> lapse_core::revocation::case::RevocationCase {
+    let now = Utc::now();
+    let case = RevocationCase::new(
+        user.clone(),
+        kind,
+        Trigger {
+            source: TriggerSource::Operator,
+            event_id: lapse_testkit::unique_name("op"),
+            event_type: None,
+            reason: "adversarial test".into(),
+            executor: "arn:aws:iam::123456789012:user/operator".into(),
+            manager: None,
+        },
+        now,
+        false,
+        now,
+    );
+    open(&w.r, case, now).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_lapse_policy_does_not_survive_a_full_or_partial_revocation() {
+    let w = world().await;
+    for (name, kind) in [
+        ("dana", RevocationKind::Full),
+        (
+            "erin",
+            RevocationKind::Partial {
+                new_role: "analyst".into(),
+            },
+        ),
+    ] {
+        let user = person(&w, name).await;
+        plant(&w, &user, "lapse-anything", ALLOW_ALL).await;
+        let case = operator_case(&w, &user, kind.clone()).await;
+        let done = run(&w.r, &case.id, Utc::now()).await.unwrap();
+        assert_eq!(done.status, CaseStatus::Verified, "{kind:?}");
+        let left = inline_policies(&w, &user).await;
+        assert!(
+            !left.iter().any(|(n, _)| n == "lapse-anything"),
+            "{kind:?} left {left:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_session_deny_is_replaced_by_the_real_one() {
+    let w = world().await;
+    let user = person(&w, "carl").await;
+    // The right name and a far-future cutoff, but an Allow.
+    plant(
+        &w,
+        &user,
+        SESSION_DENY_POLICY,
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"DateLessThan":{"aws:TokenIssueTime":"2099-01-01T00:00:00Z"}}}]}"#,
+    )
+    .await;
+    let case = operator_case(&w, &user, RevocationKind::Suspend).await;
+    let done = run(&w.r, &case.id, Utc::now()).await.unwrap();
+    assert_eq!(done.status, CaseStatus::Verified);
+    let policies = inline_policies(&w, &user).await;
+    let (_, deny) = policies
+        .iter()
+        .find(|(n, _)| n == SESSION_DENY_POLICY)
+        .unwrap();
+    let cutoff = session_deny_cutoff(deny).expect("exactly the session deny");
+    assert_eq!(Some(cutoff), done.cutoff);
+    // Written after the credentials were deactivated, not at the snapshot.
+    assert!(cutoff > done.before.as_ref().unwrap().taken_at, "{cutoff}");
+    assert_eq!(deny["Statement"][0]["Effect"], "Deny");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_service_credentials_fail_verification_unless_the_gap_is_declared() {
+    let w = world().await;
+    let user = person(&w, "erin").await;
+    // The same stack without the declaration: what AWS would be if the listing
+    // answered with something that is not an AWS response.
+    let undeclared = Env::from_pairs(
+        w.s.stack
+            .config
+            .env_pairs()
+            .into_iter()
+            .filter(|(k, _)| *k != vars::EMULATOR_GAPS),
+    );
+    let strict = Revocations::from_env(&undeclared, &w.s.stack.sdk)
+        .await
+        .unwrap();
+    let case = operator_case(&w, &user, RevocationKind::Suspend).await;
+    let failed = run(&strict, &case.id, Utc::now()).await.unwrap_err();
+    assert!(
+        failed.to_string().contains("service-specific credentials")
+            || format!("{failed:?}").contains("service-specific credentials"),
+        "{failed:?}"
+    );
+    // Every call decides again: asking a second time does not switch the check off.
+    let again = verify_case(&strict, &case.id, Utc::now()).await;
+    assert!(again.is_err(), "{again:?}");
+    // Where the gap is declared, the same IAM state verifies.
+    let verified = verify_case(&w.r, &case.id, Utc::now()).await.unwrap();
+    assert_eq!(verified.status, CaseStatus::Verified);
+    let bad = Env::from_pairs([(vars::EMULATOR_GAPS, "iam:Everything")]);
+    assert!(lapse_lambda::wiring::directory(&bad, &w.s.stack.sdk).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_certificates_mfa_devices_and_trusting_roles_are_closed() {
+    let w = world().await;
+    let user = person(&w, "olga").await;
+    let pem = std::fs::read_to_string(
+        lapse_testkit::workspace_root().join("tests/fixtures/signing-certificate.pem"),
+    )
+    .unwrap();
+    let certificate = w
+        .iam
+        .upload_signing_certificate()
+        .user_name(user.as_str())
+        .certificate_body(pem)
+        .send()
+        .await
+        .unwrap();
+    let certificate_id = certificate
+        .certificate()
+        .unwrap()
+        .certificate_id()
+        .to_owned();
+    let device = w
+        .iam
+        .create_virtual_mfa_device()
+        .virtual_mfa_device_name(lapse_testkit::unique_name("mfa"))
+        .send()
+        .await
+        .unwrap();
+    let serial = device
+        .virtual_mfa_device()
+        .unwrap()
+        .serial_number()
+        .to_owned();
+    w.iam
+        .enable_mfa_device()
+        .user_name(user.as_str())
+        .serial_number(&serial)
+        .authentication_code1("123456")
+        .authentication_code2("654321")
+        .send()
+        .await
+        .unwrap();
+    let arn = w
+        .iam
+        .get_user()
+        .user_name(user.as_str())
+        .send()
+        .await
+        .unwrap()
+        .user
+        .unwrap()
+        .arn;
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": arn}, "Action": "sts:AssumeRole"}]});
+    let managed_role = lapse_testkit::unique_name("deployer");
+    w.iam
+        .create_role()
+        .role_name(&managed_role)
+        .assume_role_policy_document(trust.to_string())
+        .tags(lapse_local::provision::managed_tag())
+        .send()
+        .await
+        .unwrap();
+
+    let case = operator_case(&w, &user, RevocationKind::Full).await;
+    let done = run(&w.r, &case.id, Utc::now()).await.unwrap();
+    assert_eq!(done.status, CaseStatus::Verified);
+    let certificates = w
+        .iam
+        .list_signing_certificates()
+        .user_name(user.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        certificates
+            .certificates()
+            .iter()
+            .all(|c| c.certificate_id() != certificate_id || c.status() == &StatusType::Inactive),
+        "{certificates:?}"
+    );
+    let devices = w
+        .iam
+        .list_mfa_devices()
+        .user_name(user.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert!(devices.mfa_devices().is_empty(), "{devices:?}");
+    let deny = w
+        .iam
+        .get_role_policy()
+        .role_name(&managed_role)
+        .policy_name(role_session_deny_policy(&user))
+        .send()
+        .await
+        .unwrap();
+    let deny: Value = serde_json::from_str(
+        &percent_encoding::percent_decode_str(deny.policy_document()).decode_utf8_lossy(),
+    )
+    .unwrap();
+    assert_eq!(deny, role_session_deny_document(&user));
+
+    // A role Lapse does not manage cannot be closed: that is a verification failure
+    // for security to handle, never a quiet pass.
+    let other = person(&w, "bill").await;
+    let other_arn = w
+        .iam
+        .get_user()
+        .user_name(other.as_str())
+        .send()
+        .await
+        .unwrap()
+        .user
+        .unwrap()
+        .arn;
+    w.iam
+        .create_role()
+        .role_name(lapse_testkit::unique_name("legacy"))
+        .assume_role_policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": [other_arn]}, "Action": "sts:AssumeRole"}]}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let case = operator_case(&w, &other, RevocationKind::Full).await;
+    let failed = run(&w.r, &case.id, Utc::now()).await.unwrap_err();
+    assert!(
+        format!("{failed:?}").contains("not tagged lapse:managed"),
+        "{failed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_user_is_nothing_to_revoke_and_security_hears_of_it() {
+    let w = world().await;
+    let sqs = aws_sdk_sqs::Client::new(&w.s.stack.sdk);
+    let queue = sqs
+        .create_queue()
+        .queue_name(lapse_testkit::unique_name("security"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    aws_sdk_sns::Client::new(&w.s.stack.sdk)
+        .subscribe()
+        .topic_arn(&w.s.stack.config.topics.security)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .unwrap();
+    let ghost = PrincipalId::new(w.s.user("ghost")).unwrap();
+    let case = operator_case(&w, &ghost, RevocationKind::Full).await;
+    let done = run(&w.r, &case.id, Utc::now()).await.unwrap();
+    assert_eq!(done.status, CaseStatus::NothingToRevoke);
+    let messages = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .max_number_of_messages(10)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
+    let bodies: Vec<&str> = messages
+        .messages()
+        .iter()
+        .filter_map(|m| m.body())
+        .collect();
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains("nothing to revoke") && b.contains(ghost.as_str())),
+        "{bodies:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_users_requests_are_cancelled_and_never_granted() {
+    let w = world().await;
+    let carl = PrincipalId::new(w.s.user("carl")).unwrap();
+    let client = w.s.as_user("carl");
+    // High risk: waits for two approvers.
+    let pending = client
+        .request("prod-db-admin", Some("1h"), "incident", Some("INC-1"))
+        .await
+        .unwrap();
+    assert_eq!(pending["status"], "pending", "{pending}");
+    // Low risk, approved at once. The termination starts just before its grant step:
+    // the person is marked revoked (the snapshot step) but the lanes have not run,
+    // so only the grant step's own check stands between them and IAM.
+    let stack = &w.s.stack;
+    let revoked = std::sync::Arc::new(tokio::sync::Notify::new());
+    let case_id = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    {
+        let carl = carl.clone();
+        let env = stack.config.env();
+        let sdk = stack.sdk.clone();
+        let revoked = revoked.clone();
+        let case_id = case_id.clone();
+        stack.faults.before_next("grant", move || {
+            let (carl, env, sdk, revoked, case_id) = (
+                carl.clone(),
+                env.clone(),
+                sdk.clone(),
+                revoked.clone(),
+                case_id.clone(),
+            );
+            async move {
+                let r = Revocations::from_env(&env, &sdk).await.unwrap();
+                let now = Utc::now();
+                let case = RevocationCase::new(
+                    carl,
+                    RevocationKind::Full,
+                    Trigger {
+                        source: TriggerSource::Hr,
+                        event_id: lapse_testkit::unique_name("evt"),
+                        event_type: None,
+                        reason: "terminated".into(),
+                        executor: "hr-webhook".into(),
+                        manager: None,
+                    },
+                    now,
+                    false,
+                    now,
+                );
+                let case = open(&r, case, now).await.unwrap();
+                snapshot(&r, &case.id, now).await.unwrap();
+                *case_id.lock().unwrap() = case.id;
+                revoked.notify_one();
+            }
+        });
+    }
+    let auto = client
+        .request("billing-reports-read", Some("30m"), "month end", None)
+        .await
+        .unwrap();
+    revoked.notified().await;
+    let run_of_auto = w.s.workflow(&id(&auto)).await;
+    assert_ne!(run_of_auto.status, "SUCCEEDED", "{run_of_auto:?}");
+    let auto_now = client.get(&id(&auto)).await;
+    // The requester is revoked: they cannot even read it; the approvers can.
+    assert!(auto_now.is_err(), "{auto_now:?}");
+    let seen = w.s.as_user("sam").get(&id(&auto)).await.unwrap();
+    assert_eq!(
+        seen["status"], "cancelled",
+        "withdrawn by the grant step: {seen}"
+    );
+    assert!(
+        inline_policies(&w, &carl).await.is_empty(),
+        "the grant step wrote nothing"
+    );
+    // The termination completes: the pending request is cancelled with it.
+    let case_id = case_id.lock().unwrap().clone();
+    let done = run(&w.r, &case_id, Utc::now()).await.unwrap();
+    assert_eq!(done.status, CaseStatus::Verified);
+    let seen = w.s.as_user("sam").get(&id(&pending)).await.unwrap();
+    assert_eq!(seen["status"], "cancelled", "{seen}");
+    // No decision on the terminated person's request.
+    let refused = w.s.as_user("mia").decide(&id(&pending), true, "ok").await;
+    assert!(
+        refused.as_ref().is_err_and(|e| e.status() == Some(403)),
+        "{refused:?}"
+    );
+    let policies = inline_policies(&w, &carl).await;
+    assert!(
+        policies.iter().all(|(n, _)| n == SESSION_DENY_POLICY),
+        "{policies:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_puts_back_the_person_not_lapses_artifacts_and_checks_iam() {
+    let w = world().await;
+    let user = person(&w, "mia").await;
+    plant(
+        &w,
+        &user,
+        "legacy-s3",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#,
+    )
+    .await;
+    plant(&w, &user, "lapse-planted", ALLOW_ALL).await;
+    let case = operator_case(&w, &user, RevocationKind::Full).await;
+    let done = run(&w.r, &case.id, Utc::now()).await.unwrap();
+    assert_eq!(done.status, CaseStatus::Verified);
+    let restored = restore(&w.r, &user, Utc::now(), "CHG-7", "operator", Utc::now())
+        .await
+        .unwrap();
+    assert!(
+        restored.iter().any(|r| r.contains("legacy-s3")),
+        "{restored:?}"
+    );
+    let policies: Vec<String> = inline_policies(&w, &user)
+        .await
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        policies,
+        ["legacy-s3"],
+        "no lapse-* artifact and no session deny"
+    );
+    let keys = w
+        .iam
+        .list_access_keys()
+        .user_name(user.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        keys.access_key_metadata()
+            .iter()
+            .all(|k| k.status() == Some(&StatusType::Active))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approver_slots_come_from_catalog_idp_ids_not_free_text() {
+    let s = Stack::start().await;
+    let pending = s
+        .as_user("carl")
+        .request("prod-db-admin", Some("1h"), "incident", Some("INC-2"))
+        .await
+        .unwrap();
+    assert_eq!(pending["status"], "pending", "{pending}");
+    let mallory = s.user("erin");
+    let with_groups = |groups: &[&str]| {
+        lapse_cli::client::ApiClient::new(
+            &s.stack.url,
+            s.stack
+                .token_with_idp_groups(&mallory, groups, "employee")
+                .unwrap(),
+        )
+    };
+    // A display name whose last word is an approver group's name.
+    let named = with_groups(&["Engineering managers"])
+        .decide(&id(&pending), true, "lgtm")
+        .await;
+    assert!(
+        named.as_ref().is_err_and(|e| e.status() == Some(403)),
+        "{named:?}"
+    );
+    // A claim that is not one of the accepted shapes is refused, not guessed at.
+    let malformed = with_groups(&["idp-grp-managers,idp-grp-security-ops"])
+        .decide(&id(&pending), true, "lgtm")
+        .await;
+    assert!(
+        malformed.as_ref().is_err_and(|e| e.status() == Some(401)),
+        "{malformed:?}"
+    );
+    // The catalog's IdP id for managers fills the managers slot.
+    let approved = with_groups(&["idp-grp-managers"])
+        .decide(&id(&pending), true, "lgtm")
+        .await
+        .unwrap();
+    assert_eq!(
+        approved["outcome"]["remaining"],
+        json!(["security"]),
+        "{approved}"
+    );
+    assert_eq!(approved["request"]["approvals"][0]["group"], "managers");
+}
