@@ -578,3 +578,243 @@ async fn approver_slots_come_from_catalog_idp_ids_not_free_text() {
     );
     assert_eq!(approved["request"]["approvals"][0]["group"], "managers");
 }
+
+/// A user in `engineers` and `admins`, for role-change and contract-end cases.
+async fn staff(w: &World, name: &str) -> PrincipalId {
+    let user = person(w, name).await;
+    for group in ["engineers", "admins"] {
+        lapse_local::provision::ensure_group(&w.iam, group)
+            .await
+            .unwrap();
+        w.iam
+            .add_user_to_group()
+            .user_name(user.as_str())
+            .group_name(group)
+            .send()
+            .await
+            .unwrap();
+    }
+    user
+}
+
+async fn groups_of(w: &World, user: &PrincipalId) -> Vec<String> {
+    w.iam
+        .list_groups_for_user()
+        .user_name(user.as_str())
+        .send()
+        .await
+        .unwrap()
+        .groups()
+        .iter()
+        .map(|g| g.group_name().to_owned())
+        .collect()
+}
+
+/// Opens a case effective at `at` and starts the real revocation workflow for it.
+async fn start_case(
+    w: &World,
+    user: &PrincipalId,
+    kind: RevocationKind,
+    at: chrono::DateTime<Utc>,
+) -> String {
+    use lapse_core::ports::{Clock, WorkflowStarter};
+    let now = w.s.stack.clock.now();
+    let case = RevocationCase::new(
+        user.clone(),
+        kind,
+        Trigger {
+            source: TriggerSource::Hr,
+            event_id: lapse_testkit::unique_name("evt"),
+            event_type: None,
+            reason: "scheduled by HR".into(),
+            executor: "hr-webhook".into(),
+            manager: None,
+        },
+        at,
+        false,
+        now,
+    );
+    let case = open(&w.r, case, now).await.unwrap();
+    w.s.stack
+        .revocations
+        .start(&case.id, &json!({ "case": { "case_id": case.id } }))
+        .await
+        .unwrap();
+    case.id
+}
+
+async fn status_of(w: &World, case_id: &str) -> CaseStatus {
+    use lapse_core::revocation::ports::CaseStore;
+    use lapse_core::revocation::usecase::RevocationPorts;
+    w.r.cases().get(case_id).await.unwrap().unwrap().status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_waits_end_only_when_the_stack_clock_passes_them() {
+    use lapse_core::ports::Clock;
+    let w = world().await;
+    let user = staff(&w, "erin").await;
+    let clock = &w.s.stack.clock;
+    let case_id = start_case(
+        &w,
+        &user,
+        RevocationKind::Partial {
+            new_role: "analyst".into(),
+        },
+        clock.now() + chrono::TimeDelta::hours(4),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(
+        w.s.stack
+            .revocations
+            .wait(&case_id, std::time::Duration::ZERO)
+            .await
+            .is_none(),
+        "still waiting for the transition"
+    );
+    assert_eq!(groups_of(&w, &user).await.len(), 2, "nothing applied yet");
+    assert_eq!(status_of(&w, &case_id).await, CaseStatus::Received);
+    clock.advance(chrono::TimeDelta::hours(4) + chrono::TimeDelta::seconds(1));
+    let run = w.s.workflow_of_revocation(&case_id).await;
+    assert_eq!(run.status, "SUCCEEDED", "{run:?}");
+    // The Wait itself held until the clock passed: the steps ran once, with no
+    // "not due yet" round trips.
+    assert_eq!(
+        run.states.iter().filter(|s| *s == "Snapshot").count(),
+        1,
+        "{:?}",
+        run.states
+    );
+    assert!(run.caught.is_empty(), "{:?}", run.caught);
+    assert!(groups_of(&w, &user).await.is_empty());
+    assert_eq!(status_of(&w, &case_id).await, CaseStatus::Verified);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postponement_or_an_override_during_the_wait_is_honoured_after_it() {
+    use lapse_core::ports::Clock;
+    use lapse_core::revocation::ports::Controls;
+    use lapse_core::revocation::usecase::{postpone, resume_held, set_controls};
+    let w = world().await;
+    let clock = &w.s.stack.clock;
+    let day = chrono::TimeDelta::days(1);
+
+    // Postponed while the workflow waits: the old time passes, nothing is applied.
+    let moved = staff(&w, "dana").await;
+    let case_id = start_case(&w, &moved, RevocationKind::Full, clock.now() + day).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    postpone(&w.r, &moved, day * 3, "CHG-21", "operator", clock.now())
+        .await
+        .unwrap();
+    clock.advance(day * 2);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(groups_of(&w, &moved).await.len(), 2, "postponed: not yet");
+    assert_ne!(status_of(&w, &case_id).await, CaseStatus::Verified);
+    clock.advance(day * 3);
+    let run = w.s.workflow_of_revocation(&case_id).await;
+    assert_eq!(run.status, "SUCCEEDED", "{run:?}");
+    assert!(groups_of(&w, &moved).await.is_empty());
+
+    // Held by an override set while the workflow waits; cleared, it resumes.
+    let held = staff(&w, "bill").await;
+    let at = clock.now() + day;
+    let case_id = start_case(&w, &held, RevocationKind::Full, at).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let hold = Controls {
+        override_reason: Some("INC-9 investigation".into()),
+        ..Controls::default()
+    };
+    set_controls(&w.r, &held, hold, "security lead", "operator", clock.now())
+        .await
+        .unwrap();
+    clock.advance(day * 2);
+    let run = w.s.workflow_of_revocation(&case_id).await;
+    assert_eq!(run.status, "SUCCEEDED", "{run:?}");
+    assert_eq!(status_of(&w, &case_id).await, CaseStatus::Held);
+    assert_eq!(groups_of(&w, &held).await.len(), 2, "held: nothing applied");
+    set_controls(
+        &w.r,
+        &held,
+        Controls::default(),
+        "cleared",
+        "operator",
+        clock.now(),
+    )
+    .await
+    .unwrap();
+    let resumed = resume_held(&w.r, &w.s.stack.revocations, &held)
+        .await
+        .unwrap();
+    assert_eq!(resumed, std::slice::from_ref(&case_id));
+    let name =
+        w.s.stack
+            .revocations
+            .launched()
+            .into_iter()
+            .find(|n| n.starts_with(&format!("{case_id}-resume-")))
+            .unwrap();
+    let run = w.s.workflow_of_revocation(&name).await;
+    assert_eq!(run.status, "SUCCEEDED", "{run:?}");
+    assert_eq!(status_of(&w, &case_id).await, CaseStatus::Verified);
+    assert!(groups_of(&w, &held).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inactivity_check_suspends_only_managed_unexempt_users_once() {
+    use lapse_core::revocation::usecase::suspend_inactive;
+    let w = world().await;
+    let idle = person(&w, "sam").await;
+    let restored = person(&w, "olga").await;
+    // Not Lapse's: no lapse:managed tag.
+    let foreign = w.s.user("foreign");
+    w.iam
+        .create_user()
+        .user_name(&foreign)
+        .send()
+        .await
+        .unwrap();
+    // The catalog's break-glass account.
+    w.s.stack.add_users(&["breakglass-admin"]).await.unwrap();
+    w.iam.generate_credential_report().send().await.unwrap();
+    let report = w.iam.get_credential_report().send().await.unwrap();
+    let csv = String::from_utf8(report.content().unwrap().as_ref().to_vec()).unwrap();
+    let later = Utc::now() + chrono::TimeDelta::days(100);
+    let (cases, skipped) = suspend_inactive(&w.r, &csv, later).await.unwrap();
+    let suspended =
+        |cases: &[RevocationCase], who: &str| cases.iter().any(|c| c.user.as_str() == who);
+    let reason = |skipped: &[lapse_core::revocation::usecase::Skipped], who: &str| {
+        skipped
+            .iter()
+            .find(|s| s.user.as_str() == who)
+            .map(|s| s.reason.clone())
+            .unwrap_or_default()
+    };
+    assert!(suspended(&cases, idle.as_str()) && suspended(&cases, restored.as_str()));
+    assert!(!suspended(&cases, &foreign));
+    assert!(reason(&skipped, &foreign).contains("not a user Lapse manages"));
+    assert!(!suspended(&cases, "breakglass-admin"));
+    assert!(reason(&skipped, "breakglass-admin").starts_with("exempt: Break-glass"));
+    for case in cases
+        .iter()
+        .filter(|c| c.user == idle || c.user == restored)
+    {
+        assert_eq!(
+            run(&w.r, &case.id, later).await.unwrap().status,
+            CaseStatus::Verified
+        );
+    }
+    restore(&w.r, &restored, later, "CHG-31", "operator", later)
+        .await
+        .unwrap();
+    // The next day's report still shows the old activity: neither is suspended again.
+    let next_day = later + chrono::TimeDelta::days(1);
+    let (again, skipped) = suspend_inactive(&w.r, &csv, next_day).await.unwrap();
+    assert!(!suspended(&again, idle.as_str()), "not re-reported");
+    assert!(reason(&skipped, idle.as_str()).contains("already revoked or suspended"));
+    assert!(
+        !suspended(&again, restored.as_str()),
+        "the restore reset the clock"
+    );
+    assert!(reason(&skipped, restored.as_str()).contains("restored recently"));
+}

@@ -502,7 +502,7 @@ async fn inactive_users_from_the_credential_report_are_suspended() {
     let csv = String::from_utf8(report.content().unwrap().as_ref().to_vec()).unwrap();
     // Nobody has used anything; 100 days from now, everyone is past 90 days.
     let later = Utc::now() + TimeDelta::days(100);
-    let cases = suspend_inactive(&w.r, &csv, later).await.unwrap();
+    let (cases, _) = suspend_inactive(&w.r, &csv, later).await.unwrap();
     let mine = cases
         .iter()
         .find(|c| c.user == user)
@@ -516,6 +516,7 @@ async fn inactive_users_from_the_credential_report_are_suspended() {
         suspend_inactive(&w.r, &csv, Utc::now())
             .await
             .unwrap()
+            .0
             .iter()
             .all(|c| c.user != user),
         "recent users are not touched"

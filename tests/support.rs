@@ -186,3 +186,14 @@ impl Stack {
         serde_json::from_str(&text).unwrap()
     }
 }
+
+impl Stack {
+    /// A revocation execution's finished run.
+    pub async fn workflow_of_revocation(&self, name: &str) -> WorkflowRun {
+        self.stack
+            .revocations
+            .wait(name, WAIT)
+            .await
+            .unwrap_or_else(|| panic!("revocation workflow {name} did not finish"))
+    }
+}

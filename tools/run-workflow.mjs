@@ -1,15 +1,19 @@
 // Runs a state machine definition in aws-local-stepfunctions, a real ASL
 // interpreter, and prints one JSON line with the outcome.
 //
-//   node run-workflow.mjs --definition FILE --input JSON
-//        [--substitutions JSON] [--wait-ms N] [--retry-ms N] [--timeout-ms N]
+//   node run-workflow.mjs --definition FILE --input JSON --clock-wait-arn ARN
+//        [--substitutions JSON] [--retry-ms N] [--timeout-ms N]
 //
 // `${Name}` placeholders in the definition are replaced from --substitutions, as
 // SAM's DefinitionSubstitutions does. Task states invoke their Lambda ARN through
 // the AWS SDK, which honours AWS_ENDPOINT_URL_LAMBDA: point it at a host that
-// serves the Lambda Invoke API (Lapse's local host does). --wait-ms replaces the
-// duration of every Wait state and --retry-ms every retry interval, so a test can
-// run a workflow of hours in seconds.
+// serves the Lambda Invoke API (Lapse's local host does).
+//
+// Wait states follow the local stack's clock, not this process's: each one is
+// handed to the function --clock-wait-arn names (the host answers when the stack's
+// clock passes the Wait's time), with its input passed through unchanged, so a
+// contract end weeks away waits until a test or the demo moves the clock there.
+// --retry-ms replaces every retry interval.
 import { readFileSync } from 'node:fs';
 import { StateMachine } from 'aws-local-stepfunctions';
 
@@ -31,11 +35,35 @@ const text = readFileSync(opts.definition, 'utf8').replace(/\$\{(\w+)\}/g, (whol
   return substitutions[name];
 });
 const definition = JSON.parse(text);
-const waitMs = opts['wait-ms'] === undefined ? undefined : Number(opts['wait-ms']);
+const clockWait = opts['clock-wait-arn'];
+if (!clockWait) throw new Error('--clock-wait-arn is required');
 const retryMs = opts['retry-ms'] === undefined ? undefined : Number(opts['retry-ms']);
 const overrides = { waitTimeOverrides: {}, retryIntervalOverrides: {} };
+
+// A Wait, as a Task asking the stack's clock; every other field keeps its meaning.
+function onStackClock(state) {
+  const params = {};
+  if (state.Timestamp !== undefined) params.until = state.Timestamp;
+  else if (state.TimestampPath !== undefined) params['until.$'] = state.TimestampPath;
+  else if (state.Seconds !== undefined) params.seconds = state.Seconds;
+  else if (state.SecondsPath !== undefined) params['seconds.$'] = state.SecondsPath;
+  else throw new Error('a Wait state without a duration');
+  const task = { Type: 'Task', Resource: clockWait, Parameters: params, ResultPath: null };
+  for (const key of ['Comment', 'InputPath', 'OutputPath', 'Next', 'End']) {
+    if (state[key] !== undefined) task[key] = state[key];
+  }
+  return task;
+}
+
+function rewrite(states) {
+  for (const [name, state] of Object.entries(states)) {
+    if (state.Type === 'Wait') states[name] = onStackClock(state);
+    if (state.Type === 'Parallel') state.Branches.forEach((b) => rewrite(b.States));
+    if (state.Type === 'Map') rewrite((state.ItemProcessor ?? state.Iterator).States);
+  }
+}
+rewrite(definition.States);
 for (const [name, state] of Object.entries(definition.States)) {
-  if (state.Type === 'Wait' && waitMs !== undefined) overrides.waitTimeOverrides[name] = waitMs;
   if (state.Retry && retryMs !== undefined) overrides.retryIntervalOverrides[name] = retryMs;
 }
 

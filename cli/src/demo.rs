@@ -503,7 +503,6 @@ pub async fn serve(port: u16, prefix: &str, key_file: &Path, users: &[String]) -
             prefix: prefix.to_owned(),
             issuer: Some(issuer),
             run: RunOptions {
-                wait_ms: 1000,
                 retry_ms: 1000,
                 timeout_ms: 24 * 3600 * 1000,
             },

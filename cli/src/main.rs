@@ -408,6 +408,19 @@ async fn run(cli: Cli) -> Result<()> {
                 },
         } => {
             let issuer = lapse_local::issuer::DevIssuer::load_or_create(key_file)?;
+            // Approver group names become the catalog's IdP group id for them, as the
+            // development IdP assigns them; anything else is sent as given.
+            let catalog = lapse_lambda::bundled_catalog()?;
+            let groups: Vec<String> = groups
+                .iter()
+                .map(|g| {
+                    catalog
+                        .groups()
+                        .find(|a| &a.name == g)
+                        .and_then(|a| a.idp_groups.first().cloned())
+                        .unwrap_or_else(|| g.clone())
+                })
+                .collect();
             let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
             println!(
                 "{}",
@@ -421,7 +434,7 @@ async fn run(cli: Cli) -> Result<()> {
 async fn revoke(args: &RevokeArgs) -> Result<()> {
     if let Some(batch) = &args.batch {
         let op = Operator::from_env().await?;
-        let (_, failed) = operator::batch(Some(&op), batch, args.dry_run).await?;
+        let (_, failed) = operator::batch(Some(&op), batch, args.dry_run, args.emergency).await?;
         anyhow::ensure!(failed == 0, "{failed} row(s) failed");
         return Ok(());
     }

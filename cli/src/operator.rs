@@ -58,7 +58,21 @@ impl Operator {
         if ask.reason.trim().is_empty() {
             bail!("--reason is required");
         }
-        let effective_at = ask.schedule.unwrap_or(now);
+        if ask.emergency && ask.schedule.is_some() {
+            bail!("--emergency revokes now; it cannot be combined with --schedule");
+        }
+        // A role change honours the policy's transition period unless it is an
+        // emergency, as an HR role change does.
+        let transition = match (&ask.kind, ask.emergency) {
+            (RevocationKind::Partial { .. }, false) => self
+                .revocations
+                .catalog()
+                .tunables()
+                .role_change_transition
+                .delta(),
+            _ => chrono::TimeDelta::zero(),
+        };
+        let effective_at = ask.schedule.unwrap_or(now + transition);
         Ok(RevocationCase::new(
             user,
             ask.kind.clone(),
@@ -96,7 +110,7 @@ impl Operator {
     pub async fn revoke(&self, ask: &RevokeAsk) -> Result<String> {
         let now = Utc::now();
         let case = steps::open(&self.revocations, self.case(ask, now)?, now).await?;
-        if let Some(at) = ask.schedule.filter(|at| *at > now) {
+        if let Some(at) = Some(case.effective_at).filter(|at| *at > now) {
             let arn = std::env::var("LAPSE_REVOCATION_STATE_MACHINE_ARN")
                 .context("scheduling needs LAPSE_REVOCATION_STATE_MACHINE_ARN (a stack output)")?;
             let role = std::env::var("LAPSE_SCHEDULER_ROLE_ARN")
@@ -178,6 +192,7 @@ pub async fn batch(
     operator: Option<&Operator>,
     path: &Path,
     dry_run: bool,
+    emergency: bool,
 ) -> Result<(usize, usize)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -191,7 +206,10 @@ pub async fn batch(
     let (mut ok, mut failed) = (0, 0);
     for (done, (index, line)) in rows.into_iter().enumerate() {
         let result = async {
-            let ask = parse_batch_row(line)?;
+            let ask = RevokeAsk {
+                emergency,
+                ..parse_batch_row(line)?
+            };
             match operator {
                 Some(op) if dry_run => Ok(op.dry_run(&ask).await?.join("; ")),
                 Some(op) => op.revoke(&ask).await,
@@ -356,15 +374,34 @@ pub async fn hold(
     if let Some(on) = legal_hold {
         controls.legal_hold = on;
     }
+    let cleared = matches!(override_reason, Some(None));
     if let Some(value) = override_reason {
         controls.override_reason = value;
     }
     steps::set_controls(r, &user, controls.clone(), reason, &op.executor, Utc::now()).await?;
-    Ok(format!(
+    let mut out = format!(
         "{user}: legal hold {}, override {}",
         controls.legal_hold,
         controls.override_reason.as_deref().unwrap_or("none")
-    ))
+    );
+    let held = r
+        .cases()
+        .cases_of(&user)
+        .await?
+        .iter()
+        .any(|c| c.status == CaseStatus::Held);
+    if cleared && held {
+        // Held cases resume in the stack's workflow, which waits for their time.
+        let arn = std::env::var("LAPSE_REVOCATION_STATE_MACHINE_ARN").context(
+            "resuming held cases needs LAPSE_REVOCATION_STATE_MACHINE_ARN (a stack output)",
+        )?;
+        let workflows =
+            lapse_aws::sfn::SfnWorkflowStarter::new(aws_sdk_sfn::Client::new(&op.sdk), arn);
+        for case in steps::resume_held(r, &workflows, &user).await? {
+            out.push_str(&format!("\n  resumed case {case}"));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -252,7 +252,7 @@ fn local_tokens_come_from_the_dev_issuer_key() {
     let issuer = lapse_local::issuer::DevIssuer::load_or_create(&key).unwrap();
     let claims = issuer.verify(token.trim()).unwrap();
     assert_eq!(claims.sub, "rita");
-    assert_eq!(claims.groups, ["managers", "security"]);
+    assert_eq!(claims.groups, ["idp-grp-managers", "idp-grp-security-ops"]);
 }
 
 /// The operator's revocation tools, driven as a person would, against the local stack.
@@ -388,7 +388,7 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
         ),
     )
     .unwrap();
-    let (ok, text) = run(&["revoke", "--batch", csv.to_str().unwrap()]);
+    let (ok, text) = run(&["revoke", "--batch", csv.to_str().unwrap(), "--emergency"]);
     assert!(!ok, "a failed row fails the command: {text}");
     assert!(
         text.contains("line 2:") && text.contains("partial revocation verified"),
@@ -474,4 +474,28 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
     assert!(ok && text.contains("now effective at"), "{text}");
     let (ok, text) = run(&["check-user", "--user", contractor]);
     assert!(ok && text.contains("Received"), "{text}");
+
+    // A role change honours the transition period unless it is an emergency, and an
+    // emergency is now: it cannot be scheduled.
+    let (ok, text) = run(&[
+        "revoke", "--user", gone, "--reason", "moved", "--role", "analyst",
+    ]);
+    assert!(ok && text.contains("scheduled for"), "{text}");
+    let at = (chrono::Utc::now() + chrono::TimeDelta::days(1)).to_rfc3339();
+    let (ok, text) = run(&[
+        "revoke",
+        "--user",
+        gone,
+        "--reason",
+        "moved",
+        "--role",
+        "analyst",
+        "--emergency",
+        "--schedule",
+        &at,
+    ]);
+    assert!(
+        !ok && text.contains("cannot be combined with --schedule"),
+        "{text}"
+    );
 }

@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use lambda_runtime::{Context, LambdaEvent};
 use lapse_core::ports::Clock;
 use lapse_lambda::HandlerError;
@@ -230,6 +230,7 @@ struct HostState {
     issuer: Arc<DevIssuer>,
     faults: Arc<Faults>,
     prefix: String,
+    clock: Arc<LocalClock>,
 }
 
 /// Options for [`LocalStack::start`].
@@ -344,6 +345,7 @@ impl LocalStack {
             issuer: issuer.clone(),
             faults: faults.clone(),
             prefix: options.prefix.clone(),
+            clock: clock.clone(),
         });
         let app = Router::new()
             .route("/2015-03-31/functions/{name}/invocations", post(invoke))
@@ -513,6 +515,26 @@ where
 }
 
 /// `POST /2015-03-31/functions/{name}/invocations`, as Step Functions calls Lambda.
+/// A Wait state of a local execution: answers once the stack's clock passes
+/// `until` (or `seconds` from now), so local Waits behave as on AWS however far
+/// the time is. Tests and the demo move the clock.
+async fn clock_wait(clock: &LocalClock, body: &Bytes) -> Response {
+    let now = clock.now();
+    let input: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let until = match (input["until"].as_str(), input["seconds"].as_i64()) {
+        (Some(at), _) => match DateTime::parse_from_rfc3339(at) {
+            Ok(at) => at.with_timezone(&Utc),
+            Err(e) => return function_error("States.Runtime", &format!("bad Wait time {at}: {e}")),
+        },
+        (None, Some(seconds)) => now + TimeDelta::seconds(seconds),
+        _ => return function_error("States.Runtime", "a Wait needs until or seconds"),
+    };
+    while clock.now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    (StatusCode::OK, "{}").into_response()
+}
+
 async fn invoke(
     State(state): State<Arc<HostState>>,
     Path(name): Path<String>,
@@ -547,6 +569,9 @@ async fn invoke(
         }
     }
     let f = &state.functions;
+    if short == crate::workflows::CLOCK_WAIT_FUNCTION {
+        return clock_wait(&state.clock, &body).await;
+    }
     match function.as_str() {
         "grant" => call(&body, |e| grant::handler(&f.grant, e)).await,
         "revoke" => call(&body, |e| revoke::handler(&f.revoke, e)).await,

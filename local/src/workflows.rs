@@ -11,12 +11,14 @@ use lapse_aws::sfn::SfnWorkflowStarter;
 use lapse_core::ports::{WorkflowError, WorkflowStarter};
 use serde::{Deserialize, Serialize};
 
-/// How fast a local run goes.
+/// The pseudo-function the runner hands Wait states to: the host answers once the
+/// stack's clock passes the Wait's time (see `tools/run-workflow.mjs`).
+pub const CLOCK_WAIT_FUNCTION: &str = "lapse-local-clock-wait";
+
+/// How fast a local run goes. Wait states follow the stack's clock, never a
+/// shortened duration: a Wait ends only when the clock passes its time.
 #[derive(Clone, Copy, Debug)]
 pub struct RunOptions {
-    /// Every Wait state lasts this long (the revoke step re-arms the wait until the
-    /// stack's clock passes the grant's end).
-    pub wait_ms: u64,
     /// Every retry interval.
     pub retry_ms: u64,
     /// The whole execution is aborted after this.
@@ -26,7 +28,6 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         Self {
-            wait_ms: 150,
             retry_ms: 50,
             timeout_ms: 90_000,
         }
@@ -138,7 +139,12 @@ impl LocalWorkflows {
                 .arg(&inner.definition)
                 .args(["--substitutions", &inner.substitutions.to_string()])
                 .args(["--input", &input.to_string()])
-                .args(["--wait-ms", &opts.wait_ms.to_string()])
+                .args([
+                    "--clock-wait-arn",
+                    &format!(
+                        "arn:aws:lambda:us-east-1:123456789012:function:{CLOCK_WAIT_FUNCTION}"
+                    ),
+                ])
                 .args(["--retry-ms", &opts.retry_ms.to_string()])
                 .args(["--timeout-ms", &opts.timeout_ms.to_string()])
                 .env("AWS_ENDPOINT_URL_LAMBDA", &inner.lambda_endpoint)

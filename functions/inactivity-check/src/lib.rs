@@ -82,12 +82,15 @@ pub async fn handler<W: WorkflowStarter>(
 ) -> Result<Value, HandlerError> {
     let report = credential_report(&deps.iam).await?;
     let now = deps.revocations.lifecycle.clock.now();
-    let cases = suspend_inactive(&deps.revocations, &report, now).await?;
+    let (cases, skipped) = suspend_inactive(&deps.revocations, &report, now).await?;
     for case in &cases {
         deps.workflows
             .start(&case.id, &json!({ "case": { "case_id": case.id } }))
             .await
             .map_err(lapse_core::Error::from)?;
     }
-    Ok(json!({ "suspended": cases.iter().map(|c| c.user.to_string()).collect::<Vec<_>>() }))
+    Ok(json!({
+        "suspended": cases.iter().map(|c| c.user.to_string()).collect::<Vec<_>>(),
+        "skipped": skipped,
+    }))
 }

@@ -462,9 +462,11 @@ mod identity {
                 Err(e) => return Err(directory_error(e, no_user(user))),
             };
             let iam = self.snapshot(user).await?;
+            let managed = self.managed(user).await?;
             Ok(IdentitySnapshot {
                 user: user.clone(),
                 exists: true,
+                managed,
                 login_profile,
                 access_keys: self.access_keys(user).await?,
                 ssh_keys: self.ssh_keys(user).await?,
@@ -477,6 +479,23 @@ mod identity {
                 attached_policies: iam.attached_policies,
                 taken_at: at,
             })
+        }
+
+        async fn managed(&self, user: &PrincipalId) -> Result<bool, DirectoryError> {
+            match self
+                .client
+                .list_user_tags()
+                .user_name(user.as_str())
+                .send()
+                .await
+            {
+                Ok(tags) => Ok(tags
+                    .tags()
+                    .iter()
+                    .any(|t| t.key() == "lapse:managed" && t.value() == "true")),
+                Err(e) if is_missing(&e) => Ok(false),
+                Err(e) => Err(directory_error(e, no_user(user))),
+            }
         }
 
         async fn apply(

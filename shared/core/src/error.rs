@@ -28,6 +28,10 @@ pub enum Error {
     Bus(#[from] crate::revocation::ports::BusError),
     #[error("{0} not found")]
     NotFound(String),
+    /// A revocation step found its case not due (postponed, or held by an
+    /// override) after the workflow's Wait: the workflow goes back to validation.
+    #[error("revocation case {case} is not due: {reason}")]
+    NotDue { case: String, reason: String },
     /// IAM still holds what a revocation removed.
     #[error("verification of {request} failed: IAM still holds {residue}")]
     VerificationFailed { request: String, residue: String },
@@ -52,6 +56,8 @@ pub enum ErrorKind {
     Configuration,
     /// A revocation did not take: IAM still holds access. Alarm.
     VerificationFailed,
+    /// Not yet (postponed or held): validate and wait again.
+    NotDue,
 }
 
 impl Error {
@@ -92,6 +98,7 @@ impl Error {
                 WorkflowError::Throttled(_) | WorkflowError::Unavailable(_) => ErrorKind::Transient,
             },
             Error::VerificationFailed { .. } => ErrorKind::VerificationFailed,
+            Error::NotDue { .. } => ErrorKind::NotDue,
             Error::Bus(_) => ErrorKind::Transient,
         }
     }

@@ -197,6 +197,8 @@ pub struct Catalog {
     groups: BTreeMap<String, ApproverGroup>,
     roles: BTreeMap<String, Role>,
     resources: BTreeMap<String, Resource>,
+    /// IAM users the inactivity check never suspends, with why.
+    inactivity_exemptions: BTreeMap<String, String>,
 }
 
 /// One problem in a catalog file, with where it is.
@@ -268,6 +270,15 @@ struct RawCatalog {
     #[serde(default)]
     roles: Vec<RawRole>,
     resources: Spanned<Vec<RawResource>>,
+    #[serde(default)]
+    inactivity_exemptions: Vec<RawExemption>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExemption {
+    user: Spanned<String>,
+    reason: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -864,6 +875,32 @@ impl Catalog {
             );
         }
 
+        let mut inactivity_exemptions = BTreeMap::new();
+        for (i, exemption) in raw.inactivity_exemptions.iter().enumerate() {
+            if crate::identity::PrincipalId::new(exemption.user.value.clone()).is_err() {
+                issues.at(
+                    &exemption.user,
+                    format!("inactivity_exemptions[{i}].user"),
+                    format!("`{}` is not a valid IAM user name", exemption.user.value),
+                );
+            } else if exemption.reason.value.trim().is_empty() {
+                issues.at(
+                    &exemption.reason,
+                    format!("inactivity_exemptions[{i}].reason"),
+                    "say why this user is exempt (a break-glass account, say)",
+                );
+            } else if inactivity_exemptions
+                .insert(exemption.user.value.clone(), exemption.reason.value.clone())
+                .is_some()
+            {
+                issues.at(
+                    &exemption.user,
+                    format!("inactivity_exemptions[{i}].user"),
+                    format!("`{}` is listed twice", exemption.user.value),
+                );
+            }
+        }
+
         Catalog {
             hash,
             tunables,
@@ -872,7 +909,13 @@ impl Catalog {
             groups,
             roles,
             resources,
+            inactivity_exemptions,
         }
+    }
+
+    /// Why the inactivity check leaves this user alone, if it does.
+    pub fn inactivity_exemption(&self, user: &str) -> Option<&str> {
+        self.inactivity_exemptions.get(user).map(String::as_str)
     }
 
     /// The content hash stamped on audit events.
@@ -1071,6 +1114,38 @@ mod tests {
                 .iter()
                 .any(|i| i.path == "approver_groups[2].idp_groups"),
         );
+    }
+
+    #[test]
+    fn inactivity_exemptions_name_valid_users_with_a_reason() {
+        let catalog = Catalog::parse(CATALOG, "catalog.yaml").unwrap();
+        assert!(catalog.inactivity_exemption("breakglass-admin").is_some());
+        assert!(catalog.inactivity_exemption("jdoe").is_none());
+        let entry = "  - user: breakglass-admin\n    reason: Break-glass account; unused by design, its use is alarmed separately.\n";
+        assert!(CATALOG.contains(entry));
+        for (broken, message) in [
+            (
+                entry.replace("user: breakglass-admin", "user: bad user"),
+                "not a valid IAM user name",
+            ),
+            (
+                entry.replace(
+                    "reason: Break-glass account; unused by design, its use is alarmed separately.",
+                    "reason: \" \"",
+                ),
+                "say why",
+            ),
+            (format!("{entry}{entry}"), "listed twice"),
+        ] {
+            let issues = issues_of(&CATALOG.replace(entry, &broken));
+            assert!(
+                issues
+                    .iter()
+                    .any(|i| i.path.starts_with("inactivity_exemptions[")
+                        && i.message.contains(message)),
+                "{message}: {issues:?}"
+            );
+        }
     }
 
     /// The shipped catalog with billing-reports-read granting `actions` on `resource`

@@ -21,6 +21,7 @@ pub mod names {
     pub const CONFIGURATION: &str = "Lapse.Configuration";
     pub const VERIFICATION_FAILED: &str = "Lapse.VerificationFailed";
     pub const BAD_EVENT: &str = "Lapse.BadEvent";
+    pub const NOT_DUE: &str = "Lapse.NotDue";
 
     /// Every name, for tests that check the state machines only use real ones.
     pub const ALL: &[&str] = &[
@@ -33,6 +34,7 @@ pub mod names {
         CONFIGURATION,
         VERIFICATION_FAILED,
         BAD_EVENT,
+        NOT_DUE,
     ];
 }
 
@@ -61,6 +63,7 @@ impl HandlerError {
                 ErrorKind::Integrity => names::INTEGRITY,
                 ErrorKind::Configuration => names::CONFIGURATION,
                 ErrorKind::VerificationFailed => names::VERIFICATION_FAILED,
+                ErrorKind::NotDue => names::NOT_DUE,
             },
             HandlerError::Config(_) => names::CONFIGURATION,
             HandlerError::BadEvent(_) => names::BAD_EVENT,

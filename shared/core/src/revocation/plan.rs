@@ -89,6 +89,9 @@ pub struct TrustingRole {
 pub struct IdentitySnapshot {
     pub user: PrincipalId,
     pub exists: bool,
+    /// Tagged `lapse:managed=true`: a user Lapse administers.
+    #[serde(default)]
+    pub managed: bool,
     pub login_profile: bool,
     pub access_keys: Vec<Credential>,
     pub ssh_keys: Vec<Credential>,
@@ -113,6 +116,7 @@ impl IdentitySnapshot {
         Self {
             user,
             exists: false,
+            managed: false,
             login_profile: false,
             access_keys: Vec::new(),
             ssh_keys: Vec::new(),

@@ -46,6 +46,13 @@ pub trait IdentityDirectory: Send + Sync {
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<IdentitySnapshot, DirectoryError>> + Send;
 
+    /// Is this a user Lapse manages (tagged `lapse:managed=true`)? `false` for a
+    /// user IAM does not know. Needs `iam:ListUserTags` only.
+    fn managed(
+        &self,
+        user: &PrincipalId,
+    ) -> impl Future<Output = Result<bool, DirectoryError>> + Send;
+
     /// Applies one (non-grant) action; idempotent.
     fn apply(
         &self,
@@ -73,6 +80,10 @@ pub struct Controls {
     /// identity provider's token is still valid.
     #[serde(default)]
     pub revoked_by: Option<String>,
+    /// Set by a restore: the inactivity check counts activity from here, since the
+    /// credential report still shows the use from before the revocation.
+    #[serde(default)]
+    pub active_since: Option<DateTime<Utc>>,
 }
 
 /// Legal holds and overrides. Every change is audited by the caller.

@@ -229,7 +229,59 @@ pub struct Validation {
     pub reason: String,
 }
 
-/// Step 1: is there anything to do, and is it held back?
+/// Marks a case held by an override (audited once per hold).
+async fn hold(
+    p: &impl RevocationPorts,
+    case: &mut RevocationCase,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    if case.status == CaseStatus::Held {
+        return Ok(());
+    }
+    case.status = CaseStatus::Held;
+    case.held_reason = Some(reason.to_owned());
+    save(p, case, now).await?;
+    p.trail()
+        .record(case_event(
+            case,
+            &format!("held@{}", now.to_rfc3339()),
+            "revocation.held",
+            reason.to_owned(),
+            Value::Null,
+            json!({"override": reason}),
+            now,
+        ))
+        .await?;
+    Ok(())
+}
+
+/// Re-checked by every step that changes IAM, after the workflow's Wait, so a case
+/// held by an override or postponed while the workflow waited is not applied. The
+/// workflow answers [`Error::NotDue`] by validating (and waiting) again.
+async fn ensure_due(
+    p: &impl RevocationPorts,
+    case: &mut RevocationCase,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    if let Some(reason) = p.controls().controls(&case.user).await?.override_reason {
+        hold(p, case, &reason, now).await?;
+        return Err(Error::NotDue {
+            case: case.id.clone(),
+            reason: format!("held back by override: {reason}"),
+        });
+    }
+    if now + crate::usecase::lifecycle::EXPIRY_SKEW < case.effective_at {
+        return Err(Error::NotDue {
+            case: case.id.clone(),
+            reason: format!("effective at {}", case.effective_at.to_rfc3339()),
+        });
+    }
+    Ok(())
+}
+
+/// Step 1: is there anything to do, and is it held back? A case held by an
+/// override that has since been cleared resumes here.
 pub async fn validate(
     p: &impl RevocationPorts,
     case_id: &str,
@@ -250,23 +302,28 @@ pub async fn validate(
     }
     let controls = p.controls().controls(&case.user).await?;
     if let Some(reason) = controls.override_reason {
-        if case.status != CaseStatus::Held {
-            case.status = CaseStatus::Held;
-            case.held_reason = Some(reason.clone());
-            save(p, &mut case, now).await?;
-            p.trail()
-                .record(case_event(
-                    &case,
-                    "held",
-                    "revocation.held",
-                    reason.clone(),
-                    Value::Null,
-                    json!({"override": reason}),
-                    now,
-                ))
-                .await?;
-        }
+        hold(p, &mut case, &reason, now).await?;
         return Ok(done(&case, &format!("held back by override: {reason}")));
+    }
+    if case.status == CaseStatus::Held {
+        let reason = case.held_reason.take().unwrap_or_default();
+        case.status = if case.before.is_some() {
+            CaseStatus::InProgress
+        } else {
+            CaseStatus::Received
+        };
+        save(p, &mut case, now).await?;
+        p.trail()
+            .record(case_event(
+                &case,
+                &format!("resumed@{}", now.to_rfc3339()),
+                "revocation.resumed",
+                format!("override cleared (was: {reason})"),
+                json!({"status": "held"}),
+                json!({"status": case.status}),
+                now,
+            ))
+            .await?;
     }
     Ok(Validation {
         case_id: case.id.clone(),
@@ -275,6 +332,32 @@ pub async fn validate(
         effective_at: case.effective_at,
         reason: "proceed".into(),
     })
+}
+
+/// Held cases of a user whose override is cleared: restarts their workflows (each
+/// resumes at its own `validate`). Returns the cases restarted.
+pub async fn resume_held(
+    p: &impl RevocationPorts,
+    workflows: &impl crate::ports::WorkflowStarter,
+    user: &PrincipalId,
+) -> Result<Vec<String>, Error> {
+    if p.controls().controls(user).await?.override_reason.is_some() {
+        return Ok(Vec::new());
+    }
+    let mut resumed = Vec::new();
+    for case in p.cases().cases_of(user).await? {
+        if case.status != CaseStatus::Held {
+            continue;
+        }
+        workflows
+            .start(
+                &format!("{}-resume-{}", case.id, case.version),
+                &json!({ "case": { "case_id": case.id } }),
+            )
+            .await?;
+        resumed.push(case.id);
+    }
+    Ok(resumed)
 }
 
 /// Step 2: snapshot the before-state once and archive it. A closing revocation
@@ -286,6 +369,7 @@ pub async fn snapshot(
     now: DateTime<Utc>,
 ) -> Result<IdentitySnapshot, Error> {
     let mut case = load(p, case_id).await?;
+    ensure_due(p, &mut case, now).await?;
     if case.kind.closes_doors() {
         let mut controls = p.controls().controls(&case.user).await?;
         if controls.revoked_by.is_none() {
@@ -402,7 +486,8 @@ pub async fn apply_lane(
     lane: Lane,
     now: DateTime<Utc>,
 ) -> Result<Vec<Applied>, Error> {
-    let case = load(p, case_id).await?;
+    let mut case = load(p, case_id).await?;
+    ensure_due(p, &mut case, now).await?;
     if case.before.is_none() {
         return Err(RequestError::InvalidTransition {
             from: Status::Pending,
@@ -798,9 +883,9 @@ pub async fn restore(
         });
     }
     let mut controls = p.controls().controls(user).await?;
-    if controls.revoked_by.take().is_some() {
-        p.controls().set(user, &controls).await?;
-    }
+    controls.revoked_by = None;
+    controls.active_since = Some(now);
+    p.controls().set(user, &controls).await?;
     p.trail()
         .record(AuditDraft {
             chain: format!("user#{user}"),
@@ -972,15 +1057,53 @@ pub fn inactive_users(
         .collect()
 }
 
-/// Opens a suspension case for each inactive user (one per user per day).
+/// Why the inactivity check passed over a user it found inactive.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub user: PrincipalId,
+    pub reason: String,
+}
+
+/// Opens a suspension case for each inactive user Lapse manages (one per user per
+/// day). Passed over, with the reason: exempt users (the catalog's list), users
+/// already revoked or suspended by Lapse, users restored within the threshold (the
+/// credential report still shows their old activity), users IAM no longer has and
+/// users Lapse does not manage.
 pub async fn suspend_inactive(
     p: &impl RevocationPorts,
     report_csv: &str,
     now: DateTime<Utc>,
-) -> Result<Vec<RevocationCase>, Error> {
+) -> Result<(Vec<RevocationCase>, Vec<Skipped>), Error> {
     let threshold = p.catalog().tunables().inactivity_threshold.delta();
     let mut cases = Vec::new();
+    let mut skipped = Vec::new();
     for user in inactive_users(report_csv, threshold, now) {
+        let skip = |reason: String| Skipped {
+            user: user.clone(),
+            reason,
+        };
+        if let Some(reason) = p.catalog().inactivity_exemption(user.as_str()) {
+            skipped.push(skip(format!("exempt: {reason}")));
+            continue;
+        }
+        let controls = p.controls().controls(&user).await?;
+        if let Some(case) = &controls.revoked_by {
+            skipped.push(skip(format!("already revoked or suspended (case {case})")));
+            continue;
+        }
+        if controls
+            .active_since
+            .is_some_and(|at| now - at <= threshold)
+        {
+            skipped.push(skip(
+                "restored recently; activity counts from the restore".into(),
+            ));
+            continue;
+        }
+        if !p.directory().managed(&user).await? {
+            skipped.push(skip("not a user Lapse manages".into()));
+            continue;
+        }
         let case = RevocationCase::new(
             user.clone(),
             RevocationKind::Suspend,
@@ -1001,7 +1124,7 @@ pub async fn suspend_inactive(
         );
         cases.push(open(p, case, now).await?);
     }
-    Ok(cases)
+    Ok((cases, skipped))
 }
 
 /// Postpones a user's revocations that are not yet effective (a contractor's grace
