@@ -479,6 +479,11 @@ async fn a_terminated_users_requests_are_cancelled_and_never_granted() {
         refused.as_ref().is_err_and(|e| e.status() == Some(403)),
         "{refused:?}"
     );
+    let trail = w.s.audit(&id(&pending)).await;
+    assert!(
+        trail.contains(&"request.decision_refused".to_owned()),
+        "the refusal is audited: {trail:?}"
+    );
     let policies = inline_policies(&w, &carl).await;
     assert!(
         policies.iter().all(|(n, _)| n == SESSION_DENY_POLICY),
@@ -721,10 +726,7 @@ async fn a_postponement_or_an_override_during_the_wait_is_honoured_after_it() {
     let at = clock.now() + day;
     let case_id = start_case(&w, &held, RevocationKind::Full, at).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let hold = Controls {
-        override_reason: Some("INC-9 investigation".into()),
-        ..Controls::default()
-    };
+    let hold = |c: &mut Controls| c.override_reason = Some("INC-9 investigation".into());
     set_controls(&w.r, &held, hold, "security lead", "operator", clock.now())
         .await
         .unwrap();
@@ -736,7 +738,7 @@ async fn a_postponement_or_an_override_during_the_wait_is_honoured_after_it() {
     set_controls(
         &w.r,
         &held,
-        Controls::default(),
+        |c: &mut Controls| c.override_reason = None,
         "cleared",
         "operator",
         clock.now(),
@@ -817,4 +819,37 @@ async fn the_inactivity_check_suspends_only_managed_unexempt_users_once() {
         "the restore reset the clock"
     );
     assert!(reason(&skipped, restored.as_str()).contains("restored recently"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controls_change_only_by_versioned_writes() {
+    use lapse_core::revocation::ports::{Controls, UserControls};
+    use lapse_core::revocation::usecase::RevocationPorts;
+    let w = world().await;
+    let user = PrincipalId::new(w.s.user("carl")).unwrap();
+    let store = w.r.controls();
+    // Two writers read the same (absent) controls.
+    let mut first = store.controls(&user).await.unwrap();
+    let mut stale = first.clone();
+    first.legal_hold = true;
+    store.set(&user, &mut first).await.unwrap();
+    stale.revoked_by = None;
+    stale.override_reason = Some("clears the hold by accident".into());
+    let lost = store.set(&user, &mut stale).await;
+    assert!(
+        matches!(lost, Err(lapse_core::ports::StoreError::Conflict { .. })),
+        "{lost:?}"
+    );
+    let stored = store.controls(&user).await.unwrap();
+    assert!(
+        stored.legal_hold && stored.override_reason.is_none(),
+        "{stored:?}"
+    );
+    // A writer that re-reads wins, on top of the other's change.
+    let mut fresh = store.controls(&user).await.unwrap();
+    fresh.override_reason = Some("INC-4".into());
+    store.set(&user, &mut fresh).await.unwrap();
+    let stored: Controls = store.controls(&user).await.unwrap();
+    assert!(stored.legal_hold && stored.override_reason.as_deref() == Some("INC-4"));
+    assert_eq!(stored.version, 2);
 }

@@ -378,10 +378,8 @@ async fn overrides_hold_back_and_legal_hold_keeps_the_archive() {
     set_controls(
         &w.r,
         &held,
-        Controls {
-            legal_hold: false,
-            override_reason: Some("INC-9: investigation needs the account live".into()),
-            ..Default::default()
+        |c: &mut Controls| {
+            c.override_reason = Some("INC-9: investigation needs the account live".into());
         },
         "security decision INC-9",
         "sam",
@@ -399,11 +397,7 @@ async fn overrides_hold_back_and_legal_hold_keeps_the_archive() {
     set_controls(
         &w.r,
         &kept,
-        Controls {
-            legal_hold: true,
-            override_reason: None,
-            ..Default::default()
-        },
+        |c: &mut Controls| c.legal_hold = true,
         "litigation LIT-4",
         "legal",
         now,

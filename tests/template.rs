@@ -631,3 +631,64 @@ fn the_dashboard_shows_metrics_the_code_emits() {
         "{p:?}"
     );
 }
+
+/// Writes to the revocations table by a role, and the leading keys each may touch
+/// (`None`: any item).
+fn revocations_table_writes(template: &Value, role: &str) -> Vec<(String, Option<Value>)> {
+    let mut writes = Vec::new();
+    for policy in as_list(&template["Resources"][role]["Properties"]["Policies"]) {
+        for statement in as_list(&policy["PolicyDocument"]["Statement"]) {
+            let on_table = as_list(&statement["Resource"])
+                .iter()
+                .any(|r| r.to_string().contains("RevocationsTable"));
+            if statement["Effect"] != "Allow" || !on_table {
+                continue;
+            }
+            for action in as_list(&statement["Action"]) {
+                let action = action.as_str().unwrap_or_default();
+                if [
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                ]
+                .contains(&action)
+                {
+                    let keys = statement["Condition"]["ForAllValues:StringLike"]
+                        .get("dynamodb:LeadingKeys")
+                        .cloned();
+                    writes.push((action.to_owned(), keys));
+                }
+            }
+        }
+    }
+    writes
+}
+
+/// The webhook is exposed to the internet: its role may write event claims only,
+/// never a person's controls (the revoked mark, legal hold, override) or cases.
+#[test]
+fn the_webhook_role_writes_only_event_claims() {
+    let only_claims = |template: &Value| {
+        let writes = revocations_table_writes(template, "HrWebhookFunctionRole");
+        !writes.is_empty()
+            && writes
+                .iter()
+                .all(|(_, keys)| keys.as_ref() == Some(&serde_json::json!(["event#*"])))
+    };
+    let template = real();
+    assert!(
+        only_claims(&template),
+        "{:?}",
+        revocations_table_writes(&template, "HrWebhookFunctionRole")
+    );
+    let mut broken = template.clone();
+    statement_mut(&mut broken, "HrWebhookFunctionRole", "Claims")
+        .as_object_mut()
+        .unwrap()
+        .remove("Condition");
+    assert!(!only_claims(&broken));
+    let mut broader = template;
+    statement_mut(&mut broader, "HrWebhookFunctionRole", "Claims")["Condition"]["ForAllValues:StringLike"]
+        ["dynamodb:LeadingKeys"] = serde_json::json!(["event#*", "user#*"]);
+    assert!(!only_claims(&broader));
+}

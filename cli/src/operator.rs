@@ -370,15 +370,23 @@ pub async fn hold(
 ) -> Result<String> {
     let user = PrincipalId::new(user).map_err(|e| anyhow::anyhow!("{e}"))?;
     let r = &op.revocations;
-    let mut controls: Controls = r.controls().controls(&user).await?;
-    if let Some(on) = legal_hold {
-        controls.legal_hold = on;
-    }
     let cleared = matches!(override_reason, Some(None));
-    if let Some(value) = override_reason {
-        controls.override_reason = value;
-    }
-    steps::set_controls(r, &user, controls.clone(), reason, &op.executor, Utc::now()).await?;
+    let controls = steps::set_controls(
+        r,
+        &user,
+        |c: &mut Controls| {
+            if let Some(on) = legal_hold {
+                c.legal_hold = on;
+            }
+            if let Some(value) = &override_reason {
+                c.override_reason = value.clone();
+            }
+        },
+        reason,
+        &op.executor,
+        Utc::now(),
+    )
+    .await?;
     let mut out = format!(
         "{user}: legal hold {}, override {}",
         controls.legal_hold,

@@ -69,9 +69,22 @@ async fn route<W: WorkflowStarter>(
         .get(&decision.request_id)
         .await
         .map_err(lapse_core::error::Error::from)?
+        && let Err(refused) =
+            lapse_core::revocation::usecase::ensure_not_revoked(&deps.controls, subject.requester())
+                .await
     {
-        lapse_core::revocation::usecase::ensure_not_revoked(&deps.controls, subject.requester())
+        if let lapse_core::Error::Request(reason) = &refused {
+            lapse_core::usecase::decide::audit_refusal(
+                &deps.auditing.trail(),
+                &subject,
+                who,
+                &decision,
+                reason,
+                deps.clock.now(),
+            )
             .await?;
+        }
+        return Err(refused.into());
     }
     let outbox = Outbox {
         notifier: &deps.notifier,

@@ -300,18 +300,31 @@ impl UserControls for DynamoDbRevocations {
             .unwrap_or_default())
     }
 
-    async fn set(&self, user: &PrincipalId, controls: &Controls) -> Result<(), StoreError> {
+    async fn set(&self, user: &PrincipalId, controls: &mut Controls) -> Result<(), StoreError> {
         let pk = format!("user#{user}");
+        let expected = controls.version;
+        controls.version += 1;
         let text = serde_json::to_string(controls).map_err(|e| corrupt(&pk, e.to_string()))?;
-        self.client
+        let put = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item("pk", s(&pk))
             .item("sk", s("controls"))
-            .item("doc", s(text))
-            .send()
-            .await
-            .map_err(|e| store_error(e, || corrupt(&pk, "unexpected condition failure")))?;
+            .item("version", AttributeValue::N(controls.version.to_string()))
+            .item("doc", s(text));
+        let put = if expected == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("version = :v")
+                .expression_attribute_values(":v", AttributeValue::N(expected.to_string()))
+        };
+        if let Err(e) = put.send().await {
+            controls.version = expected;
+            return Err(store_error(e, || StoreError::Conflict {
+                what: format!("controls of {user}"),
+            }));
+        }
         Ok(())
     }
 }

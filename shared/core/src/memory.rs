@@ -312,9 +312,17 @@ impl crate::revocation::ports::UserControls for MemoryControls {
     async fn set(
         &self,
         user: &PrincipalId,
-        controls: &crate::revocation::ports::Controls,
+        controls: &mut crate::revocation::ports::Controls,
     ) -> Result<(), StoreError> {
-        lock(&self.items).insert(user.clone(), controls.clone());
+        let mut items = lock(&self.items);
+        let stored = items.get(user).map_or(0, |c| c.version);
+        if stored != controls.version {
+            return Err(StoreError::Conflict {
+                what: format!("controls of {user}"),
+            });
+        }
+        controls.version += 1;
+        items.insert(user.clone(), controls.clone());
         Ok(())
     }
 }

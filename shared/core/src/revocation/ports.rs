@@ -84,6 +84,10 @@ pub struct Controls {
     /// credential report still shows the use from before the revocation.
     #[serde(default)]
     pub active_since: Option<DateTime<Utc>>,
+    /// The stored version this value was read at (0: never stored). Writes are
+    /// conditional on it, so two writers never silently overwrite each other.
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// Legal holds and overrides. Every change is audited by the caller.
@@ -92,10 +96,12 @@ pub trait UserControls: Send + Sync {
         &self,
         user: &PrincipalId,
     ) -> impl Future<Output = Result<Controls, StoreError>> + Send;
+    /// Writes `controls` if the stored version is still `controls.version` (else
+    /// `StoreError::Conflict`); on success the version moves on by one.
     fn set(
         &self,
         user: &PrincipalId,
-        controls: &Controls,
+        controls: &mut Controls,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

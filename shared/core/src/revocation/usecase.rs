@@ -183,11 +183,13 @@ pub async fn open(
         }
         .into());
     }
-    match p.cases().create(&mut case).await {
-        Ok(()) => {}
-        Err(StoreError::AlreadyExists(_)) => return load(p, &case.id).await,
+    let case = match p.cases().create(&mut case).await {
+        Ok(()) => case,
+        // Opened before; its event is recorded again in case a crash lost it (the
+        // key makes it once).
+        Err(StoreError::AlreadyExists(_)) => load(p, &case.id).await?,
         Err(other) => return Err(other.into()),
-    }
+    };
     p.trail()
         .record(case_event(
             &case,
@@ -217,6 +219,38 @@ async fn save(
     case.updated_at = now;
     p.cases().update(case).await?;
     Ok(())
+}
+
+/// Changes a user's controls by a versioned write, re-reading on a lost race.
+/// Returns the controls before and after.
+async fn update_controls(
+    p: &impl RevocationPorts,
+    user: &PrincipalId,
+    change: impl Fn(&mut crate::revocation::ports::Controls),
+) -> Result<
+    (
+        crate::revocation::ports::Controls,
+        crate::revocation::ports::Controls,
+    ),
+    Error,
+> {
+    for _ in 0..crate::usecase::WRITE_ATTEMPTS {
+        let before = p.controls().controls(user).await?;
+        let mut after = before.clone();
+        change(&mut after);
+        if after == before {
+            return Ok((before, after));
+        }
+        match p.controls().set(user, &mut after).await {
+            Ok(()) => return Ok((before, after)),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Err(StoreError::Conflict {
+        what: format!("controls of {user}"),
+    }
+    .into())
 }
 
 /// Whether the workflow should go on.
@@ -371,14 +405,14 @@ pub async fn snapshot(
     let mut case = load(p, case_id).await?;
     ensure_due(p, &mut case, now).await?;
     if case.kind.closes_doors() {
-        let mut controls = p.controls().controls(&case.user).await?;
-        if controls.revoked_by.is_none() {
-            controls.revoked_by = Some(case.id.clone());
-            p.controls().set(&case.user, &controls).await?;
-        }
+        update_controls(p, &case.user, |c| {
+            c.revoked_by.get_or_insert_with(|| case.id.clone());
+        })
+        .await?;
     }
-    if let Some(before) = &case.before {
-        return Ok(before.clone());
+    if let Some(before) = case.before.clone() {
+        record_snapshot(p, &case, &before, None, now).await?;
+        return Ok(before);
     }
     let before = p.directory().identity(&case.user, now).await?;
     let controls = p.controls().controls(&case.user).await?;
@@ -388,9 +422,20 @@ pub async fn snapshot(
     case.before = Some(before.clone());
     case.status = CaseStatus::InProgress;
     save(p, &mut case, now).await?;
+    record_snapshot(p, &case, &before, retain_until, now).await?;
+    Ok(before)
+}
+
+async fn record_snapshot(
+    p: &impl RevocationPorts,
+    case: &RevocationCase,
+    before: &IdentitySnapshot,
+    retain_until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
     p.trail()
         .record(case_event(
-            &case,
+            case,
             "snapshot",
             "revocation.snapshot",
             "before-state archived".into(),
@@ -399,7 +444,7 @@ pub async fn snapshot(
             now,
         ))
         .await?;
-    Ok(before)
+    Ok(())
 }
 
 /// What the request store and the ledger know about a user, beside IAM.
@@ -572,7 +617,20 @@ async fn cancel_request(
         };
         let before = crate::usecase::state_of(&request);
         match request.withdraw(now) {
-            Ok(false) => return Ok("already_done".into()),
+            Ok(false) => {
+                // Its event again, in case a crash lost it after the state write.
+                p.trail()
+                    .record(crate::usecase::request_event(
+                        &request,
+                        "request.cancelled",
+                        &case.trigger.executor,
+                        "request.cancelled",
+                        format!("the requester's access was revoked (case {})", case.id),
+                        before,
+                    ))
+                    .await?;
+                return Ok("already_done".into());
+            }
             Ok(true) => {}
             Err(RequestError::InvalidTransition {
                 from: Status::Active,
@@ -691,10 +749,23 @@ pub async fn verify_case(
     now: DateTime<Utc>,
 ) -> Result<RevocationCase, Error> {
     let mut case = load(p, case_id).await?;
-    if matches!(
-        case.status,
-        CaseStatus::Verified | CaseStatus::NothingToRevoke
-    ) {
+    if case.status == CaseStatus::Verified {
+        // Its event again, in case a crash lost it after the state write.
+        let after = case.after.clone();
+        p.trail()
+            .record(case_event(
+                &case,
+                "verified",
+                "revocation.verified",
+                "IAM read back: nothing remains".into(),
+                json!({ "status": "revoked" }),
+                json!({"verification": "passed", "after_state": after}),
+                now,
+            ))
+            .await?;
+        return Ok(case);
+    }
+    if case.status == CaseStatus::NothingToRevoke {
         return Ok(case);
     }
     let after = p.directory().identity(&case.user, now).await?;
@@ -882,10 +953,11 @@ pub async fn restore(
             residue: missing.join("; "),
         });
     }
-    let mut controls = p.controls().controls(user).await?;
-    controls.revoked_by = None;
-    controls.active_since = Some(now);
-    p.controls().set(user, &controls).await?;
+    update_controls(p, user, |c| {
+        c.revoked_by = None;
+        c.active_since = Some(now);
+    })
+    .await?;
     p.trail()
         .record(AuditDraft {
             chain: format!("user#{user}"),
@@ -980,17 +1052,17 @@ fn restore_gaps(
     missing
 }
 
-/// Sets or clears a legal hold or an override, audited with its reason.
+/// Sets or clears a legal hold or an override (`change` is applied to the stored
+/// controls by a versioned write), audited with its reason. Returns the new controls.
 pub async fn set_controls(
     p: &impl RevocationPorts,
     user: &PrincipalId,
-    controls: crate::revocation::ports::Controls,
+    change: impl Fn(&mut crate::revocation::ports::Controls),
     reason: &str,
     executor: &str,
     now: DateTime<Utc>,
-) -> Result<(), Error> {
-    let before = p.controls().controls(user).await?;
-    p.controls().set(user, &controls).await?;
+) -> Result<crate::revocation::ports::Controls, Error> {
+    let (before, controls) = update_controls(p, user, change).await?;
     if controls.legal_hold && !before.legal_hold {
         p.archive().retain_forever(user).await?;
     }
@@ -1007,7 +1079,7 @@ pub async fn set_controls(
             at: now,
         })
         .await?;
-    Ok(())
+    Ok(controls)
 }
 
 /// Users whose console and access-key use are all older than `threshold`, from an

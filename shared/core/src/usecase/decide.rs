@@ -60,28 +60,44 @@ pub async fn decide(
                 Err(other) => return Err(other.into()),
             }
         }
-        let outcome = request.decide(approver, decision.verdict, &decision.comment, now)?;
-        if outcome != DecisionOutcome::AlreadyRecorded {
+        let outcome = match request.decide(approver, decision.verdict, &decision.comment, now) {
+            Ok(outcome) => outcome,
+            Err(refused) => {
+                audit_refusal(trail, &request, approver, decision, &refused, now).await?;
+                return Err(refused.into());
+            }
+        };
+        let changed = outcome != DecisionOutcome::AlreadyRecorded;
+        if changed {
             match store.update(&mut request).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(other) => return Err(other.into()),
             }
-            let action = match outcome {
-                DecisionOutcome::Approved => "request.approved",
-                DecisionOutcome::Denied => "request.denied",
-                _ => "request.approval_recorded",
-            };
-            trail
-                .record(request_event(
-                    &request,
-                    format!("decision:{}:{:?}", approver.id(), decision.verdict),
-                    approver.id().as_str(),
-                    action,
-                    decision.comment.clone(),
-                    before,
-                ))
-                .await?;
+        }
+        // Recorded on a retry too: if the handler stopped between the state write
+        // and this one, the decision is audited now (the key makes it once).
+        let completed = request.status() == Status::Approved
+            && request
+                .approvals()
+                .last()
+                .is_some_and(|a| &a.approver == approver.id());
+        let action = match request.status() {
+            Status::Denied => "request.denied",
+            _ if completed => "request.approved",
+            _ => "request.approval_recorded",
+        };
+        trail
+            .record(request_event(
+                &request,
+                format!("decision:{}:{:?}", approver.id(), decision.verdict),
+                approver.id().as_str(),
+                action,
+                decision.comment.clone(),
+                before,
+            ))
+            .await?;
+        if changed {
             tell(&request, &outcome, outbox).await;
         }
         if request.status() == Status::Approved {
@@ -93,6 +109,34 @@ pub async fn decide(
         what: decision.request_id.to_string(),
     }
     .into())
+}
+
+/// A decision Lapse refused (self-approval, not an eligible approver, a closed
+/// request) is audited on the request's chain: who tried, and why it was refused.
+pub async fn audit_refusal(
+    trail: &AuditTrail<'_, impl AuditLog>,
+    request: &AccessRequest,
+    approver: &Principal,
+    decision: &Decision,
+    refused: &RequestError,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let mut draft = request_event(
+        request,
+        format!(
+            "decision_refused:{}:{:?}@{}",
+            approver.id(),
+            decision.verdict,
+            now.to_rfc3339()
+        ),
+        approver.id().as_str(),
+        "request.decision_refused",
+        refused.to_string(),
+        state_of(request),
+    );
+    draft.at = now;
+    trail.record(draft).await?;
+    Ok(())
 }
 
 async fn tell(

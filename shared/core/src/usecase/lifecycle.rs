@@ -183,16 +183,6 @@ pub async fn grant(
                     Err(StoreError::Conflict { .. }) => continue,
                     Err(other) => return Err(other.into()),
                 }
-                trail
-                    .record(request_event(
-                        &request,
-                        "grant.activated",
-                        "lapse",
-                        "grant.activated",
-                        "approved request granted",
-                        before,
-                    ))
-                    .await?;
             }
             Status::Active => {}
             from => {
@@ -203,6 +193,18 @@ pub async fn grant(
                 .into());
             }
         }
+        // Recorded on a retry too (the key makes it once): a crash between the state
+        // write and this one loses no audit event.
+        trail
+            .record(request_event(
+                &request,
+                "grant.activated",
+                "lapse",
+                "grant.activated",
+                "approved request granted",
+                before,
+            ))
+            .await?;
         let (Some(window), Some(artifact)) = (request.window(), request.artifact().cloned()) else {
             return Err(Error::NotFound(format!("grant window of {}", request.id())));
         };
@@ -459,6 +461,18 @@ pub async fn revoke(
             Status::Active => {}
             Status::Revoked | Status::Verified => {
                 let effect = remove_recorded_artifact(grants.ledger, iam, &request).await?;
+                // The revocation's event, if a crash lost it after the state write.
+                let mut draft = request_event(
+                    &request,
+                    "grant.revoked",
+                    actor,
+                    "grant.revoked",
+                    format!("{:?}", request.revoke_cause().unwrap_or(cause)),
+                    state_of(&request),
+                );
+                draft.after =
+                    json!({ "state": draft.after, "iam": effect, "artifact": request.artifact() });
+                trail.record(draft).await?;
                 return Ok(report(RevokeOutcome::AlreadyRevoked, effect));
             }
             from => {

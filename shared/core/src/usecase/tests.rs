@@ -697,7 +697,7 @@ fn a_revoked_requester_is_not_granted_and_their_request_is_withdrawn() {
     assert_eq!(req.status(), Status::Approved);
     block_on(w.controls.set(
         rita.id(),
-        &Controls {
+        &mut Controls {
             revoked_by: Some("rev-1".into()),
             ..Controls::default()
         },
@@ -731,4 +731,175 @@ fn a_revoked_requester_is_not_granted_and_their_request_is_withdrawn() {
         w.verify_audit(req.id())
             .contains(&"request.cancelled".to_owned())
     );
+}
+
+/// An audit log whose next append fails as if the handler had crashed right after
+/// its state write.
+struct CrashBeforeAudit<'a> {
+    inner: &'a MemoryAuditLog,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl<'a> CrashBeforeAudit<'a> {
+    fn new(inner: &'a MemoryAuditLog) -> Self {
+        Self {
+            inner,
+            armed: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+}
+
+impl AuditLog for CrashBeforeAudit<'_> {
+    async fn head(
+        &self,
+        chain: &str,
+    ) -> Result<Option<crate::audit::ChainHead>, crate::ports::StoreError> {
+        self.inner.head(chain).await
+    }
+    async fn append(
+        &self,
+        event: &crate::audit::AuditEvent,
+    ) -> Result<(), crate::ports::StoreError> {
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::ports::StoreError::Unavailable("crashed".into()));
+        }
+        self.inner.append(event).await
+    }
+    async fn chain(
+        &self,
+        chain: &str,
+    ) -> Result<Vec<crate::audit::AuditEvent>, crate::ports::StoreError> {
+        self.inner.chain(chain).await
+    }
+}
+
+#[test]
+fn a_crash_between_a_state_write_and_its_audit_event_loses_no_event() {
+    let w = World::new();
+    let rita = person("rita", &[]);
+    let (mia, sam) = (person("mia", &["managers"]), person("sam", &["security"]));
+    let req = w.submit(&rita, "prod-db-admin", "1h");
+    let decision = |who: &Principal| {
+        let log = CrashBeforeAudit::new(&w.log);
+        let trail = AuditTrail {
+            log: &log,
+            signer: &w.signer,
+            policy_hash: w.catalog.hash(),
+        };
+        let d = Decision {
+            request_id: req.id().clone(),
+            verdict: Verdict::Approve,
+            comment: "ok".into(),
+        };
+        let first = block_on(decide(
+            &w.store,
+            &trail,
+            &w.outbox(),
+            who,
+            &d,
+            monday_at(11),
+        ));
+        assert!(first.is_err(), "the crash");
+        block_on(decide(
+            &w.store,
+            &trail,
+            &w.outbox(),
+            who,
+            &d,
+            monday_at(11),
+        ))
+        .unwrap()
+    };
+    assert_eq!(
+        decision(&mia).1,
+        DecisionOutcome::AlreadyRecorded,
+        "the state was written before the crash"
+    );
+    decision(&sam);
+    let input = WorkflowInput {
+        request_id: req.id().clone(),
+        extension_id: None,
+    };
+    let log = CrashBeforeAudit::new(&w.log);
+    let trail = AuditTrail {
+        log: &log,
+        signer: &w.signer,
+        policy_hash: w.catalog.hash(),
+    };
+    let grant_once = || {
+        block_on(grant(
+            &w.grants(),
+            &w.iam,
+            &w.controls,
+            &trail,
+            &w.catalog,
+            &input,
+            monday_at(12),
+        ))
+    };
+    assert!(grant_once().is_err());
+    grant_once().unwrap();
+    let log = CrashBeforeAudit::new(&w.log);
+    let trail = AuditTrail {
+        log: &log,
+        signer: &w.signer,
+        policy_hash: w.catalog.hash(),
+    };
+    let revoke_once = || {
+        block_on(revoke(
+            &w.grants(),
+            &w.iam,
+            &trail,
+            req.id(),
+            RevokeCause::EarlyRevoke,
+            "sam",
+            monday_at(12),
+        ))
+    };
+    assert!(revoke_once().is_err());
+    assert_eq!(
+        revoke_once().unwrap().outcome,
+        RevokeOutcome::AlreadyRevoked
+    );
+    let actions = w.verify_audit(req.id());
+    for wanted in [
+        "request.approval_recorded",
+        "request.approved",
+        "grant.activated",
+        "grant.revoked",
+    ] {
+        assert!(
+            actions.contains(&wanted.to_owned()),
+            "{wanted}: {actions:?}"
+        );
+    }
+}
+
+#[test]
+fn refused_decisions_are_audited() {
+    let w = World::new();
+    let rita = person("rita", &["managers"]);
+    let req = w.submit(&rita, "prod-db-admin", "1h");
+    assert!(
+        w.decide(&rita, req.id(), Verdict::Approve).is_err(),
+        "self-approval"
+    );
+    let carl = person("carl", &[]);
+    assert!(
+        w.decide(&carl, req.id(), Verdict::Approve).is_err(),
+        "not eligible"
+    );
+    let chain = block_on(w.log.chain(&request_chain(req.id()))).unwrap();
+    let refused: Vec<_> = chain
+        .iter()
+        .filter(|e| e.action == "request.decision_refused")
+        .map(|e| (e.actor.clone(), e.reason.clone()))
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        refused[0].0 == "rita" && refused[0].1.contains("their own request"),
+        "{refused:?}"
+    );
+    assert!(refused[1].0 == "carl", "{refused:?}");
+    w.verify_audit(req.id());
 }
