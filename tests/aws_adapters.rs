@@ -339,32 +339,86 @@ async fn workflow_starts_are_idempotent_by_name() {
     ));
 }
 
+/// The audit key is a KMS asymmetric key: events sealed through KMS verify with its
+/// public key alone; a symmetric or encryption key is refused at load; the same
+/// alias always names the same key.
 #[tokio::test]
-async fn audit_signing_key_lives_in_secrets_manager() {
+async fn audit_events_are_signed_by_kms_and_verified_with_the_public_key() {
+    use lapse_core::audit::{AuditDraft, ChainError, verify_chain};
     let config = config().await;
-    let secrets = aws_sdk_secretsmanager::Client::new(&config);
-    let id = unique_name("lapse-audit-key");
-    let first = lapse_aws::secrets::ensure_audit_signer(&secrets, &id, "k1")
+    let kms = aws_sdk_kms::Client::new(&config);
+    let alias = format!("alias/{}", unique_name("audit"));
+    let arn = lapse_aws::kms::ensure_audit_key(&kms, &alias)
         .await
         .unwrap();
-    let again = lapse_aws::secrets::ensure_audit_signer(&secrets, &id, "k1")
+    assert_eq!(
+        lapse_aws::kms::ensure_audit_key(&kms, &alias)
+            .await
+            .unwrap(),
+        arn,
+        "found again by its alias"
+    );
+    let signer = lapse_aws::kms::KmsSigner::load(kms.clone(), &arn)
+        .await
+        .unwrap()
+        .into_audit_signer();
+    assert_eq!(signer.key_id(), arn);
+    let policy = lapse_core::policy::PolicyHash::of(b"catalog");
+    let draft = |n: u32| AuditDraft {
+        chain: "user#kms-test".into(),
+        key: format!("k{n}"),
+        actor: "revocation".into(),
+        action: "revocation.verified".into(),
+        subject: "kms-test".into(),
+        reason: format!("event {n}"),
+        before: serde_json::Value::Null,
+        after: serde_json::json!({"n": n}),
+        at: chrono::Utc::now(),
+    };
+    let first = signer.seal(draft(0), &policy, None).await.unwrap();
+    let second = signer
+        .seal(draft(1), &policy, Some(&first.head()))
         .await
         .unwrap();
-    assert_eq!(first.public_key_hex(), again.public_key_hex());
-    assert_eq!(first.key_id(), "k1");
-    secrets
-        .put_secret_value()
-        .secret_id(&id)
-        .secret_string("not json")
-        .send()
+    let events = vec![first, second];
+    let verifier = lapse_aws::kms::audit_verifier(&kms, &arn).await.unwrap();
+    assert!(verify_chain("user#kms-test", &events, &verifier, None).is_ok());
+    let mut forged = events.clone();
+    forged[1].reason = "edited".into();
+    assert!(verify_chain("user#kms-test", &forged, &verifier, None).is_err());
+    // Another KMS key's signature does not pass as this one's.
+    let other = lapse_aws::kms::create_audit_key(&kms, "another")
         .await
         .unwrap();
-    let err = lapse_aws::secrets::load_audit_signer(&secrets, &id)
+    // It claims to be the audit key.
+    let stranger = lapse_core::audit::AuditSigner::remote(
+        arn.clone(),
+        std::sync::Arc::new(
+            lapse_aws::kms::KmsSigner::load(kms.clone(), &other)
+                .await
+                .unwrap(),
+        ),
+    );
+    let resealed = stranger
+        .seal(draft(1), &policy, Some(&events[0].head()))
         .await
-        .unwrap_err();
+        .unwrap();
+    assert_eq!(
+        verify_chain(
+            "user#kms-test",
+            &[events[0].clone(), resealed],
+            &verifier,
+            None
+        ),
+        Err(ChainError::BadSignature { seq: 1 })
+    );
+    // A symmetric key is not an audit key.
+    let symmetric = kms.create_key().send().await.unwrap();
+    let symmetric = symmetric.key_metadata().unwrap().key_id();
     assert!(
-        !err.to_string().contains("not json"),
-        "secret values never appear in errors"
+        lapse_aws::kms::KmsSigner::load(kms.clone(), symmetric)
+            .await
+            .is_err()
     );
 }
 

@@ -154,7 +154,7 @@ fn stack_config(d: &Deployed) -> StackConfig {
             approvers: d.resource("ApproversTopic"),
             security: d.resource("SecurityTopic"),
         },
-        secret_id: d.env("grant")["LAPSE_AUDIT_KEY_SECRET"].clone(),
+        audit_key: d.env("grant")["LAPSE_AUDIT_KEY_ID"].clone(),
         state_machine_arn: d.doc["state_machines"]["GrantLifecycle"]["arn"]
             .as_str()
             .unwrap()
@@ -393,6 +393,7 @@ fn arn_of(kind: &str, id: &str) -> Option<String> {
         }
         "AWS::Logs::LogGroup" => format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{id}"),
         "AWS::CloudWatch::Dashboard" => format!("arn:aws:cloudwatch::{ACCOUNT}:dashboard/{id}"),
+        "AWS::KMS::Key" => id.to_owned(),
         _ => return None,
     })
 }
@@ -415,6 +416,13 @@ fn boundary_covers_the_stack(d: &Deployed) -> Vec<String> {
         .unwrap()
         .iter()
         .map(|r| {
+            if let Some(logical_id) = r["Fn::GetAtt"][0].as_str() {
+                // GetAtt X.Arn: the ARN of what the stack created for X.
+                return d.doc["resources"][logical_id]["physical_id"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("the stack created no {logical_id}"))
+                    .to_owned();
+            }
             r["Fn::Sub"]
                 .as_str()
                 .unwrap_or_else(|| r.as_str().unwrap())

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use lapse_aws::iam::IamDirectory;
 use lapse_cli::client::ApiClient;
-use lapse_core::audit::{AuditVerifier, verify_chain};
+use lapse_core::audit::verify_chain;
 use lapse_core::grant::IamSnapshot;
 use lapse_core::identity::PrincipalId;
 use lapse_core::ports::{AccessInspector, AuditLog};
@@ -120,13 +120,12 @@ impl Stack {
         );
         let chain_name = format!("request#{id}");
         let chain = log.chain(&chain_name).await.unwrap();
-        let secrets = aws_sdk_secretsmanager::Client::new(&self.stack.sdk);
-        let signer = lapse_aws::secrets::load_audit_signer(&secrets, &self.stack.config.secret_id)
-            .await
-            .unwrap();
-        let verifier = AuditVerifier::new()
-            .trust(signer.key_id(), &signer.public_key_hex())
-            .unwrap();
+        let verifier = lapse_aws::kms::audit_verifier(
+            &aws_sdk_kms::Client::new(&self.stack.sdk),
+            &self.stack.config.audit_key,
+        )
+        .await
+        .unwrap();
         verify_chain(&chain_name, &chain, &verifier, None).unwrap();
         chain.into_iter().map(|e| e.action).collect()
     }

@@ -692,3 +692,74 @@ fn the_webhook_role_writes_only_event_claims() {
         ["dynamodb:LeadingKeys"] = serde_json::json!(["event#*", "user#*"]);
     assert!(!only_claims(&broader));
 }
+
+/// Who may sign with the audit key, by its key policy: (principal, condition) for
+/// each statement that allows `kms:Sign` (directly or by a wildcard or a grant).
+fn audit_key_signers(template: &Value) -> Vec<(Value, Value)> {
+    let statements =
+        &template["Resources"]["AuditSigningKey"]["Properties"]["KeyPolicy"]["Statement"];
+    as_list(statements)
+        .into_iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .filter(|s| {
+            as_list(&s["Action"]).iter().any(|a| {
+                let a = a.as_str().unwrap_or_default();
+                a == "kms:Sign"
+                    || a == "kms:*"
+                    || a == "*"
+                    || a.starts_with("kms:Sign")
+                    || a == "kms:CreateGrant"
+                    || a == "kms:Create*"
+            })
+        })
+        .map(|s| (s["Principal"].clone(), s["Condition"].clone()))
+        .collect()
+}
+
+fn key_policy(t: &mut Value) -> &mut Vec<Value> {
+    t["Resources"]["AuditSigningKey"]["Properties"]["KeyPolicy"]["Statement"]
+        .as_array_mut()
+        .unwrap()
+}
+
+/// The audit key signs for this stack's functions only: no administrator, operator
+/// or grant can make a signature an auditor would accept.
+#[test]
+fn only_the_stacks_functions_may_sign_audit_events() {
+    let only_functions = |template: &Value| {
+        let signers = audit_key_signers(template);
+        !signers.is_empty()
+            && signers.iter().all(|(_, condition)| {
+                condition["ArnLike"]["aws:PrincipalArn"]
+                    == serde_json::json!({"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}-*FunctionRole-*"})
+            })
+    };
+    let template = real();
+    assert_eq!(
+        template["Resources"]["AuditSigningKey"]["Properties"]["KeySpec"],
+        "ECC_NIST_P256"
+    );
+    assert!(
+        only_functions(&template),
+        "{:?}",
+        audit_key_signers(&template)
+    );
+    let mut admins_sign = template.clone();
+    key_policy(&mut admins_sign)[0]["Action"]
+        .as_array_mut()
+        .unwrap()
+        .push("kms:*".into());
+    assert!(!only_functions(&admins_sign));
+    let mut granted = template.clone();
+    key_policy(&mut granted)[0]["Action"]
+        .as_array_mut()
+        .unwrap()
+        .push("kms:CreateGrant".into());
+    assert!(!only_functions(&granted));
+    let mut anyone = template;
+    key_policy(&mut anyone)[1]
+        .as_object_mut()
+        .unwrap()
+        .remove("Condition");
+    assert!(!only_functions(&anyone));
+}

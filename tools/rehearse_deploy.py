@@ -56,6 +56,7 @@ EMULATOR_GAPS = {
     "AWS::Scheduler::Schedule": "not created; the tests deliver the schedules' events themselves",
     "AWS::Chatbot::SlackChannelConfiguration": "not created (optional; only when its parameters are set)",
     "AWS::Chatbot::MicrosoftTeamsChannelConfiguration": "not created (optional; only when its parameters are set)",
+    "AWS::KMS::Key (asymmetric)": "moto's CloudFormation creates every KMS key as SYMMETRIC_DEFAULT; the harness creates the key through the KMS API with the template's KeySpec, KeyUsage and key policy, and Ref and GetAtt Arn resolve to it",
     "iam:ListServiceSpecificCredentials": "moto does not implement it; the test harness declares the gap to the functions (LAPSE_EMULATOR_GAPS), which then record the listing as not offered instead of unreadable",
 }
 
@@ -88,13 +89,58 @@ def replace_refs(node, logical_id: str, value: str):
     return node
 
 
-def emulator_copy(translated: dict, definitions: dict, stack: str, secrets) -> tuple:
+def replace_getatt_arn(node, logical_id: str, value: str):
+    """Every {"Fn::GetAtt": [logical_id, "Arn"]} becomes `value`."""
+    if isinstance(node, dict):
+        if node.get("Fn::GetAtt") in ([logical_id, "Arn"], f"{logical_id}.Arn"):
+            return value
+        return {k: replace_getatt_arn(v, logical_id, value) for k, v in node.items()}
+    if isinstance(node, list):
+        return [replace_getatt_arn(v, logical_id, value) for v in node]
+    return node
+
+
+def resolve_pseudo(node, stack: str):
+    """Fn::Sub strings with only pseudo parameters, resolved as CloudFormation would."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
+            return (
+                node["Fn::Sub"]
+                .replace("${AWS::Partition}", "aws")
+                .replace("${AWS::AccountId}", "123456789012")
+                .replace("${AWS::Region}", "us-east-1")
+                .replace("${AWS::StackName}", stack)
+            )
+        return {k: resolve_pseudo(v, stack) for k, v in node.items()}
+    if isinstance(node, list):
+        return [resolve_pseudo(v, stack) for v in node]
+    return node
+
+
+def emulator_copy(translated: dict, definitions: dict, stack: str, secrets, kms) -> tuple:
     """The template as moto can create it, the gaps met, and the event buses' names
     (moto reports no physical id for a bus)."""
     template = copy.deepcopy(translated)
     resources = template["Resources"]
     gaps = {}
     buses = {}
+    created = {}
+    for logical_id, resource in list(resources.items()):
+        props = resource.get("Properties", {})
+        if resource["Type"] != "AWS::KMS::Key" or props.get("KeySpec", "SYMMETRIC_DEFAULT") == "SYMMETRIC_DEFAULT":
+            continue
+        key = kms.create_key(
+            KeySpec=props["KeySpec"],
+            KeyUsage=props.get("KeyUsage", "ENCRYPT_DECRYPT"),
+            Description=props.get("Description", ""),
+            Policy=json.dumps(resolve_pseudo(props["KeyPolicy"], stack)),
+        )["KeyMetadata"]
+        gaps.setdefault("AWS::KMS::Key (asymmetric)", []).append(logical_id)
+        created[logical_id] = {"type": "AWS::KMS::Key", "physical_id": key["Arn"]}
+        del resources[logical_id]
+        template = replace_getatt_arn(template, logical_id, key["Arn"])
+        template = replace_refs(template, logical_id, key["KeyId"])
+        resources = template["Resources"]
     for logical_id, resource in list(resources.items()):
         kind = resource["Type"]
         if resource_class_from_type(kind) is not None:
@@ -180,7 +226,7 @@ def emulator_copy(translated: dict, definitions: dict, stack: str, secrets) -> t
                 gaps.setdefault("EventBridge target: Step Functions", []).append(logical_id)
             targets.append(target)
         resource["Properties"]["Targets"] = targets
-    return template, gaps, buses
+    return template, gaps, buses, created
 
 
 def main() -> int:
@@ -222,7 +268,9 @@ def main() -> int:
                 body = definitions[artifact["key"]].encode()
             s3.put_object(Bucket=bucket, Key=artifact["key"], Body=body)
 
-        emulated, gaps, buses = emulator_copy(translated, definitions, args.stack, client("secretsmanager"))
+        emulated, gaps, buses, created = emulator_copy(
+            translated, definitions, args.stack, client("secretsmanager"), client("kms")
+        )
         cfn = client("cloudformation")
         cfn.create_stack(
             StackName=args.stack,
@@ -238,6 +286,8 @@ def main() -> int:
             for r in cfn.describe_stack_resources(StackName=args.stack)["StackResources"]
             if "LogicalResourceId" in r  # moto lists the types it skipped without one
         }
+        # Created by the harness in moto's place (listed, so every check sees them).
+        resources.update(created)
         for logical_id, name in buses.items():  # moto reports no physical id for a bus
             if resources.get(logical_id, {}).get("physical_id") is None:
                 resources[logical_id] = {"type": "AWS::Events::EventBus", "physical_id": name}

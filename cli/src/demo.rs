@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use lapse_aws::iam::IamDirectory;
-use lapse_core::audit::{AuditVerifier, verify_chain};
+use lapse_core::audit::verify_chain;
 use lapse_core::grant::document_expiry;
 use lapse_core::identity::PrincipalId;
 use lapse_core::policy::Catalog;
@@ -179,7 +179,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     let users: Vec<&str> = PEOPLE.iter().map(|(u, _, _)| *u).collect();
     stack.add_users(&users).await?;
     println!(
-        "   DynamoDB tables, SNS topics, audit key secret and state machine `{prefix}-grant-lifecycle` provisioned"
+        "   DynamoDB tables, SNS topics, a KMS audit signing key (ECC P-256) and state machine `{prefix}-grant-lifecycle` provisioned"
     );
     println!(
         "   API (JWT-verified like API Gateway) and Lambda Invoke API at {}",
@@ -314,10 +314,12 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         aws_sdk_dynamodb::Client::new(&sdk),
         &demo.stack.config.tables.audit,
     );
-    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-    let signer =
-        lapse_aws::secrets::load_audit_signer(&secrets, &demo.stack.config.secret_id).await?;
-    let verifier = AuditVerifier::new().trust(signer.key_id(), &signer.public_key_hex())?;
+    // A verifier needs only the KMS key's public half.
+    let verifier = lapse_aws::kms::audit_verifier(
+        &aws_sdk_kms::Client::new(&sdk),
+        &demo.stack.config.audit_key,
+    )
+    .await?;
 
     heading("7. Rights revocation: HR posts a termination");
     let jdoe = "jdoe";
@@ -469,9 +471,9 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         let events = log.chain(&chain).await?;
         let head = verify_chain(&chain, &events, &verifier, None)?.context("empty chain")?;
         println!(
-            "   {who}'s request: {} events, hash-linked and Ed25519-signed by {}; verified (head #{} {}…)",
+            "   {who}'s request: {} events, hash-linked and signed by KMS key {} (ECDSA P-256); verified with its public key only (head #{} {}…)",
             events.len(),
-            signer.key_id(),
+            demo.stack.config.audit_key,
             head.seq,
             &head.hash[..16]
         );

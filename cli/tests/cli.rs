@@ -111,7 +111,13 @@ fn demo_runs_every_route_to_a_verified_revocation() {
     }
     assert_eq!(stdout.matches("workflow SUCCEEDED").count(), 3, "{stdout}");
     assert_eq!(stdout.matches("status: verified").count(), 2, "{stdout}");
-    assert_eq!(stdout.matches("; verified (head").count(), 3, "{stdout}");
+    assert_eq!(
+        stdout
+            .matches("verified with its public key only (head")
+            .count(),
+        3,
+        "{stdout}"
+    );
     assert!(
         stdout.contains("signed audit record for jdoe (4 events, verified"),
         "{stdout}"

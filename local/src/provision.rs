@@ -39,7 +39,8 @@ pub struct StackConfig {
     pub event_bus: String,
     pub webhook_secret_id: String,
     pub topics: Topics,
-    pub secret_id: String,
+    /// The KMS key (ARN) that signs audit events.
+    pub audit_key: String,
     pub state_machine_arn: String,
     pub revocation_state_machine_arn: String,
     /// Where the bus's rules deliver locally (the deployed rules target the
@@ -73,7 +74,7 @@ impl StackConfig {
             (vars::REQUESTS_TABLE, self.tables.requests.clone()),
             (vars::AUDIT_TABLE, self.tables.audit.clone()),
             (vars::LEDGER_TABLE, self.tables.ledger.clone()),
-            (vars::AUDIT_KEY_SECRET, self.secret_id.clone()),
+            (vars::AUDIT_KEY, self.audit_key.clone()),
             (vars::USERS_TOPIC, self.topics.users.clone()),
             (vars::APPROVERS_TOPIC, self.topics.approvers.clone()),
             (vars::SECURITY_TOPIC, self.topics.security.clone()),
@@ -139,11 +140,13 @@ pub async fn provision(
         security: arns["security"].clone(),
     };
 
-    let secret_id = format!("{prefix}/audit-signing-key");
+    let audit_key = lapse_aws::kms::ensure_audit_key(
+        &aws_sdk_kms::Client::new(sdk),
+        &format!("alias/{prefix}-audit"),
+    )
+    .await
+    .map_err(|e| failed("audit signing key")(Box::new(e)))?;
     let secrets = aws_sdk_secretsmanager::Client::new(sdk);
-    lapse_aws::secrets::ensure_audit_signer(&secrets, &secret_id, &format!("{prefix}-audit-1"))
-        .await
-        .map_err(|e| failed("audit signing key")(Box::new(e)))?;
 
     let iam = aws_sdk_iam::Client::new(sdk);
     for resource in catalog.resources() {
@@ -233,7 +236,7 @@ pub async fn provision(
         event_bus,
         webhook_secret_id,
         topics,
-        secret_id,
+        audit_key,
         state_machine_arn: String::new(),
         revocation_state_machine_arn: String::new(),
         router_queue_url,

@@ -25,6 +25,7 @@
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod iam;
+pub mod kms;
 pub mod revocations;
 pub mod scheduler;
 pub mod sdk;

@@ -1,9 +1,8 @@
-//! Secrets Manager: the audit signing key. Needs `secretsmanager:GetSecretValue` on
-//! the one secret. The secret's value is JSON: `{"key_id": "...", "seed_hex": "..."}`.
-//! The seed never leaves this function: it is not logged and not returned.
+//! Secrets Manager: the HR webhook's credentials. Needs `secretsmanager:GetSecretValue`
+//! on the one secret. Values are never logged and never returned in errors. (The
+//! audit signing key is a KMS key: see [`crate::kms`].)
 
 use aws_sdk_secretsmanager::Client;
-use lapse_core::audit::{AuditSigner, KeyError};
 use serde::Deserialize;
 
 /// Why the signing key could not be loaded.
@@ -17,18 +16,6 @@ pub enum SecretError {
     },
     #[error("secret {id} does not have the expected JSON shape")]
     Shape { id: String },
-    #[error("secret {id} holds an invalid key")]
-    Key {
-        id: String,
-        #[source]
-        source: KeyError,
-    },
-}
-
-#[derive(Deserialize)]
-struct SigningSecret {
-    key_id: String,
-    seed_hex: String,
 }
 
 /// Reads a secret whose value is JSON of shape `T`. Neither the value nor the parse
@@ -50,46 +37,6 @@ async fn read_json<T: serde::de::DeserializeOwned>(
         id: secret_id.to_owned(),
     };
     serde_json::from_str(out.secret_string().ok_or_else(shape)?).map_err(|_| shape())
-}
-
-/// Loads the audit signer from a secret.
-pub async fn load_audit_signer(
-    client: &Client,
-    secret_id: &str,
-) -> Result<AuditSigner, SecretError> {
-    let secret: SigningSecret = read_json(client, secret_id).await?;
-    AuditSigner::from_seed_hex(secret.key_id, &secret.seed_hex).map_err(|source| SecretError::Key {
-        id: secret_id.to_owned(),
-        source,
-    })
-}
-
-/// Stores a fresh signing key (local stack and first deployment bootstrap);
-/// returns the signer. An existing secret is left alone and loaded instead.
-pub async fn ensure_audit_signer(
-    client: &Client,
-    secret_id: &str,
-    key_id: &str,
-) -> Result<AuditSigner, SecretError> {
-    if let Ok(signer) = load_audit_signer(client, secret_id).await {
-        return Ok(signer);
-    }
-    let (_, seed_hex) = AuditSigner::generate(key_id).map_err(|source| SecretError::Key {
-        id: secret_id.to_owned(),
-        source,
-    })?;
-    let value = serde_json::json!({ "key_id": key_id, "seed_hex": seed_hex }).to_string();
-    client
-        .create_secret()
-        .name(secret_id)
-        .secret_string(value)
-        .send()
-        .await
-        .map_err(|e| SecretError::Read {
-            id: secret_id.to_owned(),
-            source: Box::new(e),
-        })?;
-    load_audit_signer(client, secret_id).await
 }
 
 #[derive(Deserialize)]

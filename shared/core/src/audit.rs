@@ -3,7 +3,10 @@
 //! Every event names its actor, action, subject and reason, the state before and
 //! after, the policy hash in force, and when. Events form *chains*, one per subject
 //! (a request, a user): each event carries its sequence number and the hash of the
-//! previous event in its chain, and is signed with Ed25519. Because chains are per
+//! previous event in its chain, and is signed. In deployment the signature is made
+//! by a KMS asymmetric key (ECDSA P-256, `kms:Sign`): no function and no operator
+//! ever holds signing material, and verifiers need only the public key. Tests and
+//! the in-memory fakes sign with a local Ed25519 key. Because chains are per
 //! subject, writers on different subjects never contend; writers on one subject use
 //! an optimistic append (the store refuses a second event at the same sequence) and
 //! retry on top of the new head — no global lock.
@@ -15,9 +18,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use p256::ecdsa::signature::Verifier as _;
+use p256::pkcs8::DecodePublicKey;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -68,7 +76,8 @@ pub struct AuditEvent {
     pub key_id: String,
     /// Hex SHA-256 of the canonical JSON of every field above.
     pub hash: String,
-    /// Hex Ed25519 signature over `hash`'s bytes.
+    /// Hex signature over `hash`'s 32 bytes: Ed25519, or ECDSA P-256 with SHA-256
+    /// (DER) for a KMS key.
     pub signature: String,
 }
 
@@ -122,10 +131,28 @@ impl AuditEvent {
     }
 }
 
-/// Signs audit events. The seed lives in Secrets Manager in deployment.
+/// A signer that keeps its private key elsewhere (a KMS asymmetric key). It signs
+/// the message with ECDSA P-256 over SHA-256 and returns the DER signature.
+pub trait RemoteSigner: Send + Sync {
+    fn sign<'a>(
+        &'a self,
+        message: &'a [u8],
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, KeyError>> + Send + 'a>>;
+    /// The public key, DER SubjectPublicKeyInfo, for verifiers.
+    fn public_key_der(&self) -> &[u8];
+}
+
+#[derive(Clone)]
+enum Backend {
+    Ed25519(Box<SigningKey>),
+    Remote(Arc<dyn RemoteSigner>),
+}
+
+/// Signs audit events: with a KMS key in deployment, a local Ed25519 key in tests.
+#[derive(Clone)]
 pub struct AuditSigner {
     key_id: String,
-    key: SigningKey,
+    backend: Backend,
 }
 
 impl fmt::Debug for AuditSigner {
@@ -137,19 +164,25 @@ impl fmt::Debug for AuditSigner {
     }
 }
 
-/// Problems with key material.
+/// Problems with key material, or with the signer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     #[error("audit signing seed must be 64 hex characters (32 bytes)")]
     BadSeed,
-    #[error("audit verifying key must be 64 hex characters (32 bytes) of a valid Ed25519 point")]
+    #[error("audit verifying key is not a valid Ed25519 or P-256 public key")]
     BadPublicKey,
     #[error("the system random number generator failed")]
     Rng,
+    /// The remote signer (KMS) could not sign now; retry.
+    #[error("the audit signing key could not sign: {0}")]
+    Unavailable(String),
+    /// The remote signer refused (permissions, disabled key): not retried.
+    #[error("the audit signing key refused to sign: {0}")]
+    Refused(String),
 }
 
 impl AuditSigner {
-    /// A signer from a 32-byte hex seed.
+    /// A local signer from a 32-byte hex seed (tests, in-memory fakes).
     pub fn from_seed_hex(key_id: impl Into<String>, seed_hex: &str) -> Result<Self, KeyError> {
         let bytes: [u8; 32] = hex::decode(seed_hex.trim())
             .ok()
@@ -157,11 +190,19 @@ impl AuditSigner {
             .ok_or(KeyError::BadSeed)?;
         Ok(Self {
             key_id: key_id.into(),
-            key: SigningKey::from_bytes(&bytes),
+            backend: Backend::Ed25519(Box::new(SigningKey::from_bytes(&bytes))),
         })
     }
 
-    /// A fresh random key; returns the signer and its seed in hex (to store as a secret).
+    /// A signer whose key never leaves `remote` (KMS); `key_id` names it in events.
+    pub fn remote(key_id: impl Into<String>, remote: Arc<dyn RemoteSigner>) -> Self {
+        Self {
+            key_id: key_id.into(),
+            backend: Backend::Remote(remote),
+        }
+    }
+
+    /// A fresh random local key; returns the signer and its seed in hex.
     pub fn generate(key_id: impl Into<String>) -> Result<(Self, String), KeyError> {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|_| KeyError::Rng)?;
@@ -173,18 +214,33 @@ impl AuditSigner {
         &self.key_id
     }
 
-    /// The public half, hex, for verifiers.
+    /// `verifier` trusting this signer's public key under its key id.
+    pub fn trusted_by(&self, verifier: AuditVerifier) -> Result<AuditVerifier, KeyError> {
+        match &self.backend {
+            Backend::Ed25519(key) => {
+                verifier.trust(&self.key_id, &hex::encode(key.verifying_key().to_bytes()))
+            }
+            Backend::Remote(remote) => {
+                verifier.trust_p256_der(&self.key_id, remote.public_key_der())
+            }
+        }
+    }
+
+    /// The public half, hex: Ed25519 bytes, or the P-256 key's DER.
     pub fn public_key_hex(&self) -> String {
-        hex::encode(self.key.verifying_key().to_bytes())
+        match &self.backend {
+            Backend::Ed25519(key) => hex::encode(key.verifying_key().to_bytes()),
+            Backend::Remote(remote) => hex::encode(remote.public_key_der()),
+        }
     }
 
     /// Seals a draft on top of `head` (`None` for a new chain).
-    pub fn seal(
+    pub async fn seal(
         &self,
         draft: AuditDraft,
         policy_hash: &PolicyHash,
         head: Option<&ChainHead>,
-    ) -> AuditEvent {
+    ) -> Result<AuditEvent, KeyError> {
         let mut event = AuditEvent {
             chain: draft.chain,
             seq: head.map_or(0, |h| h.seq + 1),
@@ -204,15 +260,24 @@ impl AuditSigner {
         };
         let digest = event.content_hash();
         event.hash = hex::encode(digest);
-        event.signature = hex::encode(self.key.sign(&digest).to_bytes());
-        event
+        event.signature = match &self.backend {
+            Backend::Ed25519(key) => hex::encode(key.sign(&digest).to_bytes()),
+            Backend::Remote(remote) => hex::encode(remote.sign(&digest).await?),
+        };
+        Ok(event)
     }
+}
+
+#[derive(Clone, Debug)]
+enum PublicKey {
+    Ed25519(VerifyingKey),
+    P256(p256::ecdsa::VerifyingKey),
 }
 
 /// Public keys by key id, so events signed before a rotation still verify.
 #[derive(Clone, Debug, Default)]
 pub struct AuditVerifier {
-    keys: BTreeMap<String, VerifyingKey>,
+    keys: BTreeMap<String, PublicKey>,
 }
 
 impl AuditVerifier {
@@ -231,7 +296,20 @@ impl AuditVerifier {
             .and_then(|b| b.try_into().ok())
             .ok_or(KeyError::BadPublicKey)?;
         let key = VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::BadPublicKey)?;
-        self.keys.insert(key_id.into(), key);
+        self.keys.insert(key_id.into(), PublicKey::Ed25519(key));
+        Ok(self)
+    }
+
+    /// Trusts a P-256 public key (DER SubjectPublicKeyInfo, as KMS `GetPublicKey`
+    /// returns it) for events signed as `key_id`.
+    pub fn trust_p256_der(
+        mut self,
+        key_id: impl Into<String>,
+        der: &[u8],
+    ) -> Result<Self, KeyError> {
+        let key = p256::ecdsa::VerifyingKey::from_public_key_der(der)
+            .map_err(|_| KeyError::BadPublicKey)?;
+        self.keys.insert(key_id.into(), PublicKey::P256(key));
         Ok(self)
     }
 }
@@ -309,13 +387,22 @@ pub fn verify_chain(
                 seq: event.seq,
                 key_id: event.key_id.clone(),
             })?;
-        let signature = hex::decode(&event.signature)
-            .ok()
-            .and_then(|b| <[u8; 64]>::try_from(b).ok())
-            .map(|b| Signature::from_bytes(&b))
-            .ok_or(ChainError::BadSignature { seq: event.seq })?;
-        key.verify_strict(&digest, &signature)
-            .map_err(|_| ChainError::BadSignature { seq: event.seq })?;
+        let bad = ChainError::BadSignature { seq: event.seq };
+        let signature = hex::decode(&event.signature).map_err(|_| bad.clone())?;
+        match key {
+            PublicKey::Ed25519(key) => {
+                let signature = <[u8; 64]>::try_from(signature)
+                    .map(|b| Signature::from_bytes(&b))
+                    .map_err(|_| bad.clone())?;
+                key.verify_strict(&digest, &signature)
+                    .map_err(|_| bad.clone())?;
+            }
+            PublicKey::P256(key) => {
+                let signature =
+                    p256::ecdsa::Signature::from_der(&signature).map_err(|_| bad.clone())?;
+                key.verify(&digest, &signature).map_err(|_| bad.clone())?;
+            }
+        }
         prev_hash = event.hash.clone();
     }
     let head = events.last().map(AuditEvent::head);
@@ -366,7 +453,7 @@ mod tests {
                 at: monday_at(10),
             };
             let head = events.last().map(AuditEvent::head);
-            events.push(s.seal(draft, &policy, head.as_ref()));
+            events.push(crate::testing::block_on(s.seal(draft, &policy, head.as_ref())).unwrap());
         }
         events
     }
@@ -415,7 +502,9 @@ mod tests {
             after: serde_json::Value::Null,
             at: monday_at(10),
         };
-        events[1] = forger.seal(draft, &PolicyHash::of(b"policy"), Some(&head));
+        events[1] =
+            crate::testing::block_on(forger.seal(draft, &PolicyHash::of(b"policy"), Some(&head)))
+                .unwrap();
         assert_eq!(
             verify_chain("request#r1", &events, &verifier(), None),
             Err(ChainError::BadSignature { seq: 1 })
@@ -450,6 +539,81 @@ mod tests {
             verify_chain("request#r1", &events[..3], &verifier(), Some(&head)),
             Err(ChainError::Truncated { .. })
         ));
+    }
+
+    /// A KMS stand-in: an ECDSA P-256 key held by the "service".
+    struct P256Remote {
+        key: p256::ecdsa::SigningKey,
+        public: Vec<u8>,
+    }
+
+    impl P256Remote {
+        fn new(byte: u8) -> Self {
+            use p256::pkcs8::EncodePublicKey;
+            let key = p256::ecdsa::SigningKey::from_bytes(&[byte; 32].into()).unwrap();
+            let public = p256::PublicKey::from(key.verifying_key())
+                .to_public_key_der()
+                .unwrap()
+                .as_bytes()
+                .to_vec();
+            Self { key, public }
+        }
+    }
+
+    impl RemoteSigner for P256Remote {
+        fn sign<'a>(
+            &'a self,
+            message: &'a [u8],
+        ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, KeyError>> + Send + 'a>> {
+            use p256::ecdsa::signature::Signer as _;
+            let signature: p256::ecdsa::Signature = self.key.sign(message);
+            Box::pin(async move { Ok(signature.to_der().as_bytes().to_vec()) })
+        }
+        fn public_key_der(&self) -> &[u8] {
+            &self.public
+        }
+    }
+
+    #[test]
+    fn remote_p256_signatures_verify_with_the_public_key_only() {
+        let remote = AuditSigner::remote("kms-key", Arc::new(P256Remote::new(7)));
+        let draft = |reason: &str| AuditDraft {
+            chain: "user#jdoe".into(),
+            key: reason.into(),
+            actor: "revocation".into(),
+            action: "revocation.verified".into(),
+            subject: "jdoe".into(),
+            reason: reason.into(),
+            before: serde_json::Value::Null,
+            after: serde_json::Value::Null,
+            at: monday_at(10),
+        };
+        let policy = PolicyHash::of(b"policy");
+        let first = crate::testing::block_on(remote.seal(draft("a"), &policy, None)).unwrap();
+        let second =
+            crate::testing::block_on(remote.seal(draft("b"), &policy, Some(&first.head())))
+                .unwrap();
+        let events = vec![first, second];
+        let trusting = remote.trusted_by(AuditVerifier::new()).unwrap();
+        assert!(verify_chain("user#jdoe", &events, &trusting, None).is_ok());
+        // Another P-256 key under the same id does not verify.
+        let other = AuditSigner::remote("kms-key", Arc::new(P256Remote::new(9)));
+        let wrong = other.trusted_by(AuditVerifier::new()).unwrap();
+        assert_eq!(
+            verify_chain("user#jdoe", &events, &wrong, None),
+            Err(ChainError::BadSignature { seq: 0 })
+        );
+        let mut edited = events.clone();
+        edited[1].signature = events[0].signature.clone();
+        assert_eq!(
+            verify_chain("user#jdoe", &edited, &trusting, None),
+            Err(ChainError::BadSignature { seq: 1 })
+        );
+        assert!(
+            AuditVerifier::new()
+                .trust_p256_der("k", b"not a key")
+                .is_err()
+        );
     }
 
     #[test]

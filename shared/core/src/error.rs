@@ -63,7 +63,9 @@ pub enum ErrorKind {
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Policy(_) | Error::Key(_) => ErrorKind::Configuration,
+            Error::Policy(_) => ErrorKind::Configuration,
+            Error::Key(KeyError::Unavailable(_)) => ErrorKind::Transient,
+            Error::Key(_) => ErrorKind::Configuration,
             Error::Request(e) => match e {
                 RequestError::SelfApproval(_)
                 | RequestError::NotEligible { .. }

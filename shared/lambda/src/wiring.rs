@@ -6,7 +6,7 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use lapse_aws::dynamodb::{DynamoDbAuditLog, DynamoDbLedger, DynamoDbRequestStore};
 use lapse_aws::iam::IamDirectory;
-use lapse_aws::secrets::{SecretError, load_audit_signer};
+use lapse_aws::secrets::SecretError;
 use lapse_aws::sfn::SfnWorkflowStarter;
 use lapse_aws::sns::{SnsNotifier, Topics};
 use lapse_core::audit::AuditSigner;
@@ -21,7 +21,8 @@ pub mod vars {
     pub const REQUESTS_TABLE: &str = "LAPSE_REQUESTS_TABLE";
     pub const AUDIT_TABLE: &str = "LAPSE_AUDIT_TABLE";
     pub const LEDGER_TABLE: &str = "LAPSE_LEDGER_TABLE";
-    pub const AUDIT_KEY_SECRET: &str = "LAPSE_AUDIT_KEY_SECRET";
+    /// The KMS key (ARN) that signs audit events.
+    pub const AUDIT_KEY: &str = "LAPSE_AUDIT_KEY_ID";
     pub const USERS_TOPIC: &str = "LAPSE_USERS_TOPIC_ARN";
     pub const APPROVERS_TOPIC: &str = "LAPSE_APPROVERS_TOPIC_ARN";
     pub const SECURITY_TOPIC: &str = "LAPSE_SECURITY_TOPIC_ARN";
@@ -41,6 +42,8 @@ pub enum InitError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    #[error("the audit signing key is not usable")]
+    AuditKey(#[from] lapse_core::audit::KeyError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
 }
@@ -97,8 +100,9 @@ pub fn workflows(env: &Env, sdk: &SdkConfig) -> Result<SfnWorkflowStarter, Confi
     ))
 }
 
-/// Everything a function needs to write audit events: the log, the signing key
-/// (from Secrets Manager) and the policy whose hash each event records.
+/// Everything a function needs to write audit events: the log, the signer (a KMS
+/// key: the function can ask it to sign, never read it) and the policy whose hash
+/// each event records.
 #[derive(Debug)]
 pub struct Auditing {
     pub log: DynamoDbAuditLog,
@@ -112,8 +116,12 @@ impl Auditing {
             aws_sdk_dynamodb::Client::new(sdk),
             env.required(vars::AUDIT_TABLE)?,
         );
-        let secrets = aws_sdk_secretsmanager::Client::new(sdk);
-        let signer = load_audit_signer(&secrets, &env.required(vars::AUDIT_KEY_SECRET)?).await?;
+        let signer = lapse_aws::kms::KmsSigner::load(
+            aws_sdk_kms::Client::new(sdk),
+            &env.required(vars::AUDIT_KEY)?,
+        )
+        .await?
+        .into_audit_signer();
         Ok(Self {
             log,
             signer,

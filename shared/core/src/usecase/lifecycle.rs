@@ -217,7 +217,19 @@ pub async fn grant(
             window.expires_at,
         )
         .await?;
-        still_active(grants, iam, &input.request_id).await?;
+        if !still_active(grants, iam, &input.request_id).await? {
+            // Revoked while being granted: the revocation's own steps (and this
+            // workflow's revoke and verify at the end) take it from here.
+            return Ok(GrantReport {
+                request_id: request.id().clone(),
+                principal: request.requester().clone(),
+                resource: request.resource().to_owned(),
+                artifact,
+                starts_at: window.starts_at,
+                expires_at: window.expires_at,
+                extension_id: None,
+            });
+        }
         trail
             .record(request_event(
                 &request,
@@ -288,22 +300,18 @@ async fn refuse_revoked_requester(
 }
 
 /// After IAM was written: if a revocation ended the grant meanwhile (its state is
-/// written before its IAM removal), take the artifact out again and fail the step.
+/// written before its IAM removal), take the artifact out again. `false` then.
 async fn still_active(
     grants: &Grants<'_, impl RequestStore, impl LedgerStore>,
     iam: &impl AccessProvisioner,
     request_id: &RequestId,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let request = load(grants.store, request_id).await?;
     if request.status() == Status::Active {
-        return Ok(());
+        return Ok(true);
     }
     remove_recorded_artifact(grants.ledger, iam, &request).await?;
-    Err(RequestError::InvalidTransition {
-        from: request.status(),
-        action: "grant (revoked while it was being granted)",
-    }
-    .into())
+    Ok(false)
 }
 
 async fn merge_extension(
@@ -348,7 +356,13 @@ async fn merge_extension(
             window.expires_at,
         )
         .await?;
-        still_active(grants, iam, grant_id).await?;
+        if !still_active(grants, iam, grant_id).await? {
+            return Err(RequestError::InvalidTransition {
+                from: Status::Revoked,
+                action: "extend (the grant was revoked meanwhile)",
+            }
+            .into());
+        }
         trail
             .record(request_event(
                 &grant,

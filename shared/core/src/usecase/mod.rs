@@ -52,7 +52,8 @@ impl<L: AuditLog> AuditTrail<'_, L> {
             let head = self.log.head(&draft.chain).await?;
             let event = self
                 .signer
-                .seal(draft.clone(), self.policy_hash, head.as_ref());
+                .seal(draft.clone(), self.policy_hash, head.as_ref())
+                .await?;
             match self.log.append(&event).await {
                 Ok(()) => return Ok(event),
                 Err(conflict @ StoreError::Conflict { .. }) => last_conflict = Some(conflict),

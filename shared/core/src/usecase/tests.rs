@@ -680,7 +680,10 @@ fn an_early_revoke_racing_the_grant_step_wins() {
         &input,
         monday_at(10),
     ));
-    assert!(result.is_err(), "{result:?}");
+    assert!(
+        result.is_ok(),
+        "the workflow goes on to revoke and verify: {result:?}"
+    );
     assert_eq!(w.get(req.id()).status(), Status::Revoked);
     assert!(
         w.snapshot("rita").inline_policies.is_empty(),
