@@ -853,3 +853,96 @@ async fn controls_change_only_by_versioned_writes() {
     assert!(stored.legal_hold && stored.override_reason.as_deref() == Some("INC-4"));
     assert_eq!(stored.version, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_audit_events_or_their_anchors_is_detected_or_refused() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use lapse_cli::audit::AuditReader;
+    let w = world().await;
+    let user = person(&w, "mia").await;
+    let case = operator_case(&w, &user, RevocationKind::Suspend).await;
+    run(&w.r, &case.id, Utc::now()).await.unwrap();
+    let sdk = &w.s.stack.sdk;
+    let config = &w.s.stack.config;
+    let reader = AuditReader {
+        log: lapse_aws::dynamodb::DynamoDbAuditLog::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            &config.tables.audit,
+        ),
+        anchors: lapse_aws::anchors::S3Anchors::new(
+            aws_sdk_s3::Client::new(sdk),
+            &config.audit_anchors,
+        ),
+        verifier: lapse_aws::kms::audit_verifier(&aws_sdk_kms::Client::new(sdk), &config.audit_key)
+            .await
+            .unwrap(),
+    };
+    let chain = format!("user#{user}");
+    let report = reader.verify(Some(&chain)).await.unwrap();
+    assert_eq!(report[0].problem, None, "{report:?}");
+    let events = report[0].events;
+    assert!(events >= 4, "{report:?}");
+    let mut exported = Vec::new();
+    assert_eq!(
+        reader.export(Some(&chain), &mut exported).await.unwrap(),
+        events
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(exported)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), events);
+    assert_eq!(lines[0]["chain"], chain.as_str());
+
+    // The anchors cannot be removed: Object Lock refuses, even with version ids.
+    let s3 = aws_sdk_s3::Client::new(sdk);
+    let versions = s3
+        .list_object_versions()
+        .bucket(&config.audit_anchors)
+        .prefix(format!("heads/{chain}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(versions.versions().len(), events, "one anchor per event");
+    for version in versions.versions() {
+        let deleted = s3
+            .delete_object()
+            .bucket(&config.audit_anchors)
+            .key(version.key().unwrap())
+            .version_id(version.version_id().unwrap())
+            .send()
+            .await;
+        assert!(deleted.is_err(), "Object Lock must refuse: {deleted:?}");
+    }
+
+    // Deleting the newest event is detected against the anchor...
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let delete = |seq: usize| {
+        dynamo
+            .delete_item()
+            .table_name(&config.tables.audit)
+            .key("chain", AttributeValue::S(chain.clone()))
+            .key("seq", AttributeValue::N(seq.to_string()))
+            .send()
+    };
+    delete(events - 1).await.unwrap();
+    let report = reader.verify(Some(&chain)).await.unwrap();
+    assert!(
+        report[0]
+            .problem
+            .as_deref()
+            .is_some_and(|p| p.contains("newest events were removed")),
+        "{report:?}"
+    );
+    let mut refused = Vec::new();
+    assert!(reader.export(Some(&chain), &mut refused).await.is_err());
+    assert!(refused.is_empty(), "nothing of a failing chain is exported");
+    // ...and so is deleting the whole chain: the anchors still name it.
+    for seq in 0..events - 1 {
+        delete(seq).await.unwrap();
+    }
+    let all = reader.verify(None).await.unwrap();
+    let gone = all.iter().find(|r| r.chain == chain).expect("still listed");
+    assert!(gone.problem.is_some() && gone.events == 0, "{gone:?}");
+}

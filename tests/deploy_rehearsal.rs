@@ -155,6 +155,7 @@ fn stack_config(d: &Deployed) -> StackConfig {
             security: d.resource("SecurityTopic"),
         },
         audit_key: d.env("grant")["LAPSE_AUDIT_KEY_ID"].clone(),
+        audit_anchors: d.env("grant")["LAPSE_AUDIT_ANCHOR_BUCKET"].clone(),
         state_machine_arn: d.doc["state_machines"]["GrantLifecycle"]["arn"]
             .as_str()
             .unwrap()
@@ -394,6 +395,7 @@ fn arn_of(kind: &str, id: &str) -> Option<String> {
         "AWS::Logs::LogGroup" => format!("arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{id}"),
         "AWS::CloudWatch::Dashboard" => format!("arn:aws:cloudwatch::{ACCOUNT}:dashboard/{id}"),
         "AWS::KMS::Key" => id.to_owned(),
+        "AWS::S3::Bucket" => format!("arn:aws:s3:::{id}"),
         _ => return None,
     })
 }
@@ -416,17 +418,31 @@ fn boundary_covers_the_stack(d: &Deployed) -> Vec<String> {
         .unwrap()
         .iter()
         .map(|r| {
+            // GetAtt X.Arn (alone or in a Sub): the ARN of what the stack created for X.
+            let arn = |logical_id: &str| {
+                let created = &d.doc["resources"][logical_id];
+                arn_of(
+                    created["type"].as_str().unwrap_or_default(),
+                    created["physical_id"].as_str().unwrap_or_default(),
+                )
+                .unwrap_or_else(|| panic!("the stack created no {logical_id} with an ARN"))
+            };
             if let Some(logical_id) = r["Fn::GetAtt"][0].as_str() {
-                // GetAtt X.Arn: the ARN of what the stack created for X.
-                return d.doc["resources"][logical_id]["physical_id"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("the stack created no {logical_id}"))
-                    .to_owned();
+                return arn(logical_id);
             }
-            r["Fn::Sub"]
+            let mut text = r["Fn::Sub"]
                 .as_str()
                 .unwrap_or_else(|| r.as_str().unwrap())
-                .replace("${AWS::Partition}", "aws")
+                .to_owned();
+            while let Some(start) = text.find("${").filter(|i| text[*i..].contains(".Arn}")) {
+                let end = start + text[start..].find('}').unwrap();
+                let logical_id = text[start + 2..end].trim_end_matches(".Arn").to_owned();
+                if logical_id.starts_with("AWS::") {
+                    break;
+                }
+                text.replace_range(start..=end, &arn(&logical_id));
+            }
+            text.replace("${AWS::Partition}", "aws")
                 .replace("${AWS::Region}", REGION)
                 .replace("${AWS::AccountId}", ACCOUNT)
                 .replace("${AWS::StackName}", STACK)

@@ -763,3 +763,59 @@ fn only_the_stacks_functions_may_sign_audit_events() {
         .remove("Condition");
     assert!(!only_functions(&anyone));
 }
+
+/// Anything wrong with how the anchor bucket keeps chain heads: Object Lock in
+/// COMPLIANCE mode, and no role that could delete, overwrite the retention of, or
+/// unlock an anchor.
+fn anchor_problems(template: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let bucket = &template["Resources"]["AuditAnchorBucket"]["Properties"];
+    if bucket["ObjectLockEnabled"] != true {
+        problems.push("Object Lock is not enabled".to_owned());
+    }
+    if bucket["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Mode"] != "COMPLIANCE" {
+        problems.push("default retention is not COMPLIANCE".to_owned());
+    }
+    for (role, resource) in template["Resources"].as_object().unwrap() {
+        if resource["Type"] != "AWS::IAM::Role" {
+            continue;
+        }
+        for policy in as_list(&resource["Properties"]["Policies"]) {
+            for statement in as_list(&policy["PolicyDocument"]["Statement"]) {
+                if !statement["Resource"]
+                    .to_string()
+                    .contains("AuditAnchorBucket")
+                {
+                    continue;
+                }
+                for action in as_list(&statement["Action"]) {
+                    let action = action.as_str().unwrap_or_default();
+                    if action != "s3:PutObject" {
+                        problems.push(format!("{role}: {action} on the anchor bucket"));
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn audit_anchors_cannot_be_removed_by_anyone_lapse_deploys() {
+    let template = real();
+    assert_eq!(anchor_problems(&template), Vec::<String>::new());
+    let mut governance = template.clone();
+    governance["Resources"]["AuditAnchorBucket"]["Properties"]["ObjectLockConfiguration"]["Rule"]
+        ["DefaultRetention"]["Mode"] = "GOVERNANCE".into();
+    assert_eq!(
+        anchor_problems(&governance),
+        ["default retention is not COMPLIANCE"]
+    );
+    let mut deleter = template;
+    statement_mut(&mut deleter, "SweeperFunctionRole", "AuditAnchors")["Action"] =
+        serde_json::json!(["s3:PutObject", "s3:DeleteObjectVersion"]);
+    assert_eq!(
+        anchor_problems(&deleter),
+        ["SweeperFunctionRole: s3:DeleteObjectVersion on the anchor bucket"]
+    );
+}

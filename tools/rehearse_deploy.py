@@ -57,6 +57,7 @@ EMULATOR_GAPS = {
     "AWS::Chatbot::SlackChannelConfiguration": "not created (optional; only when its parameters are set)",
     "AWS::Chatbot::MicrosoftTeamsChannelConfiguration": "not created (optional; only when its parameters are set)",
     "AWS::KMS::Key (asymmetric)": "moto's CloudFormation creates every KMS key as SYMMETRIC_DEFAULT; the harness creates the key through the KMS API with the template's KeySpec, KeyUsage and key policy, and Ref and GetAtt Arn resolve to it",
+    "AWS::S3::Bucket (Object Lock)": "moto's CloudFormation ignores ObjectLockEnabled and ObjectLockConfiguration; the harness creates the bucket through the S3 API with Object Lock and the template's default retention, and Ref and GetAtt Arn resolve to it",
     "iam:ListServiceSpecificCredentials": "moto does not implement it; the test harness declares the gap to the functions (LAPSE_EMULATOR_GAPS), which then record the listing as not offered instead of unreadable",
 }
 
@@ -90,10 +91,13 @@ def replace_refs(node, logical_id: str, value: str):
 
 
 def replace_getatt_arn(node, logical_id: str, value: str):
-    """Every {"Fn::GetAtt": [logical_id, "Arn"]} becomes `value`."""
+    """Every {"Fn::GetAtt": [logical_id, "Arn"]} (and ${logical_id.Arn} in Fn::Sub)
+    becomes `value`."""
     if isinstance(node, dict):
         if node.get("Fn::GetAtt") in ([logical_id, "Arn"], f"{logical_id}.Arn"):
             return value
+        if "Fn::Sub" in node and isinstance(node["Fn::Sub"], str):
+            return {"Fn::Sub": node["Fn::Sub"].replace("${" + logical_id + ".Arn}", value)}
         return {k: replace_getatt_arn(v, logical_id, value) for k, v in node.items()}
     if isinstance(node, list):
         return [replace_getatt_arn(v, logical_id, value) for v in node]
@@ -117,7 +121,7 @@ def resolve_pseudo(node, stack: str):
     return node
 
 
-def emulator_copy(translated: dict, definitions: dict, stack: str, secrets, kms) -> tuple:
+def emulator_copy(translated: dict, definitions: dict, stack: str, secrets, kms, s3, parameters: dict) -> tuple:
     """The template as moto can create it, the gaps met, and the event buses' names
     (moto reports no physical id for a bus)."""
     template = copy.deepcopy(translated)
@@ -125,6 +129,30 @@ def emulator_copy(translated: dict, definitions: dict, stack: str, secrets, kms)
     gaps = {}
     buses = {}
     created = {}
+    for logical_id, resource in list(resources.items()):
+        props = resource.get("Properties", {})
+        if resource["Type"] != "AWS::S3::Bucket" or not props.get("ObjectLockEnabled"):
+            continue
+        name = f"{stack}-{logical_id}".lower()
+        s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+        rule = props["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+        days = rule.get("Days")
+        if isinstance(days, dict):  # Ref to a parameter: its value, or its default
+            parameter = days["Ref"]
+            days = int(parameters.get(parameter, template["Parameters"][parameter].get("Default")))
+        s3.put_object_lock_configuration(
+            Bucket=name,
+            ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": rule["Mode"], "Days": days}},
+            },
+        )
+        gaps.setdefault("AWS::S3::Bucket (Object Lock)", []).append(logical_id)
+        created[logical_id] = {"type": "AWS::S3::Bucket", "physical_id": name}
+        del resources[logical_id]
+        template = replace_getatt_arn(template, logical_id, f"arn:aws:s3:::{name}")
+        template = replace_refs(template, logical_id, name)
+        resources = template["Resources"]
     for logical_id, resource in list(resources.items()):
         props = resource.get("Properties", {})
         if resource["Type"] != "AWS::KMS::Key" or props.get("KeySpec", "SYMMETRIC_DEFAULT") == "SYMMETRIC_DEFAULT":
@@ -269,7 +297,7 @@ def main() -> int:
             s3.put_object(Bucket=bucket, Key=artifact["key"], Body=body)
 
         emulated, gaps, buses, created = emulator_copy(
-            translated, definitions, args.stack, client("secretsmanager"), client("kms")
+            translated, definitions, args.stack, client("secretsmanager"), client("kms"), s3, params
         )
         cfn = client("cloudformation")
         cfn.create_stack(

@@ -34,6 +34,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// For auditors: verify the signed audit trail against its anchors, or export it.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Work with the policy catalog.
     Policy {
         #[command(subcommand)]
@@ -154,6 +159,24 @@ struct RevokeArgs {
 }
 
 #[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Verify every chain (or one): hash links, KMS signatures, and the newest
+    /// anchored head (S3 Object Lock). Exits 1 if any chain fails.
+    Verify {
+        #[arg(long)]
+        chain: Option<String>,
+    },
+    /// Write every event (or one chain's) as JSON Lines, after verifying each chain.
+    Export {
+        #[arg(long)]
+        chain: Option<String>,
+        /// Where to write; standard output when omitted.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum PolicyCommand {
     /// Validate a catalog and print a summary; exits 1 with every located problem.
     Check {
@@ -271,6 +294,41 @@ async fn run(cli: Cli) -> Result<()> {
             for item in restored {
                 println!("  {item}");
             }
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { chain },
+        } => {
+            let reader = lapse_cli::audit::AuditReader::from_env().await?;
+            let reports = reader.verify(chain.as_deref()).await?;
+            let failed = reports.iter().filter(|r| r.problem.is_some()).count();
+            for report in &reports {
+                match &report.problem {
+                    None => println!("ok      {} ({} events)", report.chain, report.events),
+                    Some(problem) => println!("FAILED  {}: {problem}", report.chain),
+                }
+            }
+            println!(
+                "{} chain(s) verified, {failed} failed",
+                reports.len() - failed
+            );
+            anyhow::ensure!(failed == 0, "{failed} chain(s) failed verification");
+        }
+        Command::Audit {
+            command: AuditCommand::Export { chain, out },
+        } => {
+            let reader = lapse_cli::audit::AuditReader::from_env().await?;
+            let written = match out {
+                Some(path) => {
+                    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+                    reader.export(chain.as_deref(), &mut file).await?
+                }
+                None => {
+                    reader
+                        .export(chain.as_deref(), &mut std::io::stdout().lock())
+                        .await?
+                }
+            };
+            eprintln!("{written} event(s) exported");
         }
         Command::CheckUser { user } => println!(
             "{}",

@@ -504,4 +504,22 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
         !ok && text.contains("cannot be combined with --schedule"),
         "{text}"
     );
+
+    // Auditors: every chain this stack wrote verifies against its anchors, and
+    // exports as JSON Lines.
+    let (ok, text) = run(&["audit", "verify"]);
+    assert!(
+        ok && text.contains(" 0 failed") && text.contains("ok      user#"),
+        "{text}"
+    );
+    let export =
+        std::env::temp_dir().join(format!("{}.jsonl", lapse_testkit::unique_name("audit")));
+    let (ok, text) = run(&["audit", "export", "--out", export.to_str().unwrap()]);
+    assert!(ok && text.contains("event(s) exported"), "{text}");
+    let exported = std::fs::read_to_string(&export).unwrap();
+    assert!(exported.lines().count() > 5);
+    for line in exported.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(event["signature"].as_str().is_some_and(|s| !s.is_empty()));
+    }
 }

@@ -41,6 +41,8 @@ pub struct StackConfig {
     pub topics: Topics,
     /// The KMS key (ARN) that signs audit events.
     pub audit_key: String,
+    /// The Object Lock bucket anchoring audit chain heads.
+    pub audit_anchors: String,
     pub state_machine_arn: String,
     pub revocation_state_machine_arn: String,
     /// Where the bus's rules deliver locally (the deployed rules target the
@@ -75,6 +77,7 @@ impl StackConfig {
             (vars::AUDIT_TABLE, self.tables.audit.clone()),
             (vars::LEDGER_TABLE, self.tables.ledger.clone()),
             (vars::AUDIT_KEY, self.audit_key.clone()),
+            (vars::AUDIT_ANCHORS, self.audit_anchors.clone()),
             (vars::USERS_TOPIC, self.topics.users.clone()),
             (vars::APPROVERS_TOPIC, self.topics.approvers.clone()),
             (vars::SECURITY_TOPIC, self.topics.security.clone()),
@@ -146,6 +149,11 @@ pub async fn provision(
     )
     .await
     .map_err(|e| failed("audit signing key")(Box::new(e)))?;
+    let audit_anchors = format!("{prefix}-audit-anchors").to_ascii_lowercase();
+    lapse_aws::anchors::S3Anchors::new(aws_sdk_s3::Client::new(sdk), &audit_anchors)
+        .provision(1)
+        .await
+        .map_err(|e| failed("audit anchor bucket")(Box::new(e)))?;
     let secrets = aws_sdk_secretsmanager::Client::new(sdk);
 
     let iam = aws_sdk_iam::Client::new(sdk);
@@ -237,6 +245,7 @@ pub async fn provision(
         webhook_secret_id,
         topics,
         audit_key,
+        audit_anchors,
         state_machine_arn: String::new(),
         revocation_state_machine_arn: String::new(),
         router_queue_url,

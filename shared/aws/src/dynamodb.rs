@@ -325,6 +325,7 @@ impl LedgerStore for DynamoDbLedger {
 pub struct DynamoDbAuditLog {
     client: Client,
     table: String,
+    anchors: Option<crate::anchors::S3Anchors>,
 }
 
 impl DynamoDbAuditLog {
@@ -332,7 +333,41 @@ impl DynamoDbAuditLog {
         Self {
             client,
             table: table.into(),
+            anchors: None,
         }
+    }
+
+    /// Anchors every head this log appends in `anchors` (S3 under Object Lock).
+    pub fn with_anchors(mut self, anchors: crate::anchors::S3Anchors) -> Self {
+        self.anchors = Some(anchors);
+        self
+    }
+
+    /// The name of every chain in the table (a scan: for auditors, not handlers).
+    /// Needs `dynamodb:Scan`.
+    pub async fn chains(&self) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let mut chains = std::collections::BTreeSet::new();
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .projection_expression("#c")
+            .expression_attribute_names("#c", "chain")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                store_error(e, || {
+                    corrupt(&self.table, "unexpected condition failure on scan")
+                })
+            })?;
+            for item in page.items() {
+                if let Some(AttributeValue::S(chain)) = item.get("chain") {
+                    chains.insert(chain.clone());
+                }
+            }
+        }
+        Ok(chains)
     }
 
     fn parse(item: &Item, chain: &str) -> Result<AuditEvent, StoreError> {
@@ -402,6 +437,13 @@ impl AuditLog for DynamoDbAuditLog {
             .iter()
             .map(|item| Self::parse(item, chain))
             .collect()
+    }
+
+    async fn anchor(&self, head: &ChainHead, chain: &str) -> Result<(), StoreError> {
+        match &self.anchors {
+            Some(anchors) => anchors.anchor(chain, head).await,
+            None => Ok(()),
+        }
     }
 }
 

@@ -22,6 +22,7 @@
 //! - [`eventbridge`]: the bus HR events are routed through.
 //! - [`scheduler`]: one-time schedules for revocations set for later.
 
+pub mod anchors;
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod iam;

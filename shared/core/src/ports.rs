@@ -73,6 +73,17 @@ pub trait AuditLog: Send + Sync {
         &self,
         chain: &str,
     ) -> impl Future<Output = Result<Vec<AuditEvent>, StoreError>> + Send;
+
+    /// Records a chain head where it cannot be deleted or changed (an S3 bucket under
+    /// Object Lock), so removing the newest events, or a whole chain, is detected.
+    /// Idempotent. A log without anchors does nothing.
+    fn anchor(
+        &self,
+        _head: &ChainHead,
+        _chain: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// Listing requests (eventually consistent is fine: these feed lists and sweeps).

@@ -23,6 +23,8 @@ pub mod vars {
     pub const LEDGER_TABLE: &str = "LAPSE_LEDGER_TABLE";
     /// The KMS key (ARN) that signs audit events.
     pub const AUDIT_KEY: &str = "LAPSE_AUDIT_KEY_ID";
+    /// The S3 bucket (Object Lock) where audit chain heads are anchored.
+    pub const AUDIT_ANCHORS: &str = "LAPSE_AUDIT_ANCHOR_BUCKET";
     pub const USERS_TOPIC: &str = "LAPSE_USERS_TOPIC_ARN";
     pub const APPROVERS_TOPIC: &str = "LAPSE_APPROVERS_TOPIC_ARN";
     pub const SECURITY_TOPIC: &str = "LAPSE_SECURITY_TOPIC_ARN";
@@ -115,7 +117,11 @@ impl Auditing {
         let log = DynamoDbAuditLog::new(
             aws_sdk_dynamodb::Client::new(sdk),
             env.required(vars::AUDIT_TABLE)?,
-        );
+        )
+        .with_anchors(lapse_aws::anchors::S3Anchors::new(
+            aws_sdk_s3::Client::new(sdk),
+            env.required(vars::AUDIT_ANCHORS)?,
+        ));
         let signer = lapse_aws::kms::KmsSigner::load(
             aws_sdk_kms::Client::new(sdk),
             &env.required(vars::AUDIT_KEY)?,

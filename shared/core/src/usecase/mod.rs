@@ -47,6 +47,8 @@ impl<L: AuditLog> AuditTrail<'_, L> {
                 .into_iter()
                 .find(|e| e.key == draft.key)
             {
+                // Anchored again: a crash may have come between append and anchor.
+                self.log.anchor(&existing.head(), &existing.chain).await?;
                 return Ok(existing);
             }
             let head = self.log.head(&draft.chain).await?;
@@ -55,7 +57,10 @@ impl<L: AuditLog> AuditTrail<'_, L> {
                 .seal(draft.clone(), self.policy_hash, head.as_ref())
                 .await?;
             match self.log.append(&event).await {
-                Ok(()) => return Ok(event),
+                Ok(()) => {
+                    self.log.anchor(&event.head(), &event.chain).await?;
+                    return Ok(event);
+                }
                 Err(conflict @ StoreError::Conflict { .. }) => last_conflict = Some(conflict),
                 Err(other) => return Err(other.into()),
             }

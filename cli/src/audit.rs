@@ -1,0 +1,139 @@
+//! `lapse audit verify` and `lapse audit export`: for auditors. They need read access
+//! only: the audit table (`dynamodb:Query`, `dynamodb:Scan`), the anchor bucket
+//! (`s3:ListBucket`, `s3:GetObject`) and the signing key's public half
+//! (`kms:GetPublicKey`). Nothing here can sign or change an event.
+//!
+//! Every chain is verified (hash links, signatures with the KMS public key) and held
+//! to its newest anchored head (S3 under Object Lock): a chain whose newest events,
+//! or which as a whole, were deleted fails, and so does a chain with events past its
+//! last anchor.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use lapse_aws::anchors::S3Anchors;
+use lapse_aws::dynamodb::DynamoDbAuditLog;
+use lapse_core::audit::{AuditEvent, AuditVerifier, ChainHead, verify_chain};
+use lapse_core::ports::AuditLog;
+
+/// The audit trail as an auditor reads it.
+#[derive(Debug)]
+pub struct AuditReader {
+    pub log: DynamoDbAuditLog,
+    pub anchors: S3Anchors,
+    pub verifier: AuditVerifier,
+}
+
+/// What verification found for one chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainReport {
+    pub chain: String,
+    pub events: usize,
+    /// `None`: verified. Otherwise what is wrong.
+    pub problem: Option<String>,
+}
+
+impl AuditReader {
+    /// From `LAPSE_AUDIT_TABLE`, `LAPSE_AUDIT_ANCHOR_BUCKET` and `LAPSE_AUDIT_KEY_ID`
+    /// (stack outputs), with the caller's own AWS credentials.
+    pub async fn from_env() -> Result<Self> {
+        let sdk = lapse_aws::sdk::load().await;
+        let var = |name: &str| {
+            std::env::var(name).with_context(|| format!("{name} is not set (a stack output)"))
+        };
+        let verifier = lapse_aws::kms::audit_verifier(
+            &aws_sdk_kms::Client::new(&sdk),
+            &var("LAPSE_AUDIT_KEY_ID")?,
+        )
+        .await
+        .context("cannot read the audit key's public half")?;
+        Ok(Self {
+            log: DynamoDbAuditLog::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                var("LAPSE_AUDIT_TABLE")?,
+            ),
+            anchors: S3Anchors::new(
+                aws_sdk_s3::Client::new(&sdk),
+                var("LAPSE_AUDIT_ANCHOR_BUCKET")?,
+            ),
+            verifier,
+        })
+    }
+
+    async fn chains_and_heads(
+        &self,
+        only: Option<&str>,
+    ) -> Result<(BTreeSet<String>, BTreeMap<String, ChainHead>)> {
+        let heads = self.anchors.heads().await?;
+        let chains = match only {
+            Some(chain) => BTreeSet::from([chain.to_owned()]),
+            None => {
+                // Chains the table holds, and chains only the anchors remember.
+                let mut all = self.log.chains().await?;
+                all.extend(heads.keys().cloned());
+                all
+            }
+        };
+        Ok((chains, heads))
+    }
+
+    /// Verifies one chain (or all) against the signing key and the anchors.
+    pub async fn verify(&self, only: Option<&str>) -> Result<Vec<ChainReport>> {
+        let (chains, heads) = self.chains_and_heads(only).await?;
+        let mut reports = Vec::new();
+        for chain in chains {
+            let events = self.log.chain(&chain).await?;
+            reports.push(ChainReport {
+                problem: check(&chain, &events, &self.verifier, heads.get(&chain)),
+                events: events.len(),
+                chain,
+            });
+        }
+        Ok(reports)
+    }
+
+    /// Writes every event of one chain (or all) as JSON Lines, chain by chain in
+    /// sequence order, after verifying each chain; refuses if any fails.
+    pub async fn export(&self, only: Option<&str>, out: &mut impl Write) -> Result<usize> {
+        let (chains, heads) = self.chains_and_heads(only).await?;
+        let mut written = 0;
+        for chain in chains {
+            let events = self.log.chain(&chain).await?;
+            if let Some(problem) = check(&chain, &events, &self.verifier, heads.get(&chain)) {
+                anyhow::bail!("chain {chain} does not verify, nothing more exported: {problem}");
+            }
+            for event in &events {
+                serde_json::to_writer(&mut *out, event)?;
+                out.write_all(b"\n")?;
+                written += 1;
+            }
+        }
+        Ok(written)
+    }
+}
+
+/// Why a chain fails, or `None`.
+pub fn check(
+    chain: &str,
+    events: &[AuditEvent],
+    verifier: &AuditVerifier,
+    anchored: Option<&ChainHead>,
+) -> Option<String> {
+    if let Err(err) = verify_chain(chain, events, verifier, anchored) {
+        return Some(err.to_string());
+    }
+    match (events.last(), anchored) {
+        (Some(last), None) => Some(format!(
+            "no anchored head: events up to #{} cannot be held to one",
+            last.seq
+        )),
+        (Some(last), Some(head)) if last.seq > head.seq => Some(format!(
+            "events #{}..#{} came after the last anchored head #{}",
+            head.seq + 1,
+            last.seq,
+            head.seq
+        )),
+        _ => None,
+    }
+}
