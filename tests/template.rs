@@ -700,6 +700,11 @@ fn audit_key_signers(template: &Value) -> Vec<(Value, Value)> {
         &template["Resources"]["AuditSigningKey"]["Properties"]["KeyPolicy"]["Statement"];
     as_list(statements)
         .into_iter()
+        // A statement that exists only under a condition: its "true" branch.
+        .map(|s| match s["Fn::If"].as_array() {
+            Some(branches) => branches[1].clone(),
+            None => s,
+        })
         .filter(|s| s["Effect"] == "Allow")
         .filter(|s| {
             as_list(&s["Action"]).iter().any(|a| {
@@ -732,7 +737,12 @@ fn only_the_stacks_functions_may_sign_audit_events() {
             && signers.iter().all(|(_, condition)| {
                 condition["ArnLike"]["aws:PrincipalArn"]
                     == serde_json::json!({"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}-*FunctionRole-*"})
+                    // The interim operator role, only when the deployer names one.
+                    || condition["ArnEquals"]["aws:PrincipalArn"]
+                        == serde_json::json!({"Ref": "OperatorSigningRoleArns"})
             })
+            && template["Conditions"]["HasOperatorSigners"]
+                == serde_json::json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "OperatorSigningRoleArns"}, ""]}]})
     };
     let template = real();
     assert_eq!(
@@ -756,6 +766,10 @@ fn only_the_stacks_functions_may_sign_audit_events() {
         .unwrap()
         .push("kms:CreateGrant".into());
     assert!(!only_functions(&granted));
+    let mut any_operator = template.clone();
+    key_policy(&mut any_operator)[2]["Fn::If"][1]["Condition"] =
+        serde_json::json!({"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/*"}});
+    assert!(!only_functions(&any_operator));
     let mut anyone = template;
     key_policy(&mut anyone)[1]
         .as_object_mut()
