@@ -6,7 +6,6 @@
 
 mod support;
 
-use aws_sdk_iam::Client as Iam;
 use aws_sdk_iam::types::StatusType;
 use chrono::Utc;
 use lapse_core::identity::PrincipalId;
@@ -24,19 +23,10 @@ use support::{Stack, id};
 const ALLOW_ALL: &str =
     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 
-struct World {
-    s: Stack,
-    iam: Iam,
-    r: Revocations,
-}
+type World = support::Revoking;
 
 async fn world() -> World {
-    let s = Stack::start().await;
-    let r = Revocations::from_env(&s.stack.config.env(), &s.stack.sdk)
-        .await
-        .unwrap();
-    let iam = Iam::new(&s.stack.sdk);
-    World { s, iam, r }
+    World::start(&[]).await
 }
 
 /// A managed user with a console login and an active access key.
@@ -96,28 +86,36 @@ async fn inline_policies(w: &World, user: &PrincipalId) -> Vec<(String, Value)> 
     out
 }
 
-async fn operator_case(
+/// A case for `user`, effective at `at`, opened at `now`.
+async fn new_case(
     w: &World,
     user: &PrincipalId,
     kind: RevocationKind,
-) -> lapse_core::revocation::case::RevocationCase {
-    let now = Utc::now();
+    source: TriggerSource,
+    at: chrono::DateTime<Utc>,
+    now: chrono::DateTime<Utc>,
+) -> RevocationCase {
     let case = RevocationCase::new(
         user.clone(),
         kind,
         Trigger {
-            source: TriggerSource::Operator,
-            event_id: lapse_testkit::unique_name("op"),
+            source,
+            event_id: lapse_testkit::unique_name("evt"),
             event_type: None,
             reason: "adversarial test".into(),
             executor: "arn:aws:iam::123456789012:user/operator".into(),
             manager: None,
         },
-        now,
+        at,
         false,
         now,
     );
     open(&w.r, case, now).await.unwrap()
+}
+
+async fn operator_case(w: &World, user: &PrincipalId, kind: RevocationKind) -> RevocationCase {
+    let now = Utc::now();
+    new_case(w, user, kind, TriggerSource::Operator, now, now).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -624,22 +622,7 @@ async fn start_case(
 ) -> String {
     use lapse_core::ports::{Clock, WorkflowStarter};
     let now = w.s.stack.clock.now();
-    let case = RevocationCase::new(
-        user.clone(),
-        kind,
-        Trigger {
-            source: TriggerSource::Hr,
-            event_id: lapse_testkit::unique_name("evt"),
-            event_type: None,
-            reason: "scheduled by HR".into(),
-            executor: "hr-webhook".into(),
-            manager: None,
-        },
-        at,
-        false,
-        now,
-    );
-    let case = open(&w.r, case, now).await.unwrap();
+    let case = new_case(w, user, kind, TriggerSource::Hr, at, now).await;
     w.s.stack
         .revocations
         .start(&case.id, &json!({ "case": { "case_id": case.id } }))
@@ -945,4 +928,66 @@ async fn deleting_audit_events_or_their_anchors_is_detected_or_refused() {
     let all = reader.verify(None).await.unwrap();
     let gone = all.iter().find(|r| r.chain == chain).expect("still listed");
     assert!(gone.problem.is_some() && gone.events == 0, "{gone:?}");
+}
+
+/// An extension whose merge step runs right after the holder ended the grant early
+/// must not put the grant back in IAM. (A revocation landing between the merge's
+/// IAM write and its re-read is the interleaving the core's unit tests drive:
+/// `an_early_revoke_racing_the_grant_step_wins`,
+/// `an_early_revoke_racing_an_extension_merge_wins`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_revoke_is_not_undone_by_a_late_extension_step() {
+    let s = Stack::start().await;
+    let dana = s.as_user("dana");
+    let rid = id(&dana
+        .request("billing-reports-read", Some("30m"), "reconcile", None)
+        .await
+        .unwrap());
+    s.provisioned(&dana, &rid, "billing-reports-read", "dana")
+        .await;
+    let extension = dana
+        .extend(&rid, "2h", "reconciliation is taking longer")
+        .await
+        .unwrap();
+    let eid = id(&extension);
+    // Just before the extension's merge step: the holder ends the grant.
+    let (url, token) = (
+        s.stack.url.clone(),
+        s.stack.token(&s.user("dana"), &[], "employee").unwrap(),
+    );
+    let revoked = std::sync::Arc::new(tokio::sync::Notify::new());
+    {
+        let (rid, revoked) = (rid.clone(), revoked.clone());
+        s.stack.faults.before_next("grant", move || {
+            let (url, token, rid, revoked) =
+                (url.clone(), token.clone(), rid.clone(), revoked.clone());
+            async move {
+                let out = lapse_cli::client::ApiClient::new(&url, token)
+                    .revoke(&rid)
+                    .await
+                    .unwrap();
+                assert_eq!(out["verify"]["verified"], true, "{out}");
+                revoked.notify_one();
+            }
+        });
+    }
+    s.as_user("bill").decide(&eid, true, "fine").await.unwrap();
+    revoked.notified().await;
+    let merged = s.workflow(&eid).await;
+    assert_ne!(
+        merged.status, "SUCCEEDED",
+        "the merge must not succeed: {merged:?}"
+    );
+    let grant = dana.get(&rid).await.unwrap();
+    assert!(
+        ["revoked", "verified"].contains(&grant["status"].as_str().unwrap()),
+        "{grant}"
+    );
+    assert!(
+        !s.iam("dana")
+            .await
+            .inline_policies
+            .contains_key(&format!("lapse-billing-reports-read-{rid}")),
+        "IAM does not hold the revoked grant again"
+    );
 }

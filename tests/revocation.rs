@@ -18,27 +18,11 @@ use lapse_core::revocation::usecase::{
     RevocationPorts, apply_lane, case_for, open, restore, run, set_controls, snapshot,
     suspend_inactive, validate,
 };
-use lapse_lambda::wiring::Revocations;
-use support::Stack;
 
-struct World {
-    s: Stack,
-    iam: Iam,
-    r: Revocations,
-}
+type World = support::Revoking;
 
 async fn world() -> World {
-    let s = Stack::start().await;
-    let r = Revocations::from_env(&s.stack.config.env(), &s.stack.sdk)
-        .await
-        .unwrap();
-    let iam = Iam::new(&s.stack.sdk);
-    for group in ["engineers", "admins", "finance-analysts"] {
-        lapse_local::provision::ensure_group(&iam, group)
-            .await
-            .unwrap();
-    }
-    World { s, iam, r }
+    World::start(&["engineers", "admins", "finance-analysts"]).await
 }
 
 /// A user holding a bit of everything.

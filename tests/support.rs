@@ -196,3 +196,28 @@ impl Stack {
             .unwrap_or_else(|| panic!("revocation workflow {name} did not finish"))
     }
 }
+
+/// A stack with the revocation steps' ports, for tests that drive revocations
+/// directly and read IAM back.
+pub struct Revoking {
+    pub s: Stack,
+    pub iam: aws_sdk_iam::Client,
+    pub r: lapse_lambda::wiring::Revocations,
+}
+
+impl Revoking {
+    /// A fresh stack, with these IAM groups in place.
+    pub async fn start(groups: &[&str]) -> Self {
+        let s = Stack::start().await;
+        let r = lapse_lambda::wiring::Revocations::from_env(&s.stack.config.env(), &s.stack.sdk)
+            .await
+            .unwrap();
+        let iam = aws_sdk_iam::Client::new(&s.stack.sdk);
+        for group in groups {
+            lapse_local::provision::ensure_group(&iam, group)
+                .await
+                .unwrap();
+        }
+        Self { s, iam, r }
+    }
+}

@@ -588,17 +588,13 @@ impl AccessRequest {
         if by.id() != &self.requester {
             return Err(RequestError::NotRequester);
         }
-        match self.status {
-            Status::Cancelled => Ok(false),
-            Status::Pending | Status::Approved => {
-                self.set_status(Status::Cancelled, now);
-                Ok(true)
-            }
-            from => Err(RequestError::InvalidTransition {
+        self.withdraw(now).map_err(|err| match err {
+            RequestError::InvalidTransition { from, .. } => RequestError::InvalidTransition {
                 from,
                 action: "cancel",
-            }),
-        }
+            },
+            other => other,
+        })
     }
 
     /// Lapse withdraws a pending or approved (not yet granted) request because the

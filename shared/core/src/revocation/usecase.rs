@@ -616,22 +616,8 @@ async fn cancel_request(
             return Ok("already_done".into());
         };
         let before = crate::usecase::state_of(&request);
-        match request.withdraw(now) {
-            Ok(false) => {
-                // Its event again, in case a crash lost it after the state write.
-                p.trail()
-                    .record(crate::usecase::request_event(
-                        &request,
-                        "request.cancelled",
-                        &case.trigger.executor,
-                        "request.cancelled",
-                        format!("the requester's access was revoked (case {})", case.id),
-                        before,
-                    ))
-                    .await?;
-                return Ok("already_done".into());
-            }
-            Ok(true) => {}
+        let changed = match request.withdraw(now) {
+            Ok(changed) => changed,
             Err(RequestError::InvalidTransition {
                 from: Status::Active,
                 ..
@@ -642,12 +628,16 @@ async fn cancel_request(
             // Denied, expired, revoked or verified: nothing left to cancel.
             Err(RequestError::InvalidTransition { .. }) => return Ok("already_done".into()),
             Err(other) => return Err(other.into()),
+        };
+        if changed {
+            match store.update(&mut request).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(other) => return Err(other.into()),
+            }
         }
-        match store.update(&mut request).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(other) => return Err(other.into()),
-        }
+        // Recorded when already cancelled too, in case a crash lost the event after
+        // the state write (the key makes it once).
         p.trail()
             .record(crate::usecase::request_event(
                 &request,
@@ -658,7 +648,7 @@ async fn cancel_request(
                 before,
             ))
             .await?;
-        return Ok("done".into());
+        return Ok(if changed { "done" } else { "already_done" }.into());
     }
     Err(StoreError::Conflict {
         what: request_id.to_string(),

@@ -217,32 +217,23 @@ pub async fn grant(
             window.expires_at,
         )
         .await?;
-        if !still_active(grants, iam, &input.request_id).await? {
-            // Revoked while being granted: the revocation's own steps (and this
-            // workflow's revoke and verify at the end) take it from here.
-            return Ok(GrantReport {
-                request_id: request.id().clone(),
-                principal: request.requester().clone(),
-                resource: request.resource().to_owned(),
-                artifact,
-                starts_at: window.starts_at,
-                expires_at: window.expires_at,
-                extension_id: None,
-            });
+        // Revoked while being granted: the revocation's own steps (and this
+        // workflow's revoke and verify at the end) take it from here.
+        if still_active(grants, iam, &input.request_id).await? {
+            trail
+                .record(request_event(
+                    &request,
+                    "grant.provisioned",
+                    "lapse",
+                    "grant.provisioned",
+                    format!(
+                        "IAM holds {artifact:?} until {}",
+                        window.expires_at.to_rfc3339()
+                    ),
+                    Value::Null,
+                ))
+                .await?;
         }
-        trail
-            .record(request_event(
-                &request,
-                "grant.provisioned",
-                "lapse",
-                "grant.provisioned",
-                format!(
-                    "IAM holds {artifact:?} until {}",
-                    window.expires_at.to_rfc3339()
-                ),
-                Value::Null,
-            ))
-            .await?;
         return Ok(GrantReport {
             request_id: request.id().clone(),
             principal: request.requester().clone(),

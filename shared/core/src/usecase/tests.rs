@@ -906,3 +906,56 @@ fn refused_decisions_are_audited() {
     assert!(refused[1].0 == "carl", "{refused:?}");
     w.verify_audit(req.id());
 }
+
+#[test]
+fn an_early_revoke_racing_an_extension_merge_wins() {
+    let w = World::new();
+    let rita = person("rita", &[]);
+    let req = w.submit(&rita, "billing-reports-read", "30m");
+    w.grant(req.id(), None, monday_at(10));
+    let ask = ExtensionAsk {
+        grant_id: req.id().clone(),
+        extra: "2h".parse().unwrap(),
+        justification: "need longer".into(),
+    };
+    let ext = block_on(super::intake::extend(
+        &w.store,
+        &w.trail(),
+        &w.outbox(),
+        &w.catalog,
+        &rita,
+        ask,
+        monday_at(10),
+    ))
+    .unwrap();
+    w.decide(
+        &person("bill", &["billing-owners"]),
+        ext.id(),
+        Verdict::Approve,
+    )
+    .unwrap();
+    // The holder ends the grant right after the merge re-writes the policy.
+    let racing = RevokedMidGrant {
+        world: &w,
+        request: req.id().clone(),
+    };
+    let input = WorkflowInput {
+        request_id: req.id().clone(),
+        extension_id: Some(ext.id().clone()),
+    };
+    let merged = block_on(grant(
+        &w.grants(),
+        &racing,
+        &w.controls,
+        &w.trail(),
+        &w.catalog,
+        &input,
+        monday_at(10),
+    ));
+    assert!(merged.is_err(), "{merged:?}");
+    assert_eq!(w.get(req.id()).status(), Status::Revoked);
+    assert!(
+        w.snapshot("rita").inline_policies.is_empty(),
+        "the merge's late IAM write was taken back out"
+    );
+}
