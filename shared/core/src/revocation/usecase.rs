@@ -789,8 +789,9 @@ pub async fn verify_case(
     }
     let unknown = case.before.as_ref().is_some_and(|b| !b.exists) && !after.exists;
     if unknown {
+        // Audited and alerted before the status is saved: if the alert fails, the
+        // retried step alerts again (at least once, never silently).
         case.status = CaseStatus::NothingToRevoke;
-        save(p, &mut case, now).await?;
         p.trail()
             .record(case_event(
                 &case,
@@ -818,6 +819,7 @@ pub async fn verify_case(
                 request_id: None,
             })
             .await?;
+        save(p, &mut case, now).await?;
         return Ok(case);
     }
     case.status = CaseStatus::Verified;
