@@ -132,6 +132,23 @@ impl World {
         ))
         .unwrap()
     }
+    fn ask_extension(&self, who: &Principal, grant: &RequestId, extra: &str) -> AccessRequest {
+        let ask = ExtensionAsk {
+            grant_id: grant.clone(),
+            extra: extra.parse().unwrap(),
+            justification: "need longer".into(),
+        };
+        block_on(super::intake::extend(
+            &self.store,
+            &self.trail(),
+            &self.outbox(),
+            &self.catalog,
+            who,
+            ask,
+            monday_at(10),
+        ))
+        .unwrap()
+    }
     fn get(&self, id: &RequestId) -> AccessRequest {
         block_on(self.store.get(id)).unwrap().unwrap()
     }
@@ -395,21 +412,7 @@ fn extension_is_routed_then_merged_into_the_running_grant() {
     let rita = person("rita", &[]);
     let req = w.submit(&rita, "billing-reports-read", "30m");
     let granted = w.grant(req.id(), None, monday_at(10));
-    let ask = ExtensionAsk {
-        grant_id: req.id().clone(),
-        extra: "2h".parse().unwrap(),
-        justification: "need longer".into(),
-    };
-    let ext = block_on(super::intake::extend(
-        &w.store,
-        &w.trail(),
-        &w.outbox(),
-        &w.catalog,
-        &rita,
-        ask,
-        monday_at(10),
-    ))
-    .unwrap();
+    let ext = w.ask_extension(&rita, req.id(), "2h");
     assert_eq!(ext.status(), Status::Pending, "2h goes to the owner");
     w.decide(
         &person("bill", &["billing-owners"]),
@@ -913,21 +916,7 @@ fn an_early_revoke_racing_an_extension_merge_wins() {
     let rita = person("rita", &[]);
     let req = w.submit(&rita, "billing-reports-read", "30m");
     w.grant(req.id(), None, monday_at(10));
-    let ask = ExtensionAsk {
-        grant_id: req.id().clone(),
-        extra: "2h".parse().unwrap(),
-        justification: "need longer".into(),
-    };
-    let ext = block_on(super::intake::extend(
-        &w.store,
-        &w.trail(),
-        &w.outbox(),
-        &w.catalog,
-        &rita,
-        ask,
-        monday_at(10),
-    ))
-    .unwrap();
+    let ext = w.ask_extension(&rita, req.id(), "2h");
     w.decide(
         &person("bill", &["billing-owners"]),
         ext.id(),
