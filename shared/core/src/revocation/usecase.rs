@@ -610,50 +610,24 @@ async fn cancel_request(
     request_id: &RequestId,
     now: DateTime<Utc>,
 ) -> Result<String, Error> {
-    let store = p.grants().store;
-    for _ in 0..crate::usecase::WRITE_ATTEMPTS {
-        let Some(mut request) = store.get(request_id).await? else {
-            return Ok("already_done".into());
-        };
-        let before = crate::usecase::state_of(&request);
-        let changed = match request.withdraw(now) {
-            Ok(changed) => changed,
-            Err(RequestError::InvalidTransition {
-                from: Status::Active,
-                ..
-            }) => {
-                end_grant(p, case, request_id, now).await?;
-                return Ok("granted meanwhile: ended".into());
-            }
-            // Denied, expired, revoked or verified: nothing left to cancel.
-            Err(RequestError::InvalidTransition { .. }) => return Ok("already_done".into()),
-            Err(other) => return Err(other.into()),
-        };
-        if changed {
-            match store.update(&mut request).await {
-                Ok(()) => {}
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(other) => return Err(other.into()),
-            }
+    use crate::usecase::{Withdrawal, withdraw_for_revocation};
+    let outcome = withdraw_for_revocation(
+        p.grants().store,
+        &p.trail(),
+        request_id,
+        &case.trigger.executor,
+        &case.id,
+        now,
+    )
+    .await?;
+    Ok(match outcome {
+        Withdrawal::Cancelled => "done".into(),
+        Withdrawal::AlreadyCancelled | Withdrawal::Closed => "already_done".into(),
+        Withdrawal::Active => {
+            end_grant(p, case, request_id, now).await?;
+            "granted meanwhile: ended".into()
         }
-        // Recorded when already cancelled too, in case a crash lost the event after
-        // the state write (the key makes it once).
-        p.trail()
-            .record(crate::usecase::request_event(
-                &request,
-                "request.cancelled",
-                &case.trigger.executor,
-                "request.cancelled",
-                format!("the requester's access was revoked (case {})", case.id),
-                before,
-            ))
-            .await?;
-        return Ok(if changed { "done" } else { "already_done" }.into());
-    }
-    Err(StoreError::Conflict {
-        what: request_id.to_string(),
-    }
-    .into())
+    })
 }
 
 /// Step 4: record what the lanes did, with before and after state, in the case and

@@ -259,35 +259,12 @@ async fn refuse_revoked_requester(
     request_id: &RequestId,
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
-    for _ in 0..WRITE_ATTEMPTS {
-        let mut request = load(grants.store, request_id).await?;
-        let Some(case) = controls.controls(request.requester()).await?.revoked_by else {
-            return Ok(());
-        };
-        let before = state_of(&request);
-        if request.withdraw(now).unwrap_or(false) {
-            match grants.store.update(&mut request).await {
-                Ok(()) => {}
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(other) => return Err(other.into()),
-            }
-            trail
-                .record(request_event(
-                    &request,
-                    "request.cancelled",
-                    "lapse",
-                    "request.cancelled",
-                    format!("the requester's access was revoked (case {case})"),
-                    before,
-                ))
-                .await?;
-        }
-        return Err(RequestError::AccessRevoked(request.requester().clone()).into());
-    }
-    Err(StoreError::Conflict {
-        what: request_id.to_string(),
-    }
-    .into())
+    let request = load(grants.store, request_id).await?;
+    let Some(case) = controls.controls(request.requester()).await?.revoked_by else {
+        return Ok(());
+    };
+    super::withdraw_for_revocation(grants.store, trail, request_id, "lapse", &case, now).await?;
+    Err(RequestError::AccessRevoked(request.requester().clone()).into())
 }
 
 /// After IAM was written: if a revocation ended the grant meanwhile (its state is

@@ -16,7 +16,7 @@ use tracing::warn;
 use crate::audit::{AuditDraft, AuditEvent, AuditSigner};
 use crate::error::Error;
 use crate::policy::PolicyHash;
-use crate::ports::{AuditLog, Notice, Notifier, StoreError, WorkflowStarter};
+use crate::ports::{AuditLog, Notice, Notifier, RequestStore, StoreError, WorkflowStarter};
 use crate::request::{AccessRequest, RequestId};
 
 /// How many times an audit append retries after losing a race for its sequence number.
@@ -110,6 +110,74 @@ pub fn workflow_input(request: &AccessRequest) -> (String, Value) {
         ),
         None => (name, json!({ "request_id": request.id() })),
     }
+}
+
+/// What withdrawing a revoked person's request found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Withdrawal {
+    Cancelled,
+    AlreadyCancelled,
+    /// Granted meanwhile: it ends through the grant lifecycle instead.
+    Active,
+    /// Denied, expired, revoked, verified or gone: nothing to withdraw.
+    Closed,
+}
+
+/// Withdraws a pending or approved request because the revocation `case` took its
+/// requester's access, by a versioned write, audited. The event is recorded when
+/// the request was cancelled already too, in case a crash lost it after the state
+/// write (its key makes it once).
+pub(crate) async fn withdraw_for_revocation(
+    store: &impl RequestStore,
+    trail: &AuditTrail<'_, impl AuditLog>,
+    request_id: &RequestId,
+    actor: &str,
+    case: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Withdrawal, Error> {
+    for _ in 0..WRITE_ATTEMPTS {
+        let Some(mut request) = store.get(request_id).await? else {
+            return Ok(Withdrawal::Closed);
+        };
+        let before = state_of(&request);
+        let changed = match request.withdraw(now) {
+            Ok(changed) => changed,
+            Err(crate::request::RequestError::InvalidTransition {
+                from: crate::request::Status::Active,
+                ..
+            }) => return Ok(Withdrawal::Active),
+            Err(crate::request::RequestError::InvalidTransition { .. }) => {
+                return Ok(Withdrawal::Closed);
+            }
+            Err(other) => return Err(other.into()),
+        };
+        if changed {
+            match store.update(&mut request).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        trail
+            .record(request_event(
+                &request,
+                "request.cancelled",
+                actor,
+                "request.cancelled",
+                format!("the requester's access was revoked (case {case})"),
+                before,
+            ))
+            .await?;
+        return Ok(if changed {
+            Withdrawal::Cancelled
+        } else {
+            Withdrawal::AlreadyCancelled
+        });
+    }
+    Err(StoreError::Conflict {
+        what: request_id.to_string(),
+    }
+    .into())
 }
 
 /// The part of a request an audit event records as before/after state.
