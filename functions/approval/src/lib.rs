@@ -11,7 +11,7 @@ use std::convert::Infallible;
 
 use lambda_http::{Body, Request, Response};
 use lapse_core::identity::Principal;
-use lapse_core::ports::{RequestStore, WorkflowStarter};
+use lapse_core::ports::WorkflowStarter;
 use lapse_core::request::{RequestId, Verdict};
 use lapse_core::usecase::Outbox;
 use lapse_core::usecase::decide::{Decision, decide};
@@ -62,36 +62,13 @@ async fn route<W: WorkflowStarter>(
         verdict: body.decision,
         comment: body.comment,
     };
-    // No decisions on the requests of someone whose access Lapse revoked: the
-    // revocation cancels them, and the grant step would refuse them anyway.
-    if let Some(subject) = deps
-        .store
-        .get(&decision.request_id)
-        .await
-        .map_err(lapse_core::error::Error::from)?
-        && let Err(refused) =
-            lapse_core::revocation::usecase::ensure_not_revoked(&deps.controls, subject.requester())
-                .await
-    {
-        if let lapse_core::Error::Request(reason) = &refused {
-            lapse_core::usecase::decide::audit_refusal(
-                &deps.auditing.trail(),
-                &subject,
-                who,
-                &decision,
-                reason,
-                deps.clock.now(),
-            )
-            .await?;
-        }
-        return Err(refused.into());
-    }
     let outbox = Outbox {
         notifier: &deps.notifier,
         workflows: &deps.workflows,
     };
     let (request, outcome) = decide(
         &deps.store,
+        &deps.controls,
         &deps.auditing.trail(),
         &outbox,
         who,

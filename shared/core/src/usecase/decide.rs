@@ -10,6 +10,7 @@ use crate::ports::{
     Audience, AuditLog, Notice, Notifier, RequestStore, StoreError, WorkflowStarter,
 };
 use crate::request::{AccessRequest, DecisionOutcome, RequestError, RequestId, Status, Verdict};
+use crate::revocation::ports::UserControls;
 
 /// One approver's decision on one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,8 +25,12 @@ pub struct Decision {
 /// the loser re-reads and decides again on the new state. When the routing rule is
 /// met the grant workflow starts — once, because its execution is named for the
 /// request; a retried call on an approved request re-issues the same idempotent start.
+///
+/// No decision is taken on a request whose requester Lapse has revoked: their
+/// revocation cancels it, and the refusal is audited like any other.
 pub async fn decide(
     store: &impl RequestStore,
+    controls: &impl UserControls,
     trail: &AuditTrail<'_, impl AuditLog>,
     outbox: &Outbox<'_, impl Notifier, impl WorkflowStarter>,
     approver: &Principal,
@@ -37,6 +42,16 @@ pub async fn decide(
             .get(&decision.request_id)
             .await?
             .ok_or_else(|| Error::NotFound(decision.request_id.to_string()))?;
+        if controls
+            .controls(request.requester())
+            .await?
+            .revoked_by
+            .is_some()
+        {
+            let refused = RequestError::AccessRevoked(request.requester().clone());
+            audit_refusal(trail, &request, approver, decision, &refused, now).await?;
+            return Err(refused.into());
+        }
         let before = state_of(&request);
         if request.expire_if_overdue(now) {
             match store.update(&mut request).await {
@@ -113,7 +128,7 @@ pub async fn decide(
 
 /// A decision Lapse refused (self-approval, not an eligible approver, a closed
 /// request) is audited on the request's chain: who tried, and why it was refused.
-pub async fn audit_refusal(
+async fn audit_refusal(
     trail: &AuditTrail<'_, impl AuditLog>,
     request: &AccessRequest,
     approver: &Principal,

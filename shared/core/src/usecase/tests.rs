@@ -103,6 +103,7 @@ impl World {
         };
         block_on(decide(
             &self.store,
+            &self.controls,
             &self.trail(),
             &self.outbox(),
             who,
@@ -799,6 +800,7 @@ fn a_crash_between_a_state_write_and_its_audit_event_loses_no_event() {
         };
         let first = block_on(decide(
             &w.store,
+            &w.controls,
             &trail,
             &w.outbox(),
             who,
@@ -808,6 +810,7 @@ fn a_crash_between_a_state_write_and_its_audit_event_loses_no_event() {
         assert!(first.is_err(), "the crash");
         block_on(decide(
             &w.store,
+            &w.controls,
             &trail,
             &w.outbox(),
             who,
@@ -907,6 +910,30 @@ fn refused_decisions_are_audited() {
         "{refused:?}"
     );
     assert!(refused[1].0 == "carl", "{refused:?}");
+    // Once the requester's access is revoked, an eligible approver is refused too.
+    block_on(crate::revocation::ports::UserControls::set(
+        &w.controls,
+        rita.id(),
+        &mut crate::revocation::ports::Controls {
+            revoked_by: Some("rev-2".into()),
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    let mia = person("mia", &["managers"]);
+    assert!(matches!(
+        w.decide(&mia, req.id(), Verdict::Approve),
+        Err(Error::Request(crate::request::RequestError::AccessRevoked(
+            _
+        )))
+    ));
+    assert!(w.get(req.id()).approvals().is_empty(), "nothing recorded");
+    let chain = block_on(w.log.chain(&request_chain(req.id()))).unwrap();
+    assert!(
+        chain
+            .iter()
+            .any(|e| e.action == "request.decision_refused" && e.actor == "mia")
+    );
     w.verify_audit(req.id());
 }
 
