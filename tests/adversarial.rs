@@ -339,32 +339,12 @@ async fn signing_certificates_mfa_devices_and_trusting_roles_are_closed() {
 async fn an_unknown_user_is_nothing_to_revoke_and_security_hears_of_it() {
     let w = world().await;
     let sqs = aws_sdk_sqs::Client::new(&w.s.stack.sdk);
-    let queue = sqs
-        .create_queue()
-        .queue_name(lapse_testkit::unique_name("security"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    aws_sdk_sns::Client::new(&w.s.stack.sdk)
-        .subscribe()
-        .topic_arn(&w.s.stack.config.topics.security)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await
-        .unwrap();
+    let queue = support::queue_on_topic(
+        &w.s.stack.sdk,
+        &w.s.stack.config.topics.security,
+        "security",
+    )
+    .await;
     let ghost = PrincipalId::new(w.s.user("ghost")).unwrap();
     let case = operator_case(&w, &ghost, RevocationKind::Full).await;
     let done = run(&w.r, &case.id, Utc::now()).await.unwrap();

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+mod support;
+
 use aws_config::SdkConfig;
 use chrono::{TimeDelta, Utc};
 use lapse_aws::dynamodb::{DynamoDbLedger, Tables, provision_local};
@@ -229,29 +231,7 @@ async fn notices_reach_the_audience_topic_with_filter_attributes() {
             .send()
             .await
             .unwrap();
-        let queue = sqs
-            .create_queue()
-            .queue_name(unique_name(audience))
-            .send()
-            .await
-            .unwrap();
-        let url = queue.queue_url().unwrap().to_owned();
-        let attrs = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap();
-        let queue_arn =
-            attrs.attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
-        sns.subscribe()
-            .topic_arn(topic.topic_arn().unwrap())
-            .protocol("sqs")
-            .endpoint(queue_arn)
-            .send()
-            .await
-            .unwrap();
+        let url = support::queue_on_topic(&config, topic.topic_arn().unwrap(), audience).await;
         arns.push(topic.topic_arn().unwrap().to_owned());
         queues.push(url);
     }
