@@ -971,3 +971,90 @@ async fn an_early_revoke_is_not_undone_by_a_late_extension_step() {
         "IAM does not hold the revoked grant again"
     );
 }
+
+/// Operators act through the operator API, and the executor recorded is who AWS
+/// authenticated: a person's JWT, an unknown key and a body naming an executor are
+/// all refused and open nothing; a retried call opens one case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_calls_are_executed_as_the_authenticated_caller_only() {
+    use lapse_core::revocation::ports::CaseStore;
+    let w = world().await;
+    let user = person(&w, "opsvictim").await;
+    let stack = &w.s.stack;
+    let ask = json!({
+        "request_id": "adversarial-operator-1",
+        "user": user.as_str(),
+        "reason": "left the company",
+        "kind": {"kind": "full"},
+    });
+    let signed_as = |access_key: &str, secret: &str| {
+        let endpoint = lapse_testkit::shared().endpoint().to_owned();
+        let (access_key, secret) = (access_key.to_owned(), secret.to_owned());
+        async move {
+            let sdk = lapse_aws::sdk::load_local_as(
+                &endpoint,
+                lapse_aws::sdk::Credentials::new(access_key, secret, None, None, "test"),
+            )
+            .await;
+            lapse_cli::client::ApiClient::aws(&stack.url, &sdk).unwrap()
+        }
+    };
+
+    // A person's token is not an AWS identity: the route takes SigV4 only.
+    let security = lapse_cli::client::ApiClient::new(
+        &stack.url,
+        stack.token("sam", &["security"], "employee").unwrap(),
+    );
+    let err = security
+        .operator_post("revocations", ask.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(403), "{err}");
+    // A key the stack never issued.
+    let stranger = signed_as("AKIASTRANGER0000", "guessed").await;
+    let err = stranger
+        .operator_post("revocations", ask.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(403), "{err}");
+    // A validly signed body that names an executor of its own.
+    let operator = signed_as(
+        &stack.operator.access_key_id,
+        &stack.operator.secret_access_key,
+    )
+    .await;
+    let mut forged = ask.clone();
+    forged["executor"] = json!("operator:arn:aws:iam::123456789012:user/someone-else");
+    let err = operator
+        .operator_post("revocations", forged)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(400), "{err}");
+    assert!(
+        w.r.table.cases_of(&user).await.unwrap().is_empty(),
+        "no refused call opened a case"
+    );
+
+    // The real operator, twice (a retry after a lost answer): one case, whose
+    // executor is the key's owner as the gateway authenticated it.
+    let first = operator
+        .operator_post("revocations", ask.clone())
+        .await
+        .unwrap();
+    let again = operator.operator_post("revocations", ask).await.unwrap();
+    assert_eq!(first["case"]["id"], again["case"]["id"]);
+    let cases = w.r.table.cases_of(&user).await.unwrap();
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    let executor = format!("operator:{}", stack.operator.arn);
+    assert_eq!(cases[0].trigger.executor, executor);
+    let events =
+        lapse_core::ports::AuditLog::chain(&w.r.lifecycle.auditing.log, &format!("user#{user}"))
+            .await
+            .unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "revocation.received" && e.actor == executor),
+        "{events:?}"
+    );
+}

@@ -696,6 +696,62 @@ async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
         .await
         .unwrap();
     assert!(groups.groups().is_empty(), "{groups:?}");
+
+    // Operators act through the operator API: SigV4 with their own key (the local
+    // gateway's IAM authorizer), then the operator function under its own role
+    // restores jdoe and schedules dana's contract end.
+    let ops_sdk = load_local_as(
+        emulator.endpoint(),
+        Credentials::new(
+            &stack.operator.access_key_id,
+            &stack.operator.secret_access_key,
+            None,
+            None,
+            "operator",
+        ),
+    )
+    .await;
+    let ops = ApiClient::aws(&stack.url, &ops_sdk).unwrap();
+    let restored = ops
+        .operator_post(
+            "users/jdoe/restores",
+            serde_json::json!({
+                "from_backup": stack.clock.now() + chrono::TimeDelta::minutes(1),
+                "approval": "CHG-1",
+            }),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("restore under the operator role: {e}"));
+    assert!(
+        restored["restored"].to_string().contains("engineers"),
+        "{restored}"
+    );
+    let groups = iam
+        .list_groups_for_user()
+        .user_name("jdoe")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.groups().len(), 1, "{groups:?}");
+    let scheduled = ops
+        .operator_post(
+            "revocations",
+            serde_json::json!({
+                "request_id": "rehearsal-contract-end",
+                "user": "dana",
+                "reason": "contract ends",
+                "kind": {"kind": "full"},
+                "schedule": stack.clock.now() + chrono::TimeDelta::days(3),
+            }),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("schedule under the operator role: {e}"));
+    assert!(
+        scheduled["scheduled"]["schedule"]
+            .as_str()
+            .is_some_and(|s| s.contains(":schedule/")),
+        "{scheduled}"
+    );
 }
 
 /// The rehearsal proves least privilege by failing: with one action its code calls

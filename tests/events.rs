@@ -61,6 +61,39 @@ fn http_events_carry_verified_identity() {
 }
 
 #[test]
+fn operator_events_carry_the_iam_caller_and_valid_asks() {
+    let mut asks = 0;
+    for (path, text) in samples("operator") {
+        let request =
+            lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let executor =
+            lapse_lambda::http::iam_caller(&request).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(executor.starts_with("operator:arn:aws:sts::"), "{path}");
+        // No JWT: an operator route is IAM-authorised only.
+        let catalog = lapse_core::policy::Catalog::load(
+            &lapse_testkit::workspace_root().join("infra/policy/catalog.yaml"),
+        )
+        .unwrap();
+        assert!(
+            lapse_lambda::http::principal(&request, &catalog).is_err(),
+            "{path}"
+        );
+        if request.uri().path().starts_with("/v1/operator/revocations") {
+            let ask: lapse_core::revocation::operator::RevokeAsk =
+                serde_json::from_slice(request.body().as_ref())
+                    .unwrap_or_else(|e| panic!("{path}: {e}"));
+            let now = chrono::DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z")
+                .unwrap()
+                .to_utc();
+            ask.case(&catalog, &executor, now)
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+            asks += 1;
+        }
+    }
+    assert_eq!(asks, 3);
+}
+
+#[test]
 fn task_events_match_their_inputs() {
     for (path, text) in samples("grant") {
         serde_json::from_str::<WorkflowInput>(&text).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -273,10 +273,23 @@ const MANAGED_POLICIES: &[&str] = &[
     "arn:${AWS::Partition}:iam::aws:policy/CloudWatchReadOnlyAccess",
 ];
 
-/// Full revocation must take a person out of every group, and IAM offers no way to
-/// scope `RemoveUserFromGroup` by the user (its resource is the group): the one
-/// group write allowed beyond `lapse-*` groups. Documented in ARCHITECTURE.md.
-const UNSCOPED_GROUP_REMOVAL: (&str, &str) = ("RevocationFunctionRole", "iam:RemoveUserFromGroup");
+/// Group writes allowed beyond `lapse-*` groups, because IAM offers no way to scope
+/// them by the user (their resource is the group, and groups take no tags): a full
+/// revocation takes a person out of every group, and a restore puts them back in
+/// the groups their archived before-state records, whichever those are. Documented
+/// in ARCHITECTURE.md.
+const UNSCOPED_GROUP_WRITES: &[(&str, &str)] = &[
+    ("RevocationFunctionRole", "iam:RemoveUserFromGroup"),
+    ("OperatorFunctionRole", "iam:AddUserToGroup"),
+];
+
+/// Whether `resource` is the ARN of a role this template declares.
+fn own_role(template: &Value, resource: &str) -> bool {
+    resource
+        .strip_prefix('<')
+        .and_then(|r| r.strip_suffix(".Arn>"))
+        .is_some_and(|name| template["Resources"][name]["Type"] == "AWS::IAM::Role")
+}
 
 fn condition_equals<'a>(statement: &'a Value, key: &str) -> Option<&'a Value> {
     statement["Condition"]["StringEquals"].get(key)
@@ -345,13 +358,31 @@ fn iam_problems(template: &Value) -> Vec<String> {
                                 ));
                             }
                         } else if res.contains(":group/") {
-                            let exempt = role.as_str() == UNSCOPED_GROUP_REMOVAL.0
-                                && action == UNSCOPED_GROUP_REMOVAL.1;
+                            let exempt = UNSCOPED_GROUP_WRITES
+                                .iter()
+                                .any(|(r, a)| r == role && a == action);
                             if !res.ends_with(":group/lapse-*") && !exempt {
                                 problems.push(format!("{role}: {action} on {res}"));
                             }
-                        } else if res.contains(":role/") && action == "iam:PutRolePolicy" {
-                            // The deny of a revoked user's sessions, on roles Lapse manages.
+                        } else if action == "iam:PassRole" {
+                            // Only the stack's own roles, to the one service named.
+                            if !own_role(template, res)
+                                || statement["Condition"]["StringEquals"]["iam:PassedToService"]
+                                    .as_str()
+                                    .is_none()
+                            {
+                                problems.push(format!(
+                                    "{role}: {action} on {res}: only the stack's own roles, to a named service"
+                                ));
+                            }
+                        } else if res.contains(":role/")
+                            && matches!(
+                                action.as_str(),
+                                "iam:PutRolePolicy" | "iam:DeleteRolePolicy"
+                            )
+                        {
+                            // The deny of a revoked user's sessions (and its removal by a
+                            // restore), on roles Lapse manages.
                             if condition_equals(&statement, "aws:ResourceTag/lapse:managed")
                                 != Some(&Value::String("true".into()))
                             {
@@ -417,6 +448,46 @@ fn lapse_writes_only_to_managed_users_and_its_own_groups() {
         p.iter().any(|p| p
             == "RevocationFunctionRole: iam:PutRolePolicy on roles without the lapse:managed=true condition"),
         "{p:?}"
+    );
+
+    let mut t = template.clone();
+    statement_mut(&mut t, "OperatorFunctionRole", "RestoreRoleSessions")
+        .as_object_mut()
+        .unwrap()
+        .remove("Condition");
+    let p = iam_problems(&t);
+    assert!(
+        p.iter().any(|p| p
+            == "OperatorFunctionRole: iam:DeleteRolePolicy on roles without the lapse:managed=true condition"),
+        "{p:?}"
+    );
+    let mut t = template.clone();
+    statement_mut(&mut t, "OperatorFunctionRole", "PassTheSchedulerRole")["Resource"] =
+        serde_json::json!({"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"});
+    let p = iam_problems(&t);
+    assert!(
+        p.iter()
+            .any(|p| p.starts_with("OperatorFunctionRole: iam:PassRole on arn:")),
+        "{p:?}"
+    );
+    let mut t = template.clone();
+    statement_mut(&mut t, "OperatorFunctionRole", "PassTheSchedulerRole")
+        .as_object_mut()
+        .unwrap()
+        .remove("Condition");
+    assert!(
+        iam_problems(&t)
+            .iter()
+            .any(|p| p.contains("iam:PassRole on <SchedulerToRevocationRole.Arn>")),
+    );
+    let mut t = template.clone();
+    statement_mut(&mut t, "OperatorFunctionRole", "RestoreGroups")["Action"] =
+        serde_json::json!(["iam:AddUserToGroup", "iam:RemoveUserFromGroup"]);
+    assert!(
+        iam_problems(&t)
+            .iter()
+            .any(|p| p.contains("OperatorFunctionRole: iam:RemoveUserFromGroup on arn:")),
+        "the exemption is per role and action"
     );
 
     let mut t = template.clone();
@@ -737,12 +808,7 @@ fn only_the_stacks_functions_may_sign_audit_events() {
             && signers.iter().all(|(_, condition)| {
                 condition["ArnLike"]["aws:PrincipalArn"]
                     == serde_json::json!({"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AWS::StackName}-*FunctionRole-*"})
-                    // The interim operator role, only when the deployer names one.
-                    || condition["ArnEquals"]["aws:PrincipalArn"]
-                        == serde_json::json!({"Ref": "OperatorSigningRoleArns"})
             })
-            && template["Conditions"]["HasOperatorSigners"]
-                == serde_json::json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "OperatorSigningRoleArns"}, ""]}]})
     };
     let template = real();
     assert_eq!(
@@ -766,10 +832,13 @@ fn only_the_stacks_functions_may_sign_audit_events() {
         .unwrap()
         .push("kms:CreateGrant".into());
     assert!(!only_functions(&granted));
-    let mut any_operator = template.clone();
-    key_policy(&mut any_operator)[2]["Fn::If"][1]["Condition"] =
-        serde_json::json!({"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/*"}});
-    assert!(!only_functions(&any_operator));
+    // An operator role that may sign (operators act through the operator API).
+    let mut operators_sign = template.clone();
+    let mut extra = key_policy(&mut operators_sign)[1].clone();
+    extra["Condition"] =
+        serde_json::json!({"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/Operators"}});
+    key_policy(&mut operators_sign).push(extra);
+    assert!(!only_functions(&operators_sign));
     let mut anyone = template;
     key_policy(&mut anyone)[1]
         .as_object_mut()
@@ -831,5 +900,100 @@ fn audit_anchors_cannot_be_removed_by_anyone_lapse_deploys() {
     assert_eq!(
         anchor_problems(&deleter),
         ["SweeperFunctionRole: s3:DeleteObjectVersion on the anchor bucket"]
+    );
+}
+
+/// Every route's authorizer: `(path, method, authorizer)`.
+fn route_auth(template: &Value) -> Vec<(String, String, String)> {
+    let body = &template["Resources"]["Api"]["Properties"]["Body"];
+    let mut routes = Vec::new();
+    for (path, operations) in body["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let auth: Vec<String> = as_list(&operation["security"])
+                .iter()
+                .flat_map(|s| s.as_object().unwrap().keys().cloned().collect::<Vec<_>>())
+                .collect();
+            routes.push((path.clone(), method.clone(), auth.join(",")));
+        }
+    }
+    routes
+}
+
+/// Anything wrong with how the API authenticates: the operator routes take SigV4
+/// (API Gateway's IAM authorizer, so the executor is who AWS authenticated), people's
+/// routes take the JWT, only the HR webhook takes neither (it checks its own
+/// bearer and HMAC), and the operators' policy reaches the operator routes only.
+fn api_auth_problems(template: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let schemes =
+        &template["Resources"]["Api"]["Properties"]["Body"]["components"]["securitySchemes"];
+    if schemes["AWS_IAM"]["x-amazon-apigateway-authtype"] != "awsSigv4" {
+        problems.push("no SigV4 security scheme".to_owned());
+    }
+    for (path, method, auth) in route_auth(template) {
+        let expected = if path.starts_with("/v1/operator/") {
+            "AWS_IAM"
+        } else if path == "/api/v1/webhooks/hr-events" {
+            "NONE"
+        } else {
+            "Jwt"
+        };
+        if auth != expected {
+            problems.push(format!("{method} {path}: {auth}, expected {expected}"));
+        }
+    }
+    let policy = &template["Resources"]["OperatorAccessPolicy"]["Properties"]["PolicyDocument"];
+    for statement in as_list(&policy["Statement"]) {
+        let resources: Vec<String> = as_list(&statement["Resource"])
+            .iter()
+            .map(resource_text)
+            .collect();
+        if as_list(&statement["Action"]) != [Value::String("execute-api:Invoke".into())]
+            || resources.iter().any(|r| !r.ends_with("/*/*/v1/operator/*"))
+        {
+            problems.push(format!(
+                "OperatorAccessPolicy reaches beyond the operator routes: {statement}"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn operator_routes_take_sigv4_and_people_take_the_jwt() {
+    let template = real();
+    assert_eq!(api_auth_problems(&template), Vec::<String>::new());
+    assert!(
+        route_auth(&template)
+            .iter()
+            .any(|(path, _, auth)| path == "/v1/operator/{proxy+}" && auth == "AWS_IAM")
+    );
+    // Broken copies: an operator route left to the JWT default, or opened up.
+    for (from, to, expected) in [
+        (
+            "            Auth:\n              Authorizer: AWS_IAM\n",
+            "",
+            "x-amazon-apigateway-any-method /v1/operator/{proxy+}: Jwt, expected AWS_IAM",
+        ),
+        (
+            "Authorizer: AWS_IAM",
+            "Authorizer: NONE",
+            ": NONE, expected AWS_IAM",
+        ),
+    ] {
+        let (broken, _) = translate(&broken_copy(from, to)).unwrap();
+        let problems = api_auth_problems(&broken);
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "{problems:?}"
+        );
+    }
+    let mut broader = template;
+    broader["Resources"]["OperatorAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+        ["Resource"] = serde_json::json!({"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}/*"});
+    assert!(
+        api_auth_problems(&broader)
+            .iter()
+            .any(|p| p.starts_with("OperatorAccessPolicy reaches beyond"))
     );
 }

@@ -1,6 +1,10 @@
 //! A client for Lapse's HTTP API, for people (the CLI) and programs (the demo, tests).
-//! It sends a bearer token; who the caller is comes from that token alone.
+//! People's routes take a bearer token; who the caller is comes from that token
+//! alone. The operator routes (`/v1/operator/*`) take an AWS Signature Version 4
+//! made with the operator's own AWS credentials, which API Gateway's IAM
+//! authorizer checks; the secret never leaves this process.
 
+use aws_credential_types::provider::SharedCredentialsProvider;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -13,6 +17,9 @@ pub enum ApiError {
         name: String,
         message: String,
     },
+    /// The call could not be made (no credentials, a body that does not encode).
+    #[error("cannot call {url}: {message}")]
+    Client { url: String, message: String },
     #[error("cannot reach {url}")]
     Transport {
         url: String,
@@ -25,24 +32,47 @@ impl ApiError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ApiError::Status { status, .. } => Some(*status),
-            ApiError::Transport { .. } => None,
+            ApiError::Transport { .. } | ApiError::Client { .. } => None,
         }
     }
+}
+
+/// How calls are authenticated.
+#[derive(Clone)]
+enum Auth {
+    /// A JWT from the identity provider.
+    Bearer(String),
+    /// SigV4 (`execute-api`) with these AWS credentials.
+    Aws {
+        credentials: SharedCredentialsProvider,
+        region: String,
+    },
 }
 
 #[derive(Clone)]
 pub struct ApiClient {
     base: String,
-    token: String,
+    auth: Auth,
     http: reqwest::Client,
 }
 
 impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let auth = match &self.auth {
+            Auth::Bearer(_) => "bearer <redacted>".to_owned(),
+            Auth::Aws { region, .. } => format!("sigv4 execute-api {region}"),
+        };
         f.debug_struct("ApiClient")
             .field("base", &self.base)
-            .field("token", &"<redacted>")
+            .field("auth", &auth)
             .finish()
+    }
+}
+
+fn client_error(url: &str, message: String) -> ApiError {
+    ApiError::Client {
+        url: url.to_owned(),
+        message,
     }
 }
 
@@ -50,8 +80,77 @@ impl ApiClient {
     pub fn new(base: impl Into<String>, token: impl Into<String>) -> Self {
         Self {
             base: base.into().trim_end_matches('/').to_owned(),
-            token: token.into(),
+            auth: Auth::Bearer(token.into()),
             http: reqwest::Client::new(),
+        }
+    }
+
+    /// A client that signs every call with the AWS credentials and region of `sdk`
+    /// (the operator's profile, role or environment).
+    pub fn aws(base: impl Into<String>, sdk: &aws_config::SdkConfig) -> Result<Self, ApiError> {
+        let base = base.into().trim_end_matches('/').to_owned();
+        let credentials = sdk
+            .credentials_provider()
+            .ok_or_else(|| client_error(&base, "no AWS credentials are configured".into()))?;
+        let region = sdk
+            .region()
+            .ok_or_else(|| client_error(&base, "no AWS region is configured".into()))?
+            .to_string();
+        Ok(Self {
+            base,
+            auth: Auth::Aws {
+                credentials,
+                region,
+            },
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// The headers that authenticate one call.
+    async fn authorize(
+        &self,
+        method: &reqwest::Method,
+        url: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Result<Vec<(String, String)>, ApiError> {
+        use aws_credential_types::provider::ProvideCredentials;
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+        match &self.auth {
+            Auth::Bearer(token) => Ok(vec![("authorization".into(), format!("Bearer {token}"))]),
+            Auth::Aws {
+                credentials,
+                region,
+            } => {
+                let identity = credentials
+                    .provide_credentials()
+                    .await
+                    .map_err(|e| client_error(url, format!("AWS credentials: {e}")))?
+                    .into();
+                let params = aws_sigv4::sign::v4::SigningParams::builder()
+                    .identity(&identity)
+                    .region(region)
+                    .name("execute-api")
+                    .time(std::time::SystemTime::now())
+                    .settings(SigningSettings::default())
+                    .build()
+                    .map_err(|e| client_error(url, format!("signing: {e}")))?
+                    .into();
+                let signable = SignableRequest::new(
+                    method.as_str(),
+                    url,
+                    headers.iter().map(|(k, v)| (*k, v.as_str())),
+                    SignableBody::Bytes(body),
+                )
+                .map_err(|e| client_error(url, format!("signing: {e}")))?;
+                let (instructions, _) = sign(signable, &params)
+                    .map_err(|e| client_error(url, format!("signing: {e}")))?
+                    .into_parts();
+                Ok(instructions
+                    .headers()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect())
+            }
         }
     }
 
@@ -62,9 +161,25 @@ impl ApiClient {
         body: Option<Value>,
     ) -> Result<T, ApiError> {
         let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method, &url).bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
+        let mut headers: Vec<(&str, String)> = Vec::new();
+        let bytes = match body {
+            Some(body) => {
+                headers.push(("content-type", "application/json".into()));
+                serde_json::to_vec(&body).map_err(|e| client_error(&url, e.to_string()))?
+            }
+            None => Vec::new(),
+        };
+        let auth = self.authorize(&method, &url, &headers, &bytes).await?;
+        let mut request = self.http.request(method, &url);
+        for (name, value) in headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .chain(auth)
+        {
+            request = request.header(name, value);
+        }
+        if !bytes.is_empty() {
+            request = request.body(bytes);
         }
         let response = request.send().await.map_err(|source| ApiError::Transport {
             url: url.clone(),
@@ -190,6 +305,22 @@ impl ApiClient {
             Some(json!({ "duration": duration, "justification": justification })),
         )
         .await
+    }
+
+    /// `POST /v1/operator/{path}` (IAM-authorised operator routes).
+    pub async fn operator_post(&self, path: &str, body: Value) -> Result<Value, ApiError> {
+        self.send(
+            reqwest::Method::POST,
+            &format!("/v1/operator/{path}"),
+            Some(body),
+        )
+        .await
+    }
+
+    /// `GET /v1/operator/{path}`.
+    pub async fn operator_get(&self, path: &str) -> Result<Value, ApiError> {
+        self.send(reqwest::Method::GET, &format!("/v1/operator/{path}"), None)
+            .await
     }
 
     /// Polls a request until it reaches `status` (or `timeout` passes).

@@ -496,6 +496,23 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
 }
 
 /// `lapse local serve`: the local stack for a person at a terminal.
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}
+
 pub async fn serve(port: u16, prefix: &str, key_file: &Path, users: &[String]) -> Result<()> {
     let sdk = lapse_aws::sdk::load().await;
     let issuer = DevIssuer::load_or_create(key_file)?;
@@ -515,11 +532,42 @@ pub async fn serve(port: u16, prefix: &str, key_file: &Path, users: &[String]) -
     let users: Vec<&str> = users.iter().map(String::as_str).collect();
     stack.add_users(&users).await?;
     println!("Lapse local stack `{prefix}` at {}", stack.url);
+    println!("People (requests, approvals, grants):");
     println!("  export LAPSE_API_URL={}", stack.url);
     println!(
         "  export LAPSE_TOKEN=$(lapse local token --user <name> --groups <a,b> --key-file {})",
         key_file.display()
     );
+    // The operator's key is a development credential of this emulator; still, its
+    // secret goes to a file only its owner can read, not to the terminal.
+    let env_file = key_file
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join(format!("{prefix}-operator.env"));
+    let mut exports = String::new();
+    for (name, value) in stack.operator_env().into_iter().chain(
+        stack
+            .config
+            .env_pairs()
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("LAPSE_AUDIT")),
+    ) {
+        exports.push_str(&format!("export {name}={value}\n"));
+    }
+    write_private(&env_file, &exports)?;
+    println!(
+        "Operators (revoke, restore, hold, check-user, verify; signed as {}) and auditors (audit verify|export):",
+        stack.operator.arn
+    );
+    for line in exports.lines() {
+        match line.split_once('=') {
+            Some((name, _)) if name.ends_with("AWS_SECRET_ACCESS_KEY") => {
+                println!("  {name}=<in {}>", env_file.display())
+            }
+            _ => println!("  {line}"),
+        }
+    }
+    println!("  (all of them: source {})", env_file.display());
     println!("Ctrl-C stops it.");
     tokio::signal::ctrl_c().await?;
     Ok(())

@@ -11,9 +11,10 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use lapse_cli::client::ApiClient;
-use lapse_cli::operator::{self, Operator, RevokeAsk};
+use lapse_cli::operator::{self, Operator};
 use lapse_cli::{demo, show};
 use lapse_core::policy::Catalog;
+use lapse_core::revocation::operator::RevokeAsk;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -141,7 +142,7 @@ struct RevokeArgs {
     #[arg(long)]
     dry_run: bool,
     /// Act now, skipping any transition period; flagged in the audit trail.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "schedule")]
     emergency: bool,
     /// Keep the archived before-state past its retention.
     #[arg(long)]
@@ -269,24 +270,14 @@ fn client(cli: &Cli) -> Result<ApiClient> {
 async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Policy { .. } | Command::Demo(_) => unreachable!("handled in main"),
-        Command::Revoke(args) => revoke(args).await?,
+        Command::Revoke(args) => revoke(&cli, args).await?,
         Command::Restore {
             user,
             from_backup,
             approval,
         } => {
-            let op = Operator::from_env().await?;
-            let user_id = lapse_core::identity::PrincipalId::new(user.as_str())
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let restored = lapse_core::revocation::usecase::restore(
-                &op.revocations,
-                &user_id,
-                *from_backup,
-                approval,
-                &op.executor,
-                Utc::now(),
-            )
-            .await?;
+            let op = operator(&cli).await?;
+            let restored = operator::restore(&op, user, *from_backup, approval).await?;
             println!(
                 "{user}: restored {} item(s) (approval {approval})",
                 restored.len()
@@ -330,14 +321,18 @@ async fn run(cli: Cli) -> Result<()> {
             };
             eprintln!("{written} event(s) exported");
         }
-        Command::CheckUser { user } => println!(
-            "{}",
-            operator::check_user(&Operator::from_env().await?, user).await?
-        ),
-        Command::Verify { user } => println!(
-            "{}",
-            operator::verify_user(&Operator::from_env().await?, user).await?
-        ),
+        Command::CheckUser { user } => {
+            println!(
+                "{}",
+                operator::check_user(&operator(&cli).await?, user).await?
+            )
+        }
+        Command::Verify { user } => {
+            println!(
+                "{}",
+                operator::verify_user(&operator(&cli).await?, user).await?
+            )
+        }
         Command::Hold {
             user,
             legal_hold,
@@ -353,7 +348,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!(
                 "{}",
                 operator::hold(
-                    &Operator::from_env().await?,
+                    &operator(&cli).await?,
                     user,
                     *legal_hold,
                     override_reason,
@@ -489,38 +484,31 @@ async fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-async fn revoke(args: &RevokeArgs) -> Result<()> {
+async fn operator(cli: &Cli) -> Result<Operator> {
+    let mut op = Operator::connect(cli.api_url.as_deref()).await?;
+    if let Ok(seconds) = std::env::var("LAPSE_WAIT_SECONDS") {
+        op.wait = std::time::Duration::from_secs(
+            seconds
+                .parse()
+                .context("LAPSE_WAIT_SECONDS must be a whole number of seconds")?,
+        );
+    }
+    Ok(op)
+}
+
+async fn revoke(cli: &Cli, args: &RevokeArgs) -> Result<()> {
     if let Some(batch) = &args.batch {
-        let op = Operator::from_env().await?;
+        let op = operator(cli).await?;
         let (_, failed) = operator::batch(Some(&op), batch, args.dry_run, args.emergency).await?;
         anyhow::ensure!(failed == 0, "{failed} row(s) failed");
         return Ok(());
     }
     let user = args.user.clone().context("--user is required")?;
     let reason = args.reason.clone().context("--reason is required")?;
-    let op = Operator::from_env().await?;
+    let op = operator(cli).await?;
     if let Some(extend) = &args.extend {
-        let by: lapse_core::duration::Span = extend.parse()?;
-        let id = lapse_core::identity::PrincipalId::new(user.as_str())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let moved = lapse_core::revocation::usecase::postpone(
-            &op.revocations,
-            &id,
-            by.delta(),
-            &reason,
-            &op.executor,
-            Utc::now(),
-        )
-        .await?;
-        anyhow::ensure!(
-            !moved.is_empty(),
-            "{user} has no revocation that is not yet effective"
-        );
-        for case in moved {
-            println!(
-                "{user}: case {} now effective at {}",
-                case.id, case.effective_at
-            );
+        for (case, at) in operator::postpone(&op, &user, extend, &reason).await? {
+            println!("{user}: case {case} now effective at {at}");
         }
         return Ok(());
     }
@@ -534,6 +522,7 @@ async fn revoke(args: &RevokeArgs) -> Result<()> {
         (None, true) => lapse_core::revocation::plan::RevocationKind::Full,
     };
     let ask = RevokeAsk {
+        request_id: operator::request_id(),
         user,
         reason,
         kind,

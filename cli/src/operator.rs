@@ -1,152 +1,183 @@
 //! The operator's revocation tools: `lapse revoke`, `restore`, `check-user`,
-//! `verify`, `hold`. They act with the operator's own AWS credentials (every
-//! action is recorded in CloudTrail under that principal) on the stack named by the
-//! `LAPSE_*` variables, and the operator's AWS identity is the audited executor.
+//! `verify`, `hold`. Each is a call to the stack's operator API
+//! (`/v1/operator/*`), signed with the operator's own AWS credentials (SigV4):
+//! API Gateway's IAM authorizer checks the signature and the caller's
+//! `execute-api:Invoke` permission, and the stack's own roles do the work, so the
+//! audited executor is the principal AWS authenticated. Operators need no IAM,
+//! DynamoDB or KMS permissions of their own.
 
 use std::path::Path;
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
-use lapse_core::identity::PrincipalId;
-use lapse_core::revocation::case::{CaseStatus, RevocationCase, Trigger, TriggerSource};
-use lapse_core::revocation::plan::{RevocationKind, ServiceCredentials};
-use lapse_core::revocation::ports::{CaseStore, Controls, IdentityDirectory, UserControls};
-use lapse_core::revocation::usecase::{self as steps, RevocationPorts};
-use lapse_lambda::config::Env;
-use lapse_lambda::wiring::Revocations;
+use lapse_core::revocation::case::{CaseStatus, RevocationCase};
+use lapse_core::revocation::operator::RevokeAsk;
+use lapse_core::revocation::plan::{IdentitySnapshot, RevocationKind, ServiceCredentials};
+use lapse_core::revocation::ports::Controls;
+use serde_json::{Value, json};
 
-/// What `lapse revoke` was asked to do for one user.
-#[derive(Clone, Debug)]
-pub struct RevokeAsk {
-    pub user: String,
-    pub reason: String,
-    pub kind: RevocationKind,
-    pub preserve_data: bool,
-    pub emergency: bool,
-    pub schedule: Option<DateTime<Utc>>,
+use crate::client::ApiClient;
+
+/// How long `lapse revoke` waits for a verified result before it stops waiting
+/// (the workflow goes on; `lapse check-user` follows it).
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(300);
+
+/// A new idempotency key for one ask: a retried call with it opens and starts
+/// nothing twice.
+pub fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
-/// The stack and the operator's identity.
+/// The operator API, signed with the operator's AWS credentials.
 #[derive(Debug)]
 pub struct Operator {
-    pub revocations: Revocations,
-    pub executor: String,
-    sdk: aws_config::SdkConfig,
+    api: ApiClient,
+    /// How long to wait for a started revocation to be verified.
+    pub wait: Duration,
+}
+
+/// What the stack did with an ask.
+#[derive(Debug)]
+pub enum Submitted {
+    /// The workflow was started now.
+    Started(RevocationCase),
+    /// A schedule starts it at `at`.
+    Scheduled {
+        case: RevocationCase,
+        at: DateTime<Utc>,
+        schedule: String,
+    },
+}
+
+fn case_of(value: &Value) -> Result<RevocationCase> {
+    serde_json::from_value(value["case"].clone()).context("the API answered without a case")
 }
 
 impl Operator {
-    pub async fn from_env() -> Result<Self> {
+    /// The API at `api_url` (`--api-url` / `LAPSE_API_URL`, a stack output), with
+    /// the AWS credentials and region of the default chain (profile, SSO, role,
+    /// environment).
+    pub async fn connect(api_url: Option<&str>) -> Result<Self> {
+        let url = api_url.context("set --api-url or LAPSE_API_URL (the stack's ApiUrl output)")?;
         let sdk = lapse_aws::sdk::load().await;
-        let revocations = Revocations::from_env(&Env::process(), &sdk)
-            .await
-            .context("the operator commands read the stack from LAPSE_* variables")?;
-        let caller = aws_sdk_sts::Client::new(&sdk)
-            .get_caller_identity()
-            .send()
-            .await
-            .context("cannot establish the operator's AWS identity")?;
-        let executor = format!("operator:{}", caller.arn().unwrap_or("unknown"));
         Ok(Self {
-            revocations,
-            executor,
-            sdk,
+            api: ApiClient::aws(url, &sdk)?,
+            wait: DEFAULT_WAIT,
         })
     }
 
-    fn case(&self, ask: &RevokeAsk, now: DateTime<Utc>) -> Result<RevocationCase> {
-        let user = PrincipalId::new(ask.user.trim()).map_err(|e| anyhow::anyhow!("{e}"))?;
-        if ask.reason.trim().is_empty() {
-            bail!("--reason is required");
-        }
-        if ask.emergency && ask.schedule.is_some() {
-            bail!("--emergency revokes now; it cannot be combined with --schedule");
-        }
-        // A role change honours the policy's transition period unless it is an
-        // emergency, as an HR role change does.
-        let transition = match (&ask.kind, ask.emergency) {
-            (RevocationKind::Partial { .. }, false) => self
-                .revocations
-                .catalog()
-                .tunables()
-                .role_change_transition
-                .delta(),
-            _ => chrono::TimeDelta::zero(),
-        };
-        let effective_at = ask.schedule.unwrap_or(now + transition);
-        Ok(RevocationCase::new(
-            user,
-            ask.kind.clone(),
-            Trigger {
-                source: TriggerSource::Operator,
-                event_id: format!(
-                    "operator:{}:{}",
-                    ask.user.trim(),
-                    now.timestamp_nanos_opt().unwrap_or_default()
-                ),
-                event_type: None,
-                reason: if ask.emergency {
-                    format!("EMERGENCY: {}", ask.reason)
-                } else {
-                    ask.reason.clone()
-                },
-                executor: self.executor.clone(),
-                manager: None,
-            },
-            effective_at,
-            ask.preserve_data,
-            now,
-        ))
+    /// Exactly what would change, changing nothing.
+    pub async fn dry_run(&self, ask: &RevokeAsk) -> Result<Vec<String>> {
+        let out = self
+            .api
+            .operator_post("revocations/plan", serde_json::to_value(ask)?)
+            .await?;
+        Ok(out["summary"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|a| format!("would {a}"))
+            .collect())
     }
 
-    /// Prints exactly what would change, changing nothing.
-    pub async fn dry_run(&self, ask: &RevokeAsk) -> Result<Vec<String>> {
-        let now = Utc::now();
-        let case = self.case(ask, now)?;
-        let plan = steps::current_plan(&self.revocations, &case, now).await?;
-        Ok(plan.iter().map(|a| format!("would {a:?}")).collect())
+    /// Opens the case and starts (or schedules) its workflow.
+    pub async fn submit(&self, ask: &RevokeAsk) -> Result<Submitted> {
+        let out = self
+            .api
+            .operator_post("revocations", serde_json::to_value(ask)?)
+            .await?;
+        let case = case_of(&out)?;
+        Ok(match out.get("scheduled") {
+            Some(scheduled) => Submitted::Scheduled {
+                at: serde_json::from_value(scheduled["at"].clone())?,
+                schedule: scheduled["schedule"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                case,
+            },
+            None => Submitted::Started(case),
+        })
+    }
+
+    /// One case, as the stack holds it now.
+    pub async fn case(&self, id: &str) -> Result<RevocationCase> {
+        case_of(&self.api.operator_get(&format!("cases/{id}")).await?)
+    }
+
+    /// Waits until the case is settled (verified, failed, held, nothing to
+    /// revoke), or `self.wait` passes.
+    pub async fn settled(&self, id: &str) -> Result<RevocationCase> {
+        let deadline = tokio::time::Instant::now() + self.wait;
+        loop {
+            let case = self.case(id).await?;
+            if settled(case.status) {
+                return Ok(case);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "case {id} is still {:?} after {} s; the workflow goes on (follow it with `lapse check-user --user {}`)",
+                    case.status,
+                    self.wait.as_secs(),
+                    case.user
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// Revokes now (verified before it returns), or schedules it.
     pub async fn revoke(&self, ask: &RevokeAsk) -> Result<String> {
-        let now = Utc::now();
-        let case = steps::open(&self.revocations, self.case(ask, now)?, now).await?;
-        if let Some(at) = Some(case.effective_at).filter(|at| *at > now) {
-            let arn = std::env::var("LAPSE_REVOCATION_STATE_MACHINE_ARN")
-                .context("scheduling needs LAPSE_REVOCATION_STATE_MACHINE_ARN (a stack output)")?;
-            let role = std::env::var("LAPSE_SCHEDULER_ROLE_ARN")
-                .context("scheduling needs LAPSE_SCHEDULER_ROLE_ARN (a stack output)")?;
-            let scheduler = lapse_aws::scheduler::RevocationScheduler::new(
-                aws_sdk_scheduler::Client::new(&self.sdk),
-                arn,
-                role,
-            );
-            let schedule = scheduler.schedule(&case.id, at).await?;
-            return Ok(format!(
-                "{}: scheduled for {at} as case {} ({schedule})",
-                case.user, case.id
-            ));
+        match self.submit(ask).await? {
+            Submitted::Scheduled { case, at, schedule } => Ok(scheduled(&case, at, &schedule)),
+            Submitted::Started(case) => outcome(&self.settled(&case.id).await?),
         }
-        let done = steps::run(&self.revocations, &case.id, now).await?;
-        Ok(match done.status {
-            CaseStatus::Verified => format!(
-                "{}: {} revocation verified ({} action(s), case {})",
-                done.user,
-                done.kind.label(),
-                done.applied.len(),
-                done.id
-            ),
-            CaseStatus::Held => format!(
-                "{}: held back: {}",
-                done.user,
-                done.held_reason.unwrap_or_default()
-            ),
-            CaseStatus::NothingToRevoke => format!(
-                "{}: NOTHING TO REVOKE: IAM has no such user; security was alerted (case {})",
-                done.user, done.id
-            ),
-            other => format!("{}: {other:?} (case {})", done.user, done.id),
-        })
     }
+}
+
+fn settled(status: CaseStatus) -> bool {
+    matches!(
+        status,
+        CaseStatus::Verified | CaseStatus::Failed | CaseStatus::Held | CaseStatus::NothingToRevoke
+    )
+}
+
+fn scheduled(case: &RevocationCase, at: DateTime<Utc>, schedule: &str) -> String {
+    format!(
+        "{}: scheduled for {at} as case {} ({schedule})",
+        case.user, case.id
+    )
+}
+
+/// What a settled case means for the operator; a failed verification is an error.
+fn outcome(done: &RevocationCase) -> Result<String> {
+    Ok(match done.status {
+        CaseStatus::Verified => format!(
+            "{}: {} revocation verified ({} action(s), case {})",
+            done.user,
+            done.kind.label(),
+            done.applied.len(),
+            done.id
+        ),
+        CaseStatus::Held => format!(
+            "{}: held back: {}",
+            done.user,
+            done.held_reason.clone().unwrap_or_default()
+        ),
+        CaseStatus::NothingToRevoke => format!(
+            "{}: NOTHING TO REVOKE: IAM has no such user; security was alerted (case {})",
+            done.user, done.id
+        ),
+        CaseStatus::Failed => bail!(
+            "{}: revocation NOT verified: IAM still holds {} (case {}; security was alerted)",
+            done.user,
+            done.residue.join(", "),
+            done.id
+        ),
+        other => bail!("{}: {other:?} (case {})", done.user, done.id),
+    })
 }
 
 /// One row of a batch file: `username,reason,revocation_type,preserve_data`.
@@ -177,6 +208,7 @@ pub fn parse_batch_row(line: &str) -> Result<RevokeAsk> {
         other => bail!("preserve_data `{other}` is not true or false"),
     };
     Ok(RevokeAsk {
+        request_id: request_id(),
         user: user.to_owned(),
         reason: reason.to_owned(),
         kind,
@@ -186,8 +218,9 @@ pub fn parse_batch_row(line: &str) -> Result<RevokeAsk> {
     })
 }
 
-/// Runs a batch file; a bad row is reported and never stops the good ones.
-/// Returns (succeeded, failed).
+/// Runs a batch file; a bad row is reported and never stops the good ones. Every
+/// row is submitted first, then each started case is waited for, so the rows'
+/// workflows run side by side. Returns (succeeded, failed).
 pub async fn batch(
     operator: Option<&Operator>,
     path: &Path,
@@ -203,7 +236,8 @@ pub async fn batch(
         .filter(|(i, l)| !(*i == 0 && l.starts_with("username")))
         .collect();
     let total = rows.len();
-    let (mut ok, mut failed) = (0, 0);
+    // What each row came to: a final message, or a case still to wait for.
+    let mut results: Vec<(usize, Result<Result<String, RevocationCase>>)> = Vec::new();
     for (done, (index, line)) in rows.into_iter().enumerate() {
         let result = async {
             let ask = RevokeAsk {
@@ -211,27 +245,46 @@ pub async fn batch(
                 ..parse_batch_row(line)?
             };
             match operator {
-                Some(op) if dry_run => Ok(op.dry_run(&ask).await?.join("; ")),
-                Some(op) => op.revoke(&ask).await,
-                None => Ok(format!("{}: valid row", ask.user)),
+                Some(op) if dry_run => Ok(Ok(op.dry_run(&ask).await?.join("; "))),
+                Some(op) => Ok(match op.submit(&ask).await? {
+                    Submitted::Scheduled { case, at, schedule } => {
+                        Ok(scheduled(&case, at, &schedule))
+                    }
+                    Submitted::Started(case) => Err(case),
+                }),
+                None => Ok(Ok(format!("{}: valid row", ask.user))),
             }
         }
         .await;
         eprint!(
-            "\r[{}/{}] {}",
+            "\r[{}/{}] submitted {}",
             done + 1,
             total,
             progress_bar(done + 1, total)
         );
-        match result {
+        results.push((index, result));
+    }
+    eprintln!();
+    let (mut ok, mut failed) = (0, 0);
+    for (index, result) in results {
+        let message = match result {
+            Ok(Ok(message)) => Ok(message),
+            Ok(Err(started)) => match operator {
+                Some(op) => match op.settled(&started.id).await {
+                    Ok(case) => outcome(&case),
+                    Err(err) => Err(err),
+                },
+                None => Err(anyhow!("no stack to wait on")),
+            },
+            Err(err) => Err(err),
+        };
+        match message {
             Ok(message) => {
                 ok += 1;
-                eprintln!();
                 println!("line {}: {message}", index + 1);
             }
             Err(err) => {
                 failed += 1;
-                eprintln!();
                 println!("line {}: ERROR {err:#}", index + 1);
             }
         }
@@ -246,41 +299,32 @@ fn progress_bar(done: usize, total: usize) -> String {
     format!("{}{}", "#".repeat(filled), ".".repeat(width - filled))
 }
 
+fn active(on: bool) -> &'static str {
+    if on { "ACTIVE" } else { "inactive" }
+}
+
 /// Current access of a user: IAM, live grants, controls, cases.
 pub async fn check_user(op: &Operator, user: &str) -> Result<String> {
-    let user = PrincipalId::new(user).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let r = &op.revocations;
-    let snapshot = r.directory().identity(&user, Utc::now()).await?;
-    let controls = r.controls().controls(&user).await?;
-    let cases = r.cases().cases_of(&user).await?;
-    let mut out = vec![format!("user {user} (exists in IAM: {})", snapshot.exists)];
-    out.push(format!("  console login: {}", snapshot.login_profile));
+    let out = op.api.operator_get(&format!("users/{user}")).await?;
+    let snapshot: IdentitySnapshot = serde_json::from_value(out["identity"].clone())?;
+    let controls: Controls = serde_json::from_value(out["controls"].clone())?;
+    let cases: Vec<RevocationCase> = serde_json::from_value(out["cases"].clone())?;
+    let mut lines = vec![format!("user {user} (exists in IAM: {})", snapshot.exists)];
+    lines.push(format!("  console login: {}", snapshot.login_profile));
     for key in &snapshot.access_keys {
-        out.push(format!(
-            "  access key {} {}",
-            key.id,
-            if key.active { "ACTIVE" } else { "inactive" }
-        ));
+        lines.push(format!("  access key {} {}", key.id, active(key.active)));
     }
     for key in &snapshot.ssh_keys {
-        out.push(format!(
-            "  ssh key {} {}",
-            key.id,
-            if key.active { "ACTIVE" } else { "inactive" }
-        ));
+        lines.push(format!("  ssh key {} {}", key.id, active(key.active)));
     }
     for certificate in &snapshot.signing_certificates {
-        out.push(format!(
+        lines.push(format!(
             "  signing certificate {} {}",
             certificate.id,
-            if certificate.active {
-                "ACTIVE"
-            } else {
-                "inactive"
-            }
+            active(certificate.active)
         ));
     }
-    out.extend(
+    lines.extend(
         snapshot
             .mfa_devices
             .iter()
@@ -288,24 +332,25 @@ pub async fn check_user(op: &Operator, user: &str) -> Result<String> {
     );
     match &snapshot.service_credentials {
         ServiceCredentials::Listed { credentials } => {
-            out.extend(credentials.iter().map(|c| {
+            lines.extend(credentials.iter().map(|c| {
                 format!(
                     "  service-specific credential {} {}",
                     c.id,
-                    if c.active { "ACTIVE" } else { "inactive" }
+                    active(c.active)
                 )
             }));
         }
         ServiceCredentials::Unreadable { reason } => {
-            out.push(format!(
+            lines.push(format!(
                 "  service-specific credentials: UNREADABLE ({reason})"
             ));
         }
         ServiceCredentials::NotOffered => {
-            out.push("  service-specific credentials: not offered (declared emulator gap)".into());
+            lines
+                .push("  service-specific credentials: not offered (declared emulator gap)".into());
         }
     }
-    out.extend(snapshot.trusting_roles.iter().map(|r| {
+    lines.extend(snapshot.trusting_roles.iter().map(|r| {
         format!(
             "  trusted by role {} (managed: {}, sessions denied: {})",
             r.name,
@@ -313,26 +358,26 @@ pub async fn check_user(op: &Operator, user: &str) -> Result<String> {
             r.session_deny.is_some()
         )
     }));
-    out.extend(snapshot.groups.iter().map(|g| format!("  group {g}")));
-    out.extend(
+    lines.extend(snapshot.groups.iter().map(|g| format!("  group {g}")));
+    lines.extend(
         snapshot
             .inline_policies
             .keys()
             .map(|p| format!("  inline policy {p}")),
     );
-    out.extend(
+    lines.extend(
         snapshot
             .attached_policies
             .iter()
             .map(|p| format!("  attached policy {p}")),
     );
-    out.push(format!(
+    lines.push(format!(
         "  legal hold: {}; override: {}",
         controls.legal_hold,
         controls.override_reason.as_deref().unwrap_or("none")
     ));
     for case in cases {
-        out.push(format!(
+        lines.push(format!(
             "  case {} {} {:?} ({})",
             case.id,
             case.kind.label(),
@@ -340,27 +385,29 @@ pub async fn check_user(op: &Operator, user: &str) -> Result<String> {
             case.trigger.reason
         ));
     }
-    Ok(out.join("\n"))
+    Ok(lines.join("\n"))
 }
 
 /// Re-verifies the user's latest revocation against IAM.
 pub async fn verify_user(op: &Operator, user: &str) -> Result<String> {
-    let user = PrincipalId::new(user).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let r = &op.revocations;
-    let latest = r
-        .cases()
-        .cases_of(&user)
-        .await?
-        .into_iter()
-        .last()
-        .context("no revocation case for this user")?;
-    match steps::verify_case(r, &latest.id, Utc::now()).await {
-        Ok(case) => Ok(format!("{user}: verified (case {})", case.id)),
-        Err(err) => bail!("{user}: NOT verified: {err}"),
+    let out = op
+        .api
+        .operator_post(&format!("users/{user}/verify"), json!({}))
+        .await?;
+    if out["verified"] == true {
+        let case = case_of(&out)?;
+        Ok(format!("{user}: verified (case {})", case.id))
+    } else {
+        bail!(
+            "{user}: NOT verified: IAM still holds {} (case {})",
+            out["residue"].as_str().unwrap_or("?"),
+            out["case_id"].as_str().unwrap_or("?")
+        )
     }
 }
 
-/// Sets a legal hold or an override (or clears them), audited with its reason.
+/// Sets a legal hold or an override (or clears them), audited with its reason; a
+/// cleared override resumes the user's held cases in the stack's workflow.
 pub async fn hold(
     op: &Operator,
     user: &str,
@@ -368,48 +415,67 @@ pub async fn hold(
     override_reason: Option<Option<String>>,
     reason: &str,
 ) -> Result<String> {
-    let user = PrincipalId::new(user).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let r = &op.revocations;
-    let cleared = matches!(override_reason, Some(None));
-    let controls = steps::set_controls(
-        r,
-        &user,
-        |c: &mut Controls| {
-            if let Some(on) = legal_hold {
-                c.legal_hold = on;
-            }
-            if let Some(value) = &override_reason {
-                c.override_reason = value.clone();
-            }
-        },
-        reason,
-        &op.executor,
-        Utc::now(),
-    )
-    .await?;
-    let mut out = format!(
+    let mut body = json!({ "reason": reason });
+    if let Some(on) = legal_hold {
+        body["legal_hold"] = json!(on);
+    }
+    match override_reason {
+        Some(Some(text)) => body["override"] = json!(text),
+        Some(None) => body["clear_override"] = json!(true),
+        None => {}
+    }
+    let out = op
+        .api
+        .operator_post(&format!("users/{user}/controls"), body)
+        .await?;
+    let controls: Controls = serde_json::from_value(out["controls"].clone())?;
+    let mut text = format!(
         "{user}: legal hold {}, override {}",
         controls.legal_hold,
         controls.override_reason.as_deref().unwrap_or("none")
     );
-    let held = r
-        .cases()
-        .cases_of(&user)
-        .await?
-        .iter()
-        .any(|c| c.status == CaseStatus::Held);
-    if cleared && held {
-        // Held cases resume in the stack's workflow, which waits for their time.
-        let arn = std::env::var("LAPSE_REVOCATION_STATE_MACHINE_ARN").context(
-            "resuming held cases needs LAPSE_REVOCATION_STATE_MACHINE_ARN (a stack output)",
-        )?;
-        let workflows =
-            lapse_aws::sfn::SfnWorkflowStarter::new(aws_sdk_sfn::Client::new(&op.sdk), arn);
-        for case in steps::resume_held(r, &workflows, &user).await? {
-            out.push_str(&format!("\n  resumed case {case}"));
-        }
+    for case in out["resumed"].as_array().into_iter().flatten() {
+        text.push_str(&format!(
+            "\n  resumed case {}",
+            case.as_str().unwrap_or("?")
+        ));
     }
-    Ok(out)
+    Ok(text)
+}
+
+/// Restores a user from the archived before-state at or before `from_backup`.
+pub async fn restore(
+    op: &Operator,
+    user: &str,
+    from_backup: DateTime<Utc>,
+    approval: &str,
+) -> Result<Vec<String>> {
+    let out = op
+        .api
+        .operator_post(
+            &format!("users/{user}/restores"),
+            json!({ "from_backup": from_backup, "approval": approval }),
+        )
+        .await?;
+    Ok(serde_json::from_value(out["restored"].clone())?)
+}
+
+/// Postpones the user's not-yet-effective revocations; returns each case's new time.
+pub async fn postpone(
+    op: &Operator,
+    user: &str,
+    by: &str,
+    reason: &str,
+) -> Result<Vec<(String, DateTime<Utc>)>> {
+    let out = op
+        .api
+        .operator_post(
+            &format!("users/{user}/postponements"),
+            json!({ "by": by, "reason": reason }),
+        )
+        .await?;
+    let moved: Vec<RevocationCase> = serde_json::from_value(out["postponed"].clone())?;
+    Ok(moved.into_iter().map(|c| (c.id, c.effective_at)).collect())
 }
 
 #[cfg(test)]

@@ -25,7 +25,8 @@ use serde::de::DeserializeOwned;
 use crate::LocalError;
 use crate::clock::LocalClock;
 use crate::issuer::{Claims, DevIssuer};
-use crate::provision::{StackConfig, provision};
+use crate::provision::{OperatorCredentials, StackConfig, provision};
+use crate::sigv4::{OperatorKey, OperatorKeys, Received};
 use crate::workflows::{LocalWorkflows, RunOptions};
 
 type Hook = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
@@ -112,6 +113,7 @@ struct Functions {
     ttl_backstop: Lifecycle,
     notify: notify::Deps,
     sweeper: sweeper::Deps<LocalWorkflows>,
+    operator: operator::Deps<LocalWorkflows>,
 }
 
 /// What one function runs with: its environment variables and its AWS identity.
@@ -194,6 +196,9 @@ impl Functions {
         let b = bindings.get("sweeper");
         let mut sweeper = sweeper::Deps::from_env(&b.env, &b.sdk).await?;
         sweeper.lifecycle.clock = clock.clone();
+        let b = bindings.get("operator");
+        let mut operator = operator::Deps::from_env(&b.env, &b.sdk).await?;
+        operator.revocations.lifecycle.clock = clock.clone();
         Ok(Self {
             revocation,
             inactivity: inactivity_check::Deps {
@@ -221,6 +226,11 @@ impl Functions {
                 workflows: workflows.for_caller(sweeper.workflows),
                 revocations: sweeper.revocations,
             },
+            operator: operator::Deps {
+                revocations: operator.revocations,
+                workflows: revocations.for_caller(operator.workflows),
+                scheduler: operator.scheduler,
+            },
         })
     }
 }
@@ -231,6 +241,8 @@ struct HostState {
     faults: Arc<Faults>,
     prefix: String,
     clock: Arc<LocalClock>,
+    /// The operator keys the operator routes accept (the IAM authorizer's part).
+    operators: OperatorKeys,
 }
 
 /// Options for [`LocalStack::start`].
@@ -254,6 +266,8 @@ pub struct LocalStack {
     /// Revocation executions (started by the router from the bus, or directly).
     pub revocations: LocalWorkflows,
     pub faults: Arc<Faults>,
+    /// The key the operator commands sign with (see [`LocalStack::operator_env`]).
+    pub operator: OperatorCredentials,
     server: tokio::task::JoinHandle<()>,
     router: tokio::task::JoinHandle<()>,
 }
@@ -339,6 +353,19 @@ impl LocalStack {
             None => DevIssuer::generate()?,
         });
         let faults = Arc::new(Faults::default());
+        let operator = crate::provision::operator_credentials(
+            &aws_sdk_iam::Client::new(&sdk),
+            &options.prefix,
+        )
+        .await?;
+        let mut operators = OperatorKeys::default();
+        operators.insert(
+            operator.access_key_id.clone(),
+            OperatorKey {
+                secret: operator.secret_access_key.clone(),
+                arn: operator.arn.clone(),
+            },
+        );
         let functions = Functions::build(&bindings, &workflows, &revocations, &dyn_clock).await?;
         let state = Arc::new(HostState {
             functions,
@@ -346,6 +373,7 @@ impl LocalStack {
             faults: faults.clone(),
             prefix: options.prefix.clone(),
             clock: clock.clone(),
+            operators,
         });
         let app = Router::new()
             .route("/2015-03-31/functions/{name}/invocations", post(invoke))
@@ -370,9 +398,24 @@ impl LocalStack {
             workflows,
             revocations,
             faults,
+            operator,
             server,
             router,
         })
+    }
+
+    /// What the operator commands (`lapse revoke|restore|hold|check-user|verify`)
+    /// need: the API and the operator's AWS key, which signs every call.
+    pub fn operator_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("LAPSE_API_URL", self.url.clone()),
+            ("AWS_ACCESS_KEY_ID", self.operator.access_key_id.clone()),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                self.operator.secret_access_key.clone(),
+            ),
+            ("AWS_REGION", "us-east-1".to_owned()),
+        ]
     }
 
     /// A fresh token for a person (valid one hour).
@@ -591,17 +634,26 @@ async fn invoke(
     }
 }
 
-/// The HR webhook route: no JWT authorizer (HR systems authenticate with the
-/// bearer token and HMAC signature the handler checks), as in the template.
-async fn webhook(
-    state: &HostState,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// An API Gateway (HTTP API, payload 2.0) event for a request, with what the
+/// route's authorizer established (`null` for none).
+fn api_event(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+    authorizer: serde_json::Value,
+) -> Result<lambda_http::Request, Box<Response>> {
+    let path = uri.path();
+    let query = uri.query().unwrap_or_default();
+    let mut query_params = serde_json::Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        query_params.insert(k.to_owned(), serde_json::Value::String(v.to_owned()));
+    }
+    // API Gateway does not pass the credential on to the function.
     let header_map: serde_json::Map<String, serde_json::Value> = headers
         .iter()
+        .filter(|(k, _)| k.as_str() != "authorization")
         .filter_map(|(k, v)| {
             Some((
                 k.as_str().to_owned(),
@@ -611,21 +663,96 @@ async fn webhook(
         .collect();
     let now = chrono::Utc::now();
     let event = serde_json::json!({
-        "version": "2.0", "routeKey": "POST /api/v1/webhooks/hr-events", "rawPath": uri.path(), "rawQueryString": "",
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
         "headers": header_map,
+        "queryStringParameters": if query_params.is_empty() { serde_json::Value::Null } else { serde_json::Value::Object(query_params) },
         "requestContext": {
-            "accountId": crate::provision::ACCOUNT, "apiId": "lapse-local", "domainName": "localhost", "domainPrefix": "localhost",
-            "http": { "method": method.as_str(), "path": uri.path(), "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "hr-system" },
+            "accountId": crate::provision::ACCOUNT,
+            "apiId": "lapse-local",
+            "domainName": "localhost",
+            "domainPrefix": "localhost",
+            "http": { "method": method.as_str(), "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "lapse-local" },
             "requestId": format!("local-{}", now.timestamp_nanos_opt().unwrap_or_default()),
-            "routeKey": "POST /api/v1/webhooks/hr-events", "stage": "$default",
-            "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(), "timeEpoch": now.timestamp_millis()
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+            "timeEpoch": now.timestamp_millis(),
+            "authorizer": authorizer
         },
-        "body": String::from_utf8_lossy(&body),
+        "body": String::from_utf8_lossy(body),
         "isBase64Encoded": false
     });
-    let request = match lambda_http::request::from_str(&event.to_string()) {
+    lambda_http::request::from_str(&event.to_string())
+        .map_err(|err| Box::new((StatusCode::BAD_REQUEST, err.to_string()).into_response()))
+}
+
+/// The operator routes: API Gateway's IAM authorizer (SigV4 against the keys the
+/// stack issued), then the operator function with the caller in the context.
+async fn operator_route(
+    state: &HostState,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let received_headers: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let received = Received {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or_default(),
+        headers: &received_headers,
+        body: &body,
+    };
+    let arn = match state.operators.verify(&received, chrono::Utc::now()) {
+        Ok(arn) => arn.to_owned(),
+        // What API Gateway answers when IAM authorization fails.
+        Err(err) => {
+            return (
+                StatusCode::FORBIDDEN,
+                [("content-type", "application/json")],
+                serde_json::json!({ "message": err.to_string() }).to_string(),
+            )
+                .into_response();
+        }
+    };
+    let authorizer = serde_json::json!({ "iam": {
+        "accessKey": null, "accountId": crate::provision::ACCOUNT, "callerId": null,
+        "cognitoIdentity": null, "principalOrgId": null, "userArn": arn, "userId": null
+    }});
+    let request = match api_event(&method, &uri, &headers, &body, authorizer) {
         Ok(request) => request,
-        Err(err) => return (StatusCode::BAD_REQUEST, err.to_string()).into_response(),
+        Err(response) => return *response,
+    };
+    let Ok(response) = operator::handler(&state.functions.operator, request).await;
+    into_axum(response)
+}
+
+/// The HR webhook route: no JWT authorizer (HR systems authenticate with the
+/// bearer token and HMAC signature the handler checks), as in the template.
+async fn webhook(
+    state: &HostState,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // The handler checks the bearer token itself, so it is passed on.
+    let mut headers = headers;
+    let bearer = headers.remove("authorization");
+    let request = match api_event(&method, &uri, &headers, &body, serde_json::Value::Null) {
+        Ok(mut request) => {
+            if let Some(value) = bearer {
+                request.headers_mut().insert("authorization", value);
+            }
+            request
+        }
+        Err(response) => return *response,
     };
     let Ok(response) = hr_webhook::handler(&state.functions.hr_webhook, request).await;
     into_axum(response)
@@ -676,6 +803,9 @@ async fn gateway(
     if uri.path() == "/api/v1/webhooks/hr-events" {
         return webhook(&state, method, uri, headers, body).await;
     }
+    if uri.path() == "/v1/operator" || uri.path().starts_with("/v1/operator/") {
+        return operator_route(&state, method, uri, headers, body).await;
+    }
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -692,51 +822,13 @@ async fn gateway(
         )
             .into_response();
     };
-    let path = uri.path().to_owned();
-    let query = uri.query().unwrap_or_default().to_owned();
-    let mut query_params = serde_json::Map::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        query_params.insert(k.to_owned(), serde_json::Value::String(v.to_owned()));
-    }
-    let header_map: serde_json::Map<String, serde_json::Value> = headers
-        .iter()
-        .filter(|(k, _)| k.as_str() != "authorization")
-        .filter_map(|(k, v)| {
-            Some((
-                k.as_str().to_owned(),
-                serde_json::Value::String(v.to_str().ok()?.to_owned()),
-            ))
-        })
-        .collect();
-    let now = chrono::Utc::now();
-    let event = serde_json::json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": query,
-        "headers": header_map,
-        "queryStringParameters": if query_params.is_empty() { serde_json::Value::Null } else { serde_json::Value::Object(query_params) },
-        "requestContext": {
-            "accountId": crate::provision::ACCOUNT,
-            "apiId": "lapse-local",
-            "domainName": "localhost",
-            "domainPrefix": "localhost",
-            "http": { "method": method.as_str(), "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "lapse-local" },
-            "requestId": format!("local-{}", now.timestamp_nanos_opt().unwrap_or_default()),
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
-            "timeEpoch": now.timestamp_millis(),
-            "authorizer": { "jwt": { "claims": claim_strings(&claims), "scopes": null } }
-        },
-        "body": String::from_utf8_lossy(&body),
-        "isBase64Encoded": false
-    });
-    let request = match lambda_http::request::from_str(&event.to_string()) {
+    let authorizer =
+        serde_json::json!({ "jwt": { "claims": claim_strings(&claims), "scopes": null } });
+    let request = match api_event(&method, &uri, &headers, &body, authorizer) {
         Ok(request) => request,
-        Err(err) => return (StatusCode::BAD_REQUEST, err.to_string()).into_response(),
+        Err(response) => return *response,
     };
+    let path = uri.path();
     let f = &state.functions;
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let response = match segments.as_slice() {

@@ -11,6 +11,8 @@
 //!   functions: it verifies the bearer JWT exactly as the deployed JWT authorizer
 //!   does (signature, issuer, audience, expiry) and hands the handlers a real API
 //!   Gateway v2 event with the verified claims, or answers 401.
+//! - [`sigv4`]: the IAM authorizer of the operator routes: SigV4 checked over the
+//!   request as received, against the operator keys the local stack issued.
 //! - [`workflows`]: starts executions through the Step Functions API (moto records
 //!   them and enforces names) and runs the real `grant-lifecycle.asl.json` in
 //!   `aws-local-stepfunctions`, whose Task states invoke the host's Lambda API.
@@ -23,6 +25,7 @@ pub mod clock;
 pub mod host;
 pub mod issuer;
 pub mod provision;
+pub mod sigv4;
 pub mod workflows;
 
 use std::path::{Path, PathBuf};

@@ -333,3 +333,82 @@ pub async fn ensure_user(iam: &aws_sdk_iam::Client, user: &str) -> Result<(), Lo
         Err(e) => Err(failed(format!("user {user}"))(Box::new(e))),
     }
 }
+
+/// The local operator's AWS key: what the operator commands sign with, and the
+/// only key the local gateway's operator routes accept.
+#[derive(Clone)]
+pub struct OperatorCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// The IAM user that owns the key: the executor the stack audits.
+    pub arn: String,
+}
+
+impl std::fmt::Debug for OperatorCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("arn", &self.arn)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An IAM user `<prefix>-local-operator` (path `/lapse-operators/`, outside the people
+/// Lapse manages) with a fresh access key; older keys of that user are deleted, so
+/// restarting a stack never hits IAM's two-key limit.
+pub async fn operator_credentials(
+    iam: &aws_sdk_iam::Client,
+    prefix: &str,
+) -> Result<OperatorCredentials, LocalError> {
+    let user = format!("{prefix}-local-operator");
+    let fail = |what: &str| failed(format!("{what} of {user}"));
+    let arn = match iam
+        .create_user()
+        .user_name(&user)
+        .path("/lapse-operators/")
+        .send()
+        .await
+    {
+        Ok(out) => out.user().map(|u| u.arn().to_owned()),
+        Err(e) if e.code() == Some("EntityAlreadyExists") => iam
+            .get_user()
+            .user_name(&user)
+            .send()
+            .await
+            .map_err(|e| fail("the user")(Box::new(e)))?
+            .user()
+            .map(|u| u.arn().to_owned()),
+        Err(e) => return Err(fail("the user")(Box::new(e))),
+    }
+    .ok_or_else(|| fail("the user")("IAM returned no user".into()))?;
+    let existing = iam
+        .list_access_keys()
+        .user_name(&user)
+        .send()
+        .await
+        .map_err(|e| fail("the keys")(Box::new(e)))?;
+    for key in existing.access_key_metadata() {
+        if let Some(id) = key.access_key_id() {
+            iam.delete_access_key()
+                .user_name(&user)
+                .access_key_id(id)
+                .send()
+                .await
+                .map_err(|e| fail("an old key")(Box::new(e)))?;
+        }
+    }
+    let key = iam
+        .create_access_key()
+        .user_name(&user)
+        .send()
+        .await
+        .map_err(|e| fail("a key")(Box::new(e)))?;
+    let key = key
+        .access_key()
+        .ok_or_else(|| fail("a key")("IAM returned no key".into()))?;
+    Ok(OperatorCredentials {
+        access_key_id: key.access_key_id().to_owned(),
+        secret_access_key: key.secret_access_key().to_owned(),
+        arn,
+    })
+}

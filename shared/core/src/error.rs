@@ -26,6 +26,8 @@ pub enum Error {
     Workflow(#[from] WorkflowError),
     #[error(transparent)]
     Bus(#[from] crate::revocation::ports::BusError),
+    #[error(transparent)]
+    Ask(#[from] crate::revocation::operator::AskError),
     #[error("{0} not found")]
     NotFound(String),
     /// A revocation step found its case not due (postponed, or held by an
@@ -102,6 +104,7 @@ impl Error {
             Error::VerificationFailed { .. } => ErrorKind::VerificationFailed,
             Error::NotDue { .. } => ErrorKind::NotDue,
             Error::Bus(_) => ErrorKind::Transient,
+            Error::Ask(_) => ErrorKind::Validation,
         }
     }
 }

@@ -99,6 +99,30 @@ pub fn principal(request: &Request, catalog: &Catalog) -> Result<Principal, Auth
     Ok(Principal::authenticated(id, groups, employment))
 }
 
+/// The AWS principal API Gateway's IAM authorizer authenticated (SigV4, and an
+/// IAM policy allowing `execute-api:Invoke` on the route), as the audited
+/// executor `operator:<ARN>`. Only the request context is read: an operator route
+/// without the IAM authorizer has no caller, and is refused.
+pub fn iam_caller(request: &Request) -> Result<String, AuthError> {
+    let arn = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.iam.as_ref())
+            .and_then(|iam| iam.user_arn.as_deref()),
+        _ => None,
+    }
+    .ok_or(AuthError::Unauthenticated)?;
+    let well_formed = arn.starts_with("arn:")
+        && arn.split(':').count() >= 6
+        && arn.len() <= 2048
+        && !arn.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !well_formed {
+        return Err(AuthError::BadClaim { claim: "userArn" });
+    }
+    Ok(format!("operator:{arn}"))
+}
+
 /// A JSON body, limited in size, with a precise message when it does not parse.
 pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, HandlerError> {
     let bytes: &[u8] = request.body().as_ref();
@@ -266,5 +290,39 @@ mod tests {
         assert!(who.is_member("managers"));
         assert_eq!(who.groups().len(), 1, "{:?}", who.groups());
         assert_eq!(who.employment(), EmploymentType::Employee);
+    }
+
+    fn with_authorizer(authorizer: serde_json::Value) -> Request {
+        let event = serde_json::json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": "/v1/operator/revocations", "rawQueryString": "",
+            "headers": {"content-type": "application/json"},
+            "requestContext": {
+                "accountId": "123456789012", "apiId": "api", "domainName": "localhost", "domainPrefix": "local",
+                "http": {"method": "POST", "path": "/v1/operator/revocations", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+                "requestId": "r", "routeKey": "$default", "stage": "$default", "time": "23/Nov/2026:10:00:00 +0000", "timeEpoch": 0,
+                "authorizer": authorizer
+            },
+            "body": "{\"executor\": \"mallory\"}", "isBase64Encoded": false
+        });
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+
+    #[test]
+    fn the_operator_is_the_principal_the_iam_authorizer_authenticated() {
+        let arn = "arn:aws:sts::123456789012:assumed-role/LapseOperators/ana";
+        let request = with_authorizer(serde_json::json!({"iam": {
+            "accessKey": "ASIAEXAMPLE", "accountId": "123456789012", "callerId": "AROAEXAMPLE:ana",
+            "principalOrgId": null, "userArn": arn, "userId": "AROAEXAMPLE:ana"
+        }}));
+        assert_eq!(iam_caller(&request).unwrap(), format!("operator:{arn}"));
+        // A JWT is not an AWS identity: an operator route never accepts one.
+        let jwt =
+            with_authorizer(serde_json::json!({"jwt": {"claims": {"sub": "ana"}, "scopes": null}}));
+        assert_eq!(iam_caller(&jwt), Err(AuthError::Unauthenticated));
+        let odd = with_authorizer(serde_json::json!({"iam": {"userArn": "ana\nadmin"}}));
+        assert_eq!(
+            iam_caller(&odd),
+            Err(AuthError::BadClaim { claim: "userArn" })
+        );
     }
 }

@@ -7,10 +7,12 @@
 //! - [`case`]: a revocation case from trigger to verification.
 //! - [`ports`]: cases, the identity directory, controls (legal hold, overrides),
 //!   the before-state archive, event claims (replay), the event bus.
+//! - [`operator`]: an operator's ask, checked and turned into a case.
 //! - [`usecase`]: the workflow's steps, each idempotent, and the operator's tools.
 
 pub mod case;
 pub mod hr;
+pub mod operator;
 pub mod plan;
 pub mod ports;
 pub mod usecase;

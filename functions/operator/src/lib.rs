@@ -1,0 +1,298 @@
+//! # operator
+//!
+//! The operators' API, behind API Gateway's IAM authorizer: the caller signs with
+//! SigV4 and needs an IAM policy allowing `execute-api:Invoke` on
+//! `/v1/operator/*` (the stack's `OperatorAccessPolicy`). The executor audited for
+//! everything below is the principal AWS authenticated, read from the request
+//! context; no body names who acts. The stack does the work with its own roles,
+//! so operators need no IAM or KMS permissions of their own.
+//!
+//! | Route | Does |
+//! |---|---|
+//! | `POST /v1/operator/revocations` | open a case for a [`RevokeAsk`]; start its workflow now, or schedule it (202) |
+//! | `POST /v1/operator/revocations/plan` | what that ask would change now; changes nothing |
+//! | `GET /v1/operator/cases/{id}` | one case |
+//! | `GET /v1/operator/users/{user}` | what IAM holds for the user, their controls and cases |
+//! | `POST /v1/operator/users/{user}/verify` | re-verify their latest case against IAM |
+//! | `POST /v1/operator/users/{user}/controls` | set or clear a legal hold or override; a cleared override resumes held cases |
+//! | `POST /v1/operator/users/{user}/postponements` | postpone not-yet-effective cases, with an approval |
+//! | `POST /v1/operator/users/{user}/restores` | restore from the archived before-state, with an approval; verified by read-back |
+
+use std::convert::Infallible;
+
+use aws_config::SdkConfig;
+use chrono::{DateTime, Utc};
+use lambda_http::{Body, Request, Response};
+use lapse_aws::scheduler::RevocationScheduler;
+use lapse_aws::sfn::SfnWorkflowStarter;
+use lapse_core::Error;
+use lapse_core::duration::Span;
+use lapse_core::identity::PrincipalId;
+use lapse_core::ports::{WorkflowError, WorkflowStarter};
+use lapse_core::revocation::case::RevocationCase;
+use lapse_core::revocation::operator::{self as ask, RevokeAsk};
+use lapse_core::revocation::ports::{CaseStore, Controls, IdentityDirectory, UserControls};
+use lapse_core::revocation::usecase::{self as steps, RevocationPorts};
+use lapse_lambda::HandlerError;
+use lapse_lambda::config::Env;
+use lapse_lambda::http::{self, json};
+use lapse_lambda::wiring::{InitError, Revocations};
+use serde::Deserialize;
+use serde_json::json;
+
+pub const REVOCATION_STATE_MACHINE: &str = "LAPSE_REVOCATION_STATE_MACHINE_ARN";
+pub const SCHEDULER_ROLE: &str = "LAPSE_SCHEDULER_ROLE_ARN";
+
+#[derive(Debug)]
+pub struct Deps<W> {
+    pub revocations: Revocations,
+    /// Starts the revocation workflow.
+    pub workflows: W,
+    pub scheduler: RevocationScheduler,
+}
+
+impl Deps<SfnWorkflowStarter> {
+    pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
+        let state_machine = env.required(REVOCATION_STATE_MACHINE)?;
+        Ok(Self {
+            revocations: Revocations::from_env(env, sdk).await?,
+            workflows: SfnWorkflowStarter::new(aws_sdk_sfn::Client::new(sdk), &state_machine),
+            scheduler: RevocationScheduler::new(
+                aws_sdk_scheduler::Client::new(sdk),
+                state_machine,
+                env.required(SCHEDULER_ROLE)?,
+            ),
+        })
+    }
+}
+
+#[tracing::instrument(skip_all, fields(method = %request.method(), path = %request.uri().path()))]
+pub async fn handler<W: WorkflowStarter>(
+    deps: &Deps<W>,
+    request: Request,
+) -> Result<Response<Body>, Infallible> {
+    let executor = match http::iam_caller(&request) {
+        Ok(executor) => executor,
+        Err(err) => return Ok(http::unauthorized(&err)),
+    };
+    tracing::info!(%executor, "operator call");
+    Ok(route(deps, &executor, &request)
+        .await
+        .unwrap_or_else(|err| http::error(&err)))
+}
+
+/// `POST /v1/operator/users/{user}/controls`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ControlsBody {
+    #[serde(default)]
+    legal_hold: Option<bool>,
+    /// Hold back automated revocation for this reason.
+    #[serde(default)]
+    r#override: Option<String>,
+    #[serde(default)]
+    clear_override: bool,
+    reason: String,
+}
+
+/// `POST /v1/operator/users/{user}/postponements`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostponeBody {
+    /// `7d`, `12h`, `PT36H`...
+    by: String,
+    /// The approval reference.
+    reason: String,
+}
+
+/// `POST /v1/operator/users/{user}/restores`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestoreBody {
+    /// The latest snapshot taken at or before this time.
+    from_backup: DateTime<Utc>,
+    /// The ticket that approved the restore.
+    approval: String,
+}
+
+fn core(err: impl Into<Error>) -> HandlerError {
+    HandlerError::Core(err.into())
+}
+
+async fn route<W: WorkflowStarter>(
+    deps: &Deps<W>,
+    executor: &str,
+    request: &Request,
+) -> Result<Response<Body>, HandlerError> {
+    let r = &deps.revocations;
+    let now = r.clock().now();
+    let segments = http::segments(request);
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match (request.method().as_str(), segments.as_slice()) {
+        ("POST", ["v1", "operator", "revocations", "plan"]) => {
+            let ask: RevokeAsk = http::json_body(request)?;
+            let case = ask.case(r.catalog(), executor, now)?;
+            let plan = steps::current_plan(r, &case, now).await?;
+            Ok(json(
+                200,
+                &json!({
+                    "user": case.user,
+                    "effective_at": case.effective_at,
+                    "plan": plan,
+                    "summary": plan.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>(),
+                }),
+            ))
+        }
+        ("POST", ["v1", "operator", "revocations"]) => {
+            let ask: RevokeAsk = http::json_body(request)?;
+            let case = steps::open(r, ask.case(r.catalog(), executor, now)?, now).await?;
+            if case.effective_at > now {
+                let schedule = deps
+                    .scheduler
+                    .schedule(&case.id, case.effective_at)
+                    .await
+                    .map_err(|e| core(WorkflowError::Unavailable(Box::new(e))))?;
+                return Ok(json(
+                    202,
+                    &json!({ "case": case, "scheduled": { "at": case.effective_at, "schedule": schedule } }),
+                ));
+            }
+            let execution = start(deps, &case).await?;
+            Ok(json(202, &json!({ "case": case, "execution": execution })))
+        }
+        ("GET", ["v1", "operator", "cases", id]) => match r.cases().get(id).await.map_err(core)? {
+            Some(case) => Ok(json(200, &json!({ "case": case }))),
+            None => Err(core(Error::NotFound(format!("case {id}")))),
+        },
+        ("GET", ["v1", "operator", "users", user]) => {
+            let user = ask::user(user).map_err(core)?;
+            let identity = r.directory().identity(&user, now).await.map_err(core)?;
+            let controls = r.controls().controls(&user).await.map_err(core)?;
+            let cases = r.cases().cases_of(&user).await.map_err(core)?;
+            Ok(json(
+                200,
+                &json!({ "user": user, "identity": identity, "controls": controls, "cases": cases }),
+            ))
+        }
+        ("POST", ["v1", "operator", "users", user, "verify"]) => {
+            let user = ask::user(user).map_err(core)?;
+            let latest = latest_case(deps, &user).await?;
+            match steps::verify_case(r, &latest.id, now).await {
+                Ok(case) => Ok(json(200, &json!({ "verified": true, "case": case }))),
+                Err(Error::VerificationFailed { residue, .. }) => Ok(json(
+                    200,
+                    &json!({ "verified": false, "case_id": latest.id, "residue": residue }),
+                )),
+                Err(other) => Err(other.into()),
+            }
+        }
+        ("POST", ["v1", "operator", "users", user, "controls"]) => {
+            let user = ask::user(user).map_err(core)?;
+            let body: ControlsBody = http::json_body(request)?;
+            controls(deps, executor, &user, body, now).await
+        }
+        ("POST", ["v1", "operator", "users", user, "postponements"]) => {
+            let user = ask::user(user).map_err(core)?;
+            let body: PostponeBody = http::json_body(request)?;
+            let by: Span = body
+                .by
+                .parse()
+                .map_err(|e| HandlerError::BadEvent(format!("`by`: {e}")))?;
+            let approval = ask::reason("reason", &body.reason).map_err(core)?;
+            let moved = steps::postpone(r, &user, by.delta(), &approval, executor, now).await?;
+            if moved.is_empty() {
+                return Err(core(Error::NotFound(format!(
+                    "a revocation of {user} that is not yet effective"
+                ))));
+            }
+            Ok(json(200, &json!({ "postponed": moved })))
+        }
+        ("POST", ["v1", "operator", "users", user, "restores"]) => {
+            let user = ask::user(user).map_err(core)?;
+            let body: RestoreBody = http::json_body(request)?;
+            let approval = ask::reason("approval", &body.approval).map_err(core)?;
+            let restored =
+                steps::restore(r, &user, body.from_backup, &approval, executor, now).await?;
+            Ok(json(200, &json!({ "user": user, "restored": restored })))
+        }
+        _ => Ok(http::no_route(request)),
+    }
+}
+
+/// Starts the revocation workflow for a case, named for the case: a retried call
+/// starts it once.
+async fn start<W: WorkflowStarter>(
+    deps: &Deps<W>,
+    case: &RevocationCase,
+) -> Result<String, HandlerError> {
+    deps.workflows
+        .start(&case.id, &json!({ "case": { "case_id": case.id } }))
+        .await
+        .map_err(core)
+}
+
+async fn latest_case<W>(
+    deps: &Deps<W>,
+    user: &PrincipalId,
+) -> Result<RevocationCase, HandlerError> {
+    deps.revocations
+        .cases()
+        .cases_of(user)
+        .await
+        .map_err(core)?
+        .into_iter()
+        .max_by_key(|c| c.created_at)
+        .ok_or_else(|| core(Error::NotFound(format!("a revocation case for {user}"))))
+}
+
+async fn controls<W: WorkflowStarter>(
+    deps: &Deps<W>,
+    executor: &str,
+    user: &PrincipalId,
+    body: ControlsBody,
+    now: DateTime<Utc>,
+) -> Result<Response<Body>, HandlerError> {
+    let r = &deps.revocations;
+    if body.clear_override && body.r#override.is_some() {
+        return Err(HandlerError::BadEvent(
+            "`override` and `clear_override` cannot both be given".into(),
+        ));
+    }
+    if body.legal_hold.is_none() && body.r#override.is_none() && !body.clear_override {
+        return Err(HandlerError::BadEvent(
+            "nothing to change: give `legal_hold`, `override` or `clear_override`".into(),
+        ));
+    }
+    let reason = ask::reason("reason", &body.reason).map_err(core)?;
+    let override_reason = match (&body.r#override, body.clear_override) {
+        (Some(text), _) => Some(Some(ask::reason("override", text).map_err(core)?)),
+        (None, true) => Some(None),
+        (None, false) => None,
+    };
+    let controls = steps::set_controls(
+        r,
+        user,
+        |c: &mut Controls| {
+            if let Some(on) = body.legal_hold {
+                c.legal_hold = on;
+            }
+            if let Some(value) = &override_reason {
+                c.override_reason = value.clone();
+            }
+        },
+        &reason,
+        executor,
+        now,
+    )
+    .await?;
+    // Held cases resume in the workflow, which waits for their time again.
+    let resumed = if body.clear_override {
+        steps::resume_held(r, &deps.workflows, user).await?
+    } else {
+        Vec::new()
+    };
+    Ok(json(
+        200,
+        &json!({ "user": user, "controls": controls, "resumed": resumed }),
+    ))
+}

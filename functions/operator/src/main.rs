@@ -1,0 +1,16 @@
+//! Wiring only: tracing, configuration and SDK clients at init, then the handler.
+
+use lambda_http::{Request, run, service_fn};
+use lapse_lambda::config::Env;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    lapse_lambda::init_tracing();
+    let sdk = lapse_aws::sdk::load().await;
+    let deps = operator::Deps::from_env(&Env::process(), &sdk).await?;
+    run(service_fn(|request: Request| {
+        operator::handler(&deps, request)
+    }))
+    .await
+    .map_err(|e| anyhow::anyhow!(e))
+}

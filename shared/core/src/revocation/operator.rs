@@ -1,0 +1,299 @@
+//! Operator tools as the stack runs them: an operator's ask, checked and turned
+//! into a case. The executor is whoever AWS authenticated for the call (the
+//! operator function reads it from API Gateway's IAM authorizer); nothing in an
+//! ask names who acts.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::case::{RevocationCase, Trigger, TriggerSource};
+use super::plan::RevocationKind;
+use crate::Error;
+use crate::identity::PrincipalId;
+use crate::policy::Catalog;
+
+/// The longest reason an operator may give (it is audited and notified).
+pub const MAX_REASON_CHARS: usize = 1000;
+
+/// Why an operator's ask is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AskError {
+    #[error("`{field}` {problem}")]
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
+}
+
+impl AskError {
+    fn invalid(field: &'static str, problem: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// One revocation an operator asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeAsk {
+    /// Chosen by the client, once per ask: a retried call names the same case, so
+    /// it opens and starts nothing twice. 8 to 64 letters, digits or `-`.
+    pub request_id: String,
+    pub user: String,
+    pub reason: String,
+    pub kind: RevocationKind,
+    #[serde(default)]
+    pub preserve_data: bool,
+    /// Now, skipping a role change's transition period; flagged in the audit trail.
+    #[serde(default)]
+    pub emergency: bool,
+    /// When to revoke; now (or after the transition) when absent.
+    #[serde(default)]
+    pub schedule: Option<DateTime<Utc>>,
+}
+
+/// Checks a client-chosen idempotency key.
+pub fn check_request_id(id: &str) -> Result<(), AskError> {
+    let ok =
+        (8..=64).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(AskError::invalid(
+            "request_id",
+            "must be 8 to 64 letters, digits or `-`",
+        ))
+    }
+}
+
+/// A person named by an operator.
+pub fn user(raw: &str) -> Result<PrincipalId, AskError> {
+    PrincipalId::new(raw).map_err(|e| AskError::invalid("user", e.to_string()))
+}
+
+/// A reason or approval reference: required, bounded.
+pub fn reason(field: &'static str, raw: &str) -> Result<String, AskError> {
+    let text = raw.trim();
+    if text.is_empty() {
+        return Err(AskError::invalid(field, "is required"));
+    }
+    if text.chars().count() > MAX_REASON_CHARS {
+        return Err(AskError::invalid(
+            field,
+            format!("is longer than {MAX_REASON_CHARS} characters"),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+impl RevokeAsk {
+    /// The case this ask opens. A role change honours the policy's transition
+    /// period unless it is an emergency, as an HR role change does; an emergency is
+    /// now, so it cannot be scheduled; a schedule in the past is refused.
+    pub fn case(
+        &self,
+        catalog: &Catalog,
+        executor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RevocationCase, Error> {
+        check_request_id(&self.request_id)?;
+        let who = user(&self.user)?;
+        let reason = reason("reason", &self.reason)?;
+        if self.emergency && self.schedule.is_some() {
+            return Err(AskError::invalid(
+                "schedule",
+                "cannot be combined with emergency: an emergency revokes now",
+            )
+            .into());
+        }
+        if let Some(at) = self.schedule
+            && at <= now
+        {
+            return Err(AskError::invalid("schedule", format!("{at} is in the past")).into());
+        }
+        match &self.kind {
+            RevocationKind::Partial { new_role } if catalog.role(new_role).is_none() => {
+                return Err(AskError::invalid(
+                    "kind",
+                    format!("role `{new_role}` is not in the catalog"),
+                )
+                .into());
+            }
+            RevocationKind::Specific { permissions } if permissions.is_empty() => {
+                return Err(AskError::invalid("kind", "names no permissions").into());
+            }
+            _ => {}
+        }
+        let transition = match (&self.kind, self.emergency) {
+            (RevocationKind::Partial { .. }, false) => {
+                catalog.tunables().role_change_transition.delta()
+            }
+            _ => TimeDelta::zero(),
+        };
+        Ok(RevocationCase::new(
+            who,
+            self.kind.clone(),
+            Trigger {
+                source: TriggerSource::Operator,
+                event_id: format!("operator:{}", self.request_id),
+                event_type: None,
+                reason: if self.emergency {
+                    format!("EMERGENCY: {reason}")
+                } else {
+                    reason
+                },
+                executor: executor.to_owned(),
+                manager: None,
+            },
+            self.schedule.unwrap_or(now + transition),
+            self.preserve_data,
+            now,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::testing::{catalog, monday_at};
+
+    fn ask(kind: RevocationKind) -> RevokeAsk {
+        RevokeAsk {
+            request_id: "0b6f3c2e-1".into(),
+            user: "jdoe".into(),
+            reason: "left the company".into(),
+            kind,
+            preserve_data: false,
+            emergency: false,
+            schedule: None,
+        }
+    }
+
+    #[test]
+    fn the_same_ask_names_the_same_case_and_records_the_authenticated_executor() {
+        let now = monday_at(10);
+        let a = ask(RevocationKind::Full)
+            .case(&catalog(), "operator:arn:aws:iam::1:user/ops", now)
+            .unwrap();
+        let b = ask(RevocationKind::Full)
+            .case(
+                &catalog(),
+                "operator:arn:aws:iam::1:user/ops",
+                now + TimeDelta::minutes(5),
+            )
+            .unwrap();
+        assert_eq!(a.id, b.id, "a retried call opens the same case");
+        assert_eq!(a.trigger.executor, "operator:arn:aws:iam::1:user/ops");
+        assert_eq!(a.effective_at, now);
+        let other = RevokeAsk {
+            request_id: "another-id".into(),
+            ..ask(RevocationKind::Full)
+        };
+        assert_ne!(other.case(&catalog(), "x", now).unwrap().id, a.id);
+    }
+
+    #[test]
+    fn a_role_change_waits_for_the_transition_unless_it_is_an_emergency() {
+        let now = monday_at(10);
+        let role = RevocationKind::Partial {
+            new_role: "analyst".into(),
+        };
+        let transition = catalog().tunables().role_change_transition.delta();
+        assert_eq!(
+            ask(role.clone())
+                .case(&catalog(), "x", now)
+                .unwrap()
+                .effective_at,
+            now + transition
+        );
+        let urgent = RevokeAsk {
+            emergency: true,
+            ..ask(role)
+        };
+        let case = urgent.case(&catalog(), "x", now).unwrap();
+        assert_eq!(case.effective_at, now);
+        assert!(case.trigger.reason.starts_with("EMERGENCY: "));
+    }
+
+    #[test]
+    fn bad_asks_are_refused_with_the_field_named() {
+        let now = monday_at(10);
+        let cases = [
+            (
+                RevokeAsk {
+                    request_id: "short".into(),
+                    ..ask(RevocationKind::Full)
+                },
+                "`request_id`",
+            ),
+            (
+                RevokeAsk {
+                    user: "j doe".into(),
+                    ..ask(RevocationKind::Full)
+                },
+                "`user`",
+            ),
+            (
+                RevokeAsk {
+                    reason: "  ".into(),
+                    ..ask(RevocationKind::Full)
+                },
+                "`reason` is required",
+            ),
+            (
+                RevokeAsk {
+                    reason: "x".repeat(MAX_REASON_CHARS + 1),
+                    ..ask(RevocationKind::Full)
+                },
+                "`reason` is longer",
+            ),
+            (
+                RevokeAsk {
+                    emergency: true,
+                    schedule: Some(now + TimeDelta::days(1)),
+                    ..ask(RevocationKind::Full)
+                },
+                "cannot be combined with emergency",
+            ),
+            (
+                RevokeAsk {
+                    schedule: Some(now - TimeDelta::minutes(1)),
+                    ..ask(RevocationKind::Full)
+                },
+                "in the past",
+            ),
+            (
+                ask(RevocationKind::Partial {
+                    new_role: "astronaut".into(),
+                }),
+                "role `astronaut` is not in the catalog",
+            ),
+            (
+                ask(RevocationKind::Specific {
+                    permissions: vec![],
+                }),
+                "names no permissions",
+            ),
+        ];
+        for (bad, expected) in cases {
+            let err = bad.case(&catalog(), "x", now).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Validation, "{err}");
+            assert!(
+                err.to_string().contains(expected),
+                "{err} should say {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn asks_with_unknown_fields_do_not_parse() {
+        let body = r#"{"request_id":"0b6f3c2e-1","user":"jdoe","reason":"r","kind":{"kind":"full"},"executor":"someone-else"}"#;
+        assert!(
+            serde_json::from_str::<RevokeAsk>(body).is_err(),
+            "no body names who acts"
+        );
+    }
+}
