@@ -150,7 +150,9 @@ struct RevokeArgs {
     /// Revoke at this time (RFC 3339) through the revocation workflow.
     #[arg(long)]
     schedule: Option<DateTime<Utc>>,
-    /// A CSV of `username,reason,revocation_type,preserve_data`.
+    /// A CSV of `username,reason,revocation_type,preserve_data[,role]` (a header row
+    /// may name them in any order): `full`, `partial` (beyond `role`) or `suspend`;
+    /// `preserve_data` `true` or `false`.
     #[arg(long)]
     batch: Option<PathBuf>,
     /// Postpone this user's not-yet-effective revocations by this long (`7d`); the

@@ -409,7 +409,7 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
     std::fs::write(
         &csv,
         format!(
-            "username,reason,revocation_type,preserve_data\n{},role change,partial:analyst,false\nbad row\n{held},left,full,false\n",
+            "username,reason,revocation_type,preserve_data,role\n{},\"role change, to finance\",partial,false,analyst\nbad row\n{held},left,full,false,\n",
             users[1]
         ),
     )
@@ -420,7 +420,10 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
         text.contains("line 2:") && text.contains("partial revocation verified"),
         "{text}"
     );
-    assert!(text.contains("line 3: ERROR expected 4 columns"), "{text}");
+    assert!(
+        text.contains("line 3: ERROR `reason` is empty for bad row"),
+        "{text}"
+    );
     assert!(text.contains("held back: INC-3"), "{text}");
     assert!(text.contains("2 succeeded, 1 failed"), "{text}");
     let groups = iam
