@@ -111,7 +111,7 @@ async fn identity_never_comes_from_the_body() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_gets_a_precise_400() {
+async fn bad_input_gets_a_precise_4xx() {
     let s = Stack::start().await;
     let dana = s.as_user("dana");
     let cases = [
@@ -156,7 +156,8 @@ async fn bad_input_gets_a_precise_400() {
         )
         .await
         .unwrap_err();
-    assert_eq!(err.status(), Some(400));
+    assert_eq!(err.status(), Some(413), "as the webhook answers: {err}");
+    assert!(err.to_string().contains("Lapse.TooLarge"), "{err}");
     assert_eq!(
         dana.get("req-not-a-uuid").await.unwrap_err().status(),
         Some(400)

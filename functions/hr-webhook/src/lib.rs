@@ -156,7 +156,7 @@ pub async fn handler<B: EventBus>(
     if let Err(err) = authenticate(&secrets, &headers, body, now) {
         tracing::warn!(reason = %err, "webhook call refused");
         let name = match err.status() {
-            413 => "Lapse.TooLarge",
+            413 => lapse_lambda::error::names::TOO_LARGE,
             500 => "Lapse.Configuration",
             _ => "Lapse.Unauthenticated",
         };

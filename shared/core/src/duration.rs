@@ -87,6 +87,9 @@ impl FromStr for Span {
         if text.is_empty() {
             return Err(fail("it is empty"));
         }
+        if text.starts_with('-') {
+            return Err(fail("it is negative; durations are lengths of time"));
+        }
         let seconds = if let Some(iso) = text.strip_prefix('P') {
             parse_iso(iso).map_err(fail)?
         } else {
@@ -205,6 +208,8 @@ mod tests {
             ("4", "a number has no unit after it"),
             ("h", "a unit has no number before it"),
             ("4x", "unknown unit"),
+            ("-1h", "it is negative; durations are lengths of time"),
+            (" -PT1H", "it is negative; durations are lengths of time"),
             ("1.5h", "fractions are not supported"),
             ("30m4h", "units must appear once each, largest first"),
             ("0h", "it must be positive and at most ten years"),

@@ -296,17 +296,17 @@ struct RawRole {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTunables {
-    default_duration: Spanned<Span>,
-    max_duration: Spanned<Span>,
-    auto_approve_max_duration: Spanned<Span>,
-    pending_timeout: Spanned<Span>,
-    break_glass_cap: Spanned<Span>,
-    break_glass_justification_window: Spanned<Span>,
-    vendor_retention: Spanned<Span>,
-    inactivity_threshold: Spanned<Span>,
-    role_change_transition: Spanned<Span>,
-    archive_retention: Spanned<Span>,
-    contract_grace: Spanned<Span>,
+    default_duration: Spanned<String>,
+    max_duration: Spanned<String>,
+    auto_approve_max_duration: Spanned<String>,
+    pending_timeout: Spanned<String>,
+    break_glass_cap: Spanned<String>,
+    break_glass_justification_window: Spanned<String>,
+    vendor_retention: Spanned<String>,
+    inactivity_threshold: Spanned<String>,
+    role_change_transition: Spanned<String>,
+    archive_retention: Spanned<String>,
+    contract_grace: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -355,7 +355,7 @@ struct RawResource {
     sensitivity: Sensitivity,
     #[serde(default)]
     privileged: bool,
-    max_duration: Option<Spanned<Span>>,
+    max_duration: Option<Spanned<String>>,
     grant: Spanned<RawGrant>,
     dual_approval_groups: Option<Spanned<Vec<Spanned<String>>>>,
     allows_escalation: Option<Spanned<RawEscalation>>,
@@ -680,15 +680,18 @@ impl Catalog {
                 );
             }
             let max_duration = match &res.max_duration {
-                Some(max) if max.value > tunables.max_duration => {
-                    issues.at(
-                        max,
-                        at("max_duration"),
-                        format!("exceeds tunables.max_duration ({})", tunables.max_duration),
-                    );
-                    max.value
-                }
-                Some(max) => max.value,
+                Some(raw) => match duration(raw, &at("max_duration"), issues) {
+                    Some(max) if max > tunables.max_duration => {
+                        issues.at(
+                            raw,
+                            at("max_duration"),
+                            format!("exceeds tunables.max_duration ({})", tunables.max_duration),
+                        );
+                        max
+                    }
+                    Some(max) => max,
+                    None => tunables.max_duration,
+                },
                 None => tunables.max_duration,
             };
             let mut escalations: Vec<(&Spanned<String>, &'static str)> = Vec::new();
@@ -1009,42 +1012,78 @@ fn check_dual(
     list.value.iter().map(|name| name.value.clone()).collect()
 }
 
+/// A duration from the catalog; a bad one is an issue (at its place in the file)
+/// and `None`, so every bad duration is reported in one run.
+fn duration(raw: &Spanned<String>, path: &str, issues: &mut Issues) -> Option<Span> {
+    match raw.value.parse::<Span>() {
+        Ok(span) => Some(span),
+        Err(err) => {
+            issues.at(raw, path, err.to_string());
+            None
+        }
+    }
+}
+
 fn validate_tunables(raw: &RawTunables, issues: &mut Issues) -> Tunables {
-    let t = Tunables {
-        default_duration: raw.default_duration.value,
-        max_duration: raw.max_duration.value,
-        auto_approve_max_duration: raw.auto_approve_max_duration.value,
-        pending_timeout: raw.pending_timeout.value,
-        break_glass_cap: raw.break_glass_cap.value,
-        break_glass_justification_window: raw.break_glass_justification_window.value,
-        vendor_retention: raw.vendor_retention.value,
-        inactivity_threshold: raw.inactivity_threshold.value,
-        role_change_transition: raw.role_change_transition.value,
-        archive_retention: raw.archive_retention.value,
-        contract_grace: raw.contract_grace.value,
+    let mut read = |spanned: &Spanned<String>, name: &str| {
+        duration(spanned, &format!("tunables.{name}"), issues)
     };
-    if t.default_duration > t.max_duration {
+    let default_duration = read(&raw.default_duration, "default_duration");
+    let max_duration = read(&raw.max_duration, "max_duration");
+    let auto_approve_max_duration =
+        read(&raw.auto_approve_max_duration, "auto_approve_max_duration");
+    let pending_timeout = read(&raw.pending_timeout, "pending_timeout");
+    let break_glass_cap = read(&raw.break_glass_cap, "break_glass_cap");
+    let break_glass_justification_window = read(
+        &raw.break_glass_justification_window,
+        "break_glass_justification_window",
+    );
+    let vendor_retention = read(&raw.vendor_retention, "vendor_retention");
+    let inactivity_threshold = read(&raw.inactivity_threshold, "inactivity_threshold");
+    let role_change_transition = read(&raw.role_change_transition, "role_change_transition");
+    let archive_retention = read(&raw.archive_retention, "archive_retention");
+    let contract_grace = read(&raw.contract_grace, "contract_grace");
+    // Relations are checked only between durations that parsed (a bad one is
+    // reported already); the placeholder never leaves an invalid catalog.
+    if let (Some(default), Some(max)) = (default_duration, max_duration)
+        && default > max
+    {
         issues.at(
             &raw.default_duration,
             "tunables.default_duration",
             "must not exceed tunables.max_duration",
         );
     }
-    if t.auto_approve_max_duration > t.max_duration {
+    if let (Some(auto), Some(max)) = (auto_approve_max_duration, max_duration)
+        && auto > max
+    {
         issues.at(
             &raw.auto_approve_max_duration,
             "tunables.auto_approve_max_duration",
             "must not exceed tunables.max_duration",
         );
     }
-    if t.break_glass_cap.seconds() > BREAK_GLASS_HARD_CAP_SECONDS {
+    if break_glass_cap.is_some_and(|cap| cap.seconds() > BREAK_GLASS_HARD_CAP_SECONDS) {
         issues.at(
             &raw.break_glass_cap,
             "tunables.break_glass_cap",
             "break-glass is capped at 2h by design",
         );
     }
-    t
+    let placeholder = Span::from_seconds(3600).expect("one hour is a valid span");
+    Tunables {
+        default_duration: default_duration.unwrap_or(placeholder),
+        max_duration: max_duration.unwrap_or(placeholder),
+        auto_approve_max_duration: auto_approve_max_duration.unwrap_or(placeholder),
+        pending_timeout: pending_timeout.unwrap_or(placeholder),
+        break_glass_cap: break_glass_cap.unwrap_or(placeholder),
+        break_glass_justification_window: break_glass_justification_window.unwrap_or(placeholder),
+        vendor_retention: vendor_retention.unwrap_or(placeholder),
+        inactivity_threshold: inactivity_threshold.unwrap_or(placeholder),
+        role_change_transition: role_change_transition.unwrap_or(placeholder),
+        archive_retention: archive_retention.unwrap_or(placeholder),
+        contract_grace: contract_grace.unwrap_or(placeholder),
+    }
 }
 
 /// The parser's message without its own `error: line N column M:` prefix (the
@@ -1279,6 +1318,42 @@ mod tests {
             + 1;
         assert_eq!(issues[0].line, line, "{issues:?}");
         assert!(issues[0].message.contains("invalid duration"), "{issues:?}");
+    }
+
+    #[test]
+    fn every_bad_duration_is_reported_in_one_run() {
+        let text = CATALOG
+            .replacen("  default_duration: 4h", "  default_duration: -1h", 1)
+            .replacen(
+                "  auto_approve_max_duration: 1h",
+                "  auto_approve_max_duration: 1 hour",
+                1,
+            )
+            .replacen("    max_duration: 4h", "    max_duration: 4x", 1)
+            .replacen("owner_group: billing-owners", "owner_group: nobody", 1);
+        let issues = issues_of(&text);
+        let line_of =
+            |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() as u64 + 1;
+        let found = |needle: &str, message: &str| {
+            issues
+                .iter()
+                .any(|i| i.line == line_of(needle) && i.message.contains(message))
+        };
+        assert!(found("default_duration: -1h", "negative"), "{issues:?}");
+        assert!(
+            found("auto_approve_max_duration: 1 hour", "unknown unit"),
+            "{issues:?}"
+        );
+        assert!(found("max_duration: 4x", "unknown unit"), "{issues:?}");
+        assert!(
+            found("owner_group: nobody", "unknown approver group"),
+            "{issues:?}"
+        );
+        assert_eq!(
+            issues.len(),
+            4,
+            "no knock-on problems from the bad ones: {issues:?}"
+        );
     }
 
     #[test]

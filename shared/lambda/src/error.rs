@@ -22,6 +22,8 @@ pub mod names {
     pub const VERIFICATION_FAILED: &str = "Lapse.VerificationFailed";
     pub const BAD_EVENT: &str = "Lapse.BadEvent";
     pub const NOT_DUE: &str = "Lapse.NotDue";
+    /// A request body over the limit (HTTP 413).
+    pub const TOO_LARGE: &str = "Lapse.TooLarge";
 
     /// Every name, for tests that check the state machines only use real ones.
     pub const ALL: &[&str] = &[
@@ -35,6 +37,7 @@ pub mod names {
         VERIFICATION_FAILED,
         BAD_EVENT,
         NOT_DUE,
+        TOO_LARGE,
     ];
 }
 
@@ -48,6 +51,9 @@ pub enum HandlerError {
     /// The event does not have the shape the handler takes.
     #[error("malformed event: {0}")]
     BadEvent(String),
+    /// A request body over the handler's limit.
+    #[error("the body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
 }
 
 impl HandlerError {
@@ -67,6 +73,7 @@ impl HandlerError {
             },
             HandlerError::Config(_) => names::CONFIGURATION,
             HandlerError::BadEvent(_) => names::BAD_EVENT,
+            HandlerError::TooLarge { .. } => names::TOO_LARGE,
         }
     }
 }
@@ -111,6 +118,15 @@ mod tests {
             ),
             (ConfigError::Missing("X").into(), "Lapse.Configuration"),
             (HandlerError::BadEvent("no body".into()), "Lapse.BadEvent"),
+            (HandlerError::TooLarge { limit: 1 }, "Lapse.TooLarge"),
+            (
+                Error::Ask(lapse_core::revocation::operator::AskError::Invalid {
+                    field: "user",
+                    problem: "is required".into(),
+                })
+                .into(),
+                "Lapse.Validation",
+            ),
             (
                 Error::VerificationFailed {
                     request: "req-1".into(),

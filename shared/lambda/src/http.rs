@@ -127,9 +127,9 @@ pub fn iam_caller(request: &Request) -> Result<String, AuthError> {
 pub fn json_body<T: DeserializeOwned>(request: &Request) -> Result<T, HandlerError> {
     let bytes: &[u8] = request.body().as_ref();
     if bytes.len() > MAX_BODY_BYTES {
-        return Err(HandlerError::BadEvent(format!(
-            "body is larger than {MAX_BODY_BYTES} bytes"
-        )));
+        return Err(HandlerError::TooLarge {
+            limit: MAX_BODY_BYTES,
+        });
     }
     serde_json::from_slice(bytes)
         .map_err(|e| HandlerError::BadEvent(format!("invalid JSON body: {e}")))
@@ -150,6 +150,7 @@ pub fn status_of(err: &HandlerError) -> u16 {
     use crate::error::names;
     match err.name() {
         names::VALIDATION | names::BAD_EVENT => 400,
+        names::TOO_LARGE => 413,
         names::FORBIDDEN => 403,
         names::NOT_FOUND => 404,
         names::CONFLICT => 409,
