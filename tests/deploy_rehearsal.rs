@@ -733,17 +733,15 @@ async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
         .await
         .unwrap();
     assert_eq!(groups.groups().len(), 1, "{groups:?}");
+    let contract_end = serde_json::json!({
+        "request_id": "rehearsal-contract-end",
+        "user": "dana",
+        "reason": "contract ends",
+        "kind": {"kind": "full"},
+        "schedule": stack.clock.now() + chrono::TimeDelta::days(3),
+    });
     let scheduled = ops
-        .operator_post(
-            "revocations",
-            serde_json::json!({
-                "request_id": "rehearsal-contract-end",
-                "user": "dana",
-                "reason": "contract ends",
-                "kind": {"kind": "full"},
-                "schedule": stack.clock.now() + chrono::TimeDelta::days(3),
-            }),
-        )
+        .operator_post("revocations", contract_end.clone())
         .await
         .unwrap_or_else(|e| panic!("schedule under the operator role: {e}"));
     assert!(
@@ -751,6 +749,16 @@ async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
             .as_str()
             .is_some_and(|s| s.contains(":schedule/")),
         "{scheduled}"
+    );
+    // A retried call (its answer lost) finds the same case and the same schedule.
+    let again = ops
+        .operator_post("revocations", contract_end)
+        .await
+        .unwrap_or_else(|e| panic!("retried schedule: {e}"));
+    assert_eq!(again["case"]["id"], scheduled["case"]["id"]);
+    assert_eq!(
+        again["scheduled"]["schedule"],
+        scheduled["scheduled"]["schedule"]
     );
 }
 

@@ -413,17 +413,23 @@ fn statement_mut<'a>(template: &'a mut Value, role: &str, sid: &str) -> &'a mut 
         .unwrap_or_else(|| panic!("{role} has no statement {sid}"))
 }
 
+/// A copy of `template` whose statement `sid` in `role`'s policy lost its Condition.
+fn without_condition(template: &Value, role: &str, sid: &str) -> Value {
+    let mut t = template.clone();
+    statement_mut(&mut t, role, sid)
+        .as_object_mut()
+        .unwrap()
+        .remove("Condition");
+    t
+}
+
 #[test]
 fn lapse_writes_only_to_managed_users_and_its_own_groups() {
     let template = real();
     assert_eq!(iam_problems(&template), Vec::<String>::new());
 
     // Broken copies, each a way the scoping could regress.
-    let mut t = template.clone();
-    statement_mut(&mut t, "GrantFunctionRole", "GrantInlinePolicies")
-        .as_object_mut()
-        .unwrap()
-        .remove("Condition");
+    let t = without_condition(&template, "GrantFunctionRole", "GrantInlinePolicies");
     let p = iam_problems(&t);
     assert!(
         p.iter().any(|p| p.contains(
@@ -438,11 +444,11 @@ fn lapse_writes_only_to_managed_users_and_its_own_groups() {
         "{p:?}"
     );
 
-    let mut t = template.clone();
-    statement_mut(&mut t, "RevocationFunctionRole", "DenyTheUsersRoleSessions")
-        .as_object_mut()
-        .unwrap()
-        .remove("Condition");
+    let t = without_condition(
+        &template,
+        "RevocationFunctionRole",
+        "DenyTheUsersRoleSessions",
+    );
     let p = iam_problems(&t);
     assert!(
         p.iter().any(|p| p
@@ -450,11 +456,7 @@ fn lapse_writes_only_to_managed_users_and_its_own_groups() {
         "{p:?}"
     );
 
-    let mut t = template.clone();
-    statement_mut(&mut t, "OperatorFunctionRole", "RestoreRoleSessions")
-        .as_object_mut()
-        .unwrap()
-        .remove("Condition");
+    let t = without_condition(&template, "OperatorFunctionRole", "RestoreRoleSessions");
     let p = iam_problems(&t);
     assert!(
         p.iter().any(|p| p
@@ -470,11 +472,7 @@ fn lapse_writes_only_to_managed_users_and_its_own_groups() {
             .any(|p| p.starts_with("OperatorFunctionRole: iam:PassRole on arn:")),
         "{p:?}"
     );
-    let mut t = template.clone();
-    statement_mut(&mut t, "OperatorFunctionRole", "PassTheSchedulerRole")
-        .as_object_mut()
-        .unwrap()
-        .remove("Condition");
+    let t = without_condition(&template, "OperatorFunctionRole", "PassTheSchedulerRole");
     assert!(
         iam_problems(&t)
             .iter()
@@ -752,11 +750,7 @@ fn the_webhook_role_writes_only_event_claims() {
         "{:?}",
         revocations_table_writes(&template, "HrWebhookFunctionRole")
     );
-    let mut broken = template.clone();
-    statement_mut(&mut broken, "HrWebhookFunctionRole", "Claims")
-        .as_object_mut()
-        .unwrap()
-        .remove("Condition");
+    let broken = without_condition(&template, "HrWebhookFunctionRole", "Claims");
     assert!(!only_claims(&broken));
     let mut broader = template;
     statement_mut(&mut broader, "HrWebhookFunctionRole", "Claims")["Condition"]["ForAllValues:StringLike"]

@@ -306,14 +306,12 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
             .await
             .unwrap();
     }
-    // An operator has the stack's API and their own AWS key, nothing else: the
-    // stack's roles do the work, so no table, key or state machine is named here.
-    let run_as = |extra: &[(&str, &str)], args: &[&str]| {
+    // `lapse` with the emulator and these variables set.
+    let run_in = |env: Vec<(&str, String)>, args: &[&str]| {
         let out = lapse()
             .args(args)
             .envs(emulator.env())
-            .envs(stack.operator_env())
-            .envs(extra.iter().copied())
+            .envs(env)
             .output()
             .unwrap();
         let text = format!(
@@ -322,6 +320,16 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
             String::from_utf8_lossy(&out.stderr)
         );
         (out.status.success(), text)
+    };
+    // An operator has the stack's API and their own AWS key, nothing else: the
+    // stack's roles do the work, so no table, key or state machine is named here.
+    let run_as = |extra: &[(&'static str, &str)], args: &[&str]| {
+        let env = stack
+            .operator_env()
+            .into_iter()
+            .chain(extra.iter().map(|(k, v)| (*k, v.to_string())))
+            .collect();
+        run_in(env, args)
     };
     let run = |args: &[&str]| run_as(&[], args);
     let gone = users[0].as_str();
@@ -527,20 +535,8 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
 
     // Auditors: every chain this stack wrote verifies against its anchors, and
     // exports as JSON Lines.
-    let auditor = |args: &[&str]| {
-        let out = lapse()
-            .args(args)
-            .envs(emulator.env())
-            .envs(stack.config.env_pairs())
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    };
+    // Auditors read the trail with their own read-only access.
+    let auditor = |args: &[&str]| run_in(stack.config.env_pairs(), args);
     let (ok, text) = auditor(&["audit", "verify"]);
     assert!(
         ok && text.contains(" 0 failed") && text.contains("ok      user#"),

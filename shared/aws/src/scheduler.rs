@@ -1,6 +1,7 @@
 //! One-time EventBridge Scheduler schedules that start a revocation at a set time.
-//! Needs `scheduler:CreateSchedule` and `iam:PassRole` on the scheduler's role; the
-//! schedule deletes itself after it fires.
+//! Needs `scheduler:CreateSchedule`, `scheduler:GetSchedule` (a retried call finds
+//! the schedule it made) and `iam:PassRole` on the scheduler's role; the schedule
+//! deletes itself after it fires.
 
 use aws_sdk_scheduler::Client;
 use aws_sdk_scheduler::types::{
@@ -63,7 +64,7 @@ impl RevocationScheduler {
             )
             .build()
             .map_err(|e| fail(Box::new(e)))?;
-        let out = self
+        let created = self
             .client
             .create_schedule()
             .name(&name)
@@ -78,8 +79,28 @@ impl RevocationScheduler {
             .action_after_completion(ActionAfterCompletion::Delete)
             .target(target)
             .send()
-            .await
-            .map_err(|e| fail(Box::new(e)))?;
-        Ok(out.schedule_arn().to_owned())
+            .await;
+        match created {
+            Ok(out) => Ok(out.schedule_arn().to_owned()),
+            // Made by an earlier call for the same case (a retried ask): the same
+            // schedule, so a retry schedules once.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conflict_exception()) =>
+            {
+                let existing = self
+                    .client
+                    .get_schedule()
+                    .name(&name)
+                    .send()
+                    .await
+                    .map_err(|e| fail(Box::new(e)))?;
+                existing
+                    .arn()
+                    .map(str::to_owned)
+                    .ok_or_else(|| fail("the existing schedule has no ARN".into()))
+            }
+            Err(e) => Err(fail(Box::new(e))),
+        }
     }
 }
