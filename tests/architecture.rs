@@ -7,13 +7,31 @@ use std::process::Command;
 /// `lapse-core` must not depend, even transitively, on any AWS or Lambda crate.
 #[test]
 fn core_has_no_aws_or_lambda_dependency() {
-    let root = lapse_testkit::workspace_root();
+    let tree = tree("lapse-core");
+    assert!(
+        tree.iter().any(|l| l == "lapse-core"),
+        "unexpected output: {tree:?}"
+    );
+    let offenders: Vec<_> = tree
+        .iter()
+        .filter(|l| {
+            l.starts_with("aws-")
+                || l.starts_with("aws_")
+                || l.starts_with("lambda_")
+                || l.starts_with("lambda-")
+        })
+        .collect();
+    assert!(offenders.is_empty(), "lapse-core depends on {offenders:?}");
+}
+
+/// The normal dependency tree of a package, one crate name per line.
+fn tree(package: &str) -> Vec<String> {
     let out = Command::new(env!("CARGO"))
-        .current_dir(&root)
+        .current_dir(lapse_testkit::workspace_root())
         .args([
             "tree",
             "-p",
-            "lapse-core",
+            package,
             "--edges",
             "normal,build",
             "--prefix",
@@ -27,19 +45,44 @@ fn core_has_no_aws_or_lambda_dependency() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let tree = String::from_utf8(out.stdout).expect("utf-8");
-    assert!(
-        tree.lines().any(|l| l.starts_with("lapse-core")),
-        "unexpected output: {tree}"
-    );
-    let offenders: Vec<_> = tree
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
         .lines()
-        .filter(|l| {
-            l.starts_with("aws-")
-                || l.starts_with("aws_")
-                || l.starts_with("lambda_")
-                || l.starts_with("lambda-")
-        })
-        .collect();
-    assert!(offenders.is_empty(), "lapse-core depends on {offenders:?}");
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
+/// What the production `lapse` binary must not contain: the local stack (its
+/// development issuer, webhook secret and repository paths), the Lambda glue, the
+/// test kit, or a server.
+const NOT_IN_THE_CLI: &[&str] = &[
+    "lapse-local",
+    "lapse-lambda",
+    "lapse-testkit",
+    "lambda_runtime",
+    "lambda_http",
+    "axum",
+    "jsonwebtoken",
+];
+
+fn cli_offenders(tree: &[String]) -> Vec<String> {
+    tree.iter()
+        .filter(|name| NOT_IN_THE_CLI.contains(&name.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// The production CLI depends on the HTTP client and the AWS adapters only; the
+/// demo and the local stack are the development binary `lapse-dev` in `local/`.
+#[test]
+fn the_production_cli_carries_no_local_stack() {
+    let cli = tree("lapse-cli");
+    assert!(cli.iter().any(|n| n == "lapse-cli"), "{cli:?}");
+    assert!(cli.iter().any(|n| n == "lapse-aws") && cli.iter().any(|n| n == "reqwest"));
+    assert_eq!(cli_offenders(&cli), Vec::<String>::new());
+    // The check itself: the development binary's package has them all.
+    let dev = tree("lapse-local");
+    for name in ["lapse-local", "lapse-lambda", "axum", "jsonwebtoken"] {
+        assert!(cli_offenders(&dev).iter().any(|n| n == name), "{name}");
+    }
 }

@@ -1,8 +1,9 @@
 //! `lapse`: the operator and requester CLI.
 //!
-//! Talks to the Lapse API (`--api-url` / `LAPSE_API_URL`) with a bearer token
-//! (`--token` / `LAPSE_TOKEN`): the deployed API behind its JWT authorizer, or the
-//! local stack (`lapse local serve`, tokens from `lapse local token`).
+//! Talks to the Lapse API (`--api-url` / `LAPSE_API_URL`): people's commands with a
+//! bearer token (`--token` / `LAPSE_TOKEN`) behind the JWT authorizer; operators'
+//! commands signed with their own AWS credentials (SigV4) behind the IAM
+//! authorizer. The local stack and the demo are the development binary `lapse-dev`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,7 +13,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use lapse_cli::client::ApiClient;
 use lapse_cli::operator::{self, Operator};
-use lapse_cli::{demo, show};
+use lapse_cli::show;
 use lapse_core::policy::Catalog;
 use lapse_core::revocation::operator::RevokeAsk;
 
@@ -80,13 +81,6 @@ enum Command {
         #[command(subcommand)]
         action: Option<GrantsAction>,
     },
-    /// The local stack (needs AWS_ENDPOINT_URL pointing at the emulator).
-    Local {
-        #[command(subcommand)]
-        command: LocalCommand,
-    },
-    /// Run the end-to-end demo on the local stack.
-    Demo(demo::DemoArgs),
     /// Revoke a user's rights now (verified before it returns), or schedule it.
     Revoke(RevokeArgs),
     /// Restore a user from an archived before-state (needs an approval reference).
@@ -202,34 +196,6 @@ enum GrantsAction {
     },
 }
 
-#[derive(Debug, Subcommand)]
-enum LocalCommand {
-    /// Provision and serve the local stack until interrupted.
-    Serve {
-        #[arg(long, default_value_t = 8787)]
-        port: u16,
-        #[arg(long, default_value = "lapse-local")]
-        prefix: String,
-        /// The development issuer's key; created if missing.
-        #[arg(long, default_value = "target/lapse-local/dev-issuer.json")]
-        key_file: PathBuf,
-        /// IAM users to create so they can be granted access.
-        #[arg(long, value_delimiter = ',')]
-        users: Vec<String>,
-    },
-    /// Mint a token from the development issuer.
-    Token {
-        #[arg(long)]
-        user: String,
-        #[arg(long, value_delimiter = ',')]
-        groups: Vec<String>,
-        #[arg(long, default_value = "employee")]
-        employment: String,
-        #[arg(long, default_value = "target/lapse-local/dev-issuer.json")]
-        key_file: PathBuf,
-    },
-}
-
 fn policy_check(file: &Path) -> ExitCode {
     match Catalog::load(file) {
         Ok(catalog) => {
@@ -271,7 +237,7 @@ fn client(cli: &Cli) -> Result<ApiClient> {
 
 async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
-        Command::Policy { .. } | Command::Demo(_) => unreachable!("handled in main"),
+        Command::Policy { .. } => unreachable!("handled in main"),
         Command::Revoke(args) => revoke(&cli, args).await?,
         Command::Restore {
             user,
@@ -444,44 +410,6 @@ async fn run(cli: Cli) -> Result<()> {
             "{}",
             show::detail(&client(&cli)?.extend(id, duration, justification).await?)
         ),
-        Command::Local {
-            command:
-                LocalCommand::Serve {
-                    port,
-                    prefix,
-                    key_file,
-                    users,
-                },
-        } => demo::serve(*port, prefix, key_file, users).await?,
-        Command::Local {
-            command:
-                LocalCommand::Token {
-                    user,
-                    groups,
-                    employment,
-                    key_file,
-                },
-        } => {
-            let issuer = lapse_local::issuer::DevIssuer::load_or_create(key_file)?;
-            // Approver group names become the catalog's IdP group id for them, as the
-            // development IdP assigns them; anything else is sent as given.
-            let catalog = lapse_lambda::bundled_catalog()?;
-            let groups: Vec<String> = groups
-                .iter()
-                .map(|g| {
-                    catalog
-                        .groups()
-                        .find(|a| &a.name == g)
-                        .and_then(|a| a.idp_groups.first().cloned())
-                        .unwrap_or_else(|| g.clone())
-                })
-                .collect();
-            let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
-            println!(
-                "{}",
-                issuer.mint(user, &groups, employment, chrono::TimeDelta::hours(8))?
-            );
-        }
     }
     Ok(())
 }
@@ -555,7 +483,6 @@ async fn main() -> ExitCode {
         Command::Policy {
             command: PolicyCommand::Check { file },
         } => return policy_check(file),
-        Command::Demo(args) => demo::run(args).await,
         _ => run(cli).await,
     };
     match result {

@@ -137,6 +137,20 @@ impl Operator {
     }
 }
 
+/// `users/<user>/<rest>`, for a valid IAM user name only: a name is checked before
+/// it becomes part of a path.
+fn user_path(user: &str, rest: &str) -> Result<String> {
+    let user = lapse_core::revocation::operator::user(user)?;
+    if matches!(user.as_str(), "." | "..") {
+        bail!("`user` `{user}` cannot be addressed in a URL path");
+    }
+    Ok(if rest.is_empty() {
+        format!("users/{user}")
+    } else {
+        format!("users/{user}/{rest}")
+    })
+}
+
 fn settled(status: CaseStatus) -> bool {
     matches!(
         status,
@@ -412,7 +426,7 @@ fn active(on: bool) -> &'static str {
 
 /// Current access of a user: IAM, live grants, controls, cases.
 pub async fn check_user(op: &Operator, user: &str) -> Result<String> {
-    let out = op.api.operator_get(&format!("users/{user}")).await?;
+    let out = op.api.operator_get(&user_path(user, "")?).await?;
     let snapshot: IdentitySnapshot = serde_json::from_value(out["identity"].clone())?;
     let controls: Controls = serde_json::from_value(out["controls"].clone())?;
     let cases: Vec<RevocationCase> = serde_json::from_value(out["cases"].clone())?;
@@ -499,7 +513,7 @@ pub async fn check_user(op: &Operator, user: &str) -> Result<String> {
 pub async fn verify_user(op: &Operator, user: &str) -> Result<String> {
     let out = op
         .api
-        .operator_post(&format!("users/{user}/verify"), json!({}))
+        .operator_post(&user_path(user, "verify")?, json!({}))
         .await?;
     if out["verified"] == true {
         let case = case_of(&out)?;
@@ -533,7 +547,7 @@ pub async fn hold(
     }
     let out = op
         .api
-        .operator_post(&format!("users/{user}/controls"), body)
+        .operator_post(&user_path(user, "controls")?, body)
         .await?;
     let controls: Controls = serde_json::from_value(out["controls"].clone())?;
     let mut text = format!(
@@ -560,7 +574,7 @@ pub async fn restore(
     let out = op
         .api
         .operator_post(
-            &format!("users/{user}/restores"),
+            &user_path(user, "restores")?,
             json!({ "from_backup": from_backup, "approval": approval }),
         )
         .await?;
@@ -577,7 +591,7 @@ pub async fn postpone(
     let out = op
         .api
         .operator_post(
-            &format!("users/{user}/postponements"),
+            &user_path(user, "postponements")?,
             json!({ "by": by, "reason": reason }),
         )
         .await?;
@@ -666,6 +680,18 @@ mod tests {
             err.to_string().contains("no `revocation_type` column"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn user_names_are_checked_before_they_become_paths() {
+        assert_eq!(
+            user_path("j.doe+ops@x", "verify").unwrap(),
+            "users/j.doe+ops@x/verify"
+        );
+        for bad in ["../cases/x", "a/b", "", "a b", ".."] {
+            let err = user_path(bad, "verify").unwrap_err().to_string();
+            assert!(err.contains("`user`"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -71,64 +71,6 @@ fn policy_check_reports_every_problem_with_its_line() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
-/// The demo talks to AWS only through the standard environment: pointing
-/// `AWS_ENDPOINT_URL` at the emulator is all it takes. It runs all three routes.
-#[test]
-fn demo_runs_every_route_to_a_verified_revocation() {
-    let emulator = lapse_testkit::shared();
-    let out = lapse()
-        .args(["demo", "--prefix", &lapse_testkit::unique_name("cli")])
-        .envs(emulator.env())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains(emulator.endpoint()), "{stdout}");
-    for expected in [
-        "approved automatically",
-        "resource owner approves",
-        "dual approval required",
-        "every statement: DateLessThan aws:CurrentTime",
-        "refused (HTTP 403",
-        "HTTP 401",
-        "(bearer + HMAC signed): 202",
-        "EventBridge rule matched user_terminated",
-        "console login false, active keys 0, groups 0",
-        "jdoe's JIT grant: verified",
-        "Lapse refuses: HTTP 403",
-        "the same event delivered again: 200",
-        "revocation.applied by hr-webhook — before: login true",
-        "Demo complete",
-    ] {
-        assert!(
-            stdout.contains(expected),
-            "missing {expected:?} in:\n{stdout}"
-        );
-    }
-    assert_eq!(stdout.matches("workflow SUCCEEDED").count(), 3, "{stdout}");
-    assert_eq!(stdout.matches("status: verified").count(), 2, "{stdout}");
-    assert_eq!(
-        stdout
-            .matches("verified with its public key only (head")
-            .count(),
-        3,
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("signed audit record for jdoe (4 events, verified"),
-        "{stdout}"
-    );
-    assert!(
-        !stdout.contains("CloudWatchMetrics"),
-        "metrics stay out of the demo's output"
-    );
-}
-
-/// A person's round trip with the CLI against the local stack.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_approve_status_and_revoke_from_the_command_line() {
     use lapse_local::host::{LocalStack, StackOptions};
@@ -230,35 +172,6 @@ async fn request_approve_status_and_revoke_from_the_command_line() {
         !ok && text.contains("LAPSE_API_URL"),
         "a clear error without configuration: {text}"
     );
-}
-
-#[test]
-fn local_tokens_come_from_the_dev_issuer_key() {
-    let dir = std::env::temp_dir().join(lapse_testkit::unique_name("issuer"));
-    let key = dir.join("dev-issuer.json");
-    let out = lapse()
-        .args([
-            "local",
-            "token",
-            "--user",
-            "rita",
-            "--groups",
-            "managers,security",
-            "--key-file",
-        ])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap();
-    let issuer = lapse_local::issuer::DevIssuer::load_or_create(&key).unwrap();
-    let claims = issuer.verify(token.trim()).unwrap();
-    assert_eq!(claims.sub, "rita");
-    assert_eq!(claims.groups, ["idp-grp-managers", "idp-grp-security-ops"]);
 }
 
 /// The operator's revocation tools, driven as a person would, against the local stack.

@@ -17,11 +17,14 @@
 //!   them and enforces names) and runs the real `grant-lifecycle.asl.json` in
 //!   `aws-local-stepfunctions`, whose Task states invoke the host's Lambda API.
 //! - [`clock`]: the stack's clock, which the demo and tests move forward.
+//! - [`demo`]: the end-to-end demo and `lapse-dev serve` (the `lapse-dev` binary:
+//!   demo, serve, token).
 //!
 //! Nothing here is deployed; it exists so local runs exercise the deployed code
 //! paths end to end.
 
 pub mod clock;
+pub mod demo;
 pub mod host;
 pub mod issuer;
 pub mod provision;

@@ -9,17 +9,17 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use lapse_aws::iam::IamDirectory;
+use lapse_cli::client::ApiClient;
+use lapse_cli::show;
 use lapse_core::audit::verify_chain;
 use lapse_core::grant::document_expiry;
 use lapse_core::identity::PrincipalId;
 use lapse_core::policy::Catalog;
 use lapse_core::ports::{AccessInspector, AuditLog};
-use lapse_local::host::{LocalStack, StackOptions};
-use lapse_local::issuer::DevIssuer;
-use lapse_local::workflows::RunOptions;
 
-use crate::client::ApiClient;
-use crate::show;
+use crate::host::{LocalStack, StackOptions};
+use crate::issuer::DevIssuer;
+use crate::workflows::RunOptions;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -325,7 +325,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     let jdoe = "jdoe";
     demo.stack.add_users(&[jdoe]).await?;
     let iam = aws_sdk_iam::Client::new(&sdk);
-    lapse_local::provision::ensure_group(&iam, "engineers").await?;
+    crate::provision::ensure_group(&iam, "engineers").await?;
     iam.create_login_profile()
         .user_name(jdoe)
         .password("Initial-Passw0rd!")
@@ -345,7 +345,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     jdoe_api.wait_for(&grant_id, "active", WAIT).await?;
     println!("   jdoe: console login, an access key, group engineers, and a live JIT grant");
     let body = std::fs::read_to_string(
-        lapse_local::repo_root().join("events/hr-webhook/termination-body.json"),
+        crate::repo_root().join("events/hr-webhook/termination-body.json"),
     )?;
     let mut event: serde_json::Value = serde_json::from_str(&body)?;
     event["timestamp"] =
@@ -357,7 +357,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         let timestamp = lapse_core::ports::Clock::now(demo.stack.clock.as_ref()).timestamp();
         async move {
             let signature = lapse_core::revocation::webhook::sign(
-                lapse_local::provision::DEV_WEBHOOK_SIGNING_SECRET,
+                crate::provision::DEV_WEBHOOK_SIGNING_SECRET,
                 "msg_demo",
                 timestamp,
                 body.as_bytes(),
@@ -365,7 +365,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
             .context("signing")?;
             let response = reqwest::Client::new()
                 .post(url)
-                .bearer_auth(lapse_local::provision::DEV_WEBHOOK_TOKEN)
+                .bearer_auth(crate::provision::DEV_WEBHOOK_TOKEN)
                 .header("webhook-id", "msg_demo")
                 .header("webhook-timestamp", timestamp.to_string())
                 .header("webhook-signature", signature)
@@ -495,7 +495,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     Ok(())
 }
 
-/// `lapse local serve`: the local stack for a person at a terminal.
+/// `lapse-dev serve`: the local stack for a person at a terminal.
 /// Writes a file only its owner can read.
 fn write_private(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
@@ -535,7 +535,7 @@ pub async fn serve(port: u16, prefix: &str, key_file: &Path, users: &[String]) -
     println!("People (requests, approvals, grants):");
     println!("  export LAPSE_API_URL={}", stack.url);
     println!(
-        "  export LAPSE_TOKEN=$(lapse local token --user <name> --groups <a,b> --key-file {})",
+        "  export LAPSE_TOKEN=$(lapse-dev token --user <name> --groups <a,b> --key-file {})",
         key_file.display()
     );
     // The operator's key is a development credential of this emulator; still, its

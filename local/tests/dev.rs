@@ -1,0 +1,188 @@
+//! The `lapse-dev` binary (the local stack, development tokens, the demo), run as a
+//! developer would run it.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::process::Command;
+
+fn lapse_dev() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lapse-dev"));
+    cmd.current_dir(lapse_testkit::workspace_root());
+    cmd
+}
+
+/// The demo talks to AWS only through the standard environment: pointing
+/// `AWS_ENDPOINT_URL` at the emulator is all it takes. It runs all three routes.
+#[test]
+fn demo_runs_every_route_to_a_verified_revocation() {
+    let emulator = lapse_testkit::shared();
+    let out = lapse_dev()
+        .args(["demo", "--prefix", &lapse_testkit::unique_name("cli")])
+        .envs(emulator.env())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(emulator.endpoint()), "{stdout}");
+    for expected in [
+        "approved automatically",
+        "resource owner approves",
+        "dual approval required",
+        "every statement: DateLessThan aws:CurrentTime",
+        "refused (HTTP 403",
+        "HTTP 401",
+        "(bearer + HMAC signed): 202",
+        "EventBridge rule matched user_terminated",
+        "console login false, active keys 0, groups 0",
+        "jdoe's JIT grant: verified",
+        "Lapse refuses: HTTP 403",
+        "the same event delivered again: 200",
+        "revocation.applied by hr-webhook — before: login true",
+        "Demo complete",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    assert_eq!(stdout.matches("workflow SUCCEEDED").count(), 3, "{stdout}");
+    assert_eq!(stdout.matches("status: verified").count(), 2, "{stdout}");
+    assert_eq!(
+        stdout
+            .matches("verified with its public key only (head")
+            .count(),
+        3,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("signed audit record for jdoe (4 events, verified"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("CloudWatchMetrics"),
+        "metrics stay out of the demo's output"
+    );
+}
+
+/// A person's round trip with the CLI against the local stack.
+#[test]
+fn local_tokens_come_from_the_dev_issuer_key() {
+    let dir = std::env::temp_dir().join(lapse_testkit::unique_name("issuer"));
+    let key = dir.join("dev-issuer.json");
+    let out = lapse_dev()
+        .args([
+            "token",
+            "--user",
+            "rita",
+            "--groups",
+            "managers,security",
+            "--key-file",
+        ])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let issuer = lapse_local::issuer::DevIssuer::load_or_create(&key).unwrap();
+    let claims = issuer.verify(token.trim()).unwrap();
+    assert_eq!(claims.sub, "rita");
+    assert_eq!(claims.groups, ["idp-grp-managers", "idp-grp-security-ops"]);
+}
+
+/// `lapse-dev serve` prints (or writes, for the secret) every variable people and
+/// operators need, and those variables alone are enough for an operator call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_prints_every_variable_the_operator_commands_need() {
+    use std::io::{BufRead, BufReader};
+    let emulator = lapse_testkit::shared();
+    let dir = std::env::temp_dir().join(lapse_testkit::unique_name("serve"));
+    let key = dir.join("dev-issuer.json");
+    let prefix = lapse_testkit::unique_name("serve");
+    /// Stops the server however the test ends.
+    struct Serving(std::process::Child);
+    impl Drop for Serving {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut serving = Serving(
+        lapse_dev()
+            .args(["serve", "--port", "0", "--prefix", &prefix, "--key-file"])
+            .arg(&key)
+            .envs(emulator.env())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut printed = Vec::new();
+    for line in BufReader::new(serving.0.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.contains("Ctrl-C stops it.");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let printed = printed.join("\n");
+    let env_file = printed
+        .split("(all of them: source ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no env file in:\n{printed}"));
+    let text = std::fs::read_to_string(env_file).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(env_file).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "only its owner reads the operator's secret"
+        );
+    }
+    let vars: std::collections::BTreeMap<&str, &str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+        .collect();
+    for name in [
+        "LAPSE_API_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_REGION",
+        "LAPSE_AUDIT_TABLE",
+        "LAPSE_AUDIT_KEY_ID",
+        "LAPSE_AUDIT_ANCHOR_BUCKET",
+    ] {
+        assert!(vars.contains_key(name), "{name} missing from {text}");
+        assert!(printed.contains(name), "{name} not printed:\n{printed}");
+    }
+    assert!(
+        !printed.contains(vars["AWS_SECRET_ACCESS_KEY"]),
+        "the secret is not printed"
+    );
+    // With those variables only, an operator call goes through the IAM authorizer.
+    let sdk = lapse_aws::sdk::load_local_as(
+        emulator.endpoint(),
+        lapse_aws::sdk::Credentials::new(
+            vars["AWS_ACCESS_KEY_ID"],
+            vars["AWS_SECRET_ACCESS_KEY"],
+            None,
+            None,
+            "operator",
+        ),
+    )
+    .await;
+    let operator = lapse_cli::client::ApiClient::aws(vars["LAPSE_API_URL"], &sdk).unwrap();
+    let checked = operator.operator_get("users/nobody-here").await.unwrap();
+    assert_eq!(checked["identity"]["exists"], false, "{checked}");
+}
