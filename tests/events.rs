@@ -182,31 +182,119 @@ fn the_template_routes_exactly_the_rule_patterns_the_code_uses() {
     );
 }
 
-#[test]
-fn the_state_machines_name_only_real_error_names() {
-    let text = std::fs::read_to_string(
-        lapse_testkit::workspace_root().join("infra/statemachines/grant-lifecycle.asl.json"),
-    )
-    .unwrap();
-    let definition: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let mut names = Vec::new();
-    for state in definition["States"].as_object().unwrap().values() {
-        for clause in state["Retry"]
-            .as_array()
-            .into_iter()
-            .chain(state["Catch"].as_array())
-            .flatten()
-        {
-            for name in clause["ErrorEquals"].as_array().unwrap() {
-                names.push(name.as_str().unwrap().to_owned());
+/// Every `(state, Retry|Catch, error name)` of a state machine, Parallel branches
+/// and Map processors included.
+fn error_clauses(states: &serde_json::Value, out: &mut Vec<(String, &'static str, String)>) {
+    for (name, state) in states.as_object().unwrap() {
+        for (kind, clauses) in [("Retry", &state["Retry"]), ("Catch", &state["Catch"])] {
+            for clause in clauses.as_array().into_iter().flatten() {
+                for error in clause["ErrorEquals"].as_array().unwrap() {
+                    out.push((name.clone(), kind, error.as_str().unwrap().to_owned()));
+                }
+            }
+        }
+        for branch in state["Branches"].as_array().into_iter().flatten() {
+            error_clauses(&branch["States"], out);
+        }
+        for processor in [&state["ItemProcessor"], &state["Iterator"]] {
+            if processor.is_object() {
+                error_clauses(&processor["States"], out);
             }
         }
     }
-    for name in names.iter().filter(|n| n.starts_with("Lapse.")) {
+}
+
+/// A state machine's error clauses that name something the registry does not
+/// know, or retry what can never succeed on a retry.
+fn error_name_problems(definition: &serde_json::Value) -> Vec<String> {
+    let mut clauses = Vec::new();
+    error_clauses(&definition["States"], &mut clauses);
+    let mut problems = Vec::new();
+    for (state, kind, name) in clauses.iter().filter(|(_, _, n)| n.starts_with("Lapse.")) {
+        match lapse_lambda::error::registered(name) {
+            None => problems.push(format!("{state}: {kind} {name} is not a Lapse error name")),
+            Some(entry) if kind == &"Retry" && !entry.retryable => problems.push(format!(
+                "{state}: retries {name}, which a retry never fixes"
+            )),
+            Some(_) => {}
+        }
+    }
+    problems
+}
+
+#[test]
+fn the_state_machines_name_only_real_error_names() {
+    let load = |file: &str| -> serde_json::Value {
+        let path = lapse_testkit::workspace_root()
+            .join("infra/statemachines")
+            .join(file);
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    for file in ["grant-lifecycle.asl.json", "revocation.asl.json"] {
+        let definition = load(file);
+        assert_eq!(
+            error_name_problems(&definition),
+            Vec::<String>::new(),
+            "{file}"
+        );
+        let mut clauses = Vec::new();
+        error_clauses(&definition["States"], &mut clauses);
         assert!(
-            lapse_lambda::error::names::ALL.contains(&name.as_str()),
-            "{name} is not a Lapse error name"
+            clauses
+                .iter()
+                .any(|(_, kind, n)| *kind == "Retry" && n == "Lapse.Transient"),
+            "{file}"
         );
     }
-    assert!(names.iter().any(|n| n == "Lapse.Transient"));
+    // The revocation lanes run in a Parallel state: their clauses are read too.
+    let mut revocation = load("revocation.asl.json");
+    let mut clauses = Vec::new();
+    error_clauses(&revocation["States"], &mut clauses);
+    let lane = clauses
+        .iter()
+        .find(|(state, _, _)| {
+            revocation["States"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .all(|top| top != state)
+        })
+        .expect("a state inside a Parallel branch")
+        .0
+        .clone();
+    // Broken copies: a made-up name and a retried invalid transition, inside a branch.
+    let text = revocation.to_string();
+    let broken: serde_json::Value =
+        serde_json::from_str(&text.replacen("\"Lapse.Transient\"", "\"Lapse.Transiant\"", 1))
+            .unwrap();
+    assert!(!error_name_problems(&broken).is_empty());
+    fn retry_in(states: &mut serde_json::Value, target: &str, error: &str) -> bool {
+        for (name, state) in states.as_object_mut().unwrap() {
+            if name == target {
+                state["Retry"][0]["ErrorEquals"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(error.into());
+                return true;
+            }
+            for branch in state["Branches"].as_array_mut().into_iter().flatten() {
+                if retry_in(&mut branch["States"], target, error) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+    assert!(retry_in(
+        &mut revocation["States"],
+        &lane,
+        "Lapse.InvalidState"
+    ));
+    let problems = error_name_problems(&revocation);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p == &format!("{lane}: retries Lapse.InvalidState, which a retry never fixes")),
+        "{problems:?}"
+    );
 }

@@ -50,6 +50,9 @@ pub enum ErrorKind {
     NotFound,
     /// Lost a race; re-read and retry.
     Conflict,
+    /// Not allowed in the current state (already decided, cancelled, timed out);
+    /// retrying will not help.
+    InvalidState,
     /// A dependency failed or throttled; retry with backoff.
     Transient,
     /// Stored data failed an integrity check (audit chain, corrupt item).
@@ -75,7 +78,7 @@ impl Error {
                 | RequestError::AccessRevoked(_) => ErrorKind::Forbidden,
                 RequestError::NotPending { .. }
                 | RequestError::PendingTimedOut { .. }
-                | RequestError::InvalidTransition { .. } => ErrorKind::Conflict,
+                | RequestError::InvalidTransition { .. } => ErrorKind::InvalidState,
                 _ => ErrorKind::Validation,
             },
             Error::Store(e) => match e {

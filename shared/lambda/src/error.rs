@@ -1,8 +1,10 @@
 //! Handler errors and their Lambda diagnostics.
 //!
-//! The `error_type` of every diagnostic is one of the fixed names in [`names`]; the
-//! state machines in `infra/statemachines/` match on them (`Lapse.Transient` is
-//! retried with backoff, `Lapse.VerificationFailed` goes to the alarm path, ...).
+//! The `error_type` of every diagnostic is one of the fixed names in [`REGISTRY`],
+//! which also gives each its HTTP status and whether a workflow may retry it; the
+//! state machines in `infra/statemachines/` match on them (`Lapse.Transient` and
+//! `Lapse.Conflict` are retried with backoff, `Lapse.InvalidState` never is,
+//! `Lapse.VerificationFailed` goes to the alarm path, ...).
 //! Messages never contain secrets: errors carry ids and reasons, not payloads.
 
 use lambda_runtime::Diagnostic;
@@ -16,6 +18,7 @@ pub mod names {
     pub const FORBIDDEN: &str = "Lapse.Forbidden";
     pub const NOT_FOUND: &str = "Lapse.NotFound";
     pub const CONFLICT: &str = "Lapse.Conflict";
+    pub const INVALID_STATE: &str = "Lapse.InvalidState";
     pub const TRANSIENT: &str = "Lapse.Transient";
     pub const INTEGRITY: &str = "Lapse.Integrity";
     pub const CONFIGURATION: &str = "Lapse.Configuration";
@@ -24,21 +27,93 @@ pub mod names {
     pub const NOT_DUE: &str = "Lapse.NotDue";
     /// A request body over the limit (HTTP 413).
     pub const TOO_LARGE: &str = "Lapse.TooLarge";
+}
 
-    /// Every name, for tests that check the state machines only use real ones.
-    pub const ALL: &[&str] = &[
-        VALIDATION,
-        FORBIDDEN,
-        NOT_FOUND,
-        CONFLICT,
-        TRANSIENT,
-        INTEGRITY,
-        CONFIGURATION,
-        VERIFICATION_FAILED,
-        BAD_EVENT,
-        NOT_DUE,
-        TOO_LARGE,
-    ];
+/// One error name: what it means, the HTTP status it answers with, and whether a
+/// workflow may retry it (a retry can help) or must not (it never will).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorName {
+    pub name: &'static str,
+    pub status: u16,
+    pub retryable: bool,
+    pub meaning: &'static str,
+}
+
+const fn entry(
+    name: &'static str,
+    status: u16,
+    retryable: bool,
+    meaning: &'static str,
+) -> ErrorName {
+    ErrorName {
+        name,
+        status,
+        retryable,
+        meaning,
+    }
+}
+
+/// The registry every error name, HTTP status and workflow retry comes from.
+/// `tests/events.rs` checks that the state machines match only these names and
+/// retry only the retryable ones.
+pub const REGISTRY: &[ErrorName] = &[
+    entry(names::VALIDATION, 400, false, "the input is wrong"),
+    entry(
+        names::BAD_EVENT,
+        400,
+        false,
+        "the event or body has the wrong shape",
+    ),
+    entry(names::TOO_LARGE, 413, false, "the body is over the limit"),
+    entry(names::FORBIDDEN, 403, false, "the caller may not do this"),
+    entry(names::NOT_FOUND, 404, false, "no such thing"),
+    entry(
+        names::CONFLICT,
+        409,
+        true,
+        "lost a race with another writer; re-read and retry",
+    ),
+    entry(
+        names::INVALID_STATE,
+        409,
+        false,
+        "not allowed in the current state (already decided, cancelled, expired)",
+    ),
+    entry(
+        names::TRANSIENT,
+        503,
+        true,
+        "a dependency failed or throttled",
+    ),
+    entry(
+        names::INTEGRITY,
+        500,
+        false,
+        "stored data failed an integrity check",
+    ),
+    entry(
+        names::CONFIGURATION,
+        500,
+        false,
+        "the deployment is misconfigured",
+    ),
+    entry(
+        names::VERIFICATION_FAILED,
+        500,
+        true,
+        "IAM still holds access (retried for IAM's eventual consistency, then alarmed)",
+    ),
+    entry(
+        names::NOT_DUE,
+        409,
+        false,
+        "not yet: validate and wait again",
+    ),
+];
+
+/// The registry's entry for a name.
+pub fn registered(name: &str) -> Option<&'static ErrorName> {
+    REGISTRY.iter().find(|e| e.name == name)
 }
 
 /// Anything a handler can fail with.
@@ -65,6 +140,7 @@ impl HandlerError {
                 ErrorKind::Forbidden => names::FORBIDDEN,
                 ErrorKind::NotFound => names::NOT_FOUND,
                 ErrorKind::Conflict => names::CONFLICT,
+                ErrorKind::InvalidState => names::INVALID_STATE,
                 ErrorKind::Transient => names::TRANSIENT,
                 ErrorKind::Integrity => names::INTEGRITY,
                 ErrorKind::Configuration => names::CONFIGURATION,
@@ -75,6 +151,11 @@ impl HandlerError {
             HandlerError::BadEvent(_) => names::BAD_EVENT,
             HandlerError::TooLarge { .. } => names::TOO_LARGE,
         }
+    }
+
+    /// The HTTP status for this error, from the registry.
+    pub fn status(&self) -> u16 {
+        registered(self.name()).map_or(500, |e| e.status)
     }
 }
 
@@ -113,6 +194,14 @@ mod tests {
                 "Lapse.Conflict",
             ),
             (
+                Error::Request(RequestError::InvalidTransition {
+                    from: lapse_core::request::Status::Cancelled,
+                    action: "approve",
+                })
+                .into(),
+                "Lapse.InvalidState",
+            ),
+            (
                 Error::Store(StoreError::Throttled("slow down".into())).into(),
                 "Lapse.Transient",
             ),
@@ -137,11 +226,25 @@ mod tests {
             ),
         ];
         for (err, name) in cases {
-            assert!(names::ALL.contains(&name));
+            assert!(registered(name).is_some(), "{name}");
             let diagnostic = Diagnostic::from(err);
             assert_eq!(diagnostic.error_type, name);
             assert!(!diagnostic.error_message.is_empty());
         }
+    }
+
+    #[test]
+    fn a_lost_race_is_retryable_and_an_invalid_transition_is_not() {
+        let conflict: HandlerError = Error::Store(StoreError::Conflict { what: "x".into() }).into();
+        let invalid: HandlerError = Error::Request(RequestError::NotPending {
+            status: lapse_core::request::Status::Denied,
+        })
+        .into();
+        assert_eq!((conflict.status(), invalid.status()), (409, 409));
+        assert!(registered(conflict.name()).unwrap().retryable);
+        assert!(!registered(invalid.name()).unwrap().retryable);
+        let names: std::collections::BTreeSet<_> = REGISTRY.iter().map(|e| e.name).collect();
+        assert_eq!(names.len(), REGISTRY.len(), "each name once");
     }
 
     #[test]

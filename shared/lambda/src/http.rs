@@ -145,18 +145,9 @@ pub fn json(status: u16, value: &impl Serialize) -> Response<Body> {
         .unwrap_or_default()
 }
 
-/// The HTTP status for an error.
+/// The HTTP status for an error (from the error registry).
 pub fn status_of(err: &HandlerError) -> u16 {
-    use crate::error::names;
-    match err.name() {
-        names::VALIDATION | names::BAD_EVENT => 400,
-        names::TOO_LARGE => 413,
-        names::FORBIDDEN => 403,
-        names::NOT_FOUND => 404,
-        names::CONFLICT => 409,
-        names::TRANSIENT => 503,
-        _ => 500,
-    }
+    err.status()
 }
 
 /// The response for an error: `{ "error": <name>, "message": ... }`. Internal

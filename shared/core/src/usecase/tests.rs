@@ -332,7 +332,7 @@ fn deny_and_cancel_end_requests() {
         w.decide(&owner, cancelled.id(), Verdict::Approve)
             .unwrap_err()
             .kind(),
-        ErrorKind::Conflict
+        ErrorKind::InvalidState
     );
     // Strangers cannot see or cancel.
     let stranger = person("otto", &["billing-owners"]);
