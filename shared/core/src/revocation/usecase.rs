@@ -234,23 +234,21 @@ async fn update_controls(
     ),
     Error,
 > {
-    for _ in 0..crate::usecase::WRITE_ATTEMPTS {
-        let before = p.controls().controls(user).await?;
-        let mut after = before.clone();
-        change(&mut after);
-        if after == before {
-            return Ok((before, after));
-        }
-        match p.controls().set(user, &mut after).await {
-            Ok(()) => return Ok((before, after)),
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(other) => return Err(other.into()),
-        }
-    }
-    Err(StoreError::Conflict {
-        what: format!("controls of {user}"),
-    }
-    .into())
+    use crate::usecase::{Attempt, versioned, written};
+    let change = &change;
+    versioned(
+        || format!("controls of {user}"),
+        || async move {
+            let before = p.controls().controls(user).await?;
+            let mut after = before.clone();
+            change(&mut after);
+            if after != before && !written(p.controls().set(user, &mut after).await)? {
+                return Ok(Attempt::Lost);
+            }
+            Ok(Attempt::Done((before, after)))
+        },
+    )
+    .await
 }
 
 /// Whether the workflow should go on.

@@ -3,12 +3,10 @@
 use chrono::{DateTime, Utc};
 
 use super::intake::start_workflow;
-use super::{AuditTrail, Outbox, WRITE_ATTEMPTS, request_event, state_of};
+use super::{Attempt, AuditTrail, Outbox, request_event, state_of, versioned, written};
 use crate::error::Error;
 use crate::identity::Principal;
-use crate::ports::{
-    Audience, AuditLog, Notice, Notifier, RequestStore, StoreError, WorkflowStarter,
-};
+use crate::ports::{Audience, AuditLog, Notice, Notifier, RequestStore, WorkflowStarter};
 use crate::request::{AccessRequest, DecisionOutcome, RequestError, RequestId, Status, Verdict};
 use crate::revocation::ports::UserControls;
 
@@ -37,93 +35,86 @@ pub async fn decide(
     decision: &Decision,
     now: DateTime<Utc>,
 ) -> Result<(AccessRequest, DecisionOutcome), Error> {
-    for _ in 0..WRITE_ATTEMPTS {
-        let mut request = store
-            .get(&decision.request_id)
-            .await?
-            .ok_or_else(|| Error::NotFound(decision.request_id.to_string()))?;
-        if controls
-            .controls(request.requester())
-            .await?
-            .revoked_by
-            .is_some()
-        {
-            let refused = RequestError::AccessRevoked(request.requester().clone());
-            audit_refusal(trail, &request, approver, decision, &refused, now).await?;
-            return Err(refused.into());
-        }
-        let before = state_of(&request);
-        if request.expire_if_overdue(now) {
-            match store.update(&mut request).await {
-                Ok(()) => {
-                    trail
-                        .record(request_event(
-                            &request,
-                            "request.expired",
-                            "lapse",
-                            "request.expired",
-                            "no decision before the pending deadline",
-                            before,
-                        ))
-                        .await?;
-                    return Err(RequestError::PendingTimedOut {
-                        deadline: request.pending_deadline(),
-                    }
-                    .into());
-                }
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(other) => return Err(other.into()),
-            }
-        }
-        let outcome = match request.decide(approver, decision.verdict, &decision.comment, now) {
-            Ok(outcome) => outcome,
-            Err(refused) => {
+    versioned(
+        || decision.request_id.to_string(),
+        || async move {
+            let mut request = store
+                .get(&decision.request_id)
+                .await?
+                .ok_or_else(|| Error::NotFound(decision.request_id.to_string()))?;
+            if controls
+                .controls(request.requester())
+                .await?
+                .revoked_by
+                .is_some()
+            {
+                let refused = RequestError::AccessRevoked(request.requester().clone());
                 audit_refusal(trail, &request, approver, decision, &refused, now).await?;
                 return Err(refused.into());
             }
-        };
-        let changed = outcome != DecisionOutcome::AlreadyRecorded;
-        if changed {
-            match store.update(&mut request).await {
-                Ok(()) => {}
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(other) => return Err(other.into()),
+            let before = state_of(&request);
+            if request.expire_if_overdue(now) {
+                if !written(store.update(&mut request).await)? {
+                    return Ok(Attempt::Lost);
+                }
+                trail
+                    .record(request_event(
+                        &request,
+                        "request.expired",
+                        "lapse",
+                        "request.expired",
+                        "no decision before the pending deadline",
+                        before,
+                    ))
+                    .await?;
+                return Err(RequestError::PendingTimedOut {
+                    deadline: request.pending_deadline(),
+                }
+                .into());
             }
-        }
-        // Recorded on a retry too: if the handler stopped between the state write
-        // and this one, the decision is audited now (the key makes it once).
-        let completed = request.status() == Status::Approved
-            && request
-                .approvals()
-                .last()
-                .is_some_and(|a| &a.approver == approver.id());
-        let action = match request.status() {
-            Status::Denied => "request.denied",
-            _ if completed => "request.approved",
-            _ => "request.approval_recorded",
-        };
-        trail
-            .record(request_event(
-                &request,
-                format!("decision:{}:{:?}", approver.id(), decision.verdict),
-                approver.id().as_str(),
-                action,
-                decision.comment.clone(),
-                before,
-            ))
-            .await?;
-        if changed {
-            tell(&request, &outcome, outbox).await;
-        }
-        if request.status() == Status::Approved {
-            start_workflow(&request, trail, outbox).await?;
-        }
-        return Ok((request, outcome));
-    }
-    Err(StoreError::Conflict {
-        what: decision.request_id.to_string(),
-    }
-    .into())
+            let outcome = match request.decide(approver, decision.verdict, &decision.comment, now) {
+                Ok(outcome) => outcome,
+                Err(refused) => {
+                    audit_refusal(trail, &request, approver, decision, &refused, now).await?;
+                    return Err(refused.into());
+                }
+            };
+            let changed = outcome != DecisionOutcome::AlreadyRecorded;
+            if changed && !written(store.update(&mut request).await)? {
+                return Ok(Attempt::Lost);
+            }
+            // Recorded on a retry too: if the handler stopped between the state write
+            // and this one, the decision is audited now (the key makes it once).
+            let completed = request.status() == Status::Approved
+                && request
+                    .approvals()
+                    .last()
+                    .is_some_and(|a| &a.approver == approver.id());
+            let action = match request.status() {
+                Status::Denied => "request.denied",
+                _ if completed => "request.approved",
+                _ => "request.approval_recorded",
+            };
+            trail
+                .record(request_event(
+                    &request,
+                    format!("decision:{}:{:?}", approver.id(), decision.verdict),
+                    approver.id().as_str(),
+                    action,
+                    decision.comment.clone(),
+                    before,
+                ))
+                .await?;
+            if changed {
+                tell(&request, &outcome, outbox).await;
+            }
+            if request.status() == Status::Approved {
+                start_workflow(&request, trail, outbox).await?;
+            }
+            Ok(Attempt::Done((request, outcome)))
+        },
+    )
+    .await
 }
 
 /// A decision Lapse refused (self-approval, not an eligible approver, a closed

@@ -3,14 +3,14 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
-use super::{AuditTrail, Outbox, WRITE_ATTEMPTS, request_event, workflow_input};
+use super::{Attempt, AuditTrail, Outbox, request_event, versioned, workflow_input, written};
 use crate::error::Error;
 use crate::identity::Principal;
 use crate::policy::Catalog;
 use crate::ports::{
-    Audience, AuditLog, Notice, Notifier, RequestQueries, RequestStore, StoreError, WorkflowStarter,
+    Audience, AuditLog, Notice, Notifier, RequestQueries, RequestStore, WorkflowStarter,
 };
-use crate::request::{AccessRequest, NewRequest, RequestError, RequestId, Status};
+use crate::request::{AccessRequest, NewRequest, RequestId, Status};
 use crate::risk::RequesterContext;
 
 /// What Lapse knows about a requester, from their history.
@@ -228,33 +228,29 @@ pub async fn cancel(
     id: &RequestId,
     now: DateTime<Utc>,
 ) -> Result<AccessRequest, Error> {
-    for _ in 0..WRITE_ATTEMPTS {
-        let mut request = view(store, catalog, who, id).await?;
-        let before = super::state_of(&request);
-        if !request.cancel(who, now)? {
-            return Ok(request);
-        }
-        match store.update(&mut request).await {
-            Ok(()) => {
-                trail
-                    .record(request_event(
-                        &request,
-                        "request.cancelled",
-                        who.id().as_str(),
-                        "request.cancelled",
-                        "cancelled by the requester",
-                        before,
-                    ))
-                    .await?;
-                return Ok(request);
+    versioned(
+        || id.to_string(),
+        || async move {
+            let mut request = view(store, catalog, who, id).await?;
+            let before = super::state_of(&request);
+            if !request.cancel(who, now)? {
+                return Ok(Attempt::Done(request));
             }
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(other) => return Err(other.into()),
-        }
-    }
-    Err(RequestError::InvalidTransition {
-        from: Status::Pending,
-        action: "cancel (too much contention)",
-    }
-    .into())
+            if !written(store.update(&mut request).await)? {
+                return Ok(Attempt::Lost);
+            }
+            trail
+                .record(request_event(
+                    &request,
+                    "request.cancelled",
+                    who.id().as_str(),
+                    "request.cancelled",
+                    "cancelled by the requester",
+                    before,
+                ))
+                .await?;
+            Ok(Attempt::Done(request))
+        },
+    )
+    .await
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{AuditTrail, WRITE_ATTEMPTS, request_event, state_of};
+use super::{Attempt, AuditTrail, request_event, state_of, versioned, written};
 use crate::error::Error;
 use crate::grant::{artifact_for, policy_document};
 use crate::identity::{Principal, PrincipalId};
@@ -167,87 +167,86 @@ pub async fn grant(
         )
         .await;
     }
-    for _ in 0..WRITE_ATTEMPTS {
-        let mut request = load(grants.store, &input.request_id).await?;
-        let before = state_of(&request);
-        match request.status() {
-            Status::Approved => {
-                let resource = catalog.resource(request.resource()).ok_or_else(|| {
-                    RequestError::UnknownResource {
-                        resource: request.resource().to_owned(),
+    versioned(
+        || input.request_id.to_string(),
+        || async move {
+            let mut request = load(grants.store, &input.request_id).await?;
+            let before = state_of(&request);
+            match request.status() {
+                Status::Approved => {
+                    let resource = catalog.resource(request.resource()).ok_or_else(|| {
+                        RequestError::UnknownResource {
+                            resource: request.resource().to_owned(),
+                        }
+                    })?;
+                    request.activate(artifact_for(resource, request.id()), now)?;
+                    if !written(grants.store.update(&mut request).await)? {
+                        return Ok(Attempt::Lost);
                     }
-                })?;
-                request.activate(artifact_for(resource, request.id()), now)?;
-                match grants.store.update(&mut request).await {
-                    Ok(()) => {}
-                    Err(StoreError::Conflict { .. }) => continue,
-                    Err(other) => return Err(other.into()),
+                }
+                Status::Active => {}
+                from => {
+                    return Err(RequestError::InvalidTransition {
+                        from,
+                        action: "grant",
+                    }
+                    .into());
                 }
             }
-            Status::Active => {}
-            from => {
-                return Err(RequestError::InvalidTransition {
-                    from,
-                    action: "grant",
-                }
-                .into());
-            }
-        }
-        // Recorded on a retry too (the key makes it once): a crash between the state
-        // write and this one loses no audit event.
-        trail
-            .record(request_event(
-                &request,
-                "grant.activated",
-                "lapse",
-                "grant.activated",
-                "approved request granted",
-                before,
-            ))
-            .await?;
-        let (Some(window), Some(artifact)) = (request.window(), request.artifact().cloned()) else {
-            return Err(Error::NotFound(format!("grant window of {}", request.id())));
-        };
-        provision(
-            grants.ledger,
-            iam,
-            catalog,
-            &request,
-            &artifact,
-            window.expires_at,
-        )
-        .await?;
-        // Revoked while being granted: the revocation's own steps (and this
-        // workflow's revoke and verify at the end) take it from here.
-        if still_active(grants, iam, &input.request_id).await? {
+            // Recorded on a retry too (the key makes it once): a crash between the state
+            // write and this one loses no audit event.
             trail
                 .record(request_event(
                     &request,
-                    "grant.provisioned",
+                    "grant.activated",
                     "lapse",
-                    "grant.provisioned",
-                    format!(
-                        "IAM holds {artifact:?} until {}",
-                        window.expires_at.to_rfc3339()
-                    ),
-                    Value::Null,
+                    "grant.activated",
+                    "approved request granted",
+                    before,
                 ))
                 .await?;
-        }
-        return Ok(GrantReport {
-            request_id: request.id().clone(),
-            principal: request.requester().clone(),
-            resource: request.resource().to_owned(),
-            artifact,
-            starts_at: window.starts_at,
-            expires_at: window.expires_at,
-            extension_id: None,
-        });
-    }
-    Err(StoreError::Conflict {
-        what: input.request_id.to_string(),
-    }
-    .into())
+            let (Some(window), Some(artifact)) = (request.window(), request.artifact().cloned())
+            else {
+                return Err(Error::NotFound(format!("grant window of {}", request.id())));
+            };
+            provision(
+                grants.ledger,
+                iam,
+                catalog,
+                &request,
+                &artifact,
+                window.expires_at,
+            )
+            .await?;
+            // Revoked while being granted: the revocation's own steps (and this
+            // workflow's revoke and verify at the end) take it from here.
+            if still_active(grants, iam, &input.request_id).await? {
+                trail
+                    .record(request_event(
+                        &request,
+                        "grant.provisioned",
+                        "lapse",
+                        "grant.provisioned",
+                        format!(
+                            "IAM holds {artifact:?} until {}",
+                            window.expires_at.to_rfc3339()
+                        ),
+                        Value::Null,
+                    ))
+                    .await?;
+            }
+            Ok(Attempt::Done(GrantReport {
+                request_id: request.id().clone(),
+                principal: request.requester().clone(),
+                resource: request.resource().to_owned(),
+                artifact,
+                starts_at: window.starts_at,
+                expires_at: window.expires_at,
+                extension_id: None,
+            }))
+        },
+    )
+    .await
 }
 
 /// Refuses to grant to someone whose access Lapse has revoked; an approved request
@@ -291,73 +290,69 @@ async fn merge_extension(
     extension_id: &RequestId,
     now: DateTime<Utc>,
 ) -> Result<GrantReport, Error> {
-    for _ in 0..WRITE_ATTEMPTS {
-        let mut grant = load(grants.store, grant_id).await?;
-        let mut extension = load(grants.store, extension_id).await?;
-        let before = state_of(&grant);
-        let already = grant.extensions().contains(extension_id);
-        let window = grant.merge_extension(&mut extension, now)?;
-        // The grant first: once it lists the extension, a retry completes the rest.
-        if !already {
-            match grants.store.update(&mut grant).await {
-                Ok(()) => {}
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(other) => return Err(other.into()),
+    versioned(
+        || grant_id.to_string(),
+        || async move {
+            let mut grant = load(grants.store, grant_id).await?;
+            let mut extension = load(grants.store, extension_id).await?;
+            let before = state_of(&grant);
+            let already = grant.extensions().contains(extension_id);
+            let window = grant.merge_extension(&mut extension, now)?;
+            // The grant first: once it lists the extension, a retry completes the rest.
+            if !already && !written(grants.store.update(&mut grant).await)? {
+                return Ok(Attempt::Lost);
             }
-        }
-        if extension.status() == Status::Active && extension.version() > 0 {
-            match grants.store.update(&mut extension).await {
-                Ok(()) | Err(StoreError::Conflict { .. }) => {}
-                Err(other) => return Err(other.into()),
+            if extension.status() == Status::Active && extension.version() > 0 {
+                match grants.store.update(&mut extension).await {
+                    Ok(()) | Err(StoreError::Conflict { .. }) => {}
+                    Err(other) => return Err(other.into()),
+                }
             }
-        }
-        let artifact = grant
-            .artifact()
-            .cloned()
-            .ok_or_else(|| Error::NotFound(format!("artifact of {grant_id}")))?;
-        provision(
-            grants.ledger,
-            iam,
-            catalog,
-            &grant,
-            &artifact,
-            window.expires_at,
-        )
-        .await?;
-        if !still_active(grants, iam, grant_id).await? {
-            return Err(RequestError::InvalidTransition {
-                from: Status::Revoked,
-                action: "extend (the grant was revoked meanwhile)",
-            }
-            .into());
-        }
-        trail
-            .record(request_event(
+            let artifact = grant
+                .artifact()
+                .cloned()
+                .ok_or_else(|| Error::NotFound(format!("artifact of {grant_id}")))?;
+            provision(
+                grants.ledger,
+                iam,
+                catalog,
                 &grant,
-                format!("grant.extended:{extension_id}"),
-                "lapse",
-                "grant.extended",
-                format!(
-                    "extension {extension_id} merged; now ends {}",
-                    window.expires_at.to_rfc3339()
-                ),
-                before,
-            ))
+                &artifact,
+                window.expires_at,
+            )
             .await?;
-        return Ok(GrantReport {
-            request_id: grant.id().clone(),
-            principal: grant.requester().clone(),
-            resource: grant.resource().to_owned(),
-            artifact,
-            starts_at: window.starts_at,
-            expires_at: window.expires_at,
-            extension_id: Some(extension_id.clone()),
-        });
-    }
-    Err(StoreError::Conflict {
-        what: grant_id.to_string(),
-    }
-    .into())
+            if !still_active(grants, iam, grant_id).await? {
+                return Err(RequestError::InvalidTransition {
+                    from: Status::Revoked,
+                    action: "extend (the grant was revoked meanwhile)",
+                }
+                .into());
+            }
+            trail
+                .record(request_event(
+                    &grant,
+                    format!("grant.extended:{extension_id}"),
+                    "lapse",
+                    "grant.extended",
+                    format!(
+                        "extension {extension_id} merged; now ends {}",
+                        window.expires_at.to_rfc3339()
+                    ),
+                    before,
+                ))
+                .await?;
+            Ok(Attempt::Done(GrantReport {
+                request_id: grant.id().clone(),
+                principal: grant.requester().clone(),
+                resource: grant.resource().to_owned(),
+                artifact,
+                starts_at: window.starts_at,
+                expires_at: window.expires_at,
+                extension_id: Some(extension_id.clone()),
+            }))
+        },
+    )
+    .await
 }
 
 /// Takes an artifact out of IAM unless another live grant still holds it.
@@ -430,76 +425,76 @@ pub async fn revoke(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<RevokeReport, Error> {
-    for _ in 0..WRITE_ATTEMPTS {
-        let mut request = load(grants.store, request_id).await?;
-        let expires_at = request.window().map(|w| w.expires_at);
-        let report = |outcome, iam| RevokeReport {
-            request_id: request_id.clone(),
-            outcome,
-            expires_at,
-            iam,
-        };
-        match request.status() {
-            Status::Active => {}
-            Status::Revoked | Status::Verified => {
-                let effect = remove_recorded_artifact(grants.ledger, iam, &request).await?;
-                // The revocation's event, if a crash lost it after the state write.
-                let mut draft = request_event(
-                    &request,
-                    "grant.revoked",
-                    actor,
-                    "grant.revoked",
-                    format!("{:?}", request.revoke_cause().unwrap_or(cause)),
-                    state_of(&request),
-                );
-                draft.after =
-                    json!({ "state": draft.after, "iam": effect, "artifact": request.artifact() });
-                trail.record(draft).await?;
-                return Ok(report(RevokeOutcome::AlreadyRevoked, effect));
-            }
-            from => {
-                return Err(RequestError::InvalidTransition {
-                    from,
-                    action: "revoke",
+    versioned(
+        || request_id.to_string(),
+        || async move {
+            let mut request = load(grants.store, request_id).await?;
+            let expires_at = request.window().map(|w| w.expires_at);
+            let done = |outcome, iam| -> Result<Attempt<RevokeReport>, Error> {
+                Ok(Attempt::Done(RevokeReport {
+                    request_id: request_id.clone(),
+                    outcome,
+                    expires_at,
+                    iam,
+                }))
+            };
+            match request.status() {
+                Status::Active => {}
+                Status::Revoked | Status::Verified => {
+                    let effect = remove_recorded_artifact(grants.ledger, iam, &request).await?;
+                    // The revocation's event, if a crash lost it after the state write.
+                    let mut draft = request_event(
+                        &request,
+                        "grant.revoked",
+                        actor,
+                        "grant.revoked",
+                        format!("{:?}", request.revoke_cause().unwrap_or(cause)),
+                        state_of(&request),
+                    );
+                    draft.after =
+                        json!({ "state": draft.after, "iam": effect, "artifact": request.artifact() });
+                    trail.record(draft).await?;
+                    return done(RevokeOutcome::AlreadyRevoked, effect);
                 }
-                .into());
+                from => {
+                    return Err(RequestError::InvalidTransition {
+                        from,
+                        action: "revoke",
+                    }
+                    .into());
+                }
             }
-        }
-        if cause == RevokeCause::Expiry && expires_at.is_some_and(|at| now + EXPIRY_SKEW < at) {
-            return Ok(report(RevokeOutcome::NotYetDue, IamEffect::Untouched));
-        }
-        let before = state_of(&request);
-        // The state first, with a versioned write: a grant or extension step that
-        // writes IAM concurrently reads it afterwards and undoes its own write, so
-        // nothing it does can outlive this revocation.
-        request.mark_revoked(cause, now)?;
-        match grants.store.update(&mut request).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(other) => return Err(other.into()),
-        }
-        let effect = remove_recorded_artifact(grants.ledger, iam, &request).await?;
-        settle_extensions(grants.store, &request, now, |ext, at| {
-            ext.mark_revoked(cause, at)
-        })
-        .await?;
-        let mut draft = request_event(
-            &request,
-            "grant.revoked",
-            actor,
-            "grant.revoked",
-            format!("{cause:?}"),
-            before,
-        );
-        draft.after =
-            json!({ "state": draft.after, "iam": effect, "artifact": request.artifact() });
-        trail.record(draft).await?;
-        return Ok(report(RevokeOutcome::Revoked, effect));
-    }
-    Err(StoreError::Conflict {
-        what: request_id.to_string(),
-    }
-    .into())
+            if cause == RevokeCause::Expiry && expires_at.is_some_and(|at| now + EXPIRY_SKEW < at) {
+                return done(RevokeOutcome::NotYetDue, IamEffect::Untouched);
+            }
+            let before = state_of(&request);
+            // The state first, with a versioned write: a grant or extension step that
+            // writes IAM concurrently reads it afterwards and undoes its own write, so
+            // nothing it does can outlive this revocation.
+            request.mark_revoked(cause, now)?;
+            if !written(grants.store.update(&mut request).await)? {
+                return Ok(Attempt::Lost);
+            }
+            let effect = remove_recorded_artifact(grants.ledger, iam, &request).await?;
+            settle_extensions(grants.store, &request, now, |ext, at| {
+                ext.mark_revoked(cause, at)
+            })
+            .await?;
+            let mut draft = request_event(
+                &request,
+                "grant.revoked",
+                actor,
+                "grant.revoked",
+                format!("{cause:?}"),
+                before,
+            );
+            draft.after =
+                json!({ "state": draft.after, "iam": effect, "artifact": request.artifact() });
+            trail.record(draft).await?;
+            done(RevokeOutcome::Revoked, effect)
+        },
+    )
+    .await
 }
 
 /// Applies a transition to every extension merged into a grant.
@@ -509,20 +504,25 @@ async fn settle_extensions(
     now: DateTime<Utc>,
     step: impl Fn(&mut AccessRequest, DateTime<Utc>) -> Result<bool, RequestError>,
 ) -> Result<(), Error> {
+    let step = &step;
     for id in grant.extensions() {
-        for _ in 0..WRITE_ATTEMPTS {
-            let Some(mut extension) = store.get(id).await? else {
-                break;
-            };
-            if !step(&mut extension, now).unwrap_or(false) {
-                break;
-            }
-            match store.update(&mut extension).await {
-                Ok(()) => break,
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(other) => return Err(other.into()),
-            }
-        }
+        versioned(
+            || id.to_string(),
+            || async move {
+                let Some(mut extension) = store.get(id).await? else {
+                    return Ok(Attempt::Done(()));
+                };
+                if !step(&mut extension, now).unwrap_or(false) {
+                    return Ok(Attempt::Done(()));
+                }
+                Ok(if written(store.update(&mut extension).await)? {
+                    Attempt::Done(())
+                } else {
+                    Attempt::Lost
+                })
+            },
+        )
+        .await?;
     }
     Ok(())
 }
@@ -536,72 +536,71 @@ pub async fn verify(
     request_id: &RequestId,
     now: DateTime<Utc>,
 ) -> Result<VerifyReport, Error> {
-    for _ in 0..WRITE_ATTEMPTS {
-        let mut request = load(grants.store, request_id).await?;
-        if !matches!(request.status(), Status::Revoked | Status::Verified) {
-            return Err(RequestError::InvalidTransition {
-                from: request.status(),
-                action: "verify",
-            }
-            .into());
-        }
-        let snapshot = iam.snapshot(request.requester()).await?;
-        let mut kept_for = Vec::new();
-        if let Some(artifact) = request.artifact()
-            && snapshot.holds(artifact)
-        {
-            let holders = match artifact {
-                Artifact::GroupMembership { .. } => {
-                    grants.ledger.holders(request.requester(), artifact).await?
+    versioned(
+        || request_id.to_string(),
+        || async move {
+            let mut request = load(grants.store, request_id).await?;
+            if !matches!(request.status(), Status::Revoked | Status::Verified) {
+                return Err(RequestError::InvalidTransition {
+                    from: request.status(),
+                    action: "verify",
                 }
-                Artifact::InlinePolicy { .. } => Vec::new(),
-            };
-            if holders.is_empty() {
-                let residue = format!("{artifact:?} for {}", request.requester());
-                trail
-                    .record(AuditDraftFor::failure(&request, &residue, now))
+                .into());
+            }
+            let snapshot = iam.snapshot(request.requester()).await?;
+            let mut kept_for = Vec::new();
+            if let Some(artifact) = request.artifact()
+                && snapshot.holds(artifact)
+            {
+                let holders = match artifact {
+                    Artifact::GroupMembership { .. } => {
+                        grants.ledger.holders(request.requester(), artifact).await?
+                    }
+                    Artifact::InlinePolicy { .. } => Vec::new(),
+                };
+                if holders.is_empty() {
+                    let residue = format!("{artifact:?} for {}", request.requester());
+                    trail
+                        .record(AuditDraftFor::failure(&request, &residue, now))
+                        .await?;
+                    return Err(Error::VerificationFailed {
+                        request: request_id.to_string(),
+                        residue,
+                    });
+                }
+                kept_for = holders;
+            }
+            let before = state_of(&request);
+            if request.mark_verified(now)? {
+                if !written(grants.store.update(&mut request).await)? {
+                    return Ok(Attempt::Lost);
+                }
+                settle_extensions(grants.store, &request, now, |ext, at| ext.mark_verified(at))
                     .await?;
-                return Err(Error::VerificationFailed {
-                    request: request_id.to_string(),
-                    residue,
-                });
             }
-            kept_for = holders;
-        }
-        let before = state_of(&request);
-        if request.mark_verified(now)? {
-            match grants.store.update(&mut request).await {
-                Ok(()) => {}
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(other) => return Err(other.into()),
-            }
-            settle_extensions(grants.store, &request, now, |ext, at| ext.mark_verified(at)).await?;
-        }
-        let mut draft = request_event(
-            &request,
-            "grant.verified",
-            "lapse",
-            "grant.verified",
-            "IAM read back: nothing of the grant remains",
-            before,
-        );
-        draft.after = json!({
-            "state": draft.after,
-            "iam_inline_policies": snapshot.inline_policies.keys().collect::<Vec<_>>(),
-            "iam_groups": snapshot.groups,
-            "kept_for_other_grants": kept_for,
-        });
-        trail.record(draft).await?;
-        return Ok(VerifyReport {
-            request_id: request_id.clone(),
-            verified: true,
-            kept_for,
-        });
-    }
-    Err(StoreError::Conflict {
-        what: request_id.to_string(),
-    }
-    .into())
+            let mut draft = request_event(
+                &request,
+                "grant.verified",
+                "lapse",
+                "grant.verified",
+                "IAM read back: nothing of the grant remains",
+                before,
+            );
+            draft.after = json!({
+                "state": draft.after,
+                "iam_inline_policies": snapshot.inline_policies.keys().collect::<Vec<_>>(),
+                "iam_groups": snapshot.groups,
+                "kept_for_other_grants": kept_for,
+            });
+            trail.record(draft).await?;
+            Ok(Attempt::Done(VerifyReport {
+                request_id: request_id.clone(),
+                verified: true,
+                kept_for,
+            }))
+        },
+    )
+    .await
 }
 
 struct AuditDraftFor;

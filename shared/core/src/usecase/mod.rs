@@ -25,6 +25,44 @@ const AUDIT_APPEND_ATTEMPTS: usize = 8;
 /// How many times a read-modify-write retries after losing a race.
 pub(crate) const WRITE_ATTEMPTS: usize = 5;
 
+/// What one read-decide-write attempt came to.
+#[derive(Debug)]
+pub(crate) enum Attempt<T> {
+    /// Finished: written, or nothing needed writing.
+    Done(T),
+    /// The conditional write lost a race: read again and decide again.
+    Lost,
+}
+
+/// A conditional write's result as an attempt's outcome: `Ok(true)` written,
+/// `Ok(false)` lost the race (the caller answers [`Attempt::Lost`]).
+pub(crate) fn written(result: Result<(), StoreError>) -> Result<bool, Error> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict { .. }) => Ok(false),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The one versioned-update loop: runs `attempt` (read, decide, conditional write)
+/// until it finishes, at most [`WRITE_ATTEMPTS`] times. A write that keeps losing
+/// ends as [`StoreError::Conflict`] on `what`: a lost race, which a caller (or the
+/// workflow's `Retry` on `Lapse.Conflict`) may try again later.
+pub(crate) async fn versioned<T, Fut>(
+    what: impl FnOnce() -> String,
+    attempt: impl Fn() -> Fut,
+) -> Result<T, Error>
+where
+    Fut: std::future::Future<Output = Result<Attempt<T>, Error>>,
+{
+    for _ in 0..WRITE_ATTEMPTS {
+        if let Attempt::Done(out) = attempt().await? {
+            return Ok(out);
+        }
+    }
+    Err(StoreError::Conflict { what: what() }.into())
+}
+
 /// Where audit events go: a log, the key that signs them, and the policy in force.
 #[derive(Debug)]
 pub struct AuditTrail<'a, L> {
@@ -135,49 +173,45 @@ pub(crate) async fn withdraw_for_revocation(
     case: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Withdrawal, Error> {
-    for _ in 0..WRITE_ATTEMPTS {
-        let Some(mut request) = store.get(request_id).await? else {
-            return Ok(Withdrawal::Closed);
-        };
-        let before = state_of(&request);
-        let changed = match request.withdraw(now) {
-            Ok(changed) => changed,
-            Err(crate::request::RequestError::InvalidTransition {
-                from: crate::request::Status::Active,
-                ..
-            }) => return Ok(Withdrawal::Active),
-            Err(crate::request::RequestError::InvalidTransition { .. }) => {
-                return Ok(Withdrawal::Closed);
-            }
-            Err(other) => return Err(other.into()),
-        };
-        if changed {
-            match store.update(&mut request).await {
-                Ok(()) => {}
-                Err(StoreError::Conflict { .. }) => continue,
+    versioned(
+        || request_id.to_string(),
+        || async move {
+            let Some(mut request) = store.get(request_id).await? else {
+                return Ok(Attempt::Done(Withdrawal::Closed));
+            };
+            let before = state_of(&request);
+            let changed = match request.withdraw(now) {
+                Ok(changed) => changed,
+                Err(crate::request::RequestError::InvalidTransition {
+                    from: crate::request::Status::Active,
+                    ..
+                }) => return Ok(Attempt::Done(Withdrawal::Active)),
+                Err(crate::request::RequestError::InvalidTransition { .. }) => {
+                    return Ok(Attempt::Done(Withdrawal::Closed));
+                }
                 Err(other) => return Err(other.into()),
+            };
+            if changed && !written(store.update(&mut request).await)? {
+                return Ok(Attempt::Lost);
             }
-        }
-        trail
-            .record(request_event(
-                &request,
-                "request.cancelled",
-                actor,
-                "request.cancelled",
-                format!("the requester's access was revoked (case {case})"),
-                before,
-            ))
-            .await?;
-        return Ok(if changed {
-            Withdrawal::Cancelled
-        } else {
-            Withdrawal::AlreadyCancelled
-        });
-    }
-    Err(StoreError::Conflict {
-        what: request_id.to_string(),
-    }
-    .into())
+            trail
+                .record(request_event(
+                    &request,
+                    "request.cancelled",
+                    actor,
+                    "request.cancelled",
+                    format!("the requester's access was revoked (case {case})"),
+                    before,
+                ))
+                .await?;
+            Ok(Attempt::Done(if changed {
+                Withdrawal::Cancelled
+            } else {
+                Withdrawal::AlreadyCancelled
+            }))
+        },
+    )
+    .await
 }
 
 /// The part of a request an audit event records as before/after state.

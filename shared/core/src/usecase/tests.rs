@@ -975,3 +975,48 @@ fn an_early_revoke_racing_an_extension_merge_wins() {
         "the merge's late IAM write was taken back out"
     );
 }
+
+#[test]
+fn a_versioned_update_retries_lost_races_then_reports_a_conflict() {
+    use super::{Attempt, WRITE_ATTEMPTS, versioned};
+    use std::cell::Cell;
+    // Lost twice, then done: the third attempt's answer.
+    let tries = Cell::new(0);
+    let out = block_on(versioned(
+        || "x".to_owned(),
+        || async {
+            tries.set(tries.get() + 1);
+            Ok(if tries.get() < 3 {
+                Attempt::Lost
+            } else {
+                Attempt::Done(tries.get())
+            })
+        },
+    ))
+    .unwrap();
+    assert_eq!(out, 3);
+    // Always lost: a retryable conflict naming what was contended, after the limit.
+    let tries = Cell::new(0);
+    let err = block_on(versioned(
+        || "controls of jdoe".to_owned(),
+        || async {
+            tries.set(tries.get() + 1);
+            Ok::<Attempt<()>, Error>(Attempt::Lost)
+        },
+    ))
+    .unwrap_err();
+    assert_eq!(tries.get(), WRITE_ATTEMPTS);
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert!(err.to_string().contains("controls of jdoe"), "{err}");
+    // An error ends it at once.
+    let tries = Cell::new(0);
+    let err = block_on(versioned(
+        || "x".to_owned(),
+        || async {
+            tries.set(tries.get() + 1);
+            Err::<Attempt<()>, Error>(Error::NotFound("req-1".into()))
+        },
+    ))
+    .unwrap_err();
+    assert_eq!((tries.get(), err.kind()), (1, ErrorKind::NotFound));
+}
