@@ -1,0 +1,192 @@
+//! Revocation use cases. Each workflow step is its own function and idempotent, so
+//! a duplicated or interrupted run converges: plans come from a fresh snapshot,
+//! case ids come from triggers, audit events are keyed.
+//!
+//! Split by caller: [`intake`] (events in), [`steps`] (the workflow), [`tools`]
+//! (operators), [`inactivity`] (the daily check); everything is re-exported here.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::case::RevocationCase;
+use super::plan::{Expected, IdentitySnapshot, RevocationKind};
+use super::ports::{Archive, CaseStore, IdentityDirectory, UserControls};
+use crate::audit::AuditDraft;
+use crate::error::Error;
+use crate::grant::NAME_PREFIX;
+use crate::identity::PrincipalId;
+use crate::ledger::Artifact;
+use crate::policy::Catalog;
+use crate::ports::{
+    AccessInspector, AccessProvisioner, AuditLog, Clock, LedgerStore, Notifier, RequestQueries,
+    RequestStore,
+};
+use crate::request::{RequestId, Status};
+use crate::usecase::AuditTrail;
+use crate::usecase::lifecycle::Grants;
+
+pub mod inactivity;
+pub mod intake;
+pub mod steps;
+pub mod tools;
+
+pub use inactivity::*;
+pub use intake::*;
+pub use steps::*;
+pub use tools::*;
+
+/// Everything the revocation steps reach. The Lambda functions, the CLI and the
+/// in-memory tests each provide one.
+pub trait RevocationPorts: Sync {
+    type Cases: CaseStore;
+    type Directory: IdentityDirectory + AccessProvisioner + AccessInspector;
+    type Controls: UserControls;
+    type Archive: Archive;
+    type Requests: RequestStore + RequestQueries;
+    type Ledger: LedgerStore;
+    type Log: AuditLog;
+    type Notifier: Notifier;
+
+    fn cases(&self) -> &Self::Cases;
+    fn directory(&self) -> &Self::Directory;
+    fn controls(&self) -> &Self::Controls;
+    fn archive(&self) -> &Self::Archive;
+    fn grants(&self) -> Grants<'_, Self::Requests, Self::Ledger>;
+    fn trail(&self) -> AuditTrail<'_, Self::Log>;
+    fn notifier(&self) -> &Self::Notifier;
+    fn catalog(&self) -> &Catalog;
+    /// Read again mid-step where an instant must follow an IAM change (the cutoff).
+    fn clock(&self) -> &dyn Clock;
+}
+
+pub(super) fn case_event(
+    case: &RevocationCase,
+    key: &str,
+    action: &str,
+    reason: String,
+    before: Value,
+    after: Value,
+    at: DateTime<Utc>,
+) -> AuditDraft {
+    AuditDraft {
+        chain: case.chain(),
+        key: format!("{}:{key}", case.id),
+        actor: case.trigger.executor.clone(),
+        action: action.to_owned(),
+        subject: case.user.to_string(),
+        reason,
+        before,
+        after,
+        at,
+    }
+}
+
+pub(super) async fn load(p: &impl RevocationPorts, id: &str) -> Result<RevocationCase, Error> {
+    p.cases()
+        .get(id)
+        .await?
+        .ok_or_else(|| Error::NotFound(id.to_owned()))
+}
+
+pub(super) async fn save(
+    p: &impl RevocationPorts,
+    case: &mut RevocationCase,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    case.updated_at = now;
+    p.cases().update(case).await?;
+    Ok(())
+}
+
+/// Changes a user's controls by a versioned write, re-reading on a lost race.
+/// Returns the controls before and after.
+pub(super) async fn update_controls(
+    p: &impl RevocationPorts,
+    user: &PrincipalId,
+    change: impl Fn(&mut crate::revocation::ports::Controls),
+) -> Result<
+    (
+        crate::revocation::ports::Controls,
+        crate::revocation::ports::Controls,
+    ),
+    Error,
+> {
+    use crate::usecase::{Attempt, versioned, written};
+    let change = &change;
+    versioned(
+        || format!("controls of {user}"),
+        || async move {
+            let before = p.controls().controls(user).await?;
+            let mut after = before.clone();
+            change(&mut after);
+            if after != before && !written(p.controls().set(user, &mut after).await)? {
+                return Ok(Attempt::Lost);
+            }
+            Ok(Attempt::Done((before, after)))
+        },
+    )
+    .await
+}
+
+/// What the request store and the ledger know about a user, beside IAM.
+pub(super) struct Known {
+    /// Active grants (extensions are merged into theirs).
+    live: Vec<RequestId>,
+    /// Pending or approved requests, not yet granted.
+    open: Vec<RequestId>,
+    /// Inline policies the ledger records for one of the live grants.
+    grant_policies: std::collections::BTreeSet<String>,
+}
+
+impl Known {
+    fn expected<'a>(&'a self, p: &'a impl RevocationPorts, case: &RevocationCase) -> Expected<'a> {
+        Expected {
+            role: match &case.kind {
+                RevocationKind::Partial { new_role } => p.catalog().role(new_role),
+                _ => None,
+            },
+            live_grants: &self.live,
+            grant_policies: &self.grant_policies,
+            open_requests: &self.open,
+            cutoff: case.cutoff,
+        }
+    }
+}
+
+pub(super) async fn known(
+    p: &impl RevocationPorts,
+    user: &PrincipalId,
+    current: &IdentitySnapshot,
+) -> Result<Known, Error> {
+    let requests = p.grants().store.by_requester(user).await?;
+    let live: Vec<RequestId> = requests
+        .iter()
+        .filter(|r| r.status() == Status::Active && r.extends().is_none())
+        .map(|r| r.id().clone())
+        .collect();
+    let open = requests
+        .iter()
+        .filter(|r| matches!(r.status(), Status::Pending | Status::Approved))
+        .map(|r| r.id().clone())
+        .collect();
+    let mut grant_policies = std::collections::BTreeSet::new();
+    for name in current
+        .inline_policies
+        .keys()
+        .filter(|n| n.starts_with(NAME_PREFIX))
+    {
+        let artifact = Artifact::InlinePolicy { name: name.clone() };
+        let holders = p.grants().ledger.holders(user, &artifact).await?;
+        if holders.iter().any(|h| live.iter().any(|l| l.as_str() == h)) {
+            grant_policies.insert(name.clone());
+        }
+    }
+    Ok(Known {
+        live,
+        open,
+        grant_policies,
+    })
+}
+
+#[cfg(test)]
+mod tests;

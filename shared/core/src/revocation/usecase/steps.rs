@@ -1,0 +1,524 @@
+//! The workflow's steps, each idempotent: validate, snapshot, apply per lane,
+//! record, notify, verify (and `run`, all of them in order for direct callers).
+
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::error::Error;
+use crate::identity::PrincipalId;
+use crate::ports::{Audience, Notice, Notifier, Removal};
+use crate::request::{RequestError, RequestId, RevokeCause, Status};
+use crate::revocation::case::{Applied, CaseStatus, RevocationCase};
+use crate::revocation::plan::{Action, IdentitySnapshot, Lane, plan, residue};
+use crate::revocation::ports::{Archive, IdentityDirectory, UserControls};
+use crate::usecase::lifecycle::{revoke, verify};
+
+use super::{RevocationPorts, case_event, known, load, save, update_controls};
+
+/// Whether the workflow should go on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validation {
+    pub case_id: String,
+    pub proceed: bool,
+    pub status: CaseStatus,
+    pub effective_at: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// Marks a case held by an override (audited once per hold).
+pub(super) async fn hold(
+    p: &impl RevocationPorts,
+    case: &mut RevocationCase,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    if case.status == CaseStatus::Held {
+        return Ok(());
+    }
+    case.status = CaseStatus::Held;
+    case.held_reason = Some(reason.to_owned());
+    save(p, case, now).await?;
+    p.trail()
+        .record(case_event(
+            case,
+            &format!("held@{}", now.to_rfc3339()),
+            "revocation.held",
+            reason.to_owned(),
+            Value::Null,
+            json!({"override": reason}),
+            now,
+        ))
+        .await?;
+    Ok(())
+}
+
+/// Re-checked by every step that changes IAM, after the workflow's Wait, so a case
+/// held by an override or postponed while the workflow waited is not applied. The
+/// workflow answers [`Error::NotDue`] by validating (and waiting) again.
+pub(super) async fn ensure_due(
+    p: &impl RevocationPorts,
+    case: &mut RevocationCase,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    if let Some(reason) = p.controls().controls(&case.user).await?.override_reason {
+        hold(p, case, &reason, now).await?;
+        return Err(Error::NotDue {
+            case: case.id.clone(),
+            reason: format!("held back by override: {reason}"),
+        });
+    }
+    if now + crate::usecase::lifecycle::EXPIRY_SKEW < case.effective_at {
+        return Err(Error::NotDue {
+            case: case.id.clone(),
+            reason: format!("effective at {}", case.effective_at.to_rfc3339()),
+        });
+    }
+    Ok(())
+}
+
+/// Step 1: is there anything to do, and is it held back? A case held by an
+/// override that has since been cleared resumes here.
+pub async fn validate(
+    p: &impl RevocationPorts,
+    case_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Validation, Error> {
+    let mut case = load(p, case_id).await?;
+    let done = |case: &RevocationCase, reason: &str| Validation {
+        case_id: case.id.clone(),
+        proceed: false,
+        status: case.status,
+        effective_at: case.effective_at,
+        reason: reason.to_owned(),
+    };
+    match case.status {
+        CaseStatus::Verified => return Ok(done(&case, "already revoked and verified")),
+        CaseStatus::NothingToRevoke => return Ok(done(&case, "IAM does not know the user")),
+        _ => {}
+    }
+    let controls = p.controls().controls(&case.user).await?;
+    if let Some(reason) = controls.override_reason {
+        hold(p, &mut case, &reason, now).await?;
+        return Ok(done(&case, &format!("held back by override: {reason}")));
+    }
+    if case.status == CaseStatus::Held {
+        let reason = case.held_reason.take().unwrap_or_default();
+        case.status = if case.before.is_some() {
+            CaseStatus::InProgress
+        } else {
+            CaseStatus::Received
+        };
+        save(p, &mut case, now).await?;
+        p.trail()
+            .record(case_event(
+                &case,
+                &format!("resumed@{}", now.to_rfc3339()),
+                "revocation.resumed",
+                format!("override cleared (was: {reason})"),
+                json!({"status": "held"}),
+                json!({"status": case.status}),
+                now,
+            ))
+            .await?;
+    }
+    Ok(Validation {
+        case_id: case.id.clone(),
+        proceed: true,
+        status: case.status,
+        effective_at: case.effective_at,
+        reason: "proceed".into(),
+    })
+}
+
+/// Step 2: snapshot the before-state once and archive it. A closing revocation
+/// (full, suspension) marks the person revoked first, so from here on intake,
+/// approval and the grant step refuse them while the lanes run.
+pub async fn snapshot(
+    p: &impl RevocationPorts,
+    case_id: &str,
+    now: DateTime<Utc>,
+) -> Result<IdentitySnapshot, Error> {
+    let mut case = load(p, case_id).await?;
+    ensure_due(p, &mut case, now).await?;
+    if case.kind.closes_doors() {
+        update_controls(p, &case.user, |c| {
+            c.revoked_by.get_or_insert_with(|| case.id.clone());
+        })
+        .await?;
+    }
+    if let Some(before) = case.before.clone() {
+        record_snapshot(p, &case, &before, None, now).await?;
+        return Ok(before);
+    }
+    let before = p.directory().identity(&case.user, now).await?;
+    let controls = p.controls().controls(&case.user).await?;
+    let retain_until = (!controls.legal_hold && !case.preserve_data)
+        .then(|| now + p.catalog().tunables().archive_retention.delta());
+    p.archive().store(&before, retain_until).await?;
+    case.before = Some(before.clone());
+    case.status = CaseStatus::InProgress;
+    save(p, &mut case, now).await?;
+    record_snapshot(p, &case, &before, retain_until, now).await?;
+    Ok(before)
+}
+
+pub(super) async fn record_snapshot(
+    p: &impl RevocationPorts,
+    case: &RevocationCase,
+    before: &IdentitySnapshot,
+    retain_until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    p.trail()
+        .record(case_event(
+            case,
+            "snapshot",
+            "revocation.snapshot",
+            "before-state archived".into(),
+            Value::Null,
+            json!({ "before_state": before, "archived_until": retain_until }),
+            now,
+        ))
+        .await?;
+    Ok(())
+}
+
+/// The plan for a case as things stand now (dry-run uses it too).
+pub async fn current_plan(
+    p: &impl RevocationPorts,
+    case: &RevocationCase,
+    now: DateTime<Utc>,
+) -> Result<Vec<Action>, Error> {
+    let current = p.directory().identity(&case.user, now).await?;
+    let known = known(p, &case.user, &current).await?;
+    Ok(plan(&case.kind, &current, &known.expected(p, case)))
+}
+
+/// The first whole second after `at`: a session issued at or before `at` was issued
+/// before it.
+pub(super) fn whole_second_after(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(0) + TimeDelta::seconds(1)
+}
+
+/// Step 3 (per lane, in parallel): apply what is left to do in one lane.
+pub async fn apply_lane(
+    p: &impl RevocationPorts,
+    case_id: &str,
+    lane: Lane,
+    now: DateTime<Utc>,
+) -> Result<Vec<Applied>, Error> {
+    let mut case = load(p, case_id).await?;
+    ensure_due(p, &mut case, now).await?;
+    if case.before.is_none() {
+        return Err(RequestError::InvalidTransition {
+            from: Status::Pending,
+            action: "revoke before the before-state is archived",
+        }
+        .into());
+    }
+    let mut applied = Vec::new();
+    for action in current_plan(p, &case, now)
+        .await?
+        .into_iter()
+        .filter(|a| a.lane() == lane)
+    {
+        let (action, outcome) = match action {
+            Action::EndGrant { request_id } => {
+                end_grant(p, &case, &request_id, now).await?;
+                (Action::EndGrant { request_id }, "done".to_owned())
+            }
+            Action::CancelRequest { request_id } => {
+                let outcome = cancel_request(p, &case, &request_id, now).await?;
+                (Action::CancelRequest { request_id }, outcome)
+            }
+            Action::DenyOlderSessions { .. } => {
+                // Planned last in its lane: every credential is deactivated by now, so
+                // no session can have been issued after this instant.
+                let action = Action::DenyOlderSessions {
+                    issued_before: whole_second_after(p.clock().now()),
+                };
+                p.directory().apply(&case.user, &action).await?;
+                (action, "done".to_owned())
+            }
+            other => {
+                let outcome = match p.directory().apply(&case.user, &other).await? {
+                    Removal::Removed => "done",
+                    Removal::AlreadyAbsent => "already_done",
+                };
+                (other, outcome.to_owned())
+            }
+        };
+        applied.push(Applied {
+            lane,
+            action,
+            outcome,
+        });
+    }
+    Ok(applied)
+}
+
+pub(super) async fn end_grant(
+    p: &impl RevocationPorts,
+    case: &RevocationCase,
+    request_id: &RequestId,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let grants = p.grants();
+    revoke(
+        &grants,
+        p.directory(),
+        &p.trail(),
+        request_id,
+        RevokeCause::RightsRevocation,
+        &case.trigger.executor,
+        now,
+    )
+    .await?;
+    verify(&grants, p.directory(), &p.trail(), request_id, now).await?;
+    Ok(())
+}
+
+/// Cancels a request the revoked person still had open. One that was granted in
+/// the meantime is ended instead.
+pub(super) async fn cancel_request(
+    p: &impl RevocationPorts,
+    case: &RevocationCase,
+    request_id: &RequestId,
+    now: DateTime<Utc>,
+) -> Result<String, Error> {
+    use crate::usecase::{Withdrawal, withdraw_for_revocation};
+    let outcome = withdraw_for_revocation(
+        p.grants().store,
+        &p.trail(),
+        request_id,
+        &case.trigger.executor,
+        &case.id,
+        now,
+    )
+    .await?;
+    Ok(match outcome {
+        Withdrawal::Cancelled => "done".into(),
+        Withdrawal::AlreadyCancelled | Withdrawal::Closed => "already_done".into(),
+        Withdrawal::Active => {
+            end_grant(p, case, request_id, now).await?;
+            "granted meanwhile: ended".into()
+        }
+    })
+}
+
+/// Step 4: record what the lanes did, with before and after state, in the case and
+/// the signed audit trail. The session cutoff is the one the credentials lane wrote.
+pub async fn record(
+    p: &impl RevocationPorts,
+    case_id: &str,
+    applied: Vec<Applied>,
+    now: DateTime<Utc>,
+) -> Result<RevocationCase, Error> {
+    let mut case = load(p, case_id).await?;
+    for item in applied {
+        if let Action::DenyOlderSessions { issued_before } = item.action {
+            case.cutoff = case.cutoff.max(Some(issued_before));
+        }
+        if !case.applied.contains(&item) {
+            case.applied.push(item);
+        }
+    }
+    let after = p.directory().identity(&case.user, now).await?;
+    case.after = Some(after.clone());
+    if matches!(case.status, CaseStatus::InProgress | CaseStatus::Received) {
+        case.status = CaseStatus::Revoked;
+    }
+    save(p, &mut case, now).await?;
+    p.trail()
+        .record(case_event(
+            &case,
+            "applied",
+            "revocation.applied",
+            case.trigger.reason.clone(),
+            json!({ "before_state": case.before }),
+            json!({ "after_state": after, "actions": case.applied, "trigger": case.trigger, "executor": case.trigger.executor }),
+            now,
+        ))
+        .await?;
+    Ok(case)
+}
+
+/// Step 5: tell security and the manager.
+pub async fn notify(p: &impl RevocationPorts, case_id: &str) -> Result<usize, Error> {
+    let case = load(p, case_id).await?;
+    let subject = format!(
+        "Access {} for {}: {}",
+        case.kind.label(),
+        case.user,
+        case.trigger.reason
+    );
+    let body = format!(
+        "{} action(s) applied by case {}; verification follows.",
+        case.applied.len(),
+        case.id
+    );
+    let mut sent = 0;
+    let mut audiences = vec![Audience::Security];
+    if let Some(manager) = case
+        .trigger
+        .manager
+        .as_deref()
+        .and_then(|m| PrincipalId::new(m).ok())
+    {
+        audiences.push(Audience::Person { id: manager });
+    }
+    for audience in audiences {
+        let notice = Notice {
+            audience,
+            subject: subject.clone(),
+            body: body.clone(),
+            request_id: None,
+        };
+        p.notifier().send(&notice).await?;
+        sent += 1;
+    }
+    Ok(sent)
+}
+
+/// Step 6: read IAM back; only an empty residue completes the case. A case whose
+/// user IAM never knew ends as [`CaseStatus::NothingToRevoke`] and security is told:
+/// an HR feed naming nobody is a mistake to look at, not a success.
+pub async fn verify_case(
+    p: &impl RevocationPorts,
+    case_id: &str,
+    now: DateTime<Utc>,
+) -> Result<RevocationCase, Error> {
+    let mut case = load(p, case_id).await?;
+    if case.status == CaseStatus::Verified {
+        // Its event again, in case a crash lost it after the state write.
+        let after = case.after.clone();
+        p.trail()
+            .record(case_event(
+                &case,
+                "verified",
+                "revocation.verified",
+                "IAM read back: nothing remains".into(),
+                json!({ "status": "revoked" }),
+                json!({"verification": "passed", "after_state": after}),
+                now,
+            ))
+            .await?;
+        return Ok(case);
+    }
+    if case.status == CaseStatus::NothingToRevoke {
+        return Ok(case);
+    }
+    let after = p.directory().identity(&case.user, now).await?;
+    let known = known(p, &case.user, &after).await?;
+    let mut left = residue(&case.kind, &after, &known.expected(p, &case));
+    left.extend(known.live.iter().map(|g| format!("live grant {g}")));
+    if case.kind.closes_doors() {
+        left.extend(known.open.iter().map(|r| format!("open request {r}")));
+    }
+    let before = json!({ "status": case.status });
+    case.after = Some(after.clone());
+    case.residue = left.clone();
+    if !left.is_empty() {
+        case.status = CaseStatus::Failed;
+        save(p, &mut case, now).await?;
+        p.trail()
+            .record(case_event(
+                &case,
+                &format!("verification_failed@{}", now.to_rfc3339()),
+                "revocation.verification_failed",
+                left.join("; "),
+                before,
+                json!({"verification": "failed", "residue": left}),
+                now,
+            ))
+            .await?;
+        return Err(Error::VerificationFailed {
+            request: case.id.clone(),
+            residue: left.join("; "),
+        });
+    }
+    let unknown = case.before.as_ref().is_some_and(|b| !b.exists) && !after.exists;
+    if unknown {
+        // Audited and alerted before the status is saved: if the alert fails, the
+        // retried step alerts again (at least once, never silently).
+        case.status = CaseStatus::NothingToRevoke;
+        p.trail()
+            .record(case_event(
+                &case,
+                "nothing_to_revoke",
+                "revocation.nothing_to_revoke",
+                format!("IAM has no user {}", case.user),
+                before,
+                json!({"verification": "nothing_to_revoke"}),
+                now,
+            ))
+            .await?;
+        p.notifier()
+            .send(&Notice {
+                audience: Audience::Security,
+                subject: format!(
+                    "Revocation for unknown user {}: nothing to revoke",
+                    case.user
+                ),
+                body: format!(
+                    "Case {} ({}: {}) names a user IAM does not know. Check the HR feed for a typo: the person it meant may still have access.",
+                    case.id,
+                    case.kind.label(),
+                    case.trigger.reason
+                ),
+                request_id: None,
+            })
+            .await?;
+        save(p, &mut case, now).await?;
+        return Ok(case);
+    }
+    case.status = CaseStatus::Verified;
+    save(p, &mut case, now).await?;
+    p.trail()
+        .record(case_event(
+            &case,
+            "verified",
+            "revocation.verified",
+            "IAM read back: nothing remains".into(),
+            before,
+            json!({"verification": "passed", "after_state": after}),
+            now,
+        ))
+        .await?;
+    Ok(case)
+}
+
+/// Refuses people whose access Lapse has revoked (terminated, suspended), whatever
+/// their identity provider's token still says.
+pub async fn ensure_not_revoked(
+    controls: &impl UserControls,
+    who: &PrincipalId,
+) -> Result<(), Error> {
+    match controls.controls(who).await?.revoked_by {
+        Some(_) => Err(RequestError::AccessRevoked(who.clone()).into()),
+        None => Ok(()),
+    }
+}
+
+/// Every step in order: what the state machine does, for the CLI and tests.
+pub async fn run(
+    p: &impl RevocationPorts,
+    case_id: &str,
+    now: DateTime<Utc>,
+) -> Result<RevocationCase, Error> {
+    let validation = validate(p, case_id, now).await?;
+    // Not yet effective (contract end date, role-change transition): the workflow
+    // waits; a direct run leaves the case for later.
+    if !validation.proceed || now < validation.effective_at {
+        return load(p, case_id).await;
+    }
+    snapshot(p, case_id, now).await?;
+    let mut applied = Vec::new();
+    for lane in [Lane::Credentials, Lane::Permissions, Lane::Grants] {
+        applied.extend(apply_lane(p, case_id, lane, now).await?);
+    }
+    record(p, case_id, applied, now).await?;
+    notify(p, case_id).await?;
+    verify_case(p, case_id, now).await
+}

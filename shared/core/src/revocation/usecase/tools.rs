@@ -1,0 +1,303 @@
+//! Operator tools: restore from the archived before-state, controls (legal hold,
+//! override) and resuming held cases, postponements.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::{Value, json};
+
+use crate::audit::AuditDraft;
+use crate::error::Error;
+use crate::grant::NAME_PREFIX;
+use crate::identity::PrincipalId;
+use crate::ledger::Artifact;
+use crate::ports::LedgerStore;
+use crate::request::RequestError;
+use crate::revocation::case::{CaseStatus, RevocationCase};
+use crate::revocation::hr::HrEventType;
+use crate::revocation::plan::IdentitySnapshot;
+use crate::revocation::ports::{Archive, CaseStore, IdentityDirectory, UserControls};
+
+use super::{RevocationPorts, known, save, update_controls};
+
+/// Held cases of a user whose override is cleared: restarts their workflows (each
+/// resumes at its own `validate`). Returns the cases restarted.
+pub async fn resume_held(
+    p: &impl RevocationPorts,
+    workflows: &impl crate::ports::WorkflowStarter,
+    user: &PrincipalId,
+) -> Result<Vec<String>, Error> {
+    if p.controls().controls(user).await?.override_reason.is_some() {
+        return Ok(Vec::new());
+    }
+    let mut resumed = Vec::new();
+    for case in p.cases().cases_of(user).await? {
+        if case.status != CaseStatus::Held {
+            continue;
+        }
+        workflows
+            .start(
+                &format!("{}-resume-{}", case.id, case.version),
+                &json!({ "case": { "case_id": case.id } }),
+            )
+            .await?;
+        resumed.push(case.id);
+    }
+    Ok(resumed)
+}
+
+/// Puts back an archived before-state, with an approval reference that is audited,
+/// and reads IAM back: a restore is done only when IAM holds what was restored.
+///
+/// Lapse's own artifacts are not part of a before-state: an inline policy or group
+/// named `lapse-*` is put back only if the ledger records it for a grant that is
+/// live now (a grant that ended with the revocation stays ended), and the session
+/// deny is removed.
+pub async fn restore(
+    p: &impl RevocationPorts,
+    user: &PrincipalId,
+    from: DateTime<Utc>,
+    approval: &str,
+    executor: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, Error> {
+    if approval.trim().is_empty() {
+        return Err(RequestError::JustificationMissing.into());
+    }
+    let mut snapshot = p
+        .archive()
+        .snapshots(user)
+        .await?
+        .into_iter()
+        .rfind(|s| s.taken_at <= from)
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "an archived snapshot of {user} at or before {from}"
+            ))
+        })?;
+    let known = known(p, user, &snapshot).await?;
+    let mut live_groups = std::collections::BTreeSet::new();
+    for group in snapshot
+        .groups
+        .iter()
+        .filter(|g| g.starts_with(NAME_PREFIX))
+    {
+        let artifact = Artifact::GroupMembership {
+            group: group.clone(),
+        };
+        let holders = p.grants().ledger.holders(user, &artifact).await?;
+        if holders
+            .iter()
+            .any(|h| known.live.iter().any(|l| l.as_str() == h))
+        {
+            live_groups.insert(group.clone());
+        }
+    }
+    let mut skipped: Vec<String> = Vec::new();
+    let mut skipped_policies = Vec::new();
+    snapshot.inline_policies.retain(|name, _| {
+        let keep = !name.starts_with(NAME_PREFIX) || known.grant_policies.contains(name);
+        if !keep && name != crate::revocation::plan::SESSION_DENY_POLICY {
+            skipped.push(format!("inline policy {name}"));
+            skipped_policies.push(name.clone());
+        }
+        keep
+    });
+    snapshot.groups.retain(|group| {
+        let keep = !group.starts_with(NAME_PREFIX) || live_groups.contains(group);
+        if !keep {
+            skipped.push(format!("group {group}"));
+        }
+        keep
+    });
+    let restored = p.directory().restore(&snapshot).await?;
+    let after = p.directory().identity(user, now).await?;
+    let missing = restore_gaps(&snapshot, &after, &skipped_policies);
+    if !missing.is_empty() {
+        return Err(Error::VerificationFailed {
+            request: format!("restore of {user}"),
+            residue: missing.join("; "),
+        });
+    }
+    update_controls(p, user, |c| {
+        c.revoked_by = None;
+        c.active_since = Some(now);
+    })
+    .await?;
+    p.trail()
+        .record(AuditDraft {
+            chain: format!("user#{user}"),
+            key: format!("restore@{}", now.to_rfc3339()),
+            actor: executor.to_owned(),
+            action: "revocation.restored".into(),
+            subject: user.to_string(),
+            reason: format!("approval {approval}"),
+            before: Value::Null,
+            after: json!({
+                "restored_from": snapshot.taken_at,
+                "restored": restored,
+                "not_restored": skipped,
+                "approval": approval,
+                "verification": "passed",
+                "after_state": after,
+            }),
+            at: now,
+        })
+        .await?;
+    Ok(restored)
+}
+
+/// What a restore should have put back but IAM does not show, plus anything a
+/// restore must never leave (the session deny, a `lapse-*` artifact it filtered out).
+pub(super) fn restore_gaps(
+    wanted: &IdentitySnapshot,
+    after: &IdentitySnapshot,
+    filtered_out: &[String],
+) -> Vec<String> {
+    let mut missing = Vec::new();
+    if !after.exists {
+        return vec![format!("user {} no longer exists", wanted.user)];
+    }
+    let active = |list: &[crate::revocation::plan::Credential], id: &str| {
+        list.iter().any(|c| c.id == id && c.active)
+    };
+    for (what, before, now) in [
+        ("access key", &wanted.access_keys, &after.access_keys),
+        ("SSH key", &wanted.ssh_keys, &after.ssh_keys),
+        (
+            "signing certificate",
+            &wanted.signing_certificates,
+            &after.signing_certificates,
+        ),
+    ] {
+        missing.extend(
+            before
+                .iter()
+                .filter(|c| c.active && !active(now, &c.id))
+                .map(|c| format!("{what} {} not active", c.id)),
+        );
+    }
+    if wanted.login_profile && !after.login_profile {
+        missing.push("console login not restored".into());
+    }
+    missing.extend(
+        wanted
+            .groups
+            .difference(&after.groups)
+            .map(|g| format!("group {g} not restored")),
+    );
+    missing.extend(
+        wanted
+            .attached_policies
+            .difference(&after.attached_policies)
+            .map(|a| format!("attached policy {a} not restored")),
+    );
+    for (name, document) in wanted
+        .inline_policies
+        .iter()
+        .filter(|(n, _)| n.as_str() != crate::revocation::plan::SESSION_DENY_POLICY)
+    {
+        if after.inline_policies.get(name) != Some(document) {
+            missing.push(format!("inline policy {name} not restored as archived"));
+        }
+    }
+    if !wanted
+        .inline_policies
+        .contains_key(crate::revocation::plan::SESSION_DENY_POLICY)
+        && after
+            .inline_policies
+            .contains_key(crate::revocation::plan::SESSION_DENY_POLICY)
+    {
+        missing.push("the session deny is still in place".into());
+    }
+    missing.extend(
+        filtered_out
+            .iter()
+            .filter(|n| after.inline_policies.contains_key(*n))
+            .map(|n| format!("inline policy {n} is in IAM though no live grant holds it")),
+    );
+    missing
+}
+
+/// Sets or clears a legal hold or an override (`change` is applied to the stored
+/// controls by a versioned write), audited with its reason. Returns the new controls.
+pub async fn set_controls(
+    p: &impl RevocationPorts,
+    user: &PrincipalId,
+    change: impl Fn(&mut crate::revocation::ports::Controls),
+    reason: &str,
+    executor: &str,
+    now: DateTime<Utc>,
+) -> Result<crate::revocation::ports::Controls, Error> {
+    let (before, controls) = update_controls(p, user, change).await?;
+    if controls.legal_hold && !before.legal_hold {
+        p.archive().retain_forever(user).await?;
+    }
+    p.trail()
+        .record(AuditDraft {
+            chain: format!("user#{user}"),
+            key: format!("controls@{}", now.to_rfc3339()),
+            actor: executor.to_owned(),
+            action: "revocation.controls_changed".into(),
+            subject: user.to_string(),
+            reason: reason.to_owned(),
+            before: json!(before),
+            after: json!(controls),
+            at: now,
+        })
+        .await?;
+    Ok(controls)
+}
+
+/// Postpones a user's revocations that are not yet effective (a contractor's grace
+/// period, say), with the approval reference audited. Returns the cases moved.
+pub async fn postpone(
+    p: &impl RevocationPorts,
+    user: &PrincipalId,
+    by: TimeDelta,
+    approval: &str,
+    executor: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<RevocationCase>, Error> {
+    if approval.trim().is_empty() {
+        return Err(RequestError::JustificationMissing.into());
+    }
+    let mut moved = Vec::new();
+    for mut case in p.cases().cases_of(user).await? {
+        if case.status != CaseStatus::Received || case.effective_at <= now {
+            continue;
+        }
+        if case.trigger.event_type == Some(HrEventType::ContractorExpired) {
+            let grace = p.catalog().tunables().contract_grace;
+            if case.grace_used || by > grace.delta() {
+                return Err(RequestError::DurationTooLong {
+                    resource: format!(
+                        "the contract-end grace for {user} (used: {})",
+                        case.grace_used
+                    ),
+                    requested: crate::duration::Span::from_seconds(by.num_seconds())
+                        .unwrap_or(grace),
+                    max: grace,
+                }
+                .into());
+            }
+            case.grace_used = true;
+        }
+        let before = json!({ "effective_at": case.effective_at });
+        case.effective_at += by;
+        save(p, &mut case, now).await?;
+        p.trail()
+            .record(AuditDraft {
+                chain: case.chain(),
+                key: format!("{}:postponed@{}", case.id, now.to_rfc3339()),
+                actor: executor.to_owned(),
+                action: "revocation.postponed".into(),
+                subject: case.user.to_string(),
+                reason: format!("approval {approval}"),
+                before,
+                after: json!({ "effective_at": case.effective_at }),
+                at: now,
+            })
+            .await?;
+        moved.push(case);
+    }
+    Ok(moved)
+}
