@@ -78,18 +78,16 @@ impl<L: AuditLog> AuditTrail<'_, L> {
     pub async fn record(&self, draft: AuditDraft) -> Result<AuditEvent, Error> {
         let mut last_conflict = None;
         for _ in 0..AUDIT_APPEND_ATTEMPTS {
-            if let Some(existing) = self
-                .log
-                .chain(&draft.chain)
-                .await?
-                .into_iter()
-                .find(|e| e.key == draft.key)
-            {
+            // One read gives both the keys present and the head to append on: with a
+            // separate head read, a concurrent writer of the same key could append
+            // between the two reads and this one would append the key again on top.
+            let chain = self.log.chain(&draft.chain).await?;
+            if let Some(existing) = chain.iter().find(|e| e.key == draft.key) {
                 // Anchored again: a crash may have come between append and anchor.
                 self.log.anchor(&existing.head(), &existing.chain).await?;
-                return Ok(existing);
+                return Ok(existing.clone());
             }
-            let head = self.log.head(&draft.chain).await?;
+            let head = chain.last().map(AuditEvent::head);
             let event = self
                 .signer
                 .seal(draft.clone(), self.policy_hash, head.as_ref())

@@ -1020,3 +1020,74 @@ fn a_versioned_update_retries_lost_races_then_reports_a_conflict() {
     .unwrap_err();
     assert_eq!((tries.get(), err.kind()), (1, ErrorKind::NotFound));
 }
+
+/// A log on which another writer records the same event right after this writer
+/// has read the chain: two deliveries of one event racing to audit it.
+struct SameKeyMeanwhile<'a> {
+    inner: &'a MemoryAuditLog,
+    signer: &'a AuditSigner,
+    catalog: &'a Catalog,
+    pending: std::sync::Mutex<Option<crate::audit::AuditDraft>>,
+}
+
+impl AuditLog for SameKeyMeanwhile<'_> {
+    async fn head(
+        &self,
+        chain: &str,
+    ) -> Result<Option<crate::audit::ChainHead>, crate::ports::StoreError> {
+        self.inner.head(chain).await
+    }
+    async fn append(
+        &self,
+        event: &crate::audit::AuditEvent,
+    ) -> Result<(), crate::ports::StoreError> {
+        self.inner.append(event).await
+    }
+    async fn chain(
+        &self,
+        chain: &str,
+    ) -> Result<Vec<crate::audit::AuditEvent>, crate::ports::StoreError> {
+        let read = self.inner.chain(chain).await;
+        let other = self.pending.lock().unwrap().take();
+        if let Some(draft) = other {
+            let rival = AuditTrail {
+                log: self.inner,
+                signer: self.signer,
+                policy_hash: self.catalog.hash(),
+            };
+            rival.record(draft).await.unwrap();
+        }
+        read
+    }
+}
+
+#[test]
+fn two_writers_of_one_keyed_event_record_it_once() {
+    let w = World::new();
+    let draft = crate::audit::AuditDraft {
+        chain: "user#jdoe".into(),
+        key: "rev-1:received".into(),
+        actor: "hr-webhook".into(),
+        action: "revocation.received".into(),
+        subject: "jdoe".into(),
+        reason: "terminated".into(),
+        before: serde_json::Value::Null,
+        after: serde_json::Value::Null,
+        at: monday_at(10),
+    };
+    let log = SameKeyMeanwhile {
+        inner: &w.log,
+        signer: &w.signer,
+        catalog: &w.catalog,
+        pending: std::sync::Mutex::new(Some(draft.clone())),
+    };
+    let trail = AuditTrail {
+        log: &log,
+        signer: &w.signer,
+        policy_hash: w.catalog.hash(),
+    };
+    let recorded = block_on(trail.record(draft)).unwrap();
+    let chain = block_on(w.log.chain("user#jdoe")).unwrap();
+    assert_eq!(chain.len(), 1, "recorded once: {chain:?}");
+    assert_eq!(recorded.seq, chain[0].seq);
+}
