@@ -133,8 +133,8 @@ async fn a_planted_lapse_policy_does_not_survive_a_full_or_partial_revocation() 
         let user = person(&w, name).await;
         plant(&w, &user, "lapse-anything", ALLOW_ALL).await;
         let case = operator_case(&w, &user, kind.clone()).await;
-        let done = run(&w.r, &case.id, Utc::now()).await.unwrap();
-        assert_eq!(done.status, CaseStatus::Verified, "{kind:?}");
+        let done = run(&w.r, case.id(), Utc::now()).await.unwrap();
+        assert_eq!(done.status(), CaseStatus::Verified, "{kind:?}");
         let left = inline_policies(&w, &user).await;
         assert!(
             !left.iter().any(|(n, _)| n == "lapse-anything"),
@@ -156,17 +156,20 @@ async fn a_forged_session_deny_is_replaced_by_the_real_one() {
     )
     .await;
     let case = operator_case(&w, &user, RevocationKind::Suspend).await;
-    let done = run(&w.r, &case.id, Utc::now()).await.unwrap();
-    assert_eq!(done.status, CaseStatus::Verified);
+    let done = run(&w.r, case.id(), Utc::now()).await.unwrap();
+    assert_eq!(done.status(), CaseStatus::Verified);
     let policies = inline_policies(&w, &user).await;
     let (_, deny) = policies
         .iter()
         .find(|(n, _)| n == SESSION_DENY_POLICY)
         .unwrap();
     let cutoff = session_deny_cutoff(deny).expect("exactly the session deny");
-    assert_eq!(Some(cutoff), done.cutoff);
+    assert_eq!(Some(cutoff), done.cutoff());
     // Written after the credentials were deactivated, not at the snapshot.
-    assert!(cutoff > done.before.as_ref().unwrap().taken_at, "{cutoff}");
+    assert!(
+        cutoff > done.before().as_ref().unwrap().taken_at,
+        "{cutoff}"
+    );
     assert_eq!(deny["Statement"][0]["Effect"], "Deny");
 }
 
@@ -187,18 +190,18 @@ async fn unreadable_service_credentials_fail_verification_unless_the_gap_is_decl
         .await
         .unwrap();
     let case = operator_case(&w, &user, RevocationKind::Suspend).await;
-    let failed = run(&strict, &case.id, Utc::now()).await.unwrap_err();
+    let failed = run(&strict, case.id(), Utc::now()).await.unwrap_err();
     assert!(
         failed.to_string().contains("service-specific credentials")
             || format!("{failed:?}").contains("service-specific credentials"),
         "{failed:?}"
     );
     // Every call decides again: asking a second time does not switch the check off.
-    let again = verify_case(&strict, &case.id, Utc::now()).await;
+    let again = verify_case(&strict, case.id(), Utc::now()).await;
     assert!(again.is_err(), "{again:?}");
     // Where the gap is declared, the same IAM state verifies.
-    let verified = verify_case(&w.r, &case.id, Utc::now()).await.unwrap();
-    assert_eq!(verified.status, CaseStatus::Verified);
+    let verified = verify_case(&w.r, case.id(), Utc::now()).await.unwrap();
+    assert_eq!(verified.status(), CaseStatus::Verified);
     let bad = Env::from_pairs([(vars::EMULATOR_GAPS, "iam:Everything")]);
     assert!(lapse_lambda::wiring::directory(&bad, &w.s.stack.sdk).is_err());
 }
@@ -267,8 +270,8 @@ async fn signing_certificates_mfa_devices_and_trusting_roles_are_closed() {
         .unwrap();
 
     let case = operator_case(&w, &user, RevocationKind::Full).await;
-    let done = run(&w.r, &case.id, Utc::now()).await.unwrap();
-    assert_eq!(done.status, CaseStatus::Verified);
+    let done = run(&w.r, case.id(), Utc::now()).await.unwrap();
+    assert_eq!(done.status(), CaseStatus::Verified);
     let certificates = w
         .iam
         .list_signing_certificates()
@@ -328,7 +331,7 @@ async fn signing_certificates_mfa_devices_and_trusting_roles_are_closed() {
         .await
         .unwrap();
     let case = operator_case(&w, &other, RevocationKind::Full).await;
-    let failed = run(&w.r, &case.id, Utc::now()).await.unwrap_err();
+    let failed = run(&w.r, case.id(), Utc::now()).await.unwrap_err();
     assert!(
         format!("{failed:?}").contains("not tagged lapse:managed"),
         "{failed:?}"
@@ -347,8 +350,8 @@ async fn an_unknown_user_is_nothing_to_revoke_and_security_hears_of_it() {
     .await;
     let ghost = PrincipalId::new(w.s.user("ghost")).unwrap();
     let case = operator_case(&w, &ghost, RevocationKind::Full).await;
-    let done = run(&w.r, &case.id, Utc::now()).await.unwrap();
-    assert_eq!(done.status, CaseStatus::NothingToRevoke);
+    let done = run(&w.r, case.id(), Utc::now()).await.unwrap();
+    assert_eq!(done.status(), CaseStatus::NothingToRevoke);
     let messages = sqs
         .receive_message()
         .queue_url(&queue)
@@ -420,8 +423,8 @@ async fn a_terminated_users_requests_are_cancelled_and_never_granted() {
                     now,
                 );
                 let case = open(&r, case, now).await.unwrap();
-                snapshot(&r, &case.id, now).await.unwrap();
-                *case_id.lock().unwrap() = case.id;
+                snapshot(&r, case.id(), now).await.unwrap();
+                *case_id.lock().unwrap() = case.id().clone();
                 revoked.notify_one();
             }
         });
@@ -448,7 +451,7 @@ async fn a_terminated_users_requests_are_cancelled_and_never_granted() {
     // The termination completes: the pending request is cancelled with it.
     let case_id = case_id.lock().unwrap().clone();
     let done = run(&w.r, &case_id, Utc::now()).await.unwrap();
-    assert_eq!(done.status, CaseStatus::Verified);
+    assert_eq!(done.status(), CaseStatus::Verified);
     let seen = w.s.as_user("sam").get(&id(&pending)).await.unwrap();
     assert_eq!(seen["status"], "cancelled", "{seen}");
     // No decision on the terminated person's request.
@@ -482,8 +485,8 @@ async fn restore_puts_back_the_person_not_lapses_artifacts_and_checks_iam() {
     .await;
     plant(&w, &user, "lapse-planted", ALLOW_ALL).await;
     let case = operator_case(&w, &user, RevocationKind::Full).await;
-    let done = run(&w.r, &case.id, Utc::now()).await.unwrap();
-    assert_eq!(done.status, CaseStatus::Verified);
+    let done = run(&w.r, case.id(), Utc::now()).await.unwrap();
+    assert_eq!(done.status(), CaseStatus::Verified);
     let restored = restore(&w.r, &user, Utc::now(), "CHG-7", "operator", Utc::now())
         .await
         .unwrap();
@@ -605,16 +608,16 @@ async fn start_case(
     let case = new_case(w, user, kind, TriggerSource::Hr, at, now).await;
     w.s.stack
         .revocations
-        .start(&case.id, &json!({ "case": { "case_id": case.id } }))
+        .start(case.id(), &json!({ "case": { "case_id": case.id() } }))
         .await
         .unwrap();
-    case.id
+    case.id().clone()
 }
 
 async fn status_of(w: &World, case_id: &str) -> CaseStatus {
     use lapse_core::revocation::ports::CaseStore;
     use lapse_core::revocation::usecase::RevocationPorts;
-    w.r.cases().get(case_id).await.unwrap().unwrap().status
+    w.r.cases().get(case_id).await.unwrap().unwrap().status()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -747,7 +750,7 @@ async fn the_inactivity_check_suspends_only_managed_unexempt_users_once() {
     let later = Utc::now() + chrono::TimeDelta::days(100);
     let (cases, skipped) = suspend_inactive(&w.r, &csv, later).await.unwrap();
     let suspended =
-        |cases: &[RevocationCase], who: &str| cases.iter().any(|c| c.user.as_str() == who);
+        |cases: &[RevocationCase], who: &str| cases.iter().any(|c| c.user().as_str() == who);
     let reason = |skipped: &[lapse_core::revocation::usecase::Skipped], who: &str| {
         skipped
             .iter()
@@ -762,10 +765,10 @@ async fn the_inactivity_check_suspends_only_managed_unexempt_users_once() {
     assert!(reason(&skipped, "breakglass-admin").starts_with("exempt: Break-glass"));
     for case in cases
         .iter()
-        .filter(|c| c.user == idle || c.user == restored)
+        .filter(|c| c.user() == &idle || c.user() == &restored)
     {
         assert_eq!(
-            run(&w.r, &case.id, later).await.unwrap().status,
+            run(&w.r, case.id(), later).await.unwrap().status(),
             CaseStatus::Verified
         );
     }
@@ -824,7 +827,7 @@ async fn deleting_audit_events_or_their_anchors_is_detected_or_refused() {
     let w = world().await;
     let user = person(&w, "mia").await;
     let case = operator_case(&w, &user, RevocationKind::Suspend).await;
-    run(&w.r, &case.id, Utc::now()).await.unwrap();
+    run(&w.r, case.id(), Utc::now()).await.unwrap();
     let sdk = &w.s.stack.sdk;
     let config = &w.s.stack.config;
     let reader = AuditReader {
@@ -1046,7 +1049,7 @@ async fn operator_calls_are_executed_as_the_authenticated_caller_only() {
     let cases = w.r.table.cases_of(&user).await.unwrap();
     assert_eq!(cases.len(), 1, "{cases:?}");
     let executor = format!("operator:{}", stack.operator.arn);
-    assert_eq!(cases[0].trigger.executor, executor);
+    assert_eq!(cases[0].trigger().executor, executor);
     let events =
         lapse_core::ports::AuditLog::chain(&w.r.lifecycle.auditing.log, &format!("user#{user}"))
             .await

@@ -532,10 +532,16 @@ async fn open_revocation_cases_are_counted_until_verified() {
         cases.push(case);
     }
     assert_eq!(table.open_cases().await.unwrap(), 3);
-    cases[0].status = CaseStatus::InProgress;
+    let snapshot = |case: &lapse_core::revocation::case::RevocationCase| {
+        lapse_core::revocation::plan::IdentitySnapshot::absent(case.user().clone(), Utc::now())
+    };
+    let before = snapshot(&cases[0]);
+    cases[0].start(before).unwrap();
+    assert_eq!(cases[0].status(), CaseStatus::InProgress);
     table.update(&mut cases[0]).await.unwrap();
     assert_eq!(table.open_cases().await.unwrap(), 3, "in progress is open");
-    cases[1].status = CaseStatus::Verified;
+    let after = snapshot(&cases[1]);
+    cases[1].verify(after).unwrap();
     table.update(&mut cases[1]).await.unwrap();
     assert_eq!(
         table.open_cases().await.unwrap(),

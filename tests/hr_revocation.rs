@@ -478,11 +478,11 @@ async fn a_run_interrupted_half_way_completes_when_re_driven() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        case.status,
+        case.status(),
         lapse_core::revocation::case::CaseStatus::Verified
     );
     assert!(
-        case.before.unwrap().login_profile,
+        case.before().as_ref().unwrap().login_profile,
         "the before-state is from before the first run"
     );
 }

@@ -179,8 +179,8 @@ async fn termination_revokes_everything_once_and_verifies() {
     let case = open(&w.r, case_for(&event, w.r.catalog(), now).unwrap(), now)
         .await
         .unwrap();
-    let done = run(&w.r, &case.id, now).await.unwrap();
-    assert_eq!(done.status, CaseStatus::Verified, "{:?}", done.residue);
+    let done = run(&w.r, case.id(), now).await.unwrap();
+    assert_eq!(done.status(), CaseStatus::Verified, "{:?}", done.residue());
 
     let after = look(&w.iam, &user).await;
     assert!(!after.login, "console login disabled");
@@ -215,9 +215,9 @@ async fn termination_revokes_everything_once_and_verifies() {
     let again = open(&w.r, case_for(&event, w.r.catalog(), now).unwrap(), now)
         .await
         .unwrap();
-    assert_eq!(again.id, case.id);
-    let rerun = run(&w.r, &case.id, now).await.unwrap();
-    assert_eq!(rerun.applied.len(), done.applied.len());
+    assert_eq!(again.id(), case.id());
+    let rerun = run(&w.r, case.id(), now).await.unwrap();
+    assert_eq!(rerun.applied().len(), done.applied().len());
     let chain =
         w.r.trail()
             .log
@@ -254,7 +254,7 @@ async fn role_change_removes_only_the_excess() {
         .await
         .unwrap();
     assert_eq!(
-        run(&w.r, &case.id, now).await.unwrap().status,
+        run(&w.r, case.id(), now).await.unwrap().status(),
         CaseStatus::Verified
     );
     let after = look(&w.iam, &user).await;
@@ -276,7 +276,7 @@ async fn role_change_removes_only_the_excess() {
         now,
     )
     .unwrap();
-    assert_eq!(later.effective_at - now, TimeDelta::hours(4));
+    assert_eq!(later.effective_at() - now, TimeDelta::hours(4));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,7 +286,7 @@ async fn suspension_and_contract_end() {
     let now = Utc::now();
     let case = open_case(&w, "user_suspended", &user, now).await;
     assert_eq!(
-        run(&w.r, &case.id, now).await.unwrap().status,
+        run(&w.r, case.id(), now).await.unwrap().status(),
         CaseStatus::Verified
     );
     let after = look(&w.iam, &user).await;
@@ -308,20 +308,20 @@ async fn suspension_and_contract_end() {
         .await
         .unwrap();
     assert_eq!(
-        case.effective_at.date_naive(),
+        case.effective_at().date_naive(),
         end,
         "deactivated on the end date"
     );
-    let early = run(&w.r, &case.id, now).await.unwrap();
+    let early = run(&w.r, case.id(), now).await.unwrap();
     assert_eq!(
-        early.status,
+        early.status(),
         CaseStatus::Received,
         "nothing happens before the end date"
     );
     assert!(look(&w.iam, &contractor).await.login);
-    let due = case.effective_at + TimeDelta::minutes(1);
+    let due = case.effective_at() + TimeDelta::minutes(1);
     assert_eq!(
-        run(&w.r, &case.id, due).await.unwrap().status,
+        run(&w.r, case.id(), due).await.unwrap().status(),
         CaseStatus::Verified
     );
     assert!(!look(&w.iam, &contractor).await.login);
@@ -334,20 +334,20 @@ async fn an_interrupted_revocation_completes_when_re_driven() {
     let now = Utc::now();
     let case = open_case(&w, "user_terminated", &user, now).await;
     // Half a run: credentials gone, then the worker dies before permissions.
-    assert!(validate(&w.r, &case.id, now).await.unwrap().proceed);
-    snapshot(&w.r, &case.id, now).await.unwrap();
-    apply_lane(&w.r, &case.id, Lane::Credentials, now)
+    assert!(validate(&w.r, case.id(), now).await.unwrap().proceed);
+    snapshot(&w.r, case.id(), now).await.unwrap();
+    apply_lane(&w.r, case.id(), Lane::Credentials, now)
         .await
         .unwrap();
     let half = look(&w.iam, &user).await;
     assert!(!half.login && half.groups.len() == 2);
 
-    let done = run(&w.r, &case.id, now + TimeDelta::seconds(5))
+    let done = run(&w.r, case.id(), now + TimeDelta::seconds(5))
         .await
         .unwrap();
-    assert_eq!(done.status, CaseStatus::Verified, "{:?}", done.residue);
+    assert_eq!(done.status(), CaseStatus::Verified, "{:?}", done.residue());
     assert!(look(&w.iam, &user).await.groups.is_empty());
-    let before = done.before.unwrap();
+    let before = done.before().as_ref().unwrap();
     assert!(
         before.login_profile && before.groups.len() == 2,
         "the before-state is the original one"
@@ -372,9 +372,9 @@ async fn overrides_hold_back_and_legal_hold_keeps_the_archive() {
     .await
     .unwrap();
     let case = open_case(&w, "user_terminated", &held, now).await;
-    let result = run(&w.r, &case.id, now).await.unwrap();
-    assert_eq!(result.status, CaseStatus::Held);
-    assert!(result.held_reason.unwrap().contains("INC-9"));
+    let result = run(&w.r, case.id(), now).await.unwrap();
+    assert_eq!(result.status(), CaseStatus::Held);
+    assert!(result.held_reason().as_deref().unwrap().contains("INC-9"));
     assert!(look(&w.iam, &held).await.login, "nothing was touched");
 
     let kept = employee(&w, "lhold").await;
@@ -390,7 +390,7 @@ async fn overrides_hold_back_and_legal_hold_keeps_the_archive() {
     .unwrap();
     let case = open_case(&w, "user_terminated", &kept, now).await;
     assert_eq!(
-        run(&w.r, &case.id, now).await.unwrap().status,
+        run(&w.r, case.id(), now).await.unwrap().status(),
         CaseStatus::Verified
     );
     let dynamo = aws_sdk_dynamodb::Client::new(&w.s.stack.sdk);
@@ -416,7 +416,7 @@ async fn overrides_hold_back_and_legal_hold_keeps_the_archive() {
     );
     let other = employee(&w, "nohold").await;
     let case = open_case(&w, "user_terminated", &other, now).await;
-    run(&w.r, &case.id, now).await.unwrap();
+    run(&w.r, case.id(), now).await.unwrap();
     let items = dynamo
         .query()
         .table_name(&w.s.stack.config.revocations_table)
@@ -445,7 +445,7 @@ async fn restore_from_the_archived_before_state_needs_an_approval() {
     let user = employee(&w, "rest").await;
     let now = Utc::now();
     let case = open_case(&w, "user_terminated", &user, now).await;
-    run(&w.r, &case.id, now).await.unwrap();
+    run(&w.r, case.id(), now).await.unwrap();
     assert!(
         restore(&w.r, &user, now, " ", "operator", now)
             .await
@@ -483,10 +483,10 @@ async fn inactive_users_from_the_credential_report_are_suspended() {
     let (cases, _) = suspend_inactive(&w.r, &csv, later).await.unwrap();
     let mine = cases
         .iter()
-        .find(|c| c.user == user)
+        .find(|c| c.user() == &user)
         .expect("the idle user is found");
     assert_eq!(
-        run(&w.r, &mine.id, later).await.unwrap().status,
+        run(&w.r, mine.id(), later).await.unwrap().status(),
         CaseStatus::Verified
     );
     assert!(!look(&w.iam, &user).await.login);
@@ -496,7 +496,7 @@ async fn inactive_users_from_the_credential_report_are_suspended() {
             .unwrap()
             .0
             .iter()
-            .all(|c| c.user != user),
+            .all(|c| c.user() != &user),
         "recent users are not touched"
     );
 }
@@ -515,12 +515,12 @@ async fn termination_ends_live_jit_grants_through_the_lifecycle() {
     let user = PrincipalId::new(w.s.user("dana")).unwrap();
     let now = Utc::now();
     let case = open_case(&w, "user_terminated", &user, now).await;
-    let done = run(&w.r, &case.id, now).await.unwrap();
-    assert_eq!(done.status, CaseStatus::Verified, "{:?}", done.residue);
+    let done = run(&w.r, case.id(), now).await.unwrap();
+    assert_eq!(done.status(), CaseStatus::Verified, "{:?}", done.residue());
     assert!(
-        done.applied.iter().any(|a| a.lane == Lane::Grants),
+        done.applied().iter().any(|a| a.lane == Lane::Grants),
         "{:?}",
-        done.applied
+        done.applied()
     );
     // (dana herself is now refused by the API: read the grant from the store.)
     let grant = lapse_core::ports::RequestStore::get(
@@ -584,7 +584,7 @@ async fn a_contract_end_grace_is_at_most_the_policy_period_and_used_once() {
     );
     let moved = postpone(7, "CHG-2").await.unwrap();
     assert_eq!(
-        moved[0].effective_at - case.effective_at,
+        moved[0].effective_at() - case.effective_at(),
         TimeDelta::days(7)
     );
     assert!(

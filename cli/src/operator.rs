@@ -113,15 +113,15 @@ impl Operator {
         let deadline = tokio::time::Instant::now() + self.wait;
         loop {
             let case = self.case(id).await?;
-            if settled(case.status) {
+            if settled(case.status()) {
                 return Ok(case);
             }
             if tokio::time::Instant::now() >= deadline {
                 bail!(
                     "case {id} is still {:?} after {} s; the workflow goes on (follow it with `lapse check-user --user {}`)",
-                    case.status,
+                    case.status(),
                     self.wait.as_secs(),
-                    case.user
+                    case.user()
                 );
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -132,7 +132,7 @@ impl Operator {
     pub async fn revoke(&self, ask: &RevokeAsk) -> Result<String> {
         match self.submit(ask).await? {
             Submitted::Scheduled { case, at, schedule } => Ok(scheduled(&case, at, &schedule)),
-            Submitted::Started(case) => outcome(&self.settled(&case.id).await?),
+            Submitted::Started(case) => outcome(&self.settled(case.id()).await?),
         }
     }
 }
@@ -161,36 +161,38 @@ fn settled(status: CaseStatus) -> bool {
 fn scheduled(case: &RevocationCase, at: DateTime<Utc>, schedule: &str) -> String {
     format!(
         "{}: scheduled for {at} as case {} ({schedule})",
-        case.user, case.id
+        case.user(),
+        case.id()
     )
 }
 
 /// What a settled case means for the operator; a failed verification is an error.
 fn outcome(done: &RevocationCase) -> Result<String> {
-    Ok(match done.status {
+    Ok(match done.status() {
         CaseStatus::Verified => format!(
             "{}: {} revocation verified ({} action(s), case {})",
-            done.user,
-            done.kind.label(),
-            done.applied.len(),
-            done.id
+            done.user(),
+            done.kind().label(),
+            done.applied().len(),
+            done.id()
         ),
         CaseStatus::Held => format!(
             "{}: held back: {}",
-            done.user,
-            done.held_reason.clone().unwrap_or_default()
+            done.user(),
+            done.held_reason().clone().unwrap_or_default()
         ),
         CaseStatus::NothingToRevoke => format!(
             "{}: NOTHING TO REVOKE: IAM has no such user; security was alerted (case {})",
-            done.user, done.id
+            done.user(),
+            done.id()
         ),
         CaseStatus::Failed => bail!(
             "{}: revocation NOT verified: IAM still holds {} (case {}; security was alerted)",
-            done.user,
-            done.residue.join(", "),
-            done.id
+            done.user(),
+            done.residue().join(", "),
+            done.id()
         ),
-        other => bail!("{}: {other:?} (case {})", done.user, done.id),
+        other => bail!("{}: {other:?} (case {})", done.user(), done.id()),
     })
 }
 
@@ -391,7 +393,7 @@ pub async fn batch(
         let message = match result {
             Ok(Ok(message)) => Ok(message),
             Ok(Err(started)) => match operator {
-                Some(op) => match op.settled(&started.id).await {
+                Some(op) => match op.settled(started.id()).await {
                     Ok(case) => outcome(&case),
                     Err(err) => Err(err),
                 },
@@ -500,10 +502,10 @@ pub async fn check_user(op: &Operator, user: &str) -> Result<String> {
     for case in cases {
         lines.push(format!(
             "  case {} {} {:?} ({})",
-            case.id,
-            case.kind.label(),
-            case.status,
-            case.trigger.reason
+            case.id(),
+            case.kind().label(),
+            case.status(),
+            case.trigger().reason
         ));
     }
     Ok(lines.join("\n"))
@@ -517,7 +519,7 @@ pub async fn verify_user(op: &Operator, user: &str) -> Result<String> {
         .await?;
     if out["verified"] == true {
         let case = case_of(&out)?;
-        Ok(format!("{user}: verified (case {})", case.id))
+        Ok(format!("{user}: verified (case {})", case.id()))
     } else {
         bail!(
             "{user}: NOT verified: IAM still holds {} (case {})",
@@ -596,7 +598,10 @@ pub async fn postpone(
         )
         .await?;
     let moved: Vec<RevocationCase> = serde_json::from_value(out["postponed"].clone())?;
-    Ok(moved.into_iter().map(|c| (c.id, c.effective_at)).collect())
+    Ok(moved
+        .into_iter()
+        .map(|c| (c.id().clone(), c.effective_at()))
+        .collect())
 }
 
 #[cfg(test)]

@@ -85,12 +85,12 @@ pub async fn handler<W: WorkflowStarter>(
     let (cases, skipped) = suspend_inactive(&deps.revocations, &report, now).await?;
     for case in &cases {
         deps.workflows
-            .start(&case.id, &json!({ "case": { "case_id": case.id } }))
+            .start(case.id(), &json!({ "case": { "case_id": case.id() } }))
             .await
             .map_err(lapse_core::Error::from)?;
     }
     Ok(json!({
-        "suspended": cases.iter().map(|c| c.user.to_string()).collect::<Vec<_>>(),
+        "suspended": cases.iter().map(|c| c.user().to_string()).collect::<Vec<_>>(),
         "skipped": skipped,
     }))
 }

@@ -136,8 +136,8 @@ async fn route<W: WorkflowStarter>(
             Ok(json(
                 200,
                 &json!({
-                    "user": case.user,
-                    "effective_at": case.effective_at,
+                    "user": case.user(),
+                    "effective_at": case.effective_at(),
                     "plan": plan,
                     "summary": plan.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>(),
                 }),
@@ -146,15 +146,15 @@ async fn route<W: WorkflowStarter>(
         ("POST", ["v1", "operator", "revocations"]) => {
             let ask: RevokeAsk = http::json_body(request)?;
             let case = steps::open(r, ask.case(r.catalog(), executor, now)?, now).await?;
-            if case.effective_at > now {
+            if case.effective_at() > now {
                 let schedule = deps
                     .scheduler
-                    .schedule(&case.id, case.effective_at)
+                    .schedule(case.id(), case.effective_at())
                     .await
                     .map_err(|e| core(WorkflowError::Unavailable(Box::new(e))))?;
                 return Ok(json(
                     202,
-                    &json!({ "case": case, "scheduled": { "at": case.effective_at, "schedule": schedule } }),
+                    &json!({ "case": case, "scheduled": { "at": case.effective_at(), "schedule": schedule } }),
                 ));
             }
             let execution = start(deps, &case).await?;
@@ -177,11 +177,11 @@ async fn route<W: WorkflowStarter>(
         ("POST", ["v1", "operator", "users", user, "verify"]) => {
             let user = ask::user(user).map_err(core)?;
             let latest = latest_case(deps, &user).await?;
-            match steps::verify_case(r, &latest.id, now).await {
+            match steps::verify_case(r, latest.id(), now).await {
                 Ok(case) => Ok(json(200, &json!({ "verified": true, "case": case }))),
                 Err(Error::VerificationFailed { residue, .. }) => Ok(json(
                     200,
-                    &json!({ "verified": false, "case_id": latest.id, "residue": residue }),
+                    &json!({ "verified": false, "case_id": latest.id(), "residue": residue }),
                 )),
                 Err(other) => Err(other.into()),
             }
@@ -226,7 +226,7 @@ async fn start<W: WorkflowStarter>(
     case: &RevocationCase,
 ) -> Result<String, HandlerError> {
     deps.workflows
-        .start(&case.id, &json!({ "case": { "case_id": case.id } }))
+        .start(case.id(), &json!({ "case": { "case_id": case.id() } }))
         .await
         .map_err(core)
 }
@@ -241,7 +241,7 @@ async fn latest_case<W>(
         .await
         .map_err(core)?
         .into_iter()
-        .max_by_key(|c| c.created_at)
+        .max_by_key(|c| c.created_at())
         .ok_or_else(|| core(Error::NotFound(format!("a revocation case for {user}"))))
 }
 

@@ -63,7 +63,7 @@ pub async fn handler(deps: &Revocations, event: LambdaEvent<Step>) -> Result<Val
         Step::Open { event } => match steps::case_for(&event, p.catalog(), now) {
             Some(case) => {
                 let case = steps::open(p, case, now).await?;
-                json!({ "case_id": case.id, "proceed": true, "user": case.user })
+                json!({ "case_id": case.id(), "proceed": true, "user": case.user() })
             }
             None => {
                 json!({ "proceed": false, "reason": format!("{} revokes nothing", event.event_type.as_str()) })
@@ -82,14 +82,14 @@ pub async fn handler(deps: &Revocations, event: LambdaEvent<Step>) -> Result<Val
         Step::Record { case_id, applied } => {
             let case =
                 steps::record(p, &case_id, applied.into_iter().flatten().collect(), now).await?;
-            json!({ "case_id": case.id, "status": case.status, "actions": case.applied.len() })
+            json!({ "case_id": case.id(), "status": case.status(), "actions": case.applied().len() })
         }
         Step::Notify { case_id } => json!({ "sent": steps::notify(p, &case_id).await? }),
         Step::Verify { case_id } => match steps::verify_case(p, &case_id, now).await {
             Ok(case) => {
-                let elapsed = (now - case.created_at).num_milliseconds().max(0) as f64;
+                let elapsed = (now - case.created_at()).num_milliseconds().max(0) as f64;
                 metrics::emit(
-                    &[("Workflow", "revocation"), ("Kind", case.kind.label())],
+                    &[("Workflow", "revocation"), ("Kind", case.kind().label())],
                     &[
                         ("RevocationDuration", elapsed, "Milliseconds"),
                         ("Revocations", 1.0, "Count"),
@@ -103,7 +103,7 @@ pub async fn handler(deps: &Revocations, event: LambdaEvent<Step>) -> Result<Val
                         ("RevocationDuration", elapsed, "Milliseconds"),
                     ],
                 );
-                json!({ "case_id": case.id, "status": case.status })
+                json!({ "case_id": case.id(), "status": case.status() })
             }
             Err(err) => {
                 if err.kind() == ErrorKind::VerificationFailed {
@@ -144,13 +144,13 @@ pub async fn handler(deps: &Revocations, event: LambdaEvent<Step>) -> Result<Val
                 p.trail()
                     .record(lapse_core::audit::AuditDraft {
                         chain: case.chain(),
-                        key: format!("{}:failed@{}", case.id, now.to_rfc3339()),
+                        key: format!("{}:failed@{}", case.id(), now.to_rfc3339()),
                         actor: "lapse-workflow".into(),
                         action: "revocation.failed".into(),
-                        subject: case.user.to_string(),
+                        subject: case.user().to_string(),
                         reason: format!("{error}: {cause}"),
                         before: Value::Null,
-                        after: json!({ "status": case.status }),
+                        after: json!({ "status": case.status() }),
                         at: now,
                     })
                     .await?;

@@ -157,7 +157,7 @@ fn mark_open(
     put: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
     case: &RevocationCase,
 ) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
-    if case.status == lapse_core::revocation::case::CaseStatus::Verified {
+    if case.status() == lapse_core::revocation::case::CaseStatus::Verified {
         put
     } else {
         put.item("open", s("open"))
@@ -194,8 +194,8 @@ impl DynamoDbRevocations {
 
 impl CaseStore for DynamoDbRevocations {
     async fn create(&self, case: &mut RevocationCase) -> Result<(), StoreError> {
-        let pk = format!("case#{}", case.id);
-        case.version = 1;
+        let pk = format!("case#{}", case.id());
+        case.committed_at_version(1);
         let text = serde_json::to_string(case).map_err(|e| corrupt(&pk, e.to_string()))?;
         let put = self
             .client
@@ -203,24 +203,28 @@ impl CaseStore for DynamoDbRevocations {
             .table_name(&self.table)
             .item("pk", s(&pk))
             .item("sk", s("case"))
-            .item("user", s(case.user.as_str()))
+            .item("user", s(case.user().as_str()))
             .item("version", AttributeValue::N("1".into()))
             .item("doc", s(text));
         mark_open(put, case)
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
-            .map_err(|e| store_error(e, || StoreError::AlreadyExists(case.id.clone())))?;
+            .map_err(|e| store_error(e, || StoreError::AlreadyExists(case.id().clone())))?;
         // A pointer from the user to the case, for `cases_of`.
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(format!("user#{}", case.user)))
+            .item("pk", s(format!("user#{}", case.user())))
             .item(
                 "sk",
-                s(format!("case#{}#{}", case.created_at.to_rfc3339(), case.id)),
+                s(format!(
+                    "case#{}#{}",
+                    case.created_at().to_rfc3339(),
+                    case.id()
+                )),
             )
-            .item("case_id", s(&case.id))
+            .item("case_id", s(case.id()))
             .send()
             .await
             .map_err(|e| store_error(e, || corrupt(&pk, "unexpected condition failure")))?;
@@ -263,9 +267,9 @@ impl CaseStore for DynamoDbRevocations {
     }
 
     async fn update(&self, case: &mut RevocationCase) -> Result<(), StoreError> {
-        let pk = format!("case#{}", case.id);
-        let expected = case.version;
-        case.version += 1;
+        let pk = format!("case#{}", case.id());
+        let expected = case.version();
+        case.committed_at_version(expected + 1);
         let text = serde_json::to_string(case).map_err(|e| corrupt(&pk, e.to_string()))?;
         let put = self
             .client
@@ -273,8 +277,8 @@ impl CaseStore for DynamoDbRevocations {
             .table_name(&self.table)
             .item("pk", s(&pk))
             .item("sk", s("case"))
-            .item("user", s(case.user.as_str()))
-            .item("version", AttributeValue::N(case.version.to_string()))
+            .item("user", s(case.user().as_str()))
+            .item("version", AttributeValue::N(case.version().to_string()))
             .item("doc", s(text));
         let result = mark_open(put, case)
             .condition_expression("version = :v")
@@ -282,7 +286,7 @@ impl CaseStore for DynamoDbRevocations {
             .send()
             .await;
         if let Err(e) = result {
-            case.version = expected;
+            case.committed_at_version(expected);
             return Err(store_error(e, || StoreError::Conflict { what: pk.clone() }));
         }
         Ok(())

@@ -28,6 +28,8 @@ pub enum Error {
     Bus(#[from] crate::revocation::ports::BusError),
     #[error(transparent)]
     Ask(#[from] crate::revocation::operator::AskError),
+    #[error(transparent)]
+    Revocation(#[from] crate::revocation::case::RevocationError),
     #[error("{0} not found")]
     NotFound(String),
     /// A revocation step found its case not due (postponed, or held by an
@@ -108,6 +110,7 @@ impl Error {
             Error::NotDue { .. } => ErrorKind::NotDue,
             Error::Bus(_) => ErrorKind::Transient,
             Error::Ask(_) => ErrorKind::Validation,
+            Error::Revocation(_) => ErrorKind::InvalidState,
         }
     }
 }

@@ -1,6 +1,12 @@
 //! A revocation case: one decision to take access away, from trigger to verification.
+//!
+//! Its fields are private: a case changes only through its transitions (hold,
+//! resume, start, record, verify, fail, nothing to revoke, postpone), each checked
+//! against [`CaseStatus::successors`]. Property-tested: whatever sequence of
+//! transitions is tried, the status only moves along the table, a final case never
+//! changes, the before-state is taken once, and the session cutoff never moves back.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -49,6 +55,40 @@ pub enum CaseStatus {
     NothingToRevoke,
 }
 
+impl CaseStatus {
+    /// The statuses a case may move to from this one (staying put is always
+    /// allowed: every step is idempotent).
+    pub fn successors(self) -> &'static [CaseStatus] {
+        use CaseStatus::*;
+        match self {
+            Received => &[Held, InProgress, Revoked, Failed, Verified, NothingToRevoke],
+            Held => &[Received, InProgress, Failed, Verified, NothingToRevoke],
+            InProgress => &[Held, Revoked, Failed, Verified, NothingToRevoke],
+            Revoked => &[Held, Failed, Verified, NothingToRevoke],
+            Failed => &[Held, Verified, NothingToRevoke],
+            Verified | NothingToRevoke => &[],
+        }
+    }
+
+    /// Verified or nothing to revoke: the case never changes again.
+    pub fn is_final(self) -> bool {
+        self.successors().is_empty()
+    }
+}
+
+/// Why a case refuses a transition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RevocationError {
+    #[error("revocation case {case} is {from:?}; it cannot become {to:?}")]
+    InvalidTransition {
+        case: String,
+        from: CaseStatus,
+        to: CaseStatus,
+    },
+    #[error("revocation case {case} is {status:?}; only a case not yet started can be postponed")]
+    NotPostponable { case: String, status: CaseStatus },
+}
+
 /// What one action did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {
@@ -60,35 +100,35 @@ pub struct Applied {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RevocationCase {
-    pub id: String,
-    pub user: PrincipalId,
-    pub kind: RevocationKind,
-    pub trigger: Trigger,
-    pub effective_at: DateTime<Utc>,
-    pub status: CaseStatus,
+    id: String,
+    user: PrincipalId,
+    kind: RevocationKind,
+    trigger: Trigger,
+    effective_at: DateTime<Utc>,
+    status: CaseStatus,
     #[serde(default)]
-    pub held_reason: Option<String>,
+    held_reason: Option<String>,
     /// Sessions issued before this are denied; set when the revocation starts.
     #[serde(default)]
-    pub cutoff: Option<DateTime<Utc>>,
+    cutoff: Option<DateTime<Utc>>,
     #[serde(default)]
-    pub before: Option<IdentitySnapshot>,
+    before: Option<IdentitySnapshot>,
     #[serde(default)]
-    pub applied: Vec<Applied>,
+    applied: Vec<Applied>,
     #[serde(default)]
-    pub after: Option<IdentitySnapshot>,
+    after: Option<IdentitySnapshot>,
     #[serde(default)]
-    pub residue: Vec<String>,
+    residue: Vec<String>,
     /// Keep the archived before-state past its retention (with legal hold).
     #[serde(default)]
-    pub preserve_data: bool,
+    preserve_data: bool,
     /// A contract end's grace period has been granted (it can be, once).
     #[serde(default)]
-    pub grace_used: bool,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    grace_used: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
     #[serde(default)]
-    pub version: u64,
+    version: u64,
 }
 
 impl RevocationCase {
@@ -131,5 +171,340 @@ impl RevocationCase {
     /// The audit chain for the user (revocations chain per subject).
     pub fn chain(&self) -> String {
         format!("user#{}", self.user)
+    }
+
+    pub fn id(&self) -> &String {
+        &self.id
+    }
+    pub fn user(&self) -> &PrincipalId {
+        &self.user
+    }
+    pub fn kind(&self) -> &RevocationKind {
+        &self.kind
+    }
+    pub fn trigger(&self) -> &Trigger {
+        &self.trigger
+    }
+    pub fn effective_at(&self) -> DateTime<Utc> {
+        self.effective_at
+    }
+    pub fn status(&self) -> CaseStatus {
+        self.status
+    }
+    pub fn held_reason(&self) -> &Option<String> {
+        &self.held_reason
+    }
+    pub fn cutoff(&self) -> Option<DateTime<Utc>> {
+        self.cutoff
+    }
+    pub fn before(&self) -> &Option<IdentitySnapshot> {
+        &self.before
+    }
+    pub fn applied(&self) -> &Vec<Applied> {
+        &self.applied
+    }
+    pub fn after(&self) -> &Option<IdentitySnapshot> {
+        &self.after
+    }
+    pub fn residue(&self) -> &Vec<String> {
+        &self.residue
+    }
+    pub fn preserve_data(&self) -> bool {
+        self.preserve_data
+    }
+    pub fn grace_used(&self) -> bool {
+        self.grace_used
+    }
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+    pub fn updated_at(&self) -> DateTime<Utc> {
+        self.updated_at
+    }
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn move_to(&mut self, to: CaseStatus) -> Result<(), RevocationError> {
+        if to == self.status {
+            return Ok(());
+        }
+        if !self.status.successors().contains(&to) {
+            return Err(RevocationError::InvalidTransition {
+                case: self.id.clone(),
+                from: self.status,
+                to,
+            });
+        }
+        self.status = to;
+        Ok(())
+    }
+
+    /// Held back by an override. `false` when it was held already, or is final
+    /// (a verified case has nothing left to hold back).
+    pub fn hold(&mut self, reason: &str) -> Result<bool, RevocationError> {
+        if self.status == CaseStatus::Held || self.status.is_final() {
+            return Ok(false);
+        }
+        self.move_to(CaseStatus::Held)?;
+        self.held_reason = Some(reason.to_owned());
+        Ok(true)
+    }
+
+    /// The override was cleared: back to where the case was (in progress once its
+    /// before-state is taken). Returns the reason it was held for; `None` when it
+    /// was not held.
+    pub fn resume(&mut self) -> Result<Option<String>, RevocationError> {
+        if self.status != CaseStatus::Held {
+            return Ok(None);
+        }
+        let to = if self.before.is_some() {
+            CaseStatus::InProgress
+        } else {
+            CaseStatus::Received
+        };
+        self.move_to(to)?;
+        Ok(Some(self.held_reason.take().unwrap_or_default()))
+    }
+
+    /// The before-state is taken (once: a second snapshot keeps the first) and the
+    /// revocation is under way.
+    pub fn start(&mut self, before: IdentitySnapshot) -> Result<(), RevocationError> {
+        if self.before.is_some() {
+            return Ok(());
+        }
+        self.move_to(CaseStatus::InProgress)?;
+        self.before = Some(before);
+        Ok(())
+    }
+
+    /// What the lanes did (each action once) and the after-state; the session
+    /// cutoff is the latest one the credentials lane wrote. A final case keeps what
+    /// it has.
+    pub fn record(
+        &mut self,
+        applied: Vec<Applied>,
+        after: IdentitySnapshot,
+    ) -> Result<(), RevocationError> {
+        // A rival run of the same case (a duplicated delivery) may record after this
+        // one was verified: the verified record stands.
+        if self.status.is_final() {
+            return Ok(());
+        }
+        if matches!(self.status, CaseStatus::InProgress | CaseStatus::Received) {
+            self.move_to(CaseStatus::Revoked)?;
+        }
+        for item in applied {
+            if let super::plan::Action::DenyOlderSessions { issued_before } = item.action {
+                self.cutoff = self.cutoff.max(Some(issued_before));
+            }
+            if !self.applied.contains(&item) {
+                self.applied.push(item);
+            }
+        }
+        self.after = Some(after);
+        Ok(())
+    }
+
+    /// IAM read back holds what it should not.
+    pub fn fail(
+        &mut self,
+        after: IdentitySnapshot,
+        residue: Vec<String>,
+    ) -> Result<(), RevocationError> {
+        self.move_to(CaseStatus::Failed)?;
+        self.after = Some(after);
+        self.residue = residue;
+        Ok(())
+    }
+
+    /// IAM read back holds nothing of what was taken away.
+    pub fn verify(&mut self, after: IdentitySnapshot) -> Result<(), RevocationError> {
+        self.move_to(CaseStatus::Verified)?;
+        self.after = Some(after);
+        self.residue.clear();
+        Ok(())
+    }
+
+    /// IAM does not know the user, before or after.
+    pub fn nothing_to_revoke(&mut self, after: IdentitySnapshot) -> Result<(), RevocationError> {
+        self.move_to(CaseStatus::NothingToRevoke)?;
+        self.after = Some(after);
+        self.residue.clear();
+        Ok(())
+    }
+
+    /// Moves a case not yet started later; `grace` marks a contract end's one grace.
+    pub fn postpone(&mut self, by: TimeDelta, grace: bool) -> Result<(), RevocationError> {
+        if self.status != CaseStatus::Received {
+            return Err(RevocationError::NotPostponable {
+                case: self.id.clone(),
+                status: self.status,
+            });
+        }
+        self.effective_at += by;
+        self.grace_used |= grace;
+        Ok(())
+    }
+
+    /// A change is about to be written at `now`.
+    pub fn touch(&mut self, now: DateTime<Utc>) {
+        self.updated_at = now;
+    }
+
+    /// After a store has written this value at `version`.
+    pub fn committed_at_version(&mut self, version: u64) {
+        self.version = version;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::revocation::plan::Lane;
+    use crate::testing::monday_at;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Hold,
+        Resume,
+        Start,
+        Record { cutoff_minutes: i64, action: u8 },
+        Fail,
+        Verify,
+        NothingToRevoke,
+        Postpone { hours: i64 },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            Just(Op::Hold),
+            Just(Op::Resume),
+            Just(Op::Start),
+            (0i64..120, 0u8..4).prop_map(|(cutoff_minutes, action)| Op::Record {
+                cutoff_minutes,
+                action
+            }),
+            Just(Op::Fail),
+            Just(Op::Verify),
+            Just(Op::NothingToRevoke),
+            (1i64..48).prop_map(|hours| Op::Postpone { hours }),
+        ]
+    }
+
+    fn case() -> RevocationCase {
+        RevocationCase::new(
+            PrincipalId::new("jdoe").unwrap(),
+            RevocationKind::Full,
+            Trigger {
+                source: TriggerSource::Hr,
+                event_id: "evt-1".into(),
+                event_type: None,
+                reason: "terminated".into(),
+                executor: "hr".into(),
+                manager: None,
+            },
+            monday_at(10),
+            false,
+            monday_at(9),
+        )
+    }
+
+    fn snapshot(exists: bool) -> IdentitySnapshot {
+        let mut s = IdentitySnapshot::absent(PrincipalId::new("jdoe").unwrap(), monday_at(10));
+        s.exists = exists;
+        s
+    }
+
+    fn apply(case: &mut RevocationCase, op: &Op) -> Result<(), RevocationError> {
+        match op {
+            Op::Hold => case.hold("INC-1").map(|_| ()),
+            Op::Resume => case.resume().map(|_| ()),
+            Op::Start => case.start(snapshot(true)),
+            Op::Record {
+                cutoff_minutes,
+                action,
+            } => {
+                let action = match action {
+                    0 => Action::DeleteLoginProfile,
+                    1 => Action::RemoveFromGroup {
+                        group: "engineers".into(),
+                    },
+                    _ => Action::DenyOlderSessions {
+                        issued_before: monday_at(10) + TimeDelta::minutes(*cutoff_minutes),
+                    },
+                };
+                let lane = Lane::Credentials;
+                case.record(
+                    vec![Applied {
+                        action,
+                        lane,
+                        outcome: "done".into(),
+                    }],
+                    snapshot(true),
+                )
+            }
+            Op::Fail => case.fail(snapshot(true), vec!["group engineers".into()]),
+            Op::Verify => case.verify(snapshot(true)),
+            Op::NothingToRevoke => case.nothing_to_revoke(snapshot(false)),
+            Op::Postpone { hours } => case.postpone(TimeDelta::hours(*hours), false),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_case_only_moves_along_its_successor_table(ops in proptest::collection::vec(op(), 0..24)) {
+            let mut case = case();
+            for op in &ops {
+                let before = case.clone();
+                let result = apply(&mut case, op);
+                let (from, to) = (before.status(), case.status());
+                if result.is_err() {
+                    prop_assert_eq!(&case, &before, "a refused transition changes nothing");
+                }
+                if from != to {
+                    prop_assert!(from.successors().contains(&to), "{:?} -> {:?} by {:?}", from, to, op);
+                }
+                if from.is_final() {
+                    prop_assert_eq!(&case, &before, "a final case never changes ({:?})", op);
+                }
+                if before.before().is_some() {
+                    prop_assert_eq!(case.before(), before.before(), "the before-state is taken once");
+                }
+                prop_assert!(case.cutoff() >= before.cutoff(), "the cutoff never moves back");
+                let mut seen = Vec::new();
+                for item in case.applied() {
+                    prop_assert!(!seen.contains(&item), "each action once");
+                    seen.push(item);
+                }
+                if case.effective_at() != before.effective_at() {
+                    prop_assert_eq!(from, CaseStatus::Received, "only a case not started moves");
+                }
+                if to == CaseStatus::Held {
+                    prop_assert!(case.held_reason().is_some());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_table_has_no_way_out_of_a_final_status() {
+        for status in [CaseStatus::Verified, CaseStatus::NothingToRevoke] {
+            assert!(status.is_final() && status.successors().is_empty());
+        }
+        let mut case = case();
+        case.verify(snapshot(true)).unwrap();
+        let err = case.fail(snapshot(true), vec!["x".into()]).unwrap_err();
+        assert!(matches!(
+            err,
+            RevocationError::InvalidTransition {
+                from: CaseStatus::Verified,
+                to: CaseStatus::Failed,
+                ..
+            }
+        ));
+        assert!(!case.hold("late override").unwrap(), "nothing left to hold");
+        assert_eq!(case.status(), CaseStatus::Verified);
     }
 }

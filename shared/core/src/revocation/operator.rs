@@ -185,14 +185,14 @@ mod tests {
                 now + TimeDelta::minutes(5),
             )
             .unwrap();
-        assert_eq!(a.id, b.id, "a retried call opens the same case");
-        assert_eq!(a.trigger.executor, "operator:arn:aws:iam::1:user/ops");
-        assert_eq!(a.effective_at, now);
+        assert_eq!(a.id(), b.id(), "a retried call opens the same case");
+        assert_eq!(a.trigger().executor, "operator:arn:aws:iam::1:user/ops");
+        assert_eq!(a.effective_at(), now);
         let other = RevokeAsk {
             request_id: "another-id".into(),
             ..ask(RevocationKind::Full)
         };
-        assert_ne!(other.case(&catalog(), "x", now).unwrap().id, a.id);
+        assert_ne!(other.case(&catalog(), "x", now).unwrap().id(), a.id());
     }
 
     #[test]
@@ -206,7 +206,7 @@ mod tests {
             ask(role.clone())
                 .case(&catalog(), "x", now)
                 .unwrap()
-                .effective_at,
+                .effective_at(),
             now + transition
         );
         let urgent = RevokeAsk {
@@ -214,8 +214,8 @@ mod tests {
             ..ask(role)
         };
         let case = urgent.case(&catalog(), "x", now).unwrap();
-        assert_eq!(case.effective_at, now);
-        assert!(case.trigger.reason.starts_with("EMERGENCY: "));
+        assert_eq!(case.effective_at(), now);
+        assert!(case.trigger().reason.starts_with("EMERGENCY: "));
     }
 
     #[test]

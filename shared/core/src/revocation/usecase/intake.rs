@@ -119,7 +119,7 @@ pub async fn open(
     mut case: RevocationCase,
     now: DateTime<Utc>,
 ) -> Result<RevocationCase, Error> {
-    if let RevocationKind::Partial { new_role } = &case.kind
+    if let RevocationKind::Partial { new_role } = &case.kind()
         && p.catalog().role(new_role).is_none()
     {
         return Err(RequestError::UnknownResource {
@@ -131,7 +131,7 @@ pub async fn open(
         Ok(()) => case,
         // Opened before; its event is recorded again in case a crash lost it (the
         // key makes it once).
-        Err(StoreError::AlreadyExists(_)) => load(p, &case.id).await?,
+        Err(StoreError::AlreadyExists(_)) => load(p, case.id()).await?,
         Err(other) => return Err(other.into()),
     };
     p.trail()
@@ -139,9 +139,9 @@ pub async fn open(
             &case,
             "received",
             "revocation.received",
-            case.trigger.reason.clone(),
+            case.trigger().reason.clone(),
             Value::Null,
-            json!({ "case": case.id, "kind": case.kind, "trigger": case.trigger, "effective_at": case.effective_at }),
+            json!({ "case": case.id(), "kind": case.kind(), "trigger": case.trigger(), "effective_at": case.effective_at() }),
             now,
         ))
         .await?;

@@ -70,10 +70,10 @@ pub(super) fn case_event(
 ) -> AuditDraft {
     AuditDraft {
         chain: case.chain(),
-        key: format!("{}:{key}", case.id),
-        actor: case.trigger.executor.clone(),
+        key: format!("{}:{key}", case.id()),
+        actor: case.trigger().executor.clone(),
         action: action.to_owned(),
-        subject: case.user.to_string(),
+        subject: case.user().to_string(),
         reason,
         before,
         after,
@@ -93,7 +93,7 @@ pub(super) async fn save(
     case: &mut RevocationCase,
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
-    case.updated_at = now;
+    case.touch(now);
     p.cases().update(case).await?;
     Ok(())
 }
@@ -141,14 +141,14 @@ pub(super) struct Known {
 impl Known {
     fn expected<'a>(&'a self, p: &'a impl RevocationPorts, case: &RevocationCase) -> Expected<'a> {
         Expected {
-            role: match &case.kind {
+            role: match &case.kind() {
                 RevocationKind::Partial { new_role } => p.catalog().role(new_role),
                 _ => None,
             },
             live_grants: &self.live,
             grant_policies: &self.grant_policies,
             open_requests: &self.open,
-            cutoff: case.cutoff,
+            cutoff: case.cutoff(),
         }
     }
 }

@@ -33,11 +33,9 @@ pub(super) async fn hold(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
-    if case.status == CaseStatus::Held {
+    if !case.hold(reason)? {
         return Ok(());
     }
-    case.status = CaseStatus::Held;
-    case.held_reason = Some(reason.to_owned());
     save(p, case, now).await?;
     p.trail()
         .record(case_event(
@@ -61,17 +59,17 @@ pub(super) async fn ensure_due(
     case: &mut RevocationCase,
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
-    if let Some(reason) = p.controls().controls(&case.user).await?.override_reason {
+    if let Some(reason) = p.controls().controls(case.user()).await?.override_reason {
         hold(p, case, &reason, now).await?;
         return Err(Error::NotDue {
-            case: case.id.clone(),
+            case: case.id().clone(),
             reason: format!("held back by override: {reason}"),
         });
     }
-    if now + crate::usecase::lifecycle::EXPIRY_SKEW < case.effective_at {
+    if now + crate::usecase::lifecycle::EXPIRY_SKEW < case.effective_at() {
         return Err(Error::NotDue {
-            case: case.id.clone(),
-            reason: format!("effective at {}", case.effective_at.to_rfc3339()),
+            case: case.id().clone(),
+            reason: format!("effective at {}", case.effective_at().to_rfc3339()),
         });
     }
     Ok(())
@@ -86,29 +84,23 @@ pub async fn validate(
 ) -> Result<Validation, Error> {
     let mut case = load(p, case_id).await?;
     let done = |case: &RevocationCase, reason: &str| Validation {
-        case_id: case.id.clone(),
+        case_id: case.id().clone(),
         proceed: false,
-        status: case.status,
-        effective_at: case.effective_at,
+        status: case.status(),
+        effective_at: case.effective_at(),
         reason: reason.to_owned(),
     };
-    match case.status {
+    match case.status() {
         CaseStatus::Verified => return Ok(done(&case, "already revoked and verified")),
         CaseStatus::NothingToRevoke => return Ok(done(&case, "IAM does not know the user")),
         _ => {}
     }
-    let controls = p.controls().controls(&case.user).await?;
+    let controls = p.controls().controls(case.user()).await?;
     if let Some(reason) = controls.override_reason {
         hold(p, &mut case, &reason, now).await?;
         return Ok(done(&case, &format!("held back by override: {reason}")));
     }
-    if case.status == CaseStatus::Held {
-        let reason = case.held_reason.take().unwrap_or_default();
-        case.status = if case.before.is_some() {
-            CaseStatus::InProgress
-        } else {
-            CaseStatus::Received
-        };
+    if let Some(reason) = case.resume()? {
         save(p, &mut case, now).await?;
         p.trail()
             .record(case_event(
@@ -117,16 +109,16 @@ pub async fn validate(
                 "revocation.resumed",
                 format!("override cleared (was: {reason})"),
                 json!({"status": "held"}),
-                json!({"status": case.status}),
+                json!({"status": case.status()}),
                 now,
             ))
             .await?;
     }
     Ok(Validation {
-        case_id: case.id.clone(),
+        case_id: case.id().clone(),
         proceed: true,
-        status: case.status,
-        effective_at: case.effective_at,
+        status: case.status(),
+        effective_at: case.effective_at(),
         reason: "proceed".into(),
     })
 }
@@ -141,23 +133,22 @@ pub async fn snapshot(
 ) -> Result<IdentitySnapshot, Error> {
     let mut case = load(p, case_id).await?;
     ensure_due(p, &mut case, now).await?;
-    if case.kind.closes_doors() {
-        update_controls(p, &case.user, |c| {
-            c.revoked_by.get_or_insert_with(|| case.id.clone());
+    if case.kind().closes_doors() {
+        update_controls(p, case.user(), |c| {
+            c.revoked_by.get_or_insert_with(|| case.id().clone());
         })
         .await?;
     }
-    if let Some(before) = case.before.clone() {
+    if let Some(before) = case.before().clone() {
         record_snapshot(p, &case, &before, None, now).await?;
         return Ok(before);
     }
-    let before = p.directory().identity(&case.user, now).await?;
-    let controls = p.controls().controls(&case.user).await?;
-    let retain_until = (!controls.legal_hold && !case.preserve_data)
+    let before = p.directory().identity(case.user(), now).await?;
+    let controls = p.controls().controls(case.user()).await?;
+    let retain_until = (!controls.legal_hold && !case.preserve_data())
         .then(|| now + p.catalog().tunables().archive_retention.delta());
     p.archive().store(&before, retain_until).await?;
-    case.before = Some(before.clone());
-    case.status = CaseStatus::InProgress;
+    case.start(before.clone())?;
     save(p, &mut case, now).await?;
     record_snapshot(p, &case, &before, retain_until, now).await?;
     Ok(before)
@@ -190,9 +181,9 @@ pub async fn current_plan(
     case: &RevocationCase,
     now: DateTime<Utc>,
 ) -> Result<Vec<Action>, Error> {
-    let current = p.directory().identity(&case.user, now).await?;
-    let known = known(p, &case.user, &current).await?;
-    Ok(plan(&case.kind, &current, &known.expected(p, case)))
+    let current = p.directory().identity(case.user(), now).await?;
+    let known = known(p, case.user(), &current).await?;
+    Ok(plan(case.kind(), &current, &known.expected(p, case)))
 }
 
 /// The first whole second after `at`: a session issued at or before `at` was issued
@@ -210,7 +201,7 @@ pub async fn apply_lane(
 ) -> Result<Vec<Applied>, Error> {
     let mut case = load(p, case_id).await?;
     ensure_due(p, &mut case, now).await?;
-    if case.before.is_none() {
+    if case.before().is_none() {
         return Err(RequestError::InvalidTransition {
             from: Status::Pending,
             action: "revoke before the before-state is archived",
@@ -238,11 +229,11 @@ pub async fn apply_lane(
                 let action = Action::DenyOlderSessions {
                     issued_before: whole_second_after(p.clock().now()),
                 };
-                p.directory().apply(&case.user, &action).await?;
+                p.directory().apply(case.user(), &action).await?;
                 (action, "done".to_owned())
             }
             other => {
-                let outcome = match p.directory().apply(&case.user, &other).await? {
+                let outcome = match p.directory().apply(case.user(), &other).await? {
                     Removal::Removed => "done",
                     Removal::AlreadyAbsent => "already_done",
                 };
@@ -271,7 +262,7 @@ pub(super) async fn end_grant(
         &p.trail(),
         request_id,
         RevokeCause::RightsRevocation,
-        &case.trigger.executor,
+        &case.trigger().executor,
         now,
     )
     .await?;
@@ -292,8 +283,8 @@ pub(super) async fn cancel_request(
         p.grants().store,
         &p.trail(),
         request_id,
-        &case.trigger.executor,
-        &case.id,
+        &case.trigger().executor,
+        case.id(),
         now,
     )
     .await?;
@@ -316,28 +307,17 @@ pub async fn record(
     now: DateTime<Utc>,
 ) -> Result<RevocationCase, Error> {
     let mut case = load(p, case_id).await?;
-    for item in applied {
-        if let Action::DenyOlderSessions { issued_before } = item.action {
-            case.cutoff = case.cutoff.max(Some(issued_before));
-        }
-        if !case.applied.contains(&item) {
-            case.applied.push(item);
-        }
-    }
-    let after = p.directory().identity(&case.user, now).await?;
-    case.after = Some(after.clone());
-    if matches!(case.status, CaseStatus::InProgress | CaseStatus::Received) {
-        case.status = CaseStatus::Revoked;
-    }
+    let after = p.directory().identity(case.user(), now).await?;
+    case.record(applied, after.clone())?;
     save(p, &mut case, now).await?;
     p.trail()
         .record(case_event(
             &case,
             "applied",
             "revocation.applied",
-            case.trigger.reason.clone(),
-            json!({ "before_state": case.before }),
-            json!({ "after_state": after, "actions": case.applied, "trigger": case.trigger, "executor": case.trigger.executor }),
+            case.trigger().reason.clone(),
+            json!({ "before_state": case.before() }),
+            json!({ "after_state": after, "actions": case.applied(), "trigger": case.trigger(), "executor": case.trigger().executor }),
             now,
         ))
         .await?;
@@ -349,19 +329,19 @@ pub async fn notify(p: &impl RevocationPorts, case_id: &str) -> Result<usize, Er
     let case = load(p, case_id).await?;
     let subject = format!(
         "Access {} for {}: {}",
-        case.kind.label(),
-        case.user,
-        case.trigger.reason
+        case.kind().label(),
+        case.user(),
+        case.trigger().reason
     );
     let body = format!(
         "{} action(s) applied by case {}; verification follows.",
-        case.applied.len(),
-        case.id
+        case.applied().len(),
+        case.id()
     );
     let mut sent = 0;
     let mut audiences = vec![Audience::Security];
     if let Some(manager) = case
-        .trigger
+        .trigger()
         .manager
         .as_deref()
         .and_then(|m| PrincipalId::new(m).ok())
@@ -390,9 +370,9 @@ pub async fn verify_case(
     now: DateTime<Utc>,
 ) -> Result<RevocationCase, Error> {
     let mut case = load(p, case_id).await?;
-    if case.status == CaseStatus::Verified {
+    if case.status() == CaseStatus::Verified {
         // Its event again, in case a crash lost it after the state write.
-        let after = case.after.clone();
+        let after = case.after().clone();
         p.trail()
             .record(case_event(
                 &case,
@@ -406,21 +386,19 @@ pub async fn verify_case(
             .await?;
         return Ok(case);
     }
-    if case.status == CaseStatus::NothingToRevoke {
+    if case.status() == CaseStatus::NothingToRevoke {
         return Ok(case);
     }
-    let after = p.directory().identity(&case.user, now).await?;
-    let known = known(p, &case.user, &after).await?;
-    let mut left = residue(&case.kind, &after, &known.expected(p, &case));
+    let after = p.directory().identity(case.user(), now).await?;
+    let known = known(p, case.user(), &after).await?;
+    let mut left = residue(case.kind(), &after, &known.expected(p, &case));
     left.extend(known.live.iter().map(|g| format!("live grant {g}")));
-    if case.kind.closes_doors() {
+    if case.kind().closes_doors() {
         left.extend(known.open.iter().map(|r| format!("open request {r}")));
     }
-    let before = json!({ "status": case.status });
-    case.after = Some(after.clone());
-    case.residue = left.clone();
+    let before = json!({ "status": case.status() });
     if !left.is_empty() {
-        case.status = CaseStatus::Failed;
+        case.fail(after.clone(), left.clone())?;
         save(p, &mut case, now).await?;
         p.trail()
             .record(case_event(
@@ -434,21 +412,21 @@ pub async fn verify_case(
             ))
             .await?;
         return Err(Error::VerificationFailed {
-            request: case.id.clone(),
+            request: case.id().clone(),
             residue: left.join("; "),
         });
     }
-    let unknown = case.before.as_ref().is_some_and(|b| !b.exists) && !after.exists;
+    let unknown = case.before().as_ref().is_some_and(|b| !b.exists) && !after.exists;
     if unknown {
         // Audited and alerted before the status is saved: if the alert fails, the
         // retried step alerts again (at least once, never silently).
-        case.status = CaseStatus::NothingToRevoke;
+        case.nothing_to_revoke(after.clone())?;
         p.trail()
             .record(case_event(
                 &case,
                 "nothing_to_revoke",
                 "revocation.nothing_to_revoke",
-                format!("IAM has no user {}", case.user),
+                format!("IAM has no user {}", case.user()),
                 before,
                 json!({"verification": "nothing_to_revoke"}),
                 now,
@@ -459,13 +437,13 @@ pub async fn verify_case(
                 audience: Audience::Security,
                 subject: format!(
                     "Revocation for unknown user {}: nothing to revoke",
-                    case.user
+                    case.user()
                 ),
                 body: format!(
                     "Case {} ({}: {}) names a user IAM does not know. Check the HR feed for a typo: the person it meant may still have access.",
-                    case.id,
-                    case.kind.label(),
-                    case.trigger.reason
+                    case.id(),
+                    case.kind().label(),
+                    case.trigger().reason
                 ),
                 request_id: None,
             })
@@ -473,7 +451,7 @@ pub async fn verify_case(
         save(p, &mut case, now).await?;
         return Ok(case);
     }
-    case.status = CaseStatus::Verified;
+    case.verify(after.clone())?;
     save(p, &mut case, now).await?;
     p.trail()
         .record(case_event(

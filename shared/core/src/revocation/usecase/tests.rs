@@ -19,37 +19,40 @@ fn each_hr_event_type_opens_the_right_case() {
     let case = |name: &str| case_for(&sample(name), &c, now);
     let terminated = case("termination-body.json").unwrap();
     assert_eq!(
-        (terminated.kind.clone(), terminated.effective_at),
+        (terminated.kind().clone(), terminated.effective_at()),
         (RevocationKind::Full, now)
     );
-    assert_eq!(terminated.trigger.manager.as_deref(), Some("msmith"));
+    assert_eq!(terminated.trigger().manager.as_deref(), Some("msmith"));
     let moved = case("role-change-body.json").unwrap();
     assert_eq!(
-        moved.kind,
-        RevocationKind::Partial {
+        moved.kind(),
+        &RevocationKind::Partial {
             new_role: "analyst".into()
         }
     );
     assert_eq!(
-        moved.effective_at - now,
+        moved.effective_at() - now,
         TimeDelta::hours(4),
         "role-change transition period"
     );
     assert_eq!(
-        case("suspension-body.json").unwrap().kind,
-        RevocationKind::Suspend
+        case("suspension-body.json").unwrap().kind(),
+        &RevocationKind::Suspend
     );
     let violation = case("policy-violation-body.json").unwrap();
     assert_eq!(
-        (violation.kind.clone(), violation.trigger.source),
+        (violation.kind().clone(), violation.trigger().source),
         (RevocationKind::Suspend, TriggerSource::Violation)
     );
-    assert_eq!(violation.effective_at, now, "immediate");
+    assert_eq!(violation.effective_at(), now, "immediate");
     let contract = case("contract-end-body.json").unwrap();
-    assert_eq!(contract.effective_at.date_naive().to_string(), "2026-11-30");
+    assert_eq!(
+        contract.effective_at().date_naive().to_string(),
+        "2026-11-30"
+    );
     assert!(case("hire-body.json").is_none(), "hires revoke nothing");
     // The same event always names the same case.
-    assert_eq!(case("termination-body.json").unwrap().id, terminated.id);
+    assert_eq!(case("termination-body.json").unwrap().id(), terminated.id());
 }
 
 #[test]

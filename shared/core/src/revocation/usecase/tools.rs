@@ -30,16 +30,16 @@ pub async fn resume_held(
     }
     let mut resumed = Vec::new();
     for case in p.cases().cases_of(user).await? {
-        if case.status != CaseStatus::Held {
+        if case.status() != CaseStatus::Held {
             continue;
         }
         workflows
             .start(
-                &format!("{}-resume-{}", case.id, case.version),
-                &json!({ "case": { "case_id": case.id } }),
+                &format!("{}-resume-{}", case.id(), case.version()),
+                &json!({ "case": { "case_id": case.id() } }),
             )
             .await?;
-        resumed.push(case.id);
+        resumed.push(case.id().clone());
     }
     Ok(resumed)
 }
@@ -262,16 +262,17 @@ pub async fn postpone(
     }
     let mut moved = Vec::new();
     for mut case in p.cases().cases_of(user).await? {
-        if case.status != CaseStatus::Received || case.effective_at <= now {
+        if case.status() != CaseStatus::Received || case.effective_at() <= now {
             continue;
         }
-        if case.trigger.event_type == Some(HrEventType::ContractorExpired) {
+        let contract_end = case.trigger().event_type == Some(HrEventType::ContractorExpired);
+        if contract_end {
             let grace = p.catalog().tunables().contract_grace;
-            if case.grace_used || by > grace.delta() {
+            if case.grace_used() || by > grace.delta() {
                 return Err(RequestError::DurationTooLong {
                     resource: format!(
                         "the contract-end grace for {user} (used: {})",
-                        case.grace_used
+                        case.grace_used()
                     ),
                     requested: crate::duration::Span::from_seconds(by.num_seconds())
                         .unwrap_or(grace),
@@ -279,21 +280,20 @@ pub async fn postpone(
                 }
                 .into());
             }
-            case.grace_used = true;
         }
-        let before = json!({ "effective_at": case.effective_at });
-        case.effective_at += by;
+        let before = json!({ "effective_at": case.effective_at() });
+        case.postpone(by, contract_end)?;
         save(p, &mut case, now).await?;
         p.trail()
             .record(AuditDraft {
                 chain: case.chain(),
-                key: format!("{}:postponed@{}", case.id, now.to_rfc3339()),
+                key: format!("{}:postponed@{}", case.id(), now.to_rfc3339()),
                 actor: executor.to_owned(),
                 action: "revocation.postponed".into(),
-                subject: case.user.to_string(),
+                subject: case.user().to_string(),
                 reason: format!("approval {approval}"),
                 before,
-                after: json!({ "effective_at": case.effective_at }),
+                after: json!({ "effective_at": case.effective_at() }),
                 at: now,
             })
             .await?;
