@@ -15,6 +15,7 @@ use crate::ports::{
     WorkflowStarter,
 };
 use crate::request::{AccessRequest, RequestId, Status};
+use crate::revocation::plan::IdentitySnapshot;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data behind; keep going.
@@ -143,16 +144,55 @@ impl LedgerStore for MemoryLedger {
     }
 }
 
-/// IAM in memory: users, their inline policies and groups. Users must be created
-/// first, as in IAM.
+/// IAM in memory: everything a user holds (credentials, groups, policies, roles
+/// trusting them), as [`IdentitySnapshot`]s. Users must be created first, as in
+/// IAM. The grant ports see their inline policies, groups and attached policies;
+/// the revocation port ([`crate::revocation::ports::IdentityDirectory`], in
+/// `revocation::memory`) sees all of it.
 #[derive(Debug, Default)]
 pub struct MemoryDirectory {
-    users: Mutex<BTreeMap<PrincipalId, IamSnapshot>>,
+    pub(crate) users: Mutex<BTreeMap<PrincipalId, IdentitySnapshot>>,
 }
 
 impl MemoryDirectory {
+    /// A managed user holding nothing yet.
     pub fn add_user(&self, user: &PrincipalId) {
-        lock(&self.users).entry(user.clone()).or_default();
+        lock(&self.users).entry(user.clone()).or_insert_with(|| {
+            let mut snapshot = IdentitySnapshot::absent(user.clone(), chrono::DateTime::UNIX_EPOCH);
+            snapshot.exists = true;
+            snapshot.managed = true;
+            snapshot
+        });
+    }
+
+    /// Puts a user in exactly this state (credentials, groups, policies, roles).
+    pub fn put_user(&self, snapshot: IdentitySnapshot) {
+        lock(&self.users).insert(snapshot.user.clone(), snapshot);
+    }
+
+    /// A user's state now, if IAM knows them.
+    pub fn user(&self, user: &PrincipalId) -> Option<IdentitySnapshot> {
+        lock(&self.users).get(user).cloned()
+    }
+
+    pub(crate) fn with_user<T>(
+        &self,
+        user: &PrincipalId,
+        change: impl FnOnce(&mut IdentitySnapshot) -> T,
+    ) -> Result<T, DirectoryError> {
+        let mut users = lock(&self.users);
+        let snapshot = users
+            .get_mut(user)
+            .ok_or_else(|| DirectoryError::NoSuchPrincipal(user.to_string()))?;
+        Ok(change(snapshot))
+    }
+}
+
+fn removal(removed: bool) -> Removal {
+    if removed {
+        Removal::Removed
+    } else {
+        Removal::AlreadyAbsent
     }
 }
 
@@ -163,14 +203,9 @@ impl AccessProvisioner for MemoryDirectory {
         name: &str,
         document: &serde_json::Value,
     ) -> Result<(), DirectoryError> {
-        let mut users = lock(&self.users);
-        let snapshot = users
-            .get_mut(user)
-            .ok_or_else(|| DirectoryError::NoSuchPrincipal(user.to_string()))?;
-        snapshot
-            .inline_policies
-            .insert(name.to_owned(), document.clone());
-        Ok(())
+        self.with_user(user, |u| {
+            u.inline_policies.insert(name.to_owned(), document.clone());
+        })
     }
 
     async fn delete_inline_policy(
@@ -178,23 +213,13 @@ impl AccessProvisioner for MemoryDirectory {
         user: &PrincipalId,
         name: &str,
     ) -> Result<Removal, DirectoryError> {
-        let mut users = lock(&self.users);
-        let snapshot = users
-            .get_mut(user)
-            .ok_or_else(|| DirectoryError::NoSuchPrincipal(user.to_string()))?;
-        Ok(match snapshot.inline_policies.remove(name) {
-            Some(_) => Removal::Removed,
-            None => Removal::AlreadyAbsent,
-        })
+        self.with_user(user, |u| removal(u.inline_policies.remove(name).is_some()))
     }
 
     async fn add_to_group(&self, user: &PrincipalId, group: &str) -> Result<(), DirectoryError> {
-        let mut users = lock(&self.users);
-        let snapshot = users
-            .get_mut(user)
-            .ok_or_else(|| DirectoryError::NoSuchPrincipal(user.to_string()))?;
-        snapshot.groups.insert(group.to_owned());
-        Ok(())
+        self.with_user(user, |u| {
+            u.groups.insert(group.to_owned());
+        })
     }
 
     async fn remove_from_group(
@@ -202,24 +227,17 @@ impl AccessProvisioner for MemoryDirectory {
         user: &PrincipalId,
         group: &str,
     ) -> Result<Removal, DirectoryError> {
-        let mut users = lock(&self.users);
-        let snapshot = users
-            .get_mut(user)
-            .ok_or_else(|| DirectoryError::NoSuchPrincipal(user.to_string()))?;
-        Ok(if snapshot.groups.remove(group) {
-            Removal::Removed
-        } else {
-            Removal::AlreadyAbsent
-        })
+        self.with_user(user, |u| removal(u.groups.remove(group)))
     }
 }
 
 impl AccessInspector for MemoryDirectory {
     async fn snapshot(&self, user: &PrincipalId) -> Result<IamSnapshot, DirectoryError> {
-        lock(&self.users)
-            .get(user)
-            .cloned()
-            .ok_or_else(|| DirectoryError::NoSuchPrincipal(user.to_string()))
+        self.with_user(user, |u| IamSnapshot {
+            inline_policies: u.inline_policies.clone(),
+            groups: u.groups.clone(),
+            attached_policies: u.attached_policies.clone(),
+        })
     }
 }
 

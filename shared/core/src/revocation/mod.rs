@@ -7,11 +7,13 @@
 //! - [`case`]: a revocation case from trigger to verification.
 //! - [`ports`]: cases, the identity directory, controls (legal hold, overrides),
 //!   the before-state archive, event claims (replay), the event bus.
+//! - [`memory`]: in-memory fakes of every port, and `MemoryRevocations` over them.
 //! - [`operator`]: an operator's ask, checked and turned into a case.
 //! - [`usecase`]: the workflow's steps, each idempotent, and the operator's tools.
 
 pub mod case;
 pub mod hr;
+pub mod memory;
 pub mod operator;
 pub mod plan;
 pub mod ports;

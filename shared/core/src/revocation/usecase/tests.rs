@@ -68,3 +68,342 @@ never,arn:aws:iam::123456789012:user/never,2026-11-01T00:00:00+00:00,false,N/A,N
         ["idle"]
     );
 }
+
+mod over_fakes {
+    //! The revocation use cases over the in-memory fakes of every port.
+
+    use super::*;
+    use crate::audit::AuditSigner;
+    use crate::ports::AuditLog;
+    use crate::revocation::case::{CaseStatus, RevocationCase, Trigger, TriggerSource};
+    use crate::revocation::memory::{MemoryBus, MemoryClaims, MemoryRevocations};
+    use crate::revocation::plan::{
+        Credential, Lane, RevocationKind, SESSION_DENY_POLICY, TrustingRole,
+    };
+    use crate::revocation::ports::{CaseStore, Claim, UserControls};
+    use crate::testing::block_on;
+
+    fn ports() -> MemoryRevocations {
+        MemoryRevocations::new(
+            catalog(),
+            AuditSigner::from_seed_hex("k", &"45".repeat(32)).unwrap(),
+            monday_at(10),
+        )
+    }
+
+    fn credential(id: &str) -> Credential {
+        Credential {
+            id: id.into(),
+            active: true,
+        }
+    }
+
+    /// A managed person holding one of everything.
+    fn person(p: &MemoryRevocations, name: &str) -> PrincipalId {
+        let user = PrincipalId::new(name).unwrap();
+        let mut s = IdentitySnapshot::absent(user.clone(), monday_at(9));
+        s.exists = true;
+        s.managed = true;
+        s.login_profile = true;
+        s.access_keys = vec![credential("AKIA1"), credential("AKIA2")];
+        s.ssh_keys = vec![credential("APKA1")];
+        s.signing_certificates = vec![credential("CERT1")];
+        s.mfa_devices = vec!["arn:aws:iam::1:mfa/jdoe".into()];
+        s.trusting_roles = vec![TrustingRole {
+            name: "deploy".into(),
+            managed: true,
+            session_deny: None,
+        }];
+        s.groups.insert("engineers".into());
+        s.inline_policies.insert(
+            "team-read".into(),
+            serde_json::json!({"Version": "2012-10-17"}),
+        );
+        s.attached_policies
+            .insert("arn:aws:iam::aws:policy/ReadOnlyAccess".into());
+        p.directory.put_user(s);
+        user
+    }
+
+    fn termination(p: &MemoryRevocations, user: &PrincipalId, event: &str) -> RevocationCase {
+        let case = RevocationCase::new(
+            user.clone(),
+            RevocationKind::Full,
+            Trigger {
+                source: TriggerSource::Hr,
+                event_id: event.into(),
+                event_type: None,
+                reason: "terminated".into(),
+                executor: "hr-webhook".into(),
+                manager: Some("msmith".into()),
+            },
+            monday_at(10),
+            false,
+            monday_at(10),
+        );
+        block_on(open(p, case, monday_at(10))).unwrap()
+    }
+
+    fn actions(p: &MemoryRevocations, user: &PrincipalId) -> Vec<String> {
+        block_on(p.log.chain(&format!("user#{user}")))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect()
+    }
+
+    #[test]
+    fn a_termination_takes_everything_and_is_verified_once() {
+        let p = ports();
+        let user = person(&p, "jdoe");
+        let case = termination(&p, &user, "evt-1");
+        assert_eq!(
+            termination(&p, &user, "evt-1").id(),
+            case.id(),
+            "a duplicated event opens the same case"
+        );
+        let done = block_on(run(&p, case.id(), monday_at(10))).unwrap();
+        assert_eq!(done.status(), CaseStatus::Verified, "{:?}", done.residue());
+        let now = p.directory.user(&user).unwrap();
+        assert!(!now.login_profile);
+        assert!(
+            now.access_keys
+                .iter()
+                .chain(&now.ssh_keys)
+                .chain(&now.signing_certificates)
+                .all(|c| !c.active)
+        );
+        assert!(
+            now.mfa_devices.is_empty() && now.groups.is_empty() && now.attached_policies.is_empty()
+        );
+        assert_eq!(
+            now.inline_policies.keys().collect::<Vec<_>>(),
+            [SESSION_DENY_POLICY],
+            "only the session deny is left"
+        );
+        assert!(now.trusting_roles[0].session_deny.is_some());
+        assert_eq!(
+            block_on(p.controls.controls(&user))
+                .unwrap()
+                .revoked_by
+                .as_deref(),
+            Some(case.id().as_str())
+        );
+        // Run again (a re-driven workflow): nothing more happens, nothing is audited twice.
+        let again = block_on(run(&p, case.id(), monday_at(11))).unwrap();
+        assert_eq!(again.status(), CaseStatus::Verified);
+        let trail = actions(&p, &user);
+        for action in [
+            "revocation.received",
+            "revocation.applied",
+            "revocation.verified",
+        ] {
+            assert_eq!(
+                trail.iter().filter(|a| *a == action).count(),
+                1,
+                "{action}: {trail:?}"
+            );
+        }
+        let told: Vec<_> = p.notifier.sent().into_iter().map(|n| n.audience).collect();
+        assert_eq!(told.len(), 2, "security and the manager: {told:?}");
+    }
+
+    #[test]
+    fn a_residue_fails_verification_and_is_audited() {
+        let p = ports();
+        let user = person(&p, "ana");
+        let case = termination(&p, &user, "evt-2");
+        let id = case.id().clone();
+        block_on(snapshot(&p, &id, monday_at(10))).unwrap();
+        let mut applied = Vec::new();
+        for lane in [Lane::Credentials, Lane::Permissions, Lane::Grants] {
+            applied.extend(block_on(apply_lane(&p, &id, lane, monday_at(10))).unwrap());
+        }
+        block_on(record(&p, &id, applied, monday_at(10))).unwrap();
+        // Someone puts the person back in a group behind Lapse's back.
+        block_on(crate::ports::AccessProvisioner::add_to_group(
+            &p.directory,
+            &user,
+            "admins",
+        ))
+        .unwrap();
+        let err = block_on(verify_case(&p, &id, monday_at(10))).unwrap_err();
+        assert!(matches!(err, Error::VerificationFailed { .. }), "{err}");
+        let failed = block_on(p.cases.get(&id)).unwrap().unwrap();
+        assert_eq!(failed.status(), CaseStatus::Failed);
+        assert!(
+            failed.residue().iter().any(|r| r.contains("admins")),
+            "{:?}",
+            failed.residue()
+        );
+        assert!(actions(&p, &user).contains(&"revocation.verification_failed".to_owned()));
+        // Once it is taken out again, the case verifies.
+        block_on(crate::ports::AccessProvisioner::remove_from_group(
+            &p.directory,
+            &user,
+            "admins",
+        ))
+        .unwrap();
+        let verified = block_on(verify_case(&p, &id, monday_at(11))).unwrap();
+        assert_eq!(verified.status(), CaseStatus::Verified);
+    }
+
+    #[test]
+    fn an_override_holds_a_case_until_it_is_cleared() {
+        let p = ports();
+        let user = person(&p, "held");
+        let case = termination(&p, &user, "evt-3");
+        let set = |reason: Option<&str>| {
+            block_on(set_controls(
+                &p,
+                &user,
+                |c| c.override_reason = reason.map(str::to_owned),
+                "security lead",
+                "operator:arn:aws:iam::1:user/ops",
+                monday_at(10),
+            ))
+            .unwrap()
+        };
+        set(Some("INC-9"));
+        let held = block_on(run(&p, case.id(), monday_at(10))).unwrap();
+        assert_eq!(held.status(), CaseStatus::Held);
+        assert!(
+            p.directory.user(&user).unwrap().login_profile,
+            "nothing touched"
+        );
+        set(None);
+        let done = block_on(run(&p, case.id(), monday_at(11))).unwrap();
+        assert_eq!(done.status(), CaseStatus::Verified);
+        let trail = actions(&p, &user);
+        assert!(
+            trail.contains(&"revocation.held".to_owned())
+                && trail.contains(&"revocation.resumed".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_restore_puts_back_the_before_state_and_reopens_the_door() {
+        let p = ports();
+        let user = person(&p, "back");
+        let case = termination(&p, &user, "evt-4");
+        block_on(run(&p, case.id(), monday_at(10))).unwrap();
+        let restored = block_on(restore(
+            &p,
+            &user,
+            monday_at(11),
+            "CHG-88",
+            "operator:arn:aws:iam::1:user/ops",
+            monday_at(11),
+        ))
+        .unwrap();
+        assert!(!restored.is_empty());
+        let now = p.directory.user(&user).unwrap();
+        assert!(now.login_profile && now.groups.contains("engineers"));
+        assert!(now.access_keys.iter().all(|c| c.active));
+        assert!(!now.inline_policies.contains_key(SESSION_DENY_POLICY));
+        assert!(now.trusting_roles[0].session_deny.is_none());
+        let controls = block_on(p.controls.controls(&user)).unwrap();
+        assert_eq!(
+            controls.revoked_by, None,
+            "the person may ask for access again"
+        );
+        assert!(actions(&p, &user).contains(&"revocation.restored".to_owned()));
+    }
+
+    #[test]
+    fn a_not_yet_effective_case_is_postponed_and_a_started_one_is_not() {
+        let p = ports();
+        let user = person(&p, "later");
+        let case = RevocationCase::new(
+            user.clone(),
+            RevocationKind::Full,
+            Trigger {
+                source: TriggerSource::Operator,
+                event_id: "operator:later-1".into(),
+                event_type: None,
+                reason: "contract ends".into(),
+                executor: "operator:x".into(),
+                manager: None,
+            },
+            monday_at(10) + TimeDelta::days(3),
+            false,
+            monday_at(10),
+        );
+        let case = block_on(open(&p, case, monday_at(10))).unwrap();
+        let moved = block_on(postpone(
+            &p,
+            &user,
+            TimeDelta::days(2),
+            "CHG-1",
+            "operator:x",
+            monday_at(10),
+        ))
+        .unwrap();
+        assert_eq!(moved.len(), 1);
+        assert_eq!(
+            moved[0].effective_at(),
+            case.effective_at() + TimeDelta::days(2)
+        );
+        let not_due = block_on(run(&p, case.id(), monday_at(11))).unwrap();
+        assert_eq!(
+            not_due.status(),
+            CaseStatus::Received,
+            "not effective yet: untouched"
+        );
+        assert!(p.directory.user(&user).unwrap().login_profile);
+        let later = monday_at(10) + TimeDelta::days(6);
+        let done = block_on(run(&p, case.id(), later)).unwrap();
+        assert_eq!(done.status(), CaseStatus::Verified);
+        let moved = block_on(postpone(
+            &p,
+            &user,
+            TimeDelta::days(1),
+            "CHG-2",
+            "operator:x",
+            later,
+        ))
+        .unwrap();
+        assert!(moved.is_empty(), "a started case is not postponed");
+    }
+
+    #[test]
+    fn the_webhook_claims_each_event_once_and_publishes_it_even_after_a_failure() {
+        let (claims, bus) = (MemoryClaims::default(), MemoryBus::default());
+        let event = sample("termination-body.json");
+        let body = br#"{"the": "body"}"#;
+        bus.fail_next();
+        assert!(block_on(receive(&claims, &bus, &event, body, monday_at(10))).is_err());
+        assert!(bus.published().is_empty());
+        // The sender retries: the claim exists, the publish happens now.
+        assert_eq!(
+            block_on(receive(&claims, &bus, &event, body, monday_at(10))).unwrap(),
+            Receipt::AlreadyAccepted
+        );
+        assert_eq!(
+            block_on(receive(&claims, &bus, &event, body, monday_at(10))).unwrap(),
+            Receipt::AlreadyAccepted
+        );
+        assert_eq!(bus.published().len(), 1, "published once");
+        let other = block_on(receive(
+            &claims,
+            &bus,
+            &event,
+            b"another body",
+            monday_at(10),
+        ));
+        assert!(
+            other.is_err(),
+            "a different body under a seen id is refused"
+        );
+        assert_eq!(
+            block_on(crate::revocation::ports::EventClaims::claim(
+                &claims,
+                "new",
+                "h",
+                monday_at(10)
+            ))
+            .unwrap(),
+            Claim::New
+        );
+    }
+}
