@@ -7,10 +7,11 @@ mod support;
 
 use aws_config::SdkConfig;
 use chrono::{TimeDelta, Utc};
-use lapse_aws::dynamodb::{DynamoDbLedger, Tables, provision_local};
+use lapse_aws::dynamodb::DynamoDbLedger;
 use lapse_aws::iam::IamDirectory;
 use lapse_aws::sfn::SfnWorkflowStarter;
 use lapse_aws::sns::{SnsNotifier, Topics};
+use lapse_aws::tables::{Tables, provision_local};
 use lapse_core::grant::{document_expiry, policy_document};
 use lapse_core::identity::PrincipalId;
 use lapse_core::ledger::{Artifact, Hold, Release};

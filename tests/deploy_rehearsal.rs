@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use chrono::Utc;
-use lapse_aws::dynamodb::Tables;
 use lapse_aws::sdk::{Credentials, load_local_as};
 use lapse_aws::sns::Topics;
+use lapse_aws::tables::Tables;
 use lapse_cli::client::ApiClient;
 use lapse_core::grant::document_expiry;
 use lapse_core::ports::Clock;

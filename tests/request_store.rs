@@ -4,7 +4,8 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use lapse_aws::dynamodb::{DynamoDbAuditLog, DynamoDbRequestStore, Tables, provision_local};
+use lapse_aws::dynamodb::{DynamoDbAuditLog, DynamoDbRequestStore};
+use lapse_aws::tables::{Tables, provision_local};
 use lapse_core::audit::{AuditDraft, AuditSigner, AuditVerifier, verify_chain};
 use lapse_core::ports::{AuditLog, RequestStore, StoreError};
 use lapse_core::request::{AccessRequest, DecisionOutcome, NewRequest, RequestId, Verdict};

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
 use aws_sdk_iam::error::ProvideErrorMetadata;
-use lapse_aws::dynamodb::{Tables, provision_local};
 use lapse_aws::sns::Topics;
+use lapse_aws::tables::{Tables, provision_local};
 use lapse_core::policy::{Catalog, GrantSpec};
 use lapse_lambda::config::Env;
 use lapse_lambda::wiring::vars;

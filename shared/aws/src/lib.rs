@@ -33,5 +33,6 @@ pub mod sdk;
 pub mod secrets;
 pub mod sfn;
 pub mod sns;
+pub mod tables;
 
 mod errors;

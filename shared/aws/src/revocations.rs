@@ -80,71 +80,8 @@ impl DynamoDbRevocations {
     }
 
     /// Creates the table for a local stack (the template declares the same).
-    pub async fn provision_local(&self) -> Result<(), crate::dynamodb::ProvisionError> {
-        use aws_sdk_dynamodb::error::ProvideErrorMetadata;
-        use aws_sdk_dynamodb::types::{
-            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-            TimeToLiveSpecification,
-        };
-        let fail = |e: Box<dyn std::error::Error + Send + Sync>| crate::dynamodb::ProvisionError {
-            table: self.table.clone(),
-            source: e,
-        };
-        let key = |n: &str, k: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(n)
-                .key_type(k)
-                .build()
-        };
-        let attr = |n: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(n)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-        };
-        let created = self
-            .client
-            .create_table()
-            .table_name(&self.table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key("pk", KeyType::Hash).map_err(|e| fail(Box::new(e)))?)
-            .key_schema(key("sk", KeyType::Range).map_err(|e| fail(Box::new(e)))?)
-            .attribute_definitions(attr("pk").map_err(|e| fail(Box::new(e)))?)
-            .attribute_definitions(attr("sk").map_err(|e| fail(Box::new(e)))?)
-            .attribute_definitions(attr("open").map_err(|e| fail(Box::new(e)))?)
-            .global_secondary_indexes(
-                aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
-                    .index_name(OPEN_CASES_INDEX)
-                    .key_schema(key("open", KeyType::Hash).map_err(|e| fail(Box::new(e)))?)
-                    .projection(
-                        aws_sdk_dynamodb::types::Projection::builder()
-                            .projection_type(aws_sdk_dynamodb::types::ProjectionType::KeysOnly)
-                            .build(),
-                    )
-                    .build()
-                    .map_err(|e| fail(Box::new(e)))?,
-            )
-            .send()
-            .await;
-        match created {
-            Ok(_) => {}
-            Err(e) if e.code() == Some("ResourceInUseException") => return Ok(()),
-            Err(e) => return Err(fail(Box::new(e))),
-        }
-        self.client
-            .update_time_to_live()
-            .table_name(&self.table)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .attribute_name("ttl")
-                    .enabled(true)
-                    .build()
-                    .map_err(|e| fail(Box::new(e)))?,
-            )
-            .send()
-            .await
-            .map_err(|e| fail(Box::new(e)))?;
-        Ok(())
+    pub async fn provision_local(&self) -> Result<(), crate::tables::ProvisionError> {
+        crate::tables::provision_revocations(&self.client, &self.table).await
     }
 }
 

@@ -1,0 +1,131 @@
+//! The catalog file's raw, span-carrying shape, as parsed: every value keeps its
+//! line and column for the problems [`super::validate`] reports.
+
+use serde_saphyr::Spanned;
+
+use super::*;
+
+// ---- Raw, span-carrying shape of the file ------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCatalog {
+    pub(super) version: Spanned<u32>,
+    pub(super) tunables: RawTunables,
+    pub(super) risk: RawRisk,
+    pub(super) routing: RawRouting,
+    pub(super) approver_groups: Spanned<Vec<RawGroup>>,
+    #[serde(default)]
+    pub(super) roles: Vec<RawRole>,
+    pub(super) resources: Spanned<Vec<RawResource>>,
+    #[serde(default)]
+    pub(super) inactivity_exemptions: Vec<RawExemption>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawExemption {
+    pub(super) user: Spanned<String>,
+    pub(super) reason: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRole {
+    pub(super) name: Spanned<String>,
+    #[serde(default)]
+    pub(super) description: String,
+    #[serde(default)]
+    pub(super) groups: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(super) managed_policies: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTunables {
+    pub(super) default_duration: Spanned<String>,
+    pub(super) max_duration: Spanned<String>,
+    pub(super) auto_approve_max_duration: Spanned<String>,
+    pub(super) pending_timeout: Spanned<String>,
+    pub(super) break_glass_cap: Spanned<String>,
+    pub(super) break_glass_justification_window: Spanned<String>,
+    pub(super) vendor_retention: Spanned<String>,
+    pub(super) inactivity_threshold: Spanned<String>,
+    pub(super) role_change_transition: Spanned<String>,
+    pub(super) archive_retention: Spanned<String>,
+    pub(super) contract_grace: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRisk {
+    pub(super) thresholds: RawThresholds,
+    pub(super) business_hours: RawBusinessHours,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawThresholds {
+    pub(super) medium: Spanned<u8>,
+    pub(super) high: Spanned<u8>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBusinessHours {
+    pub(super) start_hour_utc: Spanned<u8>,
+    pub(super) end_hour_utc: Spanned<u8>,
+    pub(super) weekdays_only: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRouting {
+    pub(super) dual_approval_groups: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGroup {
+    pub(super) name: Spanned<String>,
+    pub(super) description: String,
+    pub(super) idp_groups: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawResource {
+    pub(super) id: Spanned<String>,
+    pub(super) description: String,
+    pub(super) owner_group: Spanned<String>,
+    pub(super) environment: Environment,
+    pub(super) sensitivity: Sensitivity,
+    #[serde(default)]
+    pub(super) privileged: bool,
+    pub(super) max_duration: Option<Spanned<String>>,
+    pub(super) grant: Spanned<RawGrant>,
+    pub(super) dual_approval_groups: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) allows_escalation: Option<Spanned<RawEscalation>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEscalation {
+    pub(super) reason: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub(super) enum RawGrant {
+    InlinePolicy(Vec<Spanned<RawStatement>>),
+    Group(Spanned<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStatement {
+    pub(super) effect: Effect,
+    pub(super) actions: Vec<Spanned<String>>,
+    pub(super) resources: Vec<Spanned<String>>,
+}

@@ -1,0 +1,300 @@
+use super::*;
+
+const CATALOG: &str = include_str!("../../../../infra/policy/catalog.yaml");
+
+#[test]
+fn shipped_catalog_is_valid() {
+    let catalog = Catalog::parse(CATALOG, "catalog.yaml").unwrap();
+    assert!(catalog.resources().count() >= 3);
+    assert_eq!(catalog.tunables().default_duration.to_string(), "4h");
+    assert_eq!(catalog.tunables().max_duration.to_string(), "8h");
+    assert_eq!(catalog.tunables().break_glass_cap.to_string(), "2h");
+    assert_eq!(catalog.hash(), &PolicyHash::of(CATALOG.as_bytes()));
+    assert_eq!(catalog.hash().as_str().len(), 64);
+}
+
+#[test]
+fn approvers_come_from_exact_identity_provider_group_ids() {
+    let catalog = Catalog::parse(CATALOG, "catalog.yaml").unwrap();
+    assert_eq!(
+        catalog.approver_groups_for(["idp-grp-managers", "everyone"]),
+        BTreeSet::from(["managers".to_owned()])
+    );
+    // Display names, their words and the approver group's own name grant nothing.
+    for claim in [
+        "Engineering managers",
+        "managers",
+        "idp-grp-managers2",
+        "IDP-GRP-MANAGERS",
+    ] {
+        assert!(catalog.approver_groups_for([claim]).is_empty(), "{claim}");
+    }
+    let spaced = CATALOG.replace("[idp-grp-managers]", "[\"Engineering managers\"]");
+    let issues = issues_of(&spaced);
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.path == "approver_groups[0].idp_groups[0]"
+                && i.message.contains("no whitespace")),
+        "{issues:?}"
+    );
+    let shared = CATALOG.replace("[idp-grp-security-ops]", "[idp-grp-managers]");
+    assert!(issues_of(&shared).iter().any(|i| {
+        i.message
+            .contains("already maps to approver group `managers`")
+    }),);
+    let none = CATALOG.replace("[idp-grp-billing-owners]", "[]");
+    assert!(
+        issues_of(&none)
+            .iter()
+            .any(|i| i.path == "approver_groups[2].idp_groups"),
+    );
+}
+
+#[test]
+fn inactivity_exemptions_name_valid_users_with_a_reason() {
+    let catalog = Catalog::parse(CATALOG, "catalog.yaml").unwrap();
+    assert!(catalog.inactivity_exemption("breakglass-admin").is_some());
+    assert!(catalog.inactivity_exemption("jdoe").is_none());
+    let entry = "  - user: breakglass-admin\n    reason: Break-glass account; unused by design, its use is alarmed separately.\n";
+    assert!(CATALOG.contains(entry));
+    for (broken, message) in [
+        (
+            entry.replace("user: breakglass-admin", "user: bad user"),
+            "not a valid IAM user name",
+        ),
+        (
+            entry.replace(
+                "reason: Break-glass account; unused by design, its use is alarmed separately.",
+                "reason: \" \"",
+            ),
+            "say why",
+        ),
+        (format!("{entry}{entry}"), "listed twice"),
+    ] {
+        let issues = issues_of(&CATALOG.replace(entry, &broken));
+        assert!(
+            issues.iter().any(
+                |i| i.path.starts_with("inactivity_exemptions[") && i.message.contains(message)
+            ),
+            "{message}: {issues:?}"
+        );
+    }
+}
+
+/// The shipped catalog with billing-reports-read granting `actions` on `resource`
+/// (and an optional `allows_escalation` block).
+fn with_billing_grant(actions: &[&str], resource: &str, escalation: Option<&str>) -> String {
+    let old = "          actions:\n            - s3:GetObject\n            - s3:ListBucket\n          resources:\n            - arn:aws:s3:::lapse-billing-reports\n            - arn:aws:s3:::lapse-billing-reports/*";
+    assert!(CATALOG.contains(old));
+    let list: String = actions
+        .iter()
+        .map(|a| format!("            - \"{a}\"\n"))
+        .collect();
+    let new =
+        format!("          actions:\n{list}          resources:\n            - \"{resource}\"");
+    let mut text = CATALOG.replacen(old, &new, 1);
+    if let Some(reason) = escalation {
+        text = text.replacen(
+            "    max_duration: 8h\n    grant:",
+            &format!("    max_duration: 8h\n    allows_escalation:\n      reason: \"{reason}\"\n    grant:"),
+            1,
+        );
+    }
+    text
+}
+
+#[test]
+fn escalating_grants_are_refused_unless_declared() {
+    for (actions, resource) in [
+        (&["iam:PutUserPolicy"][..], "*"),
+        (&["iam:*"][..], "*"),
+        (&["iam:P*"][..], "arn:aws:iam::123456789012:user/x"),
+        (&["iam:passrole"][..], "arn:aws:iam::123456789012:role/x"),
+        (&["iam:CreateAccessKey"][..], "*"),
+        (&["organizations:*"][..], "*"),
+        (&["*"][..], "*"),
+        (&["sts:AssumeRole"][..], "*"),
+        (&["s3:GetObject", "iam:Attach*"][..], "*"),
+    ] {
+        let issues = issues_of(&with_billing_grant(actions, resource, None));
+        assert_eq!(issues.len(), 1, "{actions:?}: {issues:?}");
+        assert!(
+            issues[0].message.contains("allows privilege escalation") && issues[0].line > 0,
+            "{actions:?}: {issues:?}"
+        );
+        assert_eq!(issues[0].path, "resources[0].grant");
+    }
+    // Not escalation: reads, and assuming one named role.
+    for (actions, resource) in [
+        (&["iam:GetUser", "iam:List*"][..], "*"),
+        (
+            &["sts:AssumeRole"][..],
+            "arn:aws:iam::123456789012:role/reporting",
+        ),
+    ] {
+        Catalog::parse(&with_billing_grant(actions, resource, None), "t.yaml")
+            .unwrap_or_else(|e| panic!("{actions:?}: {e}"));
+    }
+}
+
+#[test]
+fn a_declared_escalation_needs_a_reason_and_forces_dual_approval() {
+    let text = with_billing_grant(
+        &["iam:PutUserPolicy"],
+        "*",
+        Some("IAM admins rotate break-glass policies"),
+    );
+    let catalog = Catalog::parse(&text, "t.yaml").unwrap();
+    let resource = catalog.resource("billing-reports-read").unwrap();
+    assert_eq!(
+        resource.escalation_reason.as_deref(),
+        Some("IAM admins rotate break-glass policies")
+    );
+    assert!(resource.is_high_impact());
+
+    let issues = issues_of(&with_billing_grant(&["iam:PutUserPolicy"], "*", Some("  ")));
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.path == "resources[0].allows_escalation.reason"),
+        "{issues:?}"
+    );
+
+    let issues = issues_of(&with_billing_grant(
+        &["s3:GetObject"],
+        "*",
+        Some("just in case"),
+    ));
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.message.contains("allows no privilege escalation")),
+        "{issues:?}"
+    );
+}
+
+fn issues_of(text: &str) -> Vec<PolicyIssue> {
+    match Catalog::parse(text, "t.yaml") {
+        Err(err) => err.issues().to_vec(),
+        Ok(_) => panic!("expected errors"),
+    }
+}
+
+#[test]
+fn syntax_error_is_located() {
+    let text = CATALOG.replacen("version: 1", "version: [1", 1);
+    let issues = issues_of(&text);
+    assert_eq!(issues.len(), 1);
+    assert!(issues[0].line >= 1, "{issues:?}");
+}
+
+#[test]
+fn unknown_field_is_located() {
+    let text = CATALOG.replacen("  default_duration:", "  default_durtion:", 1);
+    let issues = issues_of(&text);
+    let line = CATALOG
+        .lines()
+        .position(|l| l.starts_with("  default_duration:"))
+        .unwrap() as u64
+        + 1;
+    assert_eq!(issues[0].line, line, "{issues:?}");
+    assert!(issues[0].message.contains("default_durtion"), "{issues:?}");
+}
+
+#[test]
+fn bad_duration_is_located() {
+    let text = CATALOG.replacen("max_duration: 8h", "max_duration: 8 hours", 1);
+    let issues = issues_of(&text);
+    let line = CATALOG
+        .lines()
+        .position(|l| l.contains("max_duration: 8h"))
+        .unwrap() as u64
+        + 1;
+    assert_eq!(issues[0].line, line, "{issues:?}");
+    assert!(issues[0].message.contains("invalid duration"), "{issues:?}");
+}
+
+#[test]
+fn every_bad_duration_is_reported_in_one_run() {
+    let text = CATALOG
+        .replacen("  default_duration: 4h", "  default_duration: -1h", 1)
+        .replacen(
+            "  auto_approve_max_duration: 1h",
+            "  auto_approve_max_duration: 1 hour",
+            1,
+        )
+        .replacen("    max_duration: 4h", "    max_duration: 4x", 1)
+        .replacen("owner_group: billing-owners", "owner_group: nobody", 1);
+    let issues = issues_of(&text);
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() as u64 + 1;
+    let found = |needle: &str, message: &str| {
+        issues
+            .iter()
+            .any(|i| i.line == line_of(needle) && i.message.contains(message))
+    };
+    assert!(found("default_duration: -1h", "negative"), "{issues:?}");
+    assert!(
+        found("auto_approve_max_duration: 1 hour", "unknown unit"),
+        "{issues:?}"
+    );
+    assert!(found("max_duration: 4x", "unknown unit"), "{issues:?}");
+    assert!(
+        found("owner_group: nobody", "unknown approver group"),
+        "{issues:?}"
+    );
+    assert_eq!(
+        issues.len(),
+        4,
+        "no knock-on problems from the bad ones: {issues:?}"
+    );
+}
+
+#[test]
+fn every_semantic_error_is_reported_with_its_line() {
+    let text = CATALOG
+        .replacen("owner_group: billing-owners", "owner_group: nobody", 1)
+        .replacen("s3:GetObject", "GetObject", 1)
+        .replacen("break_glass_cap: 2h", "break_glass_cap: 3h", 1);
+    let issues = issues_of(&text);
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() as u64 + 1;
+    let find = |path_part: &str| {
+        issues
+            .iter()
+            .find(|i| i.path.contains(path_part))
+            .unwrap_or_else(|| panic!("no issue for {path_part}: {issues:?}"))
+    };
+    assert_eq!(find("owner_group").line, line_of("owner_group: nobody"));
+    assert!(
+        find("owner_group")
+            .message
+            .contains("unknown approver group `nobody`")
+    );
+    assert_eq!(find("actions[0]").line, line_of("- GetObject"));
+    assert_eq!(find("break_glass_cap").line, line_of("break_glass_cap: 3h"));
+    assert_eq!(issues.len(), 3, "{issues:?}");
+    let rendered = Catalog::parse(&text, "t.yaml").unwrap_err().to_string();
+    assert!(
+        rendered.contains(&format!("t.yaml:{}:", line_of("owner_group: nobody"))),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn duplicate_ids_and_groups_are_rejected() {
+    let text = format!(
+        "{CATALOG}\n  - id: billing-reports-read\n    description: dup\n    owner_group: billing-owners\n    environment: sandbox\n    sensitivity: low\n    grant:\n      group: x\n"
+    );
+    let issues = issues_of(&text);
+    assert!(
+        issues.iter().any(|i| i.message.contains("defined twice")),
+        "{issues:?}"
+    );
+}
+
+#[test]
+fn missing_file_is_a_read_error() {
+    let err = Catalog::load(Path::new("/nonexistent/catalog.yaml")).unwrap_err();
+    assert!(matches!(err, PolicyError::Read { .. }));
+    assert!(err.issues().is_empty());
+}

@@ -1,0 +1,628 @@
+//! Validation: from the raw file to a [`Catalog`] that is valid by construction,
+//! collecting every problem with its place in the file.
+
+use std::collections::BTreeMap;
+
+use serde_saphyr::Spanned;
+
+use super::raw::*;
+use super::*;
+use crate::duration::Span;
+
+/// Collects issues while validating.
+pub(super) struct Issues(pub(super) Vec<PolicyIssue>);
+
+impl Issues {
+    fn at<T>(&mut self, spanned: &Spanned<T>, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(PolicyIssue {
+            line: spanned.referenced.line(),
+            column: spanned.referenced.column(),
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+pub(super) fn is_slug(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !text.starts_with('-')
+        && !text.ends_with('-')
+}
+
+pub(super) fn is_iam_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 128
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
+/// Actions that let the holder raise their own (or anyone's) privileges.
+pub(super) const ESCALATING_ACTIONS: &[&str] = &[
+    "iam:PutUserPolicy",
+    "iam:PutRolePolicy",
+    "iam:PutGroupPolicy",
+    "iam:AttachUserPolicy",
+    "iam:AttachRolePolicy",
+    "iam:AttachGroupPolicy",
+    "iam:CreateUser",
+    "iam:CreateRole",
+    "iam:CreateAccessKey",
+    "iam:CreateLoginProfile",
+    "iam:UpdateLoginProfile",
+    "iam:CreatePolicy",
+    "iam:CreatePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+    "iam:PassRole",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:AddUserToGroup",
+    "iam:PutUserPermissionsBoundary",
+    "iam:DeleteUserPermissionsBoundary",
+    "iam:PutRolePermissionsBoundary",
+    "iam:DeleteRolePermissionsBoundary",
+    "organizations:CreateAccount",
+    "organizations:AttachPolicy",
+    "organizations:DetachPolicy",
+    "organizations:LeaveOrganization",
+    "organizations:UpdatePolicy",
+];
+
+/// Case-insensitive IAM wildcard match (`*` any run, `?` one character).
+pub(super) fn glob_matches(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], t) || (!t.is_empty() && go(p, &t[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
+/// Why an allowed `action` on `resources` escalates privileges, if it does: it
+/// matches an escalating action (wildcards included: `iam:P*` matches
+/// `iam:PutUserPolicy`), or it is `sts:AssumeRole` on any role.
+pub(super) fn escalates<'a>(
+    action: &str,
+    resources: impl Iterator<Item = &'a str>,
+) -> Option<&'static str> {
+    if action == "*" {
+        return Some("every action");
+    }
+    if let Some(hit) = ESCALATING_ACTIONS.iter().find(|a| glob_matches(action, a)) {
+        return Some(if hit.starts_with("organizations:") {
+            "changes the organization"
+        } else {
+            "changes IAM permissions"
+        });
+    }
+    let any_role = |r: &str| r == "*" || r.ends_with(":role/*") || r.ends_with(":*");
+    if glob_matches(action, "sts:AssumeRole") && resources.into_iter().any(any_role) {
+        return Some("assumes any role");
+    }
+    None
+}
+
+pub(super) fn is_iam_action(text: &str) -> bool {
+    match text.split_once(':') {
+        Some((service, action)) => {
+            !service.is_empty()
+                && service
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !action.is_empty()
+                && action
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '*')
+        }
+        None => text == "*",
+    }
+}
+
+impl Catalog {
+    pub(super) fn validate(raw: RawCatalog, hash: PolicyHash, issues: &mut Issues) -> Catalog {
+        if raw.version.value != 1 {
+            issues.at(
+                &raw.version,
+                "version",
+                "only catalog version 1 is supported",
+            );
+        }
+        let tunables = validate_tunables(&raw.tunables, issues);
+        let thresholds = RiskThresholds {
+            medium: raw.risk.thresholds.medium.value,
+            high: raw.risk.thresholds.high.value,
+        };
+        if thresholds.medium == 0 || thresholds.medium >= thresholds.high {
+            issues.at(
+                &raw.risk.thresholds.medium,
+                "risk.thresholds.medium",
+                "must be above 0 and below risk.thresholds.high",
+            );
+        }
+        if thresholds.high > 100 {
+            issues.at(
+                &raw.risk.thresholds.high,
+                "risk.thresholds.high",
+                "scores run from 0 to 100",
+            );
+        }
+        let hours = &raw.risk.business_hours;
+        let business_hours = BusinessHours {
+            start_hour_utc: hours.start_hour_utc.value,
+            end_hour_utc: hours.end_hour_utc.value,
+            weekdays_only: hours.weekdays_only,
+        };
+        if business_hours.end_hour_utc > 24 {
+            issues.at(
+                &hours.end_hour_utc,
+                "risk.business_hours.end_hour_utc",
+                "must be at most 24",
+            );
+        }
+        if business_hours.start_hour_utc >= business_hours.end_hour_utc {
+            issues.at(
+                &hours.start_hour_utc,
+                "risk.business_hours.start_hour_utc",
+                "must be before end_hour_utc",
+            );
+        }
+
+        let mut groups = BTreeMap::new();
+        let mut idp_owner: BTreeMap<&str, &str> = BTreeMap::new();
+        for (i, group) in raw.approver_groups.value.iter().enumerate() {
+            if group.idp_groups.value.is_empty() {
+                issues.at(
+                    &group.idp_groups,
+                    format!("approver_groups[{i}].idp_groups"),
+                    "list the identity provider group ids whose members approve as this group",
+                );
+            }
+            for (j, id) in group.idp_groups.value.iter().enumerate() {
+                let path = format!("approver_groups[{i}].idp_groups[{j}]");
+                if !is_idp_group_id(&id.value) {
+                    issues.at(
+                        id,
+                        path,
+                        "an identity provider group id has no whitespace, commas, brackets or quotes (use the immutable id, not the display name)",
+                    );
+                } else if let Some(other) = idp_owner.insert(&id.value, &group.name.value) {
+                    issues.at(
+                        id,
+                        path,
+                        format!("`{}` already maps to approver group `{other}`", id.value),
+                    );
+                }
+            }
+            let path = format!("approver_groups[{i}].name");
+            if !is_slug(&group.name.value) {
+                issues.at(
+                    &group.name,
+                    path,
+                    "group names use lowercase letters, digits and `-`",
+                );
+            } else if groups.contains_key(&group.name.value) {
+                issues.at(
+                    &group.name,
+                    path,
+                    format!("group `{}` is defined twice", group.name.value),
+                );
+            } else {
+                groups.insert(
+                    group.name.value.clone(),
+                    ApproverGroup {
+                        name: group.name.value.clone(),
+                        description: group.description.clone(),
+                        idp_groups: group
+                            .idp_groups
+                            .value
+                            .iter()
+                            .map(|g| g.value.clone())
+                            .collect(),
+                    },
+                );
+            }
+        }
+        if groups.is_empty() {
+            issues.at(
+                &raw.approver_groups,
+                "approver_groups",
+                "define at least one approver group",
+            );
+        }
+        let known = |name: &str| groups.contains_key(name);
+        let known_list = || groups.keys().cloned().collect::<Vec<_>>().join(", ");
+        let default_dual = check_dual(
+            &groups,
+            &raw.routing.dual_approval_groups,
+            "routing.dual_approval_groups",
+            issues,
+        );
+
+        let mut resources = BTreeMap::new();
+        for (i, res) in raw.resources.value.iter().enumerate() {
+            let at = |field: &str| format!("resources[{i}].{field}");
+            let id = &res.id.value;
+            if !is_slug(id) || id.len() > MAX_RESOURCE_ID_LEN {
+                issues.at(
+                    &res.id,
+                    at("id"),
+                    format!("resource ids use lowercase letters, digits and `-`, at most {MAX_RESOURCE_ID_LEN} characters"),
+                );
+            } else if resources.contains_key(id) {
+                issues.at(
+                    &res.id,
+                    at("id"),
+                    format!("resource `{id}` is defined twice"),
+                );
+            }
+            if !known(&res.owner_group.value) {
+                issues.at(
+                    &res.owner_group,
+                    at("owner_group"),
+                    format!(
+                        "unknown approver group `{}` (known: {})",
+                        res.owner_group.value,
+                        known_list()
+                    ),
+                );
+            }
+            let max_duration = match &res.max_duration {
+                Some(raw) => match duration(raw, &at("max_duration"), issues) {
+                    Some(max) if max > tunables.max_duration => {
+                        issues.at(
+                            raw,
+                            at("max_duration"),
+                            format!("exceeds tunables.max_duration ({})", tunables.max_duration),
+                        );
+                        max
+                    }
+                    Some(max) => max,
+                    None => tunables.max_duration,
+                },
+                None => tunables.max_duration,
+            };
+            let mut escalations: Vec<(&Spanned<String>, &'static str)> = Vec::new();
+            let grant = match &res.grant.value {
+                RawGrant::InlinePolicy(statements) => {
+                    if statements.is_empty() {
+                        issues.at(
+                            &res.grant,
+                            at("grant.inline_policy"),
+                            "needs at least one statement",
+                        );
+                    }
+                    let mut out = Vec::new();
+                    for (s, statement) in statements.iter().enumerate() {
+                        let spath = at(&format!("grant.inline_policy[{s}]"));
+                        let st = &statement.value;
+                        if st.actions.is_empty() {
+                            issues.at(
+                                statement,
+                                format!("{spath}.actions"),
+                                "needs at least one action",
+                            );
+                        }
+                        if st.resources.is_empty() {
+                            issues.at(
+                                statement,
+                                format!("{spath}.resources"),
+                                "needs at least one resource",
+                            );
+                        }
+                        for (a, action) in st.actions.iter().enumerate() {
+                            if !is_iam_action(&action.value) {
+                                issues.at(
+                                    action,
+                                    format!("{spath}.actions[{a}]"),
+                                    format!(
+                                        "`{}` is not an IAM action like `s3:GetObject`",
+                                        action.value
+                                    ),
+                                );
+                            }
+                        }
+                        for (r, arn) in st.resources.iter().enumerate() {
+                            if arn.value != "*" && !arn.value.starts_with("arn:") {
+                                issues.at(
+                                    arn,
+                                    format!("{spath}.resources[{r}]"),
+                                    format!("`{}` is neither `*` nor an ARN", arn.value),
+                                );
+                            }
+                        }
+                        if st.effect == Effect::Allow {
+                            for action in &st.actions {
+                                if let Some(why) = escalates(
+                                    &action.value,
+                                    st.resources.iter().map(|r| r.value.as_str()),
+                                ) {
+                                    escalations.push((action, why));
+                                }
+                            }
+                        }
+                        out.push(Statement {
+                            effect: st.effect,
+                            actions: st.actions.iter().map(|a| a.value.clone()).collect(),
+                            resources: st.resources.iter().map(|r| r.value.clone()).collect(),
+                        });
+                    }
+                    GrantSpec::InlinePolicy(out)
+                }
+                RawGrant::Group(group) => {
+                    if !is_iam_name(&group.value) {
+                        issues.at(
+                            group,
+                            at("grant.group"),
+                            format!("`{}` is not a valid IAM group name", group.value),
+                        );
+                    }
+                    GrantSpec::Group(group.value.clone())
+                }
+            };
+            let escalation_reason = match (&res.allows_escalation, escalations.first()) {
+                (None, None) => None,
+                (None, Some((action, why))) => {
+                    issues.at(
+                        *action,
+                        at("grant"),
+                        format!(
+                            "`{}` allows privilege escalation ({why}); declare \
+                             `allows_escalation: {{reason: ...}}` to grant it (it then \
+                             always needs dual approval)",
+                            action.value
+                        ),
+                    );
+                    None
+                }
+                (Some(declared), found) => {
+                    let reason = declared.value.reason.value.trim();
+                    if reason.is_empty() {
+                        issues.at(
+                            &declared.value.reason,
+                            at("allows_escalation.reason"),
+                            "say why this grant may escalate privileges",
+                        );
+                    }
+                    if found.is_none() {
+                        issues.at(
+                            declared,
+                            at("allows_escalation"),
+                            "declared, but the grant allows no privilege escalation: remove it",
+                        );
+                    }
+                    Some(reason.to_owned())
+                }
+            };
+            let dual_approval_groups = match &res.dual_approval_groups {
+                Some(list) => check_dual(&groups, list, &at("dual_approval_groups"), issues),
+                None => default_dual.clone(),
+            };
+            resources.insert(
+                id.clone(),
+                Resource {
+                    id: id.clone(),
+                    description: res.description.clone(),
+                    owner_group: res.owner_group.value.clone(),
+                    environment: res.environment,
+                    sensitivity: res.sensitivity,
+                    privileged: res.privileged,
+                    max_duration,
+                    grant,
+                    dual_approval_groups,
+                    escalation_reason,
+                },
+            );
+        }
+        if raw.resources.value.is_empty() {
+            issues.at(&raw.resources, "resources", "define at least one resource");
+        }
+
+        let mut roles = BTreeMap::new();
+        for (i, role) in raw.roles.iter().enumerate() {
+            if !is_slug(&role.name.value) {
+                issues.at(
+                    &role.name,
+                    format!("roles[{i}].name"),
+                    "role names use lowercase letters, digits and `-`",
+                );
+            } else if roles.contains_key(&role.name.value) {
+                issues.at(
+                    &role.name,
+                    format!("roles[{i}].name"),
+                    format!("role `{}` is defined twice", role.name.value),
+                );
+            }
+            for (g, group) in role.groups.iter().enumerate() {
+                if !is_iam_name(&group.value) {
+                    issues.at(
+                        group,
+                        format!("roles[{i}].groups[{g}]"),
+                        format!("`{}` is not a valid IAM group name", group.value),
+                    );
+                }
+            }
+            for (p, policy) in role.managed_policies.iter().enumerate() {
+                if !policy.value.starts_with("arn:") || !policy.value.contains(":policy/") {
+                    issues.at(
+                        policy,
+                        format!("roles[{i}].managed_policies[{p}]"),
+                        format!("`{}` is not a managed policy ARN", policy.value),
+                    );
+                }
+            }
+            roles.insert(
+                role.name.value.clone(),
+                Role {
+                    name: role.name.value.clone(),
+                    description: role.description.clone(),
+                    groups: role.groups.iter().map(|g| g.value.clone()).collect(),
+                    managed_policies: role
+                        .managed_policies
+                        .iter()
+                        .map(|p| p.value.clone())
+                        .collect(),
+                },
+            );
+        }
+
+        let mut inactivity_exemptions = BTreeMap::new();
+        for (i, exemption) in raw.inactivity_exemptions.iter().enumerate() {
+            if crate::identity::PrincipalId::new(exemption.user.value.clone()).is_err() {
+                issues.at(
+                    &exemption.user,
+                    format!("inactivity_exemptions[{i}].user"),
+                    format!("`{}` is not a valid IAM user name", exemption.user.value),
+                );
+            } else if exemption.reason.value.trim().is_empty() {
+                issues.at(
+                    &exemption.reason,
+                    format!("inactivity_exemptions[{i}].reason"),
+                    "say why this user is exempt (a break-glass account, say)",
+                );
+            } else if inactivity_exemptions
+                .insert(exemption.user.value.clone(), exemption.reason.value.clone())
+                .is_some()
+            {
+                issues.at(
+                    &exemption.user,
+                    format!("inactivity_exemptions[{i}].user"),
+                    format!("`{}` is listed twice", exemption.user.value),
+                );
+            }
+        }
+
+        Catalog {
+            hash,
+            tunables,
+            thresholds,
+            business_hours,
+            groups,
+            roles,
+            resources,
+            inactivity_exemptions,
+        }
+    }
+}
+
+pub(super) fn check_dual(
+    groups: &BTreeMap<String, ApproverGroup>,
+    list: &Spanned<Vec<Spanned<String>>>,
+    path: &str,
+    issues: &mut Issues,
+) -> Vec<String> {
+    if list.value.len() < 2 {
+        issues.at(
+            list,
+            path,
+            "dual approval needs at least two groups (they may repeat)",
+        );
+    }
+    for (i, name) in list.value.iter().enumerate() {
+        if !groups.contains_key(&name.value) {
+            issues.at(
+                name,
+                format!("{path}[{i}]"),
+                format!(
+                    "unknown approver group `{}` (known: {})",
+                    name.value,
+                    groups.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+    }
+    list.value.iter().map(|name| name.value.clone()).collect()
+}
+
+/// A duration from the catalog; a bad one is an issue (at its place in the file)
+/// and `None`, so every bad duration is reported in one run.
+pub(super) fn duration(raw: &Spanned<String>, path: &str, issues: &mut Issues) -> Option<Span> {
+    match raw.value.parse::<Span>() {
+        Ok(span) => Some(span),
+        Err(err) => {
+            issues.at(raw, path, err.to_string());
+            None
+        }
+    }
+}
+
+pub(super) fn validate_tunables(raw: &RawTunables, issues: &mut Issues) -> Tunables {
+    let mut read = |spanned: &Spanned<String>, name: &str| {
+        duration(spanned, &format!("tunables.{name}"), issues)
+    };
+    let default_duration = read(&raw.default_duration, "default_duration");
+    let max_duration = read(&raw.max_duration, "max_duration");
+    let auto_approve_max_duration =
+        read(&raw.auto_approve_max_duration, "auto_approve_max_duration");
+    let pending_timeout = read(&raw.pending_timeout, "pending_timeout");
+    let break_glass_cap = read(&raw.break_glass_cap, "break_glass_cap");
+    let break_glass_justification_window = read(
+        &raw.break_glass_justification_window,
+        "break_glass_justification_window",
+    );
+    let vendor_retention = read(&raw.vendor_retention, "vendor_retention");
+    let inactivity_threshold = read(&raw.inactivity_threshold, "inactivity_threshold");
+    let role_change_transition = read(&raw.role_change_transition, "role_change_transition");
+    let archive_retention = read(&raw.archive_retention, "archive_retention");
+    let contract_grace = read(&raw.contract_grace, "contract_grace");
+    // Relations are checked only between durations that parsed (a bad one is
+    // reported already); the placeholder never leaves an invalid catalog.
+    if let (Some(default), Some(max)) = (default_duration, max_duration)
+        && default > max
+    {
+        issues.at(
+            &raw.default_duration,
+            "tunables.default_duration",
+            "must not exceed tunables.max_duration",
+        );
+    }
+    if let (Some(auto), Some(max)) = (auto_approve_max_duration, max_duration)
+        && auto > max
+    {
+        issues.at(
+            &raw.auto_approve_max_duration,
+            "tunables.auto_approve_max_duration",
+            "must not exceed tunables.max_duration",
+        );
+    }
+    if break_glass_cap.is_some_and(|cap| cap.seconds() > BREAK_GLASS_HARD_CAP_SECONDS) {
+        issues.at(
+            &raw.break_glass_cap,
+            "tunables.break_glass_cap",
+            "break-glass is capped at 2h by design",
+        );
+    }
+    let placeholder = Span::from_seconds(3600).expect("one hour is a valid span");
+    Tunables {
+        default_duration: default_duration.unwrap_or(placeholder),
+        max_duration: max_duration.unwrap_or(placeholder),
+        auto_approve_max_duration: auto_approve_max_duration.unwrap_or(placeholder),
+        pending_timeout: pending_timeout.unwrap_or(placeholder),
+        break_glass_cap: break_glass_cap.unwrap_or(placeholder),
+        break_glass_justification_window: break_glass_justification_window.unwrap_or(placeholder),
+        vendor_retention: vendor_retention.unwrap_or(placeholder),
+        inactivity_threshold: inactivity_threshold.unwrap_or(placeholder),
+        role_change_transition: role_change_transition.unwrap_or(placeholder),
+        archive_retention: archive_retention.unwrap_or(placeholder),
+        contract_grace: contract_grace.unwrap_or(placeholder),
+    }
+}
+
+/// The parser's message without its own `error: line N column M:` prefix (the
+/// location is reported separately) and without any source snippet after it.
+pub(super) fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or(message).trim();
+    let line = line.strip_prefix("error:").map_or(line, str::trim_start);
+    match line
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+    {
+        Some((location, rest)) if location.contains("column") => rest.to_owned(),
+        _ => line.to_owned(),
+    }
+}
