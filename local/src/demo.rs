@@ -56,6 +56,13 @@ fn indent(text: &str) {
 struct Demo {
     stack: LocalStack,
     directory: IamDirectory,
+    sdk: aws_config::SdkConfig,
+}
+
+/// The stack's audit trail, as an auditor reads it.
+struct Audit {
+    log: lapse_aws::dynamodb::DynamoDbAuditLog,
+    verifier: lapse_core::audit::AuditVerifier,
 }
 
 impl Demo {
@@ -68,6 +75,20 @@ impl Demo {
             &self.stack.url,
             self.stack.token(user, groups, employment)?,
         ))
+    }
+
+    /// The audit table and a verifier holding only the KMS key's public half.
+    async fn audit(&self) -> Result<Audit> {
+        let log = lapse_aws::dynamodb::DynamoDbAuditLog::new(
+            aws_sdk_dynamodb::Client::new(&self.sdk),
+            &self.stack.config.tables.audit,
+        );
+        let verifier = lapse_aws::kms::audit_verifier(
+            &aws_sdk_kms::Client::new(&self.sdk),
+            &self.stack.config.audit_key,
+        )
+        .await?;
+        Ok(Audit { log, verifier })
     }
 
     async fn show_iam(&self, user: &str) -> Result<()> {
@@ -143,7 +164,28 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     let endpoint =
         std::env::var("AWS_ENDPOINT_URL").context("set AWS_ENDPOINT_URL (scripts/demo does)")?;
     println!("Lapse demo — AWS endpoint {endpoint} (moto's server)");
+    policy_as_code(args)?;
+    let demo = local_stack(args).await?;
+    let dana = auto_approved(&demo).await?;
+    let carl = owner_approves(&demo).await?;
+    let erin = dual_approval(&demo).await?;
+    refusals(&demo).await?;
+    let audit = demo.audit().await?;
+    termination(&demo, &audit).await?;
+    timeline(
+        &demo,
+        &audit,
+        [("dana", &dana), ("carl", &carl), ("erin", &erin)],
+    )
+    .await?;
+    println!(
+        "\nDemo complete: three access routes and an HR termination, each ending in a verified revocation and a verified, signed audit chain."
+    );
+    Ok(())
+}
 
+/// Scene 1: the catalog, validated.
+fn policy_as_code(args: &DemoArgs) -> Result<()> {
     heading("1. Policy as code");
     let catalog = Catalog::load(&args.policy)
         .with_context(|| format!("loading {}", args.policy.display()))?;
@@ -162,7 +204,11 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
             r.max_duration
         );
     }
+    Ok(())
+}
 
+/// Scene 2: the stack, provisioned on the emulator.
+async fn local_stack(args: &DemoArgs) -> Result<Demo> {
     heading("2. Local stack");
     let sdk = lapse_aws::sdk::load().await;
     let prefix = format!("{}-{}", args.prefix, chrono::Utc::now().format("%H%M%S"));
@@ -186,11 +232,15 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         stack.url
     );
     println!("   IAM users: {}", users.join(", "));
-    let demo = Demo {
+    Ok(Demo {
         directory: IamDirectory::new(aws_sdk_iam::Client::new(&sdk)),
+        sdk,
         stack,
-    };
+    })
+}
 
+/// Scene 3: low risk, approved automatically. Returns the request id.
+async fn auto_approved(demo: &Demo) -> Result<String> {
     heading("3. Low risk: approved automatically");
     let dana = demo.client("dana")?;
     let req = dana
@@ -204,7 +254,11 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     indent(&show::detail(&req));
     let dana_id = req["id"].as_str().context("id")?.to_owned();
     demo.live_and_expire(&dana, &dana_id, "dana").await?;
+    Ok(dana_id)
+}
 
+/// Scene 4: medium risk, the resource owner approves; ended early. Returns the request id.
+async fn owner_approves(demo: &Demo) -> Result<String> {
     heading("4. Medium risk: the resource owner approves");
     let carl = demo.client("carl")?;
     let req = carl
@@ -257,7 +311,11 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         "   the running workflow wakes at the old end, finds it revoked, verifies: {}",
         run.status
     );
+    Ok(carl_id)
+}
 
+/// Scene 5: high risk, two distinct approvers. Returns the request id.
+async fn dual_approval(demo: &Demo) -> Result<String> {
     heading("5. High risk: two distinct approvers");
     let erin = demo.client("erin")?;
     let req = erin
@@ -289,8 +347,17 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         out["outcome"]["outcome"].as_str().unwrap_or("-")
     );
     demo.live_and_expire(&erin, &erin_id, "erin").await?;
+    Ok(erin_id)
+}
 
+/// Scene 6: what Lapse refuses, and a denial with its reason.
+async fn refusals(demo: &Demo) -> Result<()> {
     heading("6. Refused with a reason");
+    let (carl, olga, erin) = (
+        demo.client("carl")?,
+        demo.client("olga")?,
+        demo.client("erin")?,
+    );
     match erin
         .request("prod-db-admin", Some("6h"), "all day", None)
         .await
@@ -309,22 +376,15 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     olga.decide(denied_id, false, "No ticket, no access")
         .await?;
     println!("   carl asks for 8h \"just in case\": denied by olga");
+    Ok(())
+}
 
-    let log = lapse_aws::dynamodb::DynamoDbAuditLog::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        &demo.stack.config.tables.audit,
-    );
-    // A verifier needs only the KMS key's public half.
-    let verifier = lapse_aws::kms::audit_verifier(
-        &aws_sdk_kms::Client::new(&sdk),
-        &demo.stack.config.audit_key,
-    )
-    .await?;
-
+/// Scene 7: an HR termination through the signed webhook, to a verified revocation.
+async fn termination(demo: &Demo, audit: &Audit) -> Result<()> {
     heading("7. Rights revocation: HR posts a termination");
     let jdoe = "jdoe";
     demo.stack.add_users(&[jdoe]).await?;
-    let iam = aws_sdk_iam::Client::new(&sdk);
+    let iam = aws_sdk_iam::Client::new(&demo.sdk);
     crate::provision::ensure_group(&iam, "engineers").await?;
     iam.create_login_profile()
         .user_name(jdoe)
@@ -435,8 +495,8 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
         answer["status"]
     );
     let chain = format!("user#{jdoe}");
-    let events = log.chain(&chain).await?;
-    let head = verify_chain(&chain, &events, &verifier, None)?.context("empty chain")?;
+    let events = audit.log.chain(&chain).await?;
+    let head = verify_chain(&chain, &events, &audit.verifier, None)?.context("empty chain")?;
     println!(
         "   signed audit record for jdoe ({} events, verified, head #{}):",
         events.len(),
@@ -463,13 +523,17 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
             event.seq, event.action, event.actor
         );
     }
+    Ok(())
+}
 
+/// Scene 8: every request's signed chain, verified, as one timeline.
+async fn timeline(demo: &Demo, audit: &Audit, requests: [(&str, &String); 3]) -> Result<()> {
     heading("8. Timeline and signed audit trail");
     let mut timeline = Vec::new();
-    for (who, id) in [("dana", &dana_id), ("carl", &carl_id), ("erin", &erin_id)] {
+    for (who, id) in requests {
         let chain = format!("request#{id}");
-        let events = log.chain(&chain).await?;
-        let head = verify_chain(&chain, &events, &verifier, None)?.context("empty chain")?;
+        let events = audit.log.chain(&chain).await?;
+        let head = verify_chain(&chain, &events, &audit.verifier, None)?.context("empty chain")?;
         println!(
             "   {who}'s request: {} events, hash-linked and signed by KMS key {} (ECDSA P-256); verified with its public key only (head #{} {}…)",
             events.len(),
@@ -489,9 +553,6 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
             action
         );
     }
-    println!(
-        "\nDemo complete: three access routes and an HR termination, each ending in a verified revocation and a verified, signed audit chain."
-    );
     Ok(())
 }
 
