@@ -1,0 +1,135 @@
+//! The Lambda Invoke API the state machines' Task states call, and the Wait
+//! states' stand-in that follows the stack's clock.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, TimeDelta, Utc};
+use lambda_runtime::{Context, LambdaEvent};
+use lapse_core::ports::Clock;
+use lapse_lambda::HandlerError;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::clock::LocalClock;
+
+use super::*;
+
+/// A Lambda function error, as the Invoke API reports it.
+pub(crate) fn function_error(error_type: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "errorType": error_type, "errorMessage": message });
+    (
+        StatusCode::OK,
+        [
+            ("x-amz-function-error", "Unhandled"),
+            ("content-type", "application/json"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+pub(crate) async fn call<T, O, Fut>(
+    body: &Bytes,
+    handler: impl FnOnce(LambdaEvent<T>) -> Fut,
+) -> Response
+where
+    T: DeserializeOwned,
+    O: Serialize,
+    Fut: Future<Output = Result<O, HandlerError>>,
+{
+    let payload: T = match serde_json::from_slice(body) {
+        Ok(payload) => payload,
+        Err(err) => return function_error(lapse_lambda::error::names::BAD_EVENT, &err.to_string()),
+    };
+    match handler(LambdaEvent::new(payload, Context::default())).await {
+        Ok(output) => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            serde_json::to_string(&output).unwrap_or_else(|_| "null".into()),
+        )
+            .into_response(),
+        Err(err) => function_error(err.name(), &err.to_string()),
+    }
+}
+
+/// `POST /2015-03-31/functions/{name}/invocations`, as Step Functions calls Lambda.
+/// A Wait state of a local execution: answers once the stack's clock passes
+/// `until` (or `seconds` from now), so local Waits behave as on AWS however far
+/// the time is. Tests and the demo move the clock.
+pub(crate) async fn clock_wait(clock: &LocalClock, body: &Bytes) -> Response {
+    let now = clock.now();
+    let input: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let until = match (input["until"].as_str(), input["seconds"].as_i64()) {
+        (Some(at), _) => match DateTime::parse_from_rfc3339(at) {
+            Ok(at) => at.with_timezone(&Utc),
+            Err(e) => return function_error("States.Runtime", &format!("bad Wait time {at}: {e}")),
+        },
+        (None, Some(seconds)) => now + TimeDelta::seconds(seconds),
+        _ => return function_error("States.Runtime", "a Wait needs until or seconds"),
+    };
+    while clock.now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    (StatusCode::OK, "{}").into_response()
+}
+
+pub(crate) async fn invoke(
+    State(state): State<Arc<HostState>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let name = percent_encoding::percent_decode_str(&name)
+        .decode_utf8_lossy()
+        .into_owned();
+    let short = name.rsplit(':').next().unwrap_or(&name);
+    let function = short
+        .strip_prefix(&format!("{}-", state.prefix))
+        .unwrap_or(short)
+        .to_owned();
+    let mut keys = vec![function.clone()];
+    if function == "revocation"
+        && let Ok(payload) = serde_json::from_slice::<serde_json::Value>(&body)
+    {
+        let step = payload["step"].as_str().unwrap_or_default();
+        keys.push(match payload["lane"].as_str() {
+            Some(lane) => format!("revocation/{step}/{lane}"),
+            None => format!("revocation/{step}"),
+        });
+    }
+    for key in keys {
+        match state.faults.take(&key) {
+            Some(Fault::Error {
+                error_type,
+                message,
+            }) => return function_error(&error_type, &message),
+            Some(Fault::Before(hook)) => hook().await,
+            None => {}
+        }
+    }
+    let f = &state.functions;
+    if short == crate::workflows::CLOCK_WAIT_FUNCTION {
+        return clock_wait(&state.clock, &body).await;
+    }
+    match function.as_str() {
+        "grant" => call(&body, |e| grant::handler(&f.grant, e)).await,
+        "revoke" => call(&body, |e| revoke::handler(&f.revoke, e)).await,
+        "verify" => call(&body, |e| verify::handler(&f.verify, e)).await,
+        "ttl-backstop" => call(&body, |e| ttl_backstop::handler(&f.ttl_backstop, e)).await,
+        "notify" => call(&body, |e| notify::handler(&f.notify, e)).await,
+        "sweeper" => call(&body, |e| sweeper::handler(&f.sweeper, e)).await,
+        "revocation" => call(&body, |e| revocation::handler(&f.revocation, e)).await,
+        "inactivity-check" => call(&body, |e| inactivity_check::handler(&f.inactivity, e)).await,
+        _ => (
+            StatusCode::NOT_FOUND,
+            [("x-amzn-errortype", "ResourceNotFoundException")],
+            serde_json::json!({ "Type": "User", "message": format!("Function not found: {name}") })
+                .to_string(),
+        )
+            .into_response(),
+    }
+}

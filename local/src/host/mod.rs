@@ -1,0 +1,266 @@
+//! The local host: the Lambda Invoke API for task functions, and an API Gateway
+//! stand-in for the HTTP functions.
+
+//!
+//! `faults` (planned failures), `functions` (each handler's dependencies),
+//! `invoke` (the Lambda Invoke API), `gateway` (API Gateway), `router` (the bus's
+//! rule targets); the stack itself is here.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use axum::Router;
+use axum::routing::post;
+use chrono::TimeDelta;
+use lapse_core::ports::Clock;
+
+use crate::LocalError;
+use crate::clock::LocalClock;
+use crate::issuer::DevIssuer;
+use crate::provision::{OperatorCredentials, StackConfig, provision};
+use crate::sigv4::{OperatorKey, OperatorKeys};
+use crate::workflows::{LocalWorkflows, RunOptions};
+
+mod faults;
+mod functions;
+mod gateway;
+mod invoke;
+mod router;
+
+pub use faults::Faults;
+use faults::*;
+use functions::*;
+pub use functions::{Binding, Bindings};
+use gateway::*;
+use invoke::*;
+use router::*;
+
+pub(crate) struct HostState {
+    pub(crate) functions: Functions,
+    pub(crate) issuer: Arc<DevIssuer>,
+    pub(crate) faults: Arc<Faults>,
+    pub(crate) prefix: String,
+    pub(crate) clock: Arc<LocalClock>,
+    /// The operator keys the operator routes accept (the IAM authorizer's part).
+    pub(crate) operators: OperatorKeys,
+}
+
+/// Options for [`LocalStack::start`].
+#[derive(Debug)]
+pub struct StackOptions {
+    pub prefix: String,
+    pub issuer: Option<DevIssuer>,
+    pub run: RunOptions,
+    /// 0 picks a free port.
+    pub port: u16,
+}
+
+/// A running local stack.
+pub struct LocalStack {
+    pub config: StackConfig,
+    pub url: String,
+    pub sdk: SdkConfig,
+    pub issuer: Arc<DevIssuer>,
+    pub clock: Arc<LocalClock>,
+    pub workflows: LocalWorkflows,
+    /// Revocation executions (started by the router from the bus, or directly).
+    pub revocations: LocalWorkflows,
+    pub faults: Arc<Faults>,
+    /// The key the operator commands sign with (see [`LocalStack::operator_env`]).
+    pub operator: OperatorCredentials,
+    pub(crate) server: tokio::task::JoinHandle<()>,
+    pub(crate) router: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for LocalStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalStack")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        self.server.abort();
+        self.router.abort();
+    }
+}
+
+/// The state machine definitions a stack runs, and the substitutions to apply.
+#[derive(Clone, Debug)]
+pub struct Definitions {
+    /// Paths under `infra/statemachines/`, or absolute.
+    pub grant_lifecycle: std::path::PathBuf,
+    pub revocation: std::path::PathBuf,
+    /// SAM's `DefinitionSubstitutions` (empty when the definitions are already
+    /// substituted, as the deployed ones are).
+    pub substitutions: serde_json::Value,
+}
+
+impl LocalStack {
+    /// Provisions the stack against the AWS endpoint in `sdk` and starts the host.
+    pub async fn start(sdk: SdkConfig, options: StackOptions) -> Result<Self, LocalError> {
+        let catalog =
+            lapse_lambda::bundled_catalog().map_err(lapse_lambda::wiring::InitError::from)?;
+        let config = provision(&sdk, &options.prefix, &catalog).await?;
+        let bindings = Bindings::uniform(config.env(), sdk.clone());
+        let definitions = Definitions {
+            grant_lifecycle: "grant-lifecycle.asl.json".into(),
+            revocation: "revocation.asl.json".into(),
+            substitutions: config.substitutions(),
+        };
+        Self::serve(config, bindings, definitions, sdk, options).await
+    }
+
+    /// Starts the host for resources that already exist (`config`), each function
+    /// running with its own binding. `sdk` is the operator's identity: what the
+    /// stack itself does (the bus router standing in for EventBridge's rule
+    /// targets, user set-up in tests).
+    pub async fn serve(
+        config: StackConfig,
+        bindings: Bindings,
+        definitions: Definitions,
+        sdk: SdkConfig,
+        options: StackOptions,
+    ) -> Result<Self, LocalError> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port)).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let clock = Arc::new(LocalClock::default());
+        let dyn_clock: Arc<dyn Clock> = clock.clone();
+        let workflows = LocalWorkflows::new(
+            lapse_aws::sfn::SfnWorkflowStarter::new(
+                aws_sdk_sfn::Client::new(&sdk),
+                &config.state_machine_arn,
+            ),
+            &definitions.grant_lifecycle,
+            url.clone(),
+            definitions.substitutions.clone(),
+            options.run,
+        );
+        let revocations = LocalWorkflows::new(
+            lapse_aws::sfn::SfnWorkflowStarter::new(
+                aws_sdk_sfn::Client::new(&sdk),
+                &config.revocation_state_machine_arn,
+            ),
+            &definitions.revocation,
+            url.clone(),
+            definitions.substitutions.clone(),
+            options.run,
+        );
+        let issuer = Arc::new(match options.issuer {
+            Some(issuer) => issuer,
+            None => DevIssuer::generate()?,
+        });
+        let faults = Arc::new(Faults::default());
+        let operator = crate::provision::operator_credentials(
+            &aws_sdk_iam::Client::new(&sdk),
+            &options.prefix,
+        )
+        .await?;
+        let mut operators = OperatorKeys::default();
+        operators.insert(
+            operator.access_key_id.clone(),
+            OperatorKey {
+                secret: operator.secret_access_key.clone(),
+                arn: operator.arn.clone(),
+            },
+        );
+        let functions = Functions::build(&bindings, &workflows, &revocations, &dyn_clock).await?;
+        let state = Arc::new(HostState {
+            functions,
+            issuer: issuer.clone(),
+            faults: faults.clone(),
+            prefix: options.prefix.clone(),
+            clock: clock.clone(),
+            operators,
+        });
+        let app = Router::new()
+            .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+            .fallback(gateway)
+            .with_state(state);
+        let server = tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, app).await {
+                tracing::error!(error = %err, "local host stopped");
+            }
+        });
+        let router = tokio::spawn(route_hr_events(
+            sdk.clone(),
+            config.router_queue_url.clone(),
+            revocations.clone(),
+        ));
+        Ok(Self {
+            config,
+            url,
+            sdk,
+            issuer,
+            clock,
+            workflows,
+            revocations,
+            faults,
+            operator,
+            server,
+            router,
+        })
+    }
+
+    /// What the operator commands (`lapse revoke|restore|hold|check-user|verify`)
+    /// need: the API and the operator's AWS key, which signs every call.
+    pub fn operator_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("LAPSE_API_URL", self.url.clone()),
+            ("AWS_ACCESS_KEY_ID", self.operator.access_key_id.clone()),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                self.operator.secret_access_key.clone(),
+            ),
+            ("AWS_REGION", "us-east-1".to_owned()),
+        ]
+    }
+
+    /// A fresh token for a person (valid one hour).
+    pub fn token(
+        &self,
+        user: &str,
+        groups: &[&str],
+        employment: &str,
+    ) -> Result<String, LocalError> {
+        // The development identity provider puts people in the catalog's IdP
+        // groups for the approver groups named.
+        let catalog =
+            lapse_lambda::bundled_catalog().map_err(lapse_lambda::wiring::InitError::from)?;
+        let idp: Vec<String> = catalog
+            .groups()
+            .filter(|g| groups.contains(&g.name.as_str()))
+            .filter_map(|g| g.idp_groups.first().cloned())
+            .collect();
+        if idp.len() != groups.len() {
+            return Err(LocalError::Issuer(format!(
+                "unknown approver group in {groups:?}"
+            )));
+        }
+        let idp: Vec<&str> = idp.iter().map(String::as_str).collect();
+        self.token_with_idp_groups(user, &idp, employment)
+    }
+
+    /// A token whose groups claim carries these identity-provider group ids as
+    /// they are (for tests of what an IdP might send).
+    pub fn token_with_idp_groups(
+        &self,
+        user: &str,
+        idp_groups: &[&str],
+        employment: &str,
+    ) -> Result<String, LocalError> {
+        self.issuer
+            .mint(user, idp_groups, employment, TimeDelta::hours(1))
+    }
+
+    /// Creates IAM users (people must exist in IAM to be granted anything).
+    pub async fn add_users(&self, users: &[&str]) -> Result<(), LocalError> {
+        let iam = aws_sdk_iam::Client::new(&self.sdk);
+        for user in users {
+            crate::provision::ensure_user(&iam, user).await?;
+        }
+        Ok(())
+    }
+}
