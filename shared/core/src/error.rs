@@ -110,6 +110,7 @@ impl Error {
             Error::NotDue { .. } => ErrorKind::NotDue,
             Error::Bus(_) => ErrorKind::Transient,
             Error::Ask(_) => ErrorKind::Validation,
+            Error::Revocation(e) if e.is_invalid_input() => ErrorKind::Validation,
             Error::Revocation(_) => ErrorKind::InvalidState,
         }
     }

@@ -87,6 +87,45 @@ pub enum RevocationError {
     },
     #[error("revocation case {case} is {status:?}; only a case not yet started can be postponed")]
     NotPostponable { case: String, status: CaseStatus },
+    #[error("revocation case {case} has no before-state yet: its snapshot step comes first")]
+    NotStarted { case: String },
+    #[error("role `{role}` is not in the catalog")]
+    UnknownRole { role: String },
+    #[error("an approval reference is required")]
+    ApprovalMissing,
+    #[error(
+        "the contract-end grace for {user} is at most {max}, once (asked for {requested}; used already: {used})"
+    )]
+    GraceExceeded {
+        user: PrincipalId,
+        requested: String,
+        max: crate::duration::Span,
+        used: bool,
+    },
+}
+
+impl RevocationError {
+    /// Whether the input was wrong (rather than the case's state).
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            RevocationError::UnknownRole { .. }
+                | RevocationError::ApprovalMissing
+                | RevocationError::GraceExceeded { .. }
+        )
+    }
+}
+
+/// How one action came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// This run changed IAM (or the request).
+    Done,
+    /// It was so already (a re-driven or duplicated run).
+    AlreadyDone,
+    /// A request to cancel had been granted meanwhile: the grant was ended instead.
+    EndedMeanwhile,
 }
 
 /// What one action did.
@@ -94,8 +133,7 @@ pub enum RevocationError {
 pub struct Applied {
     pub action: Action,
     pub lane: Lane,
-    /// `done`, `already_done`, or `failed: <reason>`.
-    pub outcome: String,
+    pub outcome: Outcome,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -440,7 +478,7 @@ mod tests {
                     vec![Applied {
                         action,
                         lane,
-                        outcome: "done".into(),
+                        outcome: Outcome::Done,
                     }],
                     snapshot(true),
                 )

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::error::Error;
 use crate::policy::Catalog;
 use crate::ports::StoreError;
-use crate::request::RequestError;
+use crate::revocation::case::RevocationError;
 use crate::revocation::case::{RevocationCase, Trigger, TriggerSource};
 use crate::revocation::hr::{HrEvent, HrEventType};
 use crate::revocation::plan::RevocationKind;
@@ -122,8 +122,8 @@ pub async fn open(
     if let RevocationKind::Partial { new_role } = &case.kind()
         && p.catalog().role(new_role).is_none()
     {
-        return Err(RequestError::UnknownResource {
-            resource: format!("role `{new_role}`"),
+        return Err(RevocationError::UnknownRole {
+            role: new_role.clone(),
         }
         .into());
     }

@@ -8,8 +8,9 @@ use serde_json::{Value, json};
 use crate::error::Error;
 use crate::identity::PrincipalId;
 use crate::ports::{Audience, Notice, Notifier, Removal};
-use crate::request::{RequestError, RequestId, RevokeCause, Status};
-use crate::revocation::case::{Applied, CaseStatus, RevocationCase};
+use crate::request::{RequestError, RequestId, RevokeCause};
+use crate::revocation::case::RevocationError;
+use crate::revocation::case::{Applied, CaseStatus, Outcome, RevocationCase};
 use crate::revocation::plan::{Action, IdentitySnapshot, Lane, plan, residue};
 use crate::revocation::ports::{Archive, IdentityDirectory, UserControls};
 use crate::usecase::lifecycle::{revoke, verify};
@@ -202,9 +203,8 @@ pub async fn apply_lane(
     let mut case = load(p, case_id).await?;
     ensure_due(p, &mut case, now).await?;
     if case.before().is_none() {
-        return Err(RequestError::InvalidTransition {
-            from: Status::Pending,
-            action: "revoke before the before-state is archived",
+        return Err(RevocationError::NotStarted {
+            case: case.id().clone(),
         }
         .into());
     }
@@ -217,7 +217,7 @@ pub async fn apply_lane(
         let (action, outcome) = match action {
             Action::EndGrant { request_id } => {
                 end_grant(p, &case, &request_id, now).await?;
-                (Action::EndGrant { request_id }, "done".to_owned())
+                (Action::EndGrant { request_id }, Outcome::Done)
             }
             Action::CancelRequest { request_id } => {
                 let outcome = cancel_request(p, &case, &request_id, now).await?;
@@ -230,14 +230,14 @@ pub async fn apply_lane(
                     issued_before: whole_second_after(p.clock().now()),
                 };
                 p.directory().apply(case.user(), &action).await?;
-                (action, "done".to_owned())
+                (action, Outcome::Done)
             }
             other => {
                 let outcome = match p.directory().apply(case.user(), &other).await? {
-                    Removal::Removed => "done",
-                    Removal::AlreadyAbsent => "already_done",
+                    Removal::Removed => Outcome::Done,
+                    Removal::AlreadyAbsent => Outcome::AlreadyDone,
                 };
-                (other, outcome.to_owned())
+                (other, outcome)
             }
         };
         applied.push(Applied {
@@ -277,7 +277,7 @@ pub(super) async fn cancel_request(
     case: &RevocationCase,
     request_id: &RequestId,
     now: DateTime<Utc>,
-) -> Result<String, Error> {
+) -> Result<Outcome, Error> {
     use crate::usecase::{Withdrawal, withdraw_for_revocation};
     let outcome = withdraw_for_revocation(
         p.grants().store,
@@ -289,11 +289,11 @@ pub(super) async fn cancel_request(
     )
     .await?;
     Ok(match outcome {
-        Withdrawal::Cancelled => "done".into(),
-        Withdrawal::AlreadyCancelled | Withdrawal::Closed => "already_done".into(),
+        Withdrawal::Cancelled => Outcome::Done,
+        Withdrawal::AlreadyCancelled | Withdrawal::Closed => Outcome::AlreadyDone,
         Withdrawal::Active => {
             end_grant(p, case, request_id, now).await?;
-            "granted meanwhile: ended".into()
+            Outcome::EndedMeanwhile
         }
     })
 }

@@ -406,4 +406,57 @@ mod over_fakes {
             Claim::New
         );
     }
+
+    #[test]
+    fn revocation_errors_are_their_own_and_say_what_is_wrong() {
+        use crate::error::ErrorKind;
+        let p = ports();
+        let user = person(&p, "errs");
+        let unknown_role = RevocationCase::new(
+            user.clone(),
+            RevocationKind::Partial {
+                new_role: "astronaut".into(),
+            },
+            Trigger {
+                source: TriggerSource::Operator,
+                event_id: "operator:errs-1".into(),
+                event_type: None,
+                reason: "moved".into(),
+                executor: "operator:x".into(),
+                manager: None,
+            },
+            monday_at(10),
+            false,
+            monday_at(10),
+        );
+        let err = block_on(open(&p, unknown_role, monday_at(10))).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Validation);
+        assert!(
+            err.to_string()
+                .contains("role `astronaut` is not in the catalog"),
+            "{err}"
+        );
+        let err = block_on(restore(
+            &p,
+            &user,
+            monday_at(10),
+            "  ",
+            "operator:x",
+            monday_at(10),
+        ))
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Validation);
+        assert!(
+            err.to_string().contains("approval reference is required"),
+            "{err}"
+        );
+        let case = termination(&p, &user, "evt-errs");
+        let err =
+            block_on(apply_lane(&p, case.id(), Lane::Credentials, monday_at(10))).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidState, "{err}");
+        assert!(
+            err.to_string().contains("snapshot step comes first"),
+            "{err}"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use crate::grant::NAME_PREFIX;
 use crate::identity::PrincipalId;
 use crate::ledger::Artifact;
 use crate::ports::LedgerStore;
-use crate::request::RequestError;
+use crate::revocation::case::RevocationError;
 use crate::revocation::case::{CaseStatus, RevocationCase};
 use crate::revocation::hr::HrEventType;
 use crate::revocation::plan::IdentitySnapshot;
@@ -60,7 +60,7 @@ pub async fn restore(
     now: DateTime<Utc>,
 ) -> Result<Vec<String>, Error> {
     if approval.trim().is_empty() {
-        return Err(RequestError::JustificationMissing.into());
+        return Err(RevocationError::ApprovalMissing.into());
     }
     let mut snapshot = p
         .archive()
@@ -258,7 +258,7 @@ pub async fn postpone(
     now: DateTime<Utc>,
 ) -> Result<Vec<RevocationCase>, Error> {
     if approval.trim().is_empty() {
-        return Err(RequestError::JustificationMissing.into());
+        return Err(RevocationError::ApprovalMissing.into());
     }
     let mut moved = Vec::new();
     for mut case in p.cases().cases_of(user).await? {
@@ -269,14 +269,12 @@ pub async fn postpone(
         if contract_end {
             let grace = p.catalog().tunables().contract_grace;
             if case.grace_used() || by > grace.delta() {
-                return Err(RequestError::DurationTooLong {
-                    resource: format!(
-                        "the contract-end grace for {user} (used: {})",
-                        case.grace_used()
-                    ),
+                return Err(RevocationError::GraceExceeded {
+                    user: user.clone(),
                     requested: crate::duration::Span::from_seconds(by.num_seconds())
-                        .unwrap_or(grace),
+                        .map_or_else(|| format!("{}s", by.num_seconds()), |s| s.to_string()),
                     max: grace,
+                    used: case.grace_used(),
                 }
                 .into());
             }
