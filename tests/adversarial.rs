@@ -424,7 +424,7 @@ async fn a_terminated_users_requests_are_cancelled_and_never_granted() {
                 );
                 let case = open(&r, case, now).await.unwrap();
                 snapshot(&r, case.id(), now).await.unwrap();
-                *case_id.lock().unwrap() = case.id().clone();
+                *case_id.lock().unwrap() = case.id().to_string();
                 revoked.notify_one();
             }
         });
@@ -611,7 +611,7 @@ async fn start_case(
         .start(case.id(), &json!({ "case": { "case_id": case.id() } }))
         .await
         .unwrap();
-    case.id().clone()
+    case.id().to_string()
 }
 
 async fn status_of(w: &World, case_id: &str) -> CaseStatus {
@@ -1036,6 +1036,15 @@ async fn operator_calls_are_executed_as_the_authenticated_caller_only() {
     assert!(
         w.r.table.cases_of(&user).await.unwrap().is_empty(),
         "no refused call opened a case"
+    );
+    let err = operator
+        .operator_get("cases/rev-not-a-case-id")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.status(),
+        Some(400),
+        "a malformed case id is refused: {err}"
     );
 
     // The real operator, twice (a retry after a lost answer): one case, whose

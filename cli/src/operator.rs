@@ -600,7 +600,7 @@ pub async fn postpone(
     let moved: Vec<RevocationCase> = serde_json::from_value(out["postponed"].clone())?;
     Ok(moved
         .into_iter()
-        .map(|c| (c.id().clone(), c.effective_at()))
+        .map(|c| (c.id().to_string(), c.effective_at()))
         .collect())
 }
 

@@ -29,7 +29,7 @@ use lapse_core::Error;
 use lapse_core::duration::Span;
 use lapse_core::identity::PrincipalId;
 use lapse_core::ports::{WorkflowError, WorkflowStarter};
-use lapse_core::revocation::case::RevocationCase;
+use lapse_core::revocation::case::{CaseId, RevocationCase};
 use lapse_core::revocation::operator::{self as ask, RevokeAsk};
 use lapse_core::revocation::ports::{CaseStore, Controls, IdentityDirectory, UserControls};
 use lapse_core::revocation::usecase::{self as steps, RevocationPorts};
@@ -160,10 +160,13 @@ async fn route<W: WorkflowStarter>(
             let execution = start(deps, &case).await?;
             Ok(json(202, &json!({ "case": case, "execution": execution })))
         }
-        ("GET", ["v1", "operator", "cases", id]) => match r.cases().get(id).await.map_err(core)? {
-            Some(case) => Ok(json(200, &json!({ "case": case }))),
-            None => Err(core(Error::NotFound(format!("case {id}")))),
-        },
+        ("GET", ["v1", "operator", "cases", id]) => {
+            let id = CaseId::parse(id).map_err(core)?;
+            match r.cases().get(&id).await.map_err(core)? {
+                Some(case) => Ok(json(200, &json!({ "case": case }))),
+                None => Err(core(Error::NotFound(format!("case {id}")))),
+            }
+        }
         ("GET", ["v1", "operator", "users", user]) => {
             let user = ask::user(user).map_err(core)?;
             let identity = r.directory().identity(&user, now).await.map_err(core)?;

@@ -13,6 +13,7 @@ use lambda_runtime::LambdaEvent;
 use lapse_core::ErrorKind;
 use lapse_core::ports::{Audience, Notice, Notifier};
 use lapse_core::revocation::case::Applied;
+use lapse_core::revocation::case::CaseId;
 use lapse_core::revocation::hr::HrEvent;
 use lapse_core::revocation::plan::Lane;
 use lapse_core::revocation::usecase::{self as steps, RevocationPorts};
@@ -29,24 +30,24 @@ pub enum Step {
         event: Box<HrEvent>,
     },
     Validate {
-        case_id: String,
+        case_id: CaseId,
     },
     Snapshot {
-        case_id: String,
+        case_id: CaseId,
     },
     Apply {
-        case_id: String,
+        case_id: CaseId,
         lane: Lane,
     },
     Record {
-        case_id: String,
+        case_id: CaseId,
         applied: Vec<Vec<Applied>>,
     },
     Notify {
-        case_id: String,
+        case_id: CaseId,
     },
     Verify {
-        case_id: String,
+        case_id: CaseId,
     },
     Failed {
         case_id: Option<String>,

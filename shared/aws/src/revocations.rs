@@ -147,7 +147,7 @@ impl CaseStore for DynamoDbRevocations {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
-            .map_err(|e| store_error(e, || StoreError::AlreadyExists(case.id().clone())))?;
+            .map_err(|e| store_error(e, || StoreError::AlreadyExists(case.id().to_string())))?;
         // A pointer from the user to the case, for `cases_of`.
         self.client
             .put_item()
@@ -161,7 +161,7 @@ impl CaseStore for DynamoDbRevocations {
                     case.id()
                 )),
             )
-            .item("case_id", s(case.id()))
+            .item("case_id", s(case.id().as_str()))
             .send()
             .await
             .map_err(|e| store_error(e, || corrupt(&pk, "unexpected condition failure")))?;

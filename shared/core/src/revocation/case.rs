@@ -14,6 +14,55 @@ use super::hr::HrEventType;
 use super::plan::{Action, IdentitySnapshot, Lane, RevocationKind};
 use crate::identity::PrincipalId;
 
+/// A revocation case's id: `rev-` and 24 lowercase hex digits, derived from what
+/// triggered it ([`RevocationCase::id_for`]). Anything else is refused where an id
+/// arrives (an API path, a workflow's input), never looked up.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CaseId(String);
+
+impl CaseId {
+    pub fn parse(text: &str) -> Result<Self, RevocationError> {
+        let ok = text.strip_prefix("rev-").is_some_and(|hex| {
+            hex.len() == 24
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        });
+        if ok {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(RevocationError::BadCaseId {
+                id: text.chars().take(64).collect(),
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for CaseId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for CaseId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for CaseId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        CaseId::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// What started a revocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -87,6 +136,8 @@ pub enum RevocationError {
     },
     #[error("revocation case {case} is {status:?}; only a case not yet started can be postponed")]
     NotPostponable { case: String, status: CaseStatus },
+    #[error("`{id}` is not a revocation case id (rev- and 24 hex digits)")]
+    BadCaseId { id: String },
     #[error("revocation case {case} has no before-state yet: its snapshot step comes first")]
     NotStarted { case: String },
     #[error("role `{role}` is not in the catalog")]
@@ -110,6 +161,7 @@ impl RevocationError {
         matches!(
             self,
             RevocationError::UnknownRole { .. }
+                | RevocationError::BadCaseId { .. }
                 | RevocationError::ApprovalMissing
                 | RevocationError::GraceExceeded { .. }
         )
@@ -138,7 +190,7 @@ pub struct Applied {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RevocationCase {
-    id: String,
+    id: CaseId,
     user: PrincipalId,
     kind: RevocationKind,
     trigger: Trigger,
@@ -172,9 +224,9 @@ pub struct RevocationCase {
 impl RevocationCase {
     /// The case id for a trigger: the same trigger always names the same case, which
     /// is what makes a duplicated HR event revoke once.
-    pub fn id_for(source: TriggerSource, event_id: &str) -> String {
+    pub fn id_for(source: TriggerSource, event_id: &str) -> CaseId {
         let digest = Sha256::digest(format!("{source:?}:{event_id}").as_bytes());
-        format!("rev-{}", &hex::encode(digest)[..24])
+        CaseId(format!("rev-{}", &hex::encode(digest)[..24]))
     }
 
     pub fn new(
@@ -211,7 +263,7 @@ impl RevocationCase {
         format!("user#{}", self.user)
     }
 
-    pub fn id(&self) -> &String {
+    pub fn id(&self) -> &CaseId {
         &self.id
     }
     pub fn user(&self) -> &PrincipalId {
@@ -269,7 +321,7 @@ impl RevocationCase {
         }
         if !self.status.successors().contains(&to) {
             return Err(RevocationError::InvalidTransition {
-                case: self.id.clone(),
+                case: self.id.to_string(),
                 from: self.status,
                 to,
             });
@@ -376,7 +428,7 @@ impl RevocationCase {
     pub fn postpone(&mut self, by: TimeDelta, grace: bool) -> Result<(), RevocationError> {
         if self.status != CaseStatus::Received {
             return Err(RevocationError::NotPostponable {
-                case: self.id.clone(),
+                case: self.id.to_string(),
                 status: self.status,
             });
         }
@@ -523,6 +575,31 @@ mod tests {
                     prop_assert!(case.held_reason().is_some());
                 }
             }
+        }
+    }
+
+    #[test]
+    fn case_ids_are_what_triggers_derive_and_nothing_else() {
+        let id = RevocationCase::id_for(TriggerSource::Hr, "evt-1");
+        assert_eq!(CaseId::parse(&id).unwrap(), id);
+        assert_eq!(
+            serde_json::from_value::<CaseId>(serde_json::json!(id.as_str())).unwrap(),
+            id
+        );
+        for bad in [
+            "",
+            "rev-",
+            "rev-XYZ",
+            "req-0123456789abcdef01234567",
+            "rev-0123456789ABCDEF01234567",
+            "rev-0123456789abcdef0123456",
+            "rev-0123456789abcdef01234567/../x",
+        ] {
+            assert!(CaseId::parse(bad).is_err(), "{bad}");
+            assert!(
+                serde_json::from_value::<CaseId>(serde_json::json!(bad)).is_err(),
+                "{bad}"
+            );
         }
     }
 

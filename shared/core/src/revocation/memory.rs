@@ -190,11 +190,11 @@ pub struct MemoryCases {
 impl CaseStore for MemoryCases {
     async fn create(&self, case: &mut RevocationCase) -> Result<(), StoreError> {
         let mut cases = lock(&self.cases);
-        if cases.contains_key(case.id()) {
-            return Err(StoreError::AlreadyExists(case.id().clone()));
+        if cases.contains_key(case.id().as_str()) {
+            return Err(StoreError::AlreadyExists(case.id().to_string()));
         }
         case.committed_at_version(1);
-        cases.insert(case.id().clone(), case.clone());
+        cases.insert(case.id().to_string(), case.clone());
         Ok(())
     }
 
@@ -204,14 +204,16 @@ impl CaseStore for MemoryCases {
 
     async fn update(&self, case: &mut RevocationCase) -> Result<(), StoreError> {
         let mut cases = lock(&self.cases);
-        let stored = cases.get(case.id()).map_or(0, RevocationCase::version);
+        let stored = cases
+            .get(case.id().as_str())
+            .map_or(0, RevocationCase::version);
         if stored != case.version() {
             return Err(StoreError::Conflict {
-                what: case.id().clone(),
+                what: case.id().to_string(),
             });
         }
         case.committed_at_version(stored + 1);
-        cases.insert(case.id().clone(), case.clone());
+        cases.insert(case.id().to_string(), case.clone());
         Ok(())
     }
 

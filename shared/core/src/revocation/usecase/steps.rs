@@ -63,13 +63,13 @@ pub(super) async fn ensure_due(
     if let Some(reason) = p.controls().controls(case.user()).await?.override_reason {
         hold(p, case, &reason, now).await?;
         return Err(Error::NotDue {
-            case: case.id().clone(),
+            case: case.id().to_string(),
             reason: format!("held back by override: {reason}"),
         });
     }
     if now + crate::usecase::lifecycle::EXPIRY_SKEW < case.effective_at() {
         return Err(Error::NotDue {
-            case: case.id().clone(),
+            case: case.id().to_string(),
             reason: format!("effective at {}", case.effective_at().to_rfc3339()),
         });
     }
@@ -85,7 +85,7 @@ pub async fn validate(
 ) -> Result<Validation, Error> {
     let mut case = load(p, case_id).await?;
     let done = |case: &RevocationCase, reason: &str| Validation {
-        case_id: case.id().clone(),
+        case_id: case.id().to_string(),
         proceed: false,
         status: case.status(),
         effective_at: case.effective_at(),
@@ -116,7 +116,7 @@ pub async fn validate(
             .await?;
     }
     Ok(Validation {
-        case_id: case.id().clone(),
+        case_id: case.id().to_string(),
         proceed: true,
         status: case.status(),
         effective_at: case.effective_at(),
@@ -136,7 +136,7 @@ pub async fn snapshot(
     ensure_due(p, &mut case, now).await?;
     if case.kind().closes_doors() {
         update_controls(p, case.user(), |c| {
-            c.revoked_by.get_or_insert_with(|| case.id().clone());
+            c.revoked_by.get_or_insert_with(|| case.id().to_string());
         })
         .await?;
     }
@@ -204,7 +204,7 @@ pub async fn apply_lane(
     ensure_due(p, &mut case, now).await?;
     if case.before().is_none() {
         return Err(RevocationError::NotStarted {
-            case: case.id().clone(),
+            case: case.id().to_string(),
         }
         .into());
     }
@@ -412,7 +412,7 @@ pub async fn verify_case(
             ))
             .await?;
         return Err(Error::VerificationFailed {
-            request: case.id().clone(),
+            request: case.id().to_string(),
             residue: left.join("; "),
         });
     }

@@ -39,7 +39,7 @@ pub async fn resume_held(
                 &json!({ "case": { "case_id": case.id() } }),
             )
             .await?;
-        resumed.push(case.id().clone());
+        resumed.push(case.id().to_string());
     }
     Ok(resumed)
 }
