@@ -201,8 +201,12 @@ async fn webhook_security_cases() {
         (status, answer["status"].as_str()),
         (200, Some("already_accepted"))
     );
-    let (status, _) = post(&s, &Delivery::new(body.replace("involuntary", "voluntary"))).await;
+    let (status, answer) = post(&s, &Delivery::new(body.replace("involuntary", "voluntary"))).await;
     assert_eq!(status, 409);
+    assert_eq!(
+        answer["error"], "Lapse.InvalidState",
+        "refused for good, not a retryable conflict: {answer}"
+    );
 }
 
 /// Unreadable credentials are the service's fault, not the sender's: 503 with

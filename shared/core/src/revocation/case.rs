@@ -136,6 +136,10 @@ pub enum RevocationError {
     },
     #[error("revocation case {case} is {status:?}; only a case not yet started can be postponed")]
     NotPostponable { case: String, status: CaseStatus },
+    #[error(
+        "event {event_id} was received before with a different body; a changed event needs a new id"
+    )]
+    EventMismatch { event_id: String },
     #[error("`{id}` is not a revocation case id (rev- and 24 hex digits)")]
     BadCaseId { id: String },
     #[error("revocation case {case} has no before-state yet: its snapshot step comes first")]

@@ -38,9 +38,10 @@ pub async fn receive(
 ) -> Result<Receipt, Error> {
     let body_hash = hex::encode(Sha256::digest(body));
     let receipt = match claims.claim(&event.event_id, &body_hash, now).await? {
+        // Not a lost race: retrying the same delivery can never succeed.
         Claim::Mismatch => {
-            return Err(StoreError::Conflict {
-                what: format!("event {} (re-sent with a different body)", event.event_id),
+            return Err(RevocationError::EventMismatch {
+                event_id: event.event_id.clone(),
             }
             .into());
         }

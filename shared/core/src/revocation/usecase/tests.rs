@@ -391,9 +391,10 @@ mod over_fakes {
             b"another body",
             monday_at(10),
         ));
-        assert!(
-            other.is_err(),
-            "a different body under a seen id is refused"
+        assert_eq!(
+            other.unwrap_err().kind(),
+            crate::error::ErrorKind::InvalidState,
+            "a different body under a seen id is refused for good"
         );
         assert_eq!(
             block_on(crate::revocation::ports::EventClaims::claim(
