@@ -777,7 +777,18 @@ async fn a_role_missing_an_action_its_code_calls_fails_the_rehearsal() {
     let dir = workspace_root().join(format!("target/rehearsal-broken-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let broken = dir.join("template.yaml");
-    std::fs::write(&broken, text.replacen(from, "Action: [", 1)).unwrap();
+    // And the operator role without scheduler:CreateSchedule.
+    let schedule_from = "Action: [scheduler:CreateSchedule, scheduler:GetSchedule]";
+    assert!(text.contains(schedule_from));
+    std::fs::write(
+        &broken,
+        text.replacen(from, "Action: [", 1).replacen(
+            schedule_from,
+            "Action: [scheduler:GetSchedule]",
+            1,
+        ),
+    )
+    .unwrap();
     // The state machine definitions are found relative to the template.
     let statemachines = dir.join("statemachines");
     std::fs::create_dir_all(&statemachines).unwrap();
@@ -817,4 +828,33 @@ async fn a_role_missing_an_action_its_code_calls_fails_the_rehearsal() {
             .is_ok(),
         "the refused removal did not happen"
     );
+    // An operator's schedule refused by IAM is the deployment's fault, said so
+    // (500, Lapse.Configuration), never a 503 the operator would retry.
+    let ops_sdk = load_local_as(
+        emulator.endpoint(),
+        Credentials::new(
+            &stack.operator.access_key_id,
+            &stack.operator.secret_access_key,
+            None,
+            None,
+            "operator",
+        ),
+    )
+    .await;
+    let err = ApiClient::aws(&stack.url, &ops_sdk)
+        .unwrap()
+        .operator_post(
+            "revocations",
+            serde_json::json!({
+                "request_id": "rehearsal-denied-schedule",
+                "user": "jdoe",
+                "reason": "contract ends",
+                "kind": {"kind": "full"},
+                "schedule": stack.clock.now() + chrono::TimeDelta::days(3),
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(500), "{err}");
+    assert!(err.to_string().contains("Lapse.Configuration"), "{err}");
 }

@@ -151,7 +151,13 @@ async fn route<W: WorkflowStarter>(
                     .scheduler
                     .schedule(case.id(), case.effective_at())
                     .await
-                    .map_err(|e| core(WorkflowError::Unavailable(Box::new(e))))?;
+                    .map_err(|e| {
+                        core(if e.denied {
+                            WorkflowError::Denied(Box::new(e))
+                        } else {
+                            WorkflowError::Unavailable(Box::new(e))
+                        })
+                    })?;
                 return Ok(json(
                     202,
                     &json!({ "case": case, "scheduled": { "at": case.effective_at(), "schedule": schedule } }),

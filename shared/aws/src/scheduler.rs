@@ -4,6 +4,7 @@
 //! deletes itself after it fires.
 
 use aws_sdk_scheduler::Client;
+use aws_sdk_scheduler::error::ProvideErrorMetadata;
 use aws_sdk_scheduler::types::{
     ActionAfterCompletion, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, Target,
 };
@@ -14,6 +15,9 @@ use chrono::{DateTime, Utc};
 #[error("cannot create schedule {name}")]
 pub struct ScheduleError {
     pub name: String,
+    /// Refused by IAM: the deployment's role lacks the permission (a retry will
+    /// not help).
+    pub denied: bool,
     #[source]
     pub source: Box<dyn std::error::Error + Send + Sync>,
 }
@@ -49,6 +53,7 @@ impl RevocationScheduler {
         let name = format!("lapse-{case_id}");
         let fail = |source: Box<dyn std::error::Error + Send + Sync>| ScheduleError {
             name: name.clone(),
+            denied: false,
             source,
         };
         let input = serde_json::json!({ "case": { "case_id": case_id } }).to_string();
@@ -100,7 +105,15 @@ impl RevocationScheduler {
                     .map(str::to_owned)
                     .ok_or_else(|| fail("the existing schedule has no ARN".into()))
             }
-            Err(e) => Err(fail(Box::new(e))),
+            Err(e) => {
+                // A refusal is 403 whether or not the body's code could be read.
+                let denied = matches!(e.code(), Some("AccessDenied" | "AccessDeniedException"))
+                    || e.raw_response().map(|r| r.status().as_u16()) == Some(403);
+                Err(ScheduleError {
+                    denied,
+                    ..fail(Box::new(e))
+                })
+            }
         }
     }
 }

@@ -27,6 +27,7 @@ where
 {
     match err.code() {
         Some("ExecutionAlreadyExists") => WorkflowError::NameTaken(name.to_owned()),
+        Some("AccessDenied" | "AccessDeniedException") => WorkflowError::Denied(Box::new(err)),
         Some("ThrottlingException" | "Throttling" | "TooManyRequestsException") => {
             WorkflowError::Throttled(Box::new(err))
         }

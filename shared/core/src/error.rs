@@ -105,6 +105,7 @@ impl Error {
             Error::Workflow(e) => match e {
                 WorkflowError::NameTaken(_) => ErrorKind::Conflict,
                 WorkflowError::Throttled(_) | WorkflowError::Unavailable(_) => ErrorKind::Transient,
+                WorkflowError::Denied(_) => ErrorKind::Configuration,
             },
             Error::VerificationFailed { .. } => ErrorKind::VerificationFailed,
             Error::NotDue { .. } => ErrorKind::NotDue,

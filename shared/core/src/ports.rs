@@ -234,6 +234,9 @@ pub enum WorkflowError {
     Throttled(#[source] Source),
     #[error("Step Functions is unavailable")]
     Unavailable(#[source] Source),
+    /// This deployment's role may not start (or schedule) the workflow.
+    #[error("starting the workflow is denied to this role")]
+    Denied(#[source] Source),
 }
 
 /// Starts the grant-lifecycle workflow. Needs `states:StartExecution`.
