@@ -1053,8 +1053,28 @@ async fn operator_calls_are_executed_as_the_authenticated_caller_only() {
         .operator_post("revocations", ask.clone())
         .await
         .unwrap();
-    let again = operator.operator_post("revocations", ask).await.unwrap();
+    let again = operator
+        .operator_post("revocations", ask.clone())
+        .await
+        .unwrap();
     assert_eq!(first["case"]["id"], again["case"]["id"]);
+    // And once its workflow has finished, a late retry still answers with the case.
+    let case_id = first["case"]["id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let case = operator
+            .operator_get(&format!("cases/{case_id}"))
+            .await
+            .unwrap();
+        if case["case"]["status"] == "verified" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{case}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let late = operator.operator_post("revocations", ask).await.unwrap();
+    assert_eq!(late["case"]["id"], first["case"]["id"]);
+    assert_eq!(late["case"]["status"], "verified");
     let cases = w.r.table.cases_of(&user).await.unwrap();
     assert_eq!(cases.len(), 1, "{cases:?}");
     let executor = format!("operator:{}", stack.operator.arn);

@@ -163,7 +163,7 @@ async fn route<W: WorkflowStarter>(
                     &json!({ "case": case, "scheduled": { "at": case.effective_at(), "schedule": schedule } }),
                 ));
             }
-            let execution = start(deps, &case).await?;
+            let execution = ask::start(&deps.workflows, &case).await?;
             Ok(json(202, &json!({ "case": case, "execution": execution })))
         }
         ("GET", ["v1", "operator", "cases", id]) => {
@@ -226,18 +226,6 @@ async fn route<W: WorkflowStarter>(
         }
         _ => Ok(http::no_route(request)),
     }
-}
-
-/// Starts the revocation workflow for a case, named for the case: a retried call
-/// starts it once.
-async fn start<W: WorkflowStarter>(
-    deps: &Deps<W>,
-    case: &RevocationCase,
-) -> Result<String, HandlerError> {
-    deps.workflows
-        .start(case.id(), &json!({ "case": { "case_id": case.id() } }))
-        .await
-        .map_err(core)
 }
 
 async fn latest_case<W>(

@@ -11,6 +11,7 @@ use super::plan::RevocationKind;
 use crate::Error;
 use crate::identity::PrincipalId;
 use crate::policy::Catalog;
+use crate::ports::{WorkflowError, WorkflowStarter};
 
 /// The longest reason an operator may give (it is audited and notified).
 pub const MAX_REASON_CHARS: usize = 1000;
@@ -154,6 +155,27 @@ impl RevokeAsk {
     }
 }
 
+/// Starts the revocation workflow for an operator's case, named for the case, so
+/// a retried ask starts it once. Step Functions refuses a name whose execution
+/// has finished (`ExecutionAlreadyExists`): for a retried ask that means the
+/// workflow ran already, which is what was asked, so it is not an error.
+pub async fn start(
+    workflows: &impl WorkflowStarter,
+    case: &RevocationCase,
+) -> Result<String, Error> {
+    match workflows
+        .start(
+            case.id(),
+            &serde_json::json!({ "case": { "case_id": case.id() } }),
+        )
+        .await
+    {
+        Ok(execution) => Ok(execution),
+        Err(WorkflowError::NameTaken(name)) => Ok(format!("{name} (started before)")),
+        Err(other) => Err(other.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +308,44 @@ mod tests {
                 "{err} should say {expected}"
             );
         }
+    }
+
+    /// Step Functions after an execution has finished: its name is taken for good.
+    struct Finished;
+    impl WorkflowStarter for Finished {
+        async fn start(
+            &self,
+            name: &str,
+            _input: &serde_json::Value,
+        ) -> Result<String, WorkflowError> {
+            Err(WorkflowError::NameTaken(name.to_owned()))
+        }
+    }
+
+    /// Step Functions refusing the start.
+    struct Down;
+    impl WorkflowStarter for Down {
+        async fn start(
+            &self,
+            _name: &str,
+            _input: &serde_json::Value,
+        ) -> Result<String, WorkflowError> {
+            Err(WorkflowError::Unavailable("down".into()))
+        }
+    }
+
+    #[test]
+    fn a_retried_ask_whose_workflow_finished_is_not_an_error() {
+        use crate::testing::block_on;
+        let case = ask(RevocationKind::Full)
+            .case(&catalog(), "x", monday_at(10))
+            .unwrap();
+        let started = block_on(start(&crate::memory::MemoryWorkflows::default(), &case)).unwrap();
+        assert!(started.contains(case.id().as_str()));
+        let again = block_on(start(&Finished, &case)).unwrap();
+        assert!(again.contains("started before"), "{again}");
+        let err = block_on(start(&Down, &case)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Transient);
     }
 
     #[test]
