@@ -990,19 +990,6 @@ async fn operator_calls_are_executed_as_the_authenticated_caller_only() {
         "reason": "left the company",
         "kind": {"kind": "full"},
     });
-    let signed_as = |access_key: &str, secret: &str| {
-        let endpoint = lapse_testkit::shared().endpoint().to_owned();
-        let (access_key, secret) = (access_key.to_owned(), secret.to_owned());
-        async move {
-            let sdk = lapse_aws::sdk::load_local_as(
-                &endpoint,
-                lapse_aws::sdk::Credentials::new(access_key, secret, None, None, "test"),
-            )
-            .await;
-            lapse_cli::client::ApiClient::aws(&stack.url, &sdk).unwrap()
-        }
-    };
-
     // A person's token is not an AWS identity: the route takes SigV4 only.
     let security = lapse_cli::client::ApiClient::new(
         &stack.url,
@@ -1014,18 +1001,19 @@ async fn operator_calls_are_executed_as_the_authenticated_caller_only() {
         .unwrap_err();
     assert_eq!(err.status(), Some(403), "{err}");
     // A key the stack never issued.
-    let stranger = signed_as("AKIASTRANGER0000", "guessed").await;
+    let stranger_sdk = lapse_aws::sdk::load_local_as(
+        lapse_testkit::shared().endpoint(),
+        lapse_aws::sdk::Credentials::new("AKIASTRANGER0000", "guessed", None, None, "test"),
+    )
+    .await;
+    let stranger = lapse_cli::client::ApiClient::aws(&stack.url, &stranger_sdk).unwrap();
     let err = stranger
         .operator_post("revocations", ask.clone())
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(403), "{err}");
     // A validly signed body that names an executor of its own.
-    let operator = signed_as(
-        &stack.operator.access_key_id,
-        &stack.operator.secret_access_key,
-    )
-    .await;
+    let operator = stack.operator_api().unwrap();
     let mut forged = ask.clone();
     forged["executor"] = json!("operator:arn:aws:iam::123456789012:user/someone-else");
     let err = operator

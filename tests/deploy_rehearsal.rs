@@ -700,18 +700,7 @@ async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
     // Operators act through the operator API: SigV4 with their own key (the local
     // gateway's IAM authorizer), then the operator function under its own role
     // restores jdoe and schedules dana's contract end.
-    let ops_sdk = load_local_as(
-        emulator.endpoint(),
-        Credentials::new(
-            &stack.operator.access_key_id,
-            &stack.operator.secret_access_key,
-            None,
-            None,
-            "operator",
-        ),
-    )
-    .await;
-    let ops = ApiClient::aws(&stack.url, &ops_sdk).unwrap();
+    let ops = stack.operator_api().unwrap();
     let restored = ops
         .operator_post(
             "users/jdoe/restores",
@@ -830,18 +819,8 @@ async fn a_role_missing_an_action_its_code_calls_fails_the_rehearsal() {
     );
     // An operator's schedule refused by IAM is the deployment's fault, said so
     // (500, Lapse.Configuration), never a 503 the operator would retry.
-    let ops_sdk = load_local_as(
-        emulator.endpoint(),
-        Credentials::new(
-            &stack.operator.access_key_id,
-            &stack.operator.secret_access_key,
-            None,
-            None,
-            "operator",
-        ),
-    )
-    .await;
-    let err = ApiClient::aws(&stack.url, &ops_sdk)
+    let err = stack
+        .operator_api()
         .unwrap()
         .operator_post(
             "revocations",

@@ -204,6 +204,28 @@ impl LocalStack {
         })
     }
 
+    /// A client of the operator API that signs as the local operator (its key
+    /// against this stack's emulator), as `lapse` does with `operator_env`.
+    pub fn operator_api(
+        &self,
+    ) -> Result<lapse_cli::client::ApiClient, lapse_cli::client::ApiError> {
+        let credentials = lapse_aws::sdk::Credentials::new(
+            &self.operator.access_key_id,
+            &self.operator.secret_access_key,
+            None,
+            None,
+            "local-operator",
+        );
+        let sdk = self
+            .sdk
+            .to_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(credentials),
+            )
+            .build();
+        lapse_cli::client::ApiClient::aws(&self.url, &sdk)
+    }
+
     /// What the operator commands (`lapse revoke|restore|hold|check-user|verify`)
     /// need: the API and the operator's AWS key, which signs every call.
     pub fn operator_env(&self) -> Vec<(&'static str, String)> {
