@@ -4,8 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-mod support;
-
+use crate::support::{Stack, id};
 use aws_sdk_iam::types::StatusType;
 use chrono::Utc;
 use lapse_core::identity::PrincipalId;
@@ -18,12 +17,11 @@ use lapse_core::revocation::usecase::{open, restore, run, snapshot, verify_case}
 use lapse_lambda::config::Env;
 use lapse_lambda::wiring::{Revocations, vars};
 use serde_json::{Value, json};
-use support::{Stack, id};
 
 const ALLOW_ALL: &str =
     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 
-type World = support::Revoking;
+type World = crate::support::Revoking;
 
 async fn world() -> World {
     World::start(&[]).await
@@ -342,7 +340,7 @@ async fn signing_certificates_mfa_devices_and_trusting_roles_are_closed() {
 async fn an_unknown_user_is_nothing_to_revoke_and_security_hears_of_it() {
     let w = world().await;
     let sqs = aws_sdk_sqs::Client::new(&w.s.stack.sdk);
-    let queue = support::queue_on_topic(
+    let queue = crate::support::queue_on_topic(
         &w.s.stack.sdk,
         &w.s.stack.config.topics.security,
         "security",

@@ -3,12 +3,10 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-mod support;
-
+use crate::support::{Stack, WAIT, id};
 use chrono::{TimeDelta, Utc};
 use lapse_cli::client::ApiClient;
 use lapse_local::issuer::{AUDIENCE, Claims, DevIssuer, ISSUER};
-use support::{Stack, WAIT, id};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_without_a_valid_token_are_401() {

@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-mod support;
-
 use aws_config::SdkConfig;
 use chrono::{TimeDelta, Utc};
 use lapse_aws::dynamodb::DynamoDbLedger;
@@ -232,7 +230,8 @@ async fn notices_reach_the_audience_topic_with_filter_attributes() {
             .send()
             .await
             .unwrap();
-        let url = support::queue_on_topic(&config, topic.topic_arn().unwrap(), audience).await;
+        let url =
+            crate::support::queue_on_topic(&config, topic.topic_arn().unwrap(), audience).await;
         arns.push(topic.topic_arn().unwrap().to_owned());
         queues.push(url);
     }

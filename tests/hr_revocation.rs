@@ -4,12 +4,10 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-mod support;
-
+use crate::support::{Stack, WAIT};
 use chrono::Utc;
 use lapse_core::revocation::webhook::sign;
 use lapse_local::provision::{DEV_WEBHOOK_SIGNING_SECRET, DEV_WEBHOOK_TOKEN};
-use support::{Stack, WAIT};
 
 struct Delivery<'a> {
     token: &'a str,

@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-mod support;
-
 use aws_sdk_iam::Client as Iam;
 use chrono::{TimeDelta, Utc};
 use lapse_core::identity::PrincipalId;
@@ -19,7 +17,7 @@ use lapse_core::revocation::usecase::{
     suspend_inactive, validate,
 };
 
-type World = support::Revoking;
+type World = crate::support::Revoking;
 
 async fn world() -> World {
     World::start(&["engineers", "admins", "finance-analysts"]).await
@@ -509,7 +507,7 @@ async fn termination_ends_live_jit_grants_through_the_lifecycle() {
         .request("billing-reports-read", Some("30m"), "month end", None)
         .await
         .unwrap();
-    let rid = support::id(&created);
+    let rid = crate::support::id(&created);
     w.s.provisioned(&dana, &rid, "billing-reports-read", "dana")
         .await;
     let user = PrincipalId::new(w.s.user("dana")).unwrap();

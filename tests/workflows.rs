@@ -4,10 +4,8 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-mod support;
-
+use crate::support::{Stack, id};
 use lapse_core::grant::document_expiry;
-use support::{Stack, id};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn low_risk_request_is_auto_approved_granted_revoked_and_verified() {

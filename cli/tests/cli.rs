@@ -28,8 +28,7 @@ fn policy_check_accepts_the_shipped_catalog() {
 
 #[test]
 fn policy_check_reports_every_problem_with_its_line() {
-    let dir = std::env::temp_dir().join(lapse_testkit::unique_name("policy"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = lapse_testkit::Scratch::new("policy");
     let text =
         std::fs::read_to_string(lapse_testkit::workspace_root().join("infra/policy/catalog.yaml"))
             .unwrap()
@@ -326,7 +325,8 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
         "security lead",
     ]);
     assert!(ok, "{text}");
-    let csv = std::env::temp_dir().join(format!("{}.csv", lapse_testkit::unique_name("batch")));
+    let scratch = lapse_testkit::Scratch::new("batch");
+    let csv = scratch.join("batch.csv");
     std::fs::write(
         &csv,
         format!(
@@ -455,8 +455,8 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
         ok && text.contains(" 0 failed") && text.contains("ok      user#"),
         "{text}"
     );
-    let export =
-        std::env::temp_dir().join(format!("{}.jsonl", lapse_testkit::unique_name("audit")));
+    let scratch = lapse_testkit::Scratch::new("audit");
+    let export = scratch.join("audit.jsonl");
     let (ok, text) = auditor(&["audit", "export", "--out", export.to_str().unwrap()]);
     assert!(ok && text.contains("event(s) exported"), "{text}");
     let exported = std::fs::read_to_string(&export).unwrap();

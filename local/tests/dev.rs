@@ -71,7 +71,7 @@ fn demo_runs_every_route_to_a_verified_revocation() {
 /// A person's round trip with the CLI against the local stack.
 #[test]
 fn local_tokens_come_from_the_dev_issuer_key() {
-    let dir = std::env::temp_dir().join(lapse_testkit::unique_name("issuer"));
+    let dir = lapse_testkit::Scratch::new("issuer");
     let key = dir.join("dev-issuer.json");
     let out = lapse_dev()
         .args([
@@ -103,7 +103,7 @@ fn local_tokens_come_from_the_dev_issuer_key() {
 async fn serve_prints_every_variable_the_operator_commands_need() {
     use std::io::{BufRead, BufReader};
     let emulator = lapse_testkit::shared();
-    let dir = std::env::temp_dir().join(lapse_testkit::unique_name("serve"));
+    let dir = lapse_testkit::Scratch::new("serve");
     let key = dir.join("dev-issuer.json");
     let prefix = lapse_testkit::unique_name("serve");
     /// Stops the server however the test ends.

@@ -185,9 +185,47 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}", &id[..12])
 }
 
+/// A fresh directory under the system's temporary directory, removed with
+/// everything in it when dropped, so tests leave nothing behind.
+#[derive(Debug)]
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(prefix: &str) -> Self {
+        let dir = std::env::temp_dir().join(unique_name(prefix));
+        std::fs::create_dir_all(&dir).expect("create a scratch directory");
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scratch_is_removed_with_its_contents() {
+        let scratch = Scratch::new("scratch");
+        let path = scratch.path().to_owned();
+        std::fs::create_dir_all(scratch.join("nested")).unwrap();
+        std::fs::write(scratch.join("nested/file"), "x").unwrap();
+        assert!(path.is_dir());
+        drop(scratch);
+        assert!(!path.exists(), "{} was left behind", path.display());
+    }
 
     #[test]
     fn emulator_answers_and_stops() {
