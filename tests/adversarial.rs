@@ -184,7 +184,7 @@ async fn unreadable_service_credentials_fail_verification_unless_the_gap_is_decl
             .into_iter()
             .filter(|(k, _)| *k != vars::EMULATOR_GAPS),
     );
-    let strict = Revocations::from_env(&undeclared, &w.s.stack.sdk)
+    let strict = Revocations::from_env(&undeclared, &w.s.stack.sdk, ::revocation::TOPICS)
         .await
         .unwrap();
     let case = operator_case(&w, &user, RevocationKind::Suspend).await;
@@ -403,7 +403,9 @@ async fn a_terminated_users_requests_are_cancelled_and_never_granted() {
                 case_id.clone(),
             );
             async move {
-                let r = Revocations::from_env(&env, &sdk).await.unwrap();
+                let r = Revocations::from_env(&env, &sdk, ::revocation::TOPICS)
+                    .await
+                    .unwrap();
                 let now = Utc::now();
                 let case = RevocationCase::new(
                     carl,
@@ -614,7 +616,7 @@ async fn start_case(
 
 async fn status_of(w: &World, case_id: &str) -> CaseStatus {
     use lapse_core::revocation::ports::CaseStore;
-    use lapse_core::revocation::usecase::RevocationPorts;
+    use lapse_core::revocation::usecase::HasCases;
     w.r.cases().get(case_id).await.unwrap().unwrap().status()
 }
 
@@ -788,7 +790,7 @@ async fn the_inactivity_check_suspends_only_managed_unexempt_users_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controls_change_only_by_versioned_writes() {
     use lapse_core::revocation::ports::{Controls, UserControls};
-    use lapse_core::revocation::usecase::RevocationPorts;
+    use lapse_core::revocation::usecase::HasControls;
     let w = world().await;
     let user = PrincipalId::new(w.s.user("carl")).unwrap();
     let store = w.r.controls();

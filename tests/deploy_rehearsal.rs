@@ -174,24 +174,21 @@ async fn start(emulator: &Emulator, d: &Deployed) -> (LocalStack, SdkConfig) {
         Env::from_pairs(Vec::<(String, String)>::new()),
         operator.clone(),
     );
+    let mut envs = BTreeMap::new();
     for function in d.functions() {
         let role = load_local_as(
             emulator.endpoint(),
             credentials(&d.doc["functions"][&function]["credentials"]),
         )
         .await;
-        bindings = bindings.bind(
-            &function,
-            Binding {
-                // The one behaviour gap the harness declares to the functions: see
-                // `iam:ListServiceSpecificCredentials` in docs/deploy-rehearsal.md.
-                env: Env::from_pairs(d.env(&function).into_iter().chain([(
-                    "LAPSE_EMULATOR_GAPS".to_owned(),
-                    lapse_aws::iam::GAP_SERVICE_CREDENTIALS.to_owned(),
-                )])),
-                sdk: role,
-            },
-        );
+        // The one behaviour gap the harness declares to the functions: see
+        // `iam:ListServiceSpecificCredentials` in docs/deploy-rehearsal.md.
+        let env = Env::from_pairs(d.env(&function).into_iter().chain([(
+            "LAPSE_EMULATOR_GAPS".to_owned(),
+            lapse_aws::iam::GAP_SERVICE_CREDENTIALS.to_owned(),
+        )]));
+        envs.insert(function.clone(), env.clone());
+        bindings = bindings.bind(&function, Binding { env, sdk: role });
     }
     // The deployed definitions, substituted by CloudFormation.
     let dir = workspace_root().join(format!(
@@ -230,7 +227,33 @@ async fn start(emulator: &Emulator, d: &Deployed) -> (LocalStack, SdkConfig) {
     )
     .await
     .unwrap();
+    // Each function, built by its own constructor, read every variable it was given.
+    let never_read: Vec<String> = envs
+        .iter()
+        .flat_map(|(function, env)| unread(function, &d.env(function), env))
+        .collect();
+    assert_eq!(never_read, Vec::<String>::new());
+    // And the check can fail: the inactivity check, had it been given the ledger,
+    // would never have read it.
+    let mut broader = d.env("inactivity-check");
+    broader.insert("LAPSE_LEDGER_TABLE".into(), d.resource("LedgerTable"));
+    assert_eq!(
+        unread("inactivity-check", &broader, &envs["inactivity-check"]),
+        ["inactivity-check is given LAPSE_LEDGER_TABLE and never reads it"]
+    );
     (stack, operator)
+}
+
+/// The `LAPSE_*` variables CloudFormation gave `function` that its constructor
+/// never asked for: a resource named in its environment (and so, by
+/// `tests/template.rs`, reached by its role) that no code of its uses.
+fn unread(function: &str, given: &BTreeMap<String, String>, env: &Env) -> Vec<String> {
+    let asked = env.asked();
+    given
+        .keys()
+        .filter(|name| name.starts_with("LAPSE_") && !asked.contains(name.as_str()))
+        .map(|name| format!("{function} is given {name} and never reads it"))
+        .collect()
 }
 
 /// Every `LAPSE_*` value a function reads names something the stack holds: a

@@ -345,9 +345,13 @@ async fn termination_posted_to_the_webhook_ends_in_a_verified_revocation() {
     );
 
     // A restore (with its approval) lets them in again.
-    let r = lapse_lambda::wiring::Revocations::from_env(&s.stack.config.env(), &s.stack.sdk)
-        .await
-        .unwrap();
+    let r = lapse_lambda::wiring::Revocations::from_env(
+        &s.stack.config.env(),
+        &s.stack.sdk,
+        ::revocation::TOPICS,
+    )
+    .await
+    .unwrap();
     let id = lapse_core::identity::PrincipalId::new(user.as_str()).unwrap();
     lapse_core::revocation::usecase::restore(
         &r,

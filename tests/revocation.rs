@@ -13,8 +13,8 @@ use lapse_core::revocation::hr::HrEvent;
 use lapse_core::revocation::plan::{Lane, SESSION_DENY_POLICY};
 use lapse_core::revocation::ports::{Archive, Controls};
 use lapse_core::revocation::usecase::{
-    RevocationPorts, apply_lane, case_for, open, restore, run, set_controls, snapshot,
-    suspend_inactive, validate,
+    Context, HasArchive, HasGrants, HasTrail, apply_lane, case_for, open, restore, run,
+    set_controls, snapshot, suspend_inactive, validate,
 };
 
 type World = crate::support::Revoking;

@@ -209,9 +209,13 @@ impl Revoking {
     /// A fresh stack, with these IAM groups in place.
     pub async fn start(groups: &[&str]) -> Self {
         let s = Stack::start().await;
-        let r = lapse_lambda::wiring::Revocations::from_env(&s.stack.config.env(), &s.stack.sdk)
-            .await
-            .unwrap();
+        let r = lapse_lambda::wiring::Revocations::from_env(
+            &s.stack.config.env(),
+            &s.stack.sdk,
+            ::revocation::TOPICS,
+        )
+        .await
+        .unwrap();
         let iam = aws_sdk_iam::Client::new(&s.stack.sdk);
         for group in groups {
             lapse_local::provision::ensure_group(&iam, group)

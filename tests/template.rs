@@ -991,3 +991,130 @@ fn operator_routes_take_sigv4_and_people_take_the_jwt() {
             .any(|p| p.starts_with("OperatorAccessPolicy reaches beyond"))
     );
 }
+
+// ---- each function's environment and role name the same resources ---------------
+
+/// The template's own resources a value names: `Ref`, `Fn::GetAtt` and `${...}` in
+/// `Fn::Sub`, plus a state machine named by its ARN (the functions cannot `Ref` the
+/// state machines that invoke them without a cycle).
+fn named_resources(template: &Value, v: &Value, into: &mut std::collections::BTreeSet<String>) {
+    let resources = template["Resources"].as_object().unwrap();
+    let add = |into: &mut std::collections::BTreeSet<String>, id: &str| {
+        if resources.contains_key(id) {
+            into.insert(id.to_owned());
+        }
+    };
+    match v {
+        Value::Object(o) => {
+            for (k, x) in o {
+                match (k.as_str(), x) {
+                    ("Ref", Value::String(id)) => add(into, id),
+                    ("Fn::GetAtt", Value::Array(a)) => add(into, a[0].as_str().unwrap_or_default()),
+                    ("Fn::Sub", x) => {
+                        let text = match x {
+                            Value::Array(a) => a[0].as_str().unwrap_or_default(),
+                            other => other.as_str().unwrap_or_default(),
+                        };
+                        for part in text.split("${").skip(1) {
+                            let id = part.split(['}', '.']).next().unwrap_or_default();
+                            add(into, id);
+                        }
+                        if let Some(name) = text.split(":stateMachine:").nth(1) {
+                            for (id, r) in resources {
+                                if r["Type"] == "AWS::StepFunctions::StateMachine"
+                                    && r["Properties"]["StateMachineName"]["Fn::Sub"] == name
+                                {
+                                    add(into, id);
+                                }
+                            }
+                        }
+                        if let Value::Array(a) = x {
+                            named_resources(template, &a[1], into);
+                        }
+                    }
+                    (_, x) => named_resources(template, x, into),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| named_resources(template, x, into)),
+        _ => {}
+    }
+}
+
+/// For each function, what its environment names that its role does not reach, and
+/// what its role reaches that its environment does not name. The code builds its
+/// adapters from its environment alone (the deploy rehearsal checks it reads every
+/// variable it is given), so a resource only in the role is a permission no code
+/// uses, and one only in the environment fails at run time. Resources the Lambda
+/// service itself uses for the function (its dead-letter queue, a stream mapping's
+/// failure destination) are not the code's.
+fn environment_role_mismatches(template: &Value) -> Vec<String> {
+    let resources = template["Resources"].as_object().unwrap();
+    let mut problems = Vec::new();
+    for (id, function) in resources {
+        if function["Type"] != "AWS::Lambda::Function" {
+            continue;
+        }
+        let props = &function["Properties"];
+        let mut named = std::collections::BTreeSet::new();
+        named_resources(template, &props["Environment"]["Variables"], &mut named);
+        let mut service = std::collections::BTreeSet::new();
+        named_resources(template, &props["DeadLetterConfig"], &mut service);
+        for mapping in resources.values() {
+            if mapping["Type"] == "AWS::Lambda::EventSourceMapping"
+                && mapping["Properties"]["FunctionName"]["Ref"] == id.as_str()
+            {
+                let config = &mapping["Properties"]["DestinationConfig"];
+                named_resources(template, config, &mut service);
+            }
+        }
+        let role = props["Role"]["Fn::GetAtt"][0].as_str().unwrap();
+        let mut reached = std::collections::BTreeSet::new();
+        for policy in as_list(&resources[role]["Properties"]["Policies"]) {
+            for statement in as_list(&policy["PolicyDocument"]["Statement"]) {
+                named_resources(template, &statement["Resource"], &mut reached);
+            }
+        }
+        reached.retain(|r| !service.contains(r));
+        for r in named.difference(&reached) {
+            problems.push(format!(
+                "{id}: its environment names {r}, its role reaches it not"
+            ));
+        }
+        for r in reached.difference(&named) {
+            problems.push(format!(
+                "{id}: its role reaches {r}, its environment names it not"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn each_functions_environment_names_what_its_role_reaches() {
+    let template = real();
+    assert_eq!(environment_role_mismatches(&template), Vec::<String>::new());
+    // A permission no code uses: the inactivity check's old reach into requests.
+    let mut broader = template.clone();
+    let statements = broader["Resources"]["InactivityCheckFunctionRole"]["Properties"]["Policies"]
+        [0]["PolicyDocument"]["Statement"]
+        .as_array_mut()
+        .unwrap();
+    statements.push(serde_json::json!({
+        "Effect": "Allow",
+        "Action": ["dynamodb:GetItem"],
+        "Resource": {"Fn::GetAtt": ["RequestsTable", "Arn"]},
+    }));
+    assert_eq!(
+        environment_role_mismatches(&broader),
+        ["InactivityCheckFunction: its role reaches RequestsTable, its environment names it not"]
+    );
+    // A resource the code would build a client for and be refused at run time.
+    let mut narrower = template;
+    narrower["Resources"]["InactivityCheckFunction"]["Properties"]["Environment"]["Variables"]["LAPSE_USERS_TOPIC_ARN"] =
+        serde_json::json!({"Ref": "UsersTopic"});
+    assert_eq!(
+        environment_role_mismatches(&narrower),
+        ["InactivityCheckFunction: its environment names UsersTopic, its role reaches it not"]
+    );
+}

@@ -6,22 +6,36 @@
 //! threshold, and starts the revocation workflow for each (named for the case, so a
 //! re-run starts nothing twice). Re-activation is a restore with a manager's approval.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
 use lambda_runtime::LambdaEvent;
+use lapse_aws::dynamodb::DynamoDbAuditLog;
+use lapse_aws::iam::IamDirectory;
+use lapse_aws::revocations::DynamoDbRevocations;
+use lapse_core::policy::Catalog;
+use lapse_core::ports::Clock;
 use lapse_core::ports::WorkflowStarter;
 use lapse_core::revocation::usecase::suspend_inactive;
+use lapse_core::revocation::usecase::{Context, HasCases, HasControls, HasDirectory, HasTrail};
+use lapse_core::usecase::AuditTrail;
 use lapse_lambda::HandlerError;
 use lapse_lambda::config::Env;
-use lapse_lambda::wiring::{InitError, Revocations};
+use lapse_lambda::wiring::{self, Auditing, InitError};
 use serde_json::{Value, json};
 
 pub const REVOCATION_STATE_MACHINE: &str = "LAPSE_REVOCATION_STATE_MACHINE_ARN";
 
+/// The ports the check reaches, and no more: cases and controls (the revocations
+/// table), IAM (the credential report, whether Lapse manages a user), the audit
+/// trail, and the revocation workflow. No requests, ledger, archive or notices.
 #[derive(Debug)]
 pub struct Deps<W> {
-    pub revocations: Revocations,
+    pub table: DynamoDbRevocations,
+    pub directory: IamDirectory,
+    pub auditing: Auditing,
+    pub clock: Arc<dyn Clock>,
     pub iam: aws_sdk_iam::Client,
     pub workflows: W,
 }
@@ -29,7 +43,10 @@ pub struct Deps<W> {
 impl Deps<lapse_aws::sfn::SfnWorkflowStarter> {
     pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
         Ok(Self {
-            revocations: Revocations::from_env(env, sdk).await?,
+            table: wiring::controls(env, sdk)?,
+            directory: wiring::directory(env, sdk)?,
+            auditing: Auditing::from_env(env, sdk).await?,
+            clock: wiring::system_clock(),
             iam: aws_sdk_iam::Client::new(sdk),
             workflows: lapse_aws::sfn::SfnWorkflowStarter::new(
                 aws_sdk_sfn::Client::new(sdk),
@@ -40,6 +57,43 @@ impl Deps<lapse_aws::sfn::SfnWorkflowStarter> {
 }
 
 /// The credential report, generated and fetched with backoff while IAM builds it.
+impl<W: Sync> HasCases for Deps<W> {
+    type Cases = DynamoDbRevocations;
+    fn cases(&self) -> &Self::Cases {
+        &self.table
+    }
+}
+
+impl<W: Sync> HasControls for Deps<W> {
+    type Controls = DynamoDbRevocations;
+    fn controls(&self) -> &Self::Controls {
+        &self.table
+    }
+}
+
+impl<W: Sync> HasDirectory for Deps<W> {
+    type Directory = IamDirectory;
+    fn directory(&self) -> &Self::Directory {
+        &self.directory
+    }
+}
+
+impl<W: Sync> HasTrail for Deps<W> {
+    type Log = DynamoDbAuditLog;
+    fn trail(&self) -> AuditTrail<'_, Self::Log> {
+        self.auditing.trail()
+    }
+}
+
+impl<W: Sync> Context for Deps<W> {
+    fn catalog(&self) -> &Catalog {
+        &self.auditing.catalog
+    }
+    fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+}
+
 pub async fn credential_report(iam: &aws_sdk_iam::Client) -> Result<String, HandlerError> {
     let unavailable = |e: String| {
         HandlerError::Core(lapse_core::Error::Directory(
@@ -81,8 +135,8 @@ pub async fn handler<W: WorkflowStarter>(
     _event: LambdaEvent<Value>,
 ) -> Result<Value, HandlerError> {
     let report = credential_report(&deps.iam).await?;
-    let now = deps.revocations.lifecycle.clock.now();
-    let (cases, skipped) = suspend_inactive(&deps.revocations, &report, now).await?;
+    let now = deps.clock.now();
+    let (cases, skipped) = suspend_inactive(deps, &report, now).await?;
     for case in &cases {
         deps.workflows
             .start(case.id(), &json!({ "case": { "case_id": case.id() } }))

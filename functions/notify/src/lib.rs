@@ -17,7 +17,7 @@ use lapse_core::usecase::lifecycle::{WorkflowFailure, record_failure, tell_holde
 use lapse_lambda::HandlerError;
 use lapse_lambda::config::Env;
 use lapse_lambda::metrics;
-use lapse_lambda::wiring::{self, Auditing, InitError};
+use lapse_lambda::wiring::{self, Auditing, InitError, Topic};
 use serde::Deserialize;
 
 #[derive(Debug)]
@@ -32,7 +32,7 @@ impl Deps {
     pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
         Ok(Self {
             store: wiring::request_store(env, sdk)?,
-            notifier: wiring::notifier(env, sdk)?,
+            notifier: wiring::notifier(env, sdk, &[Topic::Users, Topic::Security])?,
             auditing: Auditing::from_env(env, sdk).await?,
             clock: wiring::system_clock(),
         })

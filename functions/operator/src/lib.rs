@@ -32,30 +32,35 @@ use lapse_core::ports::{WorkflowError, WorkflowStarter};
 use lapse_core::revocation::case::{CaseId, RevocationCase};
 use lapse_core::revocation::operator::{self as ask, RevokeAsk};
 use lapse_core::revocation::ports::{CaseStore, Controls, IdentityDirectory, UserControls};
-use lapse_core::revocation::usecase::{self as steps, RevocationPorts};
+use lapse_core::revocation::usecase::{self as steps, HasCases, RevocationPorts};
 use lapse_lambda::HandlerError;
 use lapse_lambda::config::Env;
 use lapse_lambda::http::{self, json};
-use lapse_lambda::wiring::{InitError, Revocations};
+use lapse_lambda::wiring::{InitError, Revocations, Topic};
 use serde::Deserialize;
 use serde_json::json;
 
 pub const REVOCATION_STATE_MACHINE: &str = "LAPSE_REVOCATION_STATE_MACHINE_ARN";
 pub const SCHEDULER_ROLE: &str = "LAPSE_SCHEDULER_ROLE_ARN";
 
+/// `verify` tells security when a case names a user IAM does not know; the
+/// operator tools notify no one else.
+pub const TOPICS: &[Topic] = &[Topic::Security];
+
 #[derive(Debug)]
-pub struct Deps<W> {
-    pub revocations: Revocations,
+pub struct Deps<W, P = Revocations> {
+    /// Every revocation port: the handler is written against the ports alone.
+    pub revocations: P,
     /// Starts the revocation workflow.
     pub workflows: W,
     pub scheduler: RevocationScheduler,
 }
 
-impl Deps<SfnWorkflowStarter> {
+impl Deps<SfnWorkflowStarter, Revocations> {
     pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
         let state_machine = env.required(REVOCATION_STATE_MACHINE)?;
         Ok(Self {
-            revocations: Revocations::from_env(env, sdk).await?,
+            revocations: Revocations::from_env(env, sdk, TOPICS).await?,
             workflows: SfnWorkflowStarter::new(aws_sdk_sfn::Client::new(sdk), &state_machine),
             scheduler: RevocationScheduler::new(
                 aws_sdk_scheduler::Client::new(sdk),
@@ -67,8 +72,8 @@ impl Deps<SfnWorkflowStarter> {
 }
 
 #[tracing::instrument(skip_all, fields(method = %request.method(), path = %request.uri().path()))]
-pub async fn handler<W: WorkflowStarter>(
-    deps: &Deps<W>,
+pub async fn handler<W: WorkflowStarter, P: RevocationPorts>(
+    deps: &Deps<W, P>,
     request: Request,
 ) -> Result<Response<Body>, Infallible> {
     let executor = match http::iam_caller(&request) {
@@ -119,8 +124,8 @@ fn core(err: impl Into<Error>) -> HandlerError {
     HandlerError::Core(err.into())
 }
 
-async fn route<W: WorkflowStarter>(
-    deps: &Deps<W>,
+async fn route<W: WorkflowStarter, P: RevocationPorts>(
+    deps: &Deps<W, P>,
     executor: &str,
     request: &Request,
 ) -> Result<Response<Body>, HandlerError> {
@@ -228,8 +233,8 @@ async fn route<W: WorkflowStarter>(
     }
 }
 
-async fn latest_case<W>(
-    deps: &Deps<W>,
+async fn latest_case<W, P: HasCases>(
+    deps: &Deps<W, P>,
     user: &PrincipalId,
 ) -> Result<RevocationCase, HandlerError> {
     deps.revocations
@@ -242,8 +247,8 @@ async fn latest_case<W>(
         .ok_or_else(|| core(Error::NotFound(format!("a revocation case for {user}"))))
 }
 
-async fn controls<W: WorkflowStarter>(
-    deps: &Deps<W>,
+async fn controls<W: WorkflowStarter, P: RevocationPorts>(
+    deps: &Deps<W, P>,
     executor: &str,
     user: &PrincipalId,
     body: ControlsBody,

@@ -19,7 +19,7 @@ use lapse_core::revocation::plan::Lane;
 use lapse_core::revocation::usecase::{self as steps, RevocationPorts};
 use lapse_lambda::HandlerError;
 use lapse_lambda::metrics;
-use lapse_lambda::wiring::Revocations;
+use lapse_lambda::wiring::Topic;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -56,10 +56,19 @@ pub enum Step {
     },
 }
 
+/// Whom the workflow notifies: the person, and security (nothing to revoke, a
+/// failed run).
+pub const TOPICS: &[Topic] = &[Topic::Users, Topic::Security];
+
+/// Every step over any [`RevocationPorts`]: the real adapters in Lambda, the same
+/// in the local host.
 #[tracing::instrument(skip_all)]
-pub async fn handler(deps: &Revocations, event: LambdaEvent<Step>) -> Result<Value, HandlerError> {
-    let now = deps.lifecycle.clock.now();
+pub async fn handler(
+    deps: &impl RevocationPorts,
+    event: LambdaEvent<Step>,
+) -> Result<Value, HandlerError> {
     let p = deps;
+    let now = p.clock().now();
     Ok(match event.payload {
         Step::Open { event } => match steps::case_for(&event, p.catalog(), now) {
             Some(case) => {

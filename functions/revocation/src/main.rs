@@ -8,7 +8,7 @@ use lapse_lambda::wiring::Revocations;
 async fn main() -> anyhow::Result<()> {
     lapse_lambda::init_tracing();
     let sdk = lapse_aws::sdk::load().await;
-    let deps = Revocations::from_env(&Env::process(), &sdk).await?;
+    let deps = Revocations::from_env(&Env::process(), &sdk, revocation::TOPICS).await?;
     run(service_fn(|event| revocation::handler(&deps, event)))
         .await
         .map_err(|e| anyhow::anyhow!(e))

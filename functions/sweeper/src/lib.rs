@@ -16,7 +16,7 @@ use lapse_core::usecase::sweep::{SweepReport, sweep};
 use lapse_lambda::HandlerError;
 use lapse_lambda::config::Env;
 use lapse_lambda::metrics;
-use lapse_lambda::wiring::{self, InitError, Lifecycle};
+use lapse_lambda::wiring::{self, InitError, Lifecycle, Topic};
 
 #[derive(Debug)]
 pub struct Deps<W> {
@@ -31,7 +31,7 @@ impl Deps<SfnWorkflowStarter> {
     pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
         Ok(Self {
             lifecycle: Lifecycle::from_env(env, sdk).await?,
-            notifier: wiring::notifier(env, sdk)?,
+            notifier: wiring::notifier(env, sdk, &[Topic::Users, Topic::Approvers])?,
             workflows: wiring::workflows(env, sdk)?,
             revocations: wiring::controls(env, sdk)?,
         })

@@ -95,11 +95,11 @@ impl Functions {
             })
         };
         let b = bindings.get("revocation");
-        let mut revocation = Revocations::from_env(&b.env, &b.sdk).await?;
+        let mut revocation = Revocations::from_env(&b.env, &b.sdk, revocation::TOPICS).await?;
         revocation.lifecycle.clock = clock.clone();
         let b = bindings.get("inactivity-check");
         let mut inactivity = inactivity_check::Deps::from_env(&b.env, &b.sdk).await?;
-        inactivity.revocations.lifecycle.clock = clock.clone();
+        inactivity.clock = clock.clone();
         let b = bindings.get("hr-webhook");
         let mut hr_webhook = hr_webhook::Deps::from_env(&b.env, &b.sdk).await?;
         hr_webhook.clock = clock.clone();
@@ -118,7 +118,10 @@ impl Functions {
         Ok(Self {
             revocation,
             inactivity: inactivity_check::Deps {
-                revocations: inactivity.revocations,
+                table: inactivity.table,
+                directory: inactivity.directory,
+                auditing: inactivity.auditing,
+                clock: inactivity.clock,
                 iam: inactivity.iam,
                 workflows: revocations.for_caller(inactivity.workflows),
             },

@@ -1,4 +1,7 @@
-//! SNS notices: one topic per audience. Needs `sns:Publish` on the three topics.
+//! SNS notices: one topic per audience. A notifier holds only the topics its
+//! function publishes to (its role allows `sns:Publish` on those alone); a notice
+//! for any other audience fails as a configuration error rather than an
+//! AccessDenied at run time.
 //!
 //! Messages carry attributes that subscriptions filter on: `recipient` (a person's
 //! id) on the users topic, `groups` (approver groups) on the approvers topic.
@@ -15,17 +18,43 @@ pub struct Topics {
     pub security: String,
 }
 
+/// The topics one notifier may publish to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reach {
+    pub users: Option<String>,
+    pub approvers: Option<String>,
+    pub security: Option<String>,
+}
+
+impl From<Topics> for Reach {
+    fn from(t: Topics) -> Self {
+        Self {
+            users: Some(t.users),
+            approvers: Some(t.approvers),
+            security: Some(t.security),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct SnsNotifier {
     client: Client,
-    topics: Topics,
+    reach: Reach,
 }
 
 impl SnsNotifier {
-    pub fn new(client: Client, topics: Topics) -> Self {
-        Self { client, topics }
+    pub fn new(client: Client, reach: impl Into<Reach>) -> Self {
+        Self {
+            client,
+            reach: reach.into(),
+        }
     }
 }
+
+/// The notice's audience has no topic here.
+#[derive(Debug, thiserror::Error)]
+#[error("this function has no topic for {0} notices (not in its configuration)")]
+struct Unreachable(&'static str);
 
 /// SNS subjects are at most 100 printable ASCII characters.
 fn subject_line(subject: &str) -> String {
@@ -61,12 +90,17 @@ impl Notifier for SnsNotifier {
                 .build()
                 .map_err(|e| fail(Box::new(e)))
         };
+        let topic = |topic: &Option<String>, label: &'static str| {
+            topic
+                .clone()
+                .ok_or_else(|| fail(Box::new(Unreachable(label))))
+        };
         publish = match &notice.audience {
             Audience::Person { id } => publish
-                .topic_arn(&self.topics.users)
+                .topic_arn(topic(&self.reach.users, "users")?)
                 .message_attributes("recipient", string_attr("String", id.to_string())?),
             Audience::Approvers { groups } => publish
-                .topic_arn(&self.topics.approvers)
+                .topic_arn(topic(&self.reach.approvers, "approvers")?)
                 .message_attributes(
                     "groups",
                     string_attr(
@@ -74,7 +108,7 @@ impl Notifier for SnsNotifier {
                         serde_json::to_string(groups).map_err(|e| fail(Box::new(e)))?,
                     )?,
                 ),
-            Audience::Security => publish.topic_arn(&self.topics.security),
+            Audience::Security => publish.topic_arn(topic(&self.reach.security, "security")?),
         };
         publish.send().await.map_err(|e| fail(Box::new(e)))?;
         Ok(())
@@ -83,7 +117,38 @@ impl Notifier for SnsNotifier {
 
 #[cfg(test)]
 mod tests {
-    use super::subject_line;
+    use super::*;
+
+    #[tokio::test]
+    async fn a_notice_outside_the_reach_is_refused_before_any_call() {
+        let config = aws_sdk_sns::Config::builder()
+            .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
+            .region(aws_sdk_sns::config::Region::new("us-east-1"))
+            // Nothing listens here: a call that went out would fail differently.
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        let notifier = SnsNotifier::new(
+            Client::from_conf(config),
+            Reach {
+                users: Some("arn:aws:sns:us-east-1:123456789012:users".into()),
+                ..Reach::default()
+            },
+        );
+        let err = notifier
+            .send(&Notice {
+                audience: Audience::Security,
+                subject: "s".into(),
+                body: "b".into(),
+                request_id: None,
+            })
+            .await
+            .unwrap_err();
+        let source = std::error::Error::source(&err).map(ToString::to_string);
+        assert_eq!(
+            source.as_deref(),
+            Some("this function has no topic for security notices (not in its configuration)")
+        );
+    }
 
     #[test]
     fn subjects_fit_sns_rules() {

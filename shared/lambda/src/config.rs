@@ -1,6 +1,7 @@
 //! Configuration from environment variables, read once in a binary's init phase.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 /// A missing or malformed setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -11,16 +12,22 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
-/// A source of settings: the process environment, or a map in tests.
+/// A source of settings: the process environment, or a map in tests. Clones share
+/// a record of the names asked for ([`Env::asked`]), so a test can tell whether a
+/// function reads everything its deployment gives it.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     overrides: Option<HashMap<String, String>>,
+    asked: Arc<Mutex<BTreeSet<&'static str>>>,
 }
 
 impl Env {
     /// The process environment.
     pub fn process() -> Self {
-        Self { overrides: None }
+        Self {
+            overrides: None,
+            asked: Arc::default(),
+        }
     }
 
     /// A fixed map (tests).
@@ -34,11 +41,20 @@ impl Env {
                     .map(|(k, v)| (k.into(), v.into()))
                     .collect(),
             ),
+            asked: Arc::default(),
         }
+    }
+
+    /// Every name read so far, through this `Env` or a clone of it, present or not.
+    pub fn asked(&self) -> BTreeSet<&'static str> {
+        self.asked.lock().map(|a| a.clone()).unwrap_or_default()
     }
 
     /// A setting that may be absent. Empty counts as absent.
     pub fn optional(&self, name: &'static str) -> Option<String> {
+        if let Ok(mut asked) = self.asked.lock() {
+            asked.insert(name);
+        }
         let value = match &self.overrides {
             Some(map) => map.get(name).cloned(),
             None => std::env::var(name).ok(),
@@ -82,5 +98,14 @@ mod tests {
             err.to_string()
                 .starts_with("environment variable A is invalid")
         );
+    }
+
+    #[test]
+    fn clones_share_the_names_asked() {
+        let env = Env::from_pairs([("A", "x")]);
+        let clone = env.clone();
+        assert!(clone.optional("A").is_some());
+        assert!(clone.optional("B").is_none());
+        assert_eq!(env.asked().into_iter().collect::<Vec<_>>(), ["A", "B"]);
     }
 }

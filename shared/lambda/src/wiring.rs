@@ -8,10 +8,13 @@ use lapse_aws::dynamodb::{DynamoDbAuditLog, DynamoDbLedger, DynamoDbRequestStore
 use lapse_aws::iam::IamDirectory;
 use lapse_aws::secrets::SecretError;
 use lapse_aws::sfn::SfnWorkflowStarter;
-use lapse_aws::sns::{SnsNotifier, Topics};
+use lapse_aws::sns::{Reach, SnsNotifier};
 use lapse_core::audit::AuditSigner;
 use lapse_core::policy::{Catalog, PolicyError};
 use lapse_core::ports::{Clock, SystemClock};
+use lapse_core::revocation::usecase::{
+    Context, HasArchive, HasCases, HasControls, HasDirectory, HasGrants, HasNotifier, HasTrail,
+};
 use lapse_core::usecase::AuditTrail;
 
 use crate::config::{ConfigError, Env};
@@ -84,13 +87,30 @@ pub fn directory(env: &Env, sdk: &SdkConfig) -> Result<IamDirectory, ConfigError
         })
 }
 
-pub fn notifier(env: &Env, sdk: &SdkConfig) -> Result<SnsNotifier, ConfigError> {
+/// An SNS topic a function publishes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Topic {
+    Users,
+    Approvers,
+    Security,
+}
+
+/// A notifier for `topics` alone: it reads only their variables, as the function's
+/// role allows publishing to them alone, and refuses notices for any other.
+pub fn notifier(env: &Env, sdk: &SdkConfig, topics: &[Topic]) -> Result<SnsNotifier, ConfigError> {
+    let arn = |topic: Topic, name: &'static str| {
+        if topics.contains(&topic) {
+            env.required(name).map(Some)
+        } else {
+            Ok(None)
+        }
+    };
     Ok(SnsNotifier::new(
         aws_sdk_sns::Client::new(sdk),
-        Topics {
-            users: env.required(vars::USERS_TOPIC)?,
-            approvers: env.required(vars::APPROVERS_TOPIC)?,
-            security: env.required(vars::SECURITY_TOPIC)?,
+        Reach {
+            users: arn(Topic::Users, vars::USERS_TOPIC)?,
+            approvers: arn(Topic::Approvers, vars::APPROVERS_TOPIC)?,
+            security: arn(Topic::Security, vars::SECURITY_TOPIC)?,
         },
     ))
 }
@@ -168,7 +188,7 @@ impl RequestApi<SfnWorkflowStarter> {
             store: request_store(env, sdk)?,
             controls: controls(env, sdk)?,
             auditing: Auditing::from_env(env, sdk).await?,
-            notifier: notifier(env, sdk)?,
+            notifier: notifier(env, sdk, &[Topic::Users, Topic::Approvers])?,
             workflows: workflows(env, sdk)?,
             clock: system_clock(),
         })
@@ -225,7 +245,8 @@ impl Granting {
     }
 }
 
-/// Everything the revocation steps reach, over the real adapters.
+/// Every revocation port over the real adapters: the workflow's steps and the
+/// operator tools, which differ only in whom they notify.
 #[derive(Debug)]
 pub struct Revocations {
     pub table: lapse_aws::revocations::DynamoDbRevocations,
@@ -234,51 +255,68 @@ pub struct Revocations {
 }
 
 impl Revocations {
-    pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
+    pub async fn from_env(env: &Env, sdk: &SdkConfig, topics: &[Topic]) -> Result<Self, InitError> {
         Ok(Self {
-            table: lapse_aws::revocations::DynamoDbRevocations::new(
-                aws_sdk_dynamodb::Client::new(sdk),
-                env.required(vars::REVOCATIONS_TABLE)?,
-            ),
+            table: controls(env, sdk)?,
             lifecycle: Lifecycle::from_env(env, sdk).await?,
-            notifier: notifier(env, sdk)?,
+            notifier: notifier(env, sdk, topics)?,
         })
     }
 }
 
-impl lapse_core::revocation::usecase::RevocationPorts for Revocations {
+impl HasCases for Revocations {
     type Cases = lapse_aws::revocations::DynamoDbRevocations;
-    type Directory = IamDirectory;
-    type Controls = lapse_aws::revocations::DynamoDbRevocations;
-    type Archive = lapse_aws::revocations::DynamoDbRevocations;
-    type Requests = DynamoDbRequestStore;
-    type Ledger = DynamoDbLedger;
-    type Log = DynamoDbAuditLog;
-    type Notifier = SnsNotifier;
-
     fn cases(&self) -> &Self::Cases {
         &self.table
     }
-    fn directory(&self) -> &Self::Directory {
-        &self.lifecycle.directory
-    }
+}
+
+impl HasControls for Revocations {
+    type Controls = lapse_aws::revocations::DynamoDbRevocations;
     fn controls(&self) -> &Self::Controls {
         &self.table
     }
+}
+
+impl HasArchive for Revocations {
+    type Archive = lapse_aws::revocations::DynamoDbRevocations;
     fn archive(&self) -> &Self::Archive {
         &self.table
     }
+}
+
+impl HasDirectory for Revocations {
+    type Directory = IamDirectory;
+    fn directory(&self) -> &Self::Directory {
+        &self.lifecycle.directory
+    }
+}
+
+impl HasGrants for Revocations {
+    type Requests = DynamoDbRequestStore;
+    type Ledger = DynamoDbLedger;
     fn grants(
         &self,
     ) -> lapse_core::usecase::lifecycle::Grants<'_, DynamoDbRequestStore, DynamoDbLedger> {
         self.lifecycle.grants()
     }
+}
+
+impl HasTrail for Revocations {
+    type Log = DynamoDbAuditLog;
     fn trail(&self) -> AuditTrail<'_, DynamoDbAuditLog> {
         self.lifecycle.auditing.trail()
     }
+}
+
+impl HasNotifier for Revocations {
+    type Notifier = SnsNotifier;
     fn notifier(&self) -> &Self::Notifier {
         &self.notifier
     }
+}
+
+impl Context for Revocations {
     fn catalog(&self) -> &Catalog {
         &self.lifecycle.auditing.catalog
     }

@@ -1,5 +1,5 @@
 //! In-memory fakes of every revocation port, and [`MemoryRevocations`], the
-//! [`RevocationPorts`] over them, so the revocation use cases are tested in the core
+//! [`RevocationPorts`](super::usecase::RevocationPorts) over them, so the revocation use cases are tested in the core
 //! without an emulator. The fakes keep the adapters' rules: versioned case and
 //! control writes, idempotent IAM changes, one claim per event id.
 
@@ -15,7 +15,9 @@ use super::plan::{
     session_deny_document,
 };
 use super::ports::{Archive, BusError, CaseStore, Claim, EventBus, EventClaims, IdentityDirectory};
-use super::usecase::RevocationPorts;
+use super::usecase::{
+    Context, HasArchive, HasCases, HasControls, HasDirectory, HasGrants, HasNotifier, HasTrail,
+};
 use crate::audit::AuditSigner;
 use crate::identity::PrincipalId;
 use crate::memory::{
@@ -382,34 +384,47 @@ impl MemoryRevocations {
     }
 }
 
-impl RevocationPorts for MemoryRevocations {
+impl HasCases for MemoryRevocations {
     type Cases = MemoryCases;
-    type Directory = MemoryDirectory;
-    type Controls = MemoryControls;
-    type Archive = MemoryArchive;
-    type Requests = MemoryRequestStore;
-    type Ledger = MemoryLedger;
-    type Log = MemoryAuditLog;
-    type Notifier = MemoryNotifier;
-
     fn cases(&self) -> &Self::Cases {
         &self.cases
     }
+}
+
+impl HasDirectory for MemoryRevocations {
+    type Directory = MemoryDirectory;
     fn directory(&self) -> &Self::Directory {
         &self.directory
     }
+}
+
+impl HasControls for MemoryRevocations {
+    type Controls = MemoryControls;
     fn controls(&self) -> &Self::Controls {
         &self.controls
     }
+}
+
+impl HasArchive for MemoryRevocations {
+    type Archive = MemoryArchive;
     fn archive(&self) -> &Self::Archive {
         &self.archive
     }
+}
+
+impl HasGrants for MemoryRevocations {
+    type Requests = MemoryRequestStore;
+    type Ledger = MemoryLedger;
     fn grants(&self) -> Grants<'_, Self::Requests, Self::Ledger> {
         Grants {
             store: &self.requests,
             ledger: &self.ledger,
         }
     }
+}
+
+impl HasTrail for MemoryRevocations {
+    type Log = MemoryAuditLog;
     fn trail(&self) -> AuditTrail<'_, Self::Log> {
         AuditTrail {
             log: &self.log,
@@ -417,9 +432,16 @@ impl RevocationPorts for MemoryRevocations {
             policy_hash: self.catalog.hash(),
         }
     }
+}
+
+impl HasNotifier for MemoryRevocations {
+    type Notifier = MemoryNotifier;
     fn notifier(&self) -> &Self::Notifier {
         &self.notifier
     }
+}
+
+impl Context for MemoryRevocations {
     fn catalog(&self) -> &Catalog {
         &self.catalog
     }

@@ -10,7 +10,7 @@ use crate::revocation::case::{RevocationCase, Trigger, TriggerSource};
 use crate::revocation::plan::RevocationKind;
 use crate::revocation::ports::{IdentityDirectory, UserControls};
 
-use super::{RevocationPorts, open};
+use super::{Context, HasCases, HasControls, HasDirectory, HasTrail, open};
 
 /// Users whose console and access-key use are all older than `threshold`, from an
 /// IAM credential report (CSV). Never-used credentials count from the user's creation.
@@ -72,7 +72,7 @@ pub struct Skipped {
 /// credential report still shows their old activity), users IAM no longer has and
 /// users Lapse does not manage.
 pub async fn suspend_inactive(
-    p: &impl RevocationPorts,
+    p: &(impl HasCases + HasTrail + HasControls + HasDirectory + Context),
     report_csv: &str,
     now: DateTime<Utc>,
 ) -> Result<(Vec<RevocationCase>, Vec<Skipped>), Error> {

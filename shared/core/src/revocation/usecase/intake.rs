@@ -15,7 +15,7 @@ use crate::revocation::hr::{HrEvent, HrEventType};
 use crate::revocation::plan::RevocationKind;
 use crate::revocation::ports::{CaseStore, Claim, EventBus, EventClaims};
 
-use super::{RevocationPorts, case_event, load};
+use super::{Context, HasCases, HasTrail, case_event, load};
 
 /// What the webhook did with a delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,7 +116,7 @@ pub fn case_for(event: &HrEvent, catalog: &Catalog, now: DateTime<Utc>) -> Optio
 
 /// Opens a case (or finds the one this trigger already opened).
 pub async fn open(
-    p: &impl RevocationPorts,
+    p: &(impl HasCases + HasTrail + Context),
     mut case: RevocationCase,
     now: DateTime<Utc>,
 ) -> Result<RevocationCase, Error> {

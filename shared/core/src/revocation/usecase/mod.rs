@@ -35,28 +35,75 @@ pub use intake::*;
 pub use steps::*;
 pub use tools::*;
 
-/// Everything the revocation steps reach. The Lambda functions, the CLI and the
-/// in-memory tests each provide one.
-pub trait RevocationPorts: Sync {
+/// The cases table.
+pub trait HasCases: Sync {
     type Cases: CaseStore;
+    fn cases(&self) -> &Self::Cases;
+}
+
+/// IAM: reading identities and changing them.
+pub trait HasDirectory: Sync {
     type Directory: IdentityDirectory + AccessProvisioner + AccessInspector;
+    fn directory(&self) -> &Self::Directory;
+}
+
+/// Whose access Lapse has revoked or suspended, and their holds.
+pub trait HasControls: Sync {
     type Controls: UserControls;
+    fn controls(&self) -> &Self::Controls;
+}
+
+/// The backups taken before a revocation, for restore.
+pub trait HasArchive: Sync {
     type Archive: Archive;
+    fn archive(&self) -> &Self::Archive;
+}
+
+/// The JIT side: requests and the grant ledger.
+pub trait HasGrants: Sync {
     type Requests: RequestStore + RequestQueries;
     type Ledger: LedgerStore;
-    type Log: AuditLog;
-    type Notifier: Notifier;
-
-    fn cases(&self) -> &Self::Cases;
-    fn directory(&self) -> &Self::Directory;
-    fn controls(&self) -> &Self::Controls;
-    fn archive(&self) -> &Self::Archive;
     fn grants(&self) -> Grants<'_, Self::Requests, Self::Ledger>;
+}
+
+/// The signed audit trail.
+pub trait HasTrail: Sync {
+    type Log: AuditLog;
     fn trail(&self) -> AuditTrail<'_, Self::Log>;
+}
+
+/// Notices to people, approvers and security.
+pub trait HasNotifier: Sync {
+    type Notifier: Notifier;
     fn notifier(&self) -> &Self::Notifier;
+}
+
+/// What every step reads that is not a service: the policy catalog and the clock.
+pub trait Context: Sync {
     fn catalog(&self) -> &Catalog;
     /// Read again mid-step where an instant must follow an IAM change (the cutoff).
     fn clock(&self) -> &dyn Clock;
+}
+
+/// Every revocation port. Each use case asks for the ports it reaches and no more,
+/// so a function's dependencies (and so its IAM role) can be as narrow as the use
+/// cases it runs: the inactivity check, for one, has no requests, ledger, archive
+/// or notices. The workflow's steps and the operator tools take all of them.
+pub trait RevocationPorts:
+    HasCases + HasDirectory + HasControls + HasArchive + HasGrants + HasTrail + HasNotifier + Context
+{
+}
+
+impl<T> RevocationPorts for T where
+    T: HasCases
+        + HasDirectory
+        + HasControls
+        + HasArchive
+        + HasGrants
+        + HasTrail
+        + HasNotifier
+        + Context
+{
 }
 
 pub(super) fn case_event(
@@ -81,7 +128,7 @@ pub(super) fn case_event(
     }
 }
 
-pub(super) async fn load(p: &impl RevocationPorts, id: &str) -> Result<RevocationCase, Error> {
+pub(super) async fn load(p: &impl HasCases, id: &str) -> Result<RevocationCase, Error> {
     p.cases()
         .get(id)
         .await?
@@ -89,7 +136,7 @@ pub(super) async fn load(p: &impl RevocationPorts, id: &str) -> Result<Revocatio
 }
 
 pub(super) async fn save(
-    p: &impl RevocationPorts,
+    p: &impl HasCases,
     case: &mut RevocationCase,
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
@@ -101,7 +148,7 @@ pub(super) async fn save(
 /// Changes a user's controls by a versioned write, re-reading on a lost race.
 /// Returns the controls before and after.
 pub(super) async fn update_controls(
-    p: &impl RevocationPorts,
+    p: &impl HasControls,
     user: &PrincipalId,
     change: impl Fn(&mut crate::revocation::ports::Controls),
 ) -> Result<
@@ -139,7 +186,7 @@ pub(super) struct Known {
 }
 
 impl Known {
-    fn expected<'a>(&'a self, p: &'a impl RevocationPorts, case: &RevocationCase) -> Expected<'a> {
+    fn expected<'a>(&'a self, p: &'a impl Context, case: &RevocationCase) -> Expected<'a> {
         Expected {
             role: match &case.kind() {
                 RevocationKind::Partial { new_role } => p.catalog().role(new_role),
@@ -154,7 +201,7 @@ impl Known {
 }
 
 pub(super) async fn known(
-    p: &impl RevocationPorts,
+    p: &impl HasGrants,
     user: &PrincipalId,
     current: &IdentitySnapshot,
 ) -> Result<Known, Error> {
