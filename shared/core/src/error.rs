@@ -80,7 +80,10 @@ impl Error {
                 | RequestError::AccessRevoked(_) => ErrorKind::Forbidden,
                 RequestError::NotPending { .. }
                 | RequestError::PendingTimedOut { .. }
-                | RequestError::InvalidTransition { .. } => ErrorKind::InvalidState,
+                | RequestError::InvalidTransition { .. }
+                | RequestError::AlreadyJustified
+                | RequestError::AlreadyReviewed(_)
+                | RequestError::ReviewClosed => ErrorKind::InvalidState,
                 _ => ErrorKind::Validation,
             },
             Error::Store(e) => match e {

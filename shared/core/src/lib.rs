@@ -14,6 +14,7 @@
 //! - [`identity`]: authenticated principals.
 //! - [`risk`]: explainable scoring and approval routing.
 //! - [`request`]: the request lifecycle state machine and its invariants.
+//! - [`breakglass`]: emergency access: the cap, the justification owed, the review.
 //! - [`ledger`]: which live grants hold which IAM artifact.
 //! - [`audit`]: hash-linked, Ed25519-signed audit chains.
 //! - [`ports`]: the traits adapters implement; [`memory`]: in-memory fakes of them.
@@ -22,6 +23,7 @@
 //! - [`error`]: the crate error and its [`error::ErrorKind`].
 
 pub mod audit;
+pub mod breakglass;
 pub mod duration;
 pub mod error;
 pub mod grant;

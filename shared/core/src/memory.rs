@@ -260,6 +260,42 @@ impl Notifier for MemoryNotifier {
     }
 }
 
+/// Collects incidents; `fail_next` makes the next `open` fail (a bus outage).
+#[derive(Debug, Default)]
+pub struct MemoryIncidents {
+    opened: Mutex<Vec<crate::ports::Incident>>,
+    fail_next: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryIncidents {
+    pub fn opened(&self) -> Vec<crate::ports::Incident> {
+        lock(&self.opened).clone()
+    }
+    pub fn fail_next(&self) {
+        self.fail_next
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl crate::ports::Incidents for MemoryIncidents {
+    async fn open(
+        &self,
+        incident: &crate::ports::Incident,
+    ) -> Result<(), crate::revocation::ports::BusError> {
+        if self
+            .fail_next
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(crate::revocation::ports::BusError {
+                event_id: incident.id.clone(),
+                source: "bus unavailable".into(),
+            });
+        }
+        lock(&self.opened).push(incident.clone());
+        Ok(())
+    }
+}
+
 /// Records started executions with Step Functions' name rule.
 #[derive(Debug, Default)]
 pub struct MemoryWorkflows {

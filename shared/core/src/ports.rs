@@ -250,6 +250,28 @@ pub trait WorkflowStarter: Send + Sync {
     ) -> impl Future<Output = Result<String, WorkflowError>> + Send;
 }
 
+/// A security incident Lapse opens: an unjustified break-glass use. Its id is
+/// stable for its cause, so a re-sent incident is recognisably the same one.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Incident {
+    pub id: String,
+    pub kind: String,
+    /// The person whose access it concerns.
+    pub subject: PrincipalId,
+    pub request_id: RequestId,
+    pub summary: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Where incidents go (the event bus in AWS, for the incident tooling's rules).
+/// Needs `events:PutEvents` on the bus.
+pub trait Incidents: Send + Sync {
+    fn open(
+        &self,
+        incident: &Incident,
+    ) -> impl Future<Output = Result<(), crate::revocation::ports::BusError>> + Send;
+}
+
 /// The time. Handlers take it as a port so tests and the local stack can move it.
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;

@@ -24,6 +24,7 @@ use std::fmt;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::breakglass::{BreakGlass, Finding, Nudge, ReviewOutcome};
 use crate::duration::Span;
 use crate::identity::{Principal, PrincipalId};
 use crate::ledger::Artifact;
@@ -225,12 +226,24 @@ pub enum RequestError {
     NotPending { status: Status },
     #[error("the approval window closed at {deadline}")]
     PendingTimedOut { deadline: DateTime<Utc> },
-    #[error("only the requester may cancel this request")]
+    #[error("only the requester may do this")]
     NotRequester,
     #[error("{0}'s access has been revoked")]
     AccessRevoked(PrincipalId),
     #[error("cannot {action} a request that is {from}")]
     InvalidTransition { from: Status, action: &'static str },
+    #[error(
+        "break-glass is capped at {cap} by policy; {requested} was asked for (ask for {cap} or less)"
+    )]
+    BreakGlassOverCap { requested: Span, cap: Span },
+    #[error("this is not a break-glass request")]
+    NotBreakGlass,
+    #[error("a different justification was given already")]
+    AlreadyJustified,
+    #[error("{0} reviewed this break-glass use already, with another finding")]
+    AlreadyReviewed(PrincipalId),
+    #[error("the review of this break-glass use is closed")]
+    ReviewClosed,
 }
 
 /// An access request and everything decided about it.
@@ -262,6 +275,9 @@ pub struct AccessRequest {
     /// For a grant: the extensions merged into its window, in order.
     #[serde(default)]
     extensions: Vec<RequestId>,
+    /// For break-glass access: what is still owed afterwards.
+    #[serde(default)]
+    break_glass: Option<BreakGlass>,
     updated_at: DateTime<Utc>,
     policy_hash: PolicyHash,
     version: u64,
@@ -353,10 +369,124 @@ impl AccessRequest {
             revoke_cause: None,
             extends: None,
             extensions: Vec::new(),
+            break_glass: None,
             updated_at: now,
             policy_hash: catalog.hash().clone(),
             version: 0,
         })
+    }
+
+    /// Break-glass access: approved at once, for at most the policy's cap (a longer
+    /// ask is refused, not shortened), with the reason as its justification, and a
+    /// justification and review owed afterwards. Scored like any request, so the
+    /// audit trail explains the risk that was taken.
+    pub fn break_glass(
+        input: NewRequest,
+        requester: &Principal,
+        context: RequesterContext,
+        catalog: &Catalog,
+        now: DateTime<Utc>,
+    ) -> Result<Self, RequestError> {
+        let resource =
+            catalog
+                .resource(&input.resource)
+                .ok_or_else(|| RequestError::UnknownResource {
+                    resource: input.resource.clone(),
+                })?;
+        let cap = catalog
+            .tunables()
+            .break_glass_cap
+            .min(resource.max_duration);
+        let duration = input.duration.unwrap_or(cap);
+        if duration > cap {
+            return Err(RequestError::BreakGlassOverCap {
+                requested: duration,
+                cap,
+            });
+        }
+        let mut request = Self::submit(
+            NewRequest {
+                duration: Some(duration),
+                ..input
+            },
+            requester,
+            context,
+            catalog,
+            now,
+        )?;
+        request.routing = RouteDecision {
+            route: Route::BreakGlass,
+            reason: "break-glass: granted at once, justified and reviewed afterwards".into(),
+        };
+        request.approvals = vec![Approval {
+            approver: PrincipalId::new("lapse-break-glass").expect("constant id is valid"),
+            group: "break-glass".to_owned(),
+            at: now,
+            comment: request.routing.reason.clone(),
+        }];
+        request.status = Status::Approved;
+        request.break_glass = Some(BreakGlass::open(catalog, resource, now));
+        Ok(request)
+    }
+
+    /// The break-glass part, for break-glass access.
+    pub fn break_glass_state(&self) -> Option<&BreakGlass> {
+        self.break_glass.as_ref()
+    }
+
+    fn break_glass_mut(&mut self) -> Result<&mut BreakGlass, RequestError> {
+        self.break_glass.as_mut().ok_or(RequestError::NotBreakGlass)
+    }
+
+    /// The requester's justification of their break-glass use.
+    pub fn justify_break_glass(
+        &mut self,
+        by: &PrincipalId,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RequestError> {
+        if by != &self.requester {
+            return Err(RequestError::NotRequester);
+        }
+        let changed = self.break_glass_mut()?.justify(text, now)?;
+        if changed {
+            self.updated_at = now;
+        }
+        Ok(changed)
+    }
+
+    /// A reviewer's finding on a break-glass use.
+    pub fn review_break_glass(
+        &mut self,
+        reviewer: &Principal,
+        finding: Finding,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ReviewOutcome, RequestError> {
+        let requester = self.requester.clone();
+        let outcome = self
+            .break_glass_mut()?
+            .review(reviewer, &requester, finding, note, now)?;
+        if outcome != ReviewOutcome::AlreadyRecorded {
+            self.updated_at = now;
+        }
+        Ok(outcome)
+    }
+
+    /// Marks a justification-timeline step done. `Ok(false)`: it was not due (done
+    /// already, or the use has been answered).
+    pub fn nudge_break_glass(
+        &mut self,
+        nudge: Nudge,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RequestError> {
+        let state = self.break_glass_mut()?;
+        if state.nudge_due(now) != Some(nudge) {
+            return Ok(false);
+        }
+        state.mark(nudge);
+        self.updated_at = now;
+        Ok(true)
     }
 
     /// Asks for more time on an active grant. The extension is a request of its own,

@@ -68,13 +68,16 @@ pub enum Route {
     Dual {
         groups: Vec<String>,
     },
+    /// Emergency access: approved at once, reviewed afterwards
+    /// ([`crate::breakglass`]).
+    BreakGlass,
 }
 
 impl Route {
     /// The approval slots: one group name per approval needed.
     pub fn slots(&self) -> &[String] {
         match self {
-            Route::AutoApprove => &[],
+            Route::AutoApprove | Route::BreakGlass => &[],
             Route::Owner { group } => std::slice::from_ref(group),
             Route::Dual { groups } => groups,
         }

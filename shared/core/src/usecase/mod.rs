@@ -5,6 +5,7 @@
 //! least once): state changes go through versioned writes, and each audit event has
 //! a key that is recorded only once per chain.
 
+pub mod breakglass;
 pub mod decide;
 pub mod intake;
 pub mod lifecycle;
@@ -213,8 +214,10 @@ pub(crate) async fn withdraw_for_revocation(
 }
 
 /// The part of a request an audit event records as before/after state.
+/// Break-glass requests carry their break-glass state in every event, so each is
+/// flagged as break-glass in the trail.
 pub fn state_of(request: &AccessRequest) -> Value {
-    json!({
+    let mut state = json!({
         "status": request.status(),
         "version": request.version(),
         "approvals": request.approvals(),
@@ -222,7 +225,11 @@ pub fn state_of(request: &AccessRequest) -> Value {
         "window": request.window(),
         "revoke_cause": request.revoke_cause(),
         "extensions": request.extensions(),
-    })
+    });
+    if let Some(break_glass) = request.break_glass_state() {
+        state["break_glass"] = json!(break_glass);
+    }
+    state
 }
 
 /// An audit draft about one request.

@@ -1091,3 +1091,329 @@ fn two_writers_of_one_keyed_event_record_it_once() {
     assert_eq!(chain.len(), 1, "recorded once: {chain:?}");
     assert_eq!(recorded.seq, chain[0].seq);
 }
+
+// ---- break-glass ----------------------------------------------------------------
+
+mod break_glass {
+    use super::*;
+    use crate::breakglass::{Finding, Nudge, ReviewOutcome};
+    use crate::request::RequestError;
+    use crate::usecase::breakglass::{declare, justify, nudge, review};
+
+    struct Glass {
+        w: World,
+        timelines: MemoryWorkflows,
+        incidents: MemoryIncidents,
+    }
+
+    impl Glass {
+        fn new() -> Self {
+            Self {
+                w: World::new(),
+                timelines: MemoryWorkflows::default(),
+                incidents: MemoryIncidents::default(),
+            }
+        }
+        fn declare(
+            &self,
+            who: &Principal,
+            duration: &str,
+            at: chrono::DateTime<chrono::Utc>,
+        ) -> Result<AccessRequest, Error> {
+            block_on(declare(
+                &self.w.store,
+                &self.w.trail(),
+                &self.w.outbox(),
+                &self.timelines,
+                &self.w.catalog,
+                who,
+                NewRequest {
+                    resource: "prod-db-admin".into(),
+                    duration: Some(duration.parse().unwrap()),
+                    justification: "INC-7: primary database down".into(),
+                    ticket: None,
+                },
+                at,
+            ))
+        }
+        fn justify(
+            &self,
+            who: &Principal,
+            id: &RequestId,
+            text: &str,
+            at: chrono::DateTime<chrono::Utc>,
+        ) -> Result<AccessRequest, Error> {
+            block_on(justify(&self.w.store, &self.w.trail(), who, id, text, at))
+        }
+        fn review(
+            &self,
+            who: &Principal,
+            id: &RequestId,
+            finding: Finding,
+        ) -> Result<ReviewOutcome, Error> {
+            block_on(review(
+                &self.w.store,
+                &self.w.trail(),
+                &self.w.notifier,
+                &self.incidents,
+                who,
+                id,
+                finding,
+                "looked at the incident",
+                monday_at(15),
+            ))
+            .map(|(_, outcome)| outcome)
+        }
+        fn nudge(&self, id: &RequestId, step: Nudge, at: chrono::DateTime<chrono::Utc>) -> bool {
+            block_on(nudge(
+                &self.w.store,
+                &self.w.trail(),
+                &self.w.notifier,
+                id,
+                step,
+                at,
+            ))
+            .unwrap()
+        }
+        fn subjects(&self) -> Vec<String> {
+            self.w
+                .notifier
+                .sent()
+                .into_iter()
+                .map(|n| n.subject)
+                .collect()
+        }
+    }
+
+    fn request_error(result: Result<impl std::fmt::Debug, Error>) -> RequestError {
+        match result {
+            Err(Error::Request(e)) => e,
+            other => panic!("expected a request error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn granted_at_once_with_security_told_and_the_timeline_started() {
+        let g = Glass::new();
+        let rita = person("rita", &[]);
+        let request = g.declare(&rita, "1h", monday_at(10)).unwrap();
+        assert_eq!(request.status(), Status::Approved);
+        assert_eq!(request.routing().route, crate::risk::Route::BreakGlass);
+        // The grant workflow and the timeline, each started once.
+        assert!(g.w.workflows.started().contains_key(request.id().as_str()));
+        let timeline = &g.timelines.started()[request.id().as_str()];
+        assert_eq!(timeline["due"], "2026-11-24T10:00:00+00:00");
+        assert_eq!(timeline["remind_at"], "2026-11-24T04:00:00+00:00");
+        let sent = g.w.notifier.sent();
+        assert!(sent.iter().any(|n| n.audience == Audience::Security
+            && n.subject == "Break-glass: rita took prod-db-admin for 1h"));
+        // An ordinary grant, time-bound in IAM.
+        let report = g.w.grant(request.id(), None, monday_at(10));
+        assert_eq!(report.expires_at, monday_at(11));
+        assert_eq!(g.w.get(request.id()).status(), Status::Active);
+        let snapshot = g.w.snapshot("rita");
+        let document = snapshot.inline_policies.values().next().unwrap();
+        assert_eq!(document_expiry(document), Some(monday_at(11)), "{document}");
+        // Every event of it carries the break-glass flag.
+        let chain = block_on(g.w.log.chain(&request_chain(request.id()))).unwrap();
+        assert_eq!(chain[0].action, "breakglass.declared");
+        assert!(chain.iter().all(
+            |e| !e.after["break_glass"].is_null() || !e.after["state"]["break_glass"].is_null()
+        ));
+    }
+
+    #[test]
+    fn a_longer_ask_than_the_cap_is_refused_not_shortened() {
+        let g = Glass::new();
+        let err = request_error(g.declare(&person("rita", &[]), "3h", monday_at(10)));
+        assert_eq!(
+            err.to_string(),
+            "break-glass is capped at 2h by policy; 3h was asked for (ask for 2h or less)"
+        );
+        assert!(g.w.workflows.started().is_empty());
+        assert!(g.w.notifier.sent().is_empty());
+    }
+
+    #[test]
+    fn only_the_requester_justifies_once_and_late_is_marked() {
+        let g = Glass::new();
+        let rita = person("rita", &[]);
+        let id = g.declare(&rita, "1h", monday_at(10)).unwrap().id().clone();
+        let other = person("carl", &[]);
+        assert!(matches!(
+            g.justify(&other, &id, "mine", monday_at(12)),
+            Err(Error::NotFound(_))
+        ));
+        let late = monday_at(10) + TimeDelta::hours(25);
+        let justified = g.justify(&rita, &id, "restored the primary", late).unwrap();
+        let given = justified
+            .break_glass_state()
+            .unwrap()
+            .justification()
+            .unwrap();
+        assert!(given.late);
+        // The same text again changes nothing; another is refused.
+        g.justify(&rita, &id, "restored the primary", late).unwrap();
+        assert_eq!(
+            request_error(g.justify(&rita, &id, "something else", late)),
+            RequestError::AlreadyJustified
+        );
+        let actions = g.w.verify_audit(&id);
+        assert_eq!(
+            actions
+                .iter()
+                .filter(|a| *a == "breakglass.justified")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn the_review_takes_a_manager_and_security_never_the_requester() {
+        let g = Glass::new();
+        let rita = person("rita", &["managers"]);
+        let id = g.declare(&rita, "1h", monday_at(10)).unwrap().id().clone();
+        let mia = person("mia", &["managers"]);
+        let sam = person("sam", &["security"]);
+        let dana = person("dana", &[]);
+        // Nothing justified yet: a `justified` finding has nothing to stand on.
+        assert_eq!(
+            request_error(g.review(&mia, &id, Finding::Justified)),
+            RequestError::JustificationMissing
+        );
+        g.justify(&rita, &id, "restored the primary", monday_at(12))
+            .unwrap();
+        assert!(matches!(
+            request_error(g.review(&rita, &id, Finding::Justified)),
+            RequestError::SelfApproval(_)
+        ));
+        assert!(matches!(
+            request_error(g.review(&dana, &id, Finding::Justified)),
+            RequestError::NotEligible { .. }
+        ));
+        assert_eq!(
+            g.review(&mia, &id, Finding::Justified).unwrap(),
+            ReviewOutcome::Recorded {
+                remaining: vec!["security".into()]
+            }
+        );
+        assert_eq!(
+            g.review(&mia, &id, Finding::Justified).unwrap(),
+            ReviewOutcome::AlreadyRecorded
+        );
+        // A second manager cannot fill security's place.
+        assert!(matches!(
+            request_error(g.review(&person("max", &["managers"]), &id, Finding::Justified)),
+            RequestError::NotEligible { .. }
+        ));
+        assert_eq!(
+            g.review(&sam, &id, Finding::Justified).unwrap(),
+            ReviewOutcome::Justified
+        );
+        assert!(g.incidents.opened().is_empty());
+        assert_eq!(
+            request_error(g.review(&person("sue", &["security"]), &id, Finding::Unjustified)),
+            RequestError::ReviewClosed
+        );
+    }
+
+    #[test]
+    fn an_unjustified_finding_opens_one_incident_even_across_a_bus_outage() {
+        let g = Glass::new();
+        let rita = person("rita", &[]);
+        let id = g.declare(&rita, "1h", monday_at(10)).unwrap().id().clone();
+        let sam = person("sam", &["security"]);
+        g.incidents.fail_next();
+        assert!(matches!(
+            g.review(&sam, &id, Finding::Unjustified),
+            Err(Error::Bus(_))
+        ));
+        // The finding was kept; the retry opens the incident.
+        assert_eq!(
+            g.review(&sam, &id, Finding::Unjustified).unwrap(),
+            ReviewOutcome::AlreadyRecorded
+        );
+        let opened = g.incidents.opened();
+        assert_eq!(opened.len(), 1);
+        assert_eq!(opened[0].id, format!("breakglass-{id}"));
+        assert_eq!(opened[0].subject.as_str(), "rita");
+        assert!(
+            g.subjects()
+                .contains(&"Incident: unjustified break-glass by rita".to_owned())
+        );
+        let actions = g.w.verify_audit(&id);
+        assert!(
+            actions.contains(&"breakglass.incident".to_owned()),
+            "{actions:?}"
+        );
+        // A justification after the incident is too late to change it.
+        assert_eq!(
+            request_error(g.justify(&rita, &id, "it was needed", monday_at(16))),
+            RequestError::ReviewClosed
+        );
+    }
+
+    #[test]
+    fn the_timeline_reminds_then_escalates_once_each_unless_answered() {
+        let g = Glass::new();
+        let rita = person("rita", &[]);
+        let id = g.declare(&rita, "1h", monday_at(10)).unwrap().id().clone();
+        let remind_at = monday_at(10) + TimeDelta::hours(18);
+        let due = monday_at(10) + TimeDelta::hours(24);
+        assert!(!g.nudge(&id, Nudge::Remind, remind_at - TimeDelta::minutes(1)));
+        assert!(g.nudge(&id, Nudge::Remind, remind_at));
+        assert!(!g.nudge(&id, Nudge::Remind, remind_at));
+        assert!(!g.nudge(&id, Nudge::Escalate, due - TimeDelta::seconds(1)));
+        assert!(g.nudge(&id, Nudge::Escalate, due));
+        assert!(!g.nudge(&id, Nudge::Escalate, due));
+        let overdue: Vec<_> =
+            g.w.notifier
+                .sent()
+                .into_iter()
+                .filter(|n| n.subject.starts_with("Overdue: rita"))
+                .map(|n| n.audience)
+                .collect();
+        assert_eq!(
+            overdue,
+            [
+                Audience::Approvers {
+                    groups: vec!["managers".into(), "security".into()]
+                },
+                Audience::Security
+            ]
+        );
+        let reminders = g
+            .subjects()
+            .into_iter()
+            .filter(|s| s.starts_with("Reminder:"))
+            .count();
+        assert_eq!(reminders, 1);
+        // Answered in time: nothing more is due.
+        let other = g.declare(&rita, "1h", monday_at(11)).unwrap().id().clone();
+        g.justify(&rita, &other, "restored the primary", monday_at(12))
+            .unwrap();
+        assert!(!g.nudge(&other, Nudge::Remind, due));
+        assert!(!g.nudge(&other, Nudge::Escalate, due + TimeDelta::hours(2)));
+    }
+
+    #[test]
+    fn the_third_use_in_thirty_days_alerts_security() {
+        let g = Glass::new();
+        let rita = person("rita", &[]);
+        let frequent = |g: &Glass| {
+            g.subjects()
+                .iter()
+                .filter(|s| s.starts_with("Frequent break-glass use by rita"))
+                .count()
+        };
+        g.declare(&rita, "1h", monday_at(8)).unwrap();
+        g.declare(&rita, "1h", monday_at(9)).unwrap();
+        assert_eq!(frequent(&g), 0);
+        let third = g.declare(&rita, "1h", monday_at(10)).unwrap();
+        assert_eq!(frequent(&g), 1);
+        assert!(
+            g.w.verify_audit(third.id())
+                .contains(&"breakglass.frequent_use".to_owned())
+        );
+    }
+}
