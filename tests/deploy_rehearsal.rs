@@ -164,6 +164,10 @@ fn stack_config(d: &Deployed) -> StackConfig {
             .as_str()
             .unwrap()
             .to_owned(),
+        break_glass_state_machine_arn: d.doc["state_machines"]["BreakGlassReview"]["arn"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
         router_queue_url: d.doc["router_queue_url"].as_str().unwrap().to_owned(),
     }
 }
@@ -198,7 +202,7 @@ async fn start(emulator: &Emulator, d: &Deployed) -> (LocalStack, SdkConfig) {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let mut paths = BTreeMap::new();
-    for logical_id in ["GrantLifecycle", "RevocationWorkflow"] {
+    for logical_id in ["GrantLifecycle", "RevocationWorkflow", "BreakGlassReview"] {
         let path = dir.join(format!("{logical_id}.asl.json"));
         std::fs::write(
             &path,
@@ -215,6 +219,7 @@ async fn start(emulator: &Emulator, d: &Deployed) -> (LocalStack, SdkConfig) {
         Definitions {
             grant_lifecycle: paths["GrantLifecycle"].clone(),
             revocation: paths["RevocationWorkflow"].clone(),
+            break_glass_review: paths["BreakGlassReview"].clone(),
             substitutions: serde_json::json!({}),
         },
         operator.clone(),
@@ -654,6 +659,44 @@ async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
         "the early revoke left the policy in IAM"
     );
 
+    // Break-glass: intake (its role) starts the grant and the justification
+    // timeline; at the deadline notify (its role) tells the reviewers and security;
+    // security's unjustified finding puts an incident on the bus (approval's role).
+    let glass = dana
+        .break_glass(
+            "staging-logs-read",
+            Some("1h"),
+            "INC-8: logs needed now",
+            None,
+        )
+        .await
+        .unwrap();
+    let gid = glass["id"].as_str().unwrap().to_owned();
+    policy_in_iam(&operator, "dana", &format!("lapse-staging-logs-read-{gid}")).await;
+    let due: chrono::DateTime<Utc> = glass["break_glass"]["due"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    stack.clock.advance_to(due + chrono::TimeDelta::seconds(1));
+    let timeline = stack
+        .break_glass
+        .wait(&gid, WAIT)
+        .await
+        .unwrap_or_else(|| panic!("break-glass timeline {gid} did not finish"));
+    assert_eq!(timeline.status, "SUCCEEDED", "{timeline:?}");
+    let output = timeline.output.clone().unwrap_or_default();
+    assert_eq!(output["escalate"]["sent"], true, "{timeline:?}");
+    let sam = ApiClient::new(
+        &stack.url,
+        stack.token("sam", &["security"], "employee").unwrap(),
+    );
+    let found = sam
+        .review(&gid, "unjustified", "no incident on record")
+        .await
+        .unwrap();
+    assert_eq!(found["outcome"], "unjustified", "{found}");
+
     // The backstops, driven with their sample events, under their own roles: the
     // sweeper (requests' status index, the open-cases gauge), the TTL stream
     // handler (a removed hold of a grant already verified: nothing to do) and the
@@ -804,12 +847,9 @@ async fn a_role_missing_an_action_its_code_calls_fails_the_rehearsal() {
     // The state machine definitions are found relative to the template.
     let statemachines = dir.join("statemachines");
     std::fs::create_dir_all(&statemachines).unwrap();
-    for name in ["grant-lifecycle.asl.json", "revocation.asl.json"] {
-        std::fs::copy(
-            workspace_root().join("infra/statemachines").join(name),
-            statemachines.join(name),
-        )
-        .unwrap();
+    for entry in std::fs::read_dir(workspace_root().join("infra/statemachines")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), statemachines.join(entry.file_name())).unwrap();
     }
 
     let emulator = Emulator::start_with(&[("LAPSE_MOTO_TRUST_SIGNATURES", "1")]).unwrap();

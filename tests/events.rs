@@ -230,7 +230,23 @@ fn the_state_machines_name_only_real_error_names() {
             .join(file);
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     };
-    for file in ["grant-lifecycle.asl.json", "revocation.asl.json"] {
+    // Every definition in the folder, not a list that a new one could miss.
+    let mut files: Vec<String> =
+        std::fs::read_dir(lapse_testkit::workspace_root().join("infra/statemachines"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.ends_with(".asl.json"))
+            .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "break-glass-review.asl.json",
+            "grant-lifecycle.asl.json",
+            "revocation.asl.json"
+        ]
+    );
+    for file in &files {
         let definition = load(file);
         assert_eq!(
             error_name_problems(&definition),

@@ -11,6 +11,7 @@ mod adversarial;
 mod api;
 mod architecture;
 mod aws_adapters;
+mod break_glass;
 mod deploy_rehearsal;
 mod events;
 mod hr_revocation;

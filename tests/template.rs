@@ -1118,3 +1118,67 @@ fn each_functions_environment_names_what_its_role_reaches() {
         ["InactivityCheckFunction: its environment names UsersTopic, its role reaches it not"]
     );
 }
+
+/// Roles that may put events on the HR bus, with the `events:source` values their
+/// statement is limited to (`None`: any source). An HR event (`lapse.hr`) starts a
+/// revocation, so only the webhook may put one.
+fn bus_writers(template: &Value) -> Vec<(String, Option<Value>)> {
+    let mut writers = Vec::new();
+    for (role, resource) in template["Resources"].as_object().unwrap() {
+        if resource["Type"] != "AWS::IAM::Role" {
+            continue;
+        }
+        for policy in as_list(&resource["Properties"]["Policies"]) {
+            for statement in as_list(&policy["PolicyDocument"]["Statement"]) {
+                let puts = as_list(&statement["Action"])
+                    .iter()
+                    .any(|a| matches!(a.as_str(), Some("events:PutEvents" | "events:*" | "*")));
+                let on_bus = as_list(&statement["Resource"])
+                    .iter()
+                    .any(|r| resource_text(r).contains("HrEventBus") || r == "*");
+                if statement["Effect"] == "Allow" && puts && on_bus {
+                    let source = condition_equals(&statement, "events:source").cloned();
+                    writers.push((role.clone(), source));
+                }
+            }
+        }
+    }
+    writers.sort_by(|a, b| a.0.cmp(&b.0));
+    writers
+}
+
+fn bus_problems(template: &Value) -> Vec<String> {
+    bus_writers(template)
+        .into_iter()
+        .filter(|(role, source)| {
+            role != "HrWebhookFunctionRole"
+                && source.as_ref().is_none_or(|s| {
+                    as_list(s).iter().any(|v| {
+                        v.as_str()
+                            .is_none_or(|v| v == "lapse.hr" || v.contains('*'))
+                    })
+                })
+        })
+        .map(|(role, source)| format!("{role} may put HR events on the bus (source {source:?})"))
+        .collect()
+}
+
+#[test]
+fn only_the_webhook_may_put_hr_events_on_the_bus() {
+    let template = real();
+    let writers = bus_writers(&template);
+    assert!(
+        writers
+            .iter()
+            .any(|(role, source)| role == "ApprovalFunctionRole"
+                && source == &Some(serde_json::json!("lapse.incident"))),
+        "{writers:?}"
+    );
+    assert_eq!(bus_problems(&template), Vec::<String>::new());
+    // The approval role without its source condition could start revocations.
+    let broken = without_condition(&template, "ApprovalFunctionRole", "Incidents");
+    assert_eq!(
+        bus_problems(&broken),
+        ["ApprovalFunctionRole may put HR events on the bus (source None)"]
+    );
+}

@@ -307,6 +307,45 @@ impl ApiClient {
         .await
     }
 
+    /// `POST /v1/break-glass`: emergency access, granted at once.
+    pub async fn break_glass(
+        &self,
+        resource: &str,
+        duration: Option<&str>,
+        reason: &str,
+        ticket: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        let mut body = json!({ "resource": resource, "reason": reason });
+        if let Some(duration) = duration {
+            body["duration"] = json!(duration);
+        }
+        if let Some(ticket) = ticket {
+            body["ticket"] = json!(ticket);
+        }
+        self.send(reqwest::Method::POST, "/v1/break-glass", Some(body))
+            .await
+    }
+
+    /// `POST /v1/break-glass/{id}/justification`.
+    pub async fn justify(&self, id: &str, justification: &str) -> Result<Value, ApiError> {
+        self.send(
+            reqwest::Method::POST,
+            &format!("/v1/break-glass/{id}/justification"),
+            Some(json!({ "justification": justification })),
+        )
+        .await
+    }
+
+    /// `POST /v1/break-glass/{id}/reviews`: `justified` or `unjustified`.
+    pub async fn review(&self, id: &str, finding: &str, note: &str) -> Result<Value, ApiError> {
+        self.send(
+            reqwest::Method::POST,
+            &format!("/v1/break-glass/{id}/reviews"),
+            Some(json!({ "finding": finding, "note": note })),
+        )
+        .await
+    }
+
     /// `POST /v1/operator/{path}` (IAM-authorised operator routes).
     pub async fn operator_post(&self, path: &str, body: Value) -> Result<Value, ApiError> {
         self.send(

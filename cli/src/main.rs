@@ -58,6 +58,33 @@ enum Command {
         #[arg(long)]
         ticket: Option<String>,
     },
+    /// Emergency access, granted at once (capped by policy); justify it afterwards.
+    BreakGlass {
+        #[arg(long)]
+        resource: String,
+        /// At most the policy's cap (2h); the cap when omitted.
+        #[arg(long)]
+        duration: Option<String>,
+        /// The emergency.
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        ticket: Option<String>,
+    },
+    /// Justify your break-glass use (due within the policy window).
+    Justify {
+        id: String,
+        #[arg(long)]
+        justification: String,
+    },
+    /// Review a break-glass use afterwards: justified or unjustified.
+    Review {
+        id: String,
+        #[arg(long, value_parser = ["justified", "unjustified"])]
+        finding: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
     /// Approve a request.
     Approve {
         id: String,
@@ -340,6 +367,27 @@ async fn run(cli: Cli) -> Result<()> {
                 )
                 .await?;
             println!("{}", show::detail(&created));
+        }
+        Command::BreakGlass {
+            resource,
+            duration,
+            reason,
+            ticket,
+        } => {
+            let created = client(&cli)?
+                .break_glass(resource, duration.as_deref(), reason, ticket.as_deref())
+                .await?;
+            println!("{}", show::detail(&created));
+        }
+        Command::Justify { id, justification } => {
+            println!(
+                "{}",
+                show::line(&client(&cli)?.justify(id, justification).await?)
+            )
+        }
+        Command::Review { id, finding, note } => {
+            let out = client(&cli)?.review(id, finding, note).await?;
+            println!("{id}: {}", out["outcome"]);
         }
         Command::Approve { id, comment } => {
             let out = client(&cli)?.decide(id, true, comment).await?;

@@ -72,5 +72,39 @@ pub fn detail(request: &Value) -> String {
             s(&request["window"]["expires_at"])
         ));
     }
+    let glass = &request["break_glass"];
+    if glass.is_object() {
+        let justified = match glass["justification"].as_object() {
+            Some(j) if j["late"] == true => format!("justified late at {}", s(&j["at"])),
+            Some(j) => format!("justified at {}", s(&j["at"])),
+            None => format!("justification due {}", s(&glass["due"])),
+        };
+        let reviews: Vec<String> = glass["reviews"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                format!(
+                    "{} ({}): {}",
+                    s(&r["reviewer"]),
+                    s(&r["group"]),
+                    s(&r["finding"])
+                )
+            })
+            .collect();
+        out.push(format!("BREAK-GLASS {justified}"));
+        out.push(format!(
+            "review    {}{}",
+            if reviews.is_empty() {
+                "none yet".to_owned()
+            } else {
+                reviews.join("; ")
+            },
+            glass["outcome"]
+                .as_str()
+                .map(|o| format!(" → {o}"))
+                .unwrap_or_default()
+        ));
+    }
     out.join("\n")
 }

@@ -172,14 +172,20 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     refusals(&demo).await?;
     let audit = demo.audit().await?;
     termination(&demo, &audit).await?;
+    let olga = break_glass(&demo).await?;
     timeline(
         &demo,
         &audit,
-        [("dana", &dana), ("carl", &carl), ("erin", &erin)],
+        [
+            ("dana", &dana),
+            ("carl", &carl),
+            ("erin", &erin),
+            ("olga", &olga),
+        ],
     )
     .await?;
     println!(
-        "\nDemo complete: three access routes and an HR termination, each ending in a verified revocation and a verified, signed audit chain."
+        "\nDemo complete: three access routes, break-glass and an HR termination, each ending in a verified revocation and a verified, signed audit chain."
     );
     Ok(())
 }
@@ -526,9 +532,116 @@ async fn termination(demo: &Demo, audit: &Audit) -> Result<()> {
     Ok(())
 }
 
-/// Scene 8: every request's signed chain, verified, as one timeline.
-async fn timeline(demo: &Demo, audit: &Audit, requests: [(&str, &String); 3]) -> Result<()> {
-    heading("8. Timeline and signed audit trail");
+/// Scene 8: break-glass, granted at once and answered for afterwards; then one
+/// left unanswered, escalated, and found unjustified. Returns the first's id.
+async fn break_glass(demo: &Demo) -> Result<String> {
+    heading("8. Break-glass: access now, answers afterwards");
+    let olga = demo.client("olga")?;
+    match olga
+        .break_glass(
+            "prod-db-admin",
+            Some("3h"),
+            "INC-2291: primary refusing writes",
+            None,
+        )
+        .await
+    {
+        Ok(_) => bail!("a break-glass ask over the cap was accepted"),
+        Err(err) => println!("   3h of break-glass: {err}"),
+    }
+    let glass = olga
+        .break_glass(
+            "prod-db-admin",
+            Some("1h"),
+            "INC-2291: primary refusing writes",
+            Some("INC-2291"),
+        )
+        .await?;
+    indent(&show::detail(&glass));
+    let id = glass["id"].as_str().context("id")?.to_owned();
+    println!("   granted with no approver; security was told at once");
+    let justified = olga
+        .justify(
+            &id,
+            "Failed the primary over; the runbook step needs admin.",
+        )
+        .await?;
+    println!("   olga justifies it: {}", show::line(&justified));
+    match olga.review(&id, "justified", "mine").await {
+        Ok(_) => bail!("a self-review was accepted"),
+        Err(err) => println!("   olga reviews her own use: refused ({err})"),
+    }
+    for (who, group) in [("mia", "managers"), ("sam", "security")] {
+        let out = demo
+            .client(who)?
+            .review(&id, "justified", "matches the incident timeline")
+            .await?;
+        println!("   {who} ({group}) finds it justified: {}", out["outcome"]);
+    }
+    demo.live_and_expire(&olga, &id, "olga").await?;
+
+    let erin = demo.client("erin")?;
+    let unanswered = erin
+        .break_glass("prod-readonly", None, "checking a customer's order", None)
+        .await?;
+    let uid = unanswered["id"].as_str().context("id")?.to_owned();
+    let due: chrono::DateTime<chrono::Utc> = unanswered["break_glass"]["due"]
+        .as_str()
+        .context("due")?
+        .parse()?;
+    let active = erin.wait_for(&uid, "active", WAIT).await?;
+    ensure!(active["status"] == "active", "never granted: {active}");
+    println!(
+        "\n   erin takes prod-readonly for {} (until {}) and never justifies it",
+        unanswered["duration"].as_str().unwrap_or("-"),
+        active["window"]["expires_at"].as_str().unwrap_or("-")
+    );
+    println!("   ... time passes: the stack's clock moves past the deadline {due} ...");
+    demo.stack
+        .clock
+        .advance_to(due + chrono::TimeDelta::seconds(1));
+    let run = demo
+        .stack
+        .break_glass
+        .wait(&uid, WAIT)
+        .await
+        .context("break-glass timeline did not finish")?;
+    println!(
+        "   justification timeline {}: {}",
+        run.status,
+        run.states.join(" → ")
+    );
+    ensure!(run.status == "SUCCEEDED", "timeline failed: {run:?}");
+    println!("   erin was reminded; the reviewers and security were told it is overdue");
+    let grant = demo
+        .stack
+        .workflows
+        .wait(&uid, WAIT)
+        .await
+        .context("grant workflow did not finish")?;
+    ensure!(
+        grant.status == "SUCCEEDED",
+        "grant workflow failed: {grant:?}"
+    );
+    println!(
+        "   her grant's workflow SUCCEEDED long before: {}",
+        erin.get(&uid).await?["status"].as_str().unwrap_or("-")
+    );
+    let found = demo
+        .client("sam")?
+        .review(&uid, "unjustified", "no incident on record")
+        .await?;
+    println!(
+        "   sam (security) finds it {}: incident breakglass-{uid} put on the event bus, security alerted",
+        found["outcome"]
+    );
+    indent(&show::detail(&found["request"]));
+    Ok(id)
+}
+
+/// Scene 9: every request's signed chain, verified, as one timeline.
+async fn timeline(demo: &Demo, audit: &Audit, requests: [(&str, &String); 4]) -> Result<()> {
+    heading("9. Timeline and signed audit trail");
     let mut timeline = Vec::new();
     for (who, id) in requests {
         let chain = format!("request#{id}");

@@ -45,6 +45,7 @@ pub struct StackConfig {
     pub audit_anchors: String,
     pub state_machine_arn: String,
     pub revocation_state_machine_arn: String,
+    pub break_glass_state_machine_arn: String,
     /// Where the bus's rules deliver locally (the deployed rules target the
     /// revocation state machine; moto cannot run it, so the local host does).
     pub router_queue_url: String,
@@ -93,6 +94,10 @@ impl StackConfig {
             (
                 "LAPSE_REVOCATION_STATE_MACHINE_ARN",
                 self.revocation_state_machine_arn.clone(),
+            ),
+            (
+                intake::BREAK_GLASS_STATE_MACHINE,
+                self.break_glass_state_machine_arn.clone(),
             ),
             (
                 "LAPSE_SCHEDULER_ROLE_ARN",
@@ -248,10 +253,13 @@ pub async fn provision(
         audit_anchors,
         state_machine_arn: String::new(),
         revocation_state_machine_arn: String::new(),
+        break_glass_state_machine_arn: String::new(),
         router_queue_url,
     };
     config.state_machine_arn = state_machine(sdk, &config, "grant-lifecycle").await?;
     config.revocation_state_machine_arn = state_machine(sdk, &config, "revocation").await?;
+    config.break_glass_state_machine_arn =
+        state_machine(sdk, &config, "break-glass-review").await?;
     Ok(config)
 }
 

@@ -42,6 +42,13 @@ fn demo_runs_every_route_to_a_verified_revocation() {
         "Lapse refuses: HTTP 403",
         "the same event delivered again: 200",
         "revocation.applied by hr-webhook — before: login true",
+        "break-glass is capped at 2h by policy",
+        "granted with no approver; security was told at once",
+        "olga reviews her own use: refused (HTTP 403",
+        "sam (security) finds it justified: \"justified\"",
+        "justification timeline SUCCEEDED: WaitForReminder → Remind → WaitForDeadline → Escalate → Done",
+        "sam (security) finds it \"unjustified\": incident breakglass-",
+        "her grant's workflow SUCCEEDED long before: verified",
         "Demo complete",
     ] {
         assert!(
@@ -49,13 +56,13 @@ fn demo_runs_every_route_to_a_verified_revocation() {
             "missing {expected:?} in:\n{stdout}"
         );
     }
-    assert_eq!(stdout.matches("workflow SUCCEEDED").count(), 3, "{stdout}");
-    assert_eq!(stdout.matches("status: verified").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("workflow SUCCEEDED").count(), 5, "{stdout}");
+    assert_eq!(stdout.matches("status: verified").count(), 3, "{stdout}");
     assert_eq!(
         stdout
             .matches("verified with its public key only (head")
             .count(),
-        3,
+        4,
         "{stdout}"
     );
     assert!(

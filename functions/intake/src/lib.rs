@@ -5,25 +5,74 @@
 //! - `GET /v1/requests/{id}`, `GET /v1/requests?mine`, `GET /v1/requests?pending-my-approval`
 //! - `POST /v1/requests/{id}/cancel`
 //! - `GET /v1/grants` (my active grants), `POST /v1/grants/{id}/extend` `{duration, justification}`
+//! - `POST /v1/break-glass` `{resource, duration?, reason, ticket?}` → 201: granted at
+//!   once (up to the policy's cap; longer is refused), security told, the
+//!   justification timeline started
+//! - `POST /v1/break-glass/{id}/justification` `{justification}`: the requester's account
 //!
+
 //! Who is asking comes from the JWT claims API Gateway verified, never from the body;
 //! a body naming anyone (`requester`, `user`, ...) is rejected as an unknown field.
 
 use std::convert::Infallible;
 
+use aws_config::SdkConfig;
 use lambda_http::{Body, Request, RequestExt, Response};
+use lapse_aws::sfn::SfnWorkflowStarter;
 use lapse_core::duration::Span;
 use lapse_core::identity::Principal;
 use lapse_core::ports::{RequestQueries, WorkflowStarter};
 use lapse_core::request::{NewRequest, RequestId, Status};
 use lapse_core::usecase::Outbox;
+use lapse_core::usecase::breakglass;
 use lapse_core::usecase::intake::{self, ExtensionAsk};
 use lapse_lambda::HandlerError;
+use lapse_lambda::config::Env;
 use lapse_lambda::http::{self, json, json_body};
+use lapse_lambda::metrics;
+use lapse_lambda::wiring::{InitError, RequestApi};
 use serde::Deserialize;
 
-/// What the handler needs, built once at init (shared with the other request API).
-pub type Deps<W> = lapse_lambda::wiring::RequestApi<W>;
+/// The break-glass justification timeline's state machine.
+pub const BREAK_GLASS_STATE_MACHINE: &str = "LAPSE_BREAK_GLASS_STATE_MACHINE_ARN";
+
+/// What the handler needs, built once at init: the request API (shared with
+/// approval) and the break-glass timeline's starter.
+#[derive(Debug)]
+pub struct Deps<W> {
+    pub api: RequestApi<W>,
+    pub timelines: W,
+}
+
+impl Deps<SfnWorkflowStarter> {
+    pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
+        Ok(Self {
+            api: RequestApi::from_env(env, sdk).await?,
+            timelines: SfnWorkflowStarter::new(
+                aws_sdk_sfn::Client::new(sdk),
+                env.required(BREAK_GLASS_STATE_MACHINE)?,
+            ),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BreakGlassBody {
+    resource: String,
+    #[serde(default)]
+    duration: Option<String>,
+    /// The emergency: why the glass is broken now.
+    reason: String,
+    #[serde(default)]
+    ticket: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JustificationBody {
+    justification: String,
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,19 +107,20 @@ pub async fn handler<W: WorkflowStarter>(
     deps: &Deps<W>,
     request: Request,
 ) -> Result<Response<Body>, Infallible> {
-    Ok(
-        http::respond(request, &deps.auditing.catalog, |who, request| async move {
-            route(deps, &who, &request).await
-        })
-        .await,
+    Ok(http::respond(
+        request,
+        &deps.api.auditing.catalog,
+        |who, request| async move { route(deps, &who, &request).await },
     )
+    .await)
 }
 
 async fn route<W: WorkflowStarter>(
-    deps: &Deps<W>,
+    all: &Deps<W>,
     who: &Principal,
     request: &Request,
 ) -> Result<Response<Body>, HandlerError> {
+    let deps = &all.api;
     lapse_core::revocation::usecase::ensure_not_revoked(&deps.controls, who.id()).await?;
     let segments = http::segments(request);
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
@@ -139,6 +189,44 @@ async fn route<W: WorkflowStarter>(
             let extension =
                 intake::extend(&deps.store, &trail, &outbox, catalog, who, ask, now).await?;
             Ok(json(201, &extension))
+        }
+        ("POST", ["v1", "break-glass"]) => {
+            let body: BreakGlassBody = json_body(request)?;
+            let input = NewRequest {
+                resource: body.resource,
+                duration: body.duration.as_deref().map(span).transpose()?,
+                justification: body.reason,
+                ticket: body.ticket,
+            };
+            let granted = breakglass::declare(
+                &deps.store,
+                &trail,
+                &outbox,
+                &all.timelines,
+                catalog,
+                who,
+                input,
+                now,
+            )
+            .await?;
+            metrics::emit(
+                &[("Path", "break-glass")],
+                &[("BreakGlassUses", 1.0, "Count")],
+            );
+            Ok(json(201, &granted))
+        }
+        ("POST", ["v1", "break-glass", id, "justification"]) => {
+            let body: JustificationBody = json_body(request)?;
+            let justified = breakglass::justify(
+                &deps.store,
+                &trail,
+                who,
+                &request_id(id)?,
+                &body.justification,
+                now,
+            )
+            .await?;
+            Ok(json(200, &justified))
         }
         _ => Ok(http::no_route(request)),
     }

@@ -3,7 +3,10 @@
 //! Step Functions task. Input `{"kind": "granted"|"revoked", "request_id": …}` tells
 //! the holder when access ends or that it ended; `{"kind": "failed", "request_id",
 //! "error", "cause"}` is the failure path: audited, security alerted, and the
-//! `WorkflowFailures` metric emitted.
+//! `WorkflowFailures` metric emitted. `{"kind": "break_glass", "request_id", "nudge":
+//! "remind"|"escalate"}` is a step of the break-glass justification timeline
+//! (`break-glass-review.asl.json`): the requester reminded, or the reviewers and
+//! security told the justification is overdue; nothing once the use is answered.
 
 use std::sync::Arc;
 
@@ -11,14 +14,17 @@ use aws_config::SdkConfig;
 use lambda_runtime::LambdaEvent;
 use lapse_aws::dynamodb::DynamoDbRequestStore;
 use lapse_aws::sns::SnsNotifier;
+use lapse_core::breakglass::Nudge;
 use lapse_core::ports::{Clock, Notice};
 use lapse_core::request::RequestId;
+use lapse_core::usecase::breakglass;
 use lapse_core::usecase::lifecycle::{WorkflowFailure, record_failure, tell_holder};
 use lapse_lambda::HandlerError;
 use lapse_lambda::config::Env;
 use lapse_lambda::metrics;
 use lapse_lambda::wiring::{self, Auditing, InitError, Topic};
 use serde::Deserialize;
+use serde_json::{Value, json};
 
 #[derive(Debug)]
 pub struct Deps {
@@ -32,7 +38,11 @@ impl Deps {
     pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
         Ok(Self {
             store: wiring::request_store(env, sdk)?,
-            notifier: wiring::notifier(env, sdk, &[Topic::Users, Topic::Security])?,
+            notifier: wiring::notifier(
+                env,
+                sdk,
+                &[Topic::Users, Topic::Approvers, Topic::Security],
+            )?,
             auditing: Auditing::from_env(env, sdk).await?,
             clock: wiring::system_clock(),
         })
@@ -53,13 +63,31 @@ pub enum NotifyTask {
         error: String,
         cause: String,
     },
+    BreakGlass {
+        request_id: RequestId,
+        nudge: Nudge,
+    },
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn handler(deps: &Deps, event: LambdaEvent<NotifyTask>) -> Result<Notice, HandlerError> {
+pub async fn handler(deps: &Deps, event: LambdaEvent<NotifyTask>) -> Result<Value, HandlerError> {
+    let notice =
+        |n: Notice| serde_json::to_value(n).map_err(|e| HandlerError::BadEvent(e.to_string()));
     match event.payload {
         NotifyTask::Granted { request_id } | NotifyTask::Revoked { request_id } => {
-            Ok(tell_holder(&deps.store, &deps.notifier, &request_id).await?)
+            notice(tell_holder(&deps.store, &deps.notifier, &request_id).await?)
+        }
+        NotifyTask::BreakGlass { request_id, nudge } => {
+            let sent = breakglass::nudge(
+                &deps.store,
+                &deps.auditing.trail(),
+                &deps.notifier,
+                &request_id,
+                nudge,
+                deps.clock.now(),
+            )
+            .await?;
+            Ok(json!({ "request_id": request_id, "nudge": nudge, "sent": sent }))
         }
         NotifyTask::Failed {
             request_id,
@@ -75,7 +103,7 @@ pub async fn handler(deps: &Deps, event: LambdaEvent<NotifyTask>) -> Result<Noti
                 error,
                 cause,
             };
-            let notice = record_failure(
+            let notice_sent = record_failure(
                 &deps.store,
                 &deps.auditing.trail(),
                 &deps.notifier,
@@ -83,7 +111,7 @@ pub async fn handler(deps: &Deps, event: LambdaEvent<NotifyTask>) -> Result<Noti
                 deps.clock.now(),
             )
             .await?;
-            Ok(notice)
+            notice(notice_sent)
         }
     }
 }

@@ -74,6 +74,7 @@ impl Functions {
         bindings: &Bindings,
         workflows: &LocalWorkflows,
         revocations: &LocalWorkflows,
+        break_glass: &LocalWorkflows,
         clock: &Arc<dyn Clock>,
     ) -> Result<Self, LocalError> {
         let lifecycle = |name: &'static str| async move {
@@ -82,18 +83,15 @@ impl Functions {
             deps.clock = clock.clone();
             Ok::<_, LocalError>(deps)
         };
-        let request_api = |name: &'static str| async move {
-            let b = bindings.get(name);
-            let api = wiring::RequestApi::from_env(&b.env, &b.sdk).await?;
-            Ok::<_, LocalError>(wiring::RequestApi {
+        let local_api =
+            |api: wiring::RequestApi<lapse_aws::sfn::SfnWorkflowStarter>| wiring::RequestApi {
                 store: api.store,
                 controls: api.controls,
                 auditing: api.auditing,
                 notifier: api.notifier,
                 workflows: workflows.for_caller(api.workflows),
                 clock: clock.clone(),
-            })
-        };
+            };
         let b = bindings.get("revocation");
         let mut revocation = Revocations::from_env(&b.env, &b.sdk, revocation::TOPICS).await?;
         revocation.lifecycle.clock = clock.clone();
@@ -126,8 +124,22 @@ impl Functions {
                 workflows: revocations.for_caller(inactivity.workflows),
             },
             hr_webhook,
-            intake: request_api("intake").await?,
-            approval: request_api("approval").await?,
+            intake: {
+                let b = bindings.get("intake");
+                let deps = intake::Deps::from_env(&b.env, &b.sdk).await?;
+                intake::Deps {
+                    api: local_api(deps.api),
+                    timelines: break_glass.for_caller(deps.timelines),
+                }
+            },
+            approval: {
+                let b = bindings.get("approval");
+                let deps = approval::Deps::from_env(&b.env, &b.sdk).await?;
+                approval::Deps {
+                    api: local_api(deps.api),
+                    incidents: deps.incidents,
+                }
+            },
             grants_api,
             grant: {
                 let b = bindings.get("grant");

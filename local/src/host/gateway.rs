@@ -212,7 +212,9 @@ pub(crate) async fn gateway(
     let f = &state.functions;
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let response = match segments.as_slice() {
-        ["v1", "requests", _, "decisions"] => approval::handler(&f.approval, request).await,
+        ["v1", "requests", _, "decisions"] | ["v1", "break-glass", _, "reviews"] => {
+            approval::handler(&f.approval, request).await
+        }
         ["v1", "grants", _, "revoke"] => grants_api::handler(&f.grants_api, request).await,
         _ => intake::handler(&f.intake, request).await,
     };

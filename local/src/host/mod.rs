@@ -65,6 +65,8 @@ pub struct LocalStack {
     pub workflows: LocalWorkflows,
     /// Revocation executions (started by the router from the bus, or directly).
     pub revocations: LocalWorkflows,
+    /// Break-glass justification timelines.
+    pub break_glass: LocalWorkflows,
     pub faults: Arc<Faults>,
     /// The key the operator commands sign with (see [`LocalStack::operator_env`]).
     pub operator: OperatorCredentials,
@@ -93,6 +95,7 @@ pub struct Definitions {
     /// Paths under `infra/statemachines/`, or absolute.
     pub grant_lifecycle: std::path::PathBuf,
     pub revocation: std::path::PathBuf,
+    pub break_glass_review: std::path::PathBuf,
     /// SAM's `DefinitionSubstitutions` (empty when the definitions are already
     /// substituted, as the deployed ones are).
     pub substitutions: serde_json::Value,
@@ -108,6 +111,7 @@ impl LocalStack {
         let definitions = Definitions {
             grant_lifecycle: "grant-lifecycle.asl.json".into(),
             revocation: "revocation.asl.json".into(),
+            break_glass_review: "break-glass-review.asl.json".into(),
             substitutions: config.substitutions(),
         };
         Self::serve(config, bindings, definitions, sdk, options).await
@@ -148,6 +152,16 @@ impl LocalStack {
             definitions.substitutions.clone(),
             options.run,
         );
+        let break_glass = LocalWorkflows::new(
+            lapse_aws::sfn::SfnWorkflowStarter::new(
+                aws_sdk_sfn::Client::new(&sdk),
+                &config.break_glass_state_machine_arn,
+            ),
+            &definitions.break_glass_review,
+            url.clone(),
+            definitions.substitutions.clone(),
+            options.run,
+        );
         let issuer = Arc::new(match options.issuer {
             Some(issuer) => issuer,
             None => DevIssuer::generate()?,
@@ -166,7 +180,14 @@ impl LocalStack {
                 arn: operator.arn.clone(),
             },
         );
-        let functions = Functions::build(&bindings, &workflows, &revocations, &dyn_clock).await?;
+        let functions = Functions::build(
+            &bindings,
+            &workflows,
+            &revocations,
+            &break_glass,
+            &dyn_clock,
+        )
+        .await?;
         let state = Arc::new(HostState {
             functions,
             issuer: issuer.clone(),
@@ -197,6 +218,7 @@ impl LocalStack {
             clock,
             workflows,
             revocations,
+            break_glass,
             faults,
             operator,
             server,

@@ -1,14 +1,20 @@
 //! The EventBridge bus HR events are routed through. Needs `events:PutEvents` on the bus.
 //! Events go out as `source = "lapse.hr"`, `detail-type = <event_type>`, `detail` = the
-//! validated HR event; the template's rules match on `detail-type`.
+//! validated HR event; the template's rules match on `detail-type`. Incidents go on
+//! the same bus as `source = "lapse.incident"`, `detail-type = <kind>`, for the
+//! incident tooling's own rules.
 
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use lapse_core::ports::{Incident, Incidents};
 use lapse_core::revocation::hr::HrEvent;
 use lapse_core::revocation::ports::{BusError, EventBus};
 
-/// The `source` of every event Lapse puts on the bus.
+/// The `source` of every HR event Lapse puts on the bus.
 pub const SOURCE: &str = "lapse.hr";
+
+/// The `source` of the incidents Lapse opens.
+pub const INCIDENT_SOURCE: &str = "lapse.incident";
 
 #[derive(Clone, Debug)]
 pub struct EventBridgeBus {
@@ -25,21 +31,28 @@ impl EventBridgeBus {
     }
 }
 
-impl EventBus for EventBridgeBus {
-    async fn publish(&self, event: &HrEvent) -> Result<(), BusError> {
+impl EventBridgeBus {
+    /// Puts one event; an entry the bus refused is an error too.
+    async fn put(
+        &self,
+        id: &str,
+        source: &str,
+        detail_type: &str,
+        detail: &impl serde::Serialize,
+    ) -> Result<(), BusError> {
         let fail = |source: Box<dyn std::error::Error + Send + Sync>| BusError {
-            event_id: event.event_id.clone(),
+            event_id: id.to_owned(),
             source,
         };
-        let detail = serde_json::to_string(event).map_err(|e| fail(Box::new(e)))?;
+        let detail = serde_json::to_string(detail).map_err(|e| fail(Box::new(e)))?;
         let out = self
             .client
             .put_events()
             .entries(
                 PutEventsRequestEntry::builder()
                     .event_bus_name(&self.bus)
-                    .source(SOURCE)
-                    .detail_type(event.event_type.as_str())
+                    .source(source)
+                    .detail_type(detail_type)
                     .detail(detail)
                     .build(),
             )
@@ -56,6 +69,20 @@ impl EventBus for EventBridgeBus {
             return Err(fail(reason.into()));
         }
         Ok(())
+    }
+}
+
+impl EventBus for EventBridgeBus {
+    async fn publish(&self, event: &HrEvent) -> Result<(), BusError> {
+        self.put(&event.event_id, SOURCE, event.event_type.as_str(), event)
+            .await
+    }
+}
+
+impl Incidents for EventBridgeBus {
+    async fn open(&self, incident: &Incident) -> Result<(), BusError> {
+        self.put(&incident.id, INCIDENT_SOURCE, &incident.kind, incident)
+            .await
     }
 }
 

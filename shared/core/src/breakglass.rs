@@ -53,7 +53,8 @@ pub struct Review {
 }
 
 /// What a review came to.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ReviewOutcome {
     /// Recorded; these groups still owe a finding.
     Recorded { remaining: Vec<String> },

@@ -20,6 +20,7 @@ const REVOCATION: &[(&str, Option<&str>)] = &[("Workflow", Some("revocation"))];
 const REVOCATION_KIND: &[(&str, Option<&str>)] =
     &[("Workflow", Some("revocation")), ("Kind", None)];
 const SWEEPER: &[(&str, Option<&str>)] = &[("Workflow", Some("sweeper"))];
+const BREAK_GLASS: &[(&str, Option<&str>)] = &[("Path", Some("break-glass"))];
 
 const fn m(
     name: &'static str,
@@ -50,6 +51,8 @@ pub const EMITTED: &[Emitted] = &[
     m("GrantsActive", SWEEPER),
     m("ApprovalsWaiting", SWEEPER),
     m("RevocationsInProgress", SWEEPER),
+    m("BreakGlassUses", BREAK_GLASS),
+    m("BreakGlassIncidents", BREAK_GLASS),
 ];
 
 /// Whether `EMITTED` lists this metric with exactly these dimensions.

@@ -188,7 +188,7 @@ impl RequestApi<SfnWorkflowStarter> {
             store: request_store(env, sdk)?,
             controls: controls(env, sdk)?,
             auditing: Auditing::from_env(env, sdk).await?,
-            notifier: notifier(env, sdk, &[Topic::Users, Topic::Approvers])?,
+            notifier: notifier(env, sdk, &[Topic::Users, Topic::Approvers, Topic::Security])?,
             workflows: workflows(env, sdk)?,
             clock: system_clock(),
         })

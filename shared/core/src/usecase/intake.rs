@@ -36,7 +36,9 @@ pub async fn requester_context(
         employment: requester.employment(),
         first_time: !held_before,
         recent_denials: u32::try_from(recent_denials).unwrap_or(u32::MAX),
-        open_break_glass: false,
+        open_break_glass: history
+            .iter()
+            .any(|r| r.break_glass_state().is_some_and(|b| b.unanswered())),
     })
 }
 

@@ -1406,8 +1406,18 @@ mod break_glass {
                 .filter(|s| s.starts_with("Frequent break-glass use by rita"))
                 .count()
         };
-        g.declare(&rita, "1h", monday_at(8)).unwrap();
-        g.declare(&rita, "1h", monday_at(9)).unwrap();
+        let first = g.declare(&rita, "1h", monday_at(8)).unwrap();
+        assert!(!first.context().open_break_glass);
+        let second = g.declare(&rita, "1h", monday_at(9)).unwrap();
+        // The first is unanswered: the second scores for it.
+        assert!(second.context().open_break_glass);
+        assert!(
+            second
+                .risk()
+                .factors
+                .iter()
+                .any(|f| f.name == "open_break_glass")
+        );
         assert_eq!(frequent(&g), 0);
         let third = g.declare(&rita, "1h", monday_at(10)).unwrap();
         assert_eq!(frequent(&g), 1);
