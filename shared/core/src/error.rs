@@ -2,7 +2,7 @@
 
 use crate::audit::{ChainError, KeyError};
 use crate::policy::PolicyError;
-use crate::ports::{DirectoryError, NotifyError, StoreError, WorkflowError};
+use crate::ports::{DirectoryError, NotifyError, StoreError, VaultError, WorkflowError};
 use crate::request::RequestError;
 
 /// Any failure of a core use case.
@@ -26,6 +26,8 @@ pub enum Error {
     Workflow(#[from] WorkflowError),
     #[error(transparent)]
     Bus(#[from] crate::revocation::ports::BusError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
     #[error(transparent)]
     Ask(#[from] crate::revocation::operator::AskError),
     #[error(transparent)]
@@ -113,6 +115,8 @@ impl Error {
             Error::VerificationFailed { .. } => ErrorKind::VerificationFailed,
             Error::NotDue { .. } => ErrorKind::NotDue,
             Error::Bus(_) => ErrorKind::Transient,
+            Error::Vault(VaultError::Unavailable(_)) => ErrorKind::Transient,
+            Error::Vault(_) => ErrorKind::Configuration,
             Error::Ask(_) => ErrorKind::Validation,
             Error::Revocation(e) if e.is_invalid_input() => ErrorKind::Validation,
             Error::Revocation(_) => ErrorKind::InvalidState,

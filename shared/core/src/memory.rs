@@ -296,6 +296,82 @@ impl crate::ports::Incidents for MemoryIncidents {
     }
 }
 
+/// Leases in a map, with the store's conditional rule.
+#[derive(Debug, Default)]
+pub struct MemoryLeases {
+    items: Mutex<BTreeMap<String, crate::ports::Lease>>,
+}
+
+impl crate::ports::Leases for MemoryLeases {
+    async fn acquire(
+        &self,
+        lease: &crate::ports::Lease,
+    ) -> Result<crate::ports::Lease, StoreError> {
+        let mut items = lock(&self.items);
+        Ok(items
+            .entry(lease.secret_arn.clone())
+            .or_insert_with(|| lease.clone())
+            .clone())
+    }
+    async fn get(&self, secret_arn: &str) -> Result<Option<crate::ports::Lease>, StoreError> {
+        Ok(lock(&self.items).get(secret_arn).cloned())
+    }
+    async fn release(&self, secret_arn: &str, request_id: &RequestId) -> Result<(), StoreError> {
+        let mut items = lock(&self.items);
+        if items
+            .get(secret_arn)
+            .is_some_and(|l| &l.request_id == request_id)
+        {
+            items.remove(secret_arn);
+        }
+        Ok(())
+    }
+}
+
+/// Secrets as version lists; the last version is current. Values are not kept.
+#[derive(Debug, Default)]
+pub struct MemoryVault {
+    versions: Mutex<BTreeMap<String, Vec<String>>>,
+}
+
+impl MemoryVault {
+    pub fn add(&self, secret_arn: &str, version_id: &str) {
+        lock(&self.versions)
+            .entry(secret_arn.to_owned())
+            .or_default()
+            .push(version_id.to_owned());
+    }
+    pub fn versions(&self, secret_arn: &str) -> Vec<String> {
+        lock(&self.versions)
+            .get(secret_arn)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl crate::ports::CredentialVault for MemoryVault {
+    async fn current_version(&self, secret_arn: &str) -> Result<String, crate::ports::VaultError> {
+        lock(&self.versions)
+            .get(secret_arn)
+            .and_then(|v| v.last().cloned())
+            .ok_or_else(|| crate::ports::VaultError::NotFound(secret_arn.to_owned()))
+    }
+    async fn rotate(
+        &self,
+        secret_arn: &str,
+        version_id: &str,
+    ) -> Result<(), crate::ports::VaultError> {
+        let mut versions = lock(&self.versions);
+        let list = versions
+            .get_mut(secret_arn)
+            .ok_or_else(|| crate::ports::VaultError::NotFound(secret_arn.to_owned()))?;
+        if !list.iter().any(|v| v == version_id) {
+            list.push(version_id.to_owned());
+        }
+        Ok(())
+    }
+}
+
 /// Records started executions with Step Functions' name rule.
 #[derive(Debug, Default)]
 pub struct MemoryWorkflows {

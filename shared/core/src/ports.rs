@@ -250,6 +250,69 @@ pub trait WorkflowStarter: Send + Sync {
     ) -> impl Future<Output = Result<String, WorkflowError>> + Send;
 }
 
+/// An exclusive checkout of a credential held in Secrets Manager.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Lease {
+    pub secret_arn: String,
+    pub request_id: RequestId,
+    pub holder: PrincipalId,
+    /// The secret's current version when it was checked out: the value the holder
+    /// may read, which check-in replaces.
+    pub version_id: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Who holds which credential. One lease per secret.
+pub trait Leases: Send + Sync {
+    /// Takes the lease unless another request holds it, and returns the lease in
+    /// force: this one (or this request's earlier one, unchanged), or the other
+    /// request's.
+    fn acquire(&self, lease: &Lease) -> impl Future<Output = Result<Lease, StoreError>> + Send;
+    fn get(
+        &self,
+        secret_arn: &str,
+    ) -> impl Future<Output = Result<Option<Lease>, StoreError>> + Send;
+    /// Releases the lease if this request holds it; nothing otherwise.
+    fn release(
+        &self,
+        secret_arn: &str,
+        request_id: &RequestId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A failure reaching a secret. Never carries a secret's value.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error("secret {0} not found")]
+    NotFound(String),
+    #[error("not allowed to use secret {secret}")]
+    Denied {
+        secret: String,
+        #[source]
+        source: Source,
+    },
+    #[error("secrets service unavailable")]
+    Unavailable(#[source] Source),
+}
+
+/// The privileged credentials (Secrets Manager in AWS). Needs
+/// `secretsmanager:DescribeSecret` and `PutSecretValue` on the checked-out secrets
+/// and `GetRandomPassword`.
+pub trait CredentialVault: Send + Sync {
+    /// The version id staged `AWSCURRENT`.
+    fn current_version(
+        &self,
+        secret_arn: &str,
+    ) -> impl Future<Output = Result<String, VaultError>> + Send;
+    /// Makes a new random value current, as version `version_id` (idempotent: a
+    /// version that exists already is left as it is). The value is never returned.
+    fn rotate(
+        &self,
+        secret_arn: &str,
+        version_id: &str,
+    ) -> impl Future<Output = Result<(), VaultError>> + Send;
+}
+
 /// A security incident Lapse opens: an unjustified break-glass use. Its id is
 /// stable for its cause, so a re-sent incident is recognisably the same one.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

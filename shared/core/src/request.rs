@@ -278,6 +278,10 @@ pub struct AccessRequest {
     /// For break-glass access: what is still owed afterwards.
     #[serde(default)]
     break_glass: Option<BreakGlass>,
+    /// For a credential checkout: the secret (ARN without its suffix), pinned when
+    /// the request was made.
+    #[serde(default)]
+    checkout: Option<String>,
     updated_at: DateTime<Utc>,
     policy_hash: PolicyHash,
     version: u64,
@@ -370,6 +374,7 @@ impl AccessRequest {
             extends: None,
             extensions: Vec::new(),
             break_glass: None,
+            checkout: resource.checkout.as_ref().map(|c| c.secret_arn.clone()),
             updated_at: now,
             policy_hash: catalog.hash().clone(),
             version: 0,
@@ -427,6 +432,11 @@ impl AccessRequest {
         request.status = Status::Approved;
         request.break_glass = Some(BreakGlass::open(catalog, resource, now));
         Ok(request)
+    }
+
+    /// The secret this grant checks out, if it is a credential checkout.
+    pub fn checkout(&self) -> Option<&str> {
+        self.checkout.as_deref()
     }
 
     /// The break-glass part, for break-glass access.

@@ -94,6 +94,33 @@ pub enum GrantSpec {
     Group(String),
 }
 
+/// A privileged credential held in Secrets Manager, checked out exclusively.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Checkout {
+    /// The secret's ARN without Secrets Manager's random suffix; its name starts
+    /// with [`CHECKOUT_SECRET_PREFIX`].
+    pub secret_arn: String,
+}
+
+/// Checked-out secrets live under this name prefix: the credentials function may
+/// rotate those alone.
+pub const CHECKOUT_SECRET_PREFIX: &str = "lapse/";
+
+impl Checkout {
+    /// The grant that reads this secret: its value and its description, nothing else.
+    pub fn grant(&self) -> GrantSpec {
+        GrantSpec::InlinePolicy(vec![Statement {
+            effect: Effect::Allow,
+            actions: vec![
+                "secretsmanager:GetSecretValue".into(),
+                "secretsmanager:DescribeSecret".into(),
+            ],
+            // Secrets Manager appends `-` and six characters to every secret's ARN.
+            resources: vec![format!("{}-??????", self.secret_arn)],
+        }])
+    }
+}
+
 /// An entitlement people can request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Resource {
@@ -108,6 +135,9 @@ pub struct Resource {
     pub grant: GrantSpec,
     /// Groups whose approvals a high-risk request needs, one distinct person each.
     pub dual_approval_groups: Vec<String>,
+    /// A privileged credential checked out for the grant: exclusive, rotated at
+    /// check-in. The grant itself is the inline policy that reads it.
+    pub checkout: Option<Checkout>,
     /// Why this grant may allow privilege escalation (`allows_escalation.reason`);
     /// such a grant always needs dual approval. `None`: the grant escalates nothing
     /// (the catalog refuses one that does without saying so).

@@ -120,6 +120,13 @@ pub(super) struct RawEscalation {
 pub(super) enum RawGrant {
     InlinePolicy(Vec<Spanned<RawStatement>>),
     Group(Spanned<String>),
+    Credential(RawCredential),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCredential {
+    pub(super) secret_arn: Spanned<String>,
 }
 
 #[derive(Deserialize)]

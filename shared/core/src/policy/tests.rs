@@ -298,3 +298,43 @@ fn missing_file_is_a_read_error() {
     assert!(matches!(err, PolicyError::Read { .. }));
     assert!(err.issues().is_empty());
 }
+
+#[test]
+fn a_credential_grant_reads_its_one_secret_and_names_it_under_lapse() {
+    let catalog = Catalog::parse(CATALOG, "c.yaml").unwrap();
+    let resource = catalog.resource("prod-db-root-credential").unwrap();
+    let secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:lapse/prod-db-root";
+    assert_eq!(resource.checkout.as_ref().unwrap().secret_arn, secret);
+    let GrantSpec::InlinePolicy(statements) = &resource.grant else {
+        panic!(
+            "a credential grant is an inline policy: {:?}",
+            resource.grant
+        );
+    };
+    assert_eq!(statements.len(), 1);
+    assert_eq!(
+        statements[0].actions,
+        [
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:DescribeSecret"
+        ]
+    );
+    assert_eq!(statements[0].resources, [format!("{secret}-??????")]);
+    // Outside `lapse/`, and not a secret at all: refused at the line.
+    for (arn, message) in [
+        (
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod-db-root",
+            "checked-out secrets are named `lapse/...`",
+        ),
+        (
+            "arn:aws:s3:::lapse/prod-db-root",
+            "is not a Secrets Manager secret ARN",
+        ),
+    ] {
+        let text = CATALOG.replacen(secret, arn, 1);
+        let issues = issues_of(&text);
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert!(issues[0].message.contains(message), "{issues:?}");
+        assert!(issues[0].path.ends_with("grant.credential.secret_arn"));
+    }
+}

@@ -288,7 +288,36 @@ impl Catalog {
                 None => tunables.max_duration,
             };
             let mut escalations: Vec<(&Spanned<String>, &'static str)> = Vec::new();
+            let mut checkout = None;
             let grant = match &res.grant.value {
+                RawGrant::Credential(credential) => {
+                    let arn = &credential.secret_arn;
+                    let name = arn.value.split(":secret:").nth(1).unwrap_or_default();
+                    let well_formed = arn.value.starts_with("arn:")
+                        && arn.value.split(':').nth(2) == Some("secretsmanager")
+                        && !name.is_empty();
+                    if !well_formed {
+                        issues.at(
+                            arn,
+                            at("grant.credential.secret_arn"),
+                            format!("`{}` is not a Secrets Manager secret ARN", arn.value),
+                        );
+                    } else if !name.starts_with(CHECKOUT_SECRET_PREFIX) {
+                        issues.at(
+                            arn,
+                            at("grant.credential.secret_arn"),
+                            format!(
+                                "checked-out secrets are named `{CHECKOUT_SECRET_PREFIX}...`; Lapse rotates those alone"
+                            ),
+                        );
+                    }
+                    let spec = Checkout {
+                        secret_arn: arn.value.clone(),
+                    };
+                    let grant = spec.grant();
+                    checkout = Some(spec);
+                    grant
+                }
                 RawGrant::InlinePolicy(statements) => {
                     if statements.is_empty() {
                         issues.at(
@@ -414,6 +443,7 @@ impl Catalog {
                     privileged: res.privileged,
                     max_duration,
                     grant,
+                    checkout,
                     dual_approval_groups,
                     escalation_reason,
                 },

@@ -6,6 +6,7 @@
 //! a key that is recorded only once per chain.
 
 pub mod breakglass;
+pub mod checkout;
 pub mod decide;
 pub mod intake;
 pub mod lifecycle;
@@ -137,13 +138,19 @@ pub fn request_chain(id: &RequestId) -> String {
     format!("request#{id}")
 }
 
-/// The workflow input for a grant (or for merging an extension into one).
+/// The workflow input for a grant (or for merging an extension into one). A
+/// credential checkout carries `checkout`, which sends the workflow through the
+/// checkout before the grant and the check-in after the verification.
 pub fn workflow_input(request: &AccessRequest) -> (String, Value) {
     let name = request.id().to_string();
     match request.extends() {
         Some(grant) => (
             name,
             json!({ "request_id": grant, "extension_id": request.id() }),
+        ),
+        None if request.checkout().is_some() => (
+            name,
+            json!({ "request_id": request.id(), "checkout": true }),
         ),
         None => (name, json!({ "request_id": request.id() })),
     }
@@ -170,6 +177,20 @@ pub(crate) async fn withdraw_for_revocation(
     request_id: &RequestId,
     actor: &str,
     case: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Withdrawal, Error> {
+    let reason = format!("the requester's access was revoked (case {case})");
+    withdraw(store, trail, request_id, actor, &reason, now).await
+}
+
+/// Withdraws a pending or approved request for `reason`, by a versioned write,
+/// audited (again, keyed, when it was withdrawn already).
+pub(crate) async fn withdraw(
+    store: &impl RequestStore,
+    trail: &AuditTrail<'_, impl AuditLog>,
+    request_id: &RequestId,
+    actor: &str,
+    reason: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Withdrawal, Error> {
     versioned(
@@ -199,7 +220,7 @@ pub(crate) async fn withdraw_for_revocation(
                     "request.cancelled",
                     actor,
                     "request.cancelled",
-                    format!("the requester's access was revoked (case {case})"),
+                    reason,
                     before,
                 ))
                 .await?;

@@ -1427,3 +1427,207 @@ mod break_glass {
         );
     }
 }
+
+// ---- credential checkout ----------------------------------------------------------
+
+mod checkout {
+    use super::*;
+    use crate::usecase::checkout::{
+        CheckinOutcome, CheckoutOutcome, check_in, checkout, rotated_version,
+    };
+    use crate::ports::Leases;
+    use crate::request::RequestError;
+    use crate::usecase::lifecycle::revoke_now;
+
+    const SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:lapse/prod-db-root";
+
+    struct Vaulted {
+        w: World,
+        leases: MemoryLeases,
+        vault: MemoryVault,
+    }
+
+    impl Vaulted {
+        fn new() -> Self {
+            let vault = MemoryVault::default();
+            vault.add(SECRET, "v1");
+            Self {
+                w: World::new(),
+                leases: MemoryLeases::default(),
+                vault,
+            }
+        }
+        /// An approved checkout request (dual approval: a manager and security).
+        fn approved(&self, who: &str) -> AccessRequest {
+            let requester = person(who, &[]);
+            let request = self.w.submit(&requester, "prod-db-root-credential", "1h");
+            self.w
+                .decide(
+                    &person("mia", &["managers"]),
+                    request.id(),
+                    Verdict::Approve,
+                )
+                .unwrap();
+            self.w
+                .decide(
+                    &person("sam", &["security"]),
+                    request.id(),
+                    Verdict::Approve,
+                )
+                .unwrap();
+            self.w.get(request.id())
+        }
+        fn checkout(&self, id: &RequestId) -> Result<CheckoutOutcome, Error> {
+            block_on(checkout(
+                &self.w.store,
+                &self.leases,
+                &self.vault,
+                &self.w.trail(),
+                &self.w.notifier,
+                id,
+                monday_at(10),
+            ))
+        }
+        fn check_in(&self, id: &RequestId) -> Result<CheckinOutcome, Error> {
+            block_on(check_in(
+                &self.w.store,
+                &self.leases,
+                &self.vault,
+                &self.w.trail(),
+                id,
+            ))
+        }
+    }
+
+    #[test]
+    fn two_checkouts_of_one_credential_never_both_succeed() {
+        let v = Vaulted::new();
+        let first = v.approved("rita");
+        let second = v.approved("carl");
+        assert_eq!(crate::usecase::workflow_input(&first).1["checkout"], true);
+        assert_eq!(
+            v.checkout(first.id()).unwrap(),
+            CheckoutOutcome::CheckedOut {
+                version_id: "v1".into()
+            }
+        );
+        // Again for the same request: the same lease, unchanged.
+        assert_eq!(
+            v.checkout(first.id()).unwrap(),
+            CheckoutOutcome::CheckedOut {
+                version_id: "v1".into()
+            }
+        );
+        assert_eq!(
+            v.checkout(second.id()).unwrap(),
+            CheckoutOutcome::InUse {
+                by: first.id().clone()
+            }
+        );
+        assert_eq!(v.w.get(second.id()).status(), Status::Cancelled);
+        assert!(v.w.notifier.sent().iter().any(|n| n.audience
+            == Audience::Person {
+                id: crate::identity::PrincipalId::new("carl").unwrap()
+            }
+            && n.subject == "Not granted: prod-db-root-credential is checked out"));
+    }
+
+    #[test]
+    fn check_in_rotates_proves_the_old_version_gone_and_releases() {
+        let v = Vaulted::new();
+        let request = v.approved("rita");
+        v.checkout(request.id()).unwrap();
+        v.w.grant(request.id(), None, monday_at(10));
+        // Not before the grant is revoked.
+        assert!(matches!(
+            v.check_in(request.id()),
+            Err(Error::Request(RequestError::InvalidTransition { .. }))
+        ));
+        block_on(revoke_now(
+            &v.w.grants(),
+            &v.w.iam,
+            &v.w.trail(),
+            &v.w.catalog,
+            &person("rita", &[]),
+            request.id(),
+            monday_at(10) + TimeDelta::minutes(20),
+        ))
+        .unwrap();
+        let rotated = rotated_version(request.id());
+        assert_eq!(
+            v.check_in(request.id()).unwrap(),
+            CheckinOutcome::CheckedIn {
+                rotated_from: "v1".into(),
+                current: rotated.clone()
+            }
+        );
+        assert_eq!(v.vault.versions(SECRET), ["v1".to_owned(), rotated]);
+        assert_eq!(
+            v.check_in(request.id()).unwrap(),
+            CheckinOutcome::AlreadyCheckedIn
+        );
+        // Released: the next checkout gets the new version.
+        let next = v.approved("carl");
+        assert!(matches!(
+            v.checkout(next.id()).unwrap(),
+            CheckoutOutcome::CheckedOut { version_id } if version_id == rotated_version(request.id())
+        ));
+        let actions = v.w.verify_audit(request.id());
+        for action in [
+            "credential.checked_out",
+            "credential.rotated",
+            "credential.checked_in",
+        ] {
+            assert_eq!(
+                actions.iter().filter(|a| *a == action).count(),
+                1,
+                "{action} in {actions:?}"
+            );
+        }
+    }
+
+    /// A vault whose rotation takes no effect: check-in must not claim success.
+    struct StuckVault(MemoryVault);
+
+    impl crate::ports::CredentialVault for StuckVault {
+        async fn current_version(
+            &self,
+            secret_arn: &str,
+        ) -> Result<String, crate::ports::VaultError> {
+            self.0.current_version(secret_arn).await
+        }
+        async fn rotate(&self, _: &str, _: &str) -> Result<(), crate::ports::VaultError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_rotation_that_did_not_take_fails_verification_and_keeps_the_lease() {
+        let v = Vaulted::new();
+        let request = v.approved("rita");
+        v.checkout(request.id()).unwrap();
+        v.w.grant(request.id(), None, monday_at(10));
+        block_on(revoke_now(
+            &v.w.grants(),
+            &v.w.iam,
+            &v.w.trail(),
+            &v.w.catalog,
+            &person("rita", &[]),
+            request.id(),
+            monday_at(10) + TimeDelta::minutes(20),
+        ))
+        .unwrap();
+        let stuck = StuckVault(MemoryVault::default());
+        stuck.0.add(SECRET, "v1");
+        let err = block_on(check_in(
+            &v.w.store,
+            &v.leases,
+            &stuck,
+            &v.w.trail(),
+            request.id(),
+        ))
+        .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::VerificationFailed, "{err}");
+        assert!(block_on(v.leases.get(SECRET)).unwrap().is_some());
+    }
+}

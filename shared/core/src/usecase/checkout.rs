@@ -1,0 +1,206 @@
+//! Privileged credential checkout: an approved request for a credential resource
+//! takes an exclusive lease on its secret before the grant (the grant is the inline
+//! policy that reads that one secret, bounded by `aws:CurrentTime`), and after the
+//! grant is revoked and verified, check-in rotates the secret, proves the
+//! checked-out version is no longer current, and releases the lease.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::{AuditTrail, request_event, withdraw};
+use crate::error::Error;
+use crate::ports::{
+    Audience, AuditLog, CredentialVault, Lease, Leases, Notice, Notifier, RequestStore,
+};
+use crate::request::{AccessRequest, RequestError, RequestId, Status};
+
+/// What a checkout came to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum CheckoutOutcome {
+    /// This request holds the lease; the grant may proceed.
+    CheckedOut { version_id: String },
+    /// Another request holds it: this one is withdrawn and its requester told.
+    InUse { by: RequestId },
+}
+
+/// What a check-in came to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum CheckinOutcome {
+    /// Rotated (the checked-out version is no longer current) and released.
+    CheckedIn {
+        rotated_from: String,
+        current: String,
+    },
+    /// No lease of this request's is held: checked in before.
+    AlreadyCheckedIn,
+}
+
+async fn load(store: &impl RequestStore, id: &RequestId) -> Result<AccessRequest, Error> {
+    store
+        .get(id)
+        .await?
+        .ok_or_else(|| Error::NotFound(id.to_string()))
+}
+
+/// The version a check-in makes current: named for the request, so a retried
+/// check-in makes the same one.
+pub fn rotated_version(id: &RequestId) -> String {
+    format!("checkin-{id}")
+}
+
+/// Takes the secret's lease for an approved request. A lease another request
+/// holds withdraws this one (two checkouts of one credential never both succeed)
+/// and tells the requester when to ask again.
+pub async fn checkout(
+    store: &impl RequestStore,
+    leases: &impl Leases,
+    vault: &impl CredentialVault,
+    trail: &AuditTrail<'_, impl AuditLog>,
+    notifier: &impl Notifier,
+    id: &RequestId,
+    now: DateTime<Utc>,
+) -> Result<CheckoutOutcome, Error> {
+    let request = load(store, id).await?;
+    let secret = request
+        .checkout()
+        .ok_or(RequestError::InvalidTransition {
+            from: request.status(),
+            action: "check out a credential for",
+        })?
+        .to_owned();
+    match request.status() {
+        Status::Approved | Status::Active => {}
+        from => {
+            return Err(RequestError::InvalidTransition {
+                from,
+                action: "check out a credential for",
+            }
+            .into());
+        }
+    }
+    let version_id = vault.current_version(&secret).await?;
+    let held = leases
+        .acquire(&Lease {
+            secret_arn: secret.clone(),
+            request_id: id.clone(),
+            holder: request.requester().clone(),
+            version_id,
+            at: now,
+        })
+        .await?;
+    if &held.request_id != id {
+        withdraw_for_checkout(store, trail, notifier, &request, &held, now).await?;
+        return Ok(CheckoutOutcome::InUse {
+            by: held.request_id,
+        });
+    }
+    trail
+        .record(request_event(
+            &request,
+            "credential.checked_out",
+            "lapse",
+            "credential.checked_out",
+            format!("exclusive lease on {secret}"),
+            Value::Null,
+        ))
+        .await?;
+    Ok(CheckoutOutcome::CheckedOut {
+        version_id: held.version_id,
+    })
+}
+
+async fn withdraw_for_checkout(
+    store: &impl RequestStore,
+    trail: &AuditTrail<'_, impl AuditLog>,
+    notifier: &impl Notifier,
+    request: &AccessRequest,
+    held: &Lease,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let reason = format!(
+        "credential in use: checked out by {} for request {} since {}",
+        held.holder,
+        held.request_id,
+        held.at.to_rfc3339()
+    );
+    withdraw(store, trail, request.id(), "lapse", &reason, now).await?;
+    notifier
+        .send(&Notice {
+            audience: Audience::Person {
+                id: request.requester().clone(),
+            },
+            subject: format!("Not granted: {} is checked out", request.resource()),
+            body: format!("{reason}. Ask again once it is checked in."),
+            request_id: Some(request.id().clone()),
+        })
+        .await?;
+    Ok(())
+}
+
+/// Checks a credential back in once the grant no longer reaches it (the request
+/// is revoked or verified): rotates the secret, proves the checked-out version is
+/// no longer current, audits the rotation (versions only, never values), and
+/// releases the lease. Each step is safe to run again.
+pub async fn check_in(
+    store: &impl RequestStore,
+    leases: &impl Leases,
+    vault: &impl CredentialVault,
+    trail: &AuditTrail<'_, impl AuditLog>,
+    id: &RequestId,
+) -> Result<CheckinOutcome, Error> {
+    let request = load(store, id).await?;
+    let Some(secret) = request.checkout() else {
+        return Err(RequestError::InvalidTransition {
+            from: request.status(),
+            action: "check in a credential for",
+        }
+        .into());
+    };
+    if !matches!(request.status(), Status::Revoked | Status::Verified) {
+        return Err(RequestError::InvalidTransition {
+            from: request.status(),
+            action: "check in (access must be revoked first) for",
+        }
+        .into());
+    }
+    let Some(lease) = leases.get(secret).await?.filter(|l| &l.request_id == id) else {
+        return Ok(CheckinOutcome::AlreadyCheckedIn);
+    };
+    let rotated = rotated_version(id);
+    vault.rotate(secret, &rotated).await?;
+    let current = vault.current_version(secret).await?;
+    if current == lease.version_id {
+        return Err(Error::VerificationFailed {
+            request: id.to_string(),
+            residue: format!("the checked-out version of {secret} is still current"),
+        });
+    }
+    let mut rotated_event = request_event(
+        &request,
+        "credential.rotated",
+        "lapse",
+        "credential.rotated",
+        format!("{secret}: the checked-out version is no longer current"),
+        json!({ "secret": secret, "current_version": lease.version_id }),
+    );
+    rotated_event.after = json!({ "secret": secret, "current_version": current });
+    trail.record(rotated_event).await?;
+    leases.release(secret, id).await?;
+    trail
+        .record(request_event(
+            &request,
+            "credential.checked_in",
+            "lapse",
+            "credential.checked_in",
+            format!("lease on {secret} released"),
+            Value::Null,
+        ))
+        .await?;
+    Ok(CheckinOutcome::CheckedIn {
+        rotated_from: lease.version_id,
+        current,
+    })
+}
