@@ -659,6 +659,47 @@ async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
         "the early revoke left the policy in IAM"
     );
 
+    // A credential checkout: the credentials function (its role) takes the lease
+    // before the grant; grants-api (its role) checks it in early, rotating the
+    // secret. The secret is the organisation's, created here as an administrator
+    // would.
+    aws_sdk_secretsmanager::Client::new(&operator)
+        .create_secret()
+        .name("lapse/prod-db-root")
+        .secret_string("initial")
+        .send()
+        .await
+        .unwrap();
+    let approver = |name: &str, group: &str| {
+        ApiClient::new(&stack.url, stack.token(name, &[group], "employee").unwrap())
+    };
+    let checkout = dana
+        .request(
+            "prod-db-root-credential",
+            Some("1h"),
+            "rotate the replica password",
+            Some("CHG-9"),
+        )
+        .await
+        .unwrap();
+    let cid = checkout["id"].as_str().unwrap().to_owned();
+    approver("mia", "managers")
+        .decide(&cid, true, "ok")
+        .await
+        .unwrap();
+    approver("sam", "security")
+        .decide(&cid, true, "ok")
+        .await
+        .unwrap();
+    policy_in_iam(
+        &operator,
+        "dana",
+        &format!("lapse-prod-db-root-credential-{cid}"),
+    )
+    .await;
+    let ended = dana.revoke(&cid).await.unwrap();
+    assert_eq!(ended["checkin"]["outcome"], "checked_in", "{ended}");
+
     // Break-glass: intake (its role) starts the grant and the justification
     // timeline; at the deadline notify (its role) tells the reviewers and security;
     // security's unjustified finding puts an incident on the bus (approval's role).

@@ -252,6 +252,7 @@ fn is_iam_write(action: &str) -> bool {
 /// Actions that act on no resource, so `*` is their only possible scope.
 const RESOURCELESS: &[&str] = &[
     "iam:GenerateCredentialReport",
+    "secretsmanager:GetRandomPassword",
     "iam:GetCredentialReport",
     "logs:CreateLogDelivery",
     "logs:GetLogDelivery",

@@ -173,6 +173,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     let audit = demo.audit().await?;
     termination(&demo, &audit).await?;
     let olga = break_glass(&demo).await?;
+    let checkout = credential_checkout(&demo).await?;
     timeline(
         &demo,
         &audit,
@@ -181,11 +182,12 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
             ("carl", &carl),
             ("erin", &erin),
             ("olga", &olga),
+            ("dana", &checkout),
         ],
     )
     .await?;
     println!(
-        "\nDemo complete: three access routes, break-glass and an HR termination, each ending in a verified revocation and a verified, signed audit chain."
+        "\nDemo complete: three access routes, break-glass, a credential checkout and an HR termination, each ending in a verified revocation and a verified, signed audit chain."
     );
     Ok(())
 }
@@ -639,9 +641,78 @@ async fn break_glass(demo: &Demo) -> Result<String> {
     Ok(id)
 }
 
-/// Scene 9: every request's signed chain, verified, as one timeline.
-async fn timeline(demo: &Demo, audit: &Audit, requests: [(&str, &String); 4]) -> Result<()> {
-    heading("9. Timeline and signed audit trail");
+/// Scene 9: a privileged credential checked out exclusively and rotated at
+/// check-in. Returns the request id.
+async fn credential_checkout(demo: &Demo) -> Result<String> {
+    heading("9. Privileged credential checkout");
+    let dana = demo.client("dana")?;
+    let req = dana
+        .request(
+            "prod-db-root-credential",
+            Some("1h"),
+            "CHG-1107: reset the replica's replication user",
+            Some("CHG-1107"),
+        )
+        .await?;
+    let id = req["id"].as_str().context("id")?.to_owned();
+    for (who, group) in [("mia", "managers"), ("sam", "security")] {
+        demo.client(who)?.decide(&id, true, "approved").await?;
+        println!("   {who} ({group}) approves");
+    }
+    let active = dana.wait_for(&id, "active", WAIT).await?;
+    ensure!(active["status"] == "active", "never granted: {active}");
+    let secrets = aws_sdk_secretsmanager::Client::new(&demo.sdk);
+    let current = || async {
+        let out = secrets
+            .describe_secret()
+            .secret_id("lapse/prod-db-root")
+            .send()
+            .await?;
+        let version = out
+            .version_ids_to_stages()
+            .into_iter()
+            .flatten()
+            .find(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+            .map(|(v, _)| v.clone())
+            .context("no current version")?;
+        anyhow::Ok(version)
+    };
+    let checked_out = current().await?;
+    println!("   checked out: lease on lapse/prod-db-root, version {checked_out} (exclusive)");
+    demo.show_iam("dana").await?;
+    let erin = demo.client("erin")?;
+    let other = erin
+        .request("prod-db-root-credential", Some("1h"), "also need it", None)
+        .await?;
+    let other_id = other["id"].as_str().context("id")?;
+    for who in ["mia", "sam"] {
+        demo.client(who)?.decide(other_id, true, "approved").await?;
+    }
+    let withdrawn = erin.wait_for(other_id, "cancelled", WAIT).await?;
+    println!(
+        "   erin's approved request for it too: {} (the credential is checked out; she is told to ask again)",
+        withdrawn["status"].as_str().unwrap_or("-")
+    );
+    let ended = dana.revoke(&id).await?;
+    println!(
+        "   dana checks it in early: IAM revoked and verified ({}), secret rotated from {} to {}",
+        ended["verify"]["verified"],
+        ended["checkin"]["rotated_from"].as_str().unwrap_or("-"),
+        ended["checkin"]["current"].as_str().unwrap_or("-")
+    );
+    let now_current = current().await?;
+    ensure!(
+        now_current != checked_out,
+        "the checked-out value is still current"
+    );
+    println!("   Secrets Manager: {checked_out} is no longer AWSCURRENT (now {now_current})");
+    demo.show_iam("dana").await?;
+    Ok(id)
+}
+
+/// Scene 10: every request's signed chain, verified, as one timeline.
+async fn timeline(demo: &Demo, audit: &Audit, requests: [(&str, &String); 5]) -> Result<()> {
+    heading("10. Timeline and signed audit trail");
     let mut timeline = Vec::new();
     for (who, id) in requests {
         let chain = format!("request#{id}");

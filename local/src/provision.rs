@@ -21,8 +21,9 @@ pub const DEV_WEBHOOK_TOKEN: &str = "local-hr-token";
 pub const DEV_WEBHOOK_SIGNING_SECRET: &str = "whsec_bG9jYWwtaHItc2lnbmluZy1zZWNyZXQtMzJi";
 
 /// The task functions the state machine invokes, and the backstops.
-pub const TASK_FUNCTIONS: [&str; 6] = [
+pub const TASK_FUNCTIONS: [&str; 7] = [
     "grant",
+    "credentials",
     "revoke",
     "verify",
     "notify",
@@ -67,6 +68,7 @@ impl StackConfig {
             "RevokeFunctionArn": self.function_arn("revoke"),
             "VerifyFunctionArn": self.function_arn("verify"),
             "NotifyFunctionArn": self.function_arn("notify"),
+            "CredentialsFunctionArn": self.function_arn("credentials"),
             "RevocationFunctionArn": self.function_arn("revocation"),
         })
     }
@@ -195,6 +197,33 @@ pub async fn provision(
         Ok(_) => {}
         Err(e) if e.code() == Some("ResourceExistsException") => {}
         Err(e) => return Err(failed("webhook secret")(Box::new(e))),
+    }
+    // The catalog's checked-out credentials, as an administrator would create them
+    // (the template does not: their values are the organisation's).
+    for checkout in catalog.resources().filter_map(|r| r.checkout.as_ref()) {
+        let name = checkout
+            .secret_arn
+            .split(":secret:")
+            .nth(1)
+            .unwrap_or_default();
+        let initial = secrets
+            .get_random_password()
+            .password_length(40)
+            .exclude_punctuation(true)
+            .send()
+            .await
+            .map_err(|e| failed("random password")(Box::new(e)))?;
+        match secrets
+            .create_secret()
+            .name(name)
+            .secret_string(initial.random_password().unwrap_or_default())
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("ResourceExistsException") => {}
+            Err(e) => return Err(failed(format!("secret {name}"))(Box::new(e))),
+        }
     }
     // Rules: one per routed HR event type, the same patterns the template declares.
     let sqs = aws_sdk_sqs::Client::new(sdk);

@@ -49,6 +49,10 @@ fn demo_runs_every_route_to_a_verified_revocation() {
         "justification timeline SUCCEEDED: WaitForReminder → Remind → WaitForDeadline → Escalate → Done",
         "sam (security) finds it \"unjustified\": incident breakglass-",
         "her grant's workflow SUCCEEDED long before: verified",
+        "checked out: lease on lapse/prod-db-root",
+        "erin's approved request for it too: cancelled",
+        "dana checks it in early: IAM revoked and verified (true), secret rotated from",
+        "is no longer AWSCURRENT (now checkin-req-",
         "Demo complete",
     ] {
         assert!(
@@ -62,7 +66,7 @@ fn demo_runs_every_route_to_a_verified_revocation() {
         stdout
             .matches("verified with its public key only (head")
             .count(),
-        4,
+        5,
         "{stdout}"
     );
     assert!(

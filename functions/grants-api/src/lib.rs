@@ -11,20 +11,27 @@ use aws_config::SdkConfig;
 use lambda_http::{Body, Request, Response};
 use lapse_aws::dynamodb::{DynamoDbLedger, DynamoDbRequestStore};
 use lapse_aws::iam::IamDirectory;
+use lapse_aws::leases::DynamoDbLeases;
+use lapse_aws::vault::SecretsManagerVault;
 use lapse_core::identity::Principal;
 use lapse_core::ports::Clock;
+use lapse_core::ports::RequestStore;
 use lapse_core::request::RequestId;
+use lapse_core::usecase::checkout::check_in;
 use lapse_core::usecase::lifecycle::{Grants, revoke_now};
 use lapse_lambda::HandlerError;
 use lapse_lambda::config::Env;
 use lapse_lambda::http::{self, json};
-use lapse_lambda::wiring::{self, Auditing, InitError};
+use lapse_lambda::wiring::{self, Auditing, InitError, vars};
 
 #[derive(Debug)]
 pub struct Deps {
     pub store: DynamoDbRequestStore,
     pub ledger: DynamoDbLedger,
     pub directory: IamDirectory,
+    /// Early check-in of a checked-out credential: its lease and its rotation.
+    pub leases: DynamoDbLeases,
+    pub vault: SecretsManagerVault,
     pub auditing: Auditing,
     pub clock: Arc<dyn Clock>,
 }
@@ -35,6 +42,11 @@ impl Deps {
             store: wiring::request_store(env, sdk)?,
             ledger: wiring::ledger(env, sdk)?,
             directory: wiring::directory(env, sdk)?,
+            leases: DynamoDbLeases::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                env.required(vars::REVOCATIONS_TABLE)?,
+            ),
+            vault: SecretsManagerVault::new(aws_sdk_secretsmanager::Client::new(sdk)),
             auditing: Auditing::from_env(env, sdk).await?,
             clock: wiring::system_clock(),
         })
@@ -77,8 +89,28 @@ async fn route(
         deps.clock.now(),
     )
     .await?;
+    // A checked-out credential is checked in at once: the holder has seen its
+    // value, so it is rotated now rather than at the window's original end.
+    let request = grants
+        .store
+        .get(&id)
+        .await
+        .map_err(lapse_core::Error::from)?;
+    let checkin = match request.as_ref().and_then(|r| r.checkout()) {
+        Some(_) => Some(
+            check_in(
+                &deps.store,
+                &deps.leases,
+                &deps.vault,
+                &deps.auditing.trail(),
+                &id,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     Ok(json(
         200,
-        &serde_json::json!({ "revoke": revoked, "verify": verified }),
+        &serde_json::json!({ "revoke": revoked, "verify": verified, "checkin": checkin }),
     ))
 }

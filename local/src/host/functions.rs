@@ -26,6 +26,7 @@ pub(crate) struct Functions {
     pub(crate) grant: wiring::Granting,
     pub(crate) revoke: Lifecycle,
     pub(crate) verify: Lifecycle,
+    pub(crate) credentials: credentials::Deps,
     pub(crate) ttl_backstop: Lifecycle,
     pub(crate) notify: notify::Deps,
     pub(crate) sweeper: sweeper::Deps<LocalWorkflows>,
@@ -149,6 +150,12 @@ impl Functions {
             },
             revoke: lifecycle("revoke").await?,
             verify: lifecycle("verify").await?,
+            credentials: {
+                let b = bindings.get("credentials");
+                let mut deps = credentials::Deps::from_env(&b.env, &b.sdk).await?;
+                deps.clock = clock.clone();
+                deps
+            },
             ttl_backstop: lifecycle("ttl-backstop").await?,
             notify,
             sweeper: sweeper::Deps {

@@ -119,6 +119,7 @@ pub(crate) async fn invoke(
         "grant" => call(&body, |e| grant::handler(&f.grant, e)).await,
         "revoke" => call(&body, |e| revoke::handler(&f.revoke, e)).await,
         "verify" => call(&body, |e| verify::handler(&f.verify, e)).await,
+        "credentials" => call(&body, |e| credentials::handler(&f.credentials, e)).await,
         "ttl-backstop" => call(&body, |e| ttl_backstop::handler(&f.ttl_backstop, e)).await,
         "notify" => call(&body, |e| notify::handler(&f.notify, e)).await,
         "sweeper" => call(&body, |e| sweeper::handler(&f.sweeper, e)).await,

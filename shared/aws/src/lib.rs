@@ -19,7 +19,9 @@
 //! - [`secrets`]: the audit signing key from Secrets Manager.
 //! - [`revocations`]: revocation cases, controls, the before-state archive and event
 //!   claims in one table.
-//! - [`eventbridge`]: the bus HR events are routed through.
+//! - [`eventbridge`]: the bus HR events (and incidents) are routed through.
+//! - [`leases`]: credential leases (in the revocations table).
+//! - [`vault`]: Secrets Manager as the credential vault: current version, rotation.
 //! - [`scheduler`]: one-time schedules for revocations set for later.
 
 pub mod anchors;
@@ -27,6 +29,7 @@ pub mod dynamodb;
 pub mod eventbridge;
 pub mod iam;
 pub mod kms;
+pub mod leases;
 pub mod revocations;
 pub mod scheduler;
 pub mod sdk;
@@ -34,5 +37,6 @@ pub mod secrets;
 pub mod sfn;
 pub mod sns;
 pub mod tables;
+pub mod vault;
 
 mod errors;

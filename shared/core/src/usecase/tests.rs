@@ -1432,11 +1432,11 @@ mod break_glass {
 
 mod checkout {
     use super::*;
+    use crate::ports::Leases;
+    use crate::request::RequestError;
     use crate::usecase::checkout::{
         CheckinOutcome, CheckoutOutcome, check_in, checkout, rotated_version,
     };
-    use crate::ports::Leases;
-    use crate::request::RequestError;
     use crate::usecase::lifecycle::revoke_now;
 
     const SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:lapse/prod-db-root";

@@ -1,0 +1,101 @@
+//! # credentials
+//!
+//! Step Functions task of the grant lifecycle, for credential resources only:
+//! - `{"step": "checkout", "request_id"}` before the grant: an exclusive lease on
+//!   the secret (a credential another request holds withdraws this request);
+//! - `{"step": "checkin", "request_id"}` after the revocation is verified: the
+//!   secret rotated, the checked-out version proven no longer current (else
+//!   `Lapse.VerificationFailed`, alarmed), the lease released.
+//!
+//! Secret values never pass through this function's logs or answers: only version
+//! ids do.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use lambda_runtime::LambdaEvent;
+use lapse_aws::dynamodb::DynamoDbRequestStore;
+use lapse_aws::leases::DynamoDbLeases;
+use lapse_aws::sns::SnsNotifier;
+use lapse_aws::vault::SecretsManagerVault;
+use lapse_core::ErrorKind;
+use lapse_core::ports::Clock;
+use lapse_core::request::RequestId;
+use lapse_core::usecase::checkout::{check_in, checkout};
+use lapse_lambda::HandlerError;
+use lapse_lambda::config::Env;
+use lapse_lambda::metrics;
+use lapse_lambda::wiring::{self, Auditing, InitError, Topic, vars};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// What the task needs: requests (to withdraw one whose credential is in use),
+/// leases, the vault, the audit trail, and the requester's topic.
+#[derive(Debug)]
+pub struct Deps {
+    pub store: DynamoDbRequestStore,
+    pub leases: DynamoDbLeases,
+    pub vault: SecretsManagerVault,
+    pub notifier: SnsNotifier,
+    pub auditing: Auditing,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Deps {
+    pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
+        Ok(Self {
+            store: wiring::request_store(env, sdk)?,
+            leases: DynamoDbLeases::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                env.required(vars::REVOCATIONS_TABLE)?,
+            ),
+            vault: SecretsManagerVault::new(aws_sdk_secretsmanager::Client::new(sdk)),
+            notifier: wiring::notifier(env, sdk, &[Topic::Users])?,
+            auditing: Auditing::from_env(env, sdk).await?,
+            clock: wiring::system_clock(),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CredentialTask {
+    Checkout { request_id: RequestId },
+    Checkin { request_id: RequestId },
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn handler(
+    deps: &Deps,
+    event: LambdaEvent<CredentialTask>,
+) -> Result<Value, HandlerError> {
+    let trail = deps.auditing.trail();
+    let answer = match event.payload {
+        CredentialTask::Checkout { request_id } => serde_json::to_value(
+            checkout(
+                &deps.store,
+                &deps.leases,
+                &deps.vault,
+                &trail,
+                &deps.notifier,
+                &request_id,
+                deps.clock.now(),
+            )
+            .await?,
+        ),
+        CredentialTask::Checkin { request_id } => {
+            let result =
+                check_in(&deps.store, &deps.leases, &deps.vault, &trail, &request_id).await;
+            if let Err(err) = &result
+                && err.kind() == ErrorKind::VerificationFailed
+            {
+                metrics::emit(
+                    &[("Workflow", "grant-lifecycle")],
+                    &[("VerificationFailures", 1.0, "Count")],
+                );
+            }
+            serde_json::to_value(result?)
+        }
+    };
+    answer.map_err(|e| HandlerError::BadEvent(e.to_string()))
+}
