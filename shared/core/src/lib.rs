@@ -15,6 +15,7 @@
 //! - [`risk`]: explainable scoring and approval routing.
 //! - [`request`]: the request lifecycle state machine and its invariants.
 //! - [`breakglass`]: emergency access: the cap, the justification owed, the review.
+//! - [`vendor`]: third-party access: the vendor's temporary user, its base policy.
 //! - [`ledger`]: which live grants hold which IAM artifact.
 //! - [`audit`]: hash-linked, Ed25519-signed audit chains.
 //! - [`ports`]: the traits adapters implement; [`memory`]: in-memory fakes of them.
@@ -37,5 +38,6 @@ pub mod revocation;
 pub mod risk;
 pub mod testing;
 pub mod usecase;
+pub mod vendor;
 
 pub use error::{Error, ErrorKind};

@@ -152,6 +152,8 @@ impl LedgerStore for MemoryLedger {
 #[derive(Debug, Default)]
 pub struct MemoryDirectory {
     pub(crate) users: Mutex<BTreeMap<PrincipalId, IdentitySnapshot>>,
+    /// Tags of the users made through [`crate::ports::VendorAccounts`].
+    tags: Mutex<BTreeMap<PrincipalId, Vec<(String, String)>>>,
 }
 
 impl MemoryDirectory {
@@ -168,6 +170,11 @@ impl MemoryDirectory {
     /// Puts a user in exactly this state (credentials, groups, policies, roles).
     pub fn put_user(&self, snapshot: IdentitySnapshot) {
         lock(&self.users).insert(snapshot.user.clone(), snapshot);
+    }
+
+    /// The tags a user was created with (vendor users).
+    pub fn tags(&self, user: &PrincipalId) -> Vec<(String, String)> {
+        lock(&self.tags).get(user).cloned().unwrap_or_default()
     }
 
     /// A user's state now, if IAM knows them.
@@ -368,6 +375,77 @@ impl crate::ports::CredentialVault for MemoryVault {
         if !list.iter().any(|v| v == version_id) {
             list.push(version_id.to_owned());
         }
+        Ok(())
+    }
+}
+
+/// Vendor users live in the same [`MemoryDirectory`], so grants and the
+/// deactivation reach them; their tags are kept beside.
+impl crate::ports::VendorAccounts for MemoryDirectory {
+    async fn create_user(
+        &self,
+        user: &PrincipalId,
+        tags: &[(String, String)],
+    ) -> Result<(), DirectoryError> {
+        self.add_user(user);
+        lock(&self.tags).insert(user.clone(), tags.to_vec());
+        Ok(())
+    }
+    async fn set_console_password(
+        &self,
+        user: &PrincipalId,
+        password: &crate::ports::Password,
+    ) -> Result<bool, DirectoryError> {
+        if password.expose().is_empty() {
+            return Err(DirectoryError::Unsupported("an empty password"));
+        }
+        self.with_user(user, |u| !std::mem::replace(&mut u.login_profile, true))
+    }
+    async fn delete_user(&self, user: &PrincipalId) -> Result<Removal, DirectoryError> {
+        lock(&self.tags).remove(user);
+        Ok(match lock(&self.users).remove(user) {
+            Some(_) => Removal::Removed,
+            None => Removal::AlreadyAbsent,
+        })
+    }
+    async fn exists(&self, user: &PrincipalId) -> Result<bool, DirectoryError> {
+        Ok(lock(&self.users).contains_key(user))
+    }
+}
+
+/// One handed-over secret: its value, its reader, the end of their access.
+type Handed = (String, PrincipalId, DateTime<Utc>);
+
+/// Secrets handed to their readers, in a map.
+#[derive(Debug, Default)]
+pub struct MemoryCredentialDrop {
+    secrets: Mutex<BTreeMap<String, Handed>>,
+}
+
+impl MemoryCredentialDrop {
+    /// The reader and the end of their access, never the value.
+    pub fn reader(&self, name: &str) -> Option<(PrincipalId, DateTime<Utc>)> {
+        lock(&self.secrets)
+            .get(name)
+            .map(|(_, reader, until)| (reader.clone(), *until))
+    }
+}
+
+impl crate::ports::CredentialDrop for MemoryCredentialDrop {
+    async fn issue(
+        &self,
+        name: &str,
+        reader: &PrincipalId,
+        until: DateTime<Utc>,
+    ) -> Result<crate::ports::Password, crate::ports::VaultError> {
+        let mut secrets = lock(&self.secrets);
+        let entry = secrets
+            .entry(name.to_owned())
+            .or_insert_with(|| (format!("pw-{name}"), reader.clone(), until));
+        Ok(crate::ports::Password::new(entry.0.clone()))
+    }
+    async fn withdraw(&self, name: &str) -> Result<(), crate::ports::VaultError> {
+        lock(&self.secrets).remove(name);
         Ok(())
     }
 }

@@ -313,6 +313,75 @@ pub trait CredentialVault: Send + Sync {
     ) -> impl Future<Output = Result<(), VaultError>> + Send;
 }
 
+/// A generated password on its way from the vault to IAM. Never printed: its
+/// `Debug` is redacted and it has no `Display` or `Serialize`.
+pub struct Password(String);
+
+impl Password {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// Vendors' temporary IAM users (IAM in AWS). Needs `iam:CreateUser`,
+/// `iam:TagUser`, `iam:GetUser`, `iam:CreateLoginProfile` and, to delete,
+/// `iam:DeleteUser` with what IAM requires gone first (`iam:ListAccessKeys`,
+/// `iam:DeleteAccessKey`, `iam:DeleteLoginProfile`, `iam:ListUserPolicies`,
+/// `iam:DeleteUserPolicy`, `iam:ListGroupsForUser`, `iam:RemoveUserFromGroup`,
+/// `iam:ListMFADevices`, `iam:DeactivateMFADevice`, `iam:DeleteVirtualMFADevice`).
+pub trait VendorAccounts: Send + Sync {
+    /// Creates the user under the managed path and boundary, tagged
+    /// `lapse:managed=true` and with `tags`, unless Lapse made it before. A user of
+    /// that name Lapse does not manage is refused.
+    fn create_user(
+        &self,
+        user: &PrincipalId,
+        tags: &[(String, String)],
+    ) -> impl Future<Output = Result<(), DirectoryError>> + Send;
+    /// Sets the first console password (to be changed at first sign-in) unless the
+    /// user has one. Returns whether it set one.
+    fn set_console_password(
+        &self,
+        user: &PrincipalId,
+        password: &Password,
+    ) -> impl Future<Output = Result<bool, DirectoryError>> + Send;
+    /// Deletes the user and everything IAM requires gone first.
+    fn delete_user(
+        &self,
+        user: &PrincipalId,
+    ) -> impl Future<Output = Result<Removal, DirectoryError>> + Send;
+    fn exists(
+        &self,
+        user: &PrincipalId,
+    ) -> impl Future<Output = Result<bool, DirectoryError>> + Send;
+}
+
+/// Where vendors' first credentials are handed over (Secrets Manager in AWS).
+/// Needs `secretsmanager:CreateSecret`, `GetSecretValue`, `PutResourcePolicy`,
+/// `DeleteSecret` on `lapse/vendor/*`, `GetRandomPassword`, and `iam:GetUser` on
+/// the reader.
+pub trait CredentialDrop: Send + Sync {
+    /// A random password in secret `name`, readable by `reader`'s IAM user alone
+    /// until `until`; the one already there if the secret exists (a retry).
+    fn issue(
+        &self,
+        name: &str,
+        reader: &PrincipalId,
+        until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Password, VaultError>> + Send;
+    /// Deletes the secret without a recovery window. Idempotent.
+    fn withdraw(&self, name: &str) -> impl Future<Output = Result<(), VaultError>> + Send;
+}
+
 /// A security incident Lapse opens: an unjustified break-glass use. Its id is
 /// stable for its cause, so a re-sent incident is recognisably the same one.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -30,6 +30,7 @@ use crate::identity::{Principal, PrincipalId};
 use crate::ledger::Artifact;
 use crate::policy::{Catalog, PolicyHash};
 use crate::risk::{self, RequesterContext, RiskAssessment, Route, RouteDecision};
+use crate::vendor::{Vendor, VendorAsk};
 
 /// Longest justification accepted, in characters.
 pub const MAX_JUSTIFICATION_CHARS: usize = 2000;
@@ -244,6 +245,8 @@ pub enum RequestError {
     AlreadyReviewed(PrincipalId),
     #[error("the review of this break-glass use is closed")]
     ReviewClosed,
+    #[error("vendor access: {0}")]
+    InvalidVendor(String),
 }
 
 /// An access request and everything decided about it.
@@ -282,6 +285,10 @@ pub struct AccessRequest {
     /// the request was made.
     #[serde(default)]
     checkout: Option<String>,
+    /// For vendor access: the vendor, whose temporary IAM user holds the grant
+    /// (the requester is the sponsor).
+    #[serde(default)]
+    vendor: Option<Vendor>,
     updated_at: DateTime<Utc>,
     policy_hash: PolicyHash,
     version: u64,
@@ -375,6 +382,7 @@ impl AccessRequest {
             extensions: Vec::new(),
             break_glass: None,
             checkout: resource.checkout.as_ref().map(|c| c.secret_arn.clone()),
+            vendor: None,
             updated_at: now,
             policy_hash: catalog.hash().clone(),
             version: 0,
@@ -432,6 +440,62 @@ impl AccessRequest {
         request.status = Status::Approved;
         request.break_glass = Some(BreakGlass::open(catalog, resource, now));
         Ok(request)
+    }
+
+    /// Vendor access: sponsored by `sponsor` for the vendor in `ask`, for a
+    /// project (`input.ticket`, required). Always two approvals, from the
+    /// resource's dual-approval groups (the sponsor's manager and security in the
+    /// shipped catalog), whatever the risk score; never a checked-out credential;
+    /// only where the catalog names the networks vendors connect from.
+    pub fn vendor(
+        input: NewRequest,
+        ask: &VendorAsk,
+        sponsor: &Principal,
+        context: RequesterContext,
+        catalog: &Catalog,
+        now: DateTime<Utc>,
+    ) -> Result<Self, RequestError> {
+        if catalog.vendor_source_ips().is_empty() {
+            return Err(RequestError::InvalidVendor(
+                "the catalog allows none (no vendor_access.source_ips)".into(),
+            ));
+        }
+        let resource =
+            catalog
+                .resource(&input.resource)
+                .ok_or_else(|| RequestError::UnknownResource {
+                    resource: input.resource.clone(),
+                })?;
+        if resource.checkout.is_some() {
+            return Err(RequestError::InvalidVendor(
+                "credentials are not checked out to vendors".into(),
+            ));
+        }
+        let project = input
+            .ticket
+            .clone()
+            .ok_or_else(|| RequestError::InvalidVendor("a project reference is required".into()))?;
+        let groups = resource.dual_approval_groups.clone();
+        let mut request = Self::submit(input, sponsor, context, catalog, now)?;
+        request.vendor = Some(Vendor::new(ask, &project, &request.id)?);
+        request.routing = RouteDecision {
+            route: Route::Dual { groups },
+            reason: "vendor access: the sponsor's manager and security approve".into(),
+        };
+        request.approvals = Vec::new();
+        request.status = Status::Pending;
+        Ok(request)
+    }
+
+    /// The vendor, for vendor access.
+    pub fn vendor_of(&self) -> Option<&Vendor> {
+        self.vendor.as_ref()
+    }
+
+    /// Whose IAM user holds the grant: the vendor's for vendor access, else the
+    /// requester's.
+    pub fn grantee(&self) -> &PrincipalId {
+        self.vendor.as_ref().map_or(&self.requester, Vendor::user)
     }
 
     /// The secret this grant checks out, if it is a credential checkout.

@@ -229,6 +229,8 @@ pub struct Catalog {
     resources: BTreeMap<String, Resource>,
     /// IAM users the inactivity check never suspends, with why.
     inactivity_exemptions: BTreeMap<String, String>,
+    /// The networks vendors may reach AWS from (CIDR blocks); none: no vendor access.
+    vendor_source_ips: Vec<String>,
 }
 
 /// One problem in a catalog file, with where it is.
@@ -332,6 +334,12 @@ impl Catalog {
     }
 
     /// Why the inactivity check leaves this user alone, if it does.
+    /// The networks vendors may reach AWS from (`vendor_access.source_ips`, CIDR).
+    /// Empty when the catalog allows no vendor access.
+    pub fn vendor_source_ips(&self) -> &[String] {
+        &self.vendor_source_ips
+    }
+
     pub fn inactivity_exemption(&self, user: &str) -> Option<&str> {
         self.inactivity_exemptions.get(user).map(String::as_str)
     }

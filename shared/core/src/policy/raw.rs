@@ -20,6 +20,14 @@ pub(super) struct RawCatalog {
     pub(super) resources: Spanned<Vec<RawResource>>,
     #[serde(default)]
     pub(super) inactivity_exemptions: Vec<RawExemption>,
+    #[serde(default)]
+    pub(super) vendor_access: Option<RawVendorAccess>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVendorAccess {
+    pub(super) source_ips: Spanned<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]

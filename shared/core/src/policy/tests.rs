@@ -338,3 +338,22 @@ fn a_credential_grant_reads_its_one_secret_and_names_it_under_lapse() {
         assert!(issues[0].path.ends_with("grant.credential.secret_arn"));
     }
 }
+
+#[test]
+fn vendor_networks_are_cidr_blocks() {
+    let catalog = Catalog::parse(CATALOG, "c.yaml").unwrap();
+    assert_eq!(
+        catalog.vendor_source_ips(),
+        ["203.0.113.0/24", "198.51.100.0/24"]
+    );
+    for (bad, why) in [
+        ("203.0.113.0/33", "is not a CIDR block"),
+        ("203.0.113.0", "is not a CIDR block"),
+        ("example.com/24", "is not a CIDR block"),
+    ] {
+        let issues = issues_of(&CATALOG.replacen("203.0.113.0/24", bad, 1));
+        assert_eq!(issues.len(), 1, "{bad}: {issues:?}");
+        assert!(issues[0].message.contains(why), "{issues:?}");
+        assert_eq!(issues[0].path, "vendor_access.source_ips[0]");
+    }
+}

@@ -527,6 +527,27 @@ impl Catalog {
             }
         }
 
+        let mut vendor_source_ips = Vec::new();
+        if let Some(vendor) = &raw.vendor_access {
+            if vendor.source_ips.value.is_empty() {
+                issues.at(
+                    &vendor.source_ips,
+                    "vendor_access.source_ips",
+                    "list the networks vendors connect from, or leave vendor_access out",
+                );
+            }
+            for (i, cidr) in vendor.source_ips.value.iter().enumerate() {
+                if !is_cidr(&cidr.value) {
+                    issues.at(
+                        cidr,
+                        format!("vendor_access.source_ips[{i}]"),
+                        format!("`{}` is not a CIDR block like 203.0.113.0/24", cidr.value),
+                    );
+                }
+                vendor_source_ips.push(cidr.value.clone());
+            }
+        }
+
         Catalog {
             hash,
             tunables,
@@ -536,7 +557,23 @@ impl Catalog {
             roles,
             resources,
             inactivity_exemptions,
+            vendor_source_ips,
         }
+    }
+}
+
+/// `address/prefix`, IPv4 or IPv6, the prefix within the address's width.
+fn is_cidr(text: &str) -> bool {
+    let Some((address, prefix)) = text.split_once('/') else {
+        return false;
+    };
+    let Ok(prefix) = prefix.parse::<u8>() else {
+        return false;
+    };
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => prefix <= 32,
+        Ok(std::net::IpAddr::V6(_)) => prefix <= 128,
+        Err(_) => false,
     }
 }
 

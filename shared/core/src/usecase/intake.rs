@@ -116,7 +116,7 @@ pub async fn extend(
     announce(&extension, trail, outbox).await
 }
 
-async fn record_submission(
+pub(crate) async fn record_submission(
     request: &AccessRequest,
     trail: &AuditTrail<'_, impl AuditLog>,
     requester: &Principal,
@@ -145,7 +145,7 @@ async fn record_submission(
     Ok(())
 }
 
-async fn announce(
+pub(crate) async fn announce(
     request: &AccessRequest,
     trail: &AuditTrail<'_, impl AuditLog>,
     outbox: &Outbox<'_, impl Notifier, impl WorkflowStarter>,

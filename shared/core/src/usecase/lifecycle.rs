@@ -110,7 +110,7 @@ async fn provision(
     ledger
         .hold(&Hold {
             grant_id: request.id().to_string(),
-            principal: request.requester().clone(),
+            principal: request.grantee().clone(),
             artifact: artifact.clone(),
             expires_at,
         })
@@ -129,13 +129,13 @@ async fn provision(
                 .into());
             };
             iam.put_inline_policy(
-                request.requester(),
+                request.grantee(),
                 name,
                 &policy_document(statements, expires_at),
             )
             .await?;
         }
-        Artifact::GroupMembership { group } => iam.add_to_group(request.requester(), group).await?,
+        Artifact::GroupMembership { group } => iam.add_to_group(request.grantee(), group).await?,
     }
     Ok(())
 }
@@ -237,7 +237,7 @@ pub async fn grant(
             }
             Ok(Attempt::Done(GrantReport {
                 request_id: request.id().clone(),
-                principal: request.requester().clone(),
+                principal: request.grantee().clone(),
                 resource: request.resource().to_owned(),
                 artifact,
                 starts_at: window.starts_at,
@@ -343,7 +343,7 @@ async fn merge_extension(
                 .await?;
             Ok(Attempt::Done(GrantReport {
                 request_id: grant.id().clone(),
-                principal: grant.requester().clone(),
+                principal: grant.grantee().clone(),
                 resource: grant.resource().to_owned(),
                 artifact,
                 starts_at: window.starts_at,
@@ -404,7 +404,7 @@ async fn remove_recorded_artifact(
             remove_artifact(
                 ledger,
                 iam,
-                request.requester(),
+                request.grantee(),
                 artifact,
                 request.id().as_str(),
             )
@@ -547,19 +547,19 @@ pub async fn verify(
                 }
                 .into());
             }
-            let snapshot = iam.snapshot(request.requester()).await?;
+            let snapshot = iam.snapshot(request.grantee()).await?;
             let mut kept_for = Vec::new();
             if let Some(artifact) = request.artifact()
                 && snapshot.holds(artifact)
             {
                 let holders = match artifact {
                     Artifact::GroupMembership { .. } => {
-                        grants.ledger.holders(request.requester(), artifact).await?
+                        grants.ledger.holders(request.grantee(), artifact).await?
                     }
                     Artifact::InlinePolicy { .. } => Vec::new(),
                 };
                 if holders.is_empty() {
-                    let residue = format!("{artifact:?} for {}", request.requester());
+                    let residue = format!("{artifact:?} for {}", request.grantee());
                     trail
                         .record(AuditDraftFor::failure(&request, &residue, now))
                         .await?;
@@ -689,7 +689,7 @@ pub async fn record_failure(
         body: format!(
             "{} held by {} (status {}). {}",
             request.resource(),
-            request.requester(),
+            request.grantee(),
             request.status(),
             failure.cause
         ),

@@ -11,6 +11,7 @@ pub mod decide;
 pub mod intake;
 pub mod lifecycle;
 pub mod sweep;
+pub mod vendor;
 
 use serde_json::{Value, json};
 use tracing::warn;
@@ -140,7 +141,9 @@ pub fn request_chain(id: &RequestId) -> String {
 
 /// The workflow input for a grant (or for merging an extension into one). A
 /// credential checkout carries `checkout`, which sends the workflow through the
-/// checkout before the grant and the check-in after the verification.
+/// checkout before the grant and the check-in after the verification; vendor
+/// access carries `vendor` (the vendor's user made before the grant, deactivated
+/// after the verification, deleted after the retention).
 pub fn workflow_input(request: &AccessRequest) -> (String, Value) {
     let name = request.id().to_string();
     match request.extends() {
@@ -152,6 +155,9 @@ pub fn workflow_input(request: &AccessRequest) -> (String, Value) {
             name,
             json!({ "request_id": request.id(), "checkout": true }),
         ),
+        None if request.vendor_of().is_some() => {
+            (name, json!({ "request_id": request.id(), "vendor": true }))
+        }
         None => (name, json!({ "request_id": request.id() })),
     }
 }
@@ -235,8 +241,8 @@ pub(crate) async fn withdraw(
 }
 
 /// The part of a request an audit event records as before/after state.
-/// Break-glass requests carry their break-glass state in every event, so each is
-/// flagged as break-glass in the trail.
+/// Break-glass and vendor requests carry their break-glass state or their vendor
+/// in every event, so each is flagged as such in the trail.
 pub fn state_of(request: &AccessRequest) -> Value {
     let mut state = json!({
         "status": request.status(),
@@ -249,6 +255,9 @@ pub fn state_of(request: &AccessRequest) -> Value {
     });
     if let Some(break_glass) = request.break_glass_state() {
         state["break_glass"] = json!(break_glass);
+    }
+    if let Some(vendor) = request.vendor_of() {
+        state["vendor"] = json!(vendor);
     }
     state
 }

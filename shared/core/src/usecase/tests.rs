@@ -1631,3 +1631,247 @@ mod checkout {
         assert!(block_on(v.leases.get(SECRET)).unwrap().is_some());
     }
 }
+
+// ---- vendor access ------------------------------------------------------------------
+
+mod vendor_access {
+    use super::*;
+    use crate::revocation::ports::UserControls;
+    use crate::usecase::vendor::{Retired, deactivate, provision, retire, sponsor};
+    use crate::vendor::{BASE_POLICY, VendorAsk};
+
+    struct Vendors {
+        w: World,
+        drop: MemoryCredentialDrop,
+    }
+
+    impl Vendors {
+        fn sponsor(&self, duration: &str) -> Result<AccessRequest, Error> {
+            block_on(sponsor(
+                &self.w.store,
+                &self.w.trail(),
+                &self.w.outbox(),
+                &self.w.catalog,
+                &person("rita", &[]),
+                NewRequest {
+                    resource: "staging-logs-read".into(),
+                    duration: Some(duration.parse().unwrap()),
+                    justification: "migrate the log pipeline".into(),
+                    ticket: Some("PRJ-42".into()),
+                },
+                &VendorAsk {
+                    id: "acme".into(),
+                    email: "ops@acme.example".into(),
+                },
+                monday_at(10),
+            ))
+        }
+    }
+
+    #[test]
+    fn a_vendor_is_made_granted_deactivated_and_deleted_after_the_retention() {
+        let v = Vendors {
+            w: World::new(),
+            drop: MemoryCredentialDrop::default(),
+        };
+        let request = v.sponsor("4h").unwrap();
+        // Two approvals whatever the score; never the sponsor's own.
+        assert_eq!(request.status(), Status::Pending);
+        assert_eq!(request.open_slots(), ["managers", "security"]);
+        assert!(matches!(
+            v.w.decide(
+                &person("rita", &["managers"]),
+                request.id(),
+                Verdict::Approve
+            ),
+            Err(Error::Request(crate::request::RequestError::SelfApproval(
+                _
+            )))
+        ));
+        v.w.decide(
+            &person("mia", &["managers"]),
+            request.id(),
+            Verdict::Approve,
+        )
+        .unwrap();
+        v.w.decide(
+            &person("sam", &["security"]),
+            request.id(),
+            Verdict::Approve,
+        )
+        .unwrap();
+        let user = request.grantee().clone();
+        assert!(user.as_str().starts_with("vendor-acme-"), "{user}");
+
+        let made = block_on(provision(
+            &v.w.store,
+            &v.w.iam,
+            &v.drop,
+            &v.w.trail(),
+            &v.w.notifier,
+            &v.w.catalog,
+            request.id(),
+            monday_at(10),
+        ))
+        .unwrap();
+        assert!(made.password_set);
+        let snapshot = v.w.snapshot(user.as_str());
+        assert!(snapshot.inline_policies.contains_key(BASE_POLICY));
+        let tags = v.w.iam.tags(&user);
+        assert!(
+            tags.contains(&("lapse:sponsor".into(), "rita".into())),
+            "{tags:?}"
+        );
+        assert!(
+            tags.contains(&("lapse:project".into(), "PRJ-42".into())),
+            "{tags:?}"
+        );
+        let (reader, until) = v.drop.reader(&made.secret).unwrap();
+        assert_eq!((reader.as_str(), until), ("rita", monday_at(14)));
+        // Again: nothing new, the same secret.
+        let again = block_on(provision(
+            &v.w.store,
+            &v.w.iam,
+            &v.drop,
+            &v.w.trail(),
+            &v.w.notifier,
+            &v.w.catalog,
+            request.id(),
+            monday_at(10),
+        ))
+        .unwrap();
+        assert!(!again.password_set);
+
+        // The grant goes to the vendor's user, not the sponsor.
+        v.w.grant(request.id(), None, monday_at(10));
+        assert!(v.w.snapshot(user.as_str()).inline_policies.len() == 2);
+        assert!(v.w.snapshot("rita").inline_policies.is_empty());
+
+        // Not deactivated while the grant runs.
+        let early = block_on(deactivate(
+            &v.w.store,
+            &v.w.iam,
+            &v.drop,
+            &v.w.trail(),
+            &v.w.catalog,
+            request.id(),
+            monday_at(12),
+        ));
+        assert!(early.is_err());
+        block_on(revoke(
+            &v.w.grants(),
+            &v.w.iam,
+            &v.w.trail(),
+            request.id(),
+            RevokeCause::Expiry,
+            "lapse",
+            monday_at(14),
+        ))
+        .unwrap();
+        let done = block_on(deactivate(
+            &v.w.store,
+            &v.w.iam,
+            &v.drop,
+            &v.w.trail(),
+            &v.w.catalog,
+            request.id(),
+            monday_at(14),
+        ))
+        .unwrap();
+        let after = v.w.iam.user(&user).unwrap();
+        assert!(!after.login_profile, "{after:?}");
+        // Only the deny of sessions issued before the deactivation is left.
+        assert_eq!(
+            after.inline_policies.keys().collect::<Vec<_>>(),
+            [crate::revocation::plan::SESSION_DENY_POLICY],
+            "{after:?}"
+        );
+        assert!(v.drop.reader(&made.secret).is_none(), "the secret is gone");
+        assert_eq!(done.retire_at, monday_at(14) + TimeDelta::days(30));
+
+        // Not before the retention; held by a legal hold; then deleted.
+        let retire_at = |at| {
+            block_on(retire(
+                &v.w.store,
+                &v.w.iam,
+                &v.w.controls,
+                &v.w.trail(),
+                &v.w.catalog,
+                request.id(),
+                at,
+            ))
+        };
+        assert!(matches!(
+            retire_at(done.retire_at - TimeDelta::seconds(1)),
+            Err(Error::NotDue { .. })
+        ));
+        let mut hold = block_on(v.w.controls.controls(&user)).unwrap();
+        hold.legal_hold = true;
+        block_on(v.w.controls.set(&user, &mut hold)).unwrap();
+        assert_eq!(
+            retire_at(done.retire_at).unwrap(),
+            Retired::Held { user: user.clone() }
+        );
+        assert!(v.w.iam.user(&user).is_some());
+        hold.legal_hold = false;
+        block_on(v.w.controls.set(&user, &mut hold)).unwrap();
+        assert_eq!(
+            retire_at(done.retire_at).unwrap(),
+            Retired::Deleted { user: user.clone() }
+        );
+        assert!(v.w.iam.user(&user).is_none());
+        let actions = v.w.verify_audit(request.id());
+        for action in [
+            "vendor.provisioned",
+            "vendor.deactivated",
+            "vendor.retained",
+            "vendor.deleted",
+        ] {
+            assert_eq!(
+                actions.iter().filter(|a| *a == action).count(),
+                1,
+                "{action} in {actions:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn vendor_asks_are_checked() {
+        let v = Vendors {
+            w: World::new(),
+            drop: MemoryCredentialDrop::default(),
+        };
+        let no_project = block_on(sponsor(
+            &v.w.store,
+            &v.w.trail(),
+            &v.w.outbox(),
+            &v.w.catalog,
+            &person("rita", &[]),
+            NewRequest {
+                resource: "staging-logs-read".into(),
+                duration: None,
+                justification: "x".into(),
+                ticket: None,
+            },
+            &VendorAsk {
+                id: "acme".into(),
+                email: "ops@acme.example".into(),
+            },
+            monday_at(10),
+        ));
+        assert!(
+            matches!(&no_project, Err(Error::Request(crate::request::RequestError::InvalidVendor(why))) if why.contains("project")),
+            "{no_project:?}"
+        );
+        let too_long = v.sponsor("12h");
+        assert!(
+            matches!(
+                too_long,
+                Err(Error::Request(
+                    crate::request::RequestError::DurationTooLong { .. }
+                ))
+            ),
+            "{too_long:?}"
+        );
+    }
+}

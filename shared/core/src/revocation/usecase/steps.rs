@@ -189,7 +189,7 @@ pub async fn current_plan(
 
 /// The first whole second after `at`: a session issued at or before `at` was issued
 /// before it.
-pub(super) fn whole_second_after(at: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn whole_second_after(at: DateTime<Utc>) -> DateTime<Utc> {
     at.trunc_subsecs(0) + TimeDelta::seconds(1)
 }
 
