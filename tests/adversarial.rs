@@ -850,7 +850,10 @@ async fn deleting_audit_events_or_their_anchors_is_detected_or_refused() {
     assert!(events >= 4, "{report:?}");
     let mut exported = Vec::new();
     assert_eq!(
-        reader.export(Some(&chain), &mut exported).await.unwrap(),
+        reader
+            .export(Some(&chain), false, &mut exported)
+            .await
+            .unwrap(),
         events
     );
     let lines: Vec<serde_json::Value> = String::from_utf8(exported)
@@ -902,7 +905,12 @@ async fn deleting_audit_events_or_their_anchors_is_detected_or_refused() {
         "{report:?}"
     );
     let mut refused = Vec::new();
-    assert!(reader.export(Some(&chain), &mut refused).await.is_err());
+    assert!(
+        reader
+            .export(Some(&chain), false, &mut refused)
+            .await
+            .is_err()
+    );
     assert!(refused.is_empty(), "nothing of a failing chain is exported");
     // ...and so is deleting the whole chain: the anchors still name it.
     for seq in 0..events - 1 {

@@ -207,6 +207,52 @@ async fn break_glass_is_granted_at_once_bounded_in_iam_then_justified_and_review
     assert_eq!(output["remind"]["sent"], false, "{output}");
     assert_eq!(output["escalate"]["sent"], false, "{output}");
 
+    // The auditor's break-glass report: every verified chain, only break-glass
+    // requests' events. An ordinary request of the same stack stays out.
+    let ordinary = dana
+        .request(
+            "billing-reports-read",
+            Some("30m"),
+            "reconcile invoices",
+            None,
+        )
+        .await
+        .unwrap();
+    s.provisioned(&dana, &id(&ordinary), "billing-reports-read", "dana")
+        .await;
+    let sdk = &s.stack.sdk;
+    let config = &s.stack.config;
+    let reader = lapse_cli::audit::AuditReader {
+        log: lapse_aws::dynamodb::DynamoDbAuditLog::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            &config.tables.audit,
+        ),
+        anchors: lapse_aws::anchors::S3Anchors::new(
+            aws_sdk_s3::Client::new(sdk),
+            &config.audit_anchors,
+        ),
+        verifier: lapse_aws::kms::audit_verifier(&aws_sdk_kms::Client::new(sdk), &config.audit_key)
+            .await
+            .unwrap(),
+    };
+    let mut exported = Vec::new();
+    let written = reader.export(None, true, &mut exported).await.unwrap();
+    let subjects: std::collections::BTreeSet<String> = String::from_utf8(exported)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["subject"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(written >= 5, "{written}");
+    assert_eq!(
+        subjects.into_iter().collect::<Vec<_>>(),
+        std::slice::from_ref(&rid)
+    );
+
     let audit = s.audit(&rid).await;
     for (action, times) in [
         ("breakglass.declared", 1),
@@ -243,6 +289,8 @@ async fn an_unanswered_break_glass_is_reminded_escalated_and_an_unjustified_one_
         created["duration"], "2h",
         "the cap when no duration is asked"
     );
+    // Granted before the clock moves, so the grant's window is now's.
+    s.provisioned(&erin, &rid, "prod-db-admin", "erin").await;
 
     // Three quarters into the window: a reminder to the requester, once.
     s.stack.clock.advance_to(at(&created, "remind_at"));

@@ -168,6 +168,8 @@ fn stack_config(d: &Deployed) -> StackConfig {
             .as_str()
             .unwrap()
             .to_owned(),
+        managed_user_path: d.env("vendors")["LAPSE_MANAGED_USER_PATH"].clone(),
+        managed_user_boundary: d.resource("ManagedUserBoundary"),
         router_queue_url: d.doc["router_queue_url"].as_str().unwrap().to_owned(),
     }
 }
@@ -262,7 +264,8 @@ fn unread(function: &str, given: &BTreeMap<String, String>, env: &Env) -> Vec<St
 }
 
 /// Every `LAPSE_*` value a function reads names something the stack holds: a
-/// resource's physical id or ARN, or one of the secrets the harness created.
+/// resource's physical id or ARN, or one of the secrets the harness created (or is
+/// the managed users' IAM path, a parameter).
 fn environment_names_the_stack(d: &Deployed) {
     let mut known: Vec<String> = d.doc["resources"]
         .as_object()
@@ -280,8 +283,12 @@ fn environment_names_the_stack(d: &Deployed) {
             }
             let secret =
                 value.contains(":secretsmanager:") && value.contains(&format!(":secret:{STACK}-"));
+            // The one parameter a function reads: the managed users' IAM path.
+            let path =
+                name == "LAPSE_MANAGED_USER_PATH" && value.starts_with('/') && value.ends_with('/');
             assert!(
                 secret
+                    || path
                     || known.iter().any(|k| *k == value
                         || value.ends_with(&format!(":{k}"))
                         || value.ends_with(&format!("/{k}"))),
@@ -699,6 +706,56 @@ async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
     .await;
     let ended = dana.revoke(&cid).await.unwrap();
     assert_eq!(ended["checkin"]["outcome"], "checked_in", "{ended}");
+
+    // Vendor access: the vendors function (its role) makes the temporary user and
+    // hands the first password to the sponsor, deactivates it after the verified
+    // revocation, and deletes it after the retention.
+    let sponsored = dana
+        .sponsor_vendor(
+            ("acme", "ops@acme.example"),
+            "staging-logs-read",
+            Some("1h"),
+            "migrate the log pipeline",
+            "PRJ-42",
+        )
+        .await
+        .unwrap();
+    let vid = sponsored["id"].as_str().unwrap().to_owned();
+    let vendor_user = sponsored["vendor"]["user"].as_str().unwrap().to_owned();
+    approver("mia", "managers")
+        .decide(&vid, true, "ok")
+        .await
+        .unwrap();
+    approver("sam", "security")
+        .decide(&vid, true, "ok")
+        .await
+        .unwrap();
+    policy_in_iam(
+        &operator,
+        &vendor_user,
+        &format!("lapse-staging-logs-read-{vid}"),
+    )
+    .await;
+    let window: chrono::DateTime<Utc> =
+        dana.wait_for(&vid, "active", WAIT).await.unwrap()["window"]["expires_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+    stack
+        .clock
+        .advance_to(window + chrono::TimeDelta::days(30) + chrono::TimeDelta::seconds(2));
+    let run = stack
+        .workflows
+        .wait(&vid, WAIT)
+        .await
+        .unwrap_or_else(|| panic!("vendor workflow {vid} did not finish (a step refused?)"));
+    assert_eq!(run.status, "SUCCEEDED", "{run:?}");
+    assert!(run.states.contains(&"RetireVendor".to_owned()), "{run:?}");
+    assert!(
+        iam.get_user().user_name(&vendor_user).send().await.is_err(),
+        "the vendor's user is deleted"
+    );
 
     // Break-glass: intake (its role) starts the grant and the justification
     // timeline; at the deadline notify (its role) tells the reviewers and security;

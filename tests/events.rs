@@ -107,6 +107,10 @@ fn task_events_match_their_inputs() {
     for (path, text) in samples("notify") {
         serde_json::from_str::<notify::NotifyTask>(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
     }
+    for (path, text) in samples("vendors") {
+        serde_json::from_str::<vendors::VendorTask>(&text)
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
     for (path, text) in samples("credentials") {
         serde_json::from_str::<credentials::CredentialTask>(&text)
             .unwrap_or_else(|e| panic!("{path}: {e}"));

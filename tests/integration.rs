@@ -19,4 +19,5 @@ mod hr_revocation;
 mod request_store;
 mod revocation;
 mod template;
+mod vendors;
 mod workflows;

@@ -74,9 +74,14 @@ impl Stack {
     }
 
     pub async fn iam(&self, name: &str) -> IamSnapshot {
+        self.iam_of(&self.user(name)).await
+    }
+
+    /// What IAM holds for this exact user name (a vendor's temporary user, say).
+    pub async fn iam_of(&self, user: &str) -> IamSnapshot {
         let directory = IamDirectory::new(aws_sdk_iam::Client::new(&self.stack.sdk));
         directory
-            .snapshot(&PrincipalId::new(self.user(name)).unwrap())
+            .snapshot(&PrincipalId::new(user).unwrap())
             .await
             .unwrap()
     }

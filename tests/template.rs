@@ -336,7 +336,21 @@ fn iam_problems(template: &Value) -> Vec<String> {
                         continue;
                     }
                     for res in &resources {
-                        if res.contains(":user") {
+                        // A user being created has no tags yet: the request's tags
+                        // must make it managed, under the boundary, named vendor-*.
+                        let creates = matches!(action.as_str(), "iam:CreateUser" | "iam:TagUser");
+                        if res.contains(":user") && creates {
+                            let managed =
+                                condition_equals(&statement, "aws:RequestTag/lapse:managed")
+                                    == Some(&Value::String("true".into()));
+                            let bounded = condition_equals(&statement, "iam:PermissionsBoundary")
+                                == Some(&serde_json::json!({"Ref": "ManagedUserBoundary"}));
+                            if !managed || !bounded || !res.ends_with("vendor-*") {
+                                problems.push(format!(
+                                    "{role}: {action} on {res} without lapse:managed=true, Lapse's boundary and a vendor-* name"
+                                ));
+                            }
+                        } else if res.contains(":user") {
                             if condition_equals(&statement, "aws:ResourceTag/lapse:managed")
                                 != Some(&Value::String("true".into()))
                             {
@@ -442,6 +456,25 @@ fn lapse_writes_only_to_managed_users_and_its_own_groups() {
         p.iter().any(|p| p.contains(
             "GrantFunctionRole: iam:PutUserPolicy without requiring Lapse's permissions boundary"
         )),
+        "{p:?}"
+    );
+
+    // Vendor users are created managed, under the boundary, named vendor-*.
+    let t = without_condition(&template, "VendorsFunctionRole", "CreateVendorUsers");
+    let p = iam_problems(&t);
+    assert!(
+        p.iter().any(|p| p.starts_with(
+            "VendorsFunctionRole: iam:CreateUser on arn:${AWS::Partition}:iam::${AWS::AccountId}:user${ManagedUserPath}vendor-* without lapse:managed=true"
+        )),
+        "{p:?}"
+    );
+    let mut t = template.clone();
+    statement_mut(&mut t, "VendorsFunctionRole", "CreateVendorUsers")["Resource"] = serde_json::json!({"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user${ManagedUserPath}*"});
+    let p = iam_problems(&t);
+    assert!(
+        p.iter()
+            .any(|p| p.starts_with("VendorsFunctionRole: iam:CreateUser on")
+                && p.ends_with("a vendor-* name")),
         "{p:?}"
     );
 
@@ -1071,11 +1104,16 @@ fn environment_role_mismatches(template: &Value) -> Vec<String> {
         }
         let role = props["Role"]["Fn::GetAtt"][0].as_str().unwrap();
         let mut reached = std::collections::BTreeSet::new();
+        let mut conditioned = std::collections::BTreeSet::new();
         for policy in as_list(&resources[role]["Properties"]["Policies"]) {
             for statement in as_list(&policy["PolicyDocument"]["Statement"]) {
                 named_resources(template, &statement["Resource"], &mut reached);
+                named_resources(template, &statement["Condition"], &mut conditioned);
             }
         }
+        // A resource a condition requires (the users' boundary) is reached when
+        // the code names it too; a condition alone grants nothing.
+        reached.extend(conditioned.intersection(&named).cloned());
         reached.retain(|r| !service.contains(r));
         for r in named.difference(&reached) {
             problems.push(format!(
@@ -1109,6 +1147,26 @@ fn each_functions_environment_names_what_its_role_reaches() {
     assert_eq!(
         environment_role_mismatches(&broader),
         ["InactivityCheckFunction: its role reaches RequestsTable, its environment names it not"]
+    );
+    // A resource only a condition names (the vendors' boundary) counts as reached
+    // only while the code names it: without its variable nothing is left over, and
+    // with the condition gone the variable is unmatched.
+    let mut unbound = template.clone();
+    let vendor_env =
+        &mut unbound["Resources"]["VendorsFunction"]["Properties"]["Environment"]["Variables"];
+    vendor_env
+        .as_object_mut()
+        .unwrap()
+        .remove("LAPSE_MANAGED_USER_BOUNDARY");
+    assert_eq!(environment_role_mismatches(&unbound), Vec::<String>::new());
+    let unconditioned = without_condition(
+        &without_condition(&template, "VendorsFunctionRole", "CreateVendorUsers"),
+        "VendorsFunctionRole",
+        "VendorPolicies",
+    );
+    assert_eq!(
+        environment_role_mismatches(&unconditioned),
+        ["VendorsFunction: its environment names ManagedUserBoundary, its role reaches it not"]
     );
     // A resource the code would build a client for and be refused at run time.
     let mut narrower = template;

@@ -95,7 +95,12 @@ impl AuditReader {
 
     /// Writes every event of one chain (or all) as JSON Lines, chain by chain in
     /// sequence order, after verifying each chain; refuses if any fails.
-    pub async fn export(&self, only: Option<&str>, out: &mut impl Write) -> Result<usize> {
+    pub async fn export(
+        &self,
+        only: Option<&str>,
+        break_glass: bool,
+        out: &mut impl Write,
+    ) -> Result<usize> {
         let (chains, heads) = self.chains_and_heads(only).await?;
         let mut written = 0;
         for chain in chains {
@@ -103,7 +108,10 @@ impl AuditReader {
             if let Some(problem) = check(&chain, &events, &self.verifier, heads.get(&chain)) {
                 anyhow::bail!("chain {chain} does not verify, nothing more exported: {problem}");
             }
-            for event in &events {
+            let keep = |event: &&AuditEvent| {
+                !break_glass || lapse_core::usecase::carries_break_glass(event)
+            };
+            for event in events.iter().filter(keep) {
                 serde_json::to_writer(&mut *out, event)?;
                 out.write_all(b"\n")?;
                 written += 1;

@@ -326,6 +326,29 @@ impl ApiClient {
             .await
     }
 
+    /// `POST /v1/vendors`: vendor access, sponsored by the caller.
+    pub async fn sponsor_vendor(
+        &self,
+        vendor: (&str, &str),
+        resource: &str,
+        duration: Option<&str>,
+        justification: &str,
+        project: &str,
+    ) -> Result<Value, ApiError> {
+        let (id, email) = vendor;
+        let mut body = json!({
+            "vendor": { "id": id, "email": email },
+            "resource": resource,
+            "justification": justification,
+            "project": project,
+        });
+        if let Some(duration) = duration {
+            body["duration"] = json!(duration);
+        }
+        self.send(reqwest::Method::POST, "/v1/vendors", Some(body))
+            .await
+    }
+
     /// `POST /v1/break-glass/{id}/justification`.
     pub async fn justify(&self, id: &str, justification: &str) -> Result<Value, ApiError> {
         self.send(

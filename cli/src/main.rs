@@ -71,6 +71,24 @@ enum Command {
         #[arg(long)]
         ticket: Option<String>,
     },
+    /// Sponsor a vendor's access: a temporary IAM user, MFA and network limits,
+    /// two approvals (your manager and security).
+    Vendor {
+        /// The vendor's id: lower-case letters, digits, `-`.
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        resource: String,
+        #[arg(long)]
+        duration: Option<String>,
+        #[arg(long)]
+        justification: String,
+        /// The project reference the vendor works under.
+        #[arg(long)]
+        project: String,
+    },
     /// Justify your break-glass use (due within the policy window).
     Justify {
         id: String,
@@ -194,6 +212,9 @@ enum AuditCommand {
     Export {
         #[arg(long)]
         chain: Option<String>,
+        /// Only break-glass requests' events (every chain is still verified).
+        #[arg(long)]
+        break_glass: bool,
         /// Where to write; standard output when omitted.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -300,17 +321,28 @@ async fn run(cli: Cli) -> Result<()> {
             anyhow::ensure!(failed == 0, "{failed} chain(s) failed verification");
         }
         Command::Audit {
-            command: AuditCommand::Export { chain, out },
+            command:
+                AuditCommand::Export {
+                    chain,
+                    break_glass,
+                    out,
+                },
         } => {
             let reader = lapse_cli::audit::AuditReader::from_env().await?;
             let written = match out {
                 Some(path) => {
                     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
-                    reader.export(chain.as_deref(), &mut file).await?
+                    reader
+                        .export(chain.as_deref(), *break_glass, &mut file)
+                        .await?
                 }
                 None => {
                     reader
-                        .export(chain.as_deref(), &mut std::io::stdout().lock())
+                        .export(
+                            chain.as_deref(),
+                            *break_glass,
+                            &mut std::io::stdout().lock(),
+                        )
                         .await?
                 }
             };
@@ -376,6 +408,25 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let created = client(&cli)?
                 .break_glass(resource, duration.as_deref(), reason, ticket.as_deref())
+                .await?;
+            println!("{}", show::detail(&created));
+        }
+        Command::Vendor {
+            id,
+            email,
+            resource,
+            duration,
+            justification,
+            project,
+        } => {
+            let created = client(&cli)?
+                .sponsor_vendor(
+                    (id, email),
+                    resource,
+                    duration.as_deref(),
+                    justification,
+                    project,
+                )
                 .await?;
             println!("{}", show::detail(&created));
         }

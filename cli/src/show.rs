@@ -72,6 +72,15 @@ pub fn detail(request: &Value) -> String {
             s(&request["window"]["expires_at"])
         ));
     }
+    if let Some(vendor) = request["vendor"].as_object() {
+        out.push(format!(
+            "vendor    {} ({}) for project {}, sponsored by {}",
+            s(&vendor["user"]),
+            s(&vendor["email"]),
+            s(&vendor["project"]),
+            s(&request["requester"])
+        ));
+    }
     let glass = &request["break_glass"];
     if glass.is_object() {
         let justified = match glass["justification"].as_object() {

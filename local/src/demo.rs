@@ -91,15 +91,30 @@ impl Demo {
         Ok(Audit { log, verifier })
     }
 
+    fn catalog_vendor_networks(&self) -> Result<String> {
+        Ok(lapse_lambda::bundled_catalog()?
+            .vendor_source_ips()
+            .join(", "))
+    }
+
     async fn show_iam(&self, user: &str) -> Result<()> {
         let snapshot = self.directory.snapshot(&PrincipalId::new(user)?).await?;
         if snapshot.inline_policies.is_empty() && snapshot.groups.is_empty() {
             println!("   IAM: {user} holds no Lapse grant");
         }
         for (name, document) in &snapshot.inline_policies {
-            let bound = document_expiry(document).map_or("NONE".to_owned(), |t| t.to_rfc3339());
             println!("   IAM: {user} holds inline policy {name}");
-            println!("        every statement: DateLessThan aws:CurrentTime {bound}");
+            let deny_only = document["Statement"]
+                .as_array()
+                .is_some_and(|all| all.iter().all(|st| st["Effect"] == "Deny"));
+            match document_expiry(document) {
+                Some(bound) => println!(
+                    "        every statement: DateLessThan aws:CurrentTime {}",
+                    bound.to_rfc3339()
+                ),
+                None if deny_only => println!("        deny statements only: grants nothing"),
+                None => println!("        NO time bound"),
+            }
         }
         for group in &snapshot.groups {
             println!("   IAM: {user} is in group {group}");
@@ -174,6 +189,7 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
     termination(&demo, &audit).await?;
     let olga = break_glass(&demo).await?;
     let checkout = credential_checkout(&demo).await?;
+    let vendor = vendor_access(&demo).await?;
     timeline(
         &demo,
         &audit,
@@ -183,11 +199,12 @@ pub async fn run(args: &DemoArgs) -> Result<()> {
             ("erin", &erin),
             ("olga", &olga),
             ("dana", &checkout),
+            ("acme", &vendor),
         ],
     )
     .await?;
     println!(
-        "\nDemo complete: three access routes, break-glass, a credential checkout and an HR termination, each ending in a verified revocation and a verified, signed audit chain."
+        "\nDemo complete: three access routes, break-glass, a credential checkout, vendor access and an HR termination, each ending in a verified revocation and a verified, signed audit chain."
     );
     Ok(())
 }
@@ -710,9 +727,96 @@ async fn credential_checkout(demo: &Demo) -> Result<String> {
     Ok(id)
 }
 
-/// Scene 10: every request's signed chain, verified, as one timeline.
-async fn timeline(demo: &Demo, audit: &Audit, requests: [(&str, &String); 5]) -> Result<()> {
-    heading("10. Timeline and signed audit trail");
+/// Scene 10: a vendor's temporary user, from sponsorship to deletion. Returns the
+/// request id.
+async fn vendor_access(demo: &Demo) -> Result<String> {
+    heading("10. Vendor access");
+    let dana = demo.client("dana")?;
+    let req = dana
+        .sponsor_vendor(
+            ("acme", "ops@acme.example"),
+            "staging-logs-read",
+            Some("2h"),
+            "Acme migrates the log pipeline",
+            "PRJ-42",
+        )
+        .await?;
+    indent(&show::detail(&req));
+    let id = req["id"].as_str().context("id")?.to_owned();
+    let vendor = req["vendor"]["user"]
+        .as_str()
+        .context("vendor user")?
+        .to_owned();
+    for (who, group) in [("mia", "managers"), ("sam", "security")] {
+        demo.client(who)?.decide(&id, true, "approved").await?;
+        println!("   {who} ({group}) approves");
+    }
+    let active = dana.wait_for(&id, "active", WAIT).await?;
+    ensure!(active["status"] == "active", "never granted: {active}");
+    let iam = aws_sdk_iam::Client::new(&demo.sdk);
+    let tags: Vec<String> = iam
+        .list_user_tags()
+        .user_name(&vendor)
+        .send()
+        .await?
+        .tags()
+        .iter()
+        .map(|t| format!("{}={}", t.key(), t.value()))
+        .collect();
+    println!("   IAM user {vendor}: {}", tags.join(", "));
+    println!(
+        "   base policy lapse-vendor-base: nothing but MFA enrolment until MFA is present; nothing from outside {}",
+        demo.catalog_vendor_networks()?
+    );
+    println!(
+        "   first password: Secrets Manager lapse/vendor/{vendor}, readable by dana alone until the window ends"
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !demo
+        .directory
+        .snapshot(&PrincipalId::new(vendor.clone())?)
+        .await?
+        .inline_policies
+        .keys()
+        .any(|k| k.starts_with("lapse-staging-logs-read-"))
+    {
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "IAM never received the grant"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    demo.show_iam(&vendor).await?;
+    let expires: chrono::DateTime<chrono::Utc> = active["window"]["expires_at"]
+        .as_str()
+        .context("window")?
+        .parse()?;
+    let retire_at = expires + chrono::TimeDelta::days(30);
+    println!(
+        "   ... time passes: the stack's clock moves past the 30-day retention, to {retire_at} ..."
+    );
+    demo.stack
+        .clock
+        .advance_to(retire_at + chrono::TimeDelta::seconds(2));
+    let run = demo
+        .stack
+        .workflows
+        .wait(&id, WAIT)
+        .await
+        .context("vendor workflow did not finish")?;
+    println!("   workflow {}: {}", run.status, run.states.join(" → "));
+    ensure!(run.status == "SUCCEEDED", "workflow failed: {run:?}");
+    let gone = iam.get_user().user_name(&vendor).send().await.is_err();
+    ensure!(gone, "the vendor's user was not deleted");
+    println!(
+        "   deactivated at the end, deleted after the retention: IAM no longer knows {vendor}"
+    );
+    Ok(id)
+}
+
+/// Scene 11: every request's signed chain, verified, as one timeline.
+async fn timeline(demo: &Demo, audit: &Audit, requests: [(&str, &String); 6]) -> Result<()> {
+    heading("11. Timeline and signed audit trail");
     let mut timeline = Vec::new();
     for (who, id) in requests {
         let chain = format!("request#{id}");

@@ -21,9 +21,10 @@ pub const DEV_WEBHOOK_TOKEN: &str = "local-hr-token";
 pub const DEV_WEBHOOK_SIGNING_SECRET: &str = "whsec_bG9jYWwtaHItc2lnbmluZy1zZWNyZXQtMzJi";
 
 /// The task functions the state machine invokes, and the backstops.
-pub const TASK_FUNCTIONS: [&str; 7] = [
+pub const TASK_FUNCTIONS: [&str; 8] = [
     "grant",
     "credentials",
+    "vendors",
     "revoke",
     "verify",
     "notify",
@@ -47,6 +48,10 @@ pub struct StackConfig {
     pub state_machine_arn: String,
     pub revocation_state_machine_arn: String,
     pub break_glass_state_machine_arn: String,
+    /// Where managed users live, and the boundary each carries (vendors' users are
+    /// made with them).
+    pub managed_user_path: String,
+    pub managed_user_boundary: String,
     /// Where the bus's rules deliver locally (the deployed rules target the
     /// revocation state machine; moto cannot run it, so the local host does).
     pub router_queue_url: String,
@@ -69,6 +74,7 @@ impl StackConfig {
             "VerifyFunctionArn": self.function_arn("verify"),
             "NotifyFunctionArn": self.function_arn("notify"),
             "CredentialsFunctionArn": self.function_arn("credentials"),
+            "VendorsFunctionArn": self.function_arn("vendors"),
             "RevocationFunctionArn": self.function_arn("revocation"),
         })
     }
@@ -100,6 +106,11 @@ impl StackConfig {
             (
                 intake::BREAK_GLASS_STATE_MACHINE,
                 self.break_glass_state_machine_arn.clone(),
+            ),
+            (vars::MANAGED_USER_PATH, self.managed_user_path.clone()),
+            (
+                vars::MANAGED_USER_BOUNDARY,
+                self.managed_user_boundary.clone(),
             ),
             (
                 "LAPSE_SCHEDULER_ROLE_ARN",
@@ -283,6 +294,9 @@ pub async fn provision(
         state_machine_arn: String::new(),
         revocation_state_machine_arn: String::new(),
         break_glass_state_machine_arn: String::new(),
+        managed_user_path: "/".to_owned(),
+        managed_user_boundary: managed_user_boundary(&aws_sdk_iam::Client::new(sdk), prefix)
+            .await?,
         router_queue_url,
     };
     config.state_machine_arn = state_machine(sdk, &config, "grant-lifecycle").await?;
@@ -290,6 +304,37 @@ pub async fn provision(
     config.break_glass_state_machine_arn =
         state_machine(sdk, &config, "break-glass-review").await?;
     Ok(config)
+}
+
+/// The managed users' permissions boundary, `<prefix>-managed-user-boundary`:
+/// everything, as far as the local stack is concerned (the deployed one also denies
+/// Lapse's own resources; the deploy rehearsal checks that one).
+async fn managed_user_boundary(
+    iam: &aws_sdk_iam::Client,
+    prefix: &str,
+) -> Result<String, LocalError> {
+    let name = format!("{prefix}-managed-user-boundary");
+    let document = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{ "Effect": "Allow", "Action": "*", "Resource": "*" }]
+    });
+    match iam
+        .create_policy()
+        .policy_name(&name)
+        .policy_document(document.to_string())
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out
+            .policy()
+            .and_then(|p| p.arn())
+            .unwrap_or_default()
+            .to_owned()),
+        Err(e) if e.code() == Some("EntityAlreadyExists") => {
+            Ok(format!("arn:aws:iam::{ACCOUNT}:policy/{name}"))
+        }
+        Err(e) => Err(failed("managed user boundary")(Box::new(e))),
+    }
 }
 
 /// Creates (or finds) `<prefix>-<name>` from `infra/statemachines/<name>.asl.json`.

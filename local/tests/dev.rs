@@ -53,6 +53,11 @@ fn demo_runs_every_route_to_a_verified_revocation() {
         "erin's approved request for it too: cancelled",
         "dana checks it in early: IAM revoked and verified (true), secret rotated from",
         "is no longer AWSCURRENT (now checkin-req-",
+        "route     vendor access: the sponsor's manager and security approve",
+        "lapse:managed=true, lapse:vendor=ops@acme.example, lapse:sponsor=dana, lapse:project=PRJ-42",
+        "holds inline policy lapse-vendor-base\n        deny statements only: grants nothing",
+        "→ DeactivateVendor → NotifyRevoked → NeedsRetirement → WaitForRetention → RetireVendor",
+        "deleted after the retention: IAM no longer knows vendor-acme-",
         "Demo complete",
     ] {
         assert!(
@@ -60,19 +65,20 @@ fn demo_runs_every_route_to_a_verified_revocation() {
             "missing {expected:?} in:\n{stdout}"
         );
     }
-    assert_eq!(stdout.matches("workflow SUCCEEDED").count(), 5, "{stdout}");
+    assert_eq!(stdout.matches("workflow SUCCEEDED").count(), 6, "{stdout}");
     assert_eq!(stdout.matches("status: verified").count(), 3, "{stdout}");
     assert_eq!(
         stdout
             .matches("verified with its public key only (head")
             .count(),
-        5,
+        6,
         "{stdout}"
     );
     assert!(
         stdout.contains("signed audit record for jdoe (4 events, verified"),
         "{stdout}"
     );
+    assert!(!stdout.contains("NO time bound"), "{stdout}");
     assert!(
         !stdout.contains("CloudWatchMetrics"),
         "metrics stay out of the demo's output"

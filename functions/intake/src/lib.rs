@@ -9,6 +9,8 @@
 //!   once (up to the policy's cap; longer is refused), security told, the
 //!   justification timeline started
 //! - `POST /v1/break-glass/{id}/justification` `{justification}`: the requester's account
+//! - `POST /v1/vendors` `{vendor: {id, email}, resource, duration?, justification,
+//!   project}` → 201: vendor access sponsored by the caller, routed to two approvers
 //!
 
 //! Who is asking comes from the JWT claims API Gateway verified, never from the body;
@@ -24,8 +26,9 @@ use lapse_core::identity::Principal;
 use lapse_core::ports::{RequestQueries, WorkflowStarter};
 use lapse_core::request::{NewRequest, RequestId, Status};
 use lapse_core::usecase::Outbox;
-use lapse_core::usecase::breakglass;
 use lapse_core::usecase::intake::{self, ExtensionAsk};
+use lapse_core::usecase::{breakglass, vendor};
+use lapse_core::vendor::VendorAsk;
 use lapse_lambda::HandlerError;
 use lapse_lambda::config::Env;
 use lapse_lambda::http::{self, json, json_body};
@@ -66,6 +69,18 @@ struct BreakGlassBody {
     reason: String,
     #[serde(default)]
     ticket: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VendorBody {
+    vendor: VendorAsk,
+    resource: String,
+    #[serde(default)]
+    duration: Option<String>,
+    justification: String,
+    /// The project the vendor works on (a ticket-like reference).
+    project: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -214,6 +229,27 @@ async fn route<W: WorkflowStarter>(
                 &[("BreakGlassUses", 1.0, "Count")],
             );
             Ok(json(201, &granted))
+        }
+        ("POST", ["v1", "vendors"]) => {
+            let body: VendorBody = json_body(request)?;
+            let input = NewRequest {
+                resource: body.resource,
+                duration: body.duration.as_deref().map(span).transpose()?,
+                justification: body.justification,
+                ticket: Some(body.project),
+            };
+            let sponsored = vendor::sponsor(
+                &deps.store,
+                &trail,
+                &outbox,
+                catalog,
+                who,
+                input,
+                &body.vendor,
+                now,
+            )
+            .await?;
+            Ok(json(201, &sponsored))
         }
         ("POST", ["v1", "break-glass", id, "justification"]) => {
             let body: JustificationBody = json_body(request)?;

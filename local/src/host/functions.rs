@@ -27,6 +27,7 @@ pub(crate) struct Functions {
     pub(crate) revoke: Lifecycle,
     pub(crate) verify: Lifecycle,
     pub(crate) credentials: credentials::Deps,
+    pub(crate) vendors: vendors::Deps,
     pub(crate) ttl_backstop: Lifecycle,
     pub(crate) notify: notify::Deps,
     pub(crate) sweeper: sweeper::Deps<LocalWorkflows>,
@@ -150,6 +151,12 @@ impl Functions {
             },
             revoke: lifecycle("revoke").await?,
             verify: lifecycle("verify").await?,
+            vendors: {
+                let b = bindings.get("vendors");
+                let mut deps = vendors::Deps::from_env(&b.env, &b.sdk).await?;
+                deps.clock = clock.clone();
+                deps
+            },
             credentials: {
                 let b = bindings.get("credentials");
                 let mut deps = credentials::Deps::from_env(&b.env, &b.sdk).await?;

@@ -120,6 +120,7 @@ pub(crate) async fn invoke(
         "revoke" => call(&body, |e| revoke::handler(&f.revoke, e)).await,
         "verify" => call(&body, |e| verify::handler(&f.verify, e)).await,
         "credentials" => call(&body, |e| credentials::handler(&f.credentials, e)).await,
+        "vendors" => call(&body, |e| vendors::handler(&f.vendors, e)).await,
         "ttl-backstop" => call(&body, |e| ttl_backstop::handler(&f.ttl_backstop, e)).await,
         "notify" => call(&body, |e| notify::handler(&f.notify, e)).await,
         "sweeper" => call(&body, |e| sweeper::handler(&f.sweeper, e)).await,

@@ -23,6 +23,9 @@ pub struct IamDirectory {
     service_credentials_not_offered: bool,
 }
 
+/// The tag that marks a user Lapse manages (`lapse:managed=true`).
+pub const MANAGED_TAG: &str = "lapse:managed";
+
 /// The one emulator gap a deployment may declare (`LAPSE_EMULATOR_GAPS`).
 pub const GAP_SERVICE_CREDENTIALS: &str = "iam:ListServiceSpecificCredentials";
 
@@ -52,7 +55,7 @@ fn is_missing<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
 }
 
 /// Maps an IAM error; `missing` builds the error for `NoSuchEntity`.
-fn directory_error<E>(
+pub(crate) fn directory_error<E>(
     err: SdkError<E, HttpResponse>,
     missing: impl FnOnce(&str) -> DirectoryError,
 ) -> DirectoryError
@@ -227,6 +230,7 @@ impl AccessInspector for IamDirectory {
 }
 
 mod identity {
+    use super::MANAGED_TAG;
     use aws_sdk_iam::error::ProvideErrorMetadata;
     use aws_sdk_iam::types::StatusType;
     use chrono::{DateTime, Utc};
@@ -415,7 +419,7 @@ mod identity {
                 let managed = tags
                     .tags()
                     .iter()
-                    .any(|t| t.key() == "lapse:managed" && t.value() == "true");
+                    .any(|t| t.key() == MANAGED_TAG && t.value() == "true");
                 let session_deny = match self
                     .client
                     .get_role_policy()
@@ -492,7 +496,7 @@ mod identity {
                 Ok(tags) => Ok(tags
                     .tags()
                     .iter()
-                    .any(|t| t.key() == "lapse:managed" && t.value() == "true")),
+                    .any(|t| t.key() == MANAGED_TAG && t.value() == "true")),
                 Err(e) if is_missing(&e) => Ok(false),
                 Err(e) => Err(directory_error(e, no_user(user))),
             }

@@ -22,6 +22,7 @@
 //! - [`eventbridge`]: the bus HR events (and incidents) are routed through.
 //! - [`leases`]: credential leases (in the revocations table).
 //! - [`vault`]: Secrets Manager as the credential vault: current version, rotation.
+//! - [`vendors`]: vendors' temporary IAM users and their first password's hand-over.
 //! - [`scheduler`]: one-time schedules for revocations set for later.
 
 pub mod anchors;
@@ -38,5 +39,6 @@ pub mod sfn;
 pub mod sns;
 pub mod tables;
 pub mod vault;
+pub mod vendors;
 
 mod errors;

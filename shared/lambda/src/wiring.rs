@@ -35,6 +35,10 @@ pub mod vars {
     pub const REVOCATIONS_TABLE: &str = "LAPSE_REVOCATIONS_TABLE";
     pub const EVENT_BUS: &str = "LAPSE_EVENT_BUS";
     pub const WEBHOOK_SECRET: &str = "LAPSE_WEBHOOK_SECRET";
+    /// Where the IAM users Lapse manages live (`ManagedUserPath`).
+    pub const MANAGED_USER_PATH: &str = "LAPSE_MANAGED_USER_PATH";
+    /// The permissions boundary every managed user carries (`ManagedUserBoundary`).
+    pub const MANAGED_USER_BOUNDARY: &str = "LAPSE_MANAGED_USER_BOUNDARY";
     /// Emulator gaps the deployment declares (never set by the template): see
     /// `lapse_aws::iam::IamDirectory::declaring_gaps`.
     pub const EMULATOR_GAPS: &str = "LAPSE_EMULATOR_GAPS";

@@ -262,6 +262,15 @@ pub fn state_of(request: &AccessRequest) -> Value {
     state
 }
 
+/// Whether an audit event is about a break-glass request: its state, before or
+/// after, carries the break-glass part ([`state_of`] puts it there). What
+/// `lapse audit export --break-glass` keeps.
+pub fn carries_break_glass(event: &crate::audit::AuditEvent) -> bool {
+    [&event.before, &event.after, &event.after["state"]]
+        .iter()
+        .any(|state| state.get("break_glass").is_some_and(|b| !b.is_null()))
+}
+
 /// An audit draft about one request.
 pub(crate) fn request_event(
     request: &AccessRequest,

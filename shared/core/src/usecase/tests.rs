@@ -1223,6 +1223,29 @@ mod break_glass {
     }
 
     #[test]
+    fn every_event_of_a_break_glass_request_is_flagged_and_no_other() {
+        let g = Glass::new();
+        let glass = g
+            .declare(&person("rita", &[]), "1h", monday_at(10))
+            .unwrap();
+        g.w.grant(glass.id(), None, monday_at(10));
+        let ordinary =
+            g.w.submit(&person("carl", &[]), "billing-reports-read", "30m");
+        g.w.grant(ordinary.id(), None, monday_at(10));
+        let flagged = |id: &RequestId| {
+            block_on(g.w.log.chain(&request_chain(id)))
+                .unwrap()
+                .iter()
+                .map(crate::usecase::carries_break_glass)
+                .collect::<Vec<_>>()
+        };
+        let glass_events = flagged(glass.id());
+        assert!(glass_events.len() >= 3 && glass_events.iter().all(|f| *f));
+        let other = flagged(ordinary.id());
+        assert!(!other.is_empty() && other.iter().all(|f| !*f));
+    }
+
+    #[test]
     fn a_longer_ask_than_the_cap_is_refused_not_shortened() {
         let g = Glass::new();
         let err = request_error(g.declare(&person("rita", &[]), "3h", monday_at(10)));
@@ -1706,6 +1729,7 @@ mod vendor_access {
         let made = block_on(provision(
             &v.w.store,
             &v.w.iam,
+            &v.w.iam,
             &v.drop,
             &v.w.trail(),
             &v.w.notifier,
@@ -1731,6 +1755,7 @@ mod vendor_access {
         // Again: nothing new, the same secret.
         let again = block_on(provision(
             &v.w.store,
+            &v.w.iam,
             &v.w.iam,
             &v.drop,
             &v.w.trail(),

@@ -80,7 +80,8 @@ pub struct Provisioned {
 #[allow(clippy::too_many_arguments)]
 pub async fn provision(
     store: &impl RequestStore,
-    accounts: &(impl VendorAccounts + AccessProvisioner),
+    accounts: &impl VendorAccounts,
+    iam: &impl AccessProvisioner,
     drop: &impl CredentialDrop,
     trail: &AuditTrail<'_, impl AuditLog>,
     notifier: &impl Notifier,
@@ -107,8 +108,7 @@ pub async fn provision(
         ("lapse:expires".to_owned(), until.to_rfc3339()),
     ];
     accounts.create_user(user, &tags).await?;
-    accounts
-        .put_inline_policy(user, BASE_POLICY, &base_policy(catalog.vendor_source_ips()))
+    iam.put_inline_policy(user, BASE_POLICY, &base_policy(catalog.vendor_source_ips()))
         .await?;
     let secret = secret_name(user);
     let password = drop.issue(&secret, request.requester(), until).await?;

@@ -1,0 +1,14 @@
+//! Wiring only: tracing, configuration and SDK clients at init, then the handler.
+
+use lambda_runtime::{run, service_fn};
+use lapse_lambda::config::Env;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    lapse_lambda::init_tracing();
+    let sdk = lapse_aws::sdk::load().await;
+    let deps = vendors::Deps::from_env(&Env::process(), &sdk).await?;
+    run(service_fn(|event| vendors::handler(&deps, event)))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+}
