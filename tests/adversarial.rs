@@ -823,26 +823,13 @@ async fn controls_change_only_by_versioned_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_audit_events_or_their_anchors_is_detected_or_refused() {
     use aws_sdk_dynamodb::types::AttributeValue;
-    use lapse_cli::audit::AuditReader;
     let w = world().await;
     let user = person(&w, "mia").await;
     let case = operator_case(&w, &user, RevocationKind::Suspend).await;
     run(&w.r, case.id(), Utc::now()).await.unwrap();
     let sdk = &w.s.stack.sdk;
     let config = &w.s.stack.config;
-    let reader = AuditReader {
-        log: lapse_aws::dynamodb::DynamoDbAuditLog::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            &config.tables.audit,
-        ),
-        anchors: lapse_aws::anchors::S3Anchors::new(
-            aws_sdk_s3::Client::new(sdk),
-            &config.audit_anchors,
-        ),
-        verifier: lapse_aws::kms::audit_verifier(&aws_sdk_kms::Client::new(sdk), &config.audit_key)
-            .await
-            .unwrap(),
-    };
+    let reader = w.s.audit_reader().await;
     let chain = format!("user#{user}");
     let report = reader.verify(Some(&chain)).await.unwrap();
     assert_eq!(report[0].problem, None, "{report:?}");

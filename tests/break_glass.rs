@@ -57,25 +57,7 @@ fn at(request: &Value, field: &str) -> DateTime<Utc> {
 /// A queue that receives the incidents put on the stack's bus.
 async fn incident_queue(s: &Stack) -> String {
     let sdk = &s.stack.sdk;
-    let sqs = aws_sdk_sqs::Client::new(sdk);
-    let url = sqs
-        .create_queue()
-        .queue_name(lapse_testkit::unique_name("incidents"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
+    let (url, arn) = crate::support::new_queue(sdk, "incidents").await;
     let events = aws_sdk_eventbridge::Client::new(sdk);
     let rule = lapse_testkit::unique_name("incidents");
     events
@@ -220,21 +202,7 @@ async fn break_glass_is_granted_at_once_bounded_in_iam_then_justified_and_review
         .unwrap();
     s.provisioned(&dana, &id(&ordinary), "billing-reports-read", "dana")
         .await;
-    let sdk = &s.stack.sdk;
-    let config = &s.stack.config;
-    let reader = lapse_cli::audit::AuditReader {
-        log: lapse_aws::dynamodb::DynamoDbAuditLog::new(
-            aws_sdk_dynamodb::Client::new(sdk),
-            &config.tables.audit,
-        ),
-        anchors: lapse_aws::anchors::S3Anchors::new(
-            aws_sdk_s3::Client::new(sdk),
-            &config.audit_anchors,
-        ),
-        verifier: lapse_aws::kms::audit_verifier(&aws_sdk_kms::Client::new(sdk), &config.audit_key)
-            .await
-            .unwrap(),
-    };
+    let reader = s.audit_reader().await;
     let mut exported = Vec::new();
     let written = reader.export(None, true, &mut exported).await.unwrap();
     let subjects: std::collections::BTreeSet<String> = String::from_utf8(exported)

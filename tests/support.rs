@@ -234,6 +234,20 @@ impl Revoking {
 /// A new SQS queue subscribed to an SNS topic, to read what is published there.
 /// Returns the queue's URL.
 pub async fn queue_on_topic(sdk: &aws_config::SdkConfig, topic_arn: &str, name: &str) -> String {
+    let (url, arn) = new_queue(sdk, name).await;
+    aws_sdk_sns::Client::new(sdk)
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(arn)
+        .send()
+        .await
+        .unwrap();
+    url
+}
+
+/// A new SQS queue: its URL and its ARN.
+pub async fn new_queue(sdk: &aws_config::SdkConfig, name: &str) -> (String, String) {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let url = sqs
         .create_queue()
@@ -253,13 +267,29 @@ pub async fn queue_on_topic(sdk: &aws_config::SdkConfig, topic_arn: &str, name: 
         .attributes
         .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
         .clone();
-    aws_sdk_sns::Client::new(sdk)
-        .subscribe()
-        .topic_arn(topic_arn)
-        .protocol("sqs")
-        .endpoint(arn)
-        .send()
-        .await
-        .unwrap();
-    url
+    (url, arn)
+}
+
+impl Stack {
+    /// The auditor's reader over this stack's audit table, anchors and key.
+    pub async fn audit_reader(&self) -> lapse_cli::audit::AuditReader {
+        let sdk = &self.stack.sdk;
+        let config = &self.stack.config;
+        lapse_cli::audit::AuditReader {
+            log: lapse_aws::dynamodb::DynamoDbAuditLog::new(
+                aws_sdk_dynamodb::Client::new(sdk),
+                &config.tables.audit,
+            ),
+            anchors: lapse_aws::anchors::S3Anchors::new(
+                aws_sdk_s3::Client::new(sdk),
+                &config.audit_anchors,
+            ),
+            verifier: lapse_aws::kms::audit_verifier(
+                &aws_sdk_kms::Client::new(sdk),
+                &config.audit_key,
+            )
+            .await
+            .unwrap(),
+        }
+    }
 }
