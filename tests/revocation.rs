@@ -228,7 +228,13 @@ async fn termination_revokes_everything_once_and_verifies() {
         .collect();
     assert_eq!(applied.len(), 1, "audited once");
     assert!(applied[0].before["before_state"]["login_profile"] == true);
-    assert!(applied[0].after["after_state"]["login_profile"] == false);
+    let verified: Vec<_> = chain
+        .iter()
+        .filter(|e| e.action == "revocation.verified")
+        .collect();
+    assert_eq!(verified.len(), 1, "verified once");
+    assert!(verified[0].after["after_state"]["login_profile"] == false);
+    assert!(verified[0].after["after_state"]["exists"] == true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

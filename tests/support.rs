@@ -273,23 +273,6 @@ pub async fn new_queue(sdk: &aws_config::SdkConfig, name: &str) -> (String, Stri
 impl Stack {
     /// The auditor's reader over this stack's audit table, anchors and key.
     pub async fn audit_reader(&self) -> lapse_cli::audit::AuditReader {
-        let sdk = &self.stack.sdk;
-        let config = &self.stack.config;
-        lapse_cli::audit::AuditReader {
-            log: lapse_aws::dynamodb::DynamoDbAuditLog::new(
-                aws_sdk_dynamodb::Client::new(sdk),
-                &config.tables.audit,
-            ),
-            anchors: lapse_aws::anchors::S3Anchors::new(
-                aws_sdk_s3::Client::new(sdk),
-                &config.audit_anchors,
-            ),
-            verifier: lapse_aws::kms::audit_verifier(
-                &aws_sdk_kms::Client::new(sdk),
-                &config.audit_key,
-            )
-            .await
-            .unwrap(),
-        }
+        self.stack.audit_reader().await.unwrap()
     }
 }

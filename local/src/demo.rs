@@ -79,16 +79,11 @@ impl Demo {
 
     /// The audit table and a verifier holding only the KMS key's public half.
     async fn audit(&self) -> Result<Audit> {
-        let log = lapse_aws::dynamodb::DynamoDbAuditLog::new(
-            aws_sdk_dynamodb::Client::new(&self.sdk),
-            &self.stack.config.tables.audit,
-        );
-        let verifier = lapse_aws::kms::audit_verifier(
-            &aws_sdk_kms::Client::new(&self.sdk),
-            &self.stack.config.audit_key,
-        )
-        .await?;
-        Ok(Audit { log, verifier })
+        let reader = self.stack.audit_reader().await?;
+        Ok(Audit {
+            log: reader.log,
+            verifier: reader.verifier,
+        })
     }
 
     fn catalog_vendor_networks(&self) -> Result<String> {
@@ -436,32 +431,8 @@ async fn termination(demo: &Demo, audit: &Audit) -> Result<()> {
     event["timestamp"] =
         serde_json::json!(lapse_core::ports::Clock::now(demo.stack.clock.as_ref()).to_rfc3339());
     let body = event.to_string();
-    let post = |body: String| {
-        let url = format!("{}/api/v1/webhooks/hr-events", demo.stack.url);
-        // The HR system's clock agrees with the stack's (which the demo moved forward).
-        let timestamp = lapse_core::ports::Clock::now(demo.stack.clock.as_ref()).timestamp();
-        async move {
-            let signature = lapse_core::revocation::webhook::sign(
-                crate::provision::DEV_WEBHOOK_SIGNING_SECRET,
-                "msg_demo",
-                timestamp,
-                body.as_bytes(),
-            )
-            .context("signing")?;
-            let response = reqwest::Client::new()
-                .post(url)
-                .bearer_auth(crate::provision::DEV_WEBHOOK_TOKEN)
-                .header("webhook-id", "msg_demo")
-                .header("webhook-timestamp", timestamp.to_string())
-                .header("webhook-signature", signature)
-                .body(body)
-                .send()
-                .await?;
-            let status = response.status().as_u16();
-            let answer: serde_json::Value = response.json().await?;
-            anyhow::Ok((status, answer))
-        }
-    };
+    // The HR system's clock agrees with the stack's (which the demo moved forward).
+    let post = |body: String| async move { demo.stack.post_hr_event("msg_demo", &body).await };
     let (status, answer) = post(body.clone()).await?;
     println!("   POST /api/v1/webhooks/hr-events (bearer + HMAC signed): {status} {answer}");
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -530,16 +501,19 @@ async fn termination(demo: &Demo, audit: &Audit) -> Result<()> {
     for event in &events {
         let detail = match event.action.as_str() {
             "revocation.applied" => format!(
-                " — before: login {}, {} group(s); after: login {}, {} group(s); {} action(s)",
+                " — before: login {}, {} group(s); {} action(s)",
                 event.before["before_state"]["login_profile"],
                 event.before["before_state"]["groups"]
                     .as_array()
                     .map_or(0, Vec::len),
+                event.after["actions"].as_array().map_or(0, Vec::len)
+            ),
+            "revocation.verified" => format!(
+                " — after, read back: login {}, {} group(s)",
                 event.after["after_state"]["login_profile"],
                 event.after["after_state"]["groups"]
                     .as_array()
                     .map_or(0, Vec::len),
-                event.after["actions"].as_array().map_or(0, Vec::len)
             ),
             _ => String::new(),
         };
@@ -873,6 +847,7 @@ pub async fn serve(port: u16, prefix: &str, key_file: &Path, users: &[String]) -
             run: RunOptions {
                 retry_ms: 1000,
                 timeout_ms: 24 * 3600 * 1000,
+                ..RunOptions::default()
             },
             port,
         },

@@ -28,6 +28,7 @@ pub mod demo;
 pub mod host;
 pub mod issuer;
 pub mod provision;
+pub mod proxy;
 pub mod sigv4;
 pub mod workflows;
 
@@ -46,6 +47,8 @@ pub enum LocalError {
     Init(#[from] lapse_lambda::wiring::InitError),
     #[error("local host I/O failed")]
     Io(#[from] std::io::Error),
+    #[error("local HTTP call failed")]
+    Http(#[from] reqwest::Error),
     #[error("dev issuer: {0}")]
     Issuer(String),
 }

@@ -23,6 +23,10 @@ pub struct RunOptions {
     pub retry_ms: u64,
     /// The whole execution is aborted after this.
     pub timeout_ms: u64,
+    /// At most this many interpreter processes run at once; further executions
+    /// queue (a batch of a thousand revocations would otherwise start a thousand
+    /// Node processes). The timeout counts from an execution's own start.
+    pub max_running: usize,
 }
 
 impl Default for RunOptions {
@@ -30,6 +34,7 @@ impl Default for RunOptions {
         Self {
             retry_ms: 50,
             timeout_ms: 90_000,
+            max_running: 64,
         }
     }
 }
@@ -60,6 +65,7 @@ struct Inner {
     options: RunOptions,
     launched: Mutex<HashSet<String>>,
     runs: Mutex<HashMap<String, WorkflowRun>>,
+    running: Arc<tokio::sync::Semaphore>,
 }
 
 /// A cheap handle; clones share the executions. Each handle starts executions
@@ -95,6 +101,7 @@ impl LocalWorkflows {
                 options,
                 launched: Mutex::new(HashSet::new()),
                 runs: Mutex::new(HashMap::new()),
+                running: Arc::new(tokio::sync::Semaphore::new(options.max_running.max(1))),
             }),
         }
     }
@@ -131,6 +138,8 @@ impl LocalWorkflows {
     fn launch(&self, name: String, input: serde_json::Value) {
         let inner = self.inner.clone();
         tokio::spawn(async move {
+            // The semaphore is never closed, so the permit always comes.
+            let _permit = inner.running.clone().acquire_owned().await.ok();
             let root = crate::repo_root();
             let opts = inner.options;
             let output = tokio::process::Command::new(root.join("tools/node_modules/.bin/node"))

@@ -299,6 +299,61 @@ impl LocalStack {
             .mint(user, idp_groups, employment, TimeDelta::hours(1))
     }
 
+    /// Posts `body` to the HR webhook as the HR system does: the bearer token and an
+    /// HMAC signature over `message_id`, the stack clock's time and the body.
+    /// Returns the status and the JSON answer.
+    pub async fn post_hr_event(
+        &self,
+        message_id: &str,
+        body: &str,
+    ) -> Result<(u16, serde_json::Value), LocalError> {
+        let timestamp = self.clock.now().timestamp();
+        let signature = lapse_core::revocation::webhook::sign(
+            crate::provision::DEV_WEBHOOK_SIGNING_SECRET,
+            message_id,
+            timestamp,
+            body.as_bytes(),
+        )
+        .ok_or_else(|| LocalError::Issuer("the dev webhook signing secret is not base64".into()))?;
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/v1/webhooks/hr-events", self.url))
+            .bearer_auth(crate::provision::DEV_WEBHOOK_TOKEN)
+            .header("webhook-id", message_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let answer = response.json().await.unwrap_or(serde_json::Value::Null);
+        Ok((status, answer))
+    }
+
+    /// The stack's audit trail as an auditor reads it: the table, the anchors and a
+    /// verifier holding only the signing key's public half.
+    pub async fn audit_reader(&self) -> Result<lapse_cli::audit::AuditReader, LocalError> {
+        let config = &self.config;
+        let verifier =
+            lapse_aws::kms::audit_verifier(&aws_sdk_kms::Client::new(&self.sdk), &config.audit_key)
+                .await
+                .map_err(|e| LocalError::Provision {
+                    what: "the audit verifier".into(),
+                    source: Box::new(e),
+                })?;
+        Ok(lapse_cli::audit::AuditReader {
+            log: lapse_aws::dynamodb::DynamoDbAuditLog::new(
+                aws_sdk_dynamodb::Client::new(&self.sdk),
+                &config.tables.audit,
+            ),
+            anchors: lapse_aws::anchors::S3Anchors::new(
+                aws_sdk_s3::Client::new(&self.sdk),
+                &config.audit_anchors,
+            ),
+            verifier,
+        })
+    }
+
     /// Creates IAM users (people must exist in IAM to be granted anything).
     pub async fn add_users(&self, users: &[&str]) -> Result<(), LocalError> {
         let iam = aws_sdk_iam::Client::new(&self.sdk);

@@ -173,9 +173,34 @@ impl AccessProvisioner for IamDirectory {
 }
 
 impl AccessInspector for IamDirectory {
+    /// Three listings side by side, then every inline policy's document side by
+    /// side: two round trips, however much the user holds.
     async fn snapshot(&self, user: &PrincipalId) -> Result<IamSnapshot, DirectoryError> {
-        let mut snapshot = IamSnapshot::default();
-        let names = match self
+        let (policies, groups, attached) = tokio::join!(
+            self.inline_policies(user),
+            self.groups(user),
+            self.attached_policies(user)
+        );
+        let Some(inline_policies) = policies? else {
+            // A user that no longer exists holds nothing.
+            return Ok(IamSnapshot::default());
+        };
+        Ok(IamSnapshot {
+            inline_policies,
+            groups: groups?,
+            attached_policies: attached?,
+        })
+    }
+}
+
+impl IamDirectory {
+    /// Every inline policy and its document (`None` when the user does not exist):
+    /// the names, then all the documents at once.
+    async fn inline_policies(
+        &self,
+        user: &PrincipalId,
+    ) -> Result<Option<std::collections::BTreeMap<String, serde_json::Value>>, DirectoryError> {
+        let names: Vec<String> = match self
             .client
             .list_user_policies()
             .user_name(user.as_str())
@@ -186,23 +211,29 @@ impl AccessInspector for IamDirectory {
             .await
         {
             Ok(names) => names,
-            // A user that no longer exists holds nothing.
-            Err(e) if is_missing(&e) => return Ok(IamSnapshot::default()),
+            Err(e) if is_missing(&e) => return Ok(None),
             Err(e) => return Err(directory_error(e, no_user(user))),
         };
-        for name in names {
-            let policy = self
-                .client
+        let documents = futures_util::future::join_all(names.iter().map(|name| {
+            self.client
                 .get_user_policy()
                 .user_name(user.as_str())
-                .policy_name(&name)
+                .policy_name(name)
                 .send()
-                .await
-                .map_err(|e| directory_error(e, no_user(user)))?;
-            snapshot
-                .inline_policies
-                .insert(name, decode_policy(policy.policy_document()));
+        }))
+        .await;
+        let mut policies = std::collections::BTreeMap::new();
+        for (name, document) in names.into_iter().zip(documents) {
+            let policy = document.map_err(|e| directory_error(e, no_user(user)))?;
+            policies.insert(name, decode_policy(policy.policy_document()));
         }
+        Ok(Some(policies))
+    }
+
+    async fn groups(
+        &self,
+        user: &PrincipalId,
+    ) -> Result<std::collections::BTreeSet<String>, DirectoryError> {
         let groups = self
             .client
             .list_groups_for_user()
@@ -213,7 +244,13 @@ impl AccessInspector for IamDirectory {
             .try_collect()
             .await
             .map_err(|e| directory_error(e, no_user(user)))?;
-        snapshot.groups = groups.into_iter().map(|g| g.group_name).collect();
+        Ok(groups.into_iter().map(|g| g.group_name).collect())
+    }
+
+    async fn attached_policies(
+        &self,
+        user: &PrincipalId,
+    ) -> Result<std::collections::BTreeSet<String>, DirectoryError> {
         let attached = self
             .client
             .list_attached_user_policies()
@@ -224,8 +261,7 @@ impl AccessInspector for IamDirectory {
             .try_collect()
             .await
             .map_err(|e| directory_error(e, no_user(user)))?;
-        snapshot.attached_policies = attached.into_iter().filter_map(|p| p.policy_arn).collect();
-        Ok(snapshot)
+        Ok(attached.into_iter().filter_map(|p| p.policy_arn).collect())
     }
 }
 
@@ -235,7 +271,7 @@ mod identity {
     use aws_sdk_iam::types::StatusType;
     use chrono::{DateTime, Utc};
     use lapse_core::identity::PrincipalId;
-    use lapse_core::ports::{AccessInspector, DirectoryError, Removal};
+    use lapse_core::ports::{DirectoryError, Removal};
     use lapse_core::revocation::plan::{
         Action, Credential, IdentitySnapshot, SESSION_DENY_POLICY, ServiceCredentials,
         TrustingRole, role_session_deny_document, role_session_deny_policy, session_deny_document,
@@ -383,104 +419,133 @@ mod identity {
                 .collect())
         }
 
-        /// Every role whose trust policy names the user, with whether Lapse manages
-        /// it and the deny of the user's sessions it carries.
-        async fn trusting_roles(
+        /// Every role in the account (their trust policies name who may assume them).
+        async fn roles(
             &self,
             user: &PrincipalId,
-            arn: &str,
-            id: &str,
-        ) -> Result<Vec<TrustingRole>, DirectoryError> {
-            let roles = self
-                .client
+        ) -> Result<Vec<aws_sdk_iam::types::Role>, DirectoryError> {
+            self.client
                 .list_roles()
                 .into_paginator()
                 .items()
                 .send()
                 .try_collect()
                 .await
-                .map_err(|e| directory_error(e, no_user(user)))?;
-            let mut trusting = Vec::new();
-            for role in roles {
-                let Some(trust) = role.assume_role_policy_document().map(decode_policy) else {
-                    continue;
-                };
-                if !trust_names_user(&trust, arn, id) {
-                    continue;
-                }
+                .map_err(|e| directory_error(e, no_user(user)))
+        }
+
+        /// Of `roles`, those whose trust policy names the user, with whether Lapse
+        /// manages each and the deny of the user's sessions it carries (read for all
+        /// of them at once).
+        async fn trusting_roles(
+            &self,
+            user: &PrincipalId,
+            roles: Vec<aws_sdk_iam::types::Role>,
+            arn: &str,
+            id: &str,
+        ) -> Result<Vec<TrustingRole>, DirectoryError> {
+            let trusting = roles.into_iter().filter(|role| {
+                role.assume_role_policy_document()
+                    .map(decode_policy)
+                    .is_some_and(|trust| trust_names_user(&trust, arn, id))
+            });
+            let read = trusting.map(|role| async move {
                 let name = role.role_name();
-                let tags = self
-                    .client
-                    .list_role_tags()
-                    .role_name(name)
-                    .send()
-                    .await
-                    .map_err(|e| directory_error(e, no_user(user)))?;
+                let (tags, deny) = tokio::join!(
+                    self.client.list_role_tags().role_name(name).send(),
+                    self.client
+                        .get_role_policy()
+                        .role_name(name)
+                        .policy_name(role_session_deny_policy(user))
+                        .send()
+                );
                 let managed = tags
+                    .map_err(|e| directory_error(e, no_user(user)))?
                     .tags()
                     .iter()
                     .any(|t| t.key() == MANAGED_TAG && t.value() == "true");
-                let session_deny = match self
-                    .client
-                    .get_role_policy()
-                    .role_name(name)
-                    .policy_name(role_session_deny_policy(user))
-                    .send()
-                    .await
-                {
+                let session_deny = match deny {
                     Ok(policy) => Some(decode_policy(policy.policy_document())),
                     Err(e) if is_missing(&e) => None,
                     Err(e) => return Err(directory_error(e, no_user(user))),
                 };
-                trusting.push(TrustingRole {
+                Ok(TrustingRole {
                     name: name.to_owned(),
                     managed,
                     session_deny,
-                });
-            }
-            Ok(trusting)
+                })
+            });
+            futures_util::future::join_all(read)
+                .await
+                .into_iter()
+                .collect()
         }
     }
 
     impl IdentityDirectory for IamDirectory {
+        /// Everything that needs only the user's name is read side by side, then
+        /// the inline policies' documents and the trusting roles' details: two
+        /// round trips to IAM, however much the user holds.
         async fn identity(
             &self,
             user: &PrincipalId,
             at: DateTime<Utc>,
         ) -> Result<IdentitySnapshot, DirectoryError> {
-            let found = match self.client.get_user().user_name(user.as_str()).send().await {
+            let name = user.as_str();
+            let (
+                found,
+                login_profile,
+                inline_policies,
+                groups,
+                attached_policies,
+                managed,
+                access_keys,
+                ssh_keys,
+                signing_certificates,
+                mfa_devices,
+                service_credentials,
+                roles,
+            ) = tokio::join!(
+                self.client.get_user().user_name(name).send(),
+                self.client.get_login_profile().user_name(name).send(),
+                self.inline_policies(user),
+                self.groups(user),
+                self.attached_policies(user),
+                self.managed(user),
+                self.access_keys(user),
+                self.ssh_keys(user),
+                self.signing_certificates(user),
+                self.mfa_devices(user),
+                self.service_credentials(user),
+                self.roles(user),
+            );
+            let found = match found {
                 Ok(out) => out.user,
+                // Whatever the other reads said, a user IAM does not have holds nothing.
                 Err(e) if is_missing(&e) => return Ok(IdentitySnapshot::absent(user.clone(), at)),
                 Err(e) => return Err(directory_error(e, no_user(user))),
             };
             let (arn, id) = found.map(|u| (u.arn, u.user_id)).unwrap_or_default();
-            let login_profile = match self
-                .client
-                .get_login_profile()
-                .user_name(user.as_str())
-                .send()
-                .await
-            {
+            let login_profile = match login_profile {
                 Ok(_) => true,
                 Err(e) if is_missing(&e) => false,
                 Err(e) => return Err(directory_error(e, no_user(user))),
             };
-            let iam = self.snapshot(user).await?;
-            let managed = self.managed(user).await?;
             Ok(IdentitySnapshot {
                 user: user.clone(),
                 exists: true,
-                managed,
+                managed: managed?,
                 login_profile,
-                access_keys: self.access_keys(user).await?,
-                ssh_keys: self.ssh_keys(user).await?,
-                signing_certificates: self.signing_certificates(user).await?,
-                mfa_devices: self.mfa_devices(user).await?,
-                service_credentials: self.service_credentials(user).await?,
-                trusting_roles: self.trusting_roles(user, &arn, &id).await?,
-                groups: iam.groups,
-                inline_policies: iam.inline_policies,
-                attached_policies: iam.attached_policies,
+                access_keys: access_keys?,
+                ssh_keys: ssh_keys?,
+                signing_certificates: signing_certificates?,
+                mfa_devices: mfa_devices?,
+                service_credentials: service_credentials?,
+                trusting_roles: self.trusting_roles(user, roles?, &arn, &id).await?,
+                groups: groups?,
+                // Deleted between the reads: it holds no inline policy.
+                inline_policies: inline_policies?.unwrap_or_default(),
+                attached_policies: attached_policies?,
                 taken_at: at,
             })
         }

@@ -375,11 +375,9 @@ impl RevocationCase {
     /// What the lanes did (each action once) and the after-state; the session
     /// cutoff is the latest one the credentials lane wrote. A final case keeps what
     /// it has.
-    pub fn record(
-        &mut self,
-        applied: Vec<Applied>,
-        after: IdentitySnapshot,
-    ) -> Result<(), RevocationError> {
+    /// Records what the lanes applied. The after-state is what verification
+    /// reads back ([`RevocationCase::verify`], [`RevocationCase::fail`]).
+    pub fn record(&mut self, applied: Vec<Applied>) -> Result<(), RevocationError> {
         // A rival run of the same case (a duplicated delivery) may record after this
         // one was verified: the verified record stands.
         if self.status.is_final() {
@@ -396,7 +394,6 @@ impl RevocationCase {
                 self.applied.push(item);
             }
         }
-        self.after = Some(after);
         Ok(())
     }
 
@@ -530,14 +527,11 @@ mod tests {
                     },
                 };
                 let lane = Lane::Credentials;
-                case.record(
-                    vec![Applied {
-                        action,
-                        lane,
-                        outcome: Outcome::Done,
-                    }],
-                    snapshot(true),
-                )
+                case.record(vec![Applied {
+                    action,
+                    lane,
+                    outcome: Outcome::Done,
+                }])
             }
             Op::Fail => case.fail(snapshot(true), vec!["group engineers".into()]),
             Op::Verify => case.verify(snapshot(true)),

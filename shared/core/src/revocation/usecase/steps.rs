@@ -183,9 +183,22 @@ pub async fn current_plan(
     now: DateTime<Utc>,
 ) -> Result<Vec<Action>, Error> {
     let current = p.directory().identity(case.user(), now).await?;
-    let known = known(p, case.user(), &current).await?;
-    Ok(plan(case.kind(), &current, &known.expected(p, case)))
+    plan_from(p, case, &current).await
 }
+
+/// The plan for a case given what IAM holds.
+async fn plan_from(
+    p: &impl RevocationPorts,
+    case: &RevocationCase,
+    current: &IdentitySnapshot,
+) -> Result<Vec<Action>, Error> {
+    let known = known(p, case.user(), current).await?;
+    Ok(plan(case.kind(), current, &known.expected(p, case)))
+}
+
+/// How old the case's before-state may be for a lane to plan from it instead of
+/// reading IAM again.
+const FRESH_SNAPSHOT: TimeDelta = TimeDelta::seconds(60);
 
 /// The first whole second after `at`: a session issued at or before `at` was issued
 /// before it.
@@ -208,37 +221,43 @@ pub async fn apply_lane(
         }
         .into());
     }
+    // The snapshot step read IAM moments ago: plan from that read (two round trips
+    // saved). Anything IAM gained since is residue that verification finds, and a
+    // retried or re-driven lane past the freshness window reads IAM again, so it
+    // does only what is left.
+    let planned = match case.before() {
+        Some(before)
+            if before.exists
+                && before.taken_at <= now
+                && now - before.taken_at <= FRESH_SNAPSHOT =>
+        {
+            plan_from(p, &case, before).await?
+        }
+        _ => current_plan(p, &case, now).await?,
+    };
+    let plan: Vec<Action> = planned.into_iter().filter(|a| a.lane() == lane).collect();
+    // IAM removals do not depend on each other: all at once, one round trip. Every
+    // call is allowed to finish before an error is reported, so none is cut off
+    // half-way; a retried step plans again from what IAM holds.
+    let (directory, rest): (Vec<Action>, Vec<Action>) = plan.into_iter().partition(|a| {
+        !matches!(
+            a,
+            Action::EndGrant { .. }
+                | Action::CancelRequest { .. }
+                | Action::DenyOlderSessions { .. }
+        )
+    });
+    let removals = futures_util::future::join_all(
+        directory
+            .iter()
+            .map(|action| p.directory().apply(case.user(), action)),
+    )
+    .await;
     let mut applied = Vec::new();
-    for action in current_plan(p, &case, now)
-        .await?
-        .into_iter()
-        .filter(|a| a.lane() == lane)
-    {
-        let (action, outcome) = match action {
-            Action::EndGrant { request_id } => {
-                end_grant(p, &case, &request_id, now).await?;
-                (Action::EndGrant { request_id }, Outcome::Done)
-            }
-            Action::CancelRequest { request_id } => {
-                let outcome = cancel_request(p, &case, &request_id, now).await?;
-                (Action::CancelRequest { request_id }, outcome)
-            }
-            Action::DenyOlderSessions { .. } => {
-                // Planned last in its lane: every credential is deactivated by now, so
-                // no session can have been issued after this instant.
-                let action = Action::DenyOlderSessions {
-                    issued_before: whole_second_after(p.clock().now()),
-                };
-                p.directory().apply(case.user(), &action).await?;
-                (action, Outcome::Done)
-            }
-            other => {
-                let outcome = match p.directory().apply(case.user(), &other).await? {
-                    Removal::Removed => Outcome::Done,
-                    Removal::AlreadyAbsent => Outcome::AlreadyDone,
-                };
-                (other, outcome)
-            }
+    for (action, removal) in directory.into_iter().zip(removals) {
+        let outcome = match removal? {
+            Removal::Removed => Outcome::Done,
+            Removal::AlreadyAbsent => Outcome::AlreadyDone,
         };
         applied.push(Applied {
             lane,
@@ -246,9 +265,52 @@ pub async fn apply_lane(
             outcome,
         });
     }
+    // The grants and requests: each its own versioned writes, so side by side too
+    // (a ledger write that loses a race is a conflict, and the retried step plans
+    // again). Then the session cutoff, after every credential is deactivated.
+    let (grants, cutoff): (Vec<Action>, Vec<Action>) = rest
+        .into_iter()
+        .partition(|a| !matches!(a, Action::DenyOlderSessions { .. }));
+    let ended = futures_util::future::join_all(grants.into_iter().map(|action| async {
+        let outcome = match &action {
+            Action::CancelRequest { request_id } => {
+                cancel_request(p, &case, request_id, now).await?
+            }
+            Action::EndGrant { request_id } => {
+                end_grant(p, &case, request_id, now).await?;
+                Outcome::Done
+            }
+            other => unreachable!("only grants and requests are partitioned here: {other:?}"),
+        };
+        Ok::<_, Error>((action, outcome))
+    }))
+    .await;
+    for result in ended {
+        let (action, outcome) = result?;
+        applied.push(Applied {
+            lane,
+            action,
+            outcome,
+        });
+    }
+    if !cutoff.is_empty() {
+        // Planned last in its lane and applied after every credential is
+        // deactivated, so no session can have been issued after this instant.
+        let action = Action::DenyOlderSessions {
+            issued_before: whole_second_after(p.clock().now()),
+        };
+        p.directory().apply(case.user(), &action).await?;
+        applied.push(Applied {
+            lane,
+            action,
+            outcome: Outcome::Done,
+        });
+    }
     Ok(applied)
 }
 
+/// Ends a live grant in IAM. Its verification is made by step 6, side by side with
+/// the case's own read-back ([`verify_case`]).
 pub(super) async fn end_grant(
     p: &impl RevocationPorts,
     case: &RevocationCase,
@@ -266,7 +328,6 @@ pub(super) async fn end_grant(
         now,
     )
     .await?;
-    verify(&grants, p.directory(), &p.trail(), request_id, now).await?;
     Ok(())
 }
 
@@ -293,22 +354,25 @@ pub(super) async fn cancel_request(
         Withdrawal::AlreadyCancelled | Withdrawal::Closed => Outcome::AlreadyDone,
         Withdrawal::Active => {
             end_grant(p, case, request_id, now).await?;
+            verify(&p.grants(), p.directory(), &p.trail(), request_id, now).await?;
             Outcome::EndedMeanwhile
         }
     })
 }
 
-/// Step 4: record what the lanes did, with before and after state, in the case and
-/// the signed audit trail. The session cutoff is the one the credentials lane wrote.
+/// Step 4: record what the lanes did, with the before-state, in the case and the
+/// signed audit trail. The session cutoff is the one the credentials lane wrote. The
+/// after-state goes into the trail with the verdict of step 6, which reads it.
 pub async fn record(
     p: &impl RevocationPorts,
     case_id: &str,
     applied: Vec<Applied>,
     now: DateTime<Utc>,
 ) -> Result<RevocationCase, Error> {
+    // No read of IAM here: the after-state is what the Verify step reads back,
+    // recorded with its verdict.
     let mut case = load(p, case_id).await?;
-    let after = p.directory().identity(case.user(), now).await?;
-    case.record(applied, after.clone())?;
+    case.record(applied)?;
     save(p, &mut case, now).await?;
     p.trail()
         .record(case_event(
@@ -317,7 +381,7 @@ pub async fn record(
             "revocation.applied",
             case.trigger().reason.clone(),
             json!({ "before_state": case.before() }),
-            json!({ "after_state": after, "actions": case.applied(), "trigger": case.trigger(), "executor": case.trigger().executor }),
+            json!({ "actions": case.applied(), "trigger": case.trigger(), "executor": case.trigger().executor }),
             now,
         ))
         .await?;
@@ -389,7 +453,30 @@ pub async fn verify_case(
     if case.status() == CaseStatus::NothingToRevoke {
         return Ok(case);
     }
-    let after = p.directory().identity(case.user(), now).await?;
+    // The grants the lanes ended are verified by their own content checks while the
+    // whole identity is read back: neither waits for the other.
+    let ended: Vec<&RequestId> = case
+        .applied()
+        .iter()
+        .filter_map(|a| match &a.action {
+            Action::EndGrant { request_id } => Some(request_id),
+            _ => None,
+        })
+        .collect();
+    let (grants, trail) = (p.grants(), p.trail());
+    let (after, verified) = futures_util::future::join(
+        p.directory().identity(case.user(), now),
+        futures_util::future::join_all(
+            ended
+                .iter()
+                .map(|id| verify(&grants, p.directory(), &trail, id, now)),
+        ),
+    )
+    .await;
+    let after = after?;
+    for grant in verified {
+        grant?;
+    }
     let known = known(p, case.user(), &after).await?;
     let mut left = residue(case.kind(), &after, &known.expected(p, &case));
     left.extend(known.live.iter().map(|g| format!("live grant {g}")));
@@ -407,7 +494,7 @@ pub async fn verify_case(
                 "revocation.verification_failed",
                 left.join("; "),
                 before,
-                json!({"verification": "failed", "residue": left}),
+                json!({"verification": "failed", "residue": left, "after_state": after}),
                 now,
             ))
             .await?;

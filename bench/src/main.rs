@@ -1,0 +1,97 @@
+//! `lapse-bench`: runs the benchmarks, prints each figure against its target and
+//! writes the table. Exits non-zero when a target is missed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Parser;
+use lapse_bench::report::Report;
+use lapse_bench::{binaries, flows};
+
+#[derive(Debug, Parser)]
+#[command(about = "Lapse's benchmarks, against the local emulator and the built binaries")]
+struct Args {
+    /// Which benchmarks: flows (4–7), binaries (1–3) or all.
+    #[arg(default_value = "all")]
+    suite: String,
+    /// Termination runs (benchmark 4).
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+    /// Users in the batch (benchmark 5).
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// IAM users for the inactivity scan (benchmark 6).
+    #[arg(long, default_value_t = 10_000)]
+    scan: usize,
+    /// Grants expired (benchmark 7).
+    #[arg(long, default_value_t = 20)]
+    grants: usize,
+    /// Starts of each binary (benchmark 1).
+    #[arg(long, default_value_t = 5)]
+    starts: usize,
+    /// Release binaries for this machine (benchmarks 1 and 3).
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// cargo-lambda's output (benchmark 2).
+    #[arg(long, default_value = "target/lambda")]
+    lambda_dir: PathBuf,
+    /// Where the Markdown table goes.
+    #[arg(long, default_value = "target/bench/performance.md")]
+    out: PathBuf,
+}
+
+async fn run(args: &Args) -> Result<Report> {
+    let mut report = Report::default();
+    let all = args.suite == "all";
+    if all || args.suite == "binaries" {
+        println!("\n[bench] deployment size");
+        report.extend(binaries::sizes(&args.lambda_dir)?);
+        println!("\n[bench] cold start and memory");
+        report.extend(binaries::cold_start_and_memory(&args.bin_dir, args.starts).await?);
+    }
+    if all || args.suite == "flows" {
+        println!("\n[bench] termination → verified revocation");
+        report.extend(flows::termination(args.runs).await?);
+        println!("\n[bench] expiry lateness");
+        report.extend(flows::expiry(args.grants).await?);
+        println!("\n[bench] inactivity scan");
+        report.extend(flows::inactivity(args.scan).await?);
+        println!("\n[bench] batch revocation");
+        let scratch = lapse_testkit::Scratch::new("bench");
+        report.extend(flows::batch(args.batch, scratch.path()).await?);
+    }
+    Ok(report)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args).await {
+        Ok(report) => {
+            let command = format!("make bench (lapse-bench {})", args.suite);
+            if let Err(err) = report.write(&args.out, "Lapse performance", &command) {
+                eprintln!("error: writing {}: {err}", args.out.display());
+                return ExitCode::FAILURE;
+            }
+            println!("\n[bench] table written to {}", args.out.display());
+            let missed = report.missed();
+            if missed.is_empty() {
+                println!("[bench] every target met");
+                ExitCode::SUCCESS
+            } else {
+                for f in &missed {
+                    println!(
+                        "[bench] MISSED: {} / {}: {} (target {})",
+                        f.bench, f.measure, f.value, f.target
+                    );
+                }
+                ExitCode::FAILURE
+            }
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
