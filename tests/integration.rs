@@ -16,6 +16,7 @@ mod checkout;
 mod deploy_rehearsal;
 mod events;
 mod hr_revocation;
+mod reliability;
 mod request_store;
 mod revocation;
 mod template;

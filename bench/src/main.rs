@@ -7,12 +7,13 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Parser;
 use lapse_bench::report::Report;
-use lapse_bench::{binaries, flows};
+use lapse_bench::{binaries, flows, reliability};
 
 #[derive(Debug, Parser)]
 #[command(about = "Lapse's benchmarks, against the local emulator and the built binaries")]
 struct Args {
-    /// Which benchmarks: flows (4–7), binaries (1–3) or all.
+    /// Which suite: flows (benchmarks 4–7), binaries (1–3), all (1–7), or
+    /// reliability (faults, lost writes, duplicates, races).
     #[arg(default_value = "all")]
     suite: String,
     /// Termination runs (benchmark 4).
@@ -36,9 +37,21 @@ struct Args {
     /// cargo-lambda's output (benchmark 2).
     #[arg(long, default_value = "target/lambda")]
     lambda_dir: PathBuf,
-    /// Where the Markdown table goes.
-    #[arg(long, default_value = "target/bench/performance.md")]
-    out: PathBuf,
+    /// Reliability scenarios to run: faults, lost, duplicates, races (default all).
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Vec<String>,
+    /// Terminations and expiring grants under wire faults (reliability).
+    #[arg(long, default_value_t = 10)]
+    flows_under_faults: usize,
+    /// Share of AWS calls faulted (reliability).
+    #[arg(long, default_value_t = 0.3)]
+    fault_rate: f64,
+    /// Decisions at once on one request (reliability).
+    #[arg(long, default_value_t = 50)]
+    racers: usize,
+    /// Where the Markdown table goes (default: target/bench/<suite>.md).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 async fn run(args: &Args) -> Result<Report> {
@@ -49,6 +62,32 @@ async fn run(args: &Args) -> Result<Report> {
         report.extend(binaries::sizes(&args.lambda_dir)?);
         println!("\n[bench] cold start and memory");
         report.extend(binaries::cold_start_and_memory(&args.bin_dir, args.starts).await?);
+    }
+    if args.suite == "reliability" {
+        let wanted = |s: &str| args.scenarios.is_empty() || args.scenarios.iter().any(|x| x == s);
+        if wanted("faults") {
+            println!("\n[reliability] faults on the wire");
+            report.extend(
+                reliability::wire_faults(
+                    args.flows_under_faults,
+                    args.flows_under_faults,
+                    args.fault_rate,
+                )
+                .await?,
+            );
+        }
+        if wanted("lost") {
+            println!("\n[reliability] a process lost between its IAM and state writes");
+            report.extend(reliability::lost_between_writes().await?);
+        }
+        if wanted("duplicates") {
+            println!("\n[reliability] duplicated and reordered deliveries");
+            report.extend(reliability::duplicates().await?);
+        }
+        if wanted("races") {
+            println!("\n[reliability] decisions racing on one request");
+            report.extend(reliability::racing_decisions(args.racers).await?);
+        }
     }
     if all || args.suite == "flows" {
         println!("\n[bench] termination → verified revocation");
@@ -69,12 +108,21 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     match run(&args).await {
         Ok(report) => {
-            let command = format!("make bench (lapse-bench {})", args.suite);
-            if let Err(err) = report.write(&args.out, "Lapse performance", &command) {
-                eprintln!("error: writing {}: {err}", args.out.display());
+            let (title, make) = if args.suite == "reliability" {
+                ("Lapse reliability", "make reliability")
+            } else {
+                ("Lapse performance", "make bench")
+            };
+            let command = format!("{make} (lapse-bench {})", args.suite);
+            let out = args
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("target/bench/{}.md", args.suite)));
+            if let Err(err) = report.write(&out, title, &command) {
+                eprintln!("error: writing {}: {err}", out.display());
                 return ExitCode::FAILURE;
             }
-            println!("\n[bench] table written to {}", args.out.display());
+            println!("\n[bench] table written to {}", out.display());
             let missed = report.missed();
             if missed.is_empty() {
                 println!("[bench] every target met");

@@ -172,34 +172,58 @@ pub async fn wire_faults(terminations: usize, expiries: usize, rate: f64) -> Res
         .count();
     local.proxy.set_faults(Vec::new());
 
-    // What each flow came to, read back without faults.
-    let (mut completed, mut recorded_failures, mut redriven, mut false_success) = (0, 0, 0, 0);
+    // What each flow came to, read back without faults. A run that failed is
+    // alarmed by the template's RevocationExecutionsFailedAlarm whether or not its
+    // failure path could also mark the case failed under the same faults.
+    let failed_runs = runs.iter().filter(|r| r.status != "SUCCEEDED").count();
+    let (mut completed, mut recorded_failures, mut unrecorded, mut redriven, mut false_success) =
+        (0, 0, 0, 0, 0);
     let mut stuck = Vec::new();
     for user in &leavers {
         let cases = local.cases_of(user).await?;
         ensure!(cases.len() == 1, "{user}: {} cases", cases.len());
         let case = &cases[0];
         let clean = left_over(&iam, user).await?.is_empty();
-        match case.status() {
-            CaseStatus::Verified if clean => completed += 1,
-            CaseStatus::Verified => false_success += 1,
+        let failed = match case.status() {
+            CaseStatus::Verified if clean => {
+                completed += 1;
+                continue;
+            }
+            CaseStatus::Verified => {
+                false_success += 1;
+                continue;
+            }
             CaseStatus::Failed => {
                 recorded_failures += 1;
-                let run = local
-                    .redrive(case.id(), &format!("redrive-{}", case.id()))
-                    .await?;
-                let after = local.cases_of(user).await?;
-                if run.status == "SUCCEEDED"
-                    && after[0].status() == CaseStatus::Verified
-                    && left_over(&iam, user).await?.is_empty()
-                {
-                    redriven += 1;
-                } else {
-                    stuck.push(format!("{user}: re-drive {}", run.status));
-                }
+                true
             }
-            other => stuck.push(format!("{user}: case {other:?}")),
+            _ => {
+                unrecorded += 1;
+                false
+            }
+        };
+        let run = local
+            .redrive(case.id(), &format!("redrive-{}", case.id()))
+            .await?;
+        let after = local.cases_of(user).await?;
+        if run.status == "SUCCEEDED"
+            && after[0].status() == CaseStatus::Verified
+            && left_over(&iam, user).await?.is_empty()
+        {
+            redriven += 1;
+        } else {
+            stuck.push(format!(
+                "{user}: case {:?} (recorded failure: {failed}), re-drive {}",
+                case.status(),
+                run.status
+            ));
         }
+    }
+    if recorded_failures + unrecorded > failed_runs {
+        stuck.push(format!(
+            "{} cases unsettled but only {failed_runs} runs failed",
+            recorded_failures + unrecorded
+        ));
     }
     let sweep_needed = grant_runs.iter().any(|r| r.status != "SUCCEEDED");
     if sweep_needed {
@@ -245,8 +269,8 @@ pub async fn wire_faults(terminations: usize, expiries: usize, rate: f64) -> Res
         Figure::info(bench, "verified under faults", completed.to_string()),
         Figure::info(
             bench,
-            "failed, recorded and alarmed",
-            recorded_failures.to_string(),
+            "failed and alarmed: case marked failed / execution failed only",
+            format!("{recorded_failures} / {unrecorded}"),
         ),
         Figure::checked(
             bench,
@@ -381,7 +405,9 @@ pub async fn duplicates() -> Result<Vec<Figure>> {
         local.stack.revocations.wait(name, WAIT).await;
     }
     let trail = local.stack.audit_reader().await?;
-    let mut hr_ok = started.len() == 2;
+    // Each delivery may publish (an HR retry races the first publish); the
+    // effect, a case and its revocation, happens once per event.
+    let mut hr_ok = (2..=deliveries.len()).contains(&started.len());
     let mut detail = vec![format!("{} executions", started.len())];
     for user in [&ada, &bob] {
         let cases = local.cases_of(user).await?;
@@ -397,15 +423,35 @@ pub async fn duplicates() -> Result<Vec<Figure>> {
         BENCH,
         "HR: 2 events × 5 deliveries (out of order, concurrent)",
         detail.join(", "),
-        "2 executions, 1 verified case each, applied once",
+        "1 verified case each, applied once",
         hr_ok,
     ));
 
-    // A TTL stream record three times, around another record.
+    // A TTL stream record three times, around another record. The grant's workflow
+    // has failed for good, so only the backstop can take the grant away.
     let carol = local.user("dupcarol");
     local.stack.add_users(&[&carol]).await?;
     let client = local.client(&carol, &[])?;
+    for _ in 0..10 {
+        local
+            .stack
+            .faults
+            .fail_next("revoke", "Lapse.Validation", "simulated permanent failure");
+    }
     let id = local.live_grant(&client, "billing-reports-read").await?;
+    let expires: chrono::DateTime<chrono::Utc> = client.get(&id).await?["window"]["expires_at"]
+        .as_str()
+        .context("no window")?
+        .parse()?;
+    local
+        .stack
+        .clock
+        .advance_to(expires + chrono::TimeDelta::seconds(1));
+    let failed = local.stack.workflows.wait(&id, WAIT).await;
+    ensure!(
+        failed.as_ref().is_some_and(|r| r.status == "FAILED"),
+        "the grant's workflow was meant to fail: {failed:?}"
+    );
     let mut record = Local::sample("ttl-backstop/ttl-remove.json")?;
     record["Records"][0]["dynamodb"]["OldImage"]["grant_id"]["S"] = serde_json::json!(id);
     let other = Local::sample("ttl-backstop/release-not-ttl.json")?;
@@ -418,11 +464,8 @@ pub async fn duplicates() -> Result<Vec<Figure>> {
     }
     let request = client.get(&id).await?;
     let chain = trail.log.chain(&format!("request#{id}")).await?;
-    let revoked = chain
-        .iter()
-        .filter(|e| e.action.contains("revoked"))
-        .count();
-    stream_ok &= revoked == 1 && request["status"] != "active";
+    let revoked = chain.iter().filter(|e| e.action == "grant.revoked").count();
+    stream_ok &= revoked == 1 && request["status"] == "verified";
     figures.push(Figure::checked(
         BENCH,
         "TTL stream: one record × 3, reordered",
@@ -475,6 +518,14 @@ pub async fn duplicates() -> Result<Vec<Figure>> {
     Ok(figures)
 }
 
+/// An API answer in a word: the status, or the error's name.
+fn describe(answer: Result<serde_json::Value, lapse_cli::client::ApiError>) -> String {
+    match answer {
+        Ok(v) => format!("ok {}", v["status"].as_str().unwrap_or("?")),
+        Err(e) => e.to_string().chars().take(80).collect(),
+    }
+}
+
 /// Scenario: fifty decisions on one request at once (approvals by two owners,
 /// cancels by the requester), then fifty on another whose deadline has passed
 /// (approvals, cancels and the sweeper's expiry). Exactly one outcome each, at most
@@ -514,25 +565,25 @@ pub async fn racing_decisions(concurrency: usize) -> Result<Vec<Figure>> {
                 (&approvers, &requester, &local, &id, &sweep);
             async move {
                 match i % 5 {
-                    0 | 1 => approvers[0]
-                        .decide(id, true, "race")
-                        .await
-                        .map(|_| ())
-                        .is_ok(),
-                    2 => approvers[1]
-                        .decide(id, true, "race")
-                        .await
-                        .map(|_| ())
-                        .is_ok(),
-                    3 => requester.cancel(id).await.is_ok(),
-                    _ => local
-                        .invoke("sweeper", sweep)
-                        .await
-                        .is_ok_and(|(e, _)| e.is_none()),
+                    0 | 1 => describe(approvers[0].decide(id, true, "race").await),
+                    2 => describe(approvers[1].decide(id, true, "race").await),
+                    3 => describe(requester.cancel(id).await),
+                    _ => match local.invoke("sweeper", sweep).await {
+                        Ok((None, _)) => "sweep ok".to_owned(),
+                        Ok((Some(e), _)) => format!("sweep {e}"),
+                        Err(e) => format!("sweep {e}"),
+                    },
                 }
             }
         });
-        join_all(decisions).await;
+        let answers = join_all(decisions).await;
+        if std::env::var_os("LAPSE_BENCH_TRACE").is_some() {
+            let mut counts = std::collections::BTreeMap::new();
+            for a in &answers {
+                *counts.entry(a.clone()).or_insert(0) += 1;
+            }
+            println!("    answers: {counts:?}");
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let request = requester.get(&id).await?;
         let status = request["status"].as_str().unwrap_or("?").to_owned();
@@ -558,20 +609,35 @@ pub async fn racing_decisions(concurrency: usize) -> Result<Vec<Figure>> {
             .count();
         let trail = local.stack.audit_reader().await?;
         let chain = trail.log.chain(&format!("request#{id}")).await?;
-        let terminal = chain
+        let count = |action: &str| chain.iter().filter(|e| e.action == action).count();
+        let terminal = ["request.approved", "request.cancelled", "request.expired"]
             .iter()
-            .filter(|e| {
-                matches!(
-                    e.action.as_str(),
-                    "request.approved" | "request.cancelled" | "request.expired"
-                )
-            })
-            .count();
+            .map(|a| count(a))
+            .sum::<usize>();
+        if std::env::var_os("LAPSE_BENCH_TRACE").is_some() {
+            let actions: Vec<&str> = chain.iter().map(|e| e.action.as_str()).collect();
+            println!("    trail of {id}: {actions:?}");
+        }
+        // Approved and then cancelled before the grant is one legitimate history;
+        // whatever the end, it is in the trail exactly once and IAM agrees.
         let consistent = match status.as_str() {
-            "approved" | "active" => executions == 1 && terminal == 1,
-            "cancelled" | "expired" => executions == 0 && grants_in_iam == 0 && terminal == 1,
+            "approved" | "active" => {
+                executions == 1
+                    && count("request.approved") == 1
+                    && count("request.cancelled") + count("request.expired") == 0
+            }
+            "cancelled" => {
+                grants_in_iam == 0
+                    && count("request.cancelled") == 1
+                    && count("request.expired") == 0
+            }
+            "expired" => {
+                grants_in_iam == 0
+                    && count("request.expired") == 1
+                    && count("request.cancelled") == 0
+            }
             _ => false,
-        };
+        } && count("request.approved") <= 1;
         figures.push(Figure::checked(
             BENCH,
             &format!("{concurrency} at once, {round}"),

@@ -22,8 +22,12 @@ use crate::policy::PolicyHash;
 use crate::ports::{AuditLog, Notice, Notifier, RequestStore, StoreError, WorkflowStarter};
 use crate::request::{AccessRequest, RequestId};
 
-/// How many times an audit append retries after losing a race for its sequence number.
-const AUDIT_APPEND_ATTEMPTS: usize = 8;
+/// How many times an audit append retries after losing a race for its sequence
+/// number. Every round of a race has a winner, so among n writers on one chain a
+/// writer loses at most n - 1 times: this covers fifty decisions landing on one
+/// request at once (`lapse-bench reliability`, scenario races), where eight
+/// attempts lost the sweeper's `request.expired` event after its state write.
+const AUDIT_APPEND_ATTEMPTS: usize = 64;
 
 /// How many times a read-modify-write retries after losing a race.
 pub(crate) const WRITE_ATTEMPTS: usize = 5;

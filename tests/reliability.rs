@@ -1,0 +1,46 @@
+//! The reliability scenarios of `lapse-bench` (see `bench/src/reliability.rs`), run
+//! small: real faults on the wire at 30 %, a process lost between its IAM writes
+//! and its state write, duplicated and reordered deliveries, fifty decisions on one
+//! request at once. `make reliability` runs them large and writes the table.
+
+use lapse_bench::reliability;
+use lapse_bench::report::Figure;
+
+/// Every checked figure met; the table of what was not, otherwise.
+fn assert_met(figures: &[Figure]) {
+    assert!(
+        figures.iter().any(|f| f.met.is_some()),
+        "a scenario that checks nothing"
+    );
+    let missed: Vec<String> = figures
+        .iter()
+        .filter(|f| f.met == Some(false))
+        .map(|f| {
+            format!(
+                "{} / {}: {} (target {})",
+                f.bench, f.measure, f.value, f.target
+            )
+        })
+        .collect();
+    assert!(missed.is_empty(), "{missed:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_flow_verifies_or_fails_alarmed_and_re_drives_under_30_percent_wire_faults() {
+    assert_met(&reliability::wire_faults(3, 3, 0.3).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_lost_between_iam_and_state_writes_converges_on_re_drive() {
+    assert_met(&reliability::lost_between_writes().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicated_and_reordered_deliveries_have_one_effect_each() {
+    assert_met(&reliability::duplicates().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_decisions_at_once_have_one_outcome_and_at_most_one_grant() {
+    assert_met(&reliability::racing_decisions(50).await.unwrap());
+}
