@@ -11,6 +11,7 @@ mod adversarial;
 mod api;
 mod architecture;
 mod aws_adapters;
+mod bad_input;
 mod break_glass;
 mod checkout;
 mod deploy_rehearsal;

@@ -67,6 +67,14 @@ impl Operator {
         })
     }
 
+    /// An operator over an API client already made (a local stack's, say).
+    pub fn with_api(api: ApiClient) -> Self {
+        Self {
+            api,
+            wait: DEFAULT_WAIT,
+        }
+    }
+
     /// Exactly what would change, changing nothing.
     pub async fn dry_run(&self, ask: &RevokeAsk) -> Result<Vec<String>> {
         let out = self
@@ -307,6 +315,13 @@ fn batch_ask(names: &[String], record: &csv::StringRecord) -> Result<RevokeAsk> 
     let user = field("username");
     if user.is_empty() {
         bail!("`username` is empty");
+    }
+    // What IAM allows in a user name, and nothing else: a look-alike letter or a
+    // quote is a mistake (or worse) to show here, not a user to look for.
+    if lapse_core::identity::PrincipalId::new(user).is_err() {
+        bail!(
+            "`username` {user:?} is not an IAM user name (ASCII letters, digits and +=,.@_- only, at most 64)"
+        );
     }
     let reason = field("reason");
     if reason.is_empty() {
@@ -631,6 +646,7 @@ mod tests {
             "fay,,full,false,\n",
             "gus,left,full,false,analyst\n",
             "hal,left,full,false,,extra\n",
+            "j\u{43e}doe,left,full,false,\n",
         ));
         let ok = |i: usize| rows[i].1.as_ref().unwrap();
         assert_eq!(ok(0).reason, "left the company, effective today");
@@ -653,7 +669,7 @@ mod tests {
         let lines: Vec<u64> = rows.iter().map(|(line, _)| *line).collect();
         assert_eq!(
             lines,
-            [2, 3, 5, 6, 7, 8, 9, 10, 11, 12],
+            [2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13],
             "the blank line is skipped"
         );
         for (i, message) in [
@@ -667,6 +683,7 @@ mod tests {
             (7, "`reason` is empty for fay"),
             (8, "`role` is only for partial revocations"),
             (9, "6 fields, but only 5 columns"),
+            (10, "is not an IAM user name"),
         ] {
             let err = rows[i].1.as_ref().unwrap_err();
             assert!(err.contains(message), "row {i}: {err}");

@@ -342,7 +342,7 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
         "{text}"
     );
     assert!(
-        text.contains("line 3: ERROR `reason` is empty for bad row"),
+        text.contains("line 3: ERROR `username` \"bad row\" is not an IAM user name"),
         "{text}"
     );
     assert!(text.contains("held back: INC-3"), "{text}");
