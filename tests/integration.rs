@@ -16,6 +16,7 @@ mod break_glass;
 mod checkout;
 mod deploy_rehearsal;
 mod events;
+mod guard;
 mod hr_revocation;
 mod reliability;
 mod request_store;

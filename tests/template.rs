@@ -31,7 +31,7 @@ const PARAMS: [&str; 4] = [
     "JwtAudience=lapse",
 ];
 
-fn scratch() -> PathBuf {
+pub(crate) fn scratch() -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = workspace_root().join(format!(
         "target/template-checks/{}-{}",
@@ -59,7 +59,7 @@ fn broken_copy(from: &str, to: &str) -> PathBuf {
 }
 
 /// Translates a template; Err carries the translator's messages.
-fn translate(template: &Path) -> Result<(Value, PathBuf), String> {
+pub(crate) fn translate(template: &Path) -> Result<(Value, PathBuf), String> {
     let out = scratch().join("translated.json");
     let run = Command::new(tools_python().unwrap())
         .arg(workspace_root().join("tools/sam_translate.py"))
