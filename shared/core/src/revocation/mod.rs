@@ -11,6 +11,7 @@
 //! - [`operator`]: an operator's ask, checked and turned into a case.
 //! - [`usecase`]: the workflow's steps, each idempotent, and the operator's tools.
 
+pub mod batch;
 pub mod case;
 pub mod hr;
 pub mod memory;

@@ -1,0 +1,3 @@
+//! The fuzz targets' bodies (shared with lapse-core's stable `fuzz_smoke` test).
+
+pub mod bodies;
