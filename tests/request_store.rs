@@ -4,10 +4,11 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, TimeDelta, Utc};
 use lapse_aws::dynamodb::{DynamoDbAuditLog, DynamoDbRequestStore};
 use lapse_aws::tables::{Tables, provision_local};
 use lapse_core::audit::{AuditDraft, AuditSigner, AuditVerifier, verify_chain};
-use lapse_core::ports::{AuditLog, RequestStore, StoreError};
+use lapse_core::ports::{AuditLog, RequestQueries, RequestStore, StoreError};
 use lapse_core::request::{AccessRequest, DecisionOutcome, NewRequest, RequestId, Verdict};
 use lapse_core::testing::{catalog, employee_context, monday_at, person};
 use lapse_core::usecase::{AuditTrail, request_chain, state_of};
@@ -33,6 +34,10 @@ fn signer() -> AuditSigner {
 }
 
 fn new_request(resource: &str, duration: &str) -> AccessRequest {
+    new_request_at(resource, duration, monday_at(10))
+}
+
+fn new_request_at(resource: &str, duration: &str, at: DateTime<Utc>) -> AccessRequest {
     AccessRequest::submit(
         NewRequest {
             resource: resource.into(),
@@ -43,7 +48,7 @@ fn new_request(resource: &str, duration: &str) -> AccessRequest {
         &person("rita", &[]),
         employee_context(),
         &catalog(),
-        monday_at(10),
+        at,
     )
     .unwrap()
 }
@@ -77,6 +82,46 @@ async fn request_round_trips_through_dynamodb() {
         Err(StoreError::AlreadyExists(_))
     ));
     assert!(store.get(&RequestId::generate()).await.unwrap().is_none());
+}
+
+/// The sweep's look back over recent expiries asks the status index for requests
+/// made since a time: the index's sort key compares as time, fractions included.
+#[tokio::test]
+async fn requests_in_a_status_made_since_a_time() {
+    let (client, tables) = fresh_tables().await;
+    let store = DynamoDbRequestStore::new(client, &tables.requests);
+    let at = |ms: i64| monday_at(10) + TimeDelta::milliseconds(ms);
+    let mut made = Vec::new();
+    for ms in [-3_600_000, -1, 0, 250, 1_500, 86_400_000] {
+        let mut request = new_request_at("prod-db-admin", "1h", at(ms));
+        store.create(&mut request).await.unwrap();
+        made.push(request);
+    }
+    let ids = |requests: Vec<AccessRequest>| {
+        let mut ids: Vec<String> = requests.iter().map(|r| r.id().to_string()).collect();
+        ids.sort();
+        ids
+    };
+    for (since, from) in [
+        (at(0), 2),
+        (at(200), 3),
+        (at(250), 3),
+        (at(251), 4),
+        (at(-3_600_000), 0),
+    ] {
+        let found = store
+            .by_status_since(lapse_core::request::Status::Pending, since)
+            .await
+            .unwrap();
+        assert_eq!(ids(found), ids(made[from..].to_vec()), "since {since}");
+    }
+    assert!(
+        store
+            .by_status_since(lapse_core::request::Status::Expired, at(-3_600_000))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]

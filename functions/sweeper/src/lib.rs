@@ -82,6 +82,12 @@ pub async fn handler<W: WorkflowStarter>(
         &lifecycle.directory,
         &lifecycle.auditing.trail(),
         &outbox,
+        lifecycle
+            .auditing
+            .catalog
+            .tunables()
+            .pending_timeout
+            .delta(),
         lifecycle.clock.now(),
     )
     .await?;

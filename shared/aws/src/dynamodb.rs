@@ -18,6 +18,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
 use lapse_core::audit::{AuditEvent, ChainHead};
 use lapse_core::identity::PrincipalId;
 use lapse_core::ledger::{Artifact, Hold, Release};
@@ -159,19 +160,30 @@ impl RequestStore for DynamoDbRequestStore {
 }
 
 impl DynamoDbRequestStore {
+    /// The items under `value` in `index`, newest first; with `since`, only those
+    /// created then or later (the indexes' sort key is `created_at`, RFC 3339 in
+    /// UTC, which sorts as it reads).
     async fn query_index(
         &self,
         index: &str,
         key: &str,
         value: &str,
+        since: Option<DateTime<Utc>>,
     ) -> Result<Vec<AccessRequest>, StoreError> {
-        self.client
+        let query = self
+            .client
             .query()
             .table_name(&self.table)
             .index_name(index)
-            .key_condition_expression("#k = :v")
             .expression_attribute_names("#k", key)
-            .expression_attribute_values(":v", s(value))
+            .expression_attribute_values(":v", s(value));
+        let query = match since {
+            None => query.key_condition_expression("#k = :v"),
+            Some(since) => query
+                .key_condition_expression("#k = :v AND created_at >= :since")
+                .expression_attribute_values(":since", s(since.to_rfc3339())),
+        };
+        query
             .scan_index_forward(false)
             .into_paginator()
             .items()
@@ -191,12 +203,21 @@ impl RequestQueries for DynamoDbRequestStore {
         &self,
         requester: &PrincipalId,
     ) -> Result<Vec<AccessRequest>, StoreError> {
-        self.query_index("by-requester", "requester", requester.as_str())
+        self.query_index("by-requester", "requester", requester.as_str(), None)
             .await
     }
 
     async fn by_status(&self, status: Status) -> Result<Vec<AccessRequest>, StoreError> {
-        self.query_index("by-status", "status", status.as_str())
+        self.query_index("by-status", "status", status.as_str(), None)
+            .await
+    }
+
+    async fn by_status_since(
+        &self,
+        status: Status,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<AccessRequest>, StoreError> {
+        self.query_index("by-status", "status", status.as_str(), Some(since))
             .await
     }
 }

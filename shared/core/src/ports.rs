@@ -99,6 +99,20 @@ pub trait RequestQueries: Send + Sync {
         &self,
         status: Status,
     ) -> impl Future<Output = Result<Vec<AccessRequest>, StoreError>> + Send;
+
+    /// Requests in one status created at `since` or later. A store with an index
+    /// on creation time answers from it; this default filters [`Self::by_status`].
+    fn by_status_since(
+        &self,
+        status: Status,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<AccessRequest>, StoreError>> + Send {
+        async move {
+            let mut requests = self.by_status(status).await?;
+            requests.retain(|r| r.created_at() >= since);
+            Ok(requests)
+        }
+    }
 }
 
 /// The grant ledger, shared by every function that grants or revokes.

@@ -159,6 +159,15 @@ pub struct Denial {
     pub comment: String,
 }
 
+/// Who withdrew a request before its grant, and why. Kept on the request, so the
+/// audit event of a withdrawal recorded again on a retry names the same actor and
+/// reason whoever retries it (the requester's cancel or a revocation's).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cancellation {
+    pub by: String,
+    pub reason: String,
+}
+
 /// When a grant is live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantWindow {
@@ -265,6 +274,9 @@ pub struct AccessRequest {
     routing: RouteDecision,
     approvals: Vec<Approval>,
     denial: Option<Denial>,
+    /// Set when the request was withdrawn (cancelled) before its grant.
+    #[serde(default)]
+    cancellation: Option<Cancellation>,
     status: Status,
     window: Option<GrantWindow>,
     /// What the grant put in IAM, recorded when it started: revocation removes
@@ -370,6 +382,7 @@ impl AccessRequest {
             routing,
             approvals,
             denial: None,
+            cancellation: None,
             status: if auto {
                 Status::Approved
             } else {
@@ -792,23 +805,34 @@ impl AccessRequest {
         if by.id() != &self.requester {
             return Err(RequestError::NotRequester);
         }
-        self.withdraw(now).map_err(|err| match err {
-            RequestError::InvalidTransition { from, .. } => RequestError::InvalidTransition {
-                from,
-                action: "cancel",
-            },
-            other => other,
-        })
+        self.withdraw(by.id().as_str(), "cancelled by the requester", now)
+            .map_err(|err| match err {
+                RequestError::InvalidTransition { from, .. } => RequestError::InvalidTransition {
+                    from,
+                    action: "cancel",
+                },
+                other => other,
+            })
     }
 
-    /// Lapse withdraws a pending or approved (not yet granted) request because the
-    /// requester's access was revoked. Returns `false` when it was already cancelled;
+    /// `actor` withdraws a pending or approved (not yet granted) request for
+    /// `reason` (Lapse does when the requester's access was revoked). Returns
+    /// `false` when it was already cancelled, keeping the first actor and reason;
     /// an active grant is refused (it must be ended through the lifecycle).
-    pub fn withdraw(&mut self, now: DateTime<Utc>) -> Result<bool, RequestError> {
+    pub fn withdraw(
+        &mut self,
+        actor: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, RequestError> {
         match self.status {
             Status::Cancelled => Ok(false),
             Status::Pending | Status::Approved => {
                 self.set_status(Status::Cancelled, now);
+                self.cancellation = Some(Cancellation {
+                    by: actor.to_owned(),
+                    reason: reason.to_owned(),
+                });
                 Ok(true)
             }
             from => Err(RequestError::InvalidTransition {
@@ -937,6 +961,11 @@ impl AccessRequest {
     }
     pub fn denial(&self) -> Option<&Denial> {
         self.denial.as_ref()
+    }
+    /// Who withdrew the request and why; `None` unless it was cancelled (or it was
+    /// cancelled before Lapse kept this).
+    pub fn cancellation(&self) -> Option<&Cancellation> {
+        self.cancellation.as_ref()
     }
     pub fn status(&self) -> Status {
         self.status

@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 
 use super::intake::start_workflow;
-use super::{Attempt, AuditTrail, Outbox, request_event, state_of, versioned, written};
+use super::{
+    Attempt, AuditTrail, Outbox, record_expiry, request_event, state_of, versioned, written,
+};
 use crate::error::Error;
 use crate::identity::Principal;
 use crate::ports::{Audience, AuditLog, Notice, Notifier, RequestStore, WorkflowStarter};
@@ -57,20 +59,17 @@ pub async fn decide(
                 if !written(store.update(&mut request).await)? {
                     return Ok(Attempt::Lost);
                 }
-                trail
-                    .record(request_event(
-                        &request,
-                        "request.expired",
-                        "lapse",
-                        "request.expired",
-                        "no decision before the pending deadline",
-                        before,
-                    ))
-                    .await?;
+                record_expiry(trail, &request, before).await?;
                 return Err(RequestError::PendingTimedOut {
                     deadline: request.pending_deadline(),
                 }
                 .into());
+            }
+            if request.status() == Status::Expired {
+                // Expired already: its event again (once, by key), in case a crash
+                // came between that state write and its event; the late decision
+                // itself is refused and audited below.
+                record_expiry(trail, &request, before.clone()).await?;
             }
             let outcome = match request.decide(approver, decision.verdict, &decision.comment, now) {
                 Ok(outcome) => outcome,

@@ -235,22 +235,12 @@ pub async fn cancel(
         || async move {
             let mut request = view(store, catalog, who, id).await?;
             let before = super::state_of(&request);
-            if !request.cancel(who, now)? {
-                return Ok(Attempt::Done(request));
-            }
-            if !written(store.update(&mut request).await)? {
+            let changed = request.cancel(who, now)?;
+            if changed && !written(store.update(&mut request).await)? {
                 return Ok(Attempt::Lost);
             }
-            trail
-                .record(request_event(
-                    &request,
-                    "request.cancelled",
-                    who.id().as_str(),
-                    "request.cancelled",
-                    "cancelled by the requester",
-                    before,
-                ))
-                .await?;
+            // Recorded on a retry too, in the name of whoever cancelled it.
+            super::record_cancellation(trail, &request, before).await?;
             Ok(Attempt::Done(request))
         },
     )

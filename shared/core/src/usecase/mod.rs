@@ -194,7 +194,8 @@ pub(crate) async fn withdraw_for_revocation(
 }
 
 /// Withdraws a pending or approved request for `reason`, by a versioned write,
-/// audited (again, keyed, when it was withdrawn already).
+/// audited (again, keyed, when it was withdrawn already: in the name of whoever
+/// withdrew it first).
 pub(crate) async fn withdraw(
     store: &impl RequestStore,
     trail: &AuditTrail<'_, impl AuditLog>,
@@ -210,7 +211,7 @@ pub(crate) async fn withdraw(
                 return Ok(Attempt::Done(Withdrawal::Closed));
             };
             let before = state_of(&request);
-            let changed = match request.withdraw(now) {
+            let changed = match request.withdraw(actor, reason, now) {
                 Ok(changed) => changed,
                 Err(crate::request::RequestError::InvalidTransition {
                     from: crate::request::Status::Active,
@@ -224,16 +225,7 @@ pub(crate) async fn withdraw(
             if changed && !written(store.update(&mut request).await)? {
                 return Ok(Attempt::Lost);
             }
-            trail
-                .record(request_event(
-                    &request,
-                    "request.cancelled",
-                    actor,
-                    "request.cancelled",
-                    reason,
-                    before,
-                ))
-                .await?;
+            record_cancellation(trail, &request, before).await?;
             Ok(Attempt::Done(if changed {
                 Withdrawal::Cancelled
             } else {
@@ -276,6 +268,56 @@ pub fn carries_break_glass(event: &crate::audit::AuditEvent) -> bool {
 }
 
 /// An audit draft about one request.
+/// The audit event of a withdrawal, keyed `request.cancelled` and in the name of
+/// whoever withdrew the request (kept on it): recorded after the state write and
+/// again by every retry, so a crash between the two loses nothing and a retry by
+/// someone else (the requester's cancel after a revocation's, or the other way)
+/// does not put its own name on it.
+pub(crate) async fn record_cancellation(
+    trail: &AuditTrail<'_, impl AuditLog>,
+    request: &AccessRequest,
+    before: Value,
+) -> Result<(), Error> {
+    // A request cancelled before Lapse kept the canceller: its event was recorded
+    // then, or the retry cannot say by whom.
+    let Some(cancellation) = request.cancellation() else {
+        return Ok(());
+    };
+    trail
+        .record(request_event(
+            request,
+            "request.cancelled",
+            &cancellation.by,
+            "request.cancelled",
+            cancellation.reason.clone(),
+            before,
+        ))
+        .await?;
+    Ok(())
+}
+
+/// The audit event of a pending request's expiry, keyed `request.expired`: recorded
+/// after the state write by whoever expired it (a late decision or the sweep) and
+/// again by the next of them to see the request expired, so a crash between the two
+/// writes loses nothing.
+pub(crate) async fn record_expiry(
+    trail: &AuditTrail<'_, impl AuditLog>,
+    request: &AccessRequest,
+    before: Value,
+) -> Result<(), Error> {
+    trail
+        .record(request_event(
+            request,
+            "request.expired",
+            "lapse",
+            "request.expired",
+            "no decision before the pending deadline",
+            before,
+        ))
+        .await?;
+    Ok(())
+}
+
 pub(crate) fn request_event(
     request: &AccessRequest,
     key: impl Into<String>,

@@ -5,7 +5,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::lifecycle::{Grants, revoke, verify};
-use super::{AuditTrail, Outbox, request_event, state_of};
+use super::{AuditTrail, Outbox, record_expiry, state_of};
 use crate::error::Error;
 use crate::ports::{
     AccessInspector, AccessProvisioner, Audience, AuditLog, LedgerStore, Notice, Notifier,
@@ -52,12 +52,22 @@ pub async fn settle_expired(
     Ok(true)
 }
 
-/// One pass over every request that needs attention.
+/// How long after an expiry the sweep still makes sure its event is recorded (the
+/// sweep runs every five minutes).
+pub const RECORD_AGAIN_WITHIN: TimeDelta = TimeDelta::hours(1);
+
+/// How far behind its deadlines the sweep may fall with a crashed expiry's event
+/// still recorded by the next sweep.
+pub const SWEEP_LAG_COVERED: TimeDelta = TimeDelta::days(7);
+
+/// One pass over every request that needs attention. `pending_timeout` is the
+/// catalog's: the longest a request stays pending.
 pub async fn sweep(
     grants: &Grants<'_, impl RequestStore + RequestQueries, impl LedgerStore>,
     directory: &(impl AccessProvisioner + AccessInspector),
     trail: &AuditTrail<'_, impl AuditLog>,
     outbox: &Outbox<'_, impl Notifier, impl WorkflowStarter>,
+    pending_timeout: TimeDelta,
     now: DateTime<Utc>,
 ) -> Result<SweepReport, Error> {
     let store = grants.store;
@@ -69,16 +79,7 @@ pub async fn sweep(
             let id = request.id().clone();
             let result = async {
                 store.update(&mut request).await?;
-                trail
-                    .record(request_event(
-                        &request,
-                        "request.expired",
-                        "lapse-sweeper",
-                        "request.expired",
-                        "no decision before the pending deadline",
-                        before,
-                    ))
-                    .await?;
+                record_expiry(trail, &request, before).await?;
                 outbox
                     .notify(Notice {
                         audience: Audience::Person {
@@ -96,6 +97,25 @@ pub async fn sweep(
                 Ok(()) => report.expired_pending.push(id),
                 Err(err) => report.failures.push((id, err.to_string())),
             }
+        }
+    }
+
+    // Expiries of the last hour, their events again (once, by key): a sweep or a
+    // decision that stopped between an expiry's state write and its event is made
+    // good by the next sweep. A request is expired by the first sweep or decision
+    // after its deadline, `pending_timeout` after it was made: the query reaches
+    // back that far and a week more, for sweeps that fell that far behind.
+    let recent = now - RECORD_AGAIN_WITHIN;
+    let made_since = recent - pending_timeout - SWEEP_LAG_COVERED;
+    for request in store.by_status_since(Status::Expired, made_since).await? {
+        if request.updated_at() < recent {
+            continue;
+        }
+        let state = state_of(&request);
+        if let Err(err) = record_expiry(trail, &request, state).await {
+            report
+                .failures
+                .push((request.id().clone(), err.to_string()));
         }
     }
 

@@ -160,6 +160,17 @@ impl World {
         )
         .unwrap()
     }
+    fn pending_timeout(&self) -> TimeDelta {
+        self.catalog.tunables().pending_timeout.delta()
+    }
+
+    /// Each event on a request's chain as (action, actor), the chain verified.
+    fn audit_actors(&self, id: &RequestId) -> Vec<(String, String)> {
+        self.verify_audit(id);
+        let chain = block_on(self.log.chain(&request_chain(id))).unwrap();
+        chain.into_iter().map(|e| (e.action, e.actor)).collect()
+    }
+
     fn verify_audit(&self, id: &RequestId) -> Vec<String> {
         let chain = block_on(self.log.chain(&request_chain(id))).unwrap();
         let verifier = AuditVerifier::new()
@@ -589,7 +600,15 @@ fn the_sweeper_settles_what_workflows_missed() {
     let lost = w.submit(&person("carl", &[]), "billing-reports-read", "15m");
 
     let later = monday_at(10) + TimeDelta::days(2);
-    let swept = block_on(sweep(&w.grants(), &w.iam, &w.trail(), &w.outbox(), later)).unwrap();
+    let swept = block_on(sweep(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        &w.outbox(),
+        w.pending_timeout(),
+        later,
+    ))
+    .unwrap();
     assert_eq!(swept.expired_pending, [stale.id().clone()]);
     assert_eq!(swept.revoked, [granted.id().clone()]);
     assert_eq!(
@@ -602,7 +621,15 @@ fn the_sweeper_settles_what_workflows_missed() {
     assert!(w.snapshot("rita").inline_policies.is_empty());
     assert!(report.expires_at < later);
     // A second sweep has nothing left to do.
-    let again = block_on(sweep(&w.grants(), &w.iam, &w.trail(), &w.outbox(), later)).unwrap();
+    let again = block_on(sweep(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        &w.outbox(),
+        w.pending_timeout(),
+        later,
+    ))
+    .unwrap();
     assert!(
         again.expired_pending.is_empty() && again.revoked.is_empty() && again.verified.is_empty()
     );
@@ -882,6 +909,135 @@ fn a_crash_between_a_state_write_and_its_audit_event_loses_no_event() {
             "{wanted}: {actions:?}"
         );
     }
+}
+
+#[test]
+fn a_crash_between_a_withdrawal_or_an_expiry_and_its_event_loses_no_event() {
+    let w = World::new();
+    let rita = person("rita", &[]);
+    let log = CrashBeforeAudit::new(&w.log);
+    let crashing = || {
+        log.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        AuditTrail {
+            log: &log,
+            signer: &w.signer,
+            policy_hash: w.catalog.hash(),
+        }
+    };
+    let count = |id: &RequestId, action: &str, actor: &str| {
+        w.audit_actors(id)
+            .iter()
+            .filter(|(a, by)| a == action && by == actor)
+            .count()
+    };
+
+    // The requester's cancel, retried after the crash.
+    let mine = w.submit(&rita, "prod-db-admin", "1h");
+    let trail = crashing();
+    let cancel_once = || {
+        block_on(cancel(
+            &w.store,
+            &trail,
+            &w.catalog,
+            &rita,
+            mine.id(),
+            monday_at(10),
+        ))
+    };
+    assert!(cancel_once().is_err(), "the crash");
+    assert_eq!(cancel_once().unwrap().status(), Status::Cancelled);
+    assert_eq!(count(mine.id(), "request.cancelled", "rita"), 1);
+
+    // A revocation's withdrawal, then the requester's own retried cancel: the event
+    // names the revocation, not the requester.
+    let theirs = w.submit(&rita, "prod-db-admin", "2h");
+    let trail = crashing();
+    assert!(
+        block_on(super::withdraw_for_revocation(
+            &w.store,
+            &trail,
+            theirs.id(),
+            "lapse-revocation",
+            "rev-1",
+            monday_at(10),
+        ))
+        .is_err()
+    );
+    block_on(cancel(
+        &w.store,
+        &w.trail(),
+        &w.catalog,
+        &rita,
+        theirs.id(),
+        monday_at(10),
+    ))
+    .unwrap();
+    assert_eq!(
+        count(theirs.id(), "request.cancelled", "lapse-revocation"),
+        1
+    );
+    assert_eq!(count(theirs.id(), "request.cancelled", "rita"), 0);
+
+    // An expiry by the sweep: the next sweep records it.
+    let swept = w.submit(&rita, "prod-db-admin", "3h");
+    let late = monday_at(10) + TimeDelta::days(2);
+    let trail = crashing();
+    let first = block_on(sweep(
+        &w.grants(),
+        &w.iam,
+        &trail,
+        &w.outbox(),
+        w.pending_timeout(),
+        late,
+    ))
+    .unwrap();
+    assert_eq!(first.failures.len(), 1, "the crash: {first:?}");
+    assert_eq!(w.get(swept.id()).status(), Status::Expired);
+    let next = late + TimeDelta::minutes(5);
+    block_on(sweep(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        &w.outbox(),
+        w.pending_timeout(),
+        next,
+    ))
+    .unwrap();
+    block_on(sweep(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        &w.outbox(),
+        w.pending_timeout(),
+        next,
+    ))
+    .unwrap();
+    assert_eq!(count(swept.id(), "request.expired", "lapse"), 1);
+
+    // An expiry by a late decision: the retried decision records it, and is refused.
+    let decided = w.submit(&rita, "prod-db-admin", "4h");
+    let mia = person("mia", &["managers"]);
+    let trail = crashing();
+    let d = Decision {
+        request_id: decided.id().clone(),
+        verdict: Verdict::Approve,
+        comment: "late".into(),
+    };
+    let decide_once = || {
+        block_on(decide(
+            &w.store,
+            &w.controls,
+            &trail,
+            &w.outbox(),
+            &mia,
+            &d,
+            late,
+        ))
+    };
+    assert!(decide_once().is_err(), "the crash");
+    assert_eq!(w.get(decided.id()).status(), Status::Expired);
+    assert!(decide_once().is_err(), "timed out");
+    assert_eq!(count(decided.id(), "request.expired", "lapse"), 1);
 }
 
 #[test]
