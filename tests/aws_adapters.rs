@@ -400,6 +400,38 @@ async fn audit_events_are_signed_by_kms_and_verified_with_the_public_key() {
             .await
             .is_err()
     );
+
+    // A function's start-up makes its signer without calling KMS; its events verify
+    // against the key read by an auditor, and KMS itself refuses a key of the wrong
+    // kind at the first signature.
+    let deferred = lapse_aws::kms::KmsSigner::deferred(kms.clone(), &arn)
+        .unwrap()
+        .into_audit_signer();
+    assert_eq!(deferred.key_id(), arn);
+    let third = deferred
+        .seal(draft(2), &policy, Some(&events[1].head()))
+        .await
+        .unwrap();
+    let mut three = events.clone();
+    three.push(third);
+    assert!(verify_chain("user#kms-test", &three, &verifier, None).is_ok());
+    assert!(lapse_aws::kms::KmsSigner::deferred(kms.clone(), &alias).is_err());
+    assert!(lapse_aws::kms::KmsSigner::deferred(kms.clone(), symmetric).is_err());
+    let symmetric_arn = kms
+        .describe_key()
+        .key_id(symmetric)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    let wrong_kind = lapse_aws::kms::KmsSigner::deferred(kms.clone(), &symmetric_arn)
+        .unwrap()
+        .into_audit_signer();
+    assert!(wrong_kind.seal(draft(3), &policy, None).await.is_err());
 }
 
 /// Every HR sample in `events/hr-webhook/` goes on a bus with the rules the template

@@ -316,14 +316,14 @@ pub async fn run_batch(local: &Local, users: &[String], csv_dir: &Path) -> Resul
     })
 }
 
-/// Benchmark 5: a batch of `count` users through the CLI, then another with 30 %
-/// of IAM calls throttled.
-pub async fn batch(count: usize, csv_dir: &Path) -> Result<Vec<Figure>> {
+/// Benchmark 5: a batch of `count` users through the CLI, then another of
+/// `throttled_count` with 30 % of IAM calls throttled.
+pub async fn batch(count: usize, throttled_count: usize, csv_dir: &Path) -> Result<Vec<Figure>> {
     const BENCH: &str = "5. batch revocation";
     let local = Local::start(16).await?;
     let clean = batch_users(&local, "batch", count).await?;
     let calm = run_batch(&local, &clean, csv_dir).await?;
-    let throttled_users = batch_users(&local, "throttled", count).await?;
+    let throttled_users = batch_users(&local, "throttled", throttled_count).await?;
     local.proxy.set_faults(vec![FaultRule {
         service: Some("iam".into()),
         operations: Vec::new(),
@@ -338,9 +338,14 @@ pub async fn batch(count: usize, csv_dir: &Path) -> Result<Vec<Figure>> {
         .iter()
         .filter(|c| c.fault.is_some())
         .count();
-    let rate = |o: &BatchOutcome| format!("{:.1} users/s", count as f64 / o.wall.as_secs_f64());
+    let rate =
+        |o: &BatchOutcome, n: usize| format!("{:.1} users/s", n as f64 / o.wall.as_secs_f64());
     Ok(vec![
-        Figure::info(BENCH, &format!("{count} users, no faults"), rate(&calm)),
+        Figure::info(
+            BENCH,
+            &format!("{count} users, no faults"),
+            rate(&calm, count),
+        ),
         Figure::checked(
             BENCH,
             "  rows verified (no faults)",
@@ -350,8 +355,8 @@ pub async fn batch(count: usize, csv_dir: &Path) -> Result<Vec<Figure>> {
         ),
         Figure::info(
             BENCH,
-            &format!("{count} users, 30 % of IAM calls throttled"),
-            rate(&throttled),
+            &format!("{throttled_count} users, 30 % of IAM calls throttled"),
+            rate(&throttled, throttled_count),
         ),
         Figure::info(BENCH, "  throttling errors injected", injected.to_string()),
         Figure::info(

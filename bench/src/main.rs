@@ -22,6 +22,9 @@ struct Args {
     /// Users in the batch (benchmark 5).
     #[arg(long, default_value_t = 1000)]
     batch: usize,
+    /// Users in the throttled batch (benchmark 5; default: --batch).
+    #[arg(long)]
+    throttled_batch: Option<usize>,
     /// IAM users for the inactivity scan (benchmark 6).
     #[arg(long, default_value_t = 10_000)]
     scan: usize,
@@ -98,7 +101,14 @@ async fn run(args: &Args) -> Result<Report> {
         report.extend(flows::inactivity(args.scan).await?);
         println!("\n[bench] batch revocation");
         let scratch = lapse_testkit::Scratch::new("bench");
-        report.extend(flows::batch(args.batch, scratch.path()).await?);
+        report.extend(
+            flows::batch(
+                args.batch,
+                args.throttled_batch.unwrap_or(args.batch),
+                scratch.path(),
+            )
+            .await?,
+        );
     }
     Ok(report)
 }

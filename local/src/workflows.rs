@@ -3,7 +3,7 @@
 //! runs the real `grant-lifecycle.asl.json` in `aws-local-stepfunctions`, whose Task
 //! states invoke this host's Lambda API.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -63,7 +63,8 @@ struct Inner {
     lambda_endpoint: String,
     substitutions: serde_json::Value,
     options: RunOptions,
-    launched: Mutex<HashSet<String>>,
+    /// Each execution started, with its input.
+    launched: Mutex<HashMap<String, serde_json::Value>>,
     runs: Mutex<HashMap<String, WorkflowRun>>,
     running: Arc<tokio::sync::Semaphore>,
 }
@@ -99,7 +100,7 @@ impl LocalWorkflows {
                 lambda_endpoint,
                 substitutions,
                 options,
-                launched: Mutex::new(HashSet::new()),
+                launched: Mutex::new(HashMap::new()),
                 runs: Mutex::new(HashMap::new()),
                 running: Arc::new(tokio::sync::Semaphore::new(options.max_running.max(1))),
             }),
@@ -130,9 +131,14 @@ impl LocalWorkflows {
 
     /// Names of every execution started so far.
     pub fn launched(&self) -> Vec<String> {
-        let mut names: Vec<_> = lock(&self.inner.launched).iter().cloned().collect();
+        let mut names: Vec<_> = lock(&self.inner.launched).keys().cloned().collect();
         names.sort();
         names
+    }
+
+    /// The input an execution was started with (what a re-drive starts again).
+    pub fn input(&self, name: &str) -> Option<serde_json::Value> {
+        lock(&self.inner.launched).get(name).cloned()
     }
 
     fn launch(&self, name: String, input: serde_json::Value) {
@@ -196,7 +202,9 @@ impl LocalWorkflows {
 impl WorkflowStarter for LocalWorkflows {
     async fn start(&self, name: &str, input: &serde_json::Value) -> Result<String, WorkflowError> {
         let arn = self.sfn.start(name, input).await?;
-        let first = lock(&self.inner.launched).insert(name.to_owned());
+        let first = lock(&self.inner.launched)
+            .insert(name.to_owned(), input.clone())
+            .is_none();
         if first {
             self.launch(name.to_owned(), input.clone());
         }

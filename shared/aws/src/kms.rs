@@ -19,7 +19,8 @@ use lapse_core::audit::{AuditSigner, KeyError, RemoteSigner};
 pub struct KmsSigner {
     client: Client,
     key_id: String,
-    public_key_der: Vec<u8>,
+    /// Read by [`KmsSigner::load`]; a [`KmsSigner::deferred`] signer never needs it.
+    public_key_der: Option<Vec<u8>>,
 }
 
 fn key_error<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, key_id: &str) -> KeyError {
@@ -73,7 +74,26 @@ impl KmsSigner {
                 .filter(|id| id.starts_with("arn:"))
                 .unwrap_or(key_id)
                 .to_owned(),
-            public_key_der,
+            public_key_der: Some(public_key_der),
+        })
+    }
+
+    /// A signer for the key `key_arn` made without calling KMS: what a function's
+    /// start-up uses, so a cold start waits for no round trip to KMS. The key's kind
+    /// is then checked by KMS at the first `Sign` (a key that is not an ECC_NIST_P256
+    /// signing key refuses ECDSA_SHA_256, reported as [`KeyError::Refused`]). Needs
+    /// the ARN, which names the key in events; an alias goes through
+    /// [`KmsSigner::load`].
+    pub fn deferred(client: Client, key_arn: &str) -> Result<Self, KeyError> {
+        if !key_arn.starts_with("arn:") || key_arn.contains(":alias/") {
+            return Err(KeyError::Refused(format!(
+                "{key_arn}: a deferred signer needs the key's ARN"
+            )));
+        }
+        Ok(Self {
+            client,
+            key_id: key_arn.to_owned(),
+            public_key_der: None,
         })
     }
 
@@ -110,8 +130,8 @@ impl RemoteSigner for KmsSigner {
         })
     }
 
-    fn public_key_der(&self) -> &[u8] {
-        &self.public_key_der
+    fn public_key_der(&self) -> Option<&[u8]> {
+        self.public_key_der.as_deref()
     }
 }
 
@@ -156,5 +176,9 @@ pub async fn audit_verifier(
     key_id: &str,
 ) -> Result<lapse_core::audit::AuditVerifier, KeyError> {
     let signer = KmsSigner::load(client.clone(), key_id).await?;
-    lapse_core::audit::AuditVerifier::new().trust_p256_der(signer.key_id(), signer.public_key_der())
+    let der = signer
+        .public_key_der
+        .as_deref()
+        .ok_or(KeyError::BadPublicKey)?;
+    lapse_core::audit::AuditVerifier::new().trust_p256_der(signer.key_id(), der)
 }

@@ -138,8 +138,10 @@ pub trait RemoteSigner: Send + Sync {
         &'a self,
         message: &'a [u8],
     ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, KeyError>> + Send + 'a>>;
-    /// The public key, DER SubjectPublicKeyInfo, for verifiers.
-    fn public_key_der(&self) -> &[u8];
+    /// The public key, DER SubjectPublicKeyInfo, for verifiers; `None` when the
+    /// signer was made without reading it (a Lambda function signs, it never
+    /// verifies, so it skips that call at start-up).
+    fn public_key_der(&self) -> Option<&[u8]>;
 }
 
 #[derive(Clone)]
@@ -220,9 +222,10 @@ impl AuditSigner {
             Backend::Ed25519(key) => {
                 verifier.trust(&self.key_id, &hex::encode(key.verifying_key().to_bytes()))
             }
-            Backend::Remote(remote) => {
-                verifier.trust_p256_der(&self.key_id, remote.public_key_der())
-            }
+            Backend::Remote(remote) => verifier.trust_p256_der(
+                &self.key_id,
+                remote.public_key_der().ok_or(KeyError::BadPublicKey)?,
+            ),
         }
     }
 
@@ -230,7 +233,7 @@ impl AuditSigner {
     pub fn public_key_hex(&self) -> String {
         match &self.backend {
             Backend::Ed25519(key) => hex::encode(key.verifying_key().to_bytes()),
-            Backend::Remote(remote) => hex::encode(remote.public_key_der()),
+            Backend::Remote(remote) => remote.public_key_der().map(hex::encode).unwrap_or_default(),
         }
     }
 
@@ -569,8 +572,8 @@ mod tests {
             let signature: p256::ecdsa::Signature = self.key.sign(message);
             Box::pin(async move { Ok(signature.to_der().as_bytes().to_vec()) })
         }
-        fn public_key_der(&self) -> &[u8] {
-            &self.public
+        fn public_key_der(&self) -> Option<&[u8]> {
+            Some(&self.public)
         }
     }
 

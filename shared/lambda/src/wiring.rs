@@ -146,11 +146,15 @@ impl Auditing {
             aws_sdk_s3::Client::new(sdk),
             env.required(vars::AUDIT_ANCHORS)?,
         ));
-        let signer = lapse_aws::kms::KmsSigner::load(
-            aws_sdk_kms::Client::new(sdk),
-            &env.required(vars::AUDIT_KEY)?,
-        )
-        .await?
+        // The template gives the key's ARN: no call to KMS at start-up. An alias
+        // (an operator's override) is resolved once here.
+        let key = env.required(vars::AUDIT_KEY)?;
+        let kms = aws_sdk_kms::Client::new(sdk);
+        let signer = if key.starts_with("arn:") && !key.contains(":alias/") {
+            lapse_aws::kms::KmsSigner::deferred(kms, &key)?
+        } else {
+            lapse_aws::kms::KmsSigner::load(kms, &key).await?
+        }
         .into_audit_signer();
         Ok(Self {
             log,
