@@ -581,3 +581,25 @@ async fn open_revocation_cases_are_counted_until_verified() {
         "verified leaves the gauge"
     );
 }
+
+/// A function's SDK clients are made without building the HTTPS connector (which
+/// reads the system's trusted certificates); the first request builds it.
+#[tokio::test]
+async fn the_https_client_is_built_by_the_first_request_not_by_client_construction() {
+    use aws_smithy_runtime_api::client::http::SharedHttpClient;
+    let lazy = lapse_aws::sdk::LazyHttpsClient::default();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(SharedHttpClient::new(lazy.clone()))
+        .endpoint_url(lapse_testkit::shared().endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(lapse_aws::sdk::Credentials::new(
+            "testing", "testing", None, None, "lazy",
+        ))
+        .load()
+        .await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let _iam = aws_sdk_iam::Client::new(&config);
+    assert!(!lazy.is_built(), "constructing clients built the connector");
+    dynamodb.list_tables().send().await.unwrap();
+    assert!(lazy.is_built());
+}
