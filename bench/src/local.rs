@@ -128,17 +128,18 @@ impl Local {
         }
     }
 
+    /// The revocation executions started that are not in `before`.
+    pub fn revocations_since(&self, before: &[String]) -> Vec<String> {
+        let mut names = self.stack.revocations.launched();
+        names.retain(|n| !before.contains(n));
+        names
+    }
+
     /// Waits for an execution not in `before` to start, then for it to finish.
     pub async fn next_revocation(&self, before: &[String]) -> Result<WorkflowRun> {
         let deadline = tokio::time::Instant::now() + WAIT;
         let name = loop {
-            if let Some(name) = self
-                .stack
-                .revocations
-                .launched()
-                .into_iter()
-                .find(|n| !before.contains(n))
-            {
+            if let Some(name) = self.revocations_since(before).into_iter().next() {
                 break name;
             }
             ensure!(

@@ -130,13 +130,7 @@ pub async fn wire_faults(terminations: usize, expiries: usize, rate: f64) -> Res
     let names_user =
         |input: &serde_json::Value, user: &str| input.to_string().contains(&format!("\"{user}\""));
     let revocations = loop {
-        let started: Vec<String> = local
-            .stack
-            .revocations
-            .launched()
-            .into_iter()
-            .filter(|n| !before.contains(n))
-            .collect();
+        let started: Vec<String> = local.revocations_since(&before);
         let inputs: Vec<serde_json::Value> = started
             .iter()
             .filter_map(|n| local.stack.revocations.input(n))
@@ -462,13 +456,7 @@ pub async fn duplicates() -> Result<Vec<Figure>> {
         p?;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let started: Vec<String> = local
-        .stack
-        .revocations
-        .launched()
-        .into_iter()
-        .filter(|n| !before.contains(n))
-        .collect();
+    let started: Vec<String> = local.revocations_since(&before);
     for name in &started {
         local.stack.revocations.wait(name, WAIT).await;
     }

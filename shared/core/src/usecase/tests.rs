@@ -160,6 +160,22 @@ impl World {
         )
         .unwrap()
     }
+    fn sweep(
+        &self,
+        trail: &AuditTrail<'_, impl AuditLog>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> super::sweep::SweepReport {
+        block_on(sweep(
+            &self.grants(),
+            &self.iam,
+            trail,
+            &self.outbox(),
+            self.pending_timeout(),
+            at,
+        ))
+        .unwrap()
+    }
+
     fn pending_timeout(&self) -> TimeDelta {
         self.catalog.tunables().pending_timeout.delta()
     }
@@ -600,15 +616,7 @@ fn the_sweeper_settles_what_workflows_missed() {
     let lost = w.submit(&person("carl", &[]), "billing-reports-read", "15m");
 
     let later = monday_at(10) + TimeDelta::days(2);
-    let swept = block_on(sweep(
-        &w.grants(),
-        &w.iam,
-        &w.trail(),
-        &w.outbox(),
-        w.pending_timeout(),
-        later,
-    ))
-    .unwrap();
+    let swept = w.sweep(&w.trail(), later);
     assert_eq!(swept.expired_pending, [stale.id().clone()]);
     assert_eq!(swept.revoked, [granted.id().clone()]);
     assert_eq!(
@@ -621,15 +629,7 @@ fn the_sweeper_settles_what_workflows_missed() {
     assert!(w.snapshot("rita").inline_policies.is_empty());
     assert!(report.expires_at < later);
     // A second sweep has nothing left to do.
-    let again = block_on(sweep(
-        &w.grants(),
-        &w.iam,
-        &w.trail(),
-        &w.outbox(),
-        w.pending_timeout(),
-        later,
-    ))
-    .unwrap();
+    let again = w.sweep(&w.trail(), later);
     assert!(
         again.expired_pending.is_empty() && again.revoked.is_empty() && again.verified.is_empty()
     );
@@ -981,37 +981,12 @@ fn a_crash_between_a_withdrawal_or_an_expiry_and_its_event_loses_no_event() {
     // An expiry by the sweep: the next sweep records it.
     let swept = w.submit(&rita, "prod-db-admin", "3h");
     let late = monday_at(10) + TimeDelta::days(2);
-    let trail = crashing();
-    let first = block_on(sweep(
-        &w.grants(),
-        &w.iam,
-        &trail,
-        &w.outbox(),
-        w.pending_timeout(),
-        late,
-    ))
-    .unwrap();
+    let first = w.sweep(&crashing(), late);
     assert_eq!(first.failures.len(), 1, "the crash: {first:?}");
     assert_eq!(w.get(swept.id()).status(), Status::Expired);
     let next = late + TimeDelta::minutes(5);
-    block_on(sweep(
-        &w.grants(),
-        &w.iam,
-        &w.trail(),
-        &w.outbox(),
-        w.pending_timeout(),
-        next,
-    ))
-    .unwrap();
-    block_on(sweep(
-        &w.grants(),
-        &w.iam,
-        &w.trail(),
-        &w.outbox(),
-        w.pending_timeout(),
-        next,
-    ))
-    .unwrap();
+    w.sweep(&w.trail(), next);
+    w.sweep(&w.trail(), next);
     assert_eq!(count(swept.id(), "request.expired", "lapse"), 1);
 
     // An expiry by a late decision: the retried decision records it, and is refused.
