@@ -45,7 +45,7 @@ impl Deps<SfnWorkflowStarter> {
         Ok(Self {
             api: RequestApi::from_env(env, sdk).await?,
             incidents: EventBridgeBus::new(
-                aws_sdk_eventbridge::Client::new(sdk),
+                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_eventbridge::Client::new),
                 env.required(vars::EVENT_BUS)?,
             ),
         })

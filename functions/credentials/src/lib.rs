@@ -46,10 +46,13 @@ impl Deps {
         Ok(Self {
             store: wiring::request_store(env, sdk)?,
             leases: DynamoDbLeases::new(
-                aws_sdk_dynamodb::Client::new(sdk),
+                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_dynamodb::Client::new),
                 env.required(vars::REVOCATIONS_TABLE)?,
             ),
-            vault: SecretsManagerVault::new(aws_sdk_secretsmanager::Client::new(sdk)),
+            vault: SecretsManagerVault::new(lapse_aws::sdk::Lazy::new(
+                sdk,
+                aws_sdk_secretsmanager::Client::new,
+            )),
             notifier: wiring::notifier(env, sdk, &[Topic::Users])?,
             auditing: Auditing::from_env(env, sdk).await?,
             clock: wiring::system_clock(),

@@ -43,10 +43,13 @@ impl Deps {
             ledger: wiring::ledger(env, sdk)?,
             directory: wiring::directory(env, sdk)?,
             leases: DynamoDbLeases::new(
-                aws_sdk_dynamodb::Client::new(sdk),
+                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_dynamodb::Client::new),
                 env.required(vars::REVOCATIONS_TABLE)?,
             ),
-            vault: SecretsManagerVault::new(aws_sdk_secretsmanager::Client::new(sdk)),
+            vault: SecretsManagerVault::new(lapse_aws::sdk::Lazy::new(
+                sdk,
+                aws_sdk_secretsmanager::Client::new,
+            )),
             auditing: Auditing::from_env(env, sdk).await?,
             clock: wiring::system_clock(),
         })

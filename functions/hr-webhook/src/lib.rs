@@ -41,15 +41,18 @@ pub const SECRET_REFRESH: Duration = Duration::from_secs(300);
 /// rotation takes effect without a deployment.
 #[derive(Debug)]
 pub struct SecretSource {
-    client: Option<aws_sdk_secretsmanager::Client>,
+    client: Option<lapse_aws::sdk::Lazy<aws_sdk_secretsmanager::Client>>,
     secret_id: String,
     cached: RwLock<Option<(Instant, WebhookSecrets)>>,
 }
 
 impl SecretSource {
-    pub fn from_secrets_manager(client: aws_sdk_secretsmanager::Client, secret_id: String) -> Self {
+    pub fn from_secrets_manager(
+        client: impl Into<lapse_aws::sdk::Lazy<aws_sdk_secretsmanager::Client>>,
+        secret_id: String,
+    ) -> Self {
         Self {
-            client: Some(client),
+            client: Some(client.into()),
             secret_id,
             cached: RwLock::new(None),
         }
@@ -94,15 +97,15 @@ impl Deps<EventBridgeBus> {
     pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
         Ok(Self {
             secrets: SecretSource::from_secrets_manager(
-                aws_sdk_secretsmanager::Client::new(sdk),
+                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_secretsmanager::Client::new),
                 env.required(vars::WEBHOOK_SECRET)?,
             ),
             claims: DynamoDbRevocations::new(
-                aws_sdk_dynamodb::Client::new(sdk),
+                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_dynamodb::Client::new),
                 env.required(vars::REVOCATIONS_TABLE)?,
             ),
             bus: EventBridgeBus::new(
-                aws_sdk_eventbridge::Client::new(sdk),
+                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_eventbridge::Client::new),
                 env.required(vars::EVENT_BUS)?,
             ),
             clock: wiring::system_clock(),

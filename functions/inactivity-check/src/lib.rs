@@ -36,7 +36,7 @@ pub struct Deps<W> {
     pub directory: IamDirectory,
     pub auditing: Auditing,
     pub clock: Arc<dyn Clock>,
-    pub iam: aws_sdk_iam::Client,
+    pub iam: lapse_aws::sdk::Lazy<aws_sdk_iam::Client>,
     pub workflows: W,
 }
 
@@ -47,9 +47,9 @@ impl Deps<lapse_aws::sfn::SfnWorkflowStarter> {
             directory: wiring::directory(env, sdk)?,
             auditing: Auditing::from_env(env, sdk).await?,
             clock: wiring::system_clock(),
-            iam: aws_sdk_iam::Client::new(sdk),
+            iam: lapse_aws::sdk::Lazy::new(sdk, aws_sdk_iam::Client::new),
             workflows: lapse_aws::sfn::SfnWorkflowStarter::new(
-                aws_sdk_sfn::Client::new(sdk),
+                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_sfn::Client::new),
                 env.required(REVOCATION_STATE_MACHINE)?,
             ),
         })

@@ -61,9 +61,12 @@ impl Deps<SfnWorkflowStarter, Revocations> {
         let state_machine = env.required(REVOCATION_STATE_MACHINE)?;
         Ok(Self {
             revocations: Revocations::from_env(env, sdk, TOPICS).await?,
-            workflows: SfnWorkflowStarter::new(aws_sdk_sfn::Client::new(sdk), &state_machine),
+            workflows: SfnWorkflowStarter::new(
+                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_sfn::Client::new),
+                &state_machine,
+            ),
             scheduler: RevocationScheduler::new(
-                aws_sdk_scheduler::Client::new(sdk),
+                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_scheduler::Client::new),
                 state_machine,
                 env.required(SCHEDULER_ROLE)?,
             ),

@@ -21,7 +21,7 @@ const PREFIX: &str = "heads/";
 /// The anchor bucket.
 #[derive(Clone, Debug)]
 pub struct S3Anchors {
-    client: Client,
+    client: crate::sdk::Lazy<Client>,
     bucket: String,
 }
 
@@ -44,9 +44,9 @@ fn key_of(chain: &str, seq: u64) -> String {
 }
 
 impl S3Anchors {
-    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<crate::sdk::Lazy<Client>>, bucket: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             bucket: bucket.into(),
         }
     }

@@ -69,14 +69,14 @@ fn number_attr(item: &Item, name: &str, id: &str) -> Result<u64, StoreError> {
 /// Access requests in DynamoDB.
 #[derive(Clone, Debug)]
 pub struct DynamoDbRequestStore {
-    client: Client,
+    client: crate::sdk::Lazy<Client>,
     table: String,
 }
 
 impl DynamoDbRequestStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<crate::sdk::Lazy<Client>>, table: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }
@@ -229,7 +229,7 @@ impl RequestQueries for DynamoDbRequestStore {
 /// IAM actions: `dynamodb:PutItem`, `dynamodb:DeleteItem`, `dynamodb:Query`.
 #[derive(Clone, Debug)]
 pub struct DynamoDbLedger {
-    client: Client,
+    client: crate::sdk::Lazy<Client>,
     table: String,
 }
 
@@ -237,9 +237,9 @@ pub struct DynamoDbLedger {
 pub const LEDGER_TTL_DELAY_SECONDS: i64 = 15 * 60;
 
 impl DynamoDbLedger {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<crate::sdk::Lazy<Client>>, table: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }
@@ -340,15 +340,15 @@ impl LedgerStore for DynamoDbLedger {
 /// Audit chains in DynamoDB.
 #[derive(Clone, Debug)]
 pub struct DynamoDbAuditLog {
-    client: Client,
+    client: crate::sdk::Lazy<Client>,
     table: String,
     anchors: Option<crate::anchors::S3Anchors>,
 }
 
 impl DynamoDbAuditLog {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<crate::sdk::Lazy<Client>>, table: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             table: table.into(),
             anchors: None,
         }

@@ -18,14 +18,14 @@ pub const INCIDENT_SOURCE: &str = "lapse.incident";
 
 #[derive(Clone, Debug)]
 pub struct EventBridgeBus {
-    client: Client,
+    client: crate::sdk::Lazy<Client>,
     bus: String,
 }
 
 impl EventBridgeBus {
-    pub fn new(client: Client, bus: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<crate::sdk::Lazy<Client>>, bus: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             bus: bus.into(),
         }
     }

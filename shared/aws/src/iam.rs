@@ -16,7 +16,7 @@ use lapse_core::ports::{AccessInspector, AccessProvisioner, DirectoryError, Remo
 /// IAM users and groups.
 #[derive(Clone, Debug)]
 pub struct IamDirectory {
-    client: Client,
+    client: crate::sdk::Lazy<Client>,
     /// The deployment declared that its endpoint (an emulator) does not offer
     /// service-specific credentials. Never set on AWS, where an unreadable listing
     /// fails verification.
@@ -30,9 +30,9 @@ pub const MANAGED_TAG: &str = "lapse:managed";
 pub const GAP_SERVICE_CREDENTIALS: &str = "iam:ListServiceSpecificCredentials";
 
 impl IamDirectory {
-    pub fn new(client: Client) -> Self {
+    pub fn new(client: impl Into<crate::sdk::Lazy<Client>>) -> Self {
         Self {
-            client,
+            client: client.into(),
             service_credentials_not_offered: false,
         }
     }

@@ -17,7 +17,7 @@ use lapse_core::audit::{AuditSigner, KeyError, RemoteSigner};
 /// Signs with a KMS key.
 #[derive(Debug)]
 pub struct KmsSigner {
-    client: Client,
+    client: crate::sdk::Lazy<Client>,
     key_id: String,
     /// Read by [`KmsSigner::load`]; a [`KmsSigner::deferred`] signer never needs it.
     public_key_der: Option<Vec<u8>>,
@@ -42,7 +42,11 @@ fn key_error<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, key_id: &str) -> 
 
 impl KmsSigner {
     /// Reads the key's public half (and checks it is an ECC_NIST_P256 signing key).
-    pub async fn load(client: Client, key_id: &str) -> Result<Self, KeyError> {
+    pub async fn load(
+        client: impl Into<crate::sdk::Lazy<Client>>,
+        key_id: &str,
+    ) -> Result<Self, KeyError> {
+        let client = client.into();
         let out = client
             .get_public_key()
             .key_id(key_id)
@@ -84,14 +88,17 @@ impl KmsSigner {
     /// signing key refuses ECDSA_SHA_256, reported as [`KeyError::Refused`]). Needs
     /// the ARN, which names the key in events; an alias goes through
     /// [`KmsSigner::load`].
-    pub fn deferred(client: Client, key_arn: &str) -> Result<Self, KeyError> {
+    pub fn deferred(
+        client: impl Into<crate::sdk::Lazy<Client>>,
+        key_arn: &str,
+    ) -> Result<Self, KeyError> {
         if !key_arn.starts_with("arn:") || key_arn.contains(":alias/") {
             return Err(KeyError::Refused(format!(
                 "{key_arn}: a deferred signer needs the key's ARN"
             )));
         }
         Ok(Self {
-            client,
+            client: client.into(),
             key_id: key_arn.to_owned(),
             public_key_der: None,
         })

@@ -11,14 +11,14 @@ use crate::errors::store_error;
 
 #[derive(Clone, Debug)]
 pub struct DynamoDbLeases {
-    client: Client,
+    client: crate::sdk::Lazy<Client>,
     table: String,
 }
 
 impl DynamoDbLeases {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<crate::sdk::Lazy<Client>>, table: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }

@@ -33,7 +33,7 @@ pub const CLAIM_RETENTION_DAYS: i64 = 30;
 
 #[derive(Clone, Debug)]
 pub struct DynamoDbRevocations {
-    client: Client,
+    client: crate::sdk::Lazy<Client>,
     table: String,
 }
 
@@ -58,9 +58,9 @@ fn doc<T: serde::de::DeserializeOwned>(item: &Item, id: &str) -> Result<T, Store
 }
 
 impl DynamoDbRevocations {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: impl Into<crate::sdk::Lazy<Client>>, table: impl Into<String>) -> Self {
         Self {
-            client,
+            client: client.into(),
             table: table.into(),
         }
     }

@@ -25,19 +25,19 @@ pub struct ScheduleError {
 /// Where schedules start executions, and the role they do it with.
 #[derive(Clone, Debug)]
 pub struct RevocationScheduler {
-    client: Client,
+    client: crate::sdk::Lazy<Client>,
     state_machine_arn: String,
     role_arn: String,
 }
 
 impl RevocationScheduler {
     pub fn new(
-        client: Client,
+        client: impl Into<crate::sdk::Lazy<Client>>,
         state_machine_arn: impl Into<String>,
         role_arn: impl Into<String>,
     ) -> Self {
         Self {
-            client,
+            client: client.into(),
             state_machine_arn: state_machine_arn.into(),
             role_arn: role_arn.into(),
         }

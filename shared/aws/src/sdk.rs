@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::{BehaviorVersion, SdkConfig};
 pub use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::config::Region;
@@ -22,11 +23,32 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 /// environment), made on the first request rather than at start-up: the SDK builds
 /// a connector for every client it constructs, to validate it, and the first build
 /// reads the system's trusted certificates, which was most of a function's start-up.
+///
+/// In a Lambda function, the runtime puts the role's credentials and the region in
+/// the environment; they are taken from there, so start-up builds none of the
+/// default chains' other sources (profile files, web identity with its STS client,
+/// the instance metadata client). Elsewhere (the CLI, tests) the chains are used.
 pub async fn load() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(SharedHttpClient::new(LazyHttpsClient::default()))
-        .load()
-        .await
+    let loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(SharedHttpClient::new(LazyHttpsClient::default()));
+    match lambda_region(|name| std::env::var(name).ok()) {
+        Some(region) => loader
+            .region(Region::new(region))
+            .credentials_provider(EnvironmentVariableCredentialsProvider::new()),
+        None => loader,
+    }
+    .load()
+    .await
+}
+
+/// The region, when `var` (the environment) is a Lambda function's: it names the
+/// function and holds the credentials the runtime provides.
+pub fn lambda_region(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let set = |name: &str| var(name).filter(|v| !v.is_empty());
+    set("AWS_LAMBDA_FUNCTION_NAME")?;
+    set("AWS_ACCESS_KEY_ID")?;
+    set("AWS_SECRET_ACCESS_KEY")?;
+    set("AWS_REGION")
 }
 
 /// The SDK's default HTTPS client, built on its first connection. Clones share it.
@@ -78,6 +100,68 @@ impl HttpClient for LazyHttpsClient {
     }
 }
 
+/// An SDK client made on its first use. Making a client is most of what a function
+/// does at start-up once the runtime is up (its service's endpoint rules are parsed
+/// and compiled the first time), and an invocation uses only some of a function's
+/// clients. Clones share the client; [`From`] wraps a client already made.
+#[derive(Clone)]
+pub struct Lazy<C>(Arc<LazyInner<C>>);
+
+/// One pointer wide, as a client is: adapters are held in handlers' futures.
+struct LazyInner<C> {
+    client: OnceLock<C>,
+    make: Option<(SdkConfig, MakeClient<C>)>,
+}
+
+/// How a [`Lazy`] makes its client: a service crate's `Client::new`.
+pub type MakeClient<C> = fn(&SdkConfig) -> C;
+
+impl<C> Lazy<C> {
+    /// A client `make` builds from `sdk` when it is first used, e.g.
+    /// `Lazy::new(sdk, aws_sdk_iam::Client::new)`.
+    pub fn new(sdk: &SdkConfig, make: MakeClient<C>) -> Self {
+        Self(Arc::new(LazyInner {
+            client: OnceLock::new(),
+            make: Some((sdk.clone(), make)),
+        }))
+    }
+
+    /// Whether the client has been made yet.
+    pub fn is_built(&self) -> bool {
+        self.0.client.get().is_some()
+    }
+}
+
+impl<C> From<C> for Lazy<C> {
+    fn from(client: C) -> Self {
+        Self(Arc::new(LazyInner {
+            client: OnceLock::from(client),
+            make: None,
+        }))
+    }
+}
+
+impl<C> std::ops::Deref for Lazy<C> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        self.0.client.get_or_init(|| match &self.0.make {
+            Some((sdk, make)) => make(sdk),
+            // `From` fills the cell, and only `new` leaves it empty.
+            None => unreachable!("a Lazy without a maker is built"),
+        })
+    }
+}
+
+impl<C: std::fmt::Debug> std::fmt::Debug for Lazy<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.client.get() {
+            Some(client) => std::fmt::Debug::fmt(client, f),
+            None => f.write_str("Lazy(not yet made)"),
+        }
+    }
+}
+
 /// Configuration for a local emulator at `endpoint`, with dummy credentials and
 /// `us-east-1`, for tests that must not depend on the process environment.
 pub async fn load_local(endpoint: &str) -> SdkConfig {
@@ -97,4 +181,82 @@ pub async fn load_local_as(endpoint: &str, credentials: Credentials) -> SdkConfi
         .credentials_provider(credentials)
         .load()
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::{Lazy, SdkConfig, lambda_region};
+
+    static MADE: AtomicUsize = AtomicUsize::new(0);
+
+    fn make(_: &SdkConfig) -> String {
+        MADE.fetch_add(1, Ordering::SeqCst);
+        "client".to_owned()
+    }
+
+    #[test]
+    fn a_lazy_client_is_made_on_first_use_once_for_all_its_clones() {
+        let sdk = SdkConfig::builder().build();
+        let lazy = Lazy::new(&sdk, make);
+        let clone = lazy.clone();
+        assert!(!lazy.is_built());
+        assert_eq!(MADE.load(Ordering::SeqCst), 0, "made before use");
+        assert_eq!(format!("{lazy:?}"), "Lazy(not yet made)");
+        assert_eq!(clone.len(), 6);
+        assert!(lazy.is_built(), "a clone's use makes it for both");
+        assert_eq!(lazy.as_str(), "client");
+        assert_eq!(MADE.load(Ordering::SeqCst), 1, "made once");
+        // A client already made is used as it is.
+        let made: Lazy<String> = "ready".to_owned().into();
+        assert!(made.is_built());
+        assert_eq!(&*made, "ready");
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    const LAMBDA: &[(&str, &str)] = &[
+        ("AWS_LAMBDA_FUNCTION_NAME", "lapse-verify"),
+        ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ("AWS_SESSION_TOKEN", "token"),
+        ("AWS_REGION", "eu-west-1"),
+    ];
+
+    #[test]
+    fn a_lambda_environment_gives_its_region_and_its_credentials() {
+        assert_eq!(lambda_region(env(LAMBDA)), Some("eu-west-1".to_owned()));
+    }
+
+    #[test]
+    fn anything_short_of_a_lambda_environment_uses_the_default_chains() {
+        // Each variable missing, then each one empty: the default chains decide.
+        for name in [
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_REGION",
+        ] {
+            let without: Vec<_> = LAMBDA.iter().copied().filter(|(k, _)| *k != name).collect();
+            assert_eq!(lambda_region(env(&without)), None, "without {name}");
+            let empty: Vec<_> = LAMBDA
+                .iter()
+                .map(|&(k, v)| if k == name { (k, "") } else { (k, v) })
+                .collect();
+            assert_eq!(lambda_region(env(&empty)), None, "{name} empty");
+        }
+        assert_eq!(lambda_region(env(&[])), None);
+    }
 }

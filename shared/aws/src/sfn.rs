@@ -7,14 +7,17 @@ use lapse_core::ports::{WorkflowError, WorkflowStarter};
 
 #[derive(Clone, Debug)]
 pub struct SfnWorkflowStarter {
-    client: Client,
+    client: crate::sdk::Lazy<Client>,
     state_machine_arn: String,
 }
 
 impl SfnWorkflowStarter {
-    pub fn new(client: Client, state_machine_arn: impl Into<String>) -> Self {
+    pub fn new(
+        client: impl Into<crate::sdk::Lazy<Client>>,
+        state_machine_arn: impl Into<String>,
+    ) -> Self {
         Self {
-            client,
+            client: client.into(),
             state_machine_arn: state_machine_arn.into(),
         }
     }

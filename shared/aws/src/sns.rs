@@ -38,14 +38,14 @@ impl From<Topics> for Reach {
 
 #[derive(Clone, Debug)]
 pub struct SnsNotifier {
-    client: Client,
+    client: crate::sdk::Lazy<Client>,
     reach: Reach,
 }
 
 impl SnsNotifier {
-    pub fn new(client: Client, reach: impl Into<Reach>) -> Self {
+    pub fn new(client: impl Into<crate::sdk::Lazy<Client>>, reach: impl Into<Reach>) -> Self {
         Self {
-            client,
+            client: client.into(),
             reach: reach.into(),
         }
     }

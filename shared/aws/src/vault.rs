@@ -10,12 +10,14 @@ use lapse_core::ports::{CredentialVault, VaultError};
 
 #[derive(Clone, Debug)]
 pub struct SecretsManagerVault {
-    client: Client,
+    client: crate::sdk::Lazy<Client>,
 }
 
 impl SecretsManagerVault {
-    pub fn new(client: Client) -> Self {
-        Self { client }
+    pub fn new(client: impl Into<crate::sdk::Lazy<Client>>) -> Self {
+        Self {
+            client: client.into(),
+        }
     }
 }
 

@@ -32,7 +32,7 @@ use crate::iam::MANAGED_TAG;
 
 #[derive(Clone, Debug)]
 pub struct IamVendorAccounts {
-    client: Iam,
+    client: crate::sdk::Lazy<Iam>,
     path: String,
     boundary_arn: String,
     /// The deployment declared its endpoint has no service-specific credentials.
@@ -40,9 +40,13 @@ pub struct IamVendorAccounts {
 }
 
 impl IamVendorAccounts {
-    pub fn new(client: Iam, path: impl Into<String>, boundary_arn: impl Into<String>) -> Self {
+    pub fn new(
+        client: impl Into<crate::sdk::Lazy<Iam>>,
+        path: impl Into<String>,
+        boundary_arn: impl Into<String>,
+    ) -> Self {
         Self {
-            client,
+            client: client.into(),
             path: path.into(),
             boundary_arn: boundary_arn.into(),
             service_credentials_not_offered: false,
@@ -311,13 +315,19 @@ impl VendorAccounts for IamVendorAccounts {
 
 #[derive(Clone, Debug)]
 pub struct SecretsCredentialDrop {
-    secrets: Secrets,
-    iam: Iam,
+    secrets: crate::sdk::Lazy<Secrets>,
+    iam: crate::sdk::Lazy<Iam>,
 }
 
 impl SecretsCredentialDrop {
-    pub fn new(secrets: Secrets, iam: Iam) -> Self {
-        Self { secrets, iam }
+    pub fn new(
+        secrets: impl Into<crate::sdk::Lazy<Secrets>>,
+        iam: impl Into<crate::sdk::Lazy<Iam>>,
+    ) -> Self {
+        Self {
+            secrets: secrets.into(),
+            iam: iam.into(),
+        }
     }
 }
 

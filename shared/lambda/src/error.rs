@@ -252,4 +252,12 @@ mod tests {
         let catalog = crate::bundled_catalog().unwrap();
         assert!(catalog.resource("prod-db-admin").is_some());
     }
+
+    #[test]
+    fn the_compiled_catalog_is_the_catalog_file() {
+        // What build.rs embedded reads back as the file's text parses, hash included.
+        let embedded = crate::bundled_catalog().unwrap();
+        let parsed = lapse_core::policy::Catalog::parse(crate::BUNDLED_CATALOG, "c.yaml").unwrap();
+        assert_eq!(format!("{embedded:?}"), format!("{parsed:?}"));
+    }
 }

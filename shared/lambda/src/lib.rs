@@ -29,9 +29,14 @@ pub use error::HandlerError;
 /// in ties each deployment to one policy hash, which every audit event records.
 pub const BUNDLED_CATALOG: &str = include_str!("../../../infra/policy/catalog.yaml");
 
-/// The bundled catalog, validated.
+/// [`BUNDLED_CATALOG`] as `build.rs` compiled it ([`Catalog::compile`]): validated
+/// at build time, and read at start-up without the YAML parser.
+const COMPILED_CATALOG: &str = include_str!(concat!(env!("OUT_DIR"), "/catalog.json"));
+
+/// The bundled catalog, validated (again: [`Catalog::from_compiled`] checks what
+/// [`Catalog::parse`] checks).
 pub fn bundled_catalog() -> Result<Catalog, PolicyError> {
-    Catalog::parse(BUNDLED_CATALOG, "infra/policy/catalog.yaml")
+    Catalog::from_compiled(COMPILED_CATALOG, "infra/policy/catalog.yaml")
 }
 
 /// JSON logs on stdout, filtered by `RUST_LOG` (default `info`). Safe to call twice.

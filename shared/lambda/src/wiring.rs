@@ -59,7 +59,7 @@ pub enum InitError {
 
 pub fn request_store(env: &Env, sdk: &SdkConfig) -> Result<DynamoDbRequestStore, ConfigError> {
     Ok(DynamoDbRequestStore::new(
-        aws_sdk_dynamodb::Client::new(sdk),
+        lapse_aws::sdk::Lazy::new(sdk, aws_sdk_dynamodb::Client::new),
         env.required(vars::REQUESTS_TABLE)?,
     ))
 }
@@ -70,20 +70,20 @@ pub fn controls(
     sdk: &SdkConfig,
 ) -> Result<lapse_aws::revocations::DynamoDbRevocations, ConfigError> {
     Ok(lapse_aws::revocations::DynamoDbRevocations::new(
-        aws_sdk_dynamodb::Client::new(sdk),
+        lapse_aws::sdk::Lazy::new(sdk, aws_sdk_dynamodb::Client::new),
         env.required(vars::REVOCATIONS_TABLE)?,
     ))
 }
 
 pub fn ledger(env: &Env, sdk: &SdkConfig) -> Result<DynamoDbLedger, ConfigError> {
     Ok(DynamoDbLedger::new(
-        aws_sdk_dynamodb::Client::new(sdk),
+        lapse_aws::sdk::Lazy::new(sdk, aws_sdk_dynamodb::Client::new),
         env.required(vars::LEDGER_TABLE)?,
     ))
 }
 
 pub fn directory(env: &Env, sdk: &SdkConfig) -> Result<IamDirectory, ConfigError> {
-    IamDirectory::new(aws_sdk_iam::Client::new(sdk))
+    IamDirectory::new(lapse_aws::sdk::Lazy::new(sdk, aws_sdk_iam::Client::new))
         .declaring_gaps(&env.optional(vars::EMULATOR_GAPS).unwrap_or_default())
         .map_err(|reason| ConfigError::Invalid {
             name: vars::EMULATOR_GAPS,
@@ -110,7 +110,7 @@ pub fn notifier(env: &Env, sdk: &SdkConfig, topics: &[Topic]) -> Result<SnsNotif
         }
     };
     Ok(SnsNotifier::new(
-        aws_sdk_sns::Client::new(sdk),
+        lapse_aws::sdk::Lazy::new(sdk, aws_sdk_sns::Client::new),
         Reach {
             users: arn(Topic::Users, vars::USERS_TOPIC)?,
             approvers: arn(Topic::Approvers, vars::APPROVERS_TOPIC)?,
@@ -121,7 +121,7 @@ pub fn notifier(env: &Env, sdk: &SdkConfig, topics: &[Topic]) -> Result<SnsNotif
 
 pub fn workflows(env: &Env, sdk: &SdkConfig) -> Result<SfnWorkflowStarter, ConfigError> {
     Ok(SfnWorkflowStarter::new(
-        aws_sdk_sfn::Client::new(sdk),
+        lapse_aws::sdk::Lazy::new(sdk, aws_sdk_sfn::Client::new),
         env.required(vars::STATE_MACHINE)?,
     ))
 }
@@ -139,17 +139,17 @@ pub struct Auditing {
 impl Auditing {
     pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
         let log = DynamoDbAuditLog::new(
-            aws_sdk_dynamodb::Client::new(sdk),
+            lapse_aws::sdk::Lazy::new(sdk, aws_sdk_dynamodb::Client::new),
             env.required(vars::AUDIT_TABLE)?,
         )
         .with_anchors(lapse_aws::anchors::S3Anchors::new(
-            aws_sdk_s3::Client::new(sdk),
+            lapse_aws::sdk::Lazy::new(sdk, aws_sdk_s3::Client::new),
             env.required(vars::AUDIT_ANCHORS)?,
         ));
         // The template gives the key's ARN: no call to KMS at start-up. An alias
         // (an operator's override) is resolved once here.
         let key = env.required(vars::AUDIT_KEY)?;
-        let kms = aws_sdk_kms::Client::new(sdk);
+        let kms = lapse_aws::sdk::Lazy::new(sdk, aws_sdk_kms::Client::new);
         let signer = if key.starts_with("arn:") && !key.contains(":alias/") {
             lapse_aws::kms::KmsSigner::deferred(kms, &key)?
         } else {
@@ -330,5 +330,53 @@ impl Context for Revocations {
     }
     fn clock(&self) -> &dyn Clock {
         self.lifecycle.clock.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Start-up makes no SDK client: each is made by its first call.
+    #[tokio::test]
+    async fn start_up_makes_no_sdk_client() {
+        let env = Env::from_pairs([
+            (vars::REQUESTS_TABLE, "requests"),
+            (vars::LEDGER_TABLE, "ledger"),
+            (vars::AUDIT_TABLE, "audit"),
+            (vars::AUDIT_ANCHORS, "anchors"),
+            (
+                vars::AUDIT_KEY,
+                "arn:aws:kms:us-east-1:123456789012:key/7f2f4e39-692b-4d92-9402-af12b4448624",
+            ),
+            (vars::REVOCATIONS_TABLE, "revocations"),
+            (
+                vars::USERS_TOPIC,
+                "arn:aws:sns:us-east-1:123456789012:users",
+            ),
+            (
+                vars::APPROVERS_TOPIC,
+                "arn:aws:sns:us-east-1:123456789012:approvers",
+            ),
+            (
+                vars::SECURITY_TOPIC,
+                "arn:aws:sns:us-east-1:123456789012:security",
+            ),
+            (
+                vars::STATE_MACHINE,
+                "arn:aws:states:us-east-1:123456789012:stateMachine:g",
+            ),
+        ]);
+        let sdk = SdkConfig::builder().build();
+        let api = RequestApi::from_env(&env, &sdk).await.unwrap();
+        let lifecycle = Lifecycle::from_env(&env, &sdk).await.unwrap();
+        for deps in [format!("{api:?}"), format!("{lifecycle:?}")] {
+            // A made client shows its handle; one not made yet says so.
+            assert!(deps.contains("Lazy(not yet made)"), "{deps}");
+            assert!(
+                !deps.contains("handle"),
+                "a client was made at start-up: {deps}"
+            );
+        }
     }
 }

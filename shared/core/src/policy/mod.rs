@@ -295,6 +295,18 @@ mod validate;
 use raw::RawCatalog;
 use validate::{Issues, first_line};
 
+fn invalid(source_name: &str, line: u64, column: u64, message: String) -> PolicyError {
+    PolicyError::Invalid {
+        source_name: source_name.to_owned(),
+        issues: vec![PolicyIssue {
+            line,
+            column,
+            path: String::new(),
+            message,
+        }],
+    }
+}
+
 impl Catalog {
     /// Reads and validates a catalog file.
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
@@ -307,29 +319,66 @@ impl Catalog {
 
     /// Validates catalog text; `source_name` names it in error messages.
     pub fn parse(text: &str, source_name: &str) -> Result<Self, PolicyError> {
-        let invalid = |issues| PolicyError::Invalid {
-            source_name: source_name.to_owned(),
-            issues,
-        };
-        let raw: RawCatalog = serde_saphyr::from_str(text).map_err(|err| {
+        let raw = Self::read_yaml(text, source_name)?;
+        Self::validated(raw, PolicyHash::of(text.as_bytes()), source_name)
+    }
+
+    /// The compiled form of catalog text, for a binary to embed: the file as it
+    /// was read, as JSON, with the text's hash. Reading it back
+    /// ([`Catalog::from_compiled`]) skips the YAML parser, most of a Lambda
+    /// function's start-up otherwise, and validates again. Refuses what
+    /// [`Catalog::parse`] refuses.
+    pub fn compile(text: &str, source_name: &str) -> Result<String, PolicyError> {
+        let raw = Self::read_yaml(text, source_name)?;
+        let hash = PolicyHash::of(text.as_bytes());
+        let compiled = serde_json::to_string(&raw::Compiled {
+            hash: hash.clone(),
+            catalog: &raw,
+        })
+        .map_err(|err| invalid(source_name, 0, 0, format!("cannot compile: {err}")))?;
+        Self::validated(raw, hash, source_name)?;
+        Ok(compiled)
+    }
+
+    /// A catalog from [`Catalog::compile`]'s output, validated as [`Catalog::parse`]
+    /// validates; its hash is that of the text it was compiled from.
+    pub fn from_compiled(compiled: &str, source_name: &str) -> Result<Self, PolicyError> {
+        let read: raw::Compiled<RawCatalog> = serde_json::from_str(compiled).map_err(|err| {
+            invalid(
+                source_name,
+                err.line() as u64,
+                err.column() as u64,
+                format!("compiled catalog: {err}"),
+            )
+        })?;
+        Self::validated(read.catalog, read.hash, source_name)
+    }
+
+    fn read_yaml(text: &str, source_name: &str) -> Result<RawCatalog, PolicyError> {
+        serde_saphyr::from_str(text).map_err(|err| {
             let (line, column) = err
                 .location()
                 .map(|loc| (loc.line(), loc.column()))
                 .unwrap_or((0, 0));
-            invalid(vec![PolicyIssue {
-                line,
-                column,
-                path: String::new(),
-                message: first_line(&err.to_string()),
-            }])
-        })?;
+            invalid(source_name, line, column, first_line(&err.to_string()))
+        })
+    }
+
+    fn validated(
+        raw: RawCatalog,
+        hash: PolicyHash,
+        source_name: &str,
+    ) -> Result<Self, PolicyError> {
         let mut issues = Issues(Vec::new());
-        let catalog = Self::validate(raw, PolicyHash::of(text.as_bytes()), &mut issues);
+        let catalog = Self::validate(raw, hash, &mut issues);
         if issues.0.is_empty() {
             Ok(catalog)
         } else {
             issues.0.sort_by_key(|issue| (issue.line, issue.column));
-            Err(invalid(issues.0))
+            Err(PolicyError::Invalid {
+                source_name: source_name.to_owned(),
+                issues: issues.0,
+            })
         }
     }
 

@@ -5,9 +5,17 @@ use serde_saphyr::Spanned;
 
 use super::*;
 
+/// [`Catalog::compile`]'s output: the file as read, and the hash of its text.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Compiled<C> {
+    pub(super) hash: PolicyHash,
+    pub(super) catalog: C,
+}
+
 // ---- Raw, span-carrying shape of the file ------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCatalog {
     pub(super) version: Spanned<u32>,
@@ -24,20 +32,20 @@ pub(super) struct RawCatalog {
     pub(super) vendor_access: Option<RawVendorAccess>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawVendorAccess {
     pub(super) source_ips: Spanned<Vec<Spanned<String>>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawExemption {
     pub(super) user: Spanned<String>,
     pub(super) reason: Spanned<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRole {
     pub(super) name: Spanned<String>,
@@ -49,7 +57,7 @@ pub(super) struct RawRole {
     pub(super) managed_policies: Vec<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTunables {
     pub(super) default_duration: Spanned<String>,
@@ -65,21 +73,21 @@ pub(super) struct RawTunables {
     pub(super) contract_grace: Spanned<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRisk {
     pub(super) thresholds: RawThresholds,
     pub(super) business_hours: RawBusinessHours,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawThresholds {
     pub(super) medium: Spanned<u8>,
     pub(super) high: Spanned<u8>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawBusinessHours {
     pub(super) start_hour_utc: Spanned<u8>,
@@ -87,13 +95,13 @@ pub(super) struct RawBusinessHours {
     pub(super) weekdays_only: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRouting {
     pub(super) dual_approval_groups: Spanned<Vec<Spanned<String>>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawGroup {
     pub(super) name: Spanned<String>,
@@ -101,7 +109,7 @@ pub(super) struct RawGroup {
     pub(super) idp_groups: Spanned<Vec<Spanned<String>>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawResource {
     pub(super) id: Spanned<String>,
@@ -117,13 +125,13 @@ pub(super) struct RawResource {
     pub(super) allows_escalation: Option<Spanned<RawEscalation>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawEscalation {
     pub(super) reason: Spanned<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub(super) enum RawGrant {
     InlinePolicy(Vec<Spanned<RawStatement>>),
@@ -131,13 +139,13 @@ pub(super) enum RawGrant {
     Credential(RawCredential),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCredential {
     pub(super) secret_arn: Spanned<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStatement {
     pub(super) effect: Effect,

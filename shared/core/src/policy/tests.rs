@@ -357,3 +357,58 @@ fn vendor_networks_are_cidr_blocks() {
         assert_eq!(issues[0].path, "vendor_access.source_ips[0]");
     }
 }
+
+#[test]
+fn a_compiled_catalog_reads_back_as_the_catalog_its_text_parses_to() {
+    let parsed = Catalog::parse(CATALOG, "catalog.yaml").unwrap();
+    let compiled = Catalog::compile(CATALOG, "catalog.yaml").unwrap();
+    let read = Catalog::from_compiled(&compiled, "catalog.yaml").unwrap();
+    // Every field, the hash of the YAML text included.
+    assert_eq!(format!("{read:?}"), format!("{parsed:?}"));
+    assert_eq!(read.hash(), &PolicyHash::of(CATALOG.as_bytes()));
+    // Without the optional sections (vendor access, exemptions, roles) too.
+    let lines: Vec<&str> = CATALOG.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with("vendor_access:"))
+        .unwrap();
+    let end = lines
+        .iter()
+        .position(|l| l.starts_with("resources:"))
+        .unwrap();
+    let trimmed = [&lines[..start], &lines[end..]].concat().join("\n");
+    let parsed = Catalog::parse(&trimmed, "c.yaml").unwrap();
+    assert!(parsed.vendor_source_ips().is_empty() && parsed.roles().count() == 0);
+    let compiled = Catalog::compile(&trimmed, "c.yaml").unwrap();
+    let read = Catalog::from_compiled(&compiled, "c.yaml").unwrap();
+    assert_eq!(format!("{read:?}"), format!("{parsed:?}"));
+}
+
+#[test]
+fn compiling_refuses_what_parsing_refuses() {
+    let bad = CATALOG.replacen("max_duration: 8h", "max_duration: 8 fortnights", 1);
+    let parsed = Catalog::parse(&bad, "c.yaml").unwrap_err();
+    let compiled = Catalog::compile(&bad, "c.yaml").unwrap_err();
+    assert!(!parsed.issues().is_empty());
+    assert_eq!(compiled.issues(), parsed.issues());
+}
+
+#[test]
+fn a_compiled_catalog_is_validated_again_when_read() {
+    let compiled = Catalog::compile(CATALOG, "catalog.yaml").unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(&compiled).unwrap();
+    // A tampered or stale compiled form: thresholds the wrong way round.
+    value["catalog"]["risk"]["thresholds"]["medium"] = 90.into();
+    value["catalog"]["risk"]["thresholds"]["high"] = 10.into();
+    let err = Catalog::from_compiled(&value.to_string(), "catalog.json").unwrap_err();
+    assert!(
+        err.issues().iter().any(|i| i.path.contains("thresholds")),
+        "{err}"
+    );
+    // Not JSON at all, or not a catalog: a located error, never a default.
+    let err = Catalog::from_compiled("{\"hash\": 1", "catalog.json").unwrap_err();
+    assert_eq!(err.issues()[0].line, 1, "{err}");
+    let err =
+        Catalog::from_compiled("{\"hash\": \"ab\", \"catalog\": {}}", "catalog.json").unwrap_err();
+    assert!(err.to_string().contains("missing field"), "{err}");
+}
