@@ -44,3 +44,40 @@ async fn duplicated_and_reordered_deliveries_have_one_effect_each() {
 async fn fifty_decisions_at_once_have_one_outcome_and_at_most_one_grant() {
     assert_met(&reliability::racing_decisions(50).await.unwrap());
 }
+
+/// A call the emulator throttles several times in a row still succeeds: Lapse's
+/// clients retry past the SDK's default three attempts (`sdk::retry_config`). The
+/// proxy's fault choices are seeded, so the runs of throttling are the same each time;
+/// the test checks that they include one longer than three attempts allow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_throttled_several_times_in_a_row_still_succeeds() {
+    use lapse_local::proxy::{FaultKind, FaultRule, WireProxy};
+
+    let emulator = lapse_testkit::Emulator::start().unwrap();
+    let proxy = WireProxy::start(emulator.endpoint()).await.unwrap();
+    proxy.set_faults(vec![FaultRule {
+        service: Some("iam".into()),
+        operations: vec!["ListUsers".into()],
+        rate: 0.5,
+        kinds: vec![FaultKind::Throttle],
+    }]);
+    let iam = aws_sdk_iam::Client::new(&lapse_aws::sdk::load_local(&proxy.url).await);
+    for call in 0..24 {
+        if let Err(e) = iam.list_users().send().await {
+            panic!(
+                "call {call} failed: {}",
+                aws_sdk_iam::error::DisplayErrorContext(e)
+            );
+        }
+    }
+    // One call's attempts are consecutive: the longest run of throttled answers.
+    let (mut run, mut longest) = (0, 0);
+    for call in proxy.take_calls() {
+        run = if call.fault.is_some() { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    assert!(
+        longest >= 3,
+        "the faults never throttled one call 3 times (longest run {longest}): the test shows nothing"
+    );
+}

@@ -12,8 +12,9 @@ use lapse_bench::{binaries, flows, reliability};
 #[derive(Debug, Parser)]
 #[command(about = "Lapse's benchmarks, against the local emulator and the built binaries")]
 struct Args {
-    /// Which suite: flows (benchmarks 4–7), binaries (1–3), all (1–7), or
-    /// reliability (faults, lost writes, duplicates, races).
+    /// Which suite: flows (benchmarks 4–7), binaries (1–3), all (1–7), one flow
+    /// (termination, expiry, inactivity, batch), or reliability (faults, lost
+    /// writes, duplicates, races).
     #[arg(default_value = "all")]
     suite: String,
     /// Termination runs (benchmark 4).
@@ -58,6 +59,22 @@ struct Args {
 }
 
 async fn run(args: &Args) -> Result<Report> {
+    const SUITES: [&str; 8] = [
+        "all",
+        "binaries",
+        "flows",
+        "termination",
+        "expiry",
+        "inactivity",
+        "batch",
+        "reliability",
+    ];
+    anyhow::ensure!(
+        SUITES.contains(&args.suite.as_str()),
+        "no suite {:?}: one of {}",
+        args.suite,
+        SUITES.join(", ")
+    );
     let mut report = Report::default();
     let all = args.suite == "all";
     if all || args.suite == "binaries" {
@@ -92,13 +109,20 @@ async fn run(args: &Args) -> Result<Report> {
             report.extend(reliability::racing_decisions(args.racers).await?);
         }
     }
-    if all || args.suite == "flows" {
+    let flow = |name: &str| all || args.suite == "flows" || args.suite == name;
+    if flow("termination") {
         println!("\n[bench] termination → verified revocation");
         report.extend(flows::termination(args.runs).await?);
+    }
+    if flow("expiry") {
         println!("\n[bench] expiry lateness");
         report.extend(flows::expiry(args.grants).await?);
+    }
+    if flow("inactivity") {
         println!("\n[bench] inactivity scan");
         report.extend(flows::inactivity(args.scan).await?);
+    }
+    if flow("batch") {
         println!("\n[bench] batch revocation");
         let scratch = lapse_testkit::Scratch::new("bench");
         report.extend(

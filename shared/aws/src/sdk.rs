@@ -2,8 +2,10 @@
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 pub use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::config::Region;
@@ -28,8 +30,11 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 /// the environment; they are taken from there, so start-up builds none of the
 /// default chains' other sources (profile files, web identity with its STS client,
 /// the instance metadata client). Elsewhere (the CLI, tests) the chains are used.
+///
+/// Every client retries as [`retry_config`] says.
 pub async fn load() -> SdkConfig {
     let loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry_config())
         .http_client(SharedHttpClient::new(LazyHttpsClient::default()));
     match lambda_region(|name| std::env::var(name).ok()) {
         Some(region) => loader
@@ -39,6 +44,21 @@ pub async fn load() -> SdkConfig {
     }
     .load()
     .await
+}
+
+/// How Lapse's clients retry throttling, 5xx answers and dropped connections: the
+/// SDK's standard mode (exponential backoff with full jitter, and its retry quota),
+/// with 8 attempts instead of 3, from 200 ms instead of 1 s, at most 4 s apart.
+///
+/// A revocation makes tens of IAM calls. Under throttling at 30 %, 3 attempts fail
+/// one call in 37, which fails nearly every revocation's first run and leaves it to
+/// the state machine's retry, tens of seconds later; 8 attempts fail one call in
+/// 15,000. The waits of one call add up to at most 14.2 s, inside a function's 30 s.
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(8)
+        .with_initial_backoff(Duration::from_millis(200))
+        .with_max_backoff(Duration::from_secs(4))
 }
 
 /// The region, when `var` (the environment) is a Lambda function's: it names the
@@ -176,6 +196,7 @@ pub async fn load_local(endpoint: &str) -> SdkConfig {
 /// session, an operator's key), for tests where the emulator enforces IAM.
 pub async fn load_local_as(endpoint: &str, credentials: Credentials) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(retry_config())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(credentials)
