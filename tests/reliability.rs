@@ -81,3 +81,46 @@ async fn a_call_throttled_several_times_in_a_row_still_succeeds() {
         "the faults never throttled one call 3 times (longest run {longest}): the test shows nothing"
     );
 }
+
+/// Retries draw on no quota that one call's failures can empty for the next:
+/// every call of a client from `sdk::client` gets all its attempts however many
+/// calls before it were throttled throughout. (With the SDK's default partition,
+/// a quota of 500 shared by the whole process, the 15th such call is tried once.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_not_rationed_across_calls() {
+    use aws_config::retry::RetryConfig;
+    use lapse_local::proxy::{FaultKind, FaultRule, WireProxy};
+    use std::time::Duration;
+
+    let emulator = lapse_testkit::Emulator::start().unwrap();
+    let proxy = WireProxy::start(emulator.endpoint()).await.unwrap();
+    proxy.set_faults(vec![FaultRule {
+        service: Some("iam".into()),
+        operations: vec!["ListUsers".into()],
+        rate: 1.0,
+        kinds: vec![FaultKind::Throttle],
+    }]);
+    let attempts = lapse_aws::sdk::retry_config().max_attempts() as usize;
+    // Lapse's attempts, with waits of a millisecond so that the test is quick.
+    let sdk = lapse_aws::sdk::load_local(&proxy.url)
+        .await
+        .to_builder()
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(attempts as u32)
+                .with_initial_backoff(Duration::from_millis(1))
+                .with_max_backoff(Duration::from_millis(1)),
+        )
+        .build();
+    let iam = lapse_aws::sdk::client::iam(&sdk);
+    let calls = 30;
+    for call in 0..calls {
+        assert!(
+            iam.list_users().send().await.is_err(),
+            "call {call} got through a throttle on every attempt"
+        );
+    }
+    let seen = proxy.take_calls();
+    assert!(seen.iter().all(|c| c.fault == Some(FaultKind::Throttle)));
+    assert_eq!(seen.len(), calls * attempts, "attempts the emulator saw");
+}

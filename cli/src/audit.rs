@@ -43,18 +43,18 @@ impl AuditReader {
             std::env::var(name).with_context(|| format!("{name} is not set (a stack output)"))
         };
         let verifier = lapse_aws::kms::audit_verifier(
-            &aws_sdk_kms::Client::new(&sdk),
+            &lapse_aws::sdk::client::kms(&sdk),
             &var("LAPSE_AUDIT_KEY_ID")?,
         )
         .await
         .context("cannot read the audit key's public half")?;
         Ok(Self {
             log: DynamoDbAuditLog::new(
-                aws_sdk_dynamodb::Client::new(&sdk),
+                lapse_aws::sdk::client::dynamodb(&sdk),
                 var("LAPSE_AUDIT_TABLE")?,
             ),
             anchors: S3Anchors::new(
-                aws_sdk_s3::Client::new(&sdk),
+                lapse_aws::sdk::client::s3(&sdk),
                 var("LAPSE_AUDIT_ANCHOR_BUCKET")?,
             ),
             verifier,

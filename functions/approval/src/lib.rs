@@ -45,7 +45,7 @@ impl Deps<SfnWorkflowStarter> {
         Ok(Self {
             api: RequestApi::from_env(env, sdk).await?,
             incidents: EventBridgeBus::new(
-                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_eventbridge::Client::new),
+                lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::eventbridge),
                 env.required(vars::EVENT_BUS)?,
             ),
         })

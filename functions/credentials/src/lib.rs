@@ -46,12 +46,12 @@ impl Deps {
         Ok(Self {
             store: wiring::request_store(env, sdk)?,
             leases: DynamoDbLeases::new(
-                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_dynamodb::Client::new),
+                lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::dynamodb),
                 env.required(vars::REVOCATIONS_TABLE)?,
             ),
             vault: SecretsManagerVault::new(lapse_aws::sdk::Lazy::new(
                 sdk,
-                aws_sdk_secretsmanager::Client::new,
+                lapse_aws::sdk::client::secretsmanager,
             )),
             notifier: wiring::notifier(env, sdk, &[Topic::Users])?,
             auditing: Auditing::from_env(env, sdk).await?,

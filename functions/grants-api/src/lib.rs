@@ -43,12 +43,12 @@ impl Deps {
             ledger: wiring::ledger(env, sdk)?,
             directory: wiring::directory(env, sdk)?,
             leases: DynamoDbLeases::new(
-                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_dynamodb::Client::new),
+                lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::dynamodb),
                 env.required(vars::REVOCATIONS_TABLE)?,
             ),
             vault: SecretsManagerVault::new(lapse_aws::sdk::Lazy::new(
                 sdk,
-                aws_sdk_secretsmanager::Client::new,
+                lapse_aws::sdk::client::secretsmanager,
             )),
             auditing: Auditing::from_env(env, sdk).await?,
             clock: wiring::system_clock(),

@@ -97,15 +97,15 @@ impl Deps<EventBridgeBus> {
     pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
         Ok(Self {
             secrets: SecretSource::from_secrets_manager(
-                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_secretsmanager::Client::new),
+                lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::secretsmanager),
                 env.required(vars::WEBHOOK_SECRET)?,
             ),
             claims: DynamoDbRevocations::new(
-                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_dynamodb::Client::new),
+                lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::dynamodb),
                 env.required(vars::REVOCATIONS_TABLE)?,
             ),
             bus: EventBridgeBus::new(
-                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_eventbridge::Client::new),
+                lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::eventbridge),
                 env.required(vars::EVENT_BUS)?,
             ),
             clock: wiring::system_clock(),

@@ -47,9 +47,9 @@ impl Deps<lapse_aws::sfn::SfnWorkflowStarter> {
             directory: wiring::directory(env, sdk)?,
             auditing: Auditing::from_env(env, sdk).await?,
             clock: wiring::system_clock(),
-            iam: lapse_aws::sdk::Lazy::new(sdk, aws_sdk_iam::Client::new),
+            iam: lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::iam),
             workflows: lapse_aws::sfn::SfnWorkflowStarter::new(
-                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_sfn::Client::new),
+                lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::sfn),
                 env.required(REVOCATION_STATE_MACHINE)?,
             ),
         })

@@ -52,7 +52,7 @@ impl Deps<SfnWorkflowStarter> {
         Ok(Self {
             api: RequestApi::from_env(env, sdk).await?,
             timelines: SfnWorkflowStarter::new(
-                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_sfn::Client::new),
+                lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::sfn),
                 env.required(BREAK_GLASS_STATE_MACHINE)?,
             ),
         })

@@ -62,11 +62,11 @@ impl Deps<SfnWorkflowStarter, Revocations> {
         Ok(Self {
             revocations: Revocations::from_env(env, sdk, TOPICS).await?,
             workflows: SfnWorkflowStarter::new(
-                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_sfn::Client::new),
+                lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::sfn),
                 &state_machine,
             ),
             scheduler: RevocationScheduler::new(
-                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_scheduler::Client::new),
+                lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::scheduler),
                 state_machine,
                 env.required(SCHEDULER_ROLE)?,
             ),

@@ -48,7 +48,7 @@ impl Deps {
     pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
         let gaps = env.optional(vars::EMULATOR_GAPS).unwrap_or_default();
         let accounts = IamVendorAccounts::new(
-            lapse_aws::sdk::Lazy::new(sdk, aws_sdk_iam::Client::new),
+            lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::iam),
             env.required(vars::MANAGED_USER_PATH)?,
             env.required(vars::MANAGED_USER_BOUNDARY)?,
         )
@@ -62,8 +62,8 @@ impl Deps {
             directory: wiring::directory(env, sdk)?,
             accounts,
             drop: SecretsCredentialDrop::new(
-                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_secretsmanager::Client::new),
-                lapse_aws::sdk::Lazy::new(sdk, aws_sdk_iam::Client::new),
+                lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::secretsmanager),
+                lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::iam),
             ),
             controls: wiring::controls(env, sdk)?,
             notifier: wiring::notifier(env, sdk, &[Topic::Users])?,

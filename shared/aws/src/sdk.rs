@@ -9,6 +9,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 pub use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::config::Region;
+use aws_sdk_dynamodb::config::retry::{RetryPartition, TokenBucket};
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
@@ -59,6 +60,51 @@ pub fn retry_config() -> RetryConfig {
         .with_max_attempts(8)
         .with_initial_backoff(Duration::from_millis(200))
         .with_max_backoff(Duration::from_secs(4))
+}
+
+/// The retry partition of every client [`client`] makes: its own, with no retry
+/// quota. The SDK's default quota (a token bucket of 500, 5 a retry, 1 back per
+/// first-attempt success) is one per service for the whole process, and a client's
+/// concurrent calls forget each other's tokens; under sustained throttling it
+/// empties, and then no call of that service retries at all, which ended a
+/// revocation's every lane on its first throttle. Each call's retries stay bounded
+/// by [`retry_config`]: at most 8 attempts, spaced by jittered backoff.
+pub fn retry_partition(service: &'static str) -> RetryPartition {
+    RetryPartition::custom(service)
+        .token_bucket(TokenBucket::unlimited())
+        .build()
+}
+
+/// The SDK clients Lapse's adapters use, made from an [`SdkConfig`] with their own
+/// [`retry_partition`]: the makers of [`Lazy`] clients, e.g.
+/// `Lazy::new(sdk, client::iam)`.
+pub mod client {
+    use super::{SdkConfig, retry_partition};
+
+    macro_rules! clients {
+        ($($name:ident: $krate:ident),* $(,)?) => {$(
+            #[doc = concat!("A `", stringify!($krate), "::Client` for `sdk`, retrying with no shared quota.")]
+            pub fn $name(sdk: &SdkConfig) -> $krate::Client {
+                $krate::Client::from_conf(
+                    $krate::config::Builder::from(sdk)
+                        .retry_partition(retry_partition(stringify!($name)))
+                        .build(),
+                )
+            }
+        )*};
+    }
+
+    clients!(
+        dynamodb: aws_sdk_dynamodb,
+        eventbridge: aws_sdk_eventbridge,
+        iam: aws_sdk_iam,
+        kms: aws_sdk_kms,
+        s3: aws_sdk_s3,
+        scheduler: aws_sdk_scheduler,
+        secretsmanager: aws_sdk_secretsmanager,
+        sfn: aws_sdk_sfn,
+        sns: aws_sdk_sns,
+    );
 }
 
 /// The region, when `var` (the environment) is a Lambda function's: it names the
@@ -120,7 +166,7 @@ impl HttpClient for LazyHttpsClient {
     }
 }
 
-/// An SDK client made on its first use. Making a client is most of what a function
+/// An SDK client made on its first use (by one of [`client`]'s makers). Making a client is most of what a function
 /// does at start-up once the runtime is up (its service's endpoint rules are parsed
 /// and compiled the first time), and an invocation uses only some of a function's
 /// clients. Clones share the client; [`From`] wraps a client already made.
@@ -138,7 +184,7 @@ pub type MakeClient<C> = fn(&SdkConfig) -> C;
 
 impl<C> Lazy<C> {
     /// A client `make` builds from `sdk` when it is first used, e.g.
-    /// `Lazy::new(sdk, aws_sdk_iam::Client::new)`.
+    /// `Lazy::new(sdk, client::iam)`.
     pub fn new(sdk: &SdkConfig, make: MakeClient<C>) -> Self {
         Self(Arc::new(LazyInner {
             client: OnceLock::new(),

@@ -59,7 +59,7 @@ pub enum InitError {
 
 pub fn request_store(env: &Env, sdk: &SdkConfig) -> Result<DynamoDbRequestStore, ConfigError> {
     Ok(DynamoDbRequestStore::new(
-        lapse_aws::sdk::Lazy::new(sdk, aws_sdk_dynamodb::Client::new),
+        lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::dynamodb),
         env.required(vars::REQUESTS_TABLE)?,
     ))
 }
@@ -70,20 +70,20 @@ pub fn controls(
     sdk: &SdkConfig,
 ) -> Result<lapse_aws::revocations::DynamoDbRevocations, ConfigError> {
     Ok(lapse_aws::revocations::DynamoDbRevocations::new(
-        lapse_aws::sdk::Lazy::new(sdk, aws_sdk_dynamodb::Client::new),
+        lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::dynamodb),
         env.required(vars::REVOCATIONS_TABLE)?,
     ))
 }
 
 pub fn ledger(env: &Env, sdk: &SdkConfig) -> Result<DynamoDbLedger, ConfigError> {
     Ok(DynamoDbLedger::new(
-        lapse_aws::sdk::Lazy::new(sdk, aws_sdk_dynamodb::Client::new),
+        lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::dynamodb),
         env.required(vars::LEDGER_TABLE)?,
     ))
 }
 
 pub fn directory(env: &Env, sdk: &SdkConfig) -> Result<IamDirectory, ConfigError> {
-    IamDirectory::new(lapse_aws::sdk::Lazy::new(sdk, aws_sdk_iam::Client::new))
+    IamDirectory::new(lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::iam))
         .declaring_gaps(&env.optional(vars::EMULATOR_GAPS).unwrap_or_default())
         .map_err(|reason| ConfigError::Invalid {
             name: vars::EMULATOR_GAPS,
@@ -110,7 +110,7 @@ pub fn notifier(env: &Env, sdk: &SdkConfig, topics: &[Topic]) -> Result<SnsNotif
         }
     };
     Ok(SnsNotifier::new(
-        lapse_aws::sdk::Lazy::new(sdk, aws_sdk_sns::Client::new),
+        lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::sns),
         Reach {
             users: arn(Topic::Users, vars::USERS_TOPIC)?,
             approvers: arn(Topic::Approvers, vars::APPROVERS_TOPIC)?,
@@ -121,7 +121,7 @@ pub fn notifier(env: &Env, sdk: &SdkConfig, topics: &[Topic]) -> Result<SnsNotif
 
 pub fn workflows(env: &Env, sdk: &SdkConfig) -> Result<SfnWorkflowStarter, ConfigError> {
     Ok(SfnWorkflowStarter::new(
-        lapse_aws::sdk::Lazy::new(sdk, aws_sdk_sfn::Client::new),
+        lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::sfn),
         env.required(vars::STATE_MACHINE)?,
     ))
 }
@@ -139,7 +139,7 @@ pub struct Auditing {
 impl Auditing {
     pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
         let log = DynamoDbAuditLog::new(
-            lapse_aws::sdk::Lazy::new(sdk, aws_sdk_dynamodb::Client::new),
+            lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::dynamodb),
             env.required(vars::AUDIT_TABLE)?,
         )
         .with_anchors(lapse_aws::anchors::S3Anchors::new(
@@ -149,7 +149,7 @@ impl Auditing {
         // The template gives the key's ARN: no call to KMS at start-up. An alias
         // (an operator's override) is resolved once here.
         let key = env.required(vars::AUDIT_KEY)?;
-        let kms = lapse_aws::sdk::Lazy::new(sdk, aws_sdk_kms::Client::new);
+        let kms = lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::kms);
         let signer = if key.starts_with("arn:") && !key.contains(":alias/") {
             lapse_aws::kms::KmsSigner::deferred(kms, &key)?
         } else {
