@@ -78,14 +78,43 @@ impl AuditReader {
         Ok((chains, heads))
     }
 
+    /// One chain's events, and why they fail, if they do. The heads were listed
+    /// before the chain was read, and a writer anchors each head just after it
+    /// appends the event, so a chain being written can be read with an event its
+    /// listed head does not reach yet. When the events run past the head (or the
+    /// chain has none), the heads are listed again, up to three times 250 ms apart;
+    /// a tail that stays unanchored still fails.
+    async fn read_chain(
+        &self,
+        chain: &str,
+        heads: &mut BTreeMap<String, ChainHead>,
+    ) -> Result<(Vec<AuditEvent>, Option<String>)> {
+        let mut relisted = 0;
+        loop {
+            let events = self.log.chain(chain).await?;
+            let problem = check(chain, &events, &self.verifier, heads.get(chain));
+            let ahead = match (events.last(), heads.get(chain)) {
+                (Some(last), Some(head)) => last.seq > head.seq,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if problem.is_none() || !ahead || relisted == 3 {
+                return Ok((events, problem));
+            }
+            relisted += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            *heads = self.anchors.heads().await?;
+        }
+    }
+
     /// Verifies one chain (or all) against the signing key and the anchors.
     pub async fn verify(&self, only: Option<&str>) -> Result<Vec<ChainReport>> {
-        let (chains, heads) = self.chains_and_heads(only).await?;
+        let (chains, mut heads) = self.chains_and_heads(only).await?;
         let mut reports = Vec::new();
         for chain in chains {
-            let events = self.log.chain(&chain).await?;
+            let (events, problem) = self.read_chain(&chain, &mut heads).await?;
             reports.push(ChainReport {
-                problem: check(&chain, &events, &self.verifier, heads.get(&chain)),
+                problem,
                 events: events.len(),
                 chain,
             });
@@ -101,11 +130,11 @@ impl AuditReader {
         break_glass: bool,
         out: &mut impl Write,
     ) -> Result<usize> {
-        let (chains, heads) = self.chains_and_heads(only).await?;
+        let (chains, mut heads) = self.chains_and_heads(only).await?;
         let mut written = 0;
         for chain in chains {
-            let events = self.log.chain(&chain).await?;
-            if let Some(problem) = check(&chain, &events, &self.verifier, heads.get(&chain)) {
+            let (events, problem) = self.read_chain(&chain, &mut heads).await?;
+            if let Some(problem) = problem {
                 anyhow::bail!("chain {chain} does not verify, nothing more exported: {problem}");
             }
             let keep = |event: &&AuditEvent| {
