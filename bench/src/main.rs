@@ -12,7 +12,8 @@ use lapse_bench::{binaries, flows, reliability};
 #[derive(Debug, Parser)]
 #[command(about = "Lapse's benchmarks, against the local emulator and the built binaries")]
 struct Args {
-    /// Which suite: flows (benchmarks 4–7), binaries (1–3), all (1–7), one flow
+    /// Which suite: flows (benchmarks 4–7), binaries (1–3), startup (1 and 3,
+    /// without the arm64 packages), all (1–7), one flow
     /// (termination, expiry, inactivity, batch), or reliability (faults, lost
     /// writes, duplicates, races).
     #[arg(default_value = "all")]
@@ -59,9 +60,10 @@ struct Args {
 }
 
 async fn run(args: &Args) -> Result<Report> {
-    const SUITES: [&str; 8] = [
+    const SUITES: [&str; 9] = [
         "all",
         "binaries",
+        "startup",
         "flows",
         "termination",
         "expiry",
@@ -80,6 +82,8 @@ async fn run(args: &Args) -> Result<Report> {
     if all || args.suite == "binaries" {
         println!("\n[bench] deployment size");
         report.extend(binaries::sizes(&args.lambda_dir)?);
+    }
+    if all || args.suite == "binaries" || args.suite == "startup" {
         println!("\n[bench] cold start and memory");
         report.extend(binaries::cold_start_and_memory(&args.bin_dir, args.starts).await?);
     }

@@ -1,4 +1,5 @@
-//! Wiring only: tracing, configuration and SDK clients at init, then the handler.
+//! Wiring only: tracing, configuration and adapters at init (each SDK client is
+//! made by its first call), then the handler.
 
 use lambda_runtime::{run, service_fn};
 use lapse_lambda::config::Env;
