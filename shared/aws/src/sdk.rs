@@ -48,8 +48,9 @@ pub async fn load() -> SdkConfig {
 }
 
 /// How Lapse's clients retry throttling, 5xx answers and dropped connections: the
-/// SDK's standard mode (exponential backoff with full jitter, and its retry quota),
-/// with 8 attempts instead of 3, from 200 ms instead of 1 s, at most 4 s apart.
+/// SDK's standard mode (exponential backoff with full jitter), with 8 attempts
+/// instead of 3, from 200 ms instead of 1 s, at most 4 s apart. The clients
+/// [`client`] makes draw on no retry quota ([`retry_partition`]).
 ///
 /// A revocation makes tens of IAM calls. Under throttling at 30 %, 3 attempts fail
 /// one call in 37, which fails nearly every revocation's first run and leaves it to
