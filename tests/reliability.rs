@@ -5,6 +5,7 @@
 
 use lapse_bench::reliability;
 use lapse_bench::report::Figure;
+use lapse_local::proxy::{FaultKind, FaultRule, WireProxy};
 
 /// Every checked figure met; the table of what was not, otherwise.
 fn assert_met(figures: &[Figure]) {
@@ -45,23 +46,29 @@ async fn fifty_decisions_at_once_have_one_outcome_and_at_most_one_grant() {
     assert_met(&reliability::racing_decisions(50).await.unwrap());
 }
 
-/// A call the emulator throttles several times in a row still succeeds: Lapse's
-/// clients retry past the SDK's default three attempts (`sdk::retry_config`). The
-/// proxy's fault choices are seeded, so the runs of throttling are the same each time;
-/// the test checks that they include one longer than three attempts allow.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_throttled_several_times_in_a_row_still_succeeds() {
-    use lapse_local::proxy::{FaultKind, FaultRule, WireProxy};
-
+/// An emulator, and the wire proxy before it throttling IAM `ListUsers` at `rate`
+/// (its fault choices seeded). The emulator stops when dropped: keep it.
+async fn throttling_list_users(rate: f64) -> (lapse_testkit::Emulator, WireProxy) {
     let emulator = lapse_testkit::Emulator::start().unwrap();
     let proxy = WireProxy::start(emulator.endpoint()).await.unwrap();
     proxy.set_faults(vec![FaultRule {
         service: Some("iam".into()),
         operations: vec!["ListUsers".into()],
-        rate: 0.5,
+        rate,
         kinds: vec![FaultKind::Throttle],
     }]);
-    let iam = aws_sdk_iam::Client::new(&lapse_aws::sdk::load_local(&proxy.url).await);
+    (emulator, proxy)
+}
+
+/// A call the emulator throttles several times in a row still succeeds: Lapse's
+/// clients (`sdk::client`, which draw on no quota other tests can empty) retry past
+/// the SDK's default three attempts (`sdk::retry_config`). The
+/// proxy's fault choices are seeded, so the runs of throttling are the same each time;
+/// the test checks that they include one longer than three attempts allow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_throttled_several_times_in_a_row_still_succeeds() {
+    let (_emulator, proxy) = throttling_list_users(0.5).await;
+    let iam = lapse_aws::sdk::client::iam(&lapse_aws::sdk::load_local(&proxy.url).await);
     for call in 0..24 {
         if let Err(e) = iam.list_users().send().await {
             panic!(
@@ -89,17 +96,9 @@ async fn a_call_throttled_several_times_in_a_row_still_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_are_not_rationed_across_calls() {
     use aws_config::retry::RetryConfig;
-    use lapse_local::proxy::{FaultKind, FaultRule, WireProxy};
     use std::time::Duration;
 
-    let emulator = lapse_testkit::Emulator::start().unwrap();
-    let proxy = WireProxy::start(emulator.endpoint()).await.unwrap();
-    proxy.set_faults(vec![FaultRule {
-        service: Some("iam".into()),
-        operations: vec!["ListUsers".into()],
-        rate: 1.0,
-        kinds: vec![FaultKind::Throttle],
-    }]);
+    let (_emulator, proxy) = throttling_list_users(1.0).await;
     let attempts = lapse_aws::sdk::retry_config().max_attempts() as usize;
     // Lapse's attempts, with waits of a millisecond so that the test is quick.
     let sdk = lapse_aws::sdk::load_local(&proxy.url)
