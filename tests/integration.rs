@@ -12,6 +12,7 @@ mod api;
 mod architecture;
 mod aws_adapters;
 mod bad_input;
+mod binaries;
 mod break_glass;
 mod checkout;
 mod deploy_rehearsal;

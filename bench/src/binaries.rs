@@ -197,10 +197,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
-/// Benchmarks 1 and 3: every function binary in `bin_dir`, `starts` times each,
-/// against the baseline started the same way in the same run, interleaved.
-pub async fn cold_start_and_memory(bin_dir: &Path, starts: usize) -> Result<Vec<Figure>> {
-    let local = crate::local::Local::start(2).await?;
+/// The environment a function binary gets under `local`: the stack's settings as
+/// the template sets them, the emulator's endpoint and credentials, and
+/// `RUST_LOG=info`, the template's level.
+pub fn function_env(local: &crate::local::Local) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = local
         .stack
         .config
@@ -215,7 +215,15 @@ pub async fn cold_start_and_memory(bin_dir: &Path, starts: usize) -> Result<Vec<
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v)),
     );
-    env.push(("LAPSE_LOG".into(), "error".into()));
+    env.push(("RUST_LOG".into(), "info".into()));
+    env
+}
+
+/// Benchmarks 1 and 3: every function binary in `bin_dir`, `starts` times each,
+/// against the baseline started the same way in the same run, interleaved.
+pub async fn cold_start_and_memory(bin_dir: &Path, starts: usize) -> Result<Vec<Figure>> {
+    let local = crate::local::Local::start(2).await?;
+    let env = function_env(&local);
     let events = lapse_testkit::workspace_root().join("events");
     let baseline = bin_dir.join(BASELINE);
     let mut figures = Vec::new();

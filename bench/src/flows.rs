@@ -267,7 +267,6 @@ pub async fn run_batch(local: &Local, users: &[String], csv_dir: &Path) -> Resul
         .args(["revoke", "--batch"])
         .arg(&path)
         .envs(local.stack.operator_env())
-        .env("LAPSE_LOG", "error")
         .output()
         .await
         .with_context(|| format!("running {}", lapse.display()))?;

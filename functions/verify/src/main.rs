@@ -5,7 +5,7 @@ use lambda_runtime::{run, service_fn};
 use lapse_lambda::config::Env;
 use lapse_lambda::wiring::Lifecycle;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     lapse_lambda::init_tracing();
     let sdk = lapse_aws::sdk::load().await;

@@ -39,15 +39,55 @@ pub fn bundled_catalog() -> Result<Catalog, PolicyError> {
     Catalog::from_compiled(COMPILED_CATALOG, "infra/policy/catalog.yaml")
 }
 
-/// JSON logs on stdout, filtered by `RUST_LOG` (default `info`). Safe to call twice.
+/// JSON logs on stdout, filtered by `RUST_LOG` ([`log_filter`]). Safe to call twice.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter)
         .with_current_span(false)
         .with_ansi(false)
         .with_target(false)
+        .finish()
+        .with(log_filter(std::env::var("RUST_LOG").ok().as_deref()))
         .try_init();
+}
+
+/// What `RUST_LOG` lets through: a level (`warn`) and per-target levels
+/// (`info,lapse_aws=warn`), as `tracing_subscriber`'s `Targets` reads them. Unset,
+/// empty or unreadable: `info`, as the template sets it. Release builds compile out
+/// `debug` and `trace` events (the workspace's `tracing` feature
+/// `release_max_level_info`): the SDK logs requests at those levels.
+pub fn log_filter(var: Option<&str>) -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::Targets;
+    var.filter(|v| !v.trim().is_empty())
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+    use tracing::Level;
+
+    #[test]
+    fn rust_log_sets_the_level_and_per_target_levels() {
+        let warn = log_filter(Some("warn"));
+        assert!(warn.would_enable("lapse_aws::iam", &Level::WARN));
+        assert!(!warn.would_enable("lapse_aws::iam", &Level::INFO));
+
+        let mixed = log_filter(Some("info,aws_smithy_runtime=error"));
+        assert!(mixed.would_enable("lapse_core", &Level::INFO));
+        assert!(!mixed.would_enable("aws_smithy_runtime::client", &Level::WARN));
+        assert!(mixed.would_enable("aws_smithy_runtime::client", &Level::ERROR));
+    }
+
+    #[test]
+    fn unset_empty_or_unreadable_rust_log_means_info() {
+        for var in [None, Some(""), Some("  "), Some("lapse=loud"), Some("=[")] {
+            let filter = log_filter(var);
+            assert!(filter.would_enable("lapse_core", &Level::INFO), "{var:?}");
+            assert!(!filter.would_enable("lapse_core", &Level::DEBUG), "{var:?}");
+        }
+    }
 }

@@ -143,7 +143,7 @@ impl Auditing {
             env.required(vars::AUDIT_TABLE)?,
         )
         .with_anchors(lapse_aws::anchors::S3Anchors::new(
-            lapse_aws::sdk::Lazy::new(sdk, aws_sdk_s3::Client::new),
+            lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::s3),
             env.required(vars::AUDIT_ANCHORS)?,
         ));
         // The template gives the key's ARN: no call to KMS at start-up. An alias
