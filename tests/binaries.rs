@@ -43,8 +43,19 @@ fn newest(dir: &Path) -> SystemTime {
     newest
 }
 
-/// `function`'s debug binary, refused when missing or older than its sources.
-fn binary(function: &str) -> PathBuf {
+/// The newest source every function is built from: the libraries and the catalog.
+fn newest_shared_source() -> SystemTime {
+    let root = workspace_root();
+    ["shared/core", "shared/aws", "shared/lambda", "infra/policy"]
+        .iter()
+        .map(|dir| newest(&root.join(dir)))
+        .max()
+        .unwrap()
+}
+
+/// `function`'s debug binary, refused when missing or older than its sources
+/// (`shared`: [`newest_shared_source`]).
+fn binary(function: &str, shared: SystemTime) -> PathBuf {
     let path = bin_dir().join(function);
     let built = std::fs::metadata(&path)
         .and_then(|m| m.modified())
@@ -54,14 +65,7 @@ fn binary(function: &str) -> PathBuf {
                 path.display()
             )
         });
-    let root = workspace_root();
-    let sources = ["shared/core", "shared/aws", "shared/lambda", "infra/policy"]
-        .iter()
-        .map(|dir| root.join(dir))
-        .chain([root.join("functions").join(function)])
-        .map(|dir| newest(&dir))
-        .max()
-        .unwrap();
+    let sources = shared.max(newest(&workspace_root().join("functions").join(function)));
     assert!(
         built >= sources,
         "{} is older than its sources; run `cargo build --workspace --bins` first",
@@ -75,10 +79,11 @@ async fn every_function_binary_starts_polls_and_answers_its_sample_event() {
     let local = Local::start(2).await.unwrap();
     let env = function_env(&local);
     let events = workspace_root().join("events");
+    let shared = newest_shared_source();
     let mut wrong = Vec::new();
     for (function, event) in FUNCTIONS {
         let event = std::fs::read(events.join(event)).unwrap();
-        match probe(&binary(function), &env, event).await {
+        match probe(&binary(function, shared), &env, event).await {
             Ok(p) if p.outcome == "ok" || p.outcome.starts_with("handled error Lapse.") => {}
             Ok(p) => wrong.push(format!("{function}: {}", p.outcome)),
             Err(e) => wrong.push(format!("{function}: {e:#}")),
