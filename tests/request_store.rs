@@ -159,6 +159,50 @@ async fn racing_approvers_produce_exactly_one_winner() {
     assert!(again.is_err() || again == Ok(DecisionOutcome::AlreadyRecorded));
 }
 
+/// The emulator must apply a conditional write atomically, as DynamoDB does, or
+/// every exactly-once test above proves nothing. Its own server makes request threads
+/// switch every microsecond (instead of every 5 ms), which without the guard's lock let
+/// two (once three) of eight racing writers land in about one round in eight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_writes_stay_atomic_when_the_emulator_interleaves_requests() {
+    const WRITERS: usize = 8;
+    const ROUNDS: usize = 100;
+    let emulator =
+        lapse_testkit::Emulator::start_with(&[("LAPSE_MOTO_SWITCH_INTERVAL", "0.000001")]).unwrap();
+    let config = lapse_aws::sdk::load_local(emulator.endpoint()).await;
+    let client = Client::new(&config);
+    let tables = Tables::with_prefix(&unique_name("atomic"));
+    provision_local(&client, &tables).await.unwrap();
+    let store = DynamoDbRequestStore::new(client, &tables.requests);
+    let mut bad_rounds = Vec::new();
+    for round in 0..ROUNDS {
+        let mut req = new_request("staging-logs-read", "4h");
+        store.create(&mut req).await.unwrap();
+        let read = store.get(req.id()).await.unwrap().unwrap();
+        let mut writers = tokio::task::JoinSet::new();
+        for _ in 0..WRITERS {
+            let (store, mut copy) = (store.clone(), read.clone());
+            writers.spawn(async move { store.update(&mut copy).await });
+        }
+        let mut wins = 0;
+        while let Some(joined) = writers.join_next().await {
+            match joined.unwrap() {
+                Ok(()) => wins += 1,
+                Err(StoreError::Conflict { .. }) => {}
+                Err(other) => panic!("round {round}: {other:?}"),
+            }
+        }
+        if wins != 1 {
+            bad_rounds.push((round, wins));
+        }
+    }
+    assert!(
+        bad_rounds.is_empty(),
+        "rounds (round, writes that landed) where other than exactly one of {WRITERS} \
+         conditional writes landed: {bad_rounds:?}"
+    );
+}
+
 #[tokio::test]
 async fn audit_chain_survives_concurrent_writers_and_verifies() {
     let (client, tables) = fresh_tables().await;

@@ -2,6 +2,10 @@
 
 Usage: moto_guard.py --parent-pid PID [--port N] [--host 127.0.0.1]
 
+Environment: LAPSE_MOTO_TRUST_SIGNATURES=1 (see below); LAPSE_MOTO_SWITCH_INTERVAL=S
+sets Python's thread switch interval, so tests can make the server's request threads
+interleave far more often than the default 5 ms and expose check-then-write races.
+
 Prints `LAPSE_MOTO_PORT=<port>` on stdout once the server answers, then serves until
 the parent process is gone (checked twice a second) or it receives SIGTERM/SIGINT.
 The guard is what makes "always stops the server" hold even when a test binary or
@@ -34,6 +38,27 @@ if os.environ.get("LAPSE_MOTO_TRUST_SIGNATURES") == "1":
 
     IAMRequestBase.check_signature = lambda self: None
 
+# DynamoDB applies a conditional write atomically: of two writers that read version 1
+# and both write "version = 1 -> 2", exactly one succeeds. moto's server runs each
+# request on its own thread and checks the condition, then writes, with nothing in
+# between to stop a second request from passing the same check; CI saw both of two
+# racing approvals land. Lapse's exactly-once guarantees (one approval, one audit
+# sequence slot, one revocation claim) rest on that atomicity, so every DynamoDB
+# request is applied under one lock here. A single lock is stricter than DynamoDB's
+# per-item isolation, never weaker.
+from moto.dynamodb.responses import DynamoHandler  # noqa: E402
+
+_DYNAMODB_LOCK = threading.RLock()
+_dynamodb_call_action = DynamoHandler.call_action
+
+
+def _dynamodb_call_action_atomically(self):  # type: ignore[no-untyped-def]
+    with _DYNAMODB_LOCK:
+        return _dynamodb_call_action(self)
+
+
+DynamoHandler.call_action = _dynamodb_call_action_atomically
+
 
 def parent_alive(pid: int) -> bool:
     try:
@@ -51,6 +76,8 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
+    if interval := os.environ.get("LAPSE_MOTO_SWITCH_INTERVAL"):
+        sys.setswitchinterval(float(interval))
     # One line per request on stderr drowns test output; keep warnings and errors.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
