@@ -151,7 +151,7 @@ async fn main() -> ExitCode {
             } else {
                 ("Lapse performance", "make bench")
             };
-            let command = format!("{make} (lapse-bench {})", args.suite);
+            let command = format!("`{make}` (`lapse-bench {}`)", args.suite);
             let out = args
                 .out
                 .clone()

@@ -84,9 +84,10 @@ impl Report {
             .collect()
     }
 
-    /// The Markdown table.
-    pub fn markdown(&self, title: &str, command: &str, machine: &str) -> String {
-        let mut out = format!("# {title}\n\nProduced by `{command}` on {machine}.\n\n");
+    /// The Markdown table, under a line saying what produced it (`provenance`: which
+    /// code, when, on what machine).
+    pub fn markdown(&self, title: &str, command: &str, provenance: &str) -> String {
+        let mut out = format!("# {title}\n\nProduced by {command} {provenance}.\n\n");
         out.push_str("| Benchmark | Measure | Figure | Target | Met |\n|---|---|---|---|---|\n");
         for f in &self.figures {
             let _ = writeln!(
@@ -111,7 +112,40 @@ impl Report {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        std::fs::write(path, self.markdown(title, command, &machine()))
+        let provenance = format!("at {} on {}", revision(Path::new("."), path), machine());
+        std::fs::write(path, self.markdown(title, command, &provenance))
+    }
+}
+
+/// The commit the figures come from, read from the git checkout at `dir`:
+/// `commit <short hash>`, with "and uncommitted changes" when tracked files other
+/// than `report` (the table being rewritten, relative to `dir`) differ from it.
+pub fn revision(dir: &Path, report: &Path) -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    let Some(head) = git(&["rev-parse", "--short", "HEAD"]) else {
+        return "an unknown commit (not a git checkout)".into();
+    };
+    let skip = format!(":(exclude){}", report.display());
+    match git(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ".",
+        &skip,
+    ]) {
+        Some(changes) if changes.is_empty() => format!("commit {head}"),
+        Some(_) => format!("commit {head} and uncommitted changes"),
+        None => format!("commit {head} (its state unknown)"),
     }
 }
 
@@ -186,9 +220,49 @@ mod tests {
         ));
         report.push(Figure::info("scan", "calls", "2"));
         assert_eq!(report.missed().len(), 1);
-        let table = report.markdown("T", "make bench", "here");
+        let table = report.markdown("T", "`make bench`", "at commit abc on here");
+        assert!(table.starts_with("# T\n\nProduced by `make bench` at commit abc on here.\n"));
         assert!(table.contains("| size | intake zipped | 6.1 MB | ≤ 5 MB | **no** |"));
         assert!(table.contains("| size | verify zipped | 3.0 MB | ≤ 5 MB | yes |"));
         assert!(table.contains("| scan | calls | 2 |  |  |"));
+    }
+
+    #[test]
+    fn revision_names_the_commit_and_says_when_tracked_files_differ() {
+        let dir = std::env::temp_dir().join(format!("lapse-revision-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("docs")).unwrap();
+        let git = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .arg("-C")
+                .arg(&dir)
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "git {args:?}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        let report = Path::new("docs/performance.md");
+        assert_eq!(
+            revision(&dir, report),
+            "an unknown commit (not a git checkout)"
+        );
+        git(&["init", "-q"]);
+        std::fs::write(dir.join("code.rs"), "fn main() {}\n").unwrap();
+        std::fs::write(dir.join(report), "old table\n").unwrap();
+        git(&["add", "."]);
+        git(&["commit", "-qm", "first"]);
+        let head = git(&["rev-parse", "--short", "HEAD"]);
+        assert_eq!(revision(&dir, report), format!("commit {head}"));
+        // Rewriting the table itself is not a change to the measured code.
+        std::fs::write(dir.join(report), "new table\n").unwrap();
+        assert_eq!(revision(&dir, report), format!("commit {head}"));
+        std::fs::write(dir.join("code.rs"), "fn main() { loop {} }\n").unwrap();
+        assert_eq!(
+            revision(&dir, report),
+            format!("commit {head} and uncommitted changes")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
