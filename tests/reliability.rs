@@ -49,15 +49,53 @@ async fn fifty_decisions_at_once_have_one_outcome_and_at_most_one_grant() {
 /// An emulator, and the wire proxy before it throttling IAM `ListUsers` at `rate`
 /// (its fault choices seeded). The emulator stops when dropped: keep it.
 async fn throttling_list_users(rate: f64) -> (lapse_testkit::Emulator, WireProxy) {
+    faulting_list_users(rate, FaultKind::Throttle, None).await
+}
+
+/// [`throttling_list_users`] with any fault, at most `limit` times.
+async fn faulting_list_users(
+    rate: f64,
+    kind: FaultKind,
+    limit: Option<usize>,
+) -> (lapse_testkit::Emulator, WireProxy) {
     let emulator = lapse_testkit::Emulator::start().unwrap();
     let proxy = WireProxy::start(emulator.endpoint()).await.unwrap();
     proxy.set_faults(vec![FaultRule {
         service: Some("iam".into()),
         operations: vec!["ListUsers".into()],
         rate,
-        kinds: vec![FaultKind::Throttle],
+        kinds: vec![kind],
+        limit,
     }]);
     (emulator, proxy)
+}
+
+/// An attempt that gets no answer is abandoned after `sdk::ATTEMPT_TIMEOUT` and
+/// retried, rather than holding the call until the function's own timeout: the
+/// proxy holds the first `ListUsers` for two minutes, and the call is answered
+/// well before that, by a second attempt the proxy let through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_attempt_is_abandoned_and_retried() {
+    let stall = std::time::Duration::from_secs(120);
+    assert!(lapse_aws::sdk::ATTEMPT_TIMEOUT * 4 < stall);
+    let (_emulator, proxy) = faulting_list_users(1.0, FaultKind::Delay(stall), Some(1)).await;
+    let iam = lapse_aws::sdk::client::iam(&lapse_aws::sdk::load_local(&proxy.url).await);
+    let answered = tokio::time::timeout(stall / 2, iam.list_users().send()).await;
+    match answered {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => panic!("failed: {}", aws_sdk_iam::error::DisplayErrorContext(e)),
+        Err(_) => panic!(
+            "no answer within {:?}: the stalled attempt was waited out",
+            stall / 2
+        ),
+    }
+    let calls = proxy.take_calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.operation == "ListUsers" && c.fault.is_none() && c.status == 200),
+        "no attempt was let through: {calls:?}"
+    );
 }
 
 /// A call the emulator throttles several times in a row still succeeds: Lapse's

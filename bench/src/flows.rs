@@ -133,6 +133,7 @@ pub async fn termination(runs: usize) -> Result<Vec<Figure>> {
             operations: Vec::new(),
             rate: 1.0,
             kinds: vec![FaultKind::Delay(round_trip_delay)],
+            limit: None,
         }]);
         // Set-up runs delayed too; only the termination is timed.
         let (wall, _) = one_termination(&local, run).await?;
@@ -328,6 +329,7 @@ pub async fn batch(count: usize, throttled_count: usize, csv_dir: &Path) -> Resu
         operations: Vec::new(),
         rate: 0.3,
         kinds: vec![FaultKind::Throttle],
+        limit: None,
     }]);
     let throttled = run_batch(&local, &throttled_users, csv_dir).await?;
     local.proxy.set_faults(Vec::new());

@@ -27,6 +27,7 @@ pub fn wire_faults_at(rate: f64) -> Vec<FaultRule> {
             operations: Vec::new(),
             rate: 0.0,
             kinds: Vec::new(),
+            limit: None,
         },
         FaultRule {
             service: None,
@@ -38,6 +39,7 @@ pub fn wire_faults_at(rate: f64) -> Vec<FaultRule> {
                 FaultKind::DropBefore,
                 FaultKind::Delay(Duration::from_millis(100)),
             ],
+            limit: None,
         },
     ]
 }

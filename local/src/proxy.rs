@@ -42,6 +42,9 @@ pub struct FaultRule {
     pub rate: f64,
     /// Faults to choose from, uniformly.
     pub kinds: Vec<FaultKind>,
+    /// At most this many faults from the rule (`None`: no limit). A rule that has
+    /// used them up no longer matches, so a later rule may decide.
+    pub limit: Option<usize>,
 }
 
 /// One call the proxy saw.
@@ -240,9 +243,10 @@ async fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Opti
 
 /// Picks the fault for one call, if any.
 fn choose(state: &State, service: &str, operation: &str) -> Option<FaultKind> {
-    let rules = lock(&state.rules);
-    let rule = rules.iter().find(|r| {
-        r.service.as_deref().is_none_or(|s| s == service)
+    let mut rules = lock(&state.rules);
+    let rule = rules.iter_mut().find(|r| {
+        r.limit != Some(0)
+            && r.service.as_deref().is_none_or(|s| s == service)
             && (r.operations.is_empty() || r.operations.iter().any(|o| o == operation))
     })?;
     let mut seed = lock(&state.seed);
@@ -258,6 +262,9 @@ fn choose(state: &State, service: &str, operation: &str) -> Option<FaultKind> {
         return None;
     }
     let pick = (next() % rule.kinds.len() as u64) as usize;
+    if let Some(left) = rule.limit.as_mut() {
+        *left -= 1;
+    }
     rule.kinds.get(pick).copied()
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 pub use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::config::Region;
@@ -32,10 +33,12 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 /// default chains' other sources (profile files, web identity with its STS client,
 /// the instance metadata client). Elsewhere (the CLI, tests) the chains are used.
 ///
-/// Every client retries as [`retry_config`] says.
+/// Every client retries as [`retry_config`] says, and abandons an attempt as
+/// [`timeout_config`] says.
 pub async fn load() -> SdkConfig {
     let loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config())
+        .timeout_config(timeout_config())
         .http_client(SharedHttpClient::new(LazyHttpsClient::default()));
     match lambda_region(|name| std::env::var(name).ok()) {
         Some(region) => loader
@@ -62,6 +65,24 @@ pub fn retry_config() -> RetryConfig {
         .with_initial_backoff(Duration::from_millis(200))
         .with_max_backoff(Duration::from_secs(4))
 }
+
+/// How long a call may wait: 3.1 s to connect (the SDK's default) and 10 s for
+/// each attempt, after which the attempt is abandoned and retried like a dropped
+/// connection (the SDK classifies an attempt timeout as transient). The SDK sets no
+/// attempt or read timeout by default, so an answer that never came (a connection
+/// black-holed after the request was sent) held the call until the function's own
+/// timeout killed the invocation. Every AWS call Lapse makes answers in well under
+/// a second; 10 s leaves room for a slow one without waiting long on a stall. The
+/// retries' waits are not counted in an attempt ([`retry_config`] bounds them).
+pub fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_millis(3100))
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .build()
+}
+
+/// The longest one attempt of an AWS call may take ([`timeout_config`]).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The retry partition of every client [`client`] makes: its own, with no retry
 /// quota. The SDK's default quota (a token bucket of 500, 5 a retry, 1 back per
@@ -244,6 +265,7 @@ pub async fn load_local(endpoint: &str) -> SdkConfig {
 pub async fn load_local_as(endpoint: &str, credentials: Credentials) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config())
+        .timeout_config(timeout_config())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(credentials)
