@@ -715,10 +715,21 @@ pub async fn tell_holder(
                 window.expires_at.to_rfc3339()
             ),
         ),
-        (Status::Revoked | Status::Verified, _) => (
+        (Status::Verified, _) => (
             format!("Access ended: {}", request.resource()),
             format!(
                 "Your access to {} has been revoked and the revocation verified.",
+                request.resource()
+            ),
+        ),
+        // Revoked, not yet verified: e.g. the holder revoked early while the grant
+        // step ran, and the workflow's "granted" notice comes before its Verify.
+        // A revocation is never reported done before verification.
+        (Status::Revoked, _) => (
+            format!("Access ended: {}", request.resource()),
+            format!(
+                "Your access to {} has been revoked; the check that IAM no longer \
+                 grants it has not run yet.",
                 request.resource()
             ),
         ),

@@ -6,7 +6,7 @@ use super::decide::{Decision, decide};
 use super::intake::{ExtensionAsk, cancel, pending_for, submit, view};
 use super::lifecycle::{
     Grants, IamEffect, RevokeOutcome, WorkflowFailure, WorkflowInput, grant, record_failure,
-    revoke, revoke_now, verify,
+    revoke, revoke_now, tell_holder, verify,
 };
 use super::sweep::sweep;
 use super::{AuditTrail, Outbox, request_chain};
@@ -257,6 +257,12 @@ fn auto_approved_grant_runs_to_a_verified_revocation() {
         Status::Revoked,
         "not done before verification"
     );
+    let told = block_on(tell_holder(&w.store, &w.notifier, req.id())).unwrap();
+    assert!(
+        !told.body.contains("verified") && told.body.contains("has not run yet"),
+        "a holder is not told of a verification that has not happened: {}",
+        told.body
+    );
     let again = block_on(revoke(
         &w.grants(),
         &w.iam,
@@ -275,6 +281,12 @@ fn auto_approved_grant_runs_to_a_verified_revocation() {
     block_on(verify(&w.grants(), &w.iam, &w.trail(), req.id(), at)).unwrap();
     block_on(verify(&w.grants(), &w.iam, &w.trail(), req.id(), at)).unwrap();
     assert_eq!(w.get(req.id()).status(), Status::Verified);
+    let told = block_on(tell_holder(&w.store, &w.notifier, req.id())).unwrap();
+    assert!(
+        told.body.contains("revoked and the revocation verified"),
+        "{}",
+        told.body
+    );
     assert_eq!(
         w.verify_audit(req.id()),
         [
@@ -719,6 +731,13 @@ fn an_early_revoke_racing_the_grant_step_wins() {
     assert!(
         w.snapshot("rita").inline_policies.is_empty(),
         "the grant step's late IAM write was taken back out"
+    );
+    // The workflow's "granted" notice runs next, before its Verify: it tells the
+    // holder the access ended, and does not claim the revocation verified.
+    let told = block_on(tell_holder(&w.store, &w.notifier, req.id())).unwrap();
+    assert!(
+        told.subject.starts_with("Access ended") && !told.body.contains("verified"),
+        "{told:?}"
     );
 }
 
