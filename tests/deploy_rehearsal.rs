@@ -324,15 +324,20 @@ async fn invoke(stack: &LocalStack, function: &str, payload: &Value) -> (Option<
 }
 
 /// Waits until IAM holds `policy` on `user` (read as the operator); its document.
+/// The user may not exist yet: a vendor's is made by the workflow the approval starts.
 async fn policy_in_iam(operator: &SdkConfig, user: &str, policy: &str) -> Value {
-    use lapse_core::ports::AccessInspector;
+    use lapse_core::ports::{AccessInspector, DirectoryError};
     let directory = lapse_aws::iam::IamDirectory::new(aws_sdk_iam::Client::new(operator));
     let principal = lapse_core::identity::PrincipalId::new(user).unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let snapshot = directory.snapshot(&principal).await.unwrap();
-        if let Some(document) = snapshot.inline_policies.get(policy) {
-            return document.clone();
+        let held = match directory.snapshot(&principal).await {
+            Ok(snapshot) => snapshot.inline_policies.get(policy).cloned(),
+            Err(DirectoryError::NoSuchPrincipal(_)) => None,
+            Err(other) => panic!("reading {user}: {other:?}"),
+        };
+        if let Some(document) = held {
+            return document;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
