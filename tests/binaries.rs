@@ -74,6 +74,22 @@ fn binary(function: &str, shared: SystemTime) -> PathBuf {
     path
 }
 
+/// The list the test below (and the cold-start benchmark) walks is every function
+/// crate under `functions/`: a function left off it would go untested.
+#[test]
+fn the_list_of_function_binaries_is_every_function_crate() {
+    let mut crates: Vec<String> = std::fs::read_dir(workspace_root().join("functions"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|dir| dir.join("Cargo.toml").is_file())
+        .map(|dir| dir.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    crates.sort();
+    let mut listed: Vec<String> = FUNCTIONS.iter().map(|(f, _)| (*f).to_owned()).collect();
+    listed.sort();
+    assert_eq!(listed, crates);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_function_binary_starts_polls_and_answers_its_sample_event() {
     let local = Local::start(2).await.unwrap();

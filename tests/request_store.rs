@@ -16,7 +16,12 @@ use lapse_core::{Error, ErrorKind};
 use lapse_testkit::{shared, unique_name};
 
 async fn fresh_tables() -> (Client, Tables) {
-    let config = lapse_aws::sdk::load_local(shared().endpoint()).await;
+    fresh_tables_at(shared().endpoint()).await
+}
+
+/// [`fresh_tables`] on the emulator at `endpoint`.
+async fn fresh_tables_at(endpoint: &str) -> (Client, Tables) {
+    let config = lapse_aws::sdk::load_local(endpoint).await;
     let client = Client::new(&config);
     let tables = Tables::with_prefix(&unique_name("store"));
     provision_local(&client, &tables)
@@ -169,10 +174,7 @@ async fn conditional_writes_stay_atomic_when_the_emulator_interleaves_requests()
     const ROUNDS: usize = 100;
     let emulator =
         lapse_testkit::Emulator::start_with(&[("LAPSE_MOTO_SWITCH_INTERVAL", "0.000001")]).unwrap();
-    let config = lapse_aws::sdk::load_local(emulator.endpoint()).await;
-    let client = Client::new(&config);
-    let tables = Tables::with_prefix(&unique_name("atomic"));
-    provision_local(&client, &tables).await.unwrap();
+    let (client, tables) = fresh_tables_at(emulator.endpoint()).await;
     let store = DynamoDbRequestStore::new(client, &tables.requests);
     let mut bad_rounds = Vec::new();
     for round in 0..ROUNDS {
