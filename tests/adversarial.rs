@@ -1073,3 +1073,119 @@ async fn operator_calls_are_executed_as_the_authenticated_caller_only() {
         "{events:?}"
     );
 }
+
+/// `lapse verify --user` after a verified termination: access planted behind the
+/// case (a login profile, a new key, AdministratorAccess, an Allow-all
+/// `lapse-*` policy) is read from IAM and reported, the CLI fails, the result is
+/// audited and security is alerted. It used to print the stored verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reverification_reads_iam_and_finds_access_granted_behind_a_verified_case() {
+    let w = world().await;
+    let security = crate::support::queue_on_topic(
+        &w.s.stack.sdk,
+        &w.s.stack.config.topics.security,
+        "security",
+    )
+    .await;
+    let user = person(&w, "regranted").await;
+    let case = operator_case(&w, &user, RevocationKind::Full).await;
+    assert_eq!(
+        run(&w.r, case.id(), Utc::now()).await.unwrap().status(),
+        CaseStatus::Verified
+    );
+    let operator = lapse_cli::operator::Operator::with_api(w.s.stack.operator_api().unwrap());
+    let clean = lapse_cli::operator::verify_user(&operator, user.as_str())
+        .await
+        .unwrap();
+    assert!(clean.contains(": verified: IAM, read now"), "{clean}");
+
+    // Someone re-grants access behind the finished revocation.
+    w.iam
+        .create_login_profile()
+        .user_name(user.as_str())
+        .password("Back-Again-Passw0rd!")
+        .send()
+        .await
+        .unwrap();
+    let key = w
+        .iam
+        .create_access_key()
+        .user_name(user.as_str())
+        .send()
+        .await
+        .unwrap()
+        .access_key
+        .unwrap()
+        .access_key_id;
+    w.iam
+        .attach_user_policy()
+        .user_name(user.as_str())
+        .policy_arn("arn:aws:iam::aws:policy/AdministratorAccess")
+        .send()
+        .await
+        .unwrap();
+    plant(&w, &user, "lapse-backdoor2", ALLOW_ALL).await;
+
+    let err = lapse_cli::operator::verify_user(&operator, user.as_str())
+        .await
+        .unwrap_err()
+        .to_string();
+    for held in [
+        "NOT verified",
+        "console login profile",
+        key.as_str(),
+        "AdministratorAccess",
+        "lapse-backdoor2",
+        "security has been alerted",
+    ] {
+        assert!(err.contains(held), "{held} missing: {err}");
+    }
+    let sqs = aws_sdk_sqs::Client::new(&w.s.stack.sdk);
+    let mut bodies = Vec::new();
+    for _ in 0..5 {
+        let got = sqs
+            .receive_message()
+            .queue_url(&security)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        bodies.extend(
+            got.messages()
+                .iter()
+                .filter_map(|m| m.body().map(str::to_owned)),
+        );
+        if bodies.iter().any(|b| b.contains("Access is back")) {
+            break;
+        }
+    }
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains("Access is back") && b.contains("lapse-backdoor2")),
+        "{bodies:?}"
+    );
+    let events =
+        lapse_core::ports::AuditLog::chain(&w.r.lifecycle.auditing.log, &format!("user#{user}"))
+            .await
+            .unwrap();
+    let executor = format!("operator:{}", w.s.stack.operator.arn);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "revocation.reverification_failed" && e.actor == executor),
+        "{:?}",
+        events.iter().map(|e| &e.action).collect::<Vec<_>>()
+    );
+
+    // A user IAM never had is said to be so, not "verified".
+    let ghost = PrincipalId::new(w.s.user("never-was")).unwrap();
+    let none = operator_case(&w, &ghost, RevocationKind::Full).await;
+    run(&w.r, none.id(), Utc::now()).await.unwrap();
+    let said = lapse_cli::operator::verify_user(&operator, ghost.as_str())
+        .await
+        .unwrap();
+    assert!(said.contains("IAM has no such user"), "{said}");
+    assert!(!said.contains("verified:"), "{said}");
+}

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use aws_config::SdkConfig;
-use chrono::{TimeDelta, Utc};
+use chrono::{SubsecRound, TimeDelta, Utc};
 use lapse_aws::dynamodb::DynamoDbLedger;
 use lapse_aws::iam::IamDirectory;
 use lapse_aws::sfn::SfnWorkflowStarter;
@@ -88,6 +88,64 @@ fn percent_decode(text: &str) -> String {
         .decode_utf8()
         .unwrap()
         .into_owned()
+}
+
+/// The role reads and writes a grant that assumes roles needs: whether Lapse
+/// manages the role (its tag), and the deny of ended grants' sessions, read back
+/// as IAM stores it (URL-encoded) and compared by content.
+#[tokio::test]
+async fn role_tags_and_the_ended_grant_deny_round_trip_through_iam() {
+    use lapse_core::grant::{
+        role_grant_deny_cutoff, role_grant_deny_document, role_grant_deny_policy,
+    };
+    let config = config().await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let directory = IamDirectory::new(iam.clone());
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":["sts:AssumeRole","sts:SetSourceIdentity"]}]}"#;
+    let managed = unique_name("role");
+    let unmanaged = unique_name("role");
+    for (name, tagged) in [(&managed, true), (&unmanaged, false)] {
+        let mut create = iam
+            .create_role()
+            .role_name(name)
+            .path("/team/")
+            .assume_role_policy_document(trust);
+        if tagged {
+            create = create.tags(
+                aws_sdk_iam::types::Tag::builder()
+                    .key("lapse:managed")
+                    .value("true")
+                    .build()
+                    .unwrap(),
+            );
+        }
+        create.send().await.unwrap();
+    }
+    assert_eq!(directory.role_managed(&managed).await.unwrap(), Some(true));
+    assert_eq!(
+        directory.role_managed(&unmanaged).await.unwrap(),
+        Some(false)
+    );
+    assert_eq!(directory.role_managed("no-such-role").await.unwrap(), None);
+
+    let user = PrincipalId::new("quinn").unwrap();
+    let name = role_grant_deny_policy(&user);
+    assert_eq!(directory.role_policy(&managed, &name).await.unwrap(), None);
+    let cutoff = Utc::now().trunc_subsecs(0);
+    directory
+        .put_role_policy(&managed, &name, &role_grant_deny_document(&user, cutoff))
+        .await
+        .unwrap();
+    let read = directory
+        .role_policy(&managed, &name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(role_grant_deny_cutoff(&read, &user), Some(cutoff));
+    assert_eq!(
+        directory.role_policy("no-such-role", &name).await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test]

@@ -91,6 +91,34 @@ async fn break_glass_is_granted_at_once_bounded_in_iam_then_justified_and_review
     let security = queue_on_topic(&s.stack.sdk, &s.stack.config.topics.security, "sec").await;
     let dana = s.as_user("dana");
 
+    // Eligibility before anything else: a contractor in the on-call group, an
+    // employee outside it, a resource that offers no break-glass. Each is a 403
+    // that names why, and none is granted or stored.
+    for (who, resource, why) in [
+        ("carl", "prod-db-admin", "only employees may break glass"),
+        ("bill", "prod-db-admin", "it is for members of on-call"),
+        (
+            "dana",
+            "prod-db-root-credential",
+            "break-glass is not offered",
+        ),
+        ("dana", "billing-reports-read", "break-glass is not offered"),
+    ] {
+        let err = s
+            .as_user(who)
+            .break_glass(resource, Some("1h"), "INC-9: writes failing", None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(403), "{who} on {resource}: {err}");
+        assert!(err.to_string().contains(why), "{who} on {resource}: {err}");
+        assert!(
+            s.as_user(who).mine().await.unwrap()["requests"]
+                .as_array()
+                .is_none_or(Vec::is_empty),
+            "{who}: nothing stored"
+        );
+    }
+
     // Over the cap: refused, and nothing is granted.
     let err = dana
         .break_glass("prod-db-admin", Some("3h"), "INC-9: writes failing", None)

@@ -594,7 +594,10 @@ async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
 
     // A JIT grant: intake (its role) starts the deployed grant lifecycle; grant,
     // notify, revoke and verify each run under their own roles.
-    let dana = ApiClient::new(&stack.url, stack.token("dana", &[], "employee").unwrap());
+    let dana = ApiClient::new(
+        &stack.url,
+        stack.token("dana", &["on-call"], "employee").unwrap(),
+    );
     let created = dana
         .request(
             "billing-reports-read",

@@ -16,10 +16,10 @@ use lapse_local::workflows::{RunOptions, WorkflowRun};
 use lapse_testkit::{shared, unique_name};
 
 pub const PEOPLE: &[(&str, &[&str], &str)] = &[
-    ("dana", &[], "employee"),
-    ("carl", &[], "contractor"),
-    ("erin", &[], "employee"),
-    ("olga", &["platform-owners"], "employee"),
+    ("dana", &["on-call"], "employee"),
+    ("carl", &["on-call"], "contractor"),
+    ("erin", &["on-call"], "employee"),
+    ("olga", &["platform-owners", "on-call"], "employee"),
     ("bill", &["billing-owners"], "employee"),
     ("mia", &["managers"], "employee"),
     ("sam", &["security"], "employee"),

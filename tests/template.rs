@@ -585,13 +585,17 @@ fn dimensions(alarm: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Alarms that must exist: (metric, Workflow dimension).
+/// Alarms that must exist: (metric, its first dimension's value: the workflow,
+/// or the path for break-glass).
 const MUST_ALARM: &[(&str, &str)] = &[
     ("VerificationFailures", "grant-lifecycle"),
     ("VerificationFailures", "revocation"),
     ("WorkflowFailures", "grant-lifecycle"),
     ("RevocationDuration", "revocation"),
     ("SweepFailures", "sweeper"),
+    // Every break-glass use, not only an unjustified one.
+    ("BreakGlassUses", "break-glass"),
+    ("BreakGlassIncidents", "break-glass"),
 ];
 
 fn alarm_problems(template: &Value) -> Vec<String> {
@@ -613,13 +617,13 @@ fn alarm_problems(template: &Value) -> Vec<String> {
                 "{name}: no code emits {metric} with dimensions {pairs:?}"
             ));
         }
-        if let Some((_, workflow)) = pairs.iter().find(|(n, _)| *n == "Workflow") {
-            alarmed.push((metric.to_owned(), (*workflow).to_owned()));
+        if let Some((_, scope)) = pairs.first() {
+            alarmed.push((metric.to_owned(), (*scope).to_owned()));
         }
     }
-    for (metric, workflow) in MUST_ALARM {
-        if !alarmed.iter().any(|(m, w)| m == metric && w == workflow) {
-            problems.push(format!("no alarm on {metric} for {workflow}"));
+    for (metric, scope) in MUST_ALARM {
+        if !alarmed.iter().any(|(m, w)| m == metric && w == scope) {
+            problems.push(format!("no alarm on {metric} for {scope}"));
         }
     }
     problems
@@ -716,6 +720,25 @@ fn alarms_watch_metrics_the_code_emits() {
         p.iter()
             .any(|p| p == "no alarm on SweepFailures for sweeper"),
         "{p:?}"
+    );
+}
+
+#[test]
+fn every_break_glass_use_is_alarmed() {
+    let template = real();
+    let alarm = &template["Resources"]["BreakGlassUseAlarm"]["Properties"];
+    assert_eq!(alarm["MetricName"], "BreakGlassUses", "{alarm}");
+    assert_eq!(alarm["Threshold"], 1, "one use is enough: {alarm}");
+    let mut t = template.clone();
+    t["Resources"]
+        .as_object_mut()
+        .unwrap()
+        .remove("BreakGlassUseAlarm");
+    assert!(
+        alarm_problems(&t)
+            .iter()
+            .any(|p| p == "no alarm on BreakGlassUses for break-glass"),
+        "removing the alarm is caught"
     );
 }
 

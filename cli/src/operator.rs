@@ -15,6 +15,7 @@ use lapse_core::revocation::case::{CaseStatus, RevocationCase};
 use lapse_core::revocation::operator::RevokeAsk;
 use lapse_core::revocation::plan::{IdentitySnapshot, ServiceCredentials};
 use lapse_core::revocation::ports::Controls;
+use lapse_core::revocation::usecase::{Reverification, Reverified};
 use serde_json::{Value, json};
 
 use crate::client::ApiClient;
@@ -126,8 +127,8 @@ impl Operator {
             }
             if tokio::time::Instant::now() >= deadline {
                 bail!(
-                    "case {id} is still {:?} after {} s; the workflow goes on (follow it with `lapse check-user --user {}`)",
-                    case.status(),
+                    "case {id} is still {} after {} s; the workflow goes on (follow it with `lapse check-user --user {}`)",
+                    case.status().label(),
                     self.wait.as_secs(),
                     case.user()
                 );
@@ -200,7 +201,7 @@ fn outcome(done: &RevocationCase) -> Result<String> {
             done.residue().join(", "),
             done.id()
         ),
-        other => bail!("{}: {other:?} (case {})", done.user(), done.id()),
+        other => bail!("{}: {} (case {})", done.user(), other.label(), done.id()),
     })
 }
 
@@ -361,31 +362,50 @@ pub async fn check_user(op: &Operator, user: &str) -> Result<String> {
     ));
     for case in cases {
         lines.push(format!(
-            "  case {} {} {:?} ({})",
+            "  case {} {} {} ({})",
             case.id(),
             case.kind().label(),
-            case.status(),
+            case.status().label(),
             case.trigger().reason
         ));
     }
     Ok(lines.join("\n"))
 }
 
-/// Re-verifies the user's latest revocation against IAM.
+/// Re-verifies the user's latest revocation: the stack reads IAM again, whatever
+/// the case's stored verdict. Residue is an error (a non-zero exit).
 pub async fn verify_user(op: &Operator, user: &str) -> Result<String> {
     let out = op
         .api
         .operator_post(&user_path(user, "verify")?, json!({}))
         .await?;
-    if out["verified"] == true {
-        let case = case_of(&out)?;
-        Ok(format!("{user}: verified (case {})", case.id()))
-    } else {
-        bail!(
-            "{user}: NOT verified: IAM still holds {} (case {})",
-            out["residue"].as_str().unwrap_or("?"),
-            out["case_id"].as_str().unwrap_or("?")
-        )
+    let report: Reverification = serde_json::from_value(out)
+        .context("the stack's answer to verify is not a re-verification report")?;
+    let case = &report.case;
+    let about = format!(
+        "case {}, {} revocation, {}",
+        case.id(),
+        case.kind().label(),
+        case.status().label()
+    );
+    match report.found {
+        Reverified::Verified => Ok(format!(
+            "{user}: verified: IAM, read now, holds nothing the revocation removes ({about})"
+        )),
+        Reverified::NoSuchUser => Ok(format!(
+            "{user}: IAM has no such user: nothing was revoked, and nothing is held ({about})"
+        )),
+        Reverified::Residue { residue } => {
+            let alerted = if case.status().is_final() {
+                "; security has been alerted"
+            } else {
+                ""
+            };
+            bail!(
+                "{user}: NOT verified: IAM holds {} ({about}){alerted}",
+                residue.join("; ")
+            )
+        }
     }
 }
 

@@ -35,10 +35,10 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// The demo's cast: id, groups, employment.
 const PEOPLE: &[(&str, &[&str], &str)] = &[
-    ("dana", &[], "employee"),
+    ("dana", &["on-call"], "employee"),
     ("carl", &[], "contractor"),
-    ("erin", &[], "employee"),
-    ("olga", &["platform-owners"], "employee"),
+    ("erin", &["on-call"], "employee"),
+    ("olga", &["platform-owners", "on-call"], "employee"),
     ("mia", &["managers"], "employee"),
     ("sam", &["security"], "employee"),
 ];

@@ -13,7 +13,7 @@
 //! | `POST /v1/operator/revocations/plan` | what that ask would change now; changes nothing |
 //! | `GET /v1/operator/cases/{id}` | one case |
 //! | `GET /v1/operator/users/{user}` | what IAM holds for the user, their controls and cases |
-//! | `POST /v1/operator/users/{user}/verify` | re-verify their latest case against IAM |
+//! | `POST /v1/operator/users/{user}/verify` | read IAM again for their latest case: verified, no such user, or the residue (audited; security alerted on access back behind a finished case) |
 //! | `POST /v1/operator/users/{user}/controls` | set or clear a legal hold or override; a cleared override resumes held cases |
 //! | `POST /v1/operator/users/{user}/postponements` | postpone not-yet-effective cases, with an approval |
 //! | `POST /v1/operator/users/{user}/restores` | restore from the archived before-state, with an approval; verified by read-back |
@@ -194,14 +194,8 @@ async fn route<W: WorkflowStarter, P: RevocationPorts>(
         ("POST", ["v1", "operator", "users", user, "verify"]) => {
             let user = ask::user(user).map_err(core)?;
             let latest = latest_case(deps, &user).await?;
-            match steps::verify_case(r, latest.id(), now).await {
-                Ok(case) => Ok(json(200, &json!({ "verified": true, "case": case }))),
-                Err(Error::VerificationFailed { residue, .. }) => Ok(json(
-                    200,
-                    &json!({ "verified": false, "case_id": latest.id(), "residue": residue }),
-                )),
-                Err(other) => Err(other.into()),
-            }
+            let report = steps::reverify(r, latest.id(), executor, now).await?;
+            Ok(json(200, &report))
         }
         ("POST", ["v1", "operator", "users", user, "controls"]) => {
             let user = ask::user(user).map_err(core)?;

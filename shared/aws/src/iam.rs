@@ -170,9 +170,61 @@ impl AccessProvisioner for IamDirectory {
             .await;
         removal(result, user)
     }
+
+    async fn put_role_policy(
+        &self,
+        role: &str,
+        name: &str,
+        document: &serde_json::Value,
+    ) -> Result<(), DirectoryError> {
+        self.client
+            .put_role_policy()
+            .role_name(role)
+            .policy_name(name)
+            .policy_document(document.to_string())
+            .send()
+            .await
+            .map_err(|e| directory_error(e, no_role(role)))?;
+        Ok(())
+    }
+}
+
+fn no_role(role: &str) -> impl FnOnce(&str) -> DirectoryError + '_ {
+    move |_| DirectoryError::NoSuchPrincipal(format!("role {role}"))
 }
 
 impl AccessInspector for IamDirectory {
+    async fn role_managed(&self, role: &str) -> Result<Option<bool>, DirectoryError> {
+        match self.client.list_role_tags().role_name(role).send().await {
+            Ok(out) => Ok(Some(
+                out.tags()
+                    .iter()
+                    .any(|t| t.key() == MANAGED_TAG && t.value() == "true"),
+            )),
+            Err(e) if is_missing(&e) => Ok(None),
+            Err(e) => Err(directory_error(e, no_role(role))),
+        }
+    }
+
+    async fn role_policy(
+        &self,
+        role: &str,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, DirectoryError> {
+        match self
+            .client
+            .get_role_policy()
+            .role_name(role)
+            .policy_name(name)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(decode_policy(out.policy_document()))),
+            Err(e) if is_missing(&e) => Ok(None),
+            Err(e) => Err(directory_error(e, no_role(role))),
+        }
+    }
+
     /// Three listings side by side, then every inline policy's document side by
     /// side: two round trips, however much the user holds.
     async fn snapshot(&self, user: &PrincipalId) -> Result<IamSnapshot, DirectoryError> {

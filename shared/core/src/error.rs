@@ -75,10 +75,13 @@ impl Error {
             Error::Policy(_) => ErrorKind::Configuration,
             Error::Key(KeyError::Unavailable(_)) => ErrorKind::Transient,
             Error::Key(_) => ErrorKind::Configuration,
+            Error::Request(RequestError::RoleNotManaged { .. }) => ErrorKind::Configuration,
             Error::Request(e) => match e {
                 RequestError::SelfApproval(_)
                 | RequestError::NotEligible { .. }
                 | RequestError::NotRequester
+                | RequestError::BreakGlassNotOffered { .. }
+                | RequestError::BreakGlassNotEligible { .. }
                 | RequestError::AccessRevoked(_) => ErrorKind::Forbidden,
                 RequestError::NotPending { .. }
                 | RequestError::PendingTimedOut { .. }

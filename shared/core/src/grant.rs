@@ -12,8 +12,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::identity::PrincipalId;
 use crate::ledger::Artifact;
-use crate::policy::{GrantSpec, Resource, Statement};
+use crate::policy::{GrantSpec, Resource, Statement, is_assume_role};
 use crate::request::RequestId;
 
 /// Every artifact Lapse creates starts with this, and its IAM permissions are scoped to it.
@@ -41,24 +42,78 @@ fn timestamp(at: DateTime<Utc>) -> String {
 }
 
 /// The policy document for a grant that ends at `expires_at`.
+///
+/// A statement that assumes roles also requires the session's source identity to
+/// be the holder's own user name (and allows setting it): every session it opens
+/// is then marked with who opened it, for good, so that the grant's end can deny
+/// exactly those sessions on each role ([`role_grant_deny_document`]).
 pub fn policy_document(statements: &[Statement], expires_at: DateTime<Utc>) -> Value {
     let statements: Vec<Value> = statements
         .iter()
         .enumerate()
         .map(|(i, s)| {
+            let mut condition =
+                json!({ "DateLessThan": { "aws:CurrentTime": timestamp(expires_at) } });
+            let mut actions = s.actions.clone();
+            if s.effect == crate::policy::Effect::Allow
+                && s.actions.iter().any(|a| is_assume_role(a))
+            {
+                condition["StringEquals"] = json!({ "sts:SourceIdentity": "${aws:username}" });
+                if !actions.iter().any(|a| a == SET_SOURCE_IDENTITY) {
+                    actions.push(SET_SOURCE_IDENTITY.to_owned());
+                }
+            }
             json!({
                 "Sid": format!("LapseGrant{i}"),
                 "Effect": match s.effect {
                     crate::policy::Effect::Allow => "Allow",
                     crate::policy::Effect::Deny => "Deny",
                 },
-                "Action": s.actions,
+                "Action": actions,
                 "Resource": s.resources,
-                "Condition": { "DateLessThan": { "aws:CurrentTime": timestamp(expires_at) } },
+                "Condition": condition,
             })
         })
         .collect();
     json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+const SET_SOURCE_IDENTITY: &str = "sts:SetSourceIdentity";
+
+/// The inline role policy that denies a user's sessions of the role opened under
+/// grants that have ended.
+pub fn role_grant_deny_policy(user: &PrincipalId) -> String {
+    format!("{NAME_PREFIX}ended-grant-sessions-of-{user}")
+}
+
+/// Denies every session of the role whose source identity is `user` and that was
+/// issued before `issued_before`: the sessions the user's ended grants opened. A
+/// later grant's sessions, issued after it, are not touched.
+pub fn role_grant_deny_document(user: &PrincipalId, issued_before: DateTime<Utc>) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "LapseDenyEndedGrantSessions",
+            "Effect": "Deny",
+            "Action": "*",
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": { "aws:SourceIdentity": user.as_str() },
+                "DateLessThan": { "aws:TokenIssueTime": timestamp(issued_before) }
+            }
+        }]
+    })
+}
+
+/// The cutoff of `document` if it is exactly [`role_grant_deny_document`] for `user`
+/// (content, not name: anything else, however named, is not Lapse's deny).
+pub fn role_grant_deny_cutoff(document: &Value, user: &PrincipalId) -> Option<DateTime<Utc>> {
+    let at = document
+        .pointer("/Statement/0/Condition/DateLessThan/aws:TokenIssueTime")?
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())?
+        .with_timezone(&Utc);
+    (role_grant_deny_document(user, at) == *document).then_some(at)
 }
 
 /// The expiry every statement of a document is bounded by, or `None` if any

@@ -65,6 +65,17 @@ pub enum EmploymentType {
     Vendor,
 }
 
+impl EmploymentType {
+    /// The type in words.
+    pub fn label(self) -> &'static str {
+        match self {
+            EmploymentType::Employee => "employee",
+            EmploymentType::Contractor => "contractor",
+            EmploymentType::Vendor => "vendor",
+        }
+    }
+}
+
 /// An authenticated caller: their id, the groups their identity provider asserts,
 /// and their employment type.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -26,6 +26,15 @@ pub enum Artifact {
     GroupMembership { group: String },
 }
 
+impl std::fmt::Display for Artifact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Artifact::InlinePolicy { name } => write!(f, "inline policy {name}"),
+            Artifact::GroupMembership { group } => write!(f, "membership of group {group}"),
+        }
+    }
+}
+
 /// One live grant's hold on an artifact.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {

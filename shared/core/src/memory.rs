@@ -17,7 +17,7 @@ use crate::ports::{
 use crate::request::{AccessRequest, RequestId, Status};
 use crate::revocation::plan::IdentitySnapshot;
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data behind; keep going.
     mutex
         .lock()
@@ -154,6 +154,15 @@ pub struct MemoryDirectory {
     pub(crate) users: Mutex<BTreeMap<PrincipalId, IdentitySnapshot>>,
     /// Tags of the users made through [`crate::ports::VendorAccounts`].
     tags: Mutex<BTreeMap<PrincipalId, Vec<(String, String)>>>,
+    /// Roles by name: tagged `lapse:managed`, and their inline policies.
+    pub(crate) roles: Mutex<BTreeMap<String, MemoryRole>>,
+}
+
+/// A role in [`MemoryDirectory`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MemoryRole {
+    pub managed: bool,
+    pub policies: BTreeMap<String, serde_json::Value>,
 }
 
 impl MemoryDirectory {
@@ -170,6 +179,22 @@ impl MemoryDirectory {
     /// Puts a user in exactly this state (credentials, groups, policies, roles).
     pub fn put_user(&self, snapshot: IdentitySnapshot) {
         lock(&self.users).insert(snapshot.user.clone(), snapshot);
+    }
+
+    /// A role, tagged `lapse:managed` or not, with no inline policy.
+    pub fn add_role(&self, name: &str, managed: bool) {
+        lock(&self.roles).insert(
+            name.to_owned(),
+            MemoryRole {
+                managed,
+                policies: BTreeMap::new(),
+            },
+        );
+    }
+
+    /// A role's state now, if IAM knows it.
+    pub fn role(&self, name: &str) -> Option<MemoryRole> {
+        lock(&self.roles).get(name).cloned()
     }
 
     /// The tags a user was created with (vendor users).
@@ -236,6 +261,20 @@ impl AccessProvisioner for MemoryDirectory {
     ) -> Result<Removal, DirectoryError> {
         self.with_user(user, |u| removal(u.groups.remove(group)))
     }
+
+    async fn put_role_policy(
+        &self,
+        role: &str,
+        name: &str,
+        document: &serde_json::Value,
+    ) -> Result<(), DirectoryError> {
+        let mut roles = lock(&self.roles);
+        let role = roles
+            .get_mut(role)
+            .ok_or_else(|| DirectoryError::NoSuchPrincipal(format!("role {role}")))?;
+        role.policies.insert(name.to_owned(), document.clone());
+        Ok(())
+    }
 }
 
 impl AccessInspector for MemoryDirectory {
@@ -245,6 +284,20 @@ impl AccessInspector for MemoryDirectory {
             groups: u.groups.clone(),
             attached_policies: u.attached_policies.clone(),
         })
+    }
+
+    async fn role_managed(&self, role: &str) -> Result<Option<bool>, DirectoryError> {
+        Ok(lock(&self.roles).get(role).map(|r| r.managed))
+    }
+
+    async fn role_policy(
+        &self,
+        role: &str,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, DirectoryError> {
+        Ok(lock(&self.roles)
+            .get(role)
+            .and_then(|r| r.policies.get(name).cloned()))
     }
 }
 

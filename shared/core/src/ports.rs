@@ -193,6 +193,15 @@ pub trait AccessProvisioner: Send + Sync {
         user: &PrincipalId,
         group: &str,
     ) -> impl Future<Output = Result<Removal, DirectoryError>> + Send;
+
+    /// Puts an inline policy on a role (a deny of ended grants' sessions). Needs
+    /// `iam:PutRolePolicy`, on roles tagged `lapse:managed` only.
+    fn put_role_policy(
+        &self,
+        role: &str,
+        name: &str,
+        document: &serde_json::Value,
+    ) -> impl Future<Output = Result<(), DirectoryError>> + Send;
 }
 
 /// Reads what IAM really holds. Needs `iam:ListUserPolicies`, `iam:GetUserPolicy`,
@@ -202,6 +211,21 @@ pub trait AccessInspector: Send + Sync {
         &self,
         user: &PrincipalId,
     ) -> impl Future<Output = Result<IamSnapshot, DirectoryError>> + Send;
+
+    /// Is the role tagged `lapse:managed=true`? `None`: IAM has no such role.
+    /// Needs `iam:ListRoleTags`.
+    fn role_managed(
+        &self,
+        role: &str,
+    ) -> impl Future<Output = Result<Option<bool>, DirectoryError>> + Send;
+
+    /// A role's inline policy document, if it has one by that name. Needs
+    /// `iam:GetRolePolicy`.
+    fn role_policy(
+        &self,
+        role: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<serde_json::Value>, DirectoryError>> + Send;
 }
 
 /// Who a notice is for.

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::breakglass::{BreakGlass, Finding, Nudge, ReviewOutcome};
 use crate::duration::Span;
-use crate::identity::{Principal, PrincipalId};
+use crate::identity::{EmploymentType, Principal, PrincipalId};
 use crate::ledger::Artifact;
 use crate::policy::{Catalog, PolicyHash};
 use crate::risk::{self, RequesterContext, RiskAssessment, Route, RouteDecision};
@@ -141,6 +141,17 @@ pub enum RevokeCause {
     RightsRevocation,
 }
 
+impl RevokeCause {
+    /// The cause in words.
+    pub fn label(self) -> &'static str {
+        match self {
+            RevokeCause::Expiry => "the grant reached its end",
+            RevokeCause::EarlyRevoke => "revoked early",
+            RevokeCause::RightsRevocation => "the holder's rights were revoked",
+        }
+    }
+}
+
 /// An approval that filled one slot of the route.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
@@ -246,6 +257,12 @@ pub enum RequestError {
         "break-glass is capped at {cap} by policy; {requested} was asked for (ask for {cap} or less)"
     )]
     BreakGlassOverCap { requested: Span, cap: Span },
+    #[error("the grant would let its holder assume role {role}, which Lapse may not: {why}")]
+    RoleNotManaged { role: String, why: String },
+    #[error("break-glass is not offered for `{resource}`; ask for it through a normal request")]
+    BreakGlassNotOffered { resource: String },
+    #[error("break-glass on `{resource}` is not for you: {why}")]
+    BreakGlassNotEligible { resource: String, why: String },
     #[error("this is not a break-glass request")]
     NotBreakGlass,
     #[error("a different justification was given already")]
@@ -284,6 +301,10 @@ pub struct AccessRequest {
     #[serde(default)]
     artifact: Option<Artifact>,
     revoke_cause: Option<RevokeCause>,
+    /// When the grant was revoked: sessions of its roles issued before this are
+    /// denied.
+    #[serde(default)]
+    revoked_at: Option<DateTime<Utc>>,
     /// For an extension: the grant it extends.
     #[serde(default)]
     extends: Option<RequestId>,
@@ -297,6 +318,10 @@ pub struct AccessRequest {
     /// the request was made.
     #[serde(default)]
     checkout: Option<String>,
+    /// The roles the grant lets its holder assume (exact ARNs), pinned when the
+    /// request was made: the grant's end denies its sessions of each.
+    #[serde(default)]
+    assumable_roles: Vec<String>,
     /// For vendor access: the vendor, whose temporary IAM user holds the grant
     /// (the requester is the sponsor).
     #[serde(default)]
@@ -391,10 +416,12 @@ impl AccessRequest {
             window: None,
             artifact: None,
             revoke_cause: None,
+            revoked_at: None,
             extends: None,
             extensions: Vec::new(),
             break_glass: None,
             checkout: resource.checkout.as_ref().map(|c| c.secret_arn.clone()),
+            assumable_roles: resource.assumable_roles(),
             vendor: None,
             updated_at: now,
             policy_hash: catalog.hash().clone(),
@@ -419,6 +446,38 @@ impl AccessRequest {
                 .ok_or_else(|| RequestError::UnknownResource {
                     resource: input.resource.clone(),
                 })?;
+        let policy =
+            resource
+                .break_glass
+                .as_ref()
+                .ok_or_else(|| RequestError::BreakGlassNotOffered {
+                    resource: resource.id.clone(),
+                })?;
+        let refuse = |why: String| RequestError::BreakGlassNotEligible {
+            resource: resource.id.clone(),
+            why,
+        };
+        if requester.employment() != EmploymentType::Employee {
+            return Err(refuse(format!(
+                "only employees may break glass, and you are a {}",
+                requester.employment().label()
+            )));
+        }
+        if !policy
+            .eligible_groups
+            .iter()
+            .any(|g| requester.is_member(g))
+        {
+            return Err(refuse(format!(
+                "it is for members of {}",
+                policy
+                    .eligible_groups
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         let cap = catalog
             .tunables()
             .break_glass_cap
@@ -484,6 +543,13 @@ impl AccessRequest {
                 "credentials are not checked out to vendors".into(),
             ));
         }
+        if !resource.assumable_roles().is_empty() {
+            // A role session answers to the role's policies, not to the vendor
+            // user's base policy: its MFA and network conditions would not hold.
+            return Err(RequestError::InvalidVendor(
+                "grants that assume roles are not given to vendors: a role session escapes the vendor's MFA and network conditions".into(),
+            ));
+        }
         let project = input
             .ticket
             .clone()
@@ -514,6 +580,16 @@ impl AccessRequest {
     /// The secret this grant checks out, if it is a credential checkout.
     pub fn checkout(&self) -> Option<&str> {
         self.checkout.as_deref()
+    }
+
+    /// The roles the grant lets its holder assume.
+    pub fn assumable_roles(&self) -> &[String] {
+        &self.assumable_roles
+    }
+
+    /// When the grant was revoked.
+    pub fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.revoked_at
     }
 
     /// The break-glass part, for break-glass access.
@@ -882,6 +958,7 @@ impl AccessRequest {
             Status::Revoked | Status::Verified => Ok(false),
             Status::Active => {
                 self.revoke_cause = Some(cause);
+                self.revoked_at = Some(now);
                 self.set_status(Status::Revoked, now);
                 Ok(true)
             }

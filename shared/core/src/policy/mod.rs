@@ -142,9 +142,72 @@ pub struct Resource {
     /// such a grant always needs dual approval. `None`: the grant escalates nothing
     /// (the catalog refuses one that does without saying so).
     pub escalation_reason: Option<String>,
+    /// Who may take this resource by break-glass; `None`: nobody (break-glass is
+    /// opt-in per resource).
+    pub break_glass: Option<BreakGlassPolicy>,
+}
+
+/// A resource's break-glass eligibility.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BreakGlassPolicy {
+    /// Employees in one of these groups may break glass for the resource.
+    pub eligible_groups: BTreeSet<String>,
+    /// Why break-glass may take a grant that escalates privileges or checks out a
+    /// credential; the catalog refuses break-glass on such a resource without one.
+    pub high_risk_reason: Option<String>,
+}
+
+/// Does this action (a pattern: `sts:*`, `sts:Assume*`) allow assuming a role
+/// (`sts:AssumeRole`, `sts:AssumeRoleWithSAML`, `sts:AssumeRoleWithWebIdentity`)?
+pub fn is_assume_role(action: &str) -> bool {
+    [
+        "sts:AssumeRole",
+        "sts:AssumeRoleWithSAML",
+        "sts:AssumeRoleWithWebIdentity",
+    ]
+    .iter()
+    .any(|a| validate::glob_matches(action, a))
+}
+
+/// The role name of an exact IAM role ARN (`arn:aws:iam::<account>:role/<path/>name`);
+/// `None` for anything else, wildcards included.
+pub fn role_name(arn: &str) -> Option<&str> {
+    let rest = arn.strip_prefix("arn:")?;
+    let mut parts = rest.splitn(5, ':');
+    let (_partition, service, _region, account, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    let path = resource.strip_prefix("role/")?;
+    let name = path.rsplit('/').next()?;
+    let exact = service == "iam"
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && !name.is_empty()
+        && !arn.contains(['*', '?']);
+    exact.then_some(name)
 }
 
 impl Resource {
+    /// The roles this resource's grant lets its holder assume (exact ARNs: the
+    /// catalog refuses wildcards there).
+    pub fn assumable_roles(&self) -> Vec<String> {
+        let GrantSpec::InlinePolicy(statements) = &self.grant else {
+            return Vec::new();
+        };
+        let mut roles: Vec<String> = statements
+            .iter()
+            .filter(|s| s.effect == Effect::Allow && s.actions.iter().any(|a| is_assume_role(a)))
+            .flat_map(|s| s.resources.iter().cloned())
+            .collect();
+        roles.sort();
+        roles.dedup();
+        roles
+    }
+
     /// Privileged, production or escalation-capable resources always need dual
     /// approval.
     pub fn is_high_impact(&self) -> bool {

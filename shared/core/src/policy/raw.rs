@@ -123,6 +123,14 @@ pub(super) struct RawResource {
     pub(super) grant: Spanned<RawGrant>,
     pub(super) dual_approval_groups: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) allows_escalation: Option<Spanned<RawEscalation>>,
+    pub(super) break_glass: Option<Spanned<RawBreakGlass>>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBreakGlass {
+    pub(super) eligible_groups: Spanned<Vec<Spanned<String>>>,
+    pub(super) high_risk_reason: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Serialize)]

@@ -113,8 +113,16 @@ fn escalating_grants_are_refused_unless_declared() {
         (&["iam:passrole"][..], "arn:aws:iam::123456789012:role/x"),
         (&["iam:CreateAccessKey"][..], "*"),
         (&["organizations:*"][..], "*"),
-        (&["*"][..], "*"),
-        (&["sts:AssumeRole"][..], "*"),
+        (&["*"][..], "arn:aws:iam::123456789012:role/reporting"),
+        (
+            &["sts:AssumeRole"][..],
+            "arn:aws:iam::123456789012:role/reporting",
+        ),
+        (&["sts:*"][..], "arn:aws:iam::123456789012:role/reporting"),
+        (
+            &["sts:AssumeRoleWithSAML"][..],
+            "arn:aws:iam::123456789012:role/reporting",
+        ),
         (&["s3:GetObject", "iam:Attach*"][..], "*"),
     ] {
         let issues = issues_of(&with_billing_grant(actions, resource, None));
@@ -125,13 +133,18 @@ fn escalating_grants_are_refused_unless_declared() {
         );
         assert_eq!(issues[0].path, "resources[0].grant");
     }
-    // Not escalation: reads, and assuming one named role.
+    // Every action on every resource assumes every role: refused twice over, since
+    // no role can be named for the deny at its end.
+    let issues = issues_of(&with_billing_grant(&["*"], "*", Some("admins")));
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert!(
+        issues[0].message.contains("names each role's ARN exactly"),
+        "{issues:?}"
+    );
+    // Not escalation: reads, and other STS calls.
     for (actions, resource) in [
         (&["iam:GetUser", "iam:List*"][..], "*"),
-        (
-            &["sts:AssumeRole"][..],
-            "arn:aws:iam::123456789012:role/reporting",
-        ),
+        (&["sts:GetCallerIdentity"][..], "*"),
     ] {
         Catalog::parse(&with_billing_grant(actions, resource, None), "t.yaml")
             .unwrap_or_else(|e| panic!("{actions:?}: {e}"));
@@ -411,4 +424,162 @@ fn a_compiled_catalog_is_validated_again_when_read() {
     let err =
         Catalog::from_compiled("{\"hash\": \"ab\", \"catalog\": {}}", "catalog.json").unwrap_err();
     assert!(err.to_string().contains("missing field"), "{err}");
+}
+
+#[test]
+fn break_glass_is_opt_in_with_known_groups_and_a_reason_for_high_risk_grants() {
+    let catalog = Catalog::parse(CATALOG, "catalog.yaml").unwrap();
+    let glass = catalog
+        .resource("prod-db-admin")
+        .unwrap()
+        .break_glass
+        .as_ref();
+    assert_eq!(
+        glass.map(|b| b.eligible_groups.iter().cloned().collect::<Vec<_>>()),
+        Some(vec!["on-call".to_owned()])
+    );
+    assert!(
+        catalog
+            .resource("billing-reports-read")
+            .unwrap()
+            .break_glass
+            .is_none(),
+        "no section, no break-glass"
+    );
+    let offer = "    break_glass:\n      eligible_groups: [on-call]\n    grant:";
+    let on_billing = |extra: &str| {
+        CATALOG.replacen(
+            "    max_duration: 8h\n    grant:",
+            &format!(
+                "    max_duration: 8h\n{}",
+                offer.replace("    grant:", extra)
+            ),
+            1,
+        )
+    };
+    Catalog::parse(&on_billing("    grant:"), "t.yaml").unwrap();
+
+    let unknown = issues_of(&on_billing("    grant:").replacen(
+        "eligible_groups: [on-call]",
+        "eligible_groups: [oncall]",
+        1,
+    ));
+    assert!(
+        unknown
+            .iter()
+            .any(|i| i.path == "resources[0].break_glass.eligible_groups[0]"
+                && i.message.contains("unknown group `oncall`")
+                && i.line > 0),
+        "{unknown:?}"
+    );
+    let empty = issues_of(&CATALOG.replacen(
+        "    max_duration: 8h\n    grant:",
+        "    max_duration: 8h\n    break_glass:\n      eligible_groups: []\n    grant:",
+        1,
+    ));
+    assert!(
+        empty
+            .iter()
+            .any(|i| i.path == "resources[0].break_glass.eligible_groups"),
+        "{empty:?}"
+    );
+    // A reason where the grant is not high risk is refused too.
+    let needless = issues_of(&on_billing("      high_risk_reason: because\n    grant:"));
+    assert!(
+        needless
+            .iter()
+            .any(|i| i.path == "resources[0].break_glass.high_risk_reason"),
+        "{needless:?}"
+    );
+
+    // An escalating grant: refused without a reason, accepted with one.
+    let escalating = with_billing_grant(&["iam:PutUserPolicy"], "*", Some("IAM admins"));
+    let offered = escalating.replacen(
+        "    allows_escalation:",
+        "    break_glass:\n      eligible_groups: [on-call]\n    allows_escalation:",
+        1,
+    );
+    let issues = issues_of(&offered);
+    assert!(
+        issues.iter().any(|i| i.path == "resources[0].break_glass"
+            && i.message.contains("allows privilege escalation")),
+        "{issues:?}"
+    );
+    let reasoned = offered.replacen(
+        "      eligible_groups: [on-call]\n    allows_escalation:",
+        "      eligible_groups: [on-call]\n      high_risk_reason: the IAM outage runbook\n    allows_escalation:",
+        1,
+    );
+    let catalog = Catalog::parse(&reasoned, "t.yaml").unwrap();
+    assert_eq!(
+        catalog
+            .resource("billing-reports-read")
+            .unwrap()
+            .break_glass
+            .as_ref()
+            .and_then(|b| b.high_risk_reason.as_deref()),
+        Some("the IAM outage runbook")
+    );
+
+    // A credential checkout, likewise.
+    let checkout = CATALOG.replacen(
+        "    max_duration: 2h\n    grant:\n      credential:",
+        "    max_duration: 2h\n    break_glass:\n      eligible_groups: [on-call]\n    grant:\n      credential:",
+        1,
+    );
+    assert_ne!(checkout, CATALOG);
+    assert!(
+        issues_of(&checkout)
+            .iter()
+            .any(|i| i.message.contains("checks out a credential")),
+        "checkout without a reason"
+    );
+}
+
+#[test]
+fn a_grant_that_assumes_roles_names_each_role_exactly() {
+    for wildcard in [
+        "*",
+        "arn:aws:iam::123456789012:role/*",
+        "arn:aws:iam::123456789012:role/ops-*",
+        "arn:aws:iam::*:role/reporting",
+        "arn:aws:iam::123456789012:*",
+    ] {
+        let issues = issues_of(&with_billing_grant(
+            &["sts:AssumeRole"],
+            wildcard,
+            Some("ops read the reporting role"),
+        ));
+        assert!(
+            issues.iter().any(
+                |i| i.path == "resources[0].grant.inline_policy[0].resources[0]"
+                    && i.message.contains("names each role's ARN exactly")
+            ),
+            "{wildcard}: {issues:?}"
+        );
+    }
+    let exact = with_billing_grant(
+        &["sts:AssumeRole"],
+        "arn:aws:iam::123456789012:role/team/reporting",
+        Some("ops read the reporting role"),
+    );
+    let catalog = Catalog::parse(&exact, "t.yaml").unwrap();
+    let resource = catalog.resource("billing-reports-read").unwrap();
+    assert_eq!(
+        resource.assumable_roles(),
+        ["arn:aws:iam::123456789012:role/team/reporting"]
+    );
+    assert!(resource.is_high_impact(), "always two approvers");
+    assert_eq!(
+        role_name("arn:aws:iam::123456789012:role/team/reporting"),
+        Some("reporting")
+    );
+    for not_a_role in [
+        "arn:aws:iam::123456789012:user/reporting",
+        "arn:aws:s3:::bucket",
+        "arn:aws:iam::12345:role/x",
+        "reporting",
+    ] {
+        assert_eq!(role_name(not_a_role), None, "{not_a_role}");
+    }
 }

@@ -84,13 +84,11 @@ pub(super) fn glob_matches(pattern: &str, text: &str) -> bool {
     go(pattern.as_bytes(), text.as_bytes())
 }
 
-/// Why an allowed `action` on `resources` escalates privileges, if it does: it
-/// matches an escalating action (wildcards included: `iam:P*` matches
-/// `iam:PutUserPolicy`), or it is `sts:AssumeRole` on any role.
-pub(super) fn escalates<'a>(
-    action: &str,
-    resources: impl Iterator<Item = &'a str>,
-) -> Option<&'static str> {
+/// Why an allowed `action` escalates privileges, if it does: it matches an
+/// escalating action (wildcards included: `iam:P*` matches `iam:PutUserPolicy`), or
+/// it assumes a role (`sts:AssumeRole*`): a role session is a second identity whose
+/// permissions are the role's, not the grant's, and it outlives the grant.
+pub(super) fn escalates(action: &str) -> Option<&'static str> {
     if action == "*" {
         return Some("every action");
     }
@@ -101,9 +99,8 @@ pub(super) fn escalates<'a>(
             "changes IAM permissions"
         });
     }
-    let any_role = |r: &str| r == "*" || r.ends_with(":role/*") || r.ends_with(":*");
-    if glob_matches(action, "sts:AssumeRole") && resources.into_iter().any(any_role) {
-        return Some("assumes any role");
+    if is_assume_role(action) {
+        return Some("assumes a role, whose sessions outlive the grant");
     }
     None
 }
@@ -367,11 +364,25 @@ impl Catalog {
                         }
                         if st.effect == Effect::Allow {
                             for action in &st.actions {
-                                if let Some(why) = escalates(
-                                    &action.value,
-                                    st.resources.iter().map(|r| r.value.as_str()),
-                                ) {
+                                if let Some(why) = escalates(&action.value) {
                                     escalations.push((action, why));
+                                }
+                            }
+                            if st.actions.iter().any(|a| is_assume_role(&a.value)) {
+                                for (r, arn) in st.resources.iter().enumerate() {
+                                    if role_name(&arn.value).is_none() {
+                                        issues.at(
+                                            arn,
+                                            format!("{spath}.resources[{r}]"),
+                                            format!(
+                                                "a grant that assumes roles names each role's ARN exactly \
+                                                 (`arn:aws:iam::<account>:role/<name>`, no wildcard), not `{}`: \
+                                                 Lapse checks each role is tagged `lapse:managed` and denies \
+                                                 the grant's sessions of it when the grant ends",
+                                                arn.value
+                                            ),
+                                        );
+                                    }
                                 }
                             }
                         }
@@ -428,6 +439,16 @@ impl Catalog {
                     Some(reason.to_owned())
                 }
             };
+            let break_glass = res.break_glass.as_ref().map(|bg| {
+                let high_risk = if escalation_reason.is_some() {
+                    Some("allows privilege escalation")
+                } else if checkout.is_some() {
+                    Some("checks out a credential")
+                } else {
+                    None
+                };
+                break_glass_policy(bg, high_risk, &groups, &at("break_glass"), issues)
+            });
             let dual_approval_groups = match &res.dual_approval_groups {
                 Some(list) => check_dual(&groups, list, &at("dual_approval_groups"), issues),
                 None => default_dual.clone(),
@@ -446,6 +467,7 @@ impl Catalog {
                     checkout,
                     dual_approval_groups,
                     escalation_reason,
+                    break_glass,
                 },
             );
         }
@@ -604,6 +626,67 @@ pub(super) fn check_dual(
         }
     }
     list.value.iter().map(|name| name.value.clone()).collect()
+}
+
+/// A resource's `break_glass` section: eligible groups that exist, and a reason
+/// exactly when the grant is high risk (`high_risk` says why it is).
+fn break_glass_policy(
+    raw: &Spanned<RawBreakGlass>,
+    high_risk: Option<&str>,
+    groups: &BTreeMap<String, ApproverGroup>,
+    path: &str,
+    issues: &mut Issues,
+) -> BreakGlassPolicy {
+    let list = &raw.value.eligible_groups;
+    if list.value.is_empty() {
+        issues.at(
+            list,
+            format!("{path}.eligible_groups"),
+            "name at least one group whose members may break glass",
+        );
+    }
+    for (i, name) in list.value.iter().enumerate() {
+        if !groups.contains_key(&name.value) {
+            issues.at(
+                name,
+                format!("{path}.eligible_groups[{i}]"),
+                format!(
+                    "unknown group `{}` (known: {})",
+                    name.value,
+                    groups.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+    }
+    let reason = raw
+        .value
+        .high_risk_reason
+        .as_ref()
+        .map(|r| (r, r.value.trim().to_owned()));
+    match (high_risk, &reason) {
+        (Some(why), None) => issues.at(
+            raw,
+            path.to_owned(),
+            format!(
+                "this grant {why}: break-glass on it must say why with `high_risk_reason`, or be removed"
+            ),
+        ),
+        (Some(_), Some((spanned, text))) if text.is_empty() => issues.at(
+            *spanned,
+            format!("{path}.high_risk_reason"),
+            "say why break-glass may take this grant",
+        ),
+        (None, Some((spanned, _))) => issues.at(
+            *spanned,
+            format!("{path}.high_risk_reason"),
+            "the grant neither escalates privileges nor checks out a credential: remove it",
+        ),
+        _ => {}
+    }
+    BreakGlassPolicy {
+        eligible_groups: list.value.iter().map(|g| g.value.clone()).collect(),
+        high_risk_reason: reason.map(|(_, text)| text),
+    }
 }
 
 /// A duration from the catalog; a bad one is an issue (at its place in the file)

@@ -105,6 +105,20 @@ pub enum CaseStatus {
 }
 
 impl CaseStatus {
+    /// The status in words, for people.
+    pub fn label(self) -> &'static str {
+        use CaseStatus::*;
+        match self {
+            Received => "received",
+            Held => "held",
+            InProgress => "in progress",
+            Revoked => "revoked",
+            Verified => "verified",
+            Failed => "failed",
+            NothingToRevoke => "nothing to revoke",
+        }
+    }
+
     /// The statuses a case may move to from this one (staying put is always
     /// allowed: every step is idempotent).
     pub fn successors(self) -> &'static [CaseStatus] {

@@ -71,6 +71,14 @@ impl IdentityDirectory for MemoryDirectory {
     }
 
     async fn apply(&self, user: &PrincipalId, action: &Action) -> Result<Removal, DirectoryError> {
+        if let Action::DenyRoleSessions { role } = action
+            && let Some(r) = crate::memory::lock(&self.roles).get_mut(role)
+        {
+            r.policies.insert(
+                super::plan::role_session_deny_policy(user),
+                role_session_deny_document(user),
+            );
+        }
         self.with_user(user, |u| match action {
             Action::DeleteLoginProfile => removal(std::mem::take(&mut u.login_profile)),
             Action::DeactivateAccessKey { id } => removal(deactivate(&mut u.access_keys, id)),
@@ -113,6 +121,16 @@ impl IdentityDirectory for MemoryDirectory {
     }
 
     async fn restore(&self, snapshot: &IdentitySnapshot) -> Result<Vec<String>, DirectoryError> {
+        for role in snapshot
+            .trusting_roles
+            .iter()
+            .filter(|r| r.managed && r.session_deny.is_none())
+        {
+            if let Some(r) = crate::memory::lock(&self.roles).get_mut(&role.name) {
+                r.policies
+                    .remove(&super::plan::role_session_deny_policy(&snapshot.user));
+            }
+        }
         self.with_user(&snapshot.user, |u| {
             let mut restored = Vec::new();
             let reactivate = |now: &mut [super::plan::Credential],

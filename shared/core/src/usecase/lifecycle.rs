@@ -8,10 +8,13 @@ use serde_json::{Value, json};
 
 use super::{Attempt, AuditTrail, request_event, state_of, versioned, written};
 use crate::error::Error;
-use crate::grant::{artifact_for, policy_document};
+use crate::grant::{
+    artifact_for, policy_document, role_grant_deny_cutoff, role_grant_deny_document,
+    role_grant_deny_policy,
+};
 use crate::identity::{Principal, PrincipalId};
 use crate::ledger::{Artifact, Hold, Release};
-use crate::policy::{Catalog, GrantSpec};
+use crate::policy::{Catalog, GrantSpec, role_name};
 use crate::ports::{
     AccessInspector, AccessProvisioner, Audience, AuditLog, LedgerStore, Notice, Notifier, Removal,
     RequestStore, StoreError,
@@ -147,7 +150,7 @@ async fn provision(
 /// reads the request again and, if it is no longer active, takes the artifact back out.
 pub async fn grant(
     grants: &Grants<'_, impl RequestStore, impl LedgerStore>,
-    iam: &impl AccessProvisioner,
+    iam: &(impl AccessProvisioner + AccessInspector),
     controls: &impl UserControls,
     trail: &AuditTrail<'_, impl AuditLog>,
     catalog: &Catalog,
@@ -179,6 +182,7 @@ pub async fn grant(
                             resource: request.resource().to_owned(),
                         }
                     })?;
+                    ensure_roles_managed(iam, request.assumable_roles()).await?;
                     request.activate(artifact_for(resource, request.id()), now)?;
                     if !written(grants.store.update(&mut request).await)? {
                         return Ok(Attempt::Lost);
@@ -228,7 +232,7 @@ pub async fn grant(
                         "lapse",
                         "grant.provisioned",
                         format!(
-                            "IAM holds {artifact:?} until {}",
+                            "IAM holds {artifact} until {}",
                             window.expires_at.to_rfc3339()
                         ),
                         Value::Null,
@@ -247,6 +251,108 @@ pub async fn grant(
         },
     )
     .await
+}
+
+/// A grant may let its holder assume only roles Lapse manages (tagged
+/// `lapse:managed=true`): those whose sessions it can deny when the grant ends.
+async fn ensure_roles_managed(iam: &impl AccessInspector, roles: &[String]) -> Result<(), Error> {
+    for arn in roles {
+        let name = role_name(arn).ok_or_else(|| RequestError::RoleNotManaged {
+            role: arn.clone(),
+            why: "not an exact role ARN".into(),
+        })?;
+        match iam.role_managed(name).await? {
+            Some(true) => {}
+            Some(false) => {
+                return Err(RequestError::RoleNotManaged {
+                    role: arn.clone(),
+                    why: "it is not tagged lapse:managed=true".into(),
+                }
+                .into());
+            }
+            None => {
+                return Err(RequestError::RoleNotManaged {
+                    role: arn.clone(),
+                    why: "IAM has no such role".into(),
+                }
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The instant before which a revoked grant's role sessions are denied: the first
+/// whole second after its revocation (session issue times carry whole seconds).
+fn session_cutoff(request: &AccessRequest, now: DateTime<Utc>) -> DateTime<Utc> {
+    crate::revocation::usecase::whole_second_after(request.revoked_at().unwrap_or(now))
+}
+
+/// Denies, on each role the grant could assume, the holder's sessions issued
+/// before the grant's revocation (raising an earlier grant's cutoff, never
+/// lowering a later one). Returns the roles whose deny was written.
+async fn deny_ended_sessions(
+    iam: &(impl AccessProvisioner + AccessInspector),
+    request: &AccessRequest,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, Error> {
+    let user = request.grantee();
+    let cutoff = session_cutoff(request, now);
+    let policy = role_grant_deny_policy(user);
+    let mut denied = Vec::new();
+    for name in request
+        .assumable_roles()
+        .iter()
+        .filter_map(|a| role_name(a))
+    {
+        if iam.role_managed(name).await?.is_none() {
+            continue; // No role, no session.
+        }
+        let current = iam
+            .role_policy(name, &policy)
+            .await?
+            .and_then(|doc| role_grant_deny_cutoff(&doc, user));
+        if current.is_some_and(|at| at >= cutoff) {
+            continue;
+        }
+        iam.put_role_policy(name, &policy, &role_grant_deny_document(user, cutoff))
+            .await?;
+        denied.push(name.to_owned());
+    }
+    Ok(denied)
+}
+
+/// What remains of a revoked grant's role sessions: each role it could assume
+/// must carry, by content, a deny of the holder's sessions issued before the
+/// revocation.
+async fn undenied_sessions(
+    iam: &impl AccessInspector,
+    request: &AccessRequest,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, Error> {
+    let user = request.grantee();
+    let cutoff = session_cutoff(request, now);
+    let mut left = Vec::new();
+    for name in request
+        .assumable_roles()
+        .iter()
+        .filter_map(|a| role_name(a))
+    {
+        if iam.role_managed(name).await?.is_none() {
+            continue;
+        }
+        let denied_until = iam
+            .role_policy(name, &role_grant_deny_policy(user))
+            .await?
+            .and_then(|doc| role_grant_deny_cutoff(&doc, user));
+        if denied_until.is_none_or(|at| at < cutoff) {
+            left.push(format!(
+                "sessions of role {name} opened by {user} before {} are not denied",
+                cutoff.to_rfc3339()
+            ));
+        }
+    }
+    Ok(left)
 }
 
 /// Refuses to grant to someone whose access Lapse has revoked; an approved request
@@ -418,7 +524,7 @@ async fn remove_recorded_artifact(
 /// and marks it revoked. Not reported done until [`verify`] passes.
 pub async fn revoke(
     grants: &Grants<'_, impl RequestStore, impl LedgerStore>,
-    iam: &impl AccessProvisioner,
+    iam: &(impl AccessProvisioner + AccessInspector),
     trail: &AuditTrail<'_, impl AuditLog>,
     request_id: &RequestId,
     cause: RevokeCause,
@@ -442,17 +548,22 @@ pub async fn revoke(
                 Status::Active => {}
                 Status::Revoked | Status::Verified => {
                     let effect = remove_recorded_artifact(grants.ledger, iam, &request).await?;
+                    let roles = deny_ended_sessions(iam, &request, now).await?;
                     // The revocation's event, if a crash lost it after the state write.
                     let mut draft = request_event(
                         &request,
                         "grant.revoked",
                         actor,
                         "grant.revoked",
-                        format!("{:?}", request.revoke_cause().unwrap_or(cause)),
+                        request.revoke_cause().unwrap_or(cause).label(),
                         state_of(&request),
                     );
-                    draft.after =
-                        json!({ "state": draft.after, "iam": effect, "artifact": request.artifact() });
+                    draft.after = json!({
+                        "state": draft.after,
+                        "iam": effect,
+                        "artifact": request.artifact(),
+                        "role_sessions_denied": roles,
+                    });
                     trail.record(draft).await?;
                     return done(RevokeOutcome::AlreadyRevoked, effect);
                 }
@@ -476,6 +587,7 @@ pub async fn revoke(
                 return Ok(Attempt::Lost);
             }
             let effect = remove_recorded_artifact(grants.ledger, iam, &request).await?;
+            let roles = deny_ended_sessions(iam, &request, now).await?;
             settle_extensions(grants.store, &request, now, |ext, at| {
                 ext.mark_revoked(cause, at)
             })
@@ -485,11 +597,15 @@ pub async fn revoke(
                 "grant.revoked",
                 actor,
                 "grant.revoked",
-                format!("{cause:?}"),
+                cause.label(),
                 before,
             );
-            draft.after =
-                json!({ "state": draft.after, "iam": effect, "artifact": request.artifact() });
+            draft.after = json!({
+                "state": draft.after,
+                "iam": effect,
+                "artifact": request.artifact(),
+                "role_sessions_denied": roles,
+            });
             trail.record(draft).await?;
             done(RevokeOutcome::Revoked, effect)
         },
@@ -548,6 +664,17 @@ pub async fn verify(
                 .into());
             }
             let snapshot = iam.snapshot(request.grantee()).await?;
+            let sessions = undenied_sessions(iam, &request, now).await?;
+            if !sessions.is_empty() {
+                let residue = sessions.join("; ");
+                trail
+                    .record(AuditDraftFor::failure(&request, &residue, now))
+                    .await?;
+                return Err(Error::VerificationFailed {
+                    request: request_id.to_string(),
+                    residue,
+                });
+            }
             let mut kept_for = Vec::new();
             if let Some(artifact) = request.artifact()
                 && snapshot.holds(artifact)
@@ -559,7 +686,7 @@ pub async fn verify(
                     Artifact::InlinePolicy { .. } => Vec::new(),
                 };
                 if holders.is_empty() {
-                    let residue = format!("{artifact:?} for {}", request.grantee());
+                    let residue = format!("{artifact} for {}", request.grantee());
                     trail
                         .record(AuditDraftFor::failure(&request, &residue, now))
                         .await?;

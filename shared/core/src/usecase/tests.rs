@@ -699,6 +699,33 @@ impl AccessProvisioner for RevokedMidGrant<'_> {
     ) -> Result<crate::ports::Removal, crate::ports::DirectoryError> {
         self.world.iam.remove_from_group(user, group).await
     }
+    async fn put_role_policy(
+        &self,
+        role: &str,
+        name: &str,
+        document: &serde_json::Value,
+    ) -> Result<(), crate::ports::DirectoryError> {
+        self.world.iam.put_role_policy(role, name, document).await
+    }
+}
+
+impl AccessInspector for RevokedMidGrant<'_> {
+    async fn snapshot(
+        &self,
+        user: &crate::identity::PrincipalId,
+    ) -> Result<crate::grant::IamSnapshot, crate::ports::DirectoryError> {
+        self.world.iam.snapshot(user).await
+    }
+    async fn role_managed(&self, role: &str) -> Result<Option<bool>, crate::ports::DirectoryError> {
+        self.world.iam.role_managed(role).await
+    }
+    async fn role_policy(
+        &self,
+        role: &str,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, crate::ports::DirectoryError> {
+        self.world.iam.role_policy(role, name).await
+    }
 }
 
 #[test]
@@ -1247,6 +1274,7 @@ fn two_writers_of_one_keyed_event_record_it_once() {
 mod break_glass {
     use super::*;
     use crate::breakglass::{Finding, Nudge, ReviewOutcome};
+    use crate::identity::{EmploymentType, PrincipalId};
     use crate::request::RequestError;
     use crate::usecase::breakglass::{declare, justify, nudge, review};
 
@@ -1345,7 +1373,7 @@ mod break_glass {
     #[test]
     fn granted_at_once_with_security_told_and_the_timeline_started() {
         let g = Glass::new();
-        let rita = person("rita", &[]);
+        let rita = person("rita", &["on-call"]);
         let request = g.declare(&rita, "1h", monday_at(10)).unwrap();
         assert_eq!(request.status(), Status::Approved);
         assert_eq!(request.routing().route, crate::risk::Route::BreakGlass);
@@ -1376,7 +1404,7 @@ mod break_glass {
     fn every_event_of_a_break_glass_request_is_flagged_and_no_other() {
         let g = Glass::new();
         let glass = g
-            .declare(&person("rita", &[]), "1h", monday_at(10))
+            .declare(&person("rita", &["on-call"]), "1h", monday_at(10))
             .unwrap();
         g.w.grant(glass.id(), None, monday_at(10));
         let ordinary =
@@ -1396,9 +1424,68 @@ mod break_glass {
     }
 
     #[test]
+    fn only_eligible_employees_break_glass_and_only_where_offered() {
+        let g = Glass::new();
+        // Not in the resource's eligible groups (a manager, or anyone at all).
+        for who in [person("rita", &[]), person("mia", &["managers"])] {
+            let err = request_error(g.declare(&who, "1h", monday_at(10)));
+            assert_eq!(
+                err.to_string(),
+                "break-glass on `prod-db-admin` is not for you: it is for members of on-call"
+            );
+        }
+        // In the group, but not an employee.
+        for employment in [EmploymentType::Contractor, EmploymentType::Vendor] {
+            let who = Principal::authenticated(
+                PrincipalId::new("cora").unwrap(),
+                ["on-call".to_owned()],
+                employment,
+            );
+            let err = request_error(g.declare(&who, "1h", monday_at(10)));
+            assert!(
+                err.to_string().contains("only employees may break glass"),
+                "{err}"
+            );
+        }
+        // A resource that offers no break-glass: the credential checkout and the
+        // billing reports, whoever asks.
+        for resource in ["prod-db-root-credential", "billing-reports-read"] {
+            let err = request_error(block_on(declare(
+                &g.w.store,
+                &g.w.trail(),
+                &g.w.outbox(),
+                &g.timelines,
+                &g.w.catalog,
+                &person("rita", &["on-call", "security", "managers"]),
+                NewRequest {
+                    resource: resource.into(),
+                    duration: Some("1h".parse().unwrap()),
+                    justification: "INC-7".into(),
+                    ticket: None,
+                },
+                monday_at(10),
+            )));
+            assert!(
+                err.to_string().contains("break-glass is not offered"),
+                "{err}"
+            );
+        }
+        assert!(g.w.workflows.started().is_empty(), "nothing was granted");
+        assert!(g.timelines.started().is_empty());
+        for who in ["rita", "mia", "cora"] {
+            let stored = block_on(crate::ports::RequestQueries::by_requester(
+                &g.w.store,
+                &PrincipalId::new(who).unwrap(),
+            ))
+            .unwrap();
+            assert!(stored.is_empty(), "nothing was stored for {who}");
+        }
+    }
+
+    #[test]
     fn a_longer_ask_than_the_cap_is_refused_not_shortened() {
         let g = Glass::new();
-        let err = request_error(g.declare(&person("rita", &[]), "3h", monday_at(10)));
+        let err = request_error(g.declare(&person("rita", &["on-call"]), "3h", monday_at(10)));
         assert_eq!(
             err.to_string(),
             "break-glass is capped at 2h by policy; 3h was asked for (ask for 2h or less)"
@@ -1410,7 +1497,7 @@ mod break_glass {
     #[test]
     fn only_the_requester_justifies_once_and_late_is_marked() {
         let g = Glass::new();
-        let rita = person("rita", &[]);
+        let rita = person("rita", &["on-call"]);
         let id = g.declare(&rita, "1h", monday_at(10)).unwrap().id().clone();
         let other = person("carl", &[]);
         assert!(matches!(
@@ -1444,7 +1531,7 @@ mod break_glass {
     #[test]
     fn the_review_takes_a_manager_and_security_never_the_requester() {
         let g = Glass::new();
-        let rita = person("rita", &["managers"]);
+        let rita = person("rita", &["managers", "on-call"]);
         let id = g.declare(&rita, "1h", monday_at(10)).unwrap().id().clone();
         let mia = person("mia", &["managers"]);
         let sam = person("sam", &["security"]);
@@ -1493,7 +1580,7 @@ mod break_glass {
     #[test]
     fn an_unjustified_finding_opens_one_incident_even_across_a_bus_outage() {
         let g = Glass::new();
-        let rita = person("rita", &[]);
+        let rita = person("rita", &["on-call"]);
         let id = g.declare(&rita, "1h", monday_at(10)).unwrap().id().clone();
         let sam = person("sam", &["security"]);
         g.incidents.fail_next();
@@ -1529,7 +1616,7 @@ mod break_glass {
     #[test]
     fn the_timeline_reminds_then_escalates_once_each_unless_answered() {
         let g = Glass::new();
-        let rita = person("rita", &[]);
+        let rita = person("rita", &["on-call"]);
         let id = g.declare(&rita, "1h", monday_at(10)).unwrap().id().clone();
         let remind_at = monday_at(10) + TimeDelta::hours(18);
         let due = monday_at(10) + TimeDelta::hours(24);
@@ -1572,7 +1659,7 @@ mod break_glass {
     #[test]
     fn the_third_use_in_thirty_days_alerts_security() {
         let g = Glass::new();
-        let rita = person("rita", &[]);
+        let rita = person("rita", &["on-call"]);
         let frequent = |g: &Glass| {
             g.subjects()
                 .iter()
@@ -2048,5 +2135,208 @@ mod vendor_access {
             ),
             "{too_long:?}"
         );
+    }
+}
+
+mod assume_role {
+    //! A grant that lets its holder assume a role: only roles Lapse manages, every
+    //! session marked with the holder's name, and at the grant's end a deny of
+    //! those sessions on the role, verified by its content.
+
+    use super::*;
+    use crate::grant::{role_grant_deny_cutoff, role_grant_deny_document, role_grant_deny_policy};
+    use crate::identity::PrincipalId;
+
+    const ROLE: &str = "arn:aws:iam::123456789012:role/team/reporting";
+
+    fn world() -> World {
+        let old = "          actions:\n            - s3:GetObject\n            - s3:ListBucket\n          resources:\n            - arn:aws:s3:::lapse-billing-reports\n            - arn:aws:s3:::lapse-billing-reports/*";
+        let text = crate::testing::CATALOG_YAML
+            .replacen(
+                old,
+                &format!("          actions:\n            - sts:AssumeRole\n          resources:\n            - {ROLE}"),
+                1,
+            )
+            .replacen(
+                "    max_duration: 8h\n    grant:",
+                "    max_duration: 8h\n    allows_escalation:\n      reason: reporting runs as its own role\n    grant:",
+                1,
+            );
+        let mut w = World::new();
+        w.catalog = Catalog::parse(&text, "t.yaml").unwrap();
+        w
+    }
+
+    /// Rita's approved (two approvers: it escalates) request for the role.
+    fn approved(w: &World) -> RequestId {
+        let rita = person("rita", &[]);
+        let req = w.submit(&rita, "billing-reports-read", "1h");
+        assert_eq!(req.assumable_roles(), [ROLE]);
+        w.decide(&person("mia", &["managers"]), req.id(), Verdict::Approve)
+            .unwrap();
+        w.decide(&person("sam", &["security"]), req.id(), Verdict::Approve)
+            .unwrap();
+        assert_eq!(w.get(req.id()).status(), Status::Approved);
+        req.id().clone()
+    }
+
+    fn grant_err(w: &World, id: &RequestId) -> Error {
+        block_on(grant(
+            &w.grants(),
+            &w.iam,
+            &w.controls,
+            &w.trail(),
+            &w.catalog,
+            &WorkflowInput {
+                request_id: id.clone(),
+                extension_id: None,
+            },
+            monday_at(12),
+        ))
+        .unwrap_err()
+    }
+
+    #[test]
+    fn a_role_lapse_does_not_manage_is_never_granted() {
+        let w = world();
+        let id = approved(&w);
+        let absent = grant_err(&w, &id);
+        assert!(
+            absent.to_string().contains("IAM has no such role"),
+            "{absent}"
+        );
+        w.iam.add_role("reporting", false);
+        let untagged = grant_err(&w, &id);
+        assert!(
+            untagged
+                .to_string()
+                .contains("not tagged lapse:managed=true"),
+            "{untagged}"
+        );
+        assert_eq!(untagged.kind(), ErrorKind::Configuration);
+        assert_eq!(w.get(&id).status(), Status::Approved, "nothing activated");
+        assert!(
+            w.snapshot("rita").inline_policies.is_empty(),
+            "IAM untouched"
+        );
+    }
+
+    #[test]
+    fn an_ended_grants_sessions_are_denied_on_the_role_and_verified_by_content() {
+        let w = world();
+        w.iam.add_role("reporting", true);
+        let id = approved(&w);
+        w.grant(&id, None, monday_at(12));
+        let policy =
+            &w.snapshot("rita").inline_policies[&format!("lapse-billing-reports-read-{id}")];
+        let statement = &policy["Statement"][0];
+        assert_eq!(
+            statement["Condition"]["StringEquals"]["sts:SourceIdentity"], "${aws:username}",
+            "every session carries the holder's name: {policy}"
+        );
+        assert!(
+            statement["Action"]
+                .as_array()
+                .unwrap()
+                .contains(&"sts:SetSourceIdentity".into())
+        );
+        assert!(document_expiry(policy).is_some(), "still time-bound");
+
+        let rita = PrincipalId::new("rita").unwrap();
+        let revoked_at = monday_at(12) + TimeDelta::minutes(20);
+        block_on(revoke(
+            &w.grants(),
+            &w.iam,
+            &w.trail(),
+            &id,
+            RevokeCause::EarlyRevoke,
+            "rita",
+            revoked_at,
+        ))
+        .unwrap();
+        let role = w.iam.role("reporting").unwrap();
+        let deny = &role.policies[&role_grant_deny_policy(&rita)];
+        let cutoff = revoked_at + TimeDelta::seconds(1);
+        assert_eq!(*deny, role_grant_deny_document(&rita, cutoff));
+        assert_eq!(role_grant_deny_cutoff(deny, &rita), Some(cutoff));
+        let verify_at = |at| block_on(verify(&w.grants(), &w.iam, &w.trail(), &id, at));
+        verify_at(revoked_at).unwrap();
+
+        // The deny is judged by content: an earlier cutoff, another user's deny
+        // under this name, or none at all fails the re-verification.
+        let tamper = |doc: Option<serde_json::Value>| {
+            let mut roles = crate::memory::lock(&w.iam.roles);
+            let policies = &mut roles.get_mut("reporting").unwrap().policies;
+            match doc {
+                Some(doc) => policies.insert(role_grant_deny_policy(&rita), doc),
+                None => policies.remove(&role_grant_deny_policy(&rita)),
+            };
+        };
+        for forged in [
+            Some(role_grant_deny_document(&rita, monday_at(12))),
+            Some(role_grant_deny_document(
+                &PrincipalId::new("carl").unwrap(),
+                cutoff,
+            )),
+            None,
+        ] {
+            tamper(forged.clone());
+            let err = verify_at(revoked_at).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::VerificationFailed, "{forged:?}");
+            assert!(err.to_string().contains("role reporting"), "{err}");
+        }
+        // A retried revoke puts it back, and never lowers a later cutoff.
+        block_on(revoke(
+            &w.grants(),
+            &w.iam,
+            &w.trail(),
+            &id,
+            RevokeCause::EarlyRevoke,
+            "rita",
+            revoked_at + TimeDelta::hours(1),
+        ))
+        .unwrap();
+        verify_at(revoked_at).unwrap();
+        tamper(Some(role_grant_deny_document(&rita, monday_at(20))));
+        block_on(revoke(
+            &w.grants(),
+            &w.iam,
+            &w.trail(),
+            &id,
+            RevokeCause::EarlyRevoke,
+            "rita",
+            revoked_at + TimeDelta::hours(2),
+        ))
+        .unwrap();
+        assert_eq!(
+            role_grant_deny_cutoff(
+                &w.iam.role("reporting").unwrap().policies[&role_grant_deny_policy(&rita)],
+                &rita
+            ),
+            Some(monday_at(20))
+        );
+    }
+
+    #[test]
+    fn vendors_are_not_given_grants_that_assume_roles() {
+        let w = world();
+        let err = AccessRequest::vendor(
+            NewRequest {
+                resource: "billing-reports-read".into(),
+                duration: Some("1h".parse().unwrap()),
+                justification: "audit".into(),
+                ticket: Some("PRJ-1".into()),
+            },
+            &crate::vendor::VendorAsk {
+                id: "acme-ann".into(),
+                email: "ann@acme.example".into(),
+            },
+            &person("rita", &[]),
+            crate::testing::employee_context(),
+            &w.catalog,
+            monday_at(10),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("role session escapes"), "{err}");
     }
 }

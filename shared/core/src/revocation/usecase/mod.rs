@@ -175,6 +175,46 @@ pub(super) async fn update_controls(
     .await
 }
 
+/// IAM's view of a user, with the roles their grants could assume added to the
+/// roles whose trust policies name them: a role session outlives the grant that
+/// opened it, and a termination must close it whether or not the role's trust
+/// policy names the person (the ledger of requests says which roles, not IAM).
+pub(super) async fn identity(
+    p: &(impl HasDirectory + HasGrants),
+    user: &PrincipalId,
+    now: DateTime<Utc>,
+) -> Result<IdentitySnapshot, Error> {
+    let mut snapshot = p.directory().identity(user, now).await?;
+    if !snapshot.exists {
+        return Ok(snapshot);
+    }
+    let requests = p.grants().store.by_requester(user).await?;
+    let roles: std::collections::BTreeSet<&str> = requests
+        .iter()
+        .filter(|r| r.window().is_some() && r.grantee() == user)
+        .flat_map(|r| r.assumable_roles())
+        .filter_map(|arn| crate::policy::role_name(arn))
+        .collect();
+    for name in roles {
+        if snapshot.trusting_roles.iter().any(|r| r.name == name) {
+            continue;
+        }
+        let Some(managed) = p.directory().role_managed(name).await? else {
+            continue; // No role, no session.
+        };
+        let session_deny = p
+            .directory()
+            .role_policy(name, &super::plan::role_session_deny_policy(user))
+            .await?;
+        snapshot.trusting_roles.push(super::plan::TrustingRole {
+            name: name.to_owned(),
+            managed,
+            session_deny,
+        });
+    }
+    Ok(snapshot)
+}
+
 /// What the request store and the ledger know about a user, beside IAM.
 pub(super) struct Known {
     /// Active grants (extensions are merged into theirs).

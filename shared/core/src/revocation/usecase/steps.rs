@@ -15,7 +15,7 @@ use crate::revocation::plan::{Action, IdentitySnapshot, Lane, plan, residue};
 use crate::revocation::ports::{Archive, IdentityDirectory, UserControls};
 use crate::usecase::lifecycle::{revoke, verify};
 
-use super::{RevocationPorts, case_event, known, load, save, update_controls};
+use super::{RevocationPorts, case_event, identity, known, load, save, update_controls};
 
 /// Whether the workflow should go on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,7 +144,7 @@ pub async fn snapshot(
         record_snapshot(p, &case, &before, None, now).await?;
         return Ok(before);
     }
-    let before = p.directory().identity(case.user(), now).await?;
+    let before = identity(p, case.user(), now).await?;
     let controls = p.controls().controls(case.user()).await?;
     let retain_until = (!controls.legal_hold && !case.preserve_data())
         .then(|| now + p.catalog().tunables().archive_retention.delta());
@@ -182,7 +182,7 @@ pub async fn current_plan(
     case: &RevocationCase,
     now: DateTime<Utc>,
 ) -> Result<Vec<Action>, Error> {
-    let current = p.directory().identity(case.user(), now).await?;
+    let current = identity(p, case.user(), now).await?;
     plan_from(p, case, &current).await
 }
 
@@ -465,7 +465,7 @@ pub async fn verify_case(
         .collect();
     let (grants, trail) = (p.grants(), p.trail());
     let (after, verified) = futures_util::future::join(
-        p.directory().identity(case.user(), now),
+        identity(p, case.user(), now),
         futures_util::future::join_all(
             ended
                 .iter()
@@ -477,12 +477,7 @@ pub async fn verify_case(
     for grant in verified {
         grant?;
     }
-    let known = known(p, case.user(), &after).await?;
-    let mut left = residue(case.kind(), &after, &known.expected(p, &case));
-    left.extend(known.live.iter().map(|g| format!("live grant {g}")));
-    if case.kind().closes_doors() {
-        left.extend(known.open.iter().map(|r| format!("open request {r}")));
-    }
+    let left = residue_of(p, &case, &after).await?;
     let before = json!({ "status": case.status() });
     if !left.is_empty() {
         case.fail(after.clone(), left.clone())?;
@@ -552,6 +547,141 @@ pub async fn verify_case(
         ))
         .await?;
     Ok(case)
+}
+
+/// What IAM holds of what `case` removes, read from `after` beside the grants and
+/// open requests the stores still know for the person.
+async fn residue_of(
+    p: &impl RevocationPorts,
+    case: &RevocationCase,
+    after: &IdentitySnapshot,
+) -> Result<Vec<String>, Error> {
+    let known = known(p, case.user(), after).await?;
+    let mut left = residue(case.kind(), after, &known.expected(p, case));
+    left.extend(known.live.iter().map(|g| format!("live grant {g}")));
+    if case.kind().closes_doors() {
+        left.extend(known.open.iter().map(|r| format!("open request {r}")));
+    }
+    Ok(left)
+}
+
+/// What a re-verification found in IAM, read at the time it ran.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "result")]
+pub enum Reverified {
+    /// Nothing the case removes is held.
+    Verified,
+    /// IAM has no such user: nothing was (or is) there to revoke.
+    NoSuchUser,
+    /// IAM holds these (again, for a case verified before).
+    Residue { residue: Vec<String> },
+}
+
+/// A re-verification's report: the case, and what IAM holds now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reverification {
+    pub case: RevocationCase,
+    #[serde(flatten)]
+    pub found: Reverified,
+}
+
+/// An operator's re-verification of a case: IAM is read every time, whatever the
+/// case says. A case still in progress gets its own verification step
+/// ([`verify_case`]). A finished one (verified, or nothing to revoke) keeps its
+/// verdict, which was true when it was reached, and the read is audited beside it
+/// under `executor`; access found behind a finished case (someone re-granted it
+/// after the revocation) alerts security. A case not yet applied is refused: it
+/// has nothing to verify.
+pub async fn reverify(
+    p: &impl RevocationPorts,
+    case_id: &str,
+    executor: &str,
+    now: DateTime<Utc>,
+) -> Result<Reverification, Error> {
+    let case = load(p, case_id).await?;
+    if case.before().is_none() && !case.status().is_final() {
+        return Err(RevocationError::NotStarted {
+            case: case.id().to_string(),
+        }
+        .into());
+    }
+    if !case.status().is_final() {
+        return match verify_case(p, case_id, now).await {
+            Ok(case) => Ok(Reverification {
+                found: if case.status() == CaseStatus::NothingToRevoke {
+                    Reverified::NoSuchUser
+                } else {
+                    Reverified::Verified
+                },
+                case,
+            }),
+            Err(Error::VerificationFailed { .. }) => {
+                let case = load(p, case_id).await?;
+                Ok(Reverification {
+                    found: Reverified::Residue {
+                        residue: case.residue().clone(),
+                    },
+                    case,
+                })
+            }
+            Err(other) => Err(other),
+        };
+    }
+    let after = identity(p, case.user(), now).await?;
+    let found = if !after.exists {
+        Reverified::NoSuchUser
+    } else {
+        match residue_of(p, &case, &after).await? {
+            left if left.is_empty() => Reverified::Verified,
+            residue => Reverified::Residue { residue },
+        }
+    };
+    let (action, reason) = match &found {
+        Reverified::Verified => (
+            "revocation.reverified",
+            "IAM read again: nothing remains".to_owned(),
+        ),
+        Reverified::NoSuchUser => (
+            "revocation.reverified",
+            format!("IAM read again: no user {}", case.user()),
+        ),
+        Reverified::Residue { residue } => (
+            "revocation.reverification_failed",
+            format!("IAM read again: holds {}", residue.join("; ")),
+        ),
+    };
+    let mut event = case_event(
+        &case,
+        &format!("reverified@{}", now.to_rfc3339()),
+        action,
+        reason,
+        json!({ "status": case.status() }),
+        json!({ "reverification": found, "after_state": after }),
+        now,
+    );
+    executor.clone_into(&mut event.actor);
+    p.trail().record(event).await?;
+    if let Reverified::Residue { residue } = &found {
+        p.notifier()
+            .send(&Notice {
+                audience: Audience::Security,
+                subject: format!(
+                    "Access is back for {} after a finished revocation",
+                    case.user()
+                ),
+                body: format!(
+                    "Case {} ({}) was {} but IAM now holds: {}. Someone granted this after \
+                     the revocation; find out who (CloudTrail) and revoke it again.",
+                    case.id(),
+                    case.kind().label(),
+                    case.status().label(),
+                    residue.join("; ")
+                ),
+                request_id: None,
+            })
+            .await?;
+    }
+    Ok(Reverification { case, found })
 }
 
 /// Refuses people whose access Lapse has revoked (terminated, suspended), whatever

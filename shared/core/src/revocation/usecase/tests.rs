@@ -209,6 +209,176 @@ mod over_fakes {
     }
 
     #[test]
+    fn a_reverification_reads_iam_again_and_alerts_on_access_behind_a_verified_case() {
+        let p = ports();
+        let user = person(&p, "rehired");
+        let case = termination(&p, &user, "evt-reverify");
+        let done = block_on(run(&p, case.id(), monday_at(10))).unwrap();
+        assert_eq!(done.status(), CaseStatus::Verified);
+        let op = "operator:arn:aws:iam::123456789012:user/ops";
+
+        let clean = block_on(reverify(&p, case.id(), op, monday_at(11))).unwrap();
+        assert_eq!(clean.found, Reverified::Verified);
+        let alerts_before = p.notifier.sent().len();
+
+        // Someone re-grants access behind the finished revocation.
+        let mut s = p.directory.user(&user).unwrap();
+        s.login_profile = true;
+        s.access_keys.push(credential("AKIANEW"));
+        s.attached_policies
+            .insert("arn:aws:iam::aws:policy/AdministratorAccess".into());
+        s.inline_policies.insert(
+            "lapse-backdoor2".into(),
+            serde_json::json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+        );
+        p.directory.put_user(s);
+        let found = block_on(reverify(&p, case.id(), op, monday_at(12))).unwrap();
+        let Reverified::Residue { residue } = &found.found else {
+            panic!("re-granted access reported as {:?}", found.found);
+        };
+        for held in [
+            "console login",
+            "AKIANEW",
+            "AdministratorAccess",
+            "lapse-backdoor2",
+        ] {
+            assert!(
+                residue.iter().any(|r| r.contains(held)),
+                "{held} missing from {residue:?}"
+            );
+        }
+        assert_eq!(
+            found.case.status(),
+            CaseStatus::Verified,
+            "the verdict reached at the time stands"
+        );
+        let alerts = p.notifier.sent();
+        assert_eq!(alerts.len(), alerts_before + 1, "security is alerted once");
+        assert!(alerts.last().unwrap().body.contains("lapse-backdoor2"));
+        let events = block_on(p.log.chain(&format!("user#{user}"))).unwrap();
+        let failed: Vec<_> = events
+            .iter()
+            .filter(|e| e.action == "revocation.reverification_failed")
+            .collect();
+        assert_eq!(failed.len(), 1, "{:?}", actions(&p, &user));
+        assert_eq!(failed[0].actor, op, "the operator who asked is the actor");
+
+        // A user IAM never had: said so, not "verified".
+        let ghost = PrincipalId::new("ghost").unwrap();
+        let never = termination(&p, &ghost, "evt-ghost");
+        let done = block_on(run(&p, never.id(), monday_at(10))).unwrap();
+        assert_eq!(done.status(), CaseStatus::NothingToRevoke);
+        let again = block_on(reverify(&p, never.id(), op, monday_at(11))).unwrap();
+        assert_eq!(again.found, Reverified::NoSuchUser);
+    }
+
+    #[test]
+    fn a_case_not_yet_applied_has_nothing_to_reverify() {
+        let p = ports();
+        let user = person(&p, "later");
+        let case = termination(&p, &user, "evt-later");
+        let err = block_on(reverify(&p, case.id(), "ops", monday_at(10))).unwrap_err();
+        assert!(err.to_string().contains("no before-state yet"), "{err}");
+        let stored = block_on(p.cases.get(case.id().as_str())).unwrap().unwrap();
+        assert_eq!(stored.status(), CaseStatus::Received, "left as it was");
+    }
+
+    #[test]
+    fn a_termination_denies_the_sessions_of_every_role_the_persons_grants_could_assume() {
+        use crate::ports::RequestStore;
+        use crate::request::{AccessRequest, NewRequest, Verdict};
+        let role = "arn:aws:iam::123456789012:role/reporting";
+        let old = "          actions:\n            - s3:GetObject\n            - s3:ListBucket\n          resources:\n            - arn:aws:s3:::lapse-billing-reports\n            - arn:aws:s3:::lapse-billing-reports/*";
+        let text = crate::testing::CATALOG_YAML
+            .replacen(
+                old,
+                &format!("          actions:\n            - sts:AssumeRole\n          resources:\n            - {role}"),
+                1,
+            )
+            .replacen(
+                "    max_duration: 8h\n    grant:",
+                "    max_duration: 8h\n    allows_escalation:\n      reason: reporting runs as its own role\n    grant:",
+                1,
+            );
+        let catalog = crate::policy::Catalog::parse(&text, "t.yaml").unwrap();
+        let p = MemoryRevocations::new(
+            catalog.clone(),
+            AuditSigner::from_seed_hex("k", &"45".repeat(32)).unwrap(),
+            monday_at(10),
+        );
+        let user = person(&p, "quinn");
+        // The role's trust policy does not name quinn: only the grant says she
+        // could assume it (a grant that ended an hour ago: its session may live on).
+        p.directory.add_role("reporting", true);
+        let mut grant = AccessRequest::submit(
+            NewRequest {
+                resource: "billing-reports-read".into(),
+                duration: Some("1h".parse().unwrap()),
+                justification: "month end".into(),
+                ticket: None,
+            },
+            &crate::testing::person("quinn", &[]),
+            crate::testing::employee_context(),
+            &catalog,
+            monday_at(7),
+        )
+        .unwrap();
+        for (who, group) in [("mia", "managers"), ("sam", "security")] {
+            grant
+                .decide(
+                    &crate::testing::person(who, &[group]),
+                    Verdict::Approve,
+                    "ok",
+                    monday_at(7),
+                )
+                .unwrap();
+        }
+        grant
+            .activate(
+                crate::ledger::Artifact::InlinePolicy {
+                    name: "lapse-billing-reports-read-x".into(),
+                },
+                monday_at(8),
+            )
+            .unwrap();
+        grant
+            .mark_revoked(crate::request::RevokeCause::Expiry, monday_at(9))
+            .unwrap();
+        block_on(p.requests.create(&mut grant)).unwrap();
+
+        let case = termination(&p, &user, "evt-roles");
+        let done = block_on(run(&p, case.id(), monday_at(10))).unwrap();
+        assert_eq!(done.status(), CaseStatus::Verified, "{:?}", done.residue());
+        assert_eq!(
+            p.directory.role("reporting").unwrap().policies
+                [&crate::revocation::plan::role_session_deny_policy(&user)],
+            crate::revocation::plan::role_session_deny_document(&user),
+            "every session of quinn's on the role is denied"
+        );
+        assert!(
+            done.applied().iter().any(|a| a.action
+                == crate::revocation::plan::Action::DenyRoleSessions {
+                    role: "reporting".into()
+                }),
+            "{:?}",
+            done.applied()
+        );
+
+        // Verification reads the role again: the deny taken away is residue.
+        crate::memory::lock(&p.directory.roles)
+            .get_mut("reporting")
+            .unwrap()
+            .policies
+            .clear();
+        let found = block_on(reverify(&p, case.id(), "ops", monday_at(11))).unwrap();
+        assert!(
+            matches!(&found.found, Reverified::Residue { residue } if residue.iter().any(|r| r.contains("reporting"))),
+            "{found:?}"
+        );
+    }
+
+    #[test]
     fn a_residue_fails_verification_and_is_audited() {
         let p = ports();
         let user = person(&p, "ana");

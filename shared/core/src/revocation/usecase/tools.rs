@@ -16,7 +16,7 @@ use crate::revocation::hr::HrEventType;
 use crate::revocation::plan::IdentitySnapshot;
 use crate::revocation::ports::{Archive, CaseStore, IdentityDirectory, UserControls};
 
-use super::{RevocationPorts, known, save, update_controls};
+use super::{RevocationPorts, identity, known, save, update_controls};
 
 /// Held cases of a user whose override is cleared: restarts their workflows (each
 /// resumes at its own `validate`). Returns the cases restarted.
@@ -109,7 +109,7 @@ pub async fn restore(
         keep
     });
     let restored = p.directory().restore(&snapshot).await?;
-    let after = p.directory().identity(user, now).await?;
+    let after = identity(p, user, now).await?;
     let missing = restore_gaps(&snapshot, &after, &skipped_policies);
     if !missing.is_empty() {
         return Err(Error::VerificationFailed {
