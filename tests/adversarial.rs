@@ -1189,3 +1189,46 @@ async fn a_reverification_reads_iam_and_finds_access_granted_behind_a_verified_c
     assert!(said.contains("IAM has no such user"), "{said}");
     assert!(!said.contains("verified:"), "{said}");
 }
+
+/// The early-revoke route: a person whose access Lapse revoked ends nobody's
+/// grant (their token may still be valid), and an extension's id is not a grant
+/// (it used to answer revoked and verified while the grant stayed in IAM).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_person_ends_no_grant_and_an_extension_is_not_a_grant() {
+    let w = world().await;
+    let dana = w.s.as_user("dana");
+    let created = dana
+        .request("billing-reports-read", Some("30m"), "month end", None)
+        .await
+        .unwrap();
+    let rid = id(&created);
+    w.s.provisioned(&dana, &rid, "billing-reports-read", "dana")
+        .await;
+    let policy = format!("lapse-billing-reports-read-{rid}");
+
+    let ext = dana.extend(&rid, "30m", "a little longer").await.unwrap();
+    let err = dana.revoke(&id(&ext)).await.unwrap_err();
+    assert_eq!(err.status(), Some(400), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("is an extension of grant {rid}")),
+        "{err}"
+    );
+    assert!(w.s.iam("dana").await.inline_policies.contains_key(&policy));
+
+    // Bill owns the resource, so may end the grant, until Lapse revokes him.
+    let bill = PrincipalId::new(w.s.user("bill")).unwrap();
+    let case = operator_case(&w, &bill, RevocationKind::Suspend).await;
+    snapshot(&w.r, case.id(), Utc::now()).await.unwrap();
+    let err = w.s.as_user("bill").revoke(&rid).await.unwrap_err();
+    assert_eq!(err.status(), Some(403), "{err}");
+    assert_eq!(
+        dana.get(&rid).await.unwrap()["status"],
+        "active",
+        "the grant stands"
+    );
+    assert!(w.s.iam("dana").await.inline_policies.contains_key(&policy));
+    // The holder still may.
+    let ended = dana.revoke(&rid).await.unwrap();
+    assert_eq!(ended["verify"]["verified"], true, "{ended}");
+}

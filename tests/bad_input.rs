@@ -128,7 +128,11 @@ async fn the_api_corpus_is_refused_precisely_and_changes_nothing() {
         .unwrap();
     assert_eq!(pending["status"], "pending", "{pending}");
     let pending = pending["id"].as_str().unwrap().to_owned();
-    let token = s.stack.token(&s.user("dana"), &[], "employee").unwrap();
+    // On call, so break-glass asks reach the checks after eligibility.
+    let token = s
+        .stack
+        .token(&s.user("dana"), &["on-call"], "employee")
+        .unwrap();
     let http = reqwest::Client::new();
     let before = fingerprint(&s, Some(&pending)).await;
     for case in cases("api.json") {

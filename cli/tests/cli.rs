@@ -293,7 +293,7 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
     );
     let (ok, text) = run(&["check-user", "--user", gone]);
     assert!(
-        ok && text.contains("console login: false") && text.contains("Verified"),
+        ok && text.contains("console login: false") && text.contains(" full verified "),
         "{text}"
     );
     let (ok, text) = run(&["verify", "--user", gone]);
@@ -423,7 +423,10 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
     ]);
     assert!(ok && text.contains("now effective at"), "{text}");
     let (ok, text) = run(&["check-user", "--user", contractor]);
-    assert!(ok && text.contains("Received"), "{text}");
+    assert!(
+        ok && text.contains(" full received (contract ends)"),
+        "{text}"
+    );
 
     // A role change honours the transition period unless it is an emergency, and an
     // emergency is now: it cannot be scheduled.

@@ -1,7 +1,7 @@
 //! # grants-api
 //!
 //! `POST /v1/grants/{id}/revoke`: end a grant now. The holder, the resource's owners
-//! and its approvers may do it. Revokes, then verifies against IAM before answering;
+//! and its approvers may do it, unless Lapse has revoked their own access (403). Revokes, then verifies against IAM before answering;
 //! the grant's running workflow later finds it revoked and verifies again, harmlessly.
 
 use std::convert::Infallible;
@@ -32,6 +32,8 @@ pub struct Deps {
     /// Early check-in of a checked-out credential: its lease and its rotation.
     pub leases: DynamoDbLeases,
     pub vault: SecretsManagerVault,
+    /// Whose access Lapse has revoked: they end nobody's grant.
+    pub controls: lapse_aws::revocations::DynamoDbRevocations,
     pub auditing: Auditing,
     pub clock: Arc<dyn Clock>,
 }
@@ -50,6 +52,7 @@ impl Deps {
                 sdk,
                 lapse_aws::sdk::client::secretsmanager,
             )),
+            controls: wiring::controls(env, sdk)?,
             auditing: Auditing::from_env(env, sdk).await?,
             clock: wiring::system_clock(),
         })
@@ -78,6 +81,8 @@ async fn route(
         return Ok(http::no_route(request));
     };
     let id = RequestId::parse(id).map_err(|e| HandlerError::BadEvent(e.to_string()))?;
+    // A person whose access Lapse revoked acts on nothing, whatever their token says.
+    lapse_core::revocation::usecase::ensure_not_revoked(&deps.controls, who.id()).await?;
     let grants = Grants {
         store: &deps.store,
         ledger: &deps.ledger,

@@ -257,6 +257,13 @@ pub enum RequestError {
         "break-glass is capped at {cap} by policy; {requested} was asked for (ask for {cap} or less)"
     )]
     BreakGlassOverCap { requested: Span, cap: Span },
+    #[error(
+        "{extension} is an extension of grant {grant}: revoke the grant itself (a pending extension is cancelled instead)"
+    )]
+    IsExtension {
+        extension: RequestId,
+        grant: RequestId,
+    },
     #[error("the grant would let its holder assume role {role}, which Lapse may not: {why}")]
     RoleNotManaged { role: String, why: String },
     #[error("break-glass is not offered for `{resource}`; ask for it through a normal request")]

@@ -583,3 +583,111 @@ fn a_grant_that_assumes_roles_names_each_role_exactly() {
         assert_eq!(role_name(not_a_role), None, "{not_a_role}");
     }
 }
+
+#[test]
+fn escalation_is_matched_by_action_family_not_a_short_list() {
+    // Each path the second security review found passing undeclared.
+    for (actions, resource) in [
+        (&["iam:UpdateUser"][..], "*"),
+        (&["iam:UpdateAccessKey"][..], "*"),
+        (&["iam:UploadSSHPublicKey"][..], "*"),
+        (&["iam:CreateServiceSpecificCredential"][..], "*"),
+        (&["iam:DeleteUserPolicy"][..], "*"),
+        (&["iam:DetachRolePolicy"][..], "*"),
+        (&["iam:Delete*"][..], "*"),
+        (&["iam:TagRole"][..], "arn:aws:iam::123456789012:role/x"),
+        (&["iam:UntagUser"][..], "*"),
+        (&["lambda:UpdateFunctionCode"][..], "*"),
+        (&["lambda:Update*"][..], "*"),
+        (&["ssm:SendCommand"][..], "*"),
+        (&["ssm:StartSession"][..], "*"),
+        (&["cloudformation:UpdateStack"][..], "*"),
+        (&["cloudformation:CreateChangeSet"][..], "*"),
+        (&["codebuild:StartBuild"][..], "*"),
+        (&["s3:PutBucketPolicy"][..], "arn:aws:s3:::b"),
+        (&["s3:Put*"][..], "arn:aws:s3:::b"),
+        (&["sqs:AddPermission"][..], "*"),
+        (&["kms:CreateGrant"][..], "*"),
+        (&["kms:PutKeyPolicy"][..], "*"),
+        (&["secretsmanager:PutResourcePolicy"][..], "*"),
+        (&["secretsmanager:GetSecretValue"][..], "*"),
+        (
+            &["secretsmanager:GetSecretValue"][..],
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:lapse/*",
+        ),
+        (&["identitystore:CreateGroupMembership"][..], "*"),
+        (&["identitystore:*"][..], "*"),
+        (&["sso:CreateAccountAssignment"][..], "*"),
+        (&["cognito-idp:AdminAddUserToGroup"][..], "*"),
+        (&["apigateway:PATCH"][..], "*"),
+        (&["apigateway:*"][..], "*"),
+        (&["rds:*"][..], "*"),
+        (&["rds:ModifyDBInstance"][..], "*"),
+    ] {
+        let issues = issues_of(&with_billing_grant(actions, resource, None));
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.message.contains("allows privilege escalation")),
+            "{actions:?} on {resource}: {issues:?}"
+        );
+    }
+    // Reads stay plain, including a named application secret.
+    for (actions, resource) in [
+        (&["iam:List*", "iam:Get*"][..], "*"),
+        (&["s3:GetObject", "s3:ListBucket"][..], "arn:aws:s3:::b"),
+        (&["lambda:GetFunction"][..], "*"),
+        (&["ssm:GetParameter"][..], "*"),
+        (&["rds:Describe*"][..], "*"),
+        (&["identitystore:ListUsers"][..], "*"),
+        (&["apigateway:GET"][..], "*"),
+        (
+            &["secretsmanager:GetSecretValue"][..],
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/reporting-*",
+        ),
+    ] {
+        Catalog::parse(&with_billing_grant(actions, resource, None), "t.yaml")
+            .unwrap_or_else(|e| panic!("{actions:?}: {e}"));
+    }
+}
+
+#[test]
+fn a_group_grant_must_be_declared_since_its_policies_are_out_of_sight() {
+    let undeclared = CATALOG.replacen(
+        "    # A group's policies live in IAM, where the catalog check cannot read them.\n    allows_escalation:\n      reason: the group is meant to hold ReadOnlyAccess only; its policies are reviewed with the account, not here.\n",
+        "",
+        1,
+    );
+    assert_ne!(undeclared, CATALOG, "the shipped group grant declares it");
+    let issues = issues_of(&undeclared);
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.message.contains("a group's policies are not visible")),
+        "{issues:?}"
+    );
+    let catalog = Catalog::parse(CATALOG, "catalog.yaml").unwrap();
+    assert!(catalog.resource("prod-readonly").unwrap().is_high_impact());
+}
+
+#[test]
+fn two_patterns_overlap_when_some_action_fits_both() {
+    use super::validate::globs_overlap;
+    for (a, b) in [
+        ("iam:Delete*", "iam:Delete*Policy"),
+        ("iam:*", "iam:PutUserPolicy"),
+        ("*", "anything"),
+        ("iam:Put?serPolicy", "iam:Put*"),
+        ("IAM:putuserpolicy", "iam:PutUserPolicy"),
+    ] {
+        assert!(globs_overlap(a, b), "{a} ~ {b}");
+        assert!(globs_overlap(b, a), "{b} ~ {a}");
+    }
+    for (a, b) in [
+        ("iam:List*", "iam:Put*"),
+        ("iam:Get*", "iam:Delete*Policy"),
+        ("s3:GetObject", "s3:GetObjectAcl"),
+    ] {
+        assert!(!globs_overlap(a, b), "{a} !~ {b}");
+    }
+}

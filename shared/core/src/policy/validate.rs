@@ -40,35 +40,126 @@ pub(super) fn is_iam_name(text: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
 }
 
-/// Actions that let the holder raise their own (or anyone's) privileges.
-pub(super) const ESCALATING_ACTIONS: &[&str] = &[
-    "iam:PutUserPolicy",
-    "iam:PutRolePolicy",
-    "iam:PutGroupPolicy",
-    "iam:AttachUserPolicy",
-    "iam:AttachRolePolicy",
-    "iam:AttachGroupPolicy",
-    "iam:CreateUser",
-    "iam:CreateRole",
-    "iam:CreateAccessKey",
-    "iam:CreateLoginProfile",
-    "iam:UpdateLoginProfile",
-    "iam:CreatePolicy",
-    "iam:CreatePolicyVersion",
-    "iam:SetDefaultPolicyVersion",
-    "iam:PassRole",
-    "iam:UpdateAssumeRolePolicy",
-    "iam:AddUserToGroup",
-    "iam:PutUserPermissionsBoundary",
-    "iam:DeleteUserPermissionsBoundary",
-    "iam:PutRolePermissionsBoundary",
-    "iam:DeleteRolePermissionsBoundary",
-    "organizations:CreateAccount",
-    "organizations:AttachPolicy",
-    "organizations:DetachPolicy",
-    "organizations:LeaveOrganization",
-    "organizations:UpdatePolicy",
+/// Action families that let the holder raise their own (or anyone's) privileges,
+/// keep access past its end, or escape a revocation, each with why. They are glob
+/// patterns matched by overlap: a catalog action escalates when some action name
+/// fits both it and a family (`iam:Delete*` overlaps `iam:Delete*Policy`, `*:Put*`
+/// overlaps `*:Put*Policy`).
+pub(super) const ESCALATING_ACTIONS: &[(&str, &str)] = &[
+    // Permissions of users, groups and roles, and their guardrails.
+    ("iam:Put*", "changes IAM permissions"),
+    ("iam:Attach*", "changes IAM permissions"),
+    ("iam:Detach*", "removes IAM guardrails"),
+    ("iam:Delete*Policy", "removes IAM guardrails"),
+    ("iam:Delete*PermissionsBoundary", "removes IAM guardrails"),
+    ("iam:DeletePolicyVersion", "removes IAM guardrails"),
+    ("iam:CreatePolicy*", "changes IAM permissions"),
+    ("iam:SetDefaultPolicyVersion", "changes IAM permissions"),
+    ("iam:AddUserToGroup", "changes IAM permissions"),
+    ("iam:PassRole", "hands a role to a service"),
+    (
+        "iam:UpdateAssumeRolePolicy",
+        "changes who may assume a role",
+    ),
+    // Identities and long-lived credentials.
+    ("iam:CreateUser", "creates identities"),
+    ("iam:CreateRole", "creates identities"),
+    ("iam:CreateGroup", "creates identities"),
+    ("iam:CreateAccessKey", "creates long-lived credentials"),
+    ("iam:CreateLoginProfile", "creates long-lived credentials"),
+    (
+        "iam:CreateServiceSpecificCredential",
+        "creates long-lived credentials",
+    ),
+    (
+        "iam:ResetServiceSpecificCredential",
+        "creates long-lived credentials",
+    ),
+    ("iam:Update*", "renames identities or revives credentials"),
+    ("iam:Upload*", "creates long-lived credentials"),
+    ("iam:Tag*", "changes the tags Lapse's guardrails key on"),
+    ("iam:Untag*", "changes the tags Lapse's guardrails key on"),
+    // The organization.
+    ("organizations:CreateAccount", "changes the organization"),
+    ("organizations:AttachPolicy", "changes the organization"),
+    ("organizations:DetachPolicy", "changes the organization"),
+    (
+        "organizations:LeaveOrganization",
+        "changes the organization",
+    ),
+    ("organizations:UpdatePolicy", "changes the organization"),
+    ("organizations:DeletePolicy", "changes the organization"),
+    // Running code as a role without iam:PassRole.
+    (
+        "lambda:UpdateFunctionCode",
+        "runs code as a function's role",
+    ),
+    (
+        "lambda:UpdateFunctionConfiguration",
+        "runs code as a function's role",
+    ),
+    ("lambda:CreateFunction", "runs code as a role"),
+    ("ssm:SendCommand", "runs commands as an instance's role"),
+    ("ssm:StartSession", "runs commands as an instance's role"),
+    ("ssm:StartAutomationExecution", "runs automation as a role"),
+    ("cloudformation:CreateStack", "acts as a stack's role"),
+    ("cloudformation:UpdateStack", "acts as a stack's role"),
+    ("cloudformation:CreateChangeSet", "acts as a stack's role"),
+    ("cloudformation:ExecuteChangeSet", "acts as a stack's role"),
+    ("codebuild:StartBuild*", "runs code as a project's role"),
+    ("codebuild:UpdateProject", "runs code as a project's role"),
+    // Resource policies: access that outlives the grant.
+    (
+        "*:Put*Policy",
+        "writes a resource policy that outlives the grant",
+    ),
+    (
+        "*:AddPermission",
+        "writes a resource policy that outlives the grant",
+    ),
+    (
+        "kms:CreateGrant",
+        "writes a key grant that outlives the grant",
+    ),
+    (
+        "rds:ModifyDB*",
+        "resets a master password or shares snapshots",
+    ),
+    // Identity providers and API Gateway (Lapse's own authorizer among them).
+    ("identitystore:Create*", "changes identity-provider groups"),
+    ("identitystore:Update*", "changes identity-provider groups"),
+    ("identitystore:Delete*", "changes identity-provider groups"),
+    ("sso:*", "changes IAM Identity Center assignments"),
+    (
+        "sso-directory:*",
+        "changes IAM Identity Center users and groups",
+    ),
+    (
+        "cognito-idp:Admin*",
+        "changes identity-provider users and groups",
+    ),
+    ("apigateway:POST", "changes APIs and their authorizers"),
+    ("apigateway:PUT", "changes APIs and their authorizers"),
+    ("apigateway:PATCH", "changes APIs and their authorizers"),
+    ("apigateway:DELETE", "changes APIs and their authorizers"),
 ];
+
+/// Do two IAM wildcard patterns (`*` any run, `?` one character) match some
+/// common text? Case-insensitive, as IAM action names are.
+pub(super) fn globs_overlap(a: &str, b: &str) -> bool {
+    fn go(a: &[u8], b: &[u8]) -> bool {
+        match (a.first(), b.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&a[1..], b) || (!b.is_empty() && go(a, &b[1..])),
+            (_, Some(b'*')) => go(a, &b[1..]) || (!a.is_empty() && go(&a[1..], b)),
+            (Some(x), Some(y)) => {
+                (*x == b'?' || *y == b'?' || x.eq_ignore_ascii_case(y)) && go(&a[1..], &b[1..])
+            }
+            _ => false,
+        }
+    }
+    go(a.as_bytes(), b.as_bytes())
+}
 
 /// Case-insensitive IAM wildcard match (`*` any run, `?` one character).
 pub(super) fn glob_matches(pattern: &str, text: &str) -> bool {
@@ -88,21 +179,50 @@ pub(super) fn glob_matches(pattern: &str, text: &str) -> bool {
 /// escalating action (wildcards included: `iam:P*` matches `iam:PutUserPolicy`), or
 /// it assumes a role (`sts:AssumeRole*`): a role session is a second identity whose
 /// permissions are the role's, not the grant's, and it outlives the grant.
-pub(super) fn escalates(action: &str) -> Option<&'static str> {
+pub(super) fn escalates<'a>(
+    action: &str,
+    mut resources: impl Iterator<Item = &'a str>,
+) -> Option<&'static str> {
     if action == "*" {
         return Some("every action");
-    }
-    if let Some(hit) = ESCALATING_ACTIONS.iter().find(|a| glob_matches(action, a)) {
-        return Some(if hit.starts_with("organizations:") {
-            "changes the organization"
-        } else {
-            "changes IAM permissions"
-        });
     }
     if is_assume_role(action) {
         return Some("assumes a role, whose sessions outlive the grant");
     }
+    // Service and action name apart: a `*` stands within one of them.
+    let overlaps = |family: &str| match (action.split_once(':'), family.split_once(':')) {
+        (Some((service, name)), Some((family_service, family_name))) => {
+            globs_overlap(service, family_service) && globs_overlap(name, family_name)
+        }
+        _ => globs_overlap(action, family),
+    };
+    if let Some((_, why)) = ESCALATING_ACTIONS
+        .iter()
+        .find(|(family, _)| overlaps(family))
+    {
+        return Some(why);
+    }
+    // Reading every secret, or Lapse's own (checked-out credentials, a vendor's
+    // first password): a credential checkout is the way to read one of those.
+    if overlaps("secretsmanager:GetSecretValue") && resources.any(may_name_lapse_secret) {
+        return Some("reads Lapse's secrets (or every secret)");
+    }
     None
+}
+
+/// Could this resource pattern name a secret under `lapse/`? Compared field by
+/// field (`arn:partition:service:region:account:resource`), so a `*` in one field
+/// does not reach into the next; a pattern of fewer fields is compared whole.
+fn may_name_lapse_secret(resource: &str) -> bool {
+    const LAPSE: [&str; 6] = ["arn", "*", "secretsmanager", "*", "*", "secret:lapse/*"];
+    let fields: Vec<&str> = resource.splitn(6, ':').collect();
+    match fields.as_slice() {
+        [_, _, _, _, _, _] => fields
+            .iter()
+            .zip(LAPSE)
+            .all(|(field, lapse)| globs_overlap(field, lapse)),
+        _ => globs_overlap(resource, "arn:*:secretsmanager:*:*:secret:lapse/*"),
+    }
 }
 
 pub(super) fn is_iam_action(text: &str) -> bool {
@@ -364,7 +484,10 @@ impl Catalog {
                         }
                         if st.effect == Effect::Allow {
                             for action in &st.actions {
-                                if let Some(why) = escalates(&action.value) {
+                                if let Some(why) = escalates(
+                                    &action.value,
+                                    st.resources.iter().map(|r| r.value.as_str()),
+                                ) {
                                     escalations.push((action, why));
                                 }
                             }
@@ -395,6 +518,10 @@ impl Catalog {
                     GrantSpec::InlinePolicy(out)
                 }
                 RawGrant::Group(group) => {
+                    // A group's policies live in IAM, out of this check's sight: a
+                    // group grant is treated as escalating and must say why it is not
+                    // (or why it may be).
+                    escalations.push((group, "a group's policies are not visible to this check"));
                     if !is_iam_name(&group.value) {
                         issues.at(
                             group,

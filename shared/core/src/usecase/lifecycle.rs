@@ -656,12 +656,28 @@ pub async fn verify(
         || request_id.to_string(),
         || async move {
             let mut request = load(grants.store, request_id).await?;
+            refuse_extension(&request)?;
             if !matches!(request.status(), Status::Revoked | Status::Verified) {
                 return Err(RequestError::InvalidTransition {
                     from: request.status(),
                     action: "verify",
                 }
                 .into());
+            }
+            if request.window().is_some() && request.artifact().is_none() {
+                // A grant that started records what it put in IAM; without it
+                // nothing can be checked, and nothing is reported verified.
+                let residue = format!(
+                    "{} has a grant window but no recorded artifact: what IAM holds for it is unknown",
+                    request.id()
+                );
+                trail
+                    .record(AuditDraftFor::failure(&request, &residue, now))
+                    .await?;
+                return Err(Error::VerificationFailed {
+                    request: request_id.to_string(),
+                    residue,
+                });
             }
             let snapshot = iam.snapshot(request.grantee()).await?;
             let sessions = undenied_sessions(iam, &request, now).await?;
@@ -765,6 +781,7 @@ pub async fn revoke_now(
     if !request.may_revoke(who, catalog) {
         return Err(Error::NotFound(request_id.to_string()));
     }
+    refuse_extension(&request)?;
     let revoked = revoke(
         grants,
         directory,
@@ -777,6 +794,19 @@ pub async fn revoke_now(
     .await?;
     let verified = verify(grants, directory, trail, request_id, now).await?;
     Ok((revoked, verified))
+}
+
+/// An extension is part of its grant: it is revoked and verified with the grant,
+/// never on its own (it holds no artifact of its own to remove or check).
+fn refuse_extension(request: &AccessRequest) -> Result<(), Error> {
+    match request.extends() {
+        Some(grant) => Err(RequestError::IsExtension {
+            extension: request.id().clone(),
+            grant: grant.clone(),
+        }
+        .into()),
+        None => Ok(()),
+    }
 }
 
 /// What a failed workflow reports to the failure path.

@@ -555,6 +555,71 @@ fn early_revocation_by_holder_or_security_only() {
 }
 
 #[test]
+fn an_extension_is_never_revoked_or_verified_apart_from_its_grant() {
+    let w = World::new();
+    let rita = person("rita", &[]);
+    let req = w.submit(&rita, "billing-reports-read", "30m");
+    w.grant(req.id(), None, monday_at(10));
+    let ext = w.ask_extension(&rita, req.id(), "30m");
+    let revoke_ext = || {
+        block_on(revoke_now(
+            &w.grants(),
+            &w.iam,
+            &w.trail(),
+            &w.catalog,
+            &rita,
+            ext.id(),
+            monday_at(10),
+        ))
+    };
+    let err = revoke_ext().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Validation);
+    assert!(
+        err.to_string()
+            .contains(&format!("is an extension of grant {}", req.id())),
+        "{err}"
+    );
+    assert_eq!(w.get(req.id()).status(), Status::Active, "the grant stands");
+    assert!(!w.snapshot("rita").inline_policies.is_empty());
+    let err = block_on(verify(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        ext.id(),
+        monday_at(10),
+    ))
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Validation, "{err}");
+}
+
+#[test]
+fn a_grant_window_without_a_recorded_artifact_never_verifies() {
+    let w = World::new();
+    let rita = person("rita", &[]);
+    let mut req = w.submit(&rita, "billing-reports-read", "30m");
+    // A stored request that claims a window but not what it put in IAM (written
+    // by an older version, or tampered with).
+    let mut stored: serde_json::Value = serde_json::to_value(&req).unwrap();
+    stored["status"] = "revoked".into();
+    stored["window"] = serde_json::json!({
+        "starts_at": monday_at(10), "expires_at": monday_at(11)
+    });
+    stored["artifact"] = serde_json::Value::Null;
+    req = serde_json::from_value(stored).unwrap();
+    block_on(w.store.update(&mut req)).unwrap();
+    let err = block_on(verify(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        req.id(),
+        monday_at(12),
+    ))
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::VerificationFailed, "{err}");
+    assert!(err.to_string().contains("no recorded artifact"), "{err}");
+}
+
+#[test]
 fn a_residue_in_iam_fails_verification_and_is_audited() {
     let w = World::new();
     let rita = person("rita", &[]);
