@@ -1232,3 +1232,36 @@ async fn a_revoked_person_ends_no_grant_and_an_extension_is_not_a_grant() {
     let ended = dana.revoke(&rid).await.unwrap();
     assert_eq!(ended["verify"]["verified"], true, "{ended}");
 }
+
+/// An operator never acts on their own access: revoking, holding or restoring
+/// themselves is refused (403) and leaves no case or control behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_cannot_revoke_hold_or_restore_themselves() {
+    use lapse_core::revocation::ports::{CaseStore, UserControls};
+    let w = world().await;
+    let stack = &w.s.stack;
+    let own = stack.operator.arn.rsplit('/').next().unwrap().to_owned();
+    let me = PrincipalId::new(&own).unwrap();
+    let operator = stack.operator_api().unwrap();
+    let calls = [
+        (
+            "revocations".to_owned(),
+            json!({"request_id": "self-revoke-1", "user": own, "reason": "me", "kind": {"kind": "full"}}),
+        ),
+        (
+            format!("users/{own}/controls"),
+            json!({"override": "leave me be", "reason": "mine"}),
+        ),
+        (
+            format!("users/{own}/restores"),
+            json!({"from_backup": Utc::now(), "approval": "CHG-1"}),
+        ),
+    ];
+    for (path, body) in calls {
+        let err = operator.operator_post(&path, body).await.unwrap_err();
+        assert_eq!(err.status(), Some(403), "{path}: {err}");
+        assert!(err.to_string().contains("another operator must"), "{err}");
+    }
+    assert!(w.r.table.cases_of(&me).await.unwrap().is_empty());
+    assert_eq!(w.r.table.controls(&me).await.unwrap().override_reason, None);
+}

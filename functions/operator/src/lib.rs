@@ -4,7 +4,9 @@
 //! SigV4 and needs an IAM policy allowing `execute-api:Invoke` on
 //! `/v1/operator/*` (the stack's `OperatorAccessPolicy`). The executor audited for
 //! everything below is the principal AWS authenticated, read from the request
-//! context; no body names who acts. The stack does the work with its own roles,
+//! context; no body names who acts, and nobody acts on their own access (a
+//! revocation, hold, override, postponement or restore of the caller's own user
+//! is refused, 403). The stack does the work with its own roles,
 //! so operators need no IAM or KMS permissions of their own.
 //!
 //! | Route | Does |
@@ -153,7 +155,9 @@ async fn route<W: WorkflowStarter, P: RevocationPorts>(
         }
         ("POST", ["v1", "operator", "revocations"]) => {
             let ask: RevokeAsk = http::json_body(request)?;
-            let case = steps::open(r, ask.case(r.catalog(), executor, now)?, now).await?;
+            let case = ask.case(r.catalog(), executor, now)?;
+            ask::ensure_not_self(executor, case.user())?;
+            let case = steps::open(r, case, now).await?;
             if case.effective_at() > now {
                 let schedule = deps
                     .scheduler
@@ -199,11 +203,13 @@ async fn route<W: WorkflowStarter, P: RevocationPorts>(
         }
         ("POST", ["v1", "operator", "users", user, "controls"]) => {
             let user = ask::user(user).map_err(core)?;
+            ask::ensure_not_self(executor, &user)?;
             let body: ControlsBody = http::json_body(request)?;
             controls(deps, executor, &user, body, now).await
         }
         ("POST", ["v1", "operator", "users", user, "postponements"]) => {
             let user = ask::user(user).map_err(core)?;
+            ask::ensure_not_self(executor, &user)?;
             let body: PostponeBody = http::json_body(request)?;
             let by: Span = body
                 .by
@@ -220,6 +226,7 @@ async fn route<W: WorkflowStarter, P: RevocationPorts>(
         }
         ("POST", ["v1", "operator", "users", user, "restores"]) => {
             let user = ask::user(user).map_err(core)?;
+            ask::ensure_not_self(executor, &user)?;
             let body: RestoreBody = http::json_body(request)?;
             let approval = ask::reason("approval", &body.approval).map_err(core)?;
             let restored =

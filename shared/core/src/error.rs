@@ -82,6 +82,7 @@ impl Error {
                 | RequestError::NotRequester
                 | RequestError::BreakGlassNotOffered { .. }
                 | RequestError::BreakGlassNotEligible { .. }
+                | RequestError::OperatorOnSelf(_)
                 | RequestError::AccessRevoked(_) => ErrorKind::Forbidden,
                 RequestError::NotPending { .. }
                 | RequestError::PendingTimedOut { .. }

@@ -156,6 +156,9 @@ pub struct MemoryDirectory {
     tags: Mutex<BTreeMap<PrincipalId, Vec<(String, String)>>>,
     /// Roles by name: tagged `lapse:managed`, and their inline policies.
     pub(crate) roles: Mutex<BTreeMap<String, MemoryRole>>,
+    /// Users Lapse's role may not read (outside its managed path): their reads are
+    /// refused as IAM refuses them.
+    pub(crate) unreadable: Mutex<std::collections::BTreeSet<PrincipalId>>,
 }
 
 /// A role in [`MemoryDirectory`].
@@ -179,6 +182,20 @@ impl MemoryDirectory {
     /// Puts a user in exactly this state (credentials, groups, policies, roles).
     pub fn put_user(&self, snapshot: IdentitySnapshot) {
         lock(&self.users).insert(snapshot.user.clone(), snapshot);
+    }
+
+    /// Makes this user's reads fail as IAM fails a role that may not read them.
+    pub fn refuse_reads_of(&self, user: &PrincipalId) {
+        lock(&self.unreadable).insert(user.clone());
+    }
+
+    pub(crate) fn readable(&self, user: &PrincipalId) -> Result<(), DirectoryError> {
+        if lock(&self.unreadable).contains(user) {
+            return Err(DirectoryError::Denied(
+                format!("not authorized to read {user}").into(),
+            ));
+        }
+        Ok(())
     }
 
     /// A role, tagged `lapse:managed` or not, with no inline policy.

@@ -264,6 +264,8 @@ pub enum RequestError {
         extension: RequestId,
         grant: RequestId,
     },
+    #[error("an operator never acts on their own access ({0}): another operator must")]
+    OperatorOnSelf(PrincipalId),
     #[error("the grant would let its holder assume role {role}, which Lapse may not: {why}")]
     RoleNotManaged { role: String, why: String },
     #[error("break-glass is not offered for `{resource}`; ask for it through a normal request")]
@@ -680,21 +682,9 @@ impl AccessRequest {
                 action: "extend",
             });
         };
-        let resource =
-            catalog
-                .resource(&grant.resource)
-                .ok_or_else(|| RequestError::UnknownResource {
-                    resource: grant.resource.clone(),
-                })?;
         let total_seconds = (window.expires_at - window.starts_at).num_seconds() + extra.seconds();
         let total = Span::from_seconds(total_seconds).unwrap_or(extra);
-        if total > resource.max_duration {
-            return Err(RequestError::DurationTooLong {
-                resource: resource.id.clone(),
-                requested: total,
-                max: resource.max_duration,
-            });
-        }
+        grant.within_cap(total, catalog)?;
         let mut extension = Self::submit(
             NewRequest {
                 resource: grant.resource.clone(),
@@ -708,7 +698,80 @@ impl AccessRequest {
             now,
         )?;
         extension.extends = Some(grant.id.clone());
+        extension.inherit_route(grant, now);
         Ok(extension)
+    }
+
+    /// Is `total` within what this grant may ever last: the resource's maximum, and
+    /// for break-glass the break-glass cap too? Checked when an extension is asked
+    /// and again when it is merged (extensions asked side by side add up).
+    fn within_cap(&self, total: Span, catalog: &Catalog) -> Result<(), RequestError> {
+        let resource =
+            catalog
+                .resource(&self.resource)
+                .ok_or_else(|| RequestError::UnknownResource {
+                    resource: self.resource.clone(),
+                })?;
+        if self.break_glass.is_some() {
+            let cap = catalog
+                .tunables()
+                .break_glass_cap
+                .min(resource.max_duration);
+            if total > cap {
+                return Err(RequestError::BreakGlassOverCap {
+                    requested: total,
+                    cap,
+                });
+            }
+        }
+        if total > resource.max_duration {
+            return Err(RequestError::DurationTooLong {
+                resource: resource.id.clone(),
+                requested: total,
+                max: resource.max_duration,
+            });
+        }
+        Ok(())
+    }
+
+    /// An extension goes at least the way its grant went: a vendor's or a
+    /// high-risk grant's extension needs its two approvals again, whatever the
+    /// extra time scores, and a break-glass grant's extension (within the cap) is
+    /// break-glass too.
+    fn inherit_route(&mut self, grant: &AccessRequest, now: DateTime<Utc>) {
+        fn strictness(route: &Route) -> u8 {
+            match route {
+                Route::AutoApprove => 0,
+                Route::Owner { .. } => 1,
+                Route::Dual { .. } => 2,
+                Route::BreakGlass => 3,
+            }
+        }
+        let inherited = &grant.routing.route;
+        if strictness(inherited) <= strictness(&self.routing.route) {
+            return;
+        }
+        self.routing = RouteDecision {
+            route: inherited.clone(),
+            reason: format!(
+                "extends grant {}, which went this way: {}",
+                grant.id, grant.routing.reason
+            ),
+        };
+        if *inherited == Route::BreakGlass {
+            self.approvals = grant
+                .approvals
+                .iter()
+                .map(|a| Approval {
+                    at: now,
+                    ..a.clone()
+                })
+                .collect();
+            self.status = Status::Approved;
+        } else {
+            self.approvals.clear();
+            self.status = Status::Pending;
+        }
     }
 
     /// Merges an approved extension into this active grant's window. Idempotent:
@@ -716,6 +779,7 @@ impl AccessRequest {
     pub fn merge_extension(
         &mut self,
         extension: &mut AccessRequest,
+        catalog: &Catalog,
         now: DateTime<Utc>,
     ) -> Result<GrantWindow, RequestError> {
         let (Status::Active, Some(window)) = (self.status, self.window) else {
@@ -751,6 +815,11 @@ impl AccessRequest {
             starts_at: window.starts_at,
             expires_at: window.expires_at + extension.duration.delta(),
         };
+        let total = (extended.expires_at - extended.starts_at).num_seconds();
+        self.within_cap(
+            Span::from_seconds(total).unwrap_or(extension.duration),
+            catalog,
+        )?;
         extension.window = Some(GrantWindow {
             starts_at: window.expires_at,
             expires_at: extended.expires_at,
@@ -1400,7 +1469,7 @@ mod tests {
             "2h is above the auto-approve limit"
         );
         assert!(
-            grant.merge_extension(&mut ext, monday_at(10)).is_err(),
+            grant.merge_extension(&mut ext, &c, monday_at(10)).is_err(),
             "not approved yet"
         );
         ext.decide(
@@ -1410,14 +1479,150 @@ mod tests {
             monday_at(10),
         )
         .unwrap();
-        let window = grant.merge_extension(&mut ext, monday_at(10)).unwrap();
+        let window = grant.merge_extension(&mut ext, &c, monday_at(10)).unwrap();
         assert_eq!((window.expires_at - window.starts_at).num_minutes(), 150);
         assert_eq!(
-            grant.merge_extension(&mut ext, monday_at(10)).unwrap(),
+            grant.merge_extension(&mut ext, &c, monday_at(10)).unwrap(),
             window
         );
         assert_eq!(ext.status(), Status::Active);
         assert_eq!(grant.extensions(), [ext.id().clone()]);
+    }
+
+    fn active(mut grant: AccessRequest, at: DateTime<Utc>) -> AccessRequest {
+        let artifact = crate::ledger::Artifact::InlinePolicy {
+            name: format!("lapse-x-{}", grant.id()),
+        };
+        grant.activate(artifact, at).unwrap();
+        grant
+    }
+
+    fn extension_of(grant: &AccessRequest, who: &Principal, extra: &str) -> AccessRequest {
+        AccessRequest::submit_extension(
+            grant,
+            extra.parse().unwrap(),
+            "more time".into(),
+            who,
+            employee_context(),
+            &catalog(),
+            monday_at(10),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_vendor_grants_extension_needs_its_two_approvals_again() {
+        let c = catalog();
+        let sponsor = person("rita", &[]);
+        let mut grant = AccessRequest::vendor(
+            NewRequest {
+                resource: "billing-reports-read".into(),
+                duration: Some("30m".parse().unwrap()),
+                justification: "audit".into(),
+                ticket: Some("PRJ-1".into()),
+            },
+            &crate::vendor::VendorAsk {
+                id: "acme-ann".into(),
+                email: "ann@acme.example".into(),
+            },
+            &sponsor,
+            employee_context(),
+            &c,
+            monday_at(10),
+        )
+        .unwrap();
+        for (who, group) in [("mia", "managers"), ("sam", "security")] {
+            grant
+                .decide(&person(who, &[group]), Verdict::Approve, "", monday_at(10))
+                .unwrap();
+        }
+        let grant = active(grant, monday_at(10));
+        // 30 more minutes of a low-risk resource would be approved at once.
+        let ext = extension_of(&grant, &sponsor, "30m");
+        assert_eq!(ext.status(), Status::Pending, "{:?}", ext.routing());
+        assert_eq!(ext.routing().route, grant.routing().route);
+        assert_eq!(ext.routing().route.slots().len(), 2);
+    }
+
+    #[test]
+    fn a_break_glass_grant_extends_within_its_cap_only() {
+        let c = catalog();
+        let olga = person("olga", &["on-call"]);
+        let grant = AccessRequest::break_glass(
+            NewRequest {
+                resource: "prod-db-admin".into(),
+                duration: Some("1h".parse().unwrap()),
+                justification: "INC-1".into(),
+                ticket: None,
+            },
+            &olga,
+            employee_context(),
+            &c,
+            monday_at(10),
+        )
+        .unwrap();
+        let grant = active(grant, monday_at(10));
+        let err = AccessRequest::submit_extension(
+            &grant,
+            "2h".parse().unwrap(),
+            "still down".into(),
+            &olga,
+            employee_context(),
+            &c,
+            monday_at(10),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, RequestError::BreakGlassOverCap { .. }),
+            "3h of break-glass against a 2h cap: {err}"
+        );
+        let ext = extension_of(&grant, &olga, "1h");
+        assert_eq!(ext.routing().route, Route::BreakGlass);
+        assert_eq!(ext.status(), Status::Approved, "within the cap, at once");
+    }
+
+    #[test]
+    fn the_maximum_is_enforced_when_extensions_are_merged_not_only_asked() {
+        let c = catalog();
+        let rita = person("rita", &[]);
+        let bill = person("bill", &["billing-owners"]);
+        let grant = AccessRequest::submit(
+            NewRequest {
+                resource: "billing-reports-read".into(),
+                duration: Some("1h".parse().unwrap()),
+                justification: "month end".into(),
+                ticket: None,
+            },
+            &rita,
+            employee_context(),
+            &c,
+            monday_at(10),
+        )
+        .unwrap();
+        let mut grant = active(grant, monday_at(10));
+        // Ten one-hour extensions asked side by side: each fits when asked.
+        let mut asks: Vec<AccessRequest> = (0..10)
+            .map(|_| {
+                let mut ext = extension_of(&grant, &rita, "1h");
+                if ext.status() == Status::Pending {
+                    ext.decide(&bill, Verdict::Approve, "", monday_at(10))
+                        .unwrap();
+                }
+                assert_eq!(ext.status(), Status::Approved);
+                ext
+            })
+            .collect();
+        let merged: Vec<bool> = asks
+            .iter_mut()
+            .map(|ext| grant.merge_extension(ext, &c, monday_at(10)).is_ok())
+            .collect();
+        assert_eq!(merged.iter().filter(|m| **m).count(), 7, "{merged:?}");
+        let window = grant.window().unwrap();
+        assert_eq!(
+            (window.expires_at - window.starts_at).num_hours(),
+            8,
+            "the resource's maximum, not 11 h"
+        );
     }
 
     #[test]

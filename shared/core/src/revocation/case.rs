@@ -154,6 +154,10 @@ pub enum RevocationError {
         "event {event_id} was received before with a different body; a changed event needs a new id"
     )]
     EventMismatch { event_id: String },
+    #[error(
+        "trigger {event_id} opened case {case} for another person or kind; a different ask needs a new id"
+    )]
+    CaseMismatch { case: String, event_id: String },
     #[error("`{id}` is not a revocation case id (rev- and 24 hex digits)")]
     BadCaseId { id: String },
     #[error("revocation case {case} has no before-state yet: its snapshot step comes first")]
@@ -240,11 +244,35 @@ pub struct RevocationCase {
 }
 
 impl RevocationCase {
-    /// The case id for a trigger: the same trigger always names the same case, which
-    /// is what makes a duplicated HR event revoke once.
-    pub fn id_for(source: TriggerSource, event_id: &str) -> CaseId {
-        let digest = Sha256::digest(format!("{source:?}:{event_id}").as_bytes());
+    /// The case id for a trigger about a person: the same trigger always names the
+    /// same case, which is what makes a duplicated HR event revoke once. The person
+    /// (as IAM compares user names: without case) and the kind are part of it, so a
+    /// trigger id reused for someone else (an operator's `request_id` used twice, an
+    /// HR event id reused after its claim expired) never lands on their case.
+    pub fn id_for(
+        source: TriggerSource,
+        event_id: &str,
+        user: &PrincipalId,
+        kind: &RevocationKind,
+    ) -> CaseId {
+        let digest = Sha256::digest(
+            format!(
+                "{source:?}:{event_id}:{}:{}",
+                user.as_str().to_ascii_lowercase(),
+                kind.label()
+            )
+            .as_bytes(),
+        );
         CaseId(format!("rev-{}", &hex::encode(digest)[..24]))
+    }
+
+    /// Is `other` the same ask as this case (the same trigger about the same person,
+    /// for the same kind), so that opening it again is a retry?
+    pub fn same_ask(&self, other: &RevocationCase) -> bool {
+        self.trigger.source == other.trigger.source
+            && self.trigger.event_id == other.trigger.event_id
+            && self.user.as_str().eq_ignore_ascii_case(other.user.as_str())
+            && self.kind == other.kind
     }
 
     pub fn new(
@@ -256,7 +284,7 @@ impl RevocationCase {
         now: DateTime<Utc>,
     ) -> Self {
         Self {
-            id: Self::id_for(trigger.source, &trigger.event_id),
+            id: Self::id_for(trigger.source, &trigger.event_id, &user, &kind),
             user,
             kind,
             trigger,
@@ -592,7 +620,33 @@ mod tests {
 
     #[test]
     fn case_ids_are_what_triggers_derive_and_nothing_else() {
-        let id = RevocationCase::id_for(TriggerSource::Hr, "evt-1");
+        let user = PrincipalId::new("jdoe").unwrap();
+        let id = RevocationCase::id_for(TriggerSource::Hr, "evt-1", &user, &RevocationKind::Full);
+        // The person (without case, as IAM compares names) and the kind are part of it.
+        assert_eq!(
+            RevocationCase::id_for(
+                TriggerSource::Hr,
+                "evt-1",
+                &PrincipalId::new("JDoe").unwrap(),
+                &RevocationKind::Full
+            ),
+            id
+        );
+        for (who, kind) in [
+            ("asmith", RevocationKind::Full),
+            ("jdoe", RevocationKind::Suspend),
+        ] {
+            assert_ne!(
+                RevocationCase::id_for(
+                    TriggerSource::Hr,
+                    "evt-1",
+                    &PrincipalId::new(who).unwrap(),
+                    &kind
+                ),
+                id,
+                "{who} {kind:?}"
+            );
+        }
         assert_eq!(CaseId::parse(&id).unwrap(), id);
         assert_eq!(
             serde_json::from_value::<CaseId>(serde_json::json!(id.as_str())).unwrap(),

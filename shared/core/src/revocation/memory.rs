@@ -67,6 +67,7 @@ impl IdentityDirectory for MemoryDirectory {
     }
 
     async fn managed(&self, user: &PrincipalId) -> Result<bool, DirectoryError> {
+        self.readable(user)?;
         Ok(self.user(user).is_some_and(|u| u.managed))
     }
 

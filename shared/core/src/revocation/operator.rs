@@ -74,6 +74,33 @@ pub fn user(raw: &str) -> Result<PrincipalId, AskError> {
     PrincipalId::new(raw).map_err(|e| AskError::invalid("user", e.to_string()))
 }
 
+/// The person behind an operator's authenticated ARN (`operator:` and the ARN, as
+/// the operator API records it): an IAM user's name, or an assumed role's session
+/// name (IAM Identity Center and most federations name the session for the person).
+/// `None` for anything else (the account root, a service).
+pub fn caller_name(executor: &str) -> Option<&str> {
+    let arn = executor.strip_prefix("operator:").unwrap_or(executor);
+    let resource = arn.splitn(6, ':').nth(5)?;
+    if let Some(path) = resource.strip_prefix("user/") {
+        return path.rsplit('/').next().filter(|n| !n.is_empty());
+    }
+    let rest = resource.strip_prefix("assumed-role/")?;
+    let (_role, session) = rest.split_once('/')?;
+    (!session.is_empty()).then_some(session)
+}
+
+/// An operator never acts on themselves: a hold, an override, a postponement, a
+/// restore or a revocation of one's own access is another operator's to make. IAM
+/// compares user names without case, and so does this.
+pub fn ensure_not_self(executor: &str, user: &PrincipalId) -> Result<(), crate::Error> {
+    match caller_name(executor) {
+        Some(name) if name.eq_ignore_ascii_case(user.as_str()) => {
+            Err(crate::request::RequestError::OperatorOnSelf(user.clone()).into())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A reason or approval reference: required, bounded.
 pub fn reason(field: &'static str, raw: &str) -> Result<String, AskError> {
     let text = raw.trim();
@@ -178,6 +205,29 @@ pub async fn start(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_operator_never_acts_on_themselves() {
+        let jdoe = PrincipalId::new("jdoe").unwrap();
+        for executor in [
+            "operator:arn:aws:iam::123456789012:user/jdoe",
+            "operator:arn:aws:iam::123456789012:user/ops/JDoe",
+            "operator:arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Ops_0a1b/jdoe",
+        ] {
+            let err = ensure_not_self(executor, &jdoe).unwrap_err();
+            assert_eq!(err.kind(), crate::error::ErrorKind::Forbidden, "{executor}");
+            assert!(err.to_string().contains("another operator must"), "{err}");
+        }
+        for executor in [
+            "operator:arn:aws:iam::123456789012:user/asmith",
+            "operator:arn:aws:sts::123456789012:assumed-role/jdoe/asmith",
+            "operator:arn:aws:iam::123456789012:root",
+        ] {
+            ensure_not_self(executor, &jdoe).unwrap();
+        }
+        assert_eq!(caller_name("operator:arn:aws:iam::1:root"), None);
+    }
+
     use super::*;
     use crate::error::ErrorKind;
     use crate::testing::{catalog, monday_at};

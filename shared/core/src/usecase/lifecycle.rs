@@ -403,7 +403,7 @@ async fn merge_extension(
             let mut extension = load(grants.store, extension_id).await?;
             let before = state_of(&grant);
             let already = grant.extensions().contains(extension_id);
-            let window = grant.merge_extension(&mut extension, now)?;
+            let window = grant.merge_extension(&mut extension, catalog, now)?;
             // The grant first: once it lists the extension, a retry completes the rest.
             if !already && !written(grants.store.update(&mut grant).await)? {
                 return Ok(Attempt::Lost);

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::identity::PrincipalId;
+use crate::ports::DirectoryError;
 use crate::revocation::case::{RevocationCase, Trigger, TriggerSource};
 use crate::revocation::plan::RevocationKind;
 use crate::revocation::ports::{IdentityDirectory, UserControls};
@@ -69,8 +70,8 @@ pub struct Skipped {
 /// Opens a suspension case for each inactive user Lapse manages (one per user per
 /// day). Passed over, with the reason: exempt users (the catalog's list), users
 /// already revoked or suspended by Lapse, users restored within the threshold (the
-/// credential report still shows their old activity), users IAM no longer has and
-/// users Lapse does not manage.
+/// credential report still shows their old activity), users IAM no longer has,
+/// users Lapse does not manage, and users Lapse may not read at all.
 pub async fn suspend_inactive(
     p: &(impl HasCases + HasTrail + HasControls + HasDirectory + Context),
     report_csv: &str,
@@ -102,9 +103,22 @@ pub async fn suspend_inactive(
             ));
             continue;
         }
-        if !p.directory().managed(&user).await? {
-            skipped.push(skip("not a user Lapse manages".into()));
-            continue;
+        match p.directory().managed(&user).await {
+            Ok(true) => {}
+            Ok(false) => {
+                skipped.push(skip("not a user Lapse manages".into()));
+                continue;
+            }
+            // Outside the managed path, Lapse's role may not even read the user's
+            // tags: not one Lapse manages, and no reason to stop the daily run.
+            Err(DirectoryError::Denied(_)) => {
+                skipped.push(skip(
+                    "Lapse may not read this user (outside its managed path): not one it manages"
+                        .into(),
+                ));
+                continue;
+            }
+            Err(other) => return Err(other.into()),
         }
         let case = RevocationCase::new(
             user.clone(),

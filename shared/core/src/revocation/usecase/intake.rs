@@ -132,7 +132,17 @@ pub async fn open(
         Ok(()) => case,
         // Opened before; its event is recorded again in case a crash lost it (the
         // key makes it once).
-        Err(StoreError::AlreadyExists(_)) => load(p, case.id()).await?,
+        Err(StoreError::AlreadyExists(_)) => {
+            let stored = load(p, case.id()).await?;
+            if !stored.same_ask(&case) {
+                return Err(RevocationError::CaseMismatch {
+                    case: stored.id().to_string(),
+                    event_id: case.trigger().event_id.clone(),
+                }
+                .into());
+            }
+            stored
+        }
         Err(other) => return Err(other.into()),
     };
     p.trail()

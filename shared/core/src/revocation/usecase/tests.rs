@@ -379,6 +379,62 @@ mod over_fakes {
     }
 
     #[test]
+    fn a_trigger_id_reused_for_someone_else_opens_their_own_case() {
+        let p = ports();
+        let first = person(&p, "jdoe");
+        let second = person(&p, "asmith");
+        let done = block_on(run(
+            &p,
+            termination(&p, &first, "evt-reused").id(),
+            monday_at(10),
+        ))
+        .unwrap();
+        assert_eq!(done.status(), CaseStatus::Verified);
+        let theirs = termination(&p, &second, "evt-reused");
+        assert_ne!(theirs.id(), done.id(), "not jdoe's verified case");
+        assert_eq!(theirs.status(), CaseStatus::Received);
+        let ran = block_on(run(&p, theirs.id(), monday_at(10))).unwrap();
+        assert_eq!(ran.status(), CaseStatus::Verified);
+        assert!(!p.directory.user(&second).unwrap().login_profile);
+
+        // A stored case under the same id but about someone else is a conflict,
+        // never taken for a retry.
+        let mut forged = serde_json::to_value(&done).unwrap();
+        forged["user"] = "mallory".into();
+        let forged: RevocationCase = serde_json::from_value(forged).unwrap();
+        let err = block_on(open(&p, forged, monday_at(11))).unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::InvalidState, "{err}");
+        assert!(
+            err.to_string().contains("for another person or kind"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_inactive_user_lapse_may_not_read_is_skipped_not_a_failed_run() {
+        let p = ports();
+        let idle = person(&p, "idle");
+        let outside = PrincipalId::new("outside").unwrap();
+        p.directory.refuse_reads_of(&outside);
+        let header = "user,arn,user_creation_time,password_enabled,password_last_used,access_key_1_last_used_date,access_key_2_last_used_date";
+        let row = |u: &str| {
+            format!(
+                "{u},arn:aws:iam::1:user/{u},2026-01-01T00:00:00+00:00,true,2026-06-01T00:00:00+00:00,N/A,N/A"
+            )
+        };
+        // The unreadable user comes first: it used to stop the run there.
+        let report = [header.to_owned(), row("outside"), row("idle")].join("\n");
+        let (cases, skipped) = block_on(suspend_inactive(&p, &report, monday_at(10))).unwrap();
+        assert_eq!(
+            cases.iter().map(|c| c.user().clone()).collect::<Vec<_>>(),
+            [idle]
+        );
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert_eq!(skipped[0].user, outside);
+        assert!(skipped[0].reason.contains("may not read"), "{skipped:?}");
+    }
+
+    #[test]
     fn a_residue_fails_verification_and_is_audited() {
         let p = ports();
         let user = person(&p, "ana");
