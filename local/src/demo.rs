@@ -36,7 +36,7 @@ const WAIT: Duration = Duration::from_secs(60);
 /// The demo's cast: id, groups, employment.
 const PEOPLE: &[(&str, &[&str], &str)] = &[
     ("dana", &["on-call"], "employee"),
-    ("carl", &[], "contractor"),
+    ("carl", &["on-call"], "contractor"),
     ("erin", &["on-call"], "employee"),
     ("olga", &["platform-owners", "on-call"], "employee"),
     ("mia", &["managers"], "employee"),
@@ -529,6 +529,15 @@ async fn termination(demo: &Demo, audit: &Audit) -> Result<()> {
 /// left unanswered, escalated, and found unjustified. Returns the first's id.
 async fn break_glass(demo: &Demo) -> Result<String> {
     heading("8. Break-glass: access now, answers afterwards");
+    // Opt-in per resource, for employees in its eligible groups only.
+    match demo
+        .client("carl")?
+        .break_glass("prod-db-admin", Some("1h"), "INC-2291: I can fix it", None)
+        .await
+    {
+        Ok(_) => bail!("a contractor broke glass"),
+        Err(err) => println!("   carl (a contractor, on call) breaks glass: {err}"),
+    }
     let olga = demo.client("olga")?;
     match olga
         .break_glass(

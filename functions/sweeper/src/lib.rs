@@ -1,7 +1,9 @@
 //! # sweeper
 //!
 //! Runs on a schedule (EventBridge, every five minutes). Expires pending requests
-//! past their deadline, restarts workflows that approved requests never got, revokes
+//! past their deadline, restarts workflows that approved requests never got (a
+//! break-glass one's declaration finished first: security told, its timeline
+//! started, its event recorded), revokes
 //! and verifies grants past their end that a failed or cancelled execution left
 //! behind, and re-verifies revocations left unverified.
 
@@ -18,11 +20,17 @@ use lapse_lambda::config::Env;
 use lapse_lambda::metrics;
 use lapse_lambda::wiring::{self, InitError, Lifecycle, Topic};
 
+/// The break-glass justification timeline's state machine.
+pub const BREAK_GLASS_STATE_MACHINE: &str = "LAPSE_BREAK_GLASS_STATE_MACHINE_ARN";
+
 #[derive(Debug)]
 pub struct Deps<W> {
     pub lifecycle: Lifecycle,
     pub notifier: SnsNotifier,
     pub workflows: W,
+    /// Starts a break-glass justification timeline that a cut-short declaration
+    /// never started (idempotent by name).
+    pub timelines: W,
     /// The revocations table, only to count open cases (the in-progress gauge).
     pub revocations: DynamoDbRevocations,
 }
@@ -31,8 +39,16 @@ impl Deps<SfnWorkflowStarter> {
     pub async fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
         Ok(Self {
             lifecycle: Lifecycle::from_env(env, sdk).await?,
-            notifier: wiring::notifier(env, sdk, &[Topic::Users, Topic::Approvers])?,
+            notifier: wiring::notifier(
+                env,
+                sdk,
+                &[Topic::Users, Topic::Approvers, Topic::Security],
+            )?,
             workflows: wiring::workflows(env, sdk)?,
+            timelines: SfnWorkflowStarter::new(
+                lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::sfn),
+                env.required(BREAK_GLASS_STATE_MACHINE)?,
+            ),
             revocations: wiring::controls(env, sdk)?,
         })
     }
@@ -82,6 +98,7 @@ pub async fn handler<W: WorkflowStarter>(
         &lifecycle.directory,
         &lifecycle.auditing.trail(),
         &outbox,
+        &deps.timelines,
         lifecycle
             .auditing
             .catalog

@@ -169,6 +169,7 @@ impl Functions {
                 lifecycle: sweeper.lifecycle,
                 notifier: sweeper.notifier,
                 workflows: workflows.for_caller(sweeper.workflows),
+                timelines: break_glass.for_caller(sweeper.timelines),
                 revocations: sweeper.revocations,
             },
             operator: operator::Deps {

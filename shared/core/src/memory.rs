@@ -318,20 +318,34 @@ impl AccessInspector for MemoryDirectory {
     }
 }
 
-/// Collects notices.
+/// Collects notices; `fail_next` makes the next `send` fail (SNS down).
 #[derive(Debug, Default)]
 pub struct MemoryNotifier {
     sent: Mutex<Vec<Notice>>,
+    fail_next: std::sync::atomic::AtomicBool,
 }
 
 impl MemoryNotifier {
     pub fn sent(&self) -> Vec<Notice> {
         lock(&self.sent).clone()
     }
+    pub fn fail_next(&self) {
+        self.fail_next
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Notifier for MemoryNotifier {
     async fn send(&self, notice: &Notice) -> Result<(), NotifyError> {
+        if self
+            .fail_next
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(NotifyError {
+                subject: notice.subject.clone(),
+                source: "the notification service is unavailable".into(),
+            });
+        }
         lock(&self.sent).push(notice.clone());
         Ok(())
     }

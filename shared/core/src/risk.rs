@@ -47,6 +47,17 @@ pub enum RiskLevel {
     High,
 }
 
+impl RiskLevel {
+    /// The level in words.
+    pub fn label(self) -> &'static str {
+        match self {
+            RiskLevel::Low => "low",
+            RiskLevel::Medium => "medium",
+            RiskLevel::High => "high",
+        }
+    }
+}
+
 /// A score with its explanation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RiskAssessment {

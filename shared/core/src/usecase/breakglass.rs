@@ -32,10 +32,13 @@ pub fn timeline_input(request: &AccessRequest) -> Option<(String, Value)> {
     ))
 }
 
-/// Break-glass access: persisted approved, audited as break-glass, granted through
-/// the grant workflow at once, security told at once (and again, separately, when
-/// this person's uses reach [`FREQUENT_USE_COUNT`] within
-/// [`FREQUENT_USE_WINDOW_DAYS`] days), and the justification timeline started.
+/// Break-glass access: persisted approved, security told and the justification
+/// timeline started, audited as break-glass, and only then granted through the
+/// grant workflow; the requester is told what they owe, and security is told
+/// again, separately, when this person's uses reach [`FREQUENT_USE_COUNT`] within
+/// [`FREQUENT_USE_WINDOW_DAYS`] days. If the notice or the timeline fails, the call
+/// fails before anything is granted; the sweeper finishes the declaration
+/// ([`announce_declared`]) before it starts the grant of a request left approved.
 /// The caller has checked that the requester's access is not revoked.
 #[allow(clippy::too_many_arguments)]
 pub async fn declare(
@@ -51,46 +54,11 @@ pub async fn declare(
     let context = requester_context(store, requester, &input.resource, now).await?;
     let mut request = AccessRequest::break_glass(input, requester, context, catalog, now)?;
     store.create(&mut request).await?;
-    let mut draft = request_event(
-        &request,
-        "request.submitted",
-        requester.id().as_str(),
-        "breakglass.declared",
-        request.justification(),
-        Value::Null,
-    );
-    draft.after = json!({
-        "state": draft.after,
-        "resource": request.resource(),
-        "duration": request.duration(),
-        "risk": request.risk(),
-        "routing": request.routing(),
-    });
-    trail.record(draft).await?;
+    announce_declared(trail, outbox.notifier, timelines, &request).await?;
     start_workflow(&request, trail, outbox).await?;
     let state = request
         .break_glass_state()
         .ok_or(RequestError::NotBreakGlass)?;
-    outbox
-        .notify(Notice {
-            audience: Audience::Security,
-            subject: format!(
-                "Break-glass: {} took {} for {}",
-                request.requester(),
-                request.resource(),
-                request.duration()
-            ),
-            body: format!(
-                "Reason: {}. Risk {} ({:?}). Justification due {}; reviewers: {}.",
-                request.justification(),
-                request.risk().score,
-                request.risk().level,
-                state.due().to_rfc3339(),
-                state.review_groups().join(", ")
-            ),
-            request_id: Some(request.id().clone()),
-        })
-        .await;
     outbox
         .notify(Notice {
             audience: Audience::Person {
@@ -110,10 +78,73 @@ pub async fn declare(
         })
         .await;
     alert_frequent_use(store, trail, outbox, &request, now).await?;
-    if let Some((name, input)) = timeline_input(&request) {
+    Ok(request)
+}
+
+/// What must happen before a break-glass grant, in this order: security is told
+/// (a failure fails the call), the justification timeline is started (idempotent
+/// by name), then the `breakglass.declared` event is recorded. The event is the
+/// mark that the rest was done: a request whose chain lacks it (a crash after the
+/// request was stored) is announced again, so security may hear of one use twice,
+/// never not at all. Returns whether it announced anything.
+pub async fn announce_declared(
+    trail: &AuditTrail<'_, impl AuditLog>,
+    notifier: &impl Notifier,
+    timelines: &impl WorkflowStarter,
+    request: &AccessRequest,
+) -> Result<bool, Error> {
+    let state = request
+        .break_glass_state()
+        .ok_or(RequestError::NotBreakGlass)?;
+    let declared = trail
+        .log
+        .chain(&super::request_chain(request.id()))
+        .await?
+        .iter()
+        .any(|e| e.action == "breakglass.declared");
+    if declared {
+        return Ok(false);
+    }
+    notifier
+        .send(&Notice {
+            audience: Audience::Security,
+            subject: format!(
+                "Break-glass: {} took {} for {}",
+                request.requester(),
+                request.resource(),
+                request.duration()
+            ),
+            body: format!(
+                "Reason: {}. Risk {} ({}). Justification due {}; reviewers: {}.",
+                request.justification(),
+                request.risk().score,
+                request.risk().level.label(),
+                state.due().to_rfc3339(),
+                state.review_groups().join(", ")
+            ),
+            request_id: Some(request.id().clone()),
+        })
+        .await?;
+    if let Some((name, input)) = timeline_input(request) {
         timelines.start(&name, &input).await?;
     }
-    Ok(request)
+    let mut draft = request_event(
+        request,
+        "request.submitted",
+        request.requester().as_str(),
+        "breakglass.declared",
+        request.justification(),
+        Value::Null,
+    );
+    draft.after = json!({
+        "state": draft.after,
+        "resource": request.resource(),
+        "duration": request.duration(),
+        "risk": request.risk(),
+        "routing": request.routing(),
+    });
+    trail.record(draft).await?;
+    Ok(true)
 }
 
 /// Security is alerted when this use brings the person's break-glass uses within

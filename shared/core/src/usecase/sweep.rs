@@ -62,11 +62,13 @@ pub const SWEEP_LAG_COVERED: TimeDelta = TimeDelta::days(7);
 
 /// One pass over every request that needs attention. `pending_timeout` is the
 /// catalog's: the longest a request stays pending.
+#[allow(clippy::too_many_arguments)]
 pub async fn sweep(
     grants: &Grants<'_, impl RequestStore + RequestQueries, impl LedgerStore>,
     directory: &(impl AccessProvisioner + AccessInspector),
     trail: &AuditTrail<'_, impl AuditLog>,
     outbox: &Outbox<'_, impl Notifier, impl WorkflowStarter>,
+    timelines: &impl WorkflowStarter,
     pending_timeout: TimeDelta,
     now: DateTime<Utc>,
 ) -> Result<SweepReport, Error> {
@@ -124,7 +126,16 @@ pub async fn sweep(
             continue;
         }
         let id = request.id().clone();
-        match super::intake::start_workflow(&request, trail, outbox).await {
+        let restart = async {
+            // A break-glass declaration cut short (security not told, no timeline,
+            // no declared event) is finished before its grant is started.
+            if request.break_glass_state().is_some() {
+                super::breakglass::announce_declared(trail, outbox.notifier, timelines, &request)
+                    .await?;
+            }
+            super::intake::start_workflow(&request, trail, outbox).await
+        };
+        match restart.await {
             Ok(_) => report.restarted.push(id),
             Err(err) => report.failures.push((id, err.to_string())),
         }

@@ -170,6 +170,7 @@ impl World {
             &self.iam,
             trail,
             &self.outbox(),
+            &MemoryWorkflows::default(),
             self.pending_timeout(),
             at,
         ))
@@ -1545,6 +1546,82 @@ mod break_glass {
             .unwrap();
             assert!(stored.is_empty(), "nothing was stored for {who}");
         }
+    }
+
+    #[test]
+    fn security_hears_and_the_timeline_starts_before_the_grant_even_after_a_crash() {
+        let g = Glass::new();
+        let rita = person("rita", &["on-call"]);
+        // SNS is down when rita breaks glass: the call fails before any grant.
+        g.w.notifier.fail_next();
+        let err = g.declare(&rita, "1h", monday_at(10)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Transient, "{err}");
+        assert!(g.w.workflows.started().is_empty(), "nothing granted");
+        assert!(g.timelines.started().is_empty());
+        let stored = block_on(crate::ports::RequestQueries::by_requester(
+            &g.w.store,
+            rita.id(),
+        ))
+        .unwrap();
+        assert_eq!(stored.len(), 1, "the request was stored before the notice");
+        let id = stored[0].id().clone();
+        assert!(
+            !g.w.verify_audit(&id)
+                .contains(&"breakglass.declared".to_owned()),
+            "not declared yet"
+        );
+
+        // The sweeper finds it approved: security is told, the timeline started and
+        // the declaration recorded before the grant workflow starts.
+        let later = monday_at(10) + TimeDelta::minutes(6);
+        let report = block_on(sweep(
+            &g.w.grants(),
+            &g.w.iam,
+            &g.w.trail(),
+            &g.w.outbox(),
+            &g.timelines,
+            g.w.pending_timeout(),
+            later,
+        ))
+        .unwrap();
+        assert_eq!(report.restarted, std::slice::from_ref(&id), "{report:?}");
+        assert!(g.timelines.started().contains_key(id.as_str()));
+        assert!(g.w.workflows.started().contains_key(id.as_str()));
+        let told: Vec<_> =
+            g.w.notifier
+                .sent()
+                .into_iter()
+                .filter(|n| n.audience == Audience::Security)
+                .collect();
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert!(
+            told[0]
+                .subject
+                .starts_with("Break-glass: rita took prod-db-admin")
+        );
+        assert!(
+            g.w.verify_audit(&id)
+                .contains(&"breakglass.declared".to_owned())
+        );
+        // A second sweep does not tell security again.
+        block_on(sweep(
+            &g.w.grants(),
+            &g.w.iam,
+            &g.w.trail(),
+            &g.w.outbox(),
+            &g.timelines,
+            g.w.pending_timeout(),
+            later + TimeDelta::minutes(6),
+        ))
+        .unwrap();
+        assert_eq!(
+            g.w.notifier
+                .sent()
+                .into_iter()
+                .filter(|n| n.audience == Audience::Security)
+                .count(),
+            1
+        );
     }
 
     #[test]
