@@ -58,6 +58,9 @@ pub fn detail(request: &Value) -> String {
             s(&approval["at"])
         ));
     }
+    if let Some(waiting) = still_needed(request) {
+        out.push(format!("waiting   {waiting}"));
+    }
     if let Some(denial) = request["denial"].as_object() {
         out.push(format!(
             "denied    by {}: {}",
@@ -116,4 +119,61 @@ pub fn detail(request: &Value) -> String {
         ));
     }
     out.join("\n")
+}
+
+/// For a pending request, who still has to approve: one person from each group
+/// the route names that no approval has filled yet (a dual route may name a group
+/// twice).
+fn still_needed(request: &Value) -> Option<String> {
+    if request["status"] != "pending" {
+        return None;
+    }
+    let route = &request["routing"]["route"];
+    let mut needed: Vec<&str> = match route["kind"].as_str() {
+        Some("dual") => route["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect(),
+        Some("owner") => route["group"].as_str().into_iter().collect(),
+        _ => Vec::new(),
+    };
+    for approval in request["approvals"].as_array().into_iter().flatten() {
+        if let Some(at) = needed.iter().position(|g| approval["group"] == *g) {
+            needed.remove(at);
+        }
+    }
+    (!needed.is_empty()).then(|| {
+        format!(
+            "for an approval from {} (one person each, never the requester)",
+            needed.join(" and ")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pending_dual_approval_says_who_approved_and_who_is_still_needed() {
+        let request = serde_json::json!({
+            "id": "req-1", "status": "pending", "requester": "rita",
+            "resource": "prod-db-admin", "duration": "1h", "justification": "INC-1",
+            "risk": {"score": 70, "level": "high", "factors": []},
+            "routing": {"reason": "high risk", "route": {"kind": "dual", "groups": ["managers", "security"]}},
+            "approvals": [{"approver": "vic", "group": "managers", "at": "2026-12-07T10:00:00Z"}],
+        });
+        let text = detail(&request);
+        assert!(text.contains("approved  by vic (managers)"), "{text}");
+        assert!(
+            text.contains("waiting   for an approval from security (one person each"),
+            "{text}"
+        );
+        assert!(!text.contains("from managers"), "{text}");
+        let mut decided = request.clone();
+        decided["status"] = "approved".into();
+        assert!(!detail(&decided).contains("waiting"));
+    }
 }

@@ -266,8 +266,9 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
     assert!(ok, "{text}");
     assert!(
         text.contains("nothing applied")
-            && text.contains("DeleteLoginProfile")
-            && text.contains("RemoveFromGroup"),
+            && text.contains("would delete the console login profile")
+            && text.contains("would remove from group ")
+            && !text.contains(" { "),
         "{text}"
     );
     assert!(

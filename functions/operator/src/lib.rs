@@ -149,7 +149,7 @@ async fn route<W: WorkflowStarter, P: RevocationPorts>(
                     "user": case.user(),
                     "effective_at": case.effective_at(),
                     "plan": plan,
-                    "summary": plan.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>(),
+                    "summary": plan.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 }),
             ))
         }

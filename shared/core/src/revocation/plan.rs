@@ -241,6 +241,37 @@ impl Action {
     }
 }
 
+impl std::fmt::Display for Action {
+    /// The action in words, as a person reads it in a plan or a report.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::DeleteLoginProfile => write!(f, "delete the console login profile"),
+            Action::DeactivateAccessKey { id } => write!(f, "deactivate access key {id}"),
+            Action::DeactivateSshKey { id } => write!(f, "deactivate SSH key {id}"),
+            Action::DeactivateServiceCredential { id } => {
+                write!(f, "deactivate service-specific credential {id}")
+            }
+            Action::DeactivateSigningCertificate { id } => {
+                write!(f, "deactivate signing certificate {id}")
+            }
+            Action::DeactivateMfaDevice { serial } => write!(f, "deactivate MFA device {serial}"),
+            Action::DenyRoleSessions { role } => {
+                write!(f, "deny the user's sessions of role {role}")
+            }
+            Action::RemoveFromGroup { group } => write!(f, "remove from group {group}"),
+            Action::DeleteInlinePolicy { name } => write!(f, "delete inline policy {name}"),
+            Action::DetachPolicy { arn } => write!(f, "detach managed policy {arn}"),
+            Action::DenyOlderSessions { issued_before } => write!(
+                f,
+                "deny sessions issued before {}",
+                issued_before.to_rfc3339_opts(SecondsFormat::Secs, true)
+            ),
+            Action::EndGrant { request_id } => write!(f, "end JIT grant {request_id}"),
+            Action::CancelRequest { request_id } => write!(f, "cancel open request {request_id}"),
+        }
+    }
+}
+
 /// The inline deny that cuts off older sessions.
 pub fn session_deny_document(issued_before: DateTime<Utc>) -> Value {
     json!({
@@ -596,7 +627,7 @@ pub fn residue(
             left.extend(
                 specific_actions(after, permissions)
                     .into_iter()
-                    .map(|a| format!("{a:?}")),
+                    .map(|a| format!("not done: {a}")),
             );
         }
         RevocationKind::Partial { .. } => {

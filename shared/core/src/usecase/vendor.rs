@@ -217,7 +217,7 @@ pub async fn deactivate(
             other => other,
         };
         directory.apply(user, &action).await?;
-        removed.push(format!("{action:?}"));
+        removed.push(action.to_string());
     }
     drop.withdraw(&secret_name(user)).await?;
     let after = directory.identity(user, now).await?;

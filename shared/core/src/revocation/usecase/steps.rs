@@ -473,11 +473,20 @@ pub async fn verify_case(
         ),
     )
     .await;
-    let after = after?;
+    let mut after = after?;
     for grant in verified {
         grant?;
     }
-    let left = residue_of(p, &case, &after).await?;
+    let mut left = residue_of(p, &case, &after).await?;
+    if !left.is_empty() && case.kind().closes_doors() {
+        // A credential made between the snapshot and the credentials lane (or
+        // re-enabled meanwhile) was planned by nobody: close it, with a new session
+        // cutoff after it, once, then read IAM again.
+        if let Some(again) = close_late_credentials(p, &mut case, &after, now).await? {
+            after = again;
+            left = residue_of(p, &case, &after).await?;
+        }
+    }
     let before = json!({ "status": case.status() });
     if !left.is_empty() {
         case.fail(after.clone(), left.clone())?;
@@ -547,6 +556,63 @@ pub async fn verify_case(
         ))
         .await?;
     Ok(case)
+}
+
+/// One more pass of the credentials lane, from what IAM holds now, for a closing
+/// case whose verification found a door open that the snapshot did not show. The
+/// actions are recorded on the case and audited; returns IAM read again, or `None`
+/// when there was nothing to close.
+async fn close_late_credentials(
+    p: &impl RevocationPorts,
+    case: &mut RevocationCase,
+    current: &IdentitySnapshot,
+    now: DateTime<Utc>,
+) -> Result<Option<IdentitySnapshot>, Error> {
+    let late: Vec<Action> = plan_from(p, case, current)
+        .await?
+        .into_iter()
+        .filter(|a| a.lane() == Lane::Credentials && !matches!(a, Action::DenyOlderSessions { .. }))
+        .collect();
+    if late.is_empty() {
+        return Ok(None);
+    }
+    let mut applied = Vec::new();
+    for action in late {
+        let outcome = match p.directory().apply(case.user(), &action).await? {
+            Removal::Removed => Outcome::Done,
+            Removal::AlreadyAbsent => Outcome::AlreadyDone,
+        };
+        applied.push(Applied {
+            lane: Lane::Credentials,
+            action,
+            outcome,
+        });
+    }
+    // Sessions the late credential opened are cut off too.
+    let cutoff = Action::DenyOlderSessions {
+        issued_before: whole_second_after(p.clock().now()),
+    };
+    p.directory().apply(case.user(), &cutoff).await?;
+    applied.push(Applied {
+        lane: Lane::Credentials,
+        action: cutoff,
+        outcome: Outcome::Done,
+    });
+    let summary: Vec<String> = applied.iter().map(|a| a.action.to_string()).collect();
+    case.record(applied)?;
+    save(p, case, now).await?;
+    p.trail()
+        .record(case_event(
+            case,
+            &format!("late_credentials@{}", now.to_rfc3339()),
+            "revocation.late_credentials_closed",
+            format!("found at verification and closed: {}", summary.join("; ")),
+            Value::Null,
+            json!({ "actions": summary }),
+            now,
+        ))
+        .await?;
+    Ok(Some(identity(p, case.user(), now).await?))
 }
 
 /// What IAM holds of what `case` removes, read from `after` beside the grants and

@@ -435,6 +435,47 @@ mod over_fakes {
     }
 
     #[test]
+    fn a_key_made_between_the_snapshot_and_the_lane_is_closed_before_the_verdict() {
+        let p = ports();
+        let user = person(&p, "lateky");
+        let case = termination(&p, &user, "evt-late-key");
+        let now = monday_at(10);
+        block_on(snapshot(&p, case.id(), now)).unwrap();
+        // A key made after the snapshot: the lanes plan from the snapshot.
+        let mut s = p.directory.user(&user).unwrap();
+        s.access_keys.push(credential("AKIALATE"));
+        p.directory.put_user(s);
+        let mut applied = Vec::new();
+        for lane in [Lane::Credentials, Lane::Permissions, Lane::Grants] {
+            applied.extend(block_on(apply_lane(&p, case.id(), lane, now)).unwrap());
+        }
+        block_on(record(&p, case.id(), applied, now)).unwrap();
+        let done = block_on(verify_case(&p, case.id(), now)).unwrap();
+        assert_eq!(done.status(), CaseStatus::Verified, "{:?}", done.residue());
+        let key = p
+            .directory
+            .user(&user)
+            .unwrap()
+            .access_keys
+            .into_iter()
+            .find(|k| k.id == "AKIALATE")
+            .unwrap();
+        assert!(!key.active, "the late key is deactivated");
+        assert!(
+            done.applied()
+                .iter()
+                .any(|a| a.action.to_string() == "deactivate access key AKIALATE"),
+            "{:?}",
+            done.applied()
+        );
+        assert!(
+            actions(&p, &user).contains(&"revocation.late_credentials_closed".to_owned()),
+            "{:?}",
+            actions(&p, &user)
+        );
+    }
+
+    #[test]
     fn a_residue_fails_verification_and_is_audited() {
         let p = ports();
         let user = person(&p, "ana");
