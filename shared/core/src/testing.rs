@@ -15,6 +15,24 @@ pub fn catalog() -> Catalog {
     Catalog::parse(CATALOG_YAML, "infra/policy/catalog.yaml").expect("shipped catalog is valid")
 }
 
+/// The shipped catalog with `billing-reports-read` granting `sts:AssumeRole` on
+/// `role_arn` (declared as escalating).
+pub fn catalog_assuming_role(role_arn: &str) -> Catalog {
+    let old = "          actions:\n            - s3:GetObject\n            - s3:ListBucket\n          resources:\n            - arn:aws:s3:::lapse-billing-reports\n            - arn:aws:s3:::lapse-billing-reports/*";
+    let text = CATALOG_YAML
+        .replacen(
+            old,
+            &format!("          actions:\n            - sts:AssumeRole\n          resources:\n            - {role_arn}"),
+            1,
+        )
+        .replacen(
+            "    max_duration: 8h\n    grant:",
+            "    max_duration: 8h\n    allows_escalation:\n      reason: reporting runs as its own role\n    grant:",
+            1,
+        );
+    Catalog::parse(&text, "catalog-assuming-role.yaml").expect("fixture catalog is valid")
+}
+
 /// Monday 2026-11-23 at `hour`:00 UTC.
 pub fn monday_at(hour: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, hour, 0, 0)

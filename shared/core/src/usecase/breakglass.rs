@@ -128,22 +128,7 @@ pub async fn announce_declared(
     if let Some((name, input)) = timeline_input(request) {
         timelines.start(&name, &input).await?;
     }
-    let mut draft = request_event(
-        request,
-        "request.submitted",
-        request.requester().as_str(),
-        "breakglass.declared",
-        request.justification(),
-        Value::Null,
-    );
-    draft.after = json!({
-        "state": draft.after,
-        "resource": request.resource(),
-        "duration": request.duration(),
-        "risk": request.risk(),
-        "routing": request.routing(),
-    });
-    trail.record(draft).await?;
+    super::intake::record_submission(request, trail).await?;
     Ok(true)
 }
 

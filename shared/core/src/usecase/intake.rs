@@ -78,7 +78,7 @@ pub async fn submit(
     let context = requester_context(store, requester, &input.resource, now).await?;
     let mut request = AccessRequest::submit(input, requester, context, catalog, now)?;
     store.create(&mut request).await?;
-    record_submission(&request, trail, requester).await?;
+    record_submission(&request, trail).await?;
     announce(&request, trail, outbox).await
 }
 
@@ -112,24 +112,29 @@ pub async fn extend(
         now,
     )?;
     store.create(&mut extension).await?;
-    record_submission(&extension, trail, requester).await?;
+    record_submission(&extension, trail).await?;
     announce(&extension, trail, outbox).await
 }
 
+/// The request's first event, in its requester's name: a break-glass
+/// declaration, an extension's or an ordinary submission, with what was asked
+/// and how it was scored and routed.
 pub(crate) async fn record_submission(
     request: &AccessRequest,
     trail: &AuditTrail<'_, impl AuditLog>,
-    requester: &Principal,
 ) -> Result<(), Error> {
+    let action = if request.break_glass_state().is_some() {
+        "breakglass.declared"
+    } else if request.extends().is_some() {
+        "extension.submitted"
+    } else {
+        "request.submitted"
+    };
     let mut draft = request_event(
         request,
         "request.submitted",
-        requester.id().as_str(),
-        if request.extends().is_some() {
-            "extension.submitted"
-        } else {
-            "request.submitted"
-        },
+        request.requester().as_str(),
+        action,
         request.justification(),
         Value::Null,
     );

@@ -288,6 +288,33 @@ fn session_cutoff(request: &AccessRequest, now: DateTime<Utc>) -> DateTime<Utc> 
     crate::revocation::usecase::whole_second_after(request.revoked_at().unwrap_or(now))
 }
 
+/// Each role the grant could assume that IAM has, with the cutoff of the deny of
+/// the holder's ended-grant sessions it carries, if it carries exactly that deny
+/// (judged by content: anything else under the name counts as none).
+async fn grant_role_denies(
+    iam: &impl AccessInspector,
+    request: &AccessRequest,
+) -> Result<Vec<(String, Option<DateTime<Utc>>)>, Error> {
+    let user = request.grantee();
+    let policy = role_grant_deny_policy(user);
+    let mut roles = Vec::new();
+    for name in request
+        .assumable_roles()
+        .iter()
+        .filter_map(|a| role_name(a))
+    {
+        if iam.role_managed(name).await?.is_none() {
+            continue; // No role, no session.
+        }
+        let denied_until = iam
+            .role_policy(name, &policy)
+            .await?
+            .and_then(|doc| role_grant_deny_cutoff(&doc, user));
+        roles.push((name.to_owned(), denied_until));
+    }
+    Ok(roles)
+}
+
 /// Denies, on each role the grant could assume, the holder's sessions issued
 /// before the grant's revocation (raising an earlier grant's cutoff, never
 /// lowering a later one). Returns the roles whose deny was written.
@@ -298,26 +325,18 @@ async fn deny_ended_sessions(
 ) -> Result<Vec<String>, Error> {
     let user = request.grantee();
     let cutoff = session_cutoff(request, now);
-    let policy = role_grant_deny_policy(user);
     let mut denied = Vec::new();
-    for name in request
-        .assumable_roles()
-        .iter()
-        .filter_map(|a| role_name(a))
-    {
-        if iam.role_managed(name).await?.is_none() {
-            continue; // No role, no session.
-        }
-        let current = iam
-            .role_policy(name, &policy)
-            .await?
-            .and_then(|doc| role_grant_deny_cutoff(&doc, user));
-        if current.is_some_and(|at| at >= cutoff) {
+    for (name, denied_until) in grant_role_denies(iam, request).await? {
+        if denied_until.is_some_and(|at| at >= cutoff) {
             continue;
         }
-        iam.put_role_policy(name, &policy, &role_grant_deny_document(user, cutoff))
-            .await?;
-        denied.push(name.to_owned());
+        iam.put_role_policy(
+            &name,
+            &role_grant_deny_policy(user),
+            &role_grant_deny_document(user, cutoff),
+        )
+        .await?;
+        denied.push(name);
     }
     Ok(denied)
 }
@@ -330,29 +349,19 @@ async fn undenied_sessions(
     request: &AccessRequest,
     now: DateTime<Utc>,
 ) -> Result<Vec<String>, Error> {
-    let user = request.grantee();
     let cutoff = session_cutoff(request, now);
-    let mut left = Vec::new();
-    for name in request
-        .assumable_roles()
-        .iter()
-        .filter_map(|a| role_name(a))
-    {
-        if iam.role_managed(name).await?.is_none() {
-            continue;
-        }
-        let denied_until = iam
-            .role_policy(name, &role_grant_deny_policy(user))
-            .await?
-            .and_then(|doc| role_grant_deny_cutoff(&doc, user));
-        if denied_until.is_none_or(|at| at < cutoff) {
-            left.push(format!(
-                "sessions of role {name} opened by {user} before {} are not denied",
+    Ok(grant_role_denies(iam, request)
+        .await?
+        .into_iter()
+        .filter(|(_, denied_until)| denied_until.is_none_or(|at| at < cutoff))
+        .map(|(name, _)| {
+            format!(
+                "sessions of role {name} opened by {} before {} are not denied",
+                request.grantee(),
                 cutoff.to_rfc3339()
-            ));
-        }
-    }
-    Ok(left)
+            )
+        })
+        .collect())
 }
 
 /// Refuses to grant to someone whose access Lapse has revoked; an approved request

@@ -2292,20 +2292,8 @@ mod assume_role {
     const ROLE: &str = "arn:aws:iam::123456789012:role/team/reporting";
 
     fn world() -> World {
-        let old = "          actions:\n            - s3:GetObject\n            - s3:ListBucket\n          resources:\n            - arn:aws:s3:::lapse-billing-reports\n            - arn:aws:s3:::lapse-billing-reports/*";
-        let text = crate::testing::CATALOG_YAML
-            .replacen(
-                old,
-                &format!("          actions:\n            - sts:AssumeRole\n          resources:\n            - {ROLE}"),
-                1,
-            )
-            .replacen(
-                "    max_duration: 8h\n    grant:",
-                "    max_duration: 8h\n    allows_escalation:\n      reason: reporting runs as its own role\n    grant:",
-                1,
-            );
         let mut w = World::new();
-        w.catalog = Catalog::parse(&text, "t.yaml").unwrap();
+        w.catalog = crate::testing::catalog_assuming_role(ROLE);
         w
     }
 

@@ -41,7 +41,7 @@ pub async fn sponsor(
     let context = requester_context(store, sponsor, &input.resource, now).await?;
     let mut request = AccessRequest::vendor(input, vendor, sponsor, context, catalog, now)?;
     store.create(&mut request).await?;
-    record_submission(&request, trail, sponsor).await?;
+    record_submission(&request, trail).await?;
     announce(&request, trail, outbox).await
 }
 

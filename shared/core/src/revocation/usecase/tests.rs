@@ -289,19 +289,7 @@ mod over_fakes {
         use crate::ports::RequestStore;
         use crate::request::{AccessRequest, NewRequest, Verdict};
         let role = "arn:aws:iam::123456789012:role/reporting";
-        let old = "          actions:\n            - s3:GetObject\n            - s3:ListBucket\n          resources:\n            - arn:aws:s3:::lapse-billing-reports\n            - arn:aws:s3:::lapse-billing-reports/*";
-        let text = crate::testing::CATALOG_YAML
-            .replacen(
-                old,
-                &format!("          actions:\n            - sts:AssumeRole\n          resources:\n            - {role}"),
-                1,
-            )
-            .replacen(
-                "    max_duration: 8h\n    grant:",
-                "    max_duration: 8h\n    allows_escalation:\n      reason: reporting runs as its own role\n    grant:",
-                1,
-            );
-        let catalog = crate::policy::Catalog::parse(&text, "t.yaml").unwrap();
+        let catalog = crate::testing::catalog_assuming_role(role);
         let p = MemoryRevocations::new(
             catalog.clone(),
             AuditSigner::from_seed_hex("k", &"45".repeat(32)).unwrap(),
