@@ -1265,3 +1265,72 @@ async fn an_operator_cannot_revoke_hold_or_restore_themselves() {
     assert!(w.r.table.cases_of(&me).await.unwrap().is_empty());
     assert_eq!(w.r.table.controls(&me).await.unwrap().override_reason, None);
 }
+
+/// IAM user names have no case: a person revoked as `casey` is refused as `Casey`
+/// (a token or an HR event may spell the name otherwise), and controls written
+/// before names were folded (under `user#Casey`) still count, and move on their
+/// next change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_person_is_refused_however_their_name_is_spelled() {
+    use lapse_core::revocation::ports::{CaseStore, UserControls};
+    let w = world().await;
+    let lower = person(&w, "casey").await;
+    let upper = PrincipalId::new(lower.as_str().to_ascii_uppercase()).unwrap();
+    let case = operator_case(&w, &lower, RevocationKind::Suspend).await;
+    snapshot(&w.r, case.id(), Utc::now()).await.unwrap();
+    let token =
+        w.s.stack
+            .token(upper.as_str(), &["on-call"], "employee")
+            .unwrap();
+    let as_upper = lapse_cli::client::ApiClient::new(&w.s.stack.url, token);
+    let err = as_upper
+        .request("billing-reports-read", Some("30m"), "again", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(403), "{err}");
+    assert!(err.to_string().contains("access has been revoked"), "{err}");
+    assert_eq!(
+        w.r.table.cases_of(&upper).await.unwrap().len(),
+        1,
+        "the case is found under either spelling"
+    );
+
+    // Controls from before names were folded.
+    let legacy = PrincipalId::new(w.s.user("Legacy")).unwrap();
+    let dynamo = aws_sdk_dynamodb::Client::new(&w.s.stack.sdk);
+    let controls = lapse_core::revocation::ports::Controls {
+        revoked_by: Some(case.id().to_string()),
+        version: 3,
+        ..Default::default()
+    };
+    dynamo
+        .put_item()
+        .table_name(&w.s.stack.config.revocations_table)
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("user#{legacy}")),
+        )
+        .item(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("controls".into()),
+        )
+        .item(
+            "version",
+            aws_sdk_dynamodb::types::AttributeValue::N("3".into()),
+        )
+        .item(
+            "doc",
+            aws_sdk_dynamodb::types::AttributeValue::S(serde_json::to_string(&controls).unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut read = w.r.table.controls(&legacy).await.unwrap();
+    assert_eq!(read.revoked_by, controls.revoked_by, "legacy item read");
+    read.legal_hold = true;
+    w.r.table.set(&legacy, &mut read).await.unwrap();
+    let folded = PrincipalId::new(legacy.folded()).unwrap();
+    let moved = w.r.table.controls(&folded).await.unwrap();
+    assert!(moved.legal_hold && moved.revoked_by.is_some(), "{moved:?}");
+    assert_eq!(moved.version, 4);
+}

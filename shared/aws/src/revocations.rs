@@ -3,7 +3,7 @@
 //! | pk                | sk                      | what                                   |
 //! |-------------------|-------------------------|----------------------------------------|
 //! | `case#<id>`       | `case`                  | a revocation case (versioned `doc`); `open` = `open` until verified |
-//! | `user#<name>`     | `controls`              | legal hold and override                |
+//! | `user#<name>`     | `controls`              | legal hold and override (`<name>` lowercase: IAM names have no case; reads also try the name as spelled, where older items live) |
 //! | `user#<name>`     | `archive#<taken_at>`    | a before-state snapshot, `ttl` = retention (none under legal hold) |
 //! | `event#<id>`      | `claim`                 | an HR event id seen by the webhook, `ttl` 30 days |
 //!
@@ -152,7 +152,7 @@ impl CaseStore for DynamoDbRevocations {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(format!("user#{}", case.user())))
+            .item("pk", s(user_pk(case.user())))
             .item(
                 "sk",
                 s(format!(
@@ -169,29 +169,17 @@ impl CaseStore for DynamoDbRevocations {
     }
 
     async fn cases_of(&self, user: &PrincipalId) -> Result<Vec<RevocationCase>, StoreError> {
-        let pk = format!("user#{user}");
-        let pointers = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(&pk))
-            .expression_attribute_values(":prefix", s("case#"))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| store_error(e, || corrupt(&pk, "unexpected condition failure")))?;
-        let mut cases = Vec::new();
+        let pointers = self.user_items(user, "case#").await?;
+        let mut cases: Vec<RevocationCase> = Vec::new();
         for item in &pointers {
             if let Some(AttributeValue::S(id)) = item.get("case_id")
+                && !cases.iter().any(|c| c.id().as_str() == id)
                 && let Some(case) = self.get(id).await?
             {
                 cases.push(case);
             }
         }
+        cases.sort_by_key(|c| c.created_at());
         Ok(cases)
     }
 
@@ -230,19 +218,40 @@ impl CaseStore for DynamoDbRevocations {
     }
 }
 
+/// A person's partition: `user#` and the name as IAM compares names, without case.
+fn user_pk(user: &PrincipalId) -> String {
+    format!("user#{}", user.folded())
+}
+
+/// The partition a person had before names were folded (`user#` and the name as
+/// spelled), where it differs: read too, so nothing recorded before is lost.
+fn legacy_pk(user: &PrincipalId) -> Option<String> {
+    (user.as_str() != user.folded()).then(|| format!("user#{user}"))
+}
+
 impl UserControls for DynamoDbRevocations {
     async fn controls(&self, user: &PrincipalId) -> Result<Controls, StoreError> {
-        let pk = format!("user#{user}");
-        Ok(self
-            .get_item(&pk, "controls")
-            .await?
-            .map(|item| doc(&item, &pk))
+        let pk = user_pk(user);
+        let mut found = self.get_item(&pk, "controls").await?.map(|i| (i, pk));
+        if found.is_none()
+            && let Some(legacy) = legacy_pk(user)
+        {
+            found = self
+                .get_item(&legacy, "controls")
+                .await?
+                .map(|i| (i, legacy));
+        }
+        Ok(found
+            .map(|(item, pk)| doc(&item, &pk))
             .transpose()?
             .unwrap_or_default())
     }
 
+    /// Writes under the folded name. Controls read from a legacy partition carry
+    /// its version; the first write moves them (the folded item does not exist yet,
+    /// which the condition allows; a rival that moved them first wins the race).
     async fn set(&self, user: &PrincipalId, controls: &mut Controls) -> Result<(), StoreError> {
-        let pk = format!("user#{user}");
+        let pk = user_pk(user);
         let expected = controls.version;
         controls.version += 1;
         let text = serde_json::to_string(controls).map_err(|e| corrupt(&pk, e.to_string()))?;
@@ -256,6 +265,9 @@ impl UserControls for DynamoDbRevocations {
             .item("doc", s(text));
         let put = if expected == 0 {
             put.condition_expression("attribute_not_exists(pk)")
+        } else if legacy_pk(user).is_some() {
+            put.condition_expression("attribute_not_exists(pk) OR version = :v")
+                .expression_attribute_values(":v", AttributeValue::N(expected.to_string()))
         } else {
             put.condition_expression("version = :v")
                 .expression_attribute_values(":v", AttributeValue::N(expected.to_string()))
@@ -271,21 +283,32 @@ impl UserControls for DynamoDbRevocations {
 }
 
 impl DynamoDbRevocations {
+    /// A person's items whose sort key starts with `prefix`, under the folded name
+    /// and, where it differs, the name as spelled before names were folded.
+    async fn user_items(&self, user: &PrincipalId, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        for pk in std::iter::once(user_pk(user)).chain(legacy_pk(user)) {
+            let found: Vec<Item> = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| store_error(e, || corrupt(&pk, "unexpected condition failure")))?;
+            items.extend(found);
+        }
+        Ok(items)
+    }
+
     async fn archive_items(&self, user: &PrincipalId) -> Result<Vec<Item>, StoreError> {
-        let pk = format!("user#{user}");
-        self.client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(&pk))
-            .expression_attribute_values(":prefix", s("archive#"))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| store_error(e, || corrupt(&pk, "unexpected condition failure")))
+        self.user_items(user, "archive#").await
     }
 }
 
@@ -295,7 +318,7 @@ impl Archive for DynamoDbRevocations {
         snapshot: &IdentitySnapshot,
         retain_until: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        let pk = format!("user#{}", snapshot.user);
+        let pk = user_pk(&snapshot.user);
         let text = serde_json::to_string(snapshot).map_err(|e| corrupt(&pk, e.to_string()))?;
         let mut put = self
             .client
@@ -317,7 +340,7 @@ impl Archive for DynamoDbRevocations {
     }
 
     async fn snapshots(&self, user: &PrincipalId) -> Result<Vec<IdentitySnapshot>, StoreError> {
-        let pk = format!("user#{user}");
+        let pk = user_pk(user);
         let mut found: Vec<IdentitySnapshot> = self
             .archive_items(user)
             .await?

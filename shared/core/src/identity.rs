@@ -35,6 +35,13 @@ impl PrincipalId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id as IAM compares user names: without case (`JDoe` and `jdoe` are one
+    /// user). Stores keyed by a person use this, so that a token or an HR event that
+    /// spells the name otherwise still finds the person's controls and cases.
+    pub fn folded(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
 }
 
 impl TryFrom<String> for PrincipalId {

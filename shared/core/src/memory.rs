@@ -590,7 +590,8 @@ impl Clock for ManualClock {
 /// Per-user controls in a map.
 #[derive(Debug, Default)]
 pub struct MemoryControls {
-    items: Mutex<BTreeMap<PrincipalId, crate::revocation::ports::Controls>>,
+    /// Keyed by the folded name, as the DynamoDB table is.
+    items: Mutex<BTreeMap<String, crate::revocation::ports::Controls>>,
 }
 
 impl crate::revocation::ports::UserControls for MemoryControls {
@@ -598,7 +599,10 @@ impl crate::revocation::ports::UserControls for MemoryControls {
         &self,
         user: &PrincipalId,
     ) -> Result<crate::revocation::ports::Controls, StoreError> {
-        Ok(lock(&self.items).get(user).cloned().unwrap_or_default())
+        Ok(lock(&self.items)
+            .get(&user.folded())
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn set(
@@ -607,14 +611,14 @@ impl crate::revocation::ports::UserControls for MemoryControls {
         controls: &mut crate::revocation::ports::Controls,
     ) -> Result<(), StoreError> {
         let mut items = lock(&self.items);
-        let stored = items.get(user).map_or(0, |c| c.version);
+        let stored = items.get(&user.folded()).map_or(0, |c| c.version);
         if stored != controls.version {
             return Err(StoreError::Conflict {
                 what: format!("controls of {user}"),
             });
         }
         controls.version += 1;
-        items.insert(user.clone(), controls.clone());
+        items.insert(user.folded(), controls.clone());
         Ok(())
     }
 }

@@ -241,7 +241,7 @@ impl CaseStore for MemoryCases {
     async fn cases_of(&self, user: &PrincipalId) -> Result<Vec<RevocationCase>, StoreError> {
         let mut found: Vec<RevocationCase> = lock(&self.cases)
             .values()
-            .filter(|c| c.user() == user)
+            .filter(|c| c.user().folded() == user.folded())
             .cloned()
             .collect();
         found.sort_by_key(RevocationCase::created_at);
@@ -279,7 +279,7 @@ impl Archive for MemoryArchive {
     async fn snapshots(&self, user: &PrincipalId) -> Result<Vec<IdentitySnapshot>, StoreError> {
         let mut found: Vec<IdentitySnapshot> = lock(&self.items)
             .iter()
-            .filter(|(s, _)| &s.user == user)
+            .filter(|(s, _)| s.user.folded() == user.folded())
             .map(|(s, _)| s.clone())
             .collect();
         found.sort_by_key(|s| s.taken_at);
@@ -288,7 +288,7 @@ impl Archive for MemoryArchive {
 
     async fn retain_forever(&self, user: &PrincipalId) -> Result<(), StoreError> {
         for (snapshot, until) in lock(&self.items).iter_mut() {
-            if &snapshot.user == user {
+            if snapshot.user.folded() == user.folded() {
                 *until = None;
             }
         }
