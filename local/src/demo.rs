@@ -170,9 +170,45 @@ impl Demo {
     }
 }
 
+/// The emulator's endpoint from `AWS_ENDPOINT_URL`, which must be a loopback
+/// address: the local stack creates tables, keys and IAM users, and must never do
+/// so through the default AWS credential chain in a real account.
+pub fn local_endpoint() -> Result<String> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").map_err(|_| {
+        anyhow::anyhow!(
+            "AWS_ENDPOINT_URL is not set: the local stack runs only against a local AWS \
+             emulator (scripts/demo starts one); without it the AWS SDK would use your real \
+             AWS credentials and account"
+        )
+    })?;
+    ensure_loopback(&endpoint)?;
+    Ok(endpoint)
+}
+
+/// Refuses any endpoint that is not `http(s)://` on a loopback host.
+pub fn ensure_loopback(endpoint: &str) -> Result<()> {
+    let url = reqwest::Url::parse(endpoint)
+        .with_context(|| format!("AWS_ENDPOINT_URL `{endpoint}` is not a URL"))?;
+    let host = url
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !matches!(url.scheme(), "http" | "https") || !loopback {
+        bail!(
+            "AWS_ENDPOINT_URL `{endpoint}` is not a loopback address: the local stack only \
+             talks to an emulator on this machine (127.0.0.1, ::1 or localhost)"
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(args: &DemoArgs) -> Result<()> {
-    let endpoint =
-        std::env::var("AWS_ENDPOINT_URL").context("set AWS_ENDPOINT_URL (scripts/demo does)")?;
+    let endpoint = local_endpoint()?;
     println!("Lapse demo — AWS endpoint {endpoint} (moto's server)");
     policy_as_code(args)?;
     let demo = local_stack(args).await?;
@@ -846,6 +882,7 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
 }
 
 pub async fn serve(port: u16, prefix: &str, key_file: &Path, users: &[String]) -> Result<()> {
+    let endpoint = local_endpoint()?;
     let sdk = lapse_aws::sdk::load().await;
     let issuer = DevIssuer::load_or_create(key_file)?;
     let stack = LocalStack::start(
@@ -877,7 +914,9 @@ pub async fn serve(port: u16, prefix: &str, key_file: &Path, users: &[String]) -
         .parent()
         .unwrap_or_else(|| Path::new("."))
         .join(format!("{prefix}-operator.env"));
-    let mut exports = String::new();
+    // The operator's tools talk to the emulator too (`lapse audit verify` reads
+    // the audit table and the anchors directly).
+    let mut exports = format!("export AWS_ENDPOINT_URL={endpoint}\n");
     for (name, value) in stack.operator_env().into_iter().chain(
         stack
             .config
@@ -904,4 +943,33 @@ pub async fn serve(port: u16, prefix: &str, key_file: &Path, users: &[String]) -
     println!("Ctrl-C stops it.");
     tokio::signal::ctrl_c().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ensure_loopback;
+
+    #[test]
+    fn the_local_stack_talks_only_to_a_loopback_emulator() {
+        for ok in [
+            "http://127.0.0.1:5000",
+            "http://127.8.9.10:1",
+            "http://localhost:4566",
+            "http://[::1]:5000",
+        ] {
+            ensure_loopback(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in [
+            "https://iam.amazonaws.com",
+            "http://10.0.0.5:5000",
+            "http://192.168.1.2:5000",
+            "http://localhost.example.com:5000",
+            "ftp://127.0.0.1/",
+            "127.0.0.1:5000",
+            "",
+        ] {
+            let err = ensure_loopback(bad).unwrap_err().to_string();
+            assert!(err.contains("AWS_ENDPOINT_URL"), "{bad}: {err}");
+        }
+    }
 }
