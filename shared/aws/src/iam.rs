@@ -194,6 +194,10 @@ fn no_role(role: &str) -> impl FnOnce(&str) -> DirectoryError + '_ {
 }
 
 impl AccessInspector for IamDirectory {
+    async fn user_managed(&self, user: &PrincipalId) -> Result<bool, DirectoryError> {
+        lapse_core::revocation::ports::IdentityDirectory::managed(self, user).await
+    }
+
     async fn role_managed(&self, role: &str) -> Result<Option<bool>, DirectoryError> {
         match self.client.list_role_tags().role_name(role).send().await {
             Ok(out) => Ok(Some(

@@ -75,7 +75,9 @@ impl Error {
             Error::Policy(_) => ErrorKind::Configuration,
             Error::Key(KeyError::Unavailable(_)) => ErrorKind::Transient,
             Error::Key(_) => ErrorKind::Configuration,
-            Error::Request(RequestError::RoleNotManaged { .. }) => ErrorKind::Configuration,
+            Error::Request(
+                RequestError::RoleNotManaged { .. } | RequestError::GranteeNotManaged(_),
+            ) => ErrorKind::Configuration,
             Error::Request(e) => match e {
                 RequestError::SelfApproval(_)
                 | RequestError::NotEligible { .. }

@@ -303,6 +303,11 @@ impl AccessInspector for MemoryDirectory {
         })
     }
 
+    async fn user_managed(&self, user: &PrincipalId) -> Result<bool, DirectoryError> {
+        self.readable(user)?;
+        Ok(self.user(user).is_some_and(|u| u.exists && u.managed))
+    }
+
     async fn role_managed(&self, role: &str) -> Result<Option<bool>, DirectoryError> {
         Ok(lock(&self.roles).get(role).map(|r| r.managed))
     }

@@ -212,6 +212,13 @@ pub trait AccessInspector: Send + Sync {
         user: &PrincipalId,
     ) -> impl Future<Output = Result<IamSnapshot, DirectoryError>> + Send;
 
+    /// Is the user tagged `lapse:managed=true`? `false` for a user IAM does not
+    /// know. Needs `iam:ListUserTags`.
+    fn user_managed(
+        &self,
+        user: &PrincipalId,
+    ) -> impl Future<Output = Result<bool, DirectoryError>> + Send;
+
     /// Is the role tagged `lapse:managed=true`? `None`: IAM has no such role.
     /// Needs `iam:ListRoleTags`.
     fn role_managed(

@@ -264,6 +264,10 @@ pub enum RequestError {
         extension: RequestId,
         grant: RequestId,
     },
+    #[error(
+        "{0} is not a user Lapse manages (no lapse:managed=true tag): Lapse grants nothing it could not revoke"
+    )]
+    GranteeNotManaged(PrincipalId),
     #[error("an operator never acts on their own access ({0}): another operator must")]
     OperatorOnSelf(PrincipalId),
     #[error("the grant would let its holder assume role {role}, which Lapse may not: {why}")]

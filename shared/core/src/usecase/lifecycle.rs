@@ -182,6 +182,7 @@ pub async fn grant(
                             resource: request.resource().to_owned(),
                         }
                     })?;
+                    ensure_grantee_managed(iam, request.grantee()).await?;
                     ensure_roles_managed(iam, request.assumable_roles()).await?;
                     request.activate(artifact_for(resource, request.id()), now)?;
                     if !written(grants.store.update(&mut request).await)? {
@@ -251,6 +252,20 @@ pub async fn grant(
         },
     )
     .await
+}
+
+/// Grants go to users Lapse manages (tagged `lapse:managed=true`), the ones its
+/// revocations reach. IAM's own conditions hold inline policies to that, but a
+/// group membership is written on the group, where no condition sees the user.
+async fn ensure_grantee_managed(
+    iam: &impl AccessInspector,
+    grantee: &PrincipalId,
+) -> Result<(), Error> {
+    if iam.user_managed(grantee).await? {
+        Ok(())
+    } else {
+        Err(RequestError::GranteeNotManaged(grantee.clone()).into())
+    }
 }
 
 /// A grant may let its holder assume only roles Lapse manages (tagged

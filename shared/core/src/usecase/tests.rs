@@ -594,6 +594,47 @@ fn an_extension_is_never_revoked_or_verified_apart_from_its_grant() {
 }
 
 #[test]
+fn nothing_is_granted_to_a_user_lapse_does_not_manage() {
+    let w = World::new();
+    let uma = crate::identity::PrincipalId::new("uma").unwrap();
+    let mut unmanaged =
+        crate::revocation::plan::IdentitySnapshot::absent(uma.clone(), monday_at(9));
+    unmanaged.exists = true;
+    w.iam.put_user(unmanaged);
+    let who = person("uma", &[]);
+    // A group grant: IAM's conditions never see the user on AddUserToGroup.
+    let req = w.submit(&who, "prod-readonly", "1h");
+    for (approver, group) in [("mia", "managers"), ("sam", "security")] {
+        w.decide(&person(approver, &[group]), req.id(), Verdict::Approve)
+            .unwrap();
+    }
+    let err = block_on(grant(
+        &w.grants(),
+        &w.iam,
+        &w.controls,
+        &w.trail(),
+        &w.catalog,
+        &WorkflowInput {
+            request_id: req.id().clone(),
+            extension_id: None,
+        },
+        monday_at(12),
+    ))
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
+    assert!(
+        err.to_string().contains("not a user Lapse manages"),
+        "{err}"
+    );
+    assert!(w.snapshot("uma").groups.is_empty(), "no membership");
+    assert_eq!(
+        w.get(req.id()).status(),
+        Status::Approved,
+        "nothing activated"
+    );
+}
+
+#[test]
 fn a_grant_window_without_a_recorded_artifact_never_verifies() {
     let w = World::new();
     let rita = person("rita", &[]);
@@ -776,6 +817,12 @@ impl AccessProvisioner for RevokedMidGrant<'_> {
 }
 
 impl AccessInspector for RevokedMidGrant<'_> {
+    async fn user_managed(
+        &self,
+        user: &crate::identity::PrincipalId,
+    ) -> Result<bool, crate::ports::DirectoryError> {
+        self.world.iam.user_managed(user).await
+    }
     async fn snapshot(
         &self,
         user: &crate::identity::PrincipalId,
