@@ -695,25 +695,13 @@ pub async fn verify(
                     "{} has a grant window but no recorded artifact: what IAM holds for it is unknown",
                     request.id()
                 );
-                trail
-                    .record(AuditDraftFor::failure(&request, &residue, now))
-                    .await?;
-                return Err(Error::VerificationFailed {
-                    request: request_id.to_string(),
-                    residue,
-                });
+                return Err(verification_failed(trail, &request, residue, now).await?);
             }
             let snapshot = iam.snapshot(request.grantee()).await?;
             let sessions = undenied_sessions(iam, &request, now).await?;
             if !sessions.is_empty() {
                 let residue = sessions.join("; ");
-                trail
-                    .record(AuditDraftFor::failure(&request, &residue, now))
-                    .await?;
-                return Err(Error::VerificationFailed {
-                    request: request_id.to_string(),
-                    residue,
-                });
+                return Err(verification_failed(trail, &request, residue, now).await?);
             }
             let mut kept_for = Vec::new();
             if let Some(artifact) = request.artifact()
@@ -727,13 +715,7 @@ pub async fn verify(
                 };
                 if holders.is_empty() {
                     let residue = format!("{artifact} for {}", request.grantee());
-                    trail
-                        .record(AuditDraftFor::failure(&request, &residue, now))
-                        .await?;
-                    return Err(Error::VerificationFailed {
-                        request: request_id.to_string(),
-                        residue,
-                    });
+                    return Err(verification_failed(trail, &request, residue, now).await?);
                 }
                 kept_for = holders;
             }
@@ -770,25 +752,28 @@ pub async fn verify(
     .await
 }
 
-struct AuditDraftFor;
-
-impl AuditDraftFor {
-    fn failure(
-        request: &AccessRequest,
-        residue: &str,
-        now: DateTime<Utc>,
-    ) -> crate::audit::AuditDraft {
-        let mut draft = request_event(
-            request,
-            format!("grant.verification_failed@{}", now.to_rfc3339()),
-            "lapse",
-            "grant.verification_failed",
-            format!("IAM still holds {residue}"),
-            Value::Null,
-        );
-        draft.at = now;
-        draft
-    }
+/// Audits a failed verification of `request` and returns the error that reports it
+/// (the workflow's `Lapse.VerificationFailed`): what IAM still holds, never passed over.
+async fn verification_failed(
+    trail: &AuditTrail<'_, impl AuditLog>,
+    request: &AccessRequest,
+    residue: String,
+    now: DateTime<Utc>,
+) -> Result<Error, Error> {
+    let mut draft = request_event(
+        request,
+        format!("grant.verification_failed@{}", now.to_rfc3339()),
+        "lapse",
+        "grant.verification_failed",
+        format!("IAM still holds {residue}"),
+        Value::Null,
+    );
+    draft.at = now;
+    trail.record(draft).await?;
+    Ok(Error::VerificationFailed {
+        request: request.id().to_string(),
+        residue,
+    })
 }
 
 /// Ends a grant now, at a person's request: revoke, then verify.
