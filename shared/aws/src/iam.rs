@@ -189,6 +189,12 @@ impl AccessProvisioner for IamDirectory {
     }
 }
 
+/// Do these tags carry `lapse:managed=true`?
+pub(crate) fn managed_tag(tags: &[aws_sdk_iam::types::Tag]) -> bool {
+    tags.iter()
+        .any(|t| t.key() == MANAGED_TAG && t.value() == "true")
+}
+
 fn no_role(role: &str) -> impl FnOnce(&str) -> DirectoryError + '_ {
     move |_| DirectoryError::NoSuchPrincipal(format!("role {role}"))
 }
@@ -200,11 +206,7 @@ impl AccessInspector for IamDirectory {
 
     async fn role_managed(&self, role: &str) -> Result<Option<bool>, DirectoryError> {
         match self.client.list_role_tags().role_name(role).send().await {
-            Ok(out) => Ok(Some(
-                out.tags()
-                    .iter()
-                    .any(|t| t.key() == MANAGED_TAG && t.value() == "true"),
-            )),
+            Ok(out) => Ok(Some(managed_tag(out.tags()))),
             Err(e) if is_missing(&e) => Ok(None),
             Err(e) => Err(directory_error(e, no_role(role))),
         }
@@ -322,11 +324,12 @@ impl IamDirectory {
 }
 
 mod identity {
-    use super::MANAGED_TAG;
+    use super::managed_tag;
     use aws_sdk_iam::error::ProvideErrorMetadata;
     use aws_sdk_iam::types::StatusType;
     use chrono::{DateTime, Utc};
     use lapse_core::identity::PrincipalId;
+    use lapse_core::ports::AccessInspector;
     use lapse_core::ports::{DirectoryError, Removal};
     use lapse_core::revocation::plan::{
         Action, Credential, IdentitySnapshot, SESSION_DENY_POLICY, ServiceCredentials,
@@ -507,24 +510,14 @@ mod identity {
             });
             let read = trusting.map(|role| async move {
                 let name = role.role_name();
+                let policy = role_session_deny_policy(user);
                 let (tags, deny) = tokio::join!(
                     self.client.list_role_tags().role_name(name).send(),
-                    self.client
-                        .get_role_policy()
-                        .role_name(name)
-                        .policy_name(role_session_deny_policy(user))
-                        .send()
+                    self.role_policy(name, &policy)
                 );
-                let managed = tags
-                    .map_err(|e| directory_error(e, no_user(user)))?
-                    .tags()
-                    .iter()
-                    .any(|t| t.key() == MANAGED_TAG && t.value() == "true");
-                let session_deny = match deny {
-                    Ok(policy) => Some(decode_policy(policy.policy_document())),
-                    Err(e) if is_missing(&e) => None,
-                    Err(e) => return Err(directory_error(e, no_user(user))),
-                };
+                let managed =
+                    managed_tag(tags.map_err(|e| directory_error(e, no_user(user)))?.tags());
+                let session_deny = deny?;
                 Ok(TrustingRole {
                     name: name.to_owned(),
                     managed,
@@ -614,10 +607,7 @@ mod identity {
                 .send()
                 .await
             {
-                Ok(tags) => Ok(tags
-                    .tags()
-                    .iter()
-                    .any(|t| t.key() == MANAGED_TAG && t.value() == "true")),
+                Ok(tags) => Ok(managed_tag(tags.tags())),
                 Err(e) if is_missing(&e) => Ok(false),
                 Err(e) => Err(directory_error(e, no_user(user))),
             }

@@ -102,10 +102,7 @@ impl IamVendorAccounts {
             .send()
             .await
             .map_err(iam_error)?;
-        Ok(tags
-            .tags()
-            .iter()
-            .any(|t| t.key() == MANAGED_TAG && t.value() == "true"))
+        Ok(crate::iam::managed_tag(tags.tags()))
     }
 }
 
