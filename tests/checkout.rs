@@ -166,3 +166,46 @@ async fn a_credential_is_checked_out_by_one_request_and_rotated_at_check_in() {
     assert_eq!(checked_in["outcome"], "checked_in", "{checked_in}");
     assert!(!is_current(&s, checked_in["rotated_from"].as_str().unwrap()).await);
 }
+
+/// A checkout whose workflow fails after the lease was taken (here the grant step
+/// refuses a holder Lapse does not manage) must not leave the checked-out value
+/// current or the lease held: the failure path rotates the secret, and, the grant
+/// never having reached IAM, releases the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_checkout_workflow_rotates_the_credential_and_frees_the_lease() {
+    let s = Stack::start().await;
+    let iam = aws_sdk_iam::Client::new(&s.stack.sdk);
+    iam.untag_user()
+        .user_name(s.user("dana"))
+        .tag_keys("lapse:managed")
+        .send()
+        .await
+        .unwrap();
+    let dana = s.as_user("dana");
+    let rid = approved(&dana).await;
+    approve(&s, &rid).await;
+    let run = s.workflow(&rid).await;
+    assert_eq!(run.status, "FAILED", "{run:?}");
+    for state in ["Checkout", "Grant", "RecordFailure", "ContainCredential"] {
+        assert!(run.states.contains(&state.to_owned()), "{state}: {run:?}");
+    }
+    assert!(
+        is_current(&s, &format!("contain-{rid}")).await,
+        "the checked-out value is still current: {:?}",
+        stages(&s).await
+    );
+    let audit = s.audit(&rid).await;
+    for action in [
+        "credential.checked_out",
+        "workflow.failed",
+        "credential.rotated",
+        "credential.checked_in",
+    ] {
+        assert!(audit.contains(&action.to_owned()), "{action} in {audit:?}");
+    }
+    // The lease is free: someone else checks the credential out.
+    let erin = s.as_user("erin");
+    let next = approved(&erin).await;
+    approve(&s, &next).await;
+    s.provisioned(&erin, &next, RESOURCE, "erin").await;
+}

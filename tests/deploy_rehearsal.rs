@@ -838,9 +838,81 @@ async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
         .send()
         .await
         .unwrap();
+    // jdoe holds a checked-out credential and sponsors a vendor: the termination
+    // (the revocation function's role) rotates the one and deactivates the other.
+    let jdoe = ApiClient::new(
+        &stack.url,
+        stack.token("jdoe", &["on-call"], "employee").unwrap(),
+    );
+    let held = jdoe
+        .request(
+            "prod-db-root-credential",
+            Some("1h"),
+            "rotate the replica password",
+            Some("CHG-10"),
+        )
+        .await
+        .unwrap();
+    let hid = held["id"].as_str().unwrap().to_owned();
+    let sponsored = jdoe
+        .sponsor_vendor(
+            ("globex", "ops@globex.example"),
+            "staging-logs-read",
+            Some("1h"),
+            "audit the log pipeline",
+            "PRJ-43",
+        )
+        .await
+        .unwrap();
+    let jvid = sponsored["id"].as_str().unwrap().to_owned();
+    let jdoe_vendor = sponsored["vendor"]["user"].as_str().unwrap().to_owned();
+    for id in [&hid, &jvid] {
+        approver("mia", "managers")
+            .decide(id, true, "ok")
+            .await
+            .unwrap();
+        approver("sam", "security")
+            .decide(id, true, "ok")
+            .await
+            .unwrap();
+    }
+    policy_in_iam(
+        &operator,
+        "jdoe",
+        &format!("lapse-prod-db-root-credential-{hid}"),
+    )
+    .await;
+    policy_in_iam(
+        &operator,
+        &jdoe_vendor,
+        &format!("lapse-staging-logs-read-{jvid}"),
+    )
+    .await;
     let run = terminate(&stack, "jdoe").await;
     assert_eq!(run.status, "SUCCEEDED", "{run:?}");
     assert!(run.states.contains(&"Verify".to_owned()), "{run:?}");
+    let secret = aws_sdk_secretsmanager::Client::new(&operator)
+        .describe_secret()
+        .secret_id("lapse/prod-db-root")
+        .send()
+        .await
+        .unwrap();
+    let current: Vec<&String> = secret
+        .version_ids_to_stages()
+        .into_iter()
+        .flatten()
+        .filter(|(_, stages)| stages.iter().any(|s| s == "AWSCURRENT"))
+        .map(|(v, _)| v)
+        .collect();
+    assert_eq!(current, [&format!("checkin-{hid}")], "{secret:?}");
+    assert!(
+        iam.get_login_profile()
+            .user_name(&jdoe_vendor)
+            .send()
+            .await
+            .is_err(),
+        "the vendor jdoe sponsored keeps a console login"
+    );
     assert!(
         iam.get_login_profile()
             .user_name("jdoe")

@@ -5,7 +5,10 @@
 //!   the secret (a credential another request holds withdraws this request);
 //! - `{"step": "checkin", "request_id"}` after the revocation is verified: the
 //!   secret rotated, the checked-out version proven no longer current (else
-//!   `Lapse.VerificationFailed`, alarmed), the lease released.
+//!   `Lapse.VerificationFailed`, alarmed), the lease released;
+//! - `{"step": "contain", "request_id"}` on the failure path, whatever step
+//!   failed: the secret rotated and proven, the lease released only if the
+//!   holder can no longer read it (never granted, or verified revoked).
 //!
 //! Secret values never pass through this function's logs or answers: only version
 //! ids do.
@@ -21,7 +24,7 @@ use lapse_aws::vault::SecretsManagerVault;
 use lapse_core::ErrorKind;
 use lapse_core::ports::Clock;
 use lapse_core::request::RequestId;
-use lapse_core::usecase::checkout::{check_in, checkout};
+use lapse_core::usecase::checkout::{check_in, checkout, contain};
 use lapse_lambda::HandlerError;
 use lapse_lambda::config::Env;
 use lapse_lambda::metrics;
@@ -65,6 +68,7 @@ impl Deps {
 pub enum CredentialTask {
     Checkout { request_id: RequestId },
     Checkin { request_id: RequestId },
+    Contain { request_id: RequestId },
 }
 
 #[tracing::instrument(skip_all)]
@@ -99,6 +103,17 @@ pub async fn handler(
             }
             serde_json::to_value(result?)
         }
+        CredentialTask::Contain { request_id } => serde_json::to_value(
+            contain(
+                &deps.store,
+                &deps.leases,
+                &deps.vault,
+                &trail,
+                &request_id,
+                "its grant workflow failed",
+            )
+            .await?,
+        ),
     };
     answer.map_err(|e| HandlerError::BadEvent(e.to_string()))
 }

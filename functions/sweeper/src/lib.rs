@@ -5,7 +5,8 @@
 //! break-glass one's declaration finished first: security told, its timeline
 //! started, its event recorded), revokes
 //! and verifies grants past their end that a failed or cancelled execution left
-//! behind, and re-verifies revocations left unverified.
+//! behind, and re-verifies revocations left unverified; a grant it verifies has
+//! its checked-out credential checked in and its vendor's user deactivated.
 
 use aws_config::SdkConfig;
 use lambda_runtime::LambdaEvent;
@@ -33,6 +34,9 @@ pub struct Deps<W> {
     pub timelines: W,
     /// The revocations table, only to count open cases (the in-progress gauge).
     pub revocations: DynamoDbRevocations,
+    /// A grant the sweep verifies for a lost workflow: its credential checked in,
+    /// its vendor's user deactivated.
+    pub custody: wiring::Custody,
 }
 
 impl Deps<SfnWorkflowStarter> {
@@ -50,6 +54,7 @@ impl Deps<SfnWorkflowStarter> {
                 env.required(BREAK_GLASS_STATE_MACHINE)?,
             ),
             revocations: wiring::controls(env, sdk)?,
+            custody: wiring::Custody::from_env(env, sdk)?,
         })
     }
 }
@@ -96,6 +101,7 @@ pub async fn handler<W: WorkflowStarter>(
     let report = sweep(
         &lifecycle.grants(),
         &lifecycle.directory,
+        &deps.custody.ports(),
         &lifecycle.auditing.trail(),
         &outbox,
         &deps.timelines,

@@ -7,6 +7,8 @@
 //! - `{"step": "deactivate", "request_id"}` after the verified revocation: console
 //!   login, keys, policies and groups removed, IAM read back, the secret deleted;
 //!   answers `retire_at`, when the user is deleted;
+//! - `{"step": "contain", "request_id"}` on the failure path, whatever step
+//!   failed: the same removal as `deactivate` in any state of the request;
 //! - `{"step": "retire", "request_id"}` after the retention: deleted and read back,
 //!   or `held` under a legal hold.
 //!
@@ -23,7 +25,7 @@ use lapse_aws::sns::SnsNotifier;
 use lapse_aws::vendors::{IamVendorAccounts, SecretsCredentialDrop};
 use lapse_core::ports::Clock;
 use lapse_core::request::RequestId;
-use lapse_core::usecase::vendor::{deactivate, provision, retire};
+use lapse_core::usecase::vendor::{contain, deactivate, provision, retire};
 use lapse_lambda::HandlerError;
 use lapse_lambda::config::{ConfigError, Env};
 use lapse_lambda::wiring::{self, Auditing, InitError, Topic, vars};
@@ -78,6 +80,7 @@ impl Deps {
 pub enum VendorTask {
     Provision { request_id: RequestId },
     Deactivate { request_id: RequestId },
+    Contain { request_id: RequestId },
     Retire { request_id: RequestId },
 }
 
@@ -109,6 +112,18 @@ pub async fn handler(deps: &Deps, event: LambdaEvent<VendorTask>) -> Result<Valu
                 &trail,
                 catalog,
                 &request_id,
+                now,
+            )
+            .await?,
+        ),
+        VendorTask::Contain { request_id } => serde_json::to_value(
+            contain(
+                &deps.store,
+                &deps.directory,
+                &deps.drop,
+                &trail,
+                &request_id,
+                "its grant workflow failed",
                 now,
             )
             .await?,

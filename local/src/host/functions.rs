@@ -171,6 +171,7 @@ impl Functions {
                 workflows: workflows.for_caller(sweeper.workflows),
                 timelines: break_glass.for_caller(sweeper.timelines),
                 revocations: sweeper.revocations,
+                custody: sweeper.custody,
             },
             operator: operator::Deps {
                 revocations: operator.revocations,

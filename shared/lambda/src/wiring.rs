@@ -13,7 +13,8 @@ use lapse_core::audit::AuditSigner;
 use lapse_core::policy::{Catalog, PolicyError};
 use lapse_core::ports::{Clock, SystemClock};
 use lapse_core::revocation::usecase::{
-    Context, HasArchive, HasCases, HasControls, HasDirectory, HasGrants, HasNotifier, HasTrail,
+    Context, HasArchive, HasCases, HasControls, HasCustody, HasDirectory, HasGrants, HasNotifier,
+    HasTrail,
 };
 use lapse_core::usecase::AuditTrail;
 
@@ -253,12 +254,59 @@ impl Granting {
     }
 }
 
+/// What a grant can leave outside IAM, over the real adapters: checked-out
+/// credentials' leases (the revocations table) and secrets, vendors' password
+/// drops. Each client is made by its first call, so a function that never ends a
+/// checkout or vendor grant makes none.
+#[derive(Debug)]
+pub struct Custody {
+    pub leases: lapse_aws::leases::DynamoDbLeases,
+    pub vault: lapse_aws::vault::SecretsManagerVault,
+    pub drops: lapse_aws::vendors::SecretsCredentialDrop,
+}
+
+impl Custody {
+    pub fn from_env(env: &Env, sdk: &SdkConfig) -> Result<Self, InitError> {
+        use lapse_aws::sdk::{Lazy, client};
+        Ok(Self {
+            leases: lapse_aws::leases::DynamoDbLeases::new(
+                Lazy::new(sdk, client::dynamodb),
+                env.required(vars::REVOCATIONS_TABLE)?,
+            ),
+            vault: lapse_aws::vault::SecretsManagerVault::new(Lazy::new(
+                sdk,
+                client::secretsmanager,
+            )),
+            drops: lapse_aws::vendors::SecretsCredentialDrop::new(
+                Lazy::new(sdk, client::secretsmanager),
+                Lazy::new(sdk, client::iam),
+            ),
+        })
+    }
+
+    pub fn ports(
+        &self,
+    ) -> lapse_core::usecase::Custody<
+        '_,
+        lapse_aws::leases::DynamoDbLeases,
+        lapse_aws::vault::SecretsManagerVault,
+        lapse_aws::vendors::SecretsCredentialDrop,
+    > {
+        lapse_core::usecase::Custody {
+            leases: &self.leases,
+            vault: &self.vault,
+            drops: &self.drops,
+        }
+    }
+}
+
 /// Every revocation port over the real adapters: the workflow's steps and the
 /// operator tools, which differ only in whom they notify.
 #[derive(Debug)]
 pub struct Revocations {
     pub table: lapse_aws::revocations::DynamoDbRevocations,
     pub lifecycle: Lifecycle,
+    pub custody: Custody,
     pub notifier: SnsNotifier,
 }
 
@@ -267,8 +315,24 @@ impl Revocations {
         Ok(Self {
             table: controls(env, sdk)?,
             lifecycle: Lifecycle::from_env(env, sdk).await?,
+            custody: Custody::from_env(env, sdk)?,
             notifier: notifier(env, sdk, topics)?,
         })
+    }
+}
+
+impl HasCustody for Revocations {
+    type Leases = lapse_aws::leases::DynamoDbLeases;
+    type Vault = lapse_aws::vault::SecretsManagerVault;
+    type Drops = lapse_aws::vendors::SecretsCredentialDrop;
+    fn leases(&self) -> &Self::Leases {
+        &self.custody.leases
+    }
+    fn vault(&self) -> &Self::Vault {
+        &self.custody.vault
+    }
+    fn drops(&self) -> &Self::Drops {
+        &self.custody.drops
     }
 }
 

@@ -16,7 +16,8 @@ use super::plan::{
 };
 use super::ports::{Archive, BusError, CaseStore, Claim, EventBus, EventClaims, IdentityDirectory};
 use super::usecase::{
-    Context, HasArchive, HasCases, HasControls, HasDirectory, HasGrants, HasNotifier, HasTrail,
+    Context, HasArchive, HasCases, HasControls, HasCustody, HasDirectory, HasGrants, HasNotifier,
+    HasTrail,
 };
 use crate::audit::AuditSigner;
 use crate::identity::PrincipalId;
@@ -378,6 +379,9 @@ pub struct MemoryRevocations {
     pub archive: MemoryArchive,
     pub requests: MemoryRequestStore,
     pub ledger: MemoryLedger,
+    pub leases: crate::memory::MemoryLeases,
+    pub vault: crate::memory::MemoryVault,
+    pub drops: crate::memory::MemoryCredentialDrop,
     pub log: MemoryAuditLog,
     pub notifier: MemoryNotifier,
     pub signer: AuditSigner,
@@ -394,6 +398,9 @@ impl MemoryRevocations {
             archive: MemoryArchive::default(),
             requests: MemoryRequestStore::default(),
             ledger: MemoryLedger::default(),
+            leases: Default::default(),
+            vault: Default::default(),
+            drops: Default::default(),
             log: MemoryAuditLog::default(),
             notifier: MemoryNotifier::default(),
             signer,
@@ -439,6 +446,21 @@ impl HasGrants for MemoryRevocations {
             store: &self.requests,
             ledger: &self.ledger,
         }
+    }
+}
+
+impl HasCustody for MemoryRevocations {
+    type Leases = crate::memory::MemoryLeases;
+    type Vault = crate::memory::MemoryVault;
+    type Drops = crate::memory::MemoryCredentialDrop;
+    fn leases(&self) -> &Self::Leases {
+        &self.leases
+    }
+    fn vault(&self) -> &Self::Vault {
+        &self.vault
+    }
+    fn drops(&self) -> &Self::Drops {
+        &self.drops
     }
 }
 

@@ -204,3 +204,98 @@ pub async fn check_in(
         current,
     })
 }
+
+/// Checks in the credential of a request verified revoked, if it is a checkout
+/// whose lease it still holds: for the paths that verify a grant outside its
+/// workflow (the sweeper, a revocation that found the grant made meanwhile).
+pub async fn check_in_if_held(
+    store: &impl RequestStore,
+    leases: &impl Leases,
+    vault: &impl CredentialVault,
+    trail: &AuditTrail<'_, impl AuditLog>,
+    id: &RequestId,
+) -> Result<Option<CheckinOutcome>, Error> {
+    let request = load(store, id).await?;
+    if request.checkout().is_none() || request.status() != Status::Verified {
+        return Ok(None);
+    }
+    check_in(store, leases, vault, trail, id).await.map(Some)
+}
+
+/// The version a containment makes current: named for the request, and distinct
+/// from [`rotated_version`], so a later check-in rotates once more.
+pub fn contained_version(id: &RequestId) -> String {
+    format!("contain-{id}")
+}
+
+/// What a containment came to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ContainOutcome {
+    /// The checked-out value is dead (a new one is current). `released` says
+    /// whether the lease went too: it stays while IAM may still let the holder
+    /// read the secret (the grant not yet verified revoked), so nobody else is
+    /// handed a value the holder could have read; the verification that ends it
+    /// checks the credential in.
+    Rotated { current: String, released: bool },
+    /// This request holds no lease on its credential: nothing to contain.
+    NotHeld,
+}
+
+/// When a grant's workflow failed, or a revocation ended the grant outside its
+/// workflow: the checked-out value is made useless at once (rotated, and proven
+/// no longer current), whatever state the request is in. The lease is released
+/// only when the holder can no longer read the secret: the grant verified
+/// revoked, or never granted. Safe to run again.
+pub async fn contain(
+    store: &impl RequestStore,
+    leases: &impl Leases,
+    vault: &impl CredentialVault,
+    trail: &AuditTrail<'_, impl AuditLog>,
+    id: &RequestId,
+    why: &str,
+) -> Result<ContainOutcome, Error> {
+    let request = load(store, id).await?;
+    let Some(secret) = request.checkout() else {
+        return Ok(ContainOutcome::NotHeld);
+    };
+    let Some(lease) = leases.get(secret).await?.filter(|l| &l.request_id == id) else {
+        return Ok(ContainOutcome::NotHeld);
+    };
+    vault.rotate(secret, &contained_version(id)).await?;
+    let current = vault.current_version(secret).await?;
+    if current == lease.version_id {
+        return Err(Error::VerificationFailed {
+            request: id.to_string(),
+            residue: format!("the checked-out version of {secret} is still current"),
+        });
+    }
+    let mut rotated_event = request_event(
+        &request,
+        "credential.contained",
+        "lapse",
+        "credential.rotated",
+        format!("{secret}: the checked-out version is no longer current ({why})"),
+        json!({ "secret": secret, "current_version": lease.version_id }),
+    );
+    rotated_event.after = json!({ "secret": secret, "current_version": current });
+    trail.record(rotated_event).await?;
+    let unreachable = request.status() == Status::Verified || request.window().is_none();
+    if unreachable {
+        leases.release(secret, id).await?;
+        trail
+            .record(request_event(
+                &request,
+                "credential.checked_in",
+                "lapse",
+                "credential.checked_in",
+                format!("lease on {secret} released ({why})"),
+                Value::Null,
+            ))
+            .await?;
+    }
+    Ok(ContainOutcome::Rotated {
+        current,
+        released: unreachable,
+    })
+}

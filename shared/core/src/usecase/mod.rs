@@ -116,6 +116,16 @@ impl<L: AuditLog> AuditTrail<'_, L> {
     }
 }
 
+/// What a grant can leave outside IAM (a checked-out credential's lease and vault,
+/// a vendor's password drop), for the paths that end grants outside their
+/// workflow.
+#[derive(Debug)]
+pub struct Custody<'a, L, V, D> {
+    pub leases: &'a L,
+    pub vault: &'a V,
+    pub drops: &'a D,
+}
+
 /// What leaves the system besides state: notices and workflow starts.
 #[derive(Debug)]
 pub struct Outbox<'a, N, W> {

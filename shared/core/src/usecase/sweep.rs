@@ -5,13 +5,14 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::lifecycle::{Grants, revoke, verify};
-use super::{AuditTrail, Outbox, record_expiry, state_of};
+use super::{AuditTrail, Custody, Outbox, checkout, record_expiry, state_of, vendor};
 use crate::error::Error;
 use crate::ports::{
-    AccessInspector, AccessProvisioner, Audience, AuditLog, LedgerStore, Notice, Notifier,
-    RequestQueries, RequestStore, WorkflowStarter,
+    AccessInspector, AccessProvisioner, Audience, AuditLog, CredentialDrop, CredentialVault,
+    Leases, LedgerStore, Notice, Notifier, RequestQueries, RequestStore, WorkflowStarter,
 };
 use crate::request::{RequestId, RevokeCause, Status};
+use crate::revocation::ports::IdentityDirectory;
 
 /// Leave fresh work to the workflows; the sweep acts on what is this late.
 pub const GRACE: TimeDelta = TimeDelta::minutes(5);
@@ -52,6 +53,31 @@ pub async fn settle_expired(
     Ok(true)
 }
 
+/// After the sweep verified a grant its workflow did not: what the workflow
+/// would have done next. A checked-out credential is checked in; a vendor's
+/// user is deactivated (console login, keys, policies, groups; IAM read back).
+pub async fn settle_custody(
+    store: &impl RequestStore,
+    directory: &impl IdentityDirectory,
+    custody: &Custody<'_, impl Leases, impl CredentialVault, impl CredentialDrop>,
+    trail: &AuditTrail<'_, impl AuditLog>,
+    request_id: &RequestId,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    checkout::check_in_if_held(store, custody.leases, custody.vault, trail, request_id).await?;
+    vendor::contain(
+        store,
+        directory,
+        custody.drops,
+        trail,
+        request_id,
+        "its workflow did not finish; the sweeper verified the revocation",
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
 /// How long after an expiry the sweep still makes sure its event is recorded (the
 /// sweep runs every five minutes).
 pub const RECORD_AGAIN_WITHIN: TimeDelta = TimeDelta::hours(1);
@@ -65,7 +91,8 @@ pub const SWEEP_LAG_COVERED: TimeDelta = TimeDelta::days(7);
 #[allow(clippy::too_many_arguments)]
 pub async fn sweep(
     grants: &Grants<'_, impl RequestStore + RequestQueries, impl LedgerStore>,
-    directory: &(impl AccessProvisioner + AccessInspector),
+    directory: &(impl AccessProvisioner + AccessInspector + IdentityDirectory),
+    custody: &Custody<'_, impl Leases, impl CredentialVault, impl CredentialDrop>,
     trail: &AuditTrail<'_, impl AuditLog>,
     outbox: &Outbox<'_, impl Notifier, impl WorkflowStarter>,
     timelines: &impl WorkflowStarter,
@@ -149,7 +176,14 @@ pub async fn sweep(
             continue;
         }
         let id = request.id().clone();
-        match settle_expired(grants, directory, trail, &id, now).await {
+        let settled = async {
+            let done = settle_expired(grants, directory, trail, &id, now).await?;
+            if done {
+                settle_custody(store, directory, custody, trail, &id, now).await?;
+            }
+            Ok::<_, Error>(done)
+        };
+        match settled.await {
             Ok(true) => report.revoked.push(id),
             Ok(false) => {}
             Err(err) => report.failures.push((id, err.to_string())),
@@ -161,7 +195,11 @@ pub async fn sweep(
             continue;
         }
         let id = request.id().clone();
-        match verify(grants, directory, trail, &id, now).await {
+        let verified = async {
+            verify(grants, directory, trail, &id, now).await?;
+            settle_custody(store, directory, custody, trail, &id, now).await
+        };
+        match verified.await {
             Ok(_) => report.verified.push(id),
             Err(err) => report.failures.push((id, err.to_string())),
         }

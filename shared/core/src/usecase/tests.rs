@@ -9,7 +9,7 @@ use super::lifecycle::{
     revoke, revoke_now, tell_holder, verify,
 };
 use super::sweep::sweep;
-use super::{AuditTrail, Outbox, request_chain};
+use super::{AuditTrail, Custody, Outbox, request_chain};
 use crate::audit::{AuditSigner, AuditVerifier, verify_chain};
 use crate::error::{Error, ErrorKind};
 use crate::grant::document_expiry;
@@ -32,6 +32,7 @@ struct World {
     notifier: MemoryNotifier,
     workflows: MemoryWorkflows,
     controls: crate::memory::MemoryControls,
+    custody: (MemoryLeases, MemoryVault, MemoryCredentialDrop),
     signer: AuditSigner,
 }
 
@@ -50,7 +51,15 @@ impl World {
             notifier: MemoryNotifier::default(),
             workflows: MemoryWorkflows::default(),
             controls: Default::default(),
+            custody: Default::default(),
             signer: AuditSigner::from_seed_hex("k", &"44".repeat(32)).unwrap(),
+        }
+    }
+    fn custody(&self) -> Custody<'_, MemoryLeases, MemoryVault, MemoryCredentialDrop> {
+        Custody {
+            leases: &self.custody.0,
+            vault: &self.custody.1,
+            drops: &self.custody.2,
         }
     }
     fn trail(&self) -> AuditTrail<'_, MemoryAuditLog> {
@@ -168,6 +177,7 @@ impl World {
         block_on(sweep(
             &self.grants(),
             &self.iam,
+            &self.custody(),
             trail,
             &self.outbox(),
             &MemoryWorkflows::default(),
@@ -1624,6 +1634,7 @@ mod break_glass {
         let report = block_on(sweep(
             &g.w.grants(),
             &g.w.iam,
+            &g.w.custody(),
             &g.w.trail(),
             &g.w.outbox(),
             &g.timelines,
@@ -1654,6 +1665,7 @@ mod break_glass {
         block_on(sweep(
             &g.w.grants(),
             &g.w.iam,
+            &g.w.custody(),
             &g.w.trail(),
             &g.w.outbox(),
             &g.timelines,
@@ -1884,7 +1896,8 @@ mod checkout {
     use crate::ports::Leases;
     use crate::request::RequestError;
     use crate::usecase::checkout::{
-        CheckinOutcome, CheckoutOutcome, check_in, checkout, rotated_version,
+        CheckinOutcome, CheckoutOutcome, ContainOutcome, check_in, checkout, contain,
+        contained_version, rotated_version,
     };
     use crate::usecase::lifecycle::revoke_now;
 
@@ -2033,6 +2046,124 @@ mod checkout {
                 "{action} in {actions:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_failed_workflow_kills_the_checked_out_value_and_the_sweep_checks_it_in() {
+        let v = Vaulted::new();
+        let request = v.approved("rita");
+        v.checkout(request.id()).unwrap();
+        v.w.grant(request.id(), None, monday_at(10));
+        // The workflow failed with the grant still in IAM (its revoke step, say):
+        // the value rita read dies now, but the lease stays while she may still
+        // read the secret.
+        let contained = block_on(contain(
+            &v.w.store,
+            &v.leases,
+            &v.vault,
+            &v.w.trail(),
+            request.id(),
+            "its grant workflow failed",
+        ))
+        .unwrap();
+        assert_eq!(
+            contained,
+            ContainOutcome::Rotated {
+                current: contained_version(request.id()),
+                released: false
+            }
+        );
+        assert!(block_on(v.leases.get(SECRET)).unwrap().is_some());
+        // Contained again (a retried task): the same version, nothing new.
+        block_on(contain(
+            &v.w.store,
+            &v.leases,
+            &v.vault,
+            &v.w.trail(),
+            request.id(),
+            "its grant workflow failed",
+        ))
+        .unwrap();
+        assert_eq!(v.vault.versions(SECRET).len(), 2);
+
+        // The sweep revokes the overdue grant, verifies it, and checks the
+        // credential in: rotated once more, the lease released.
+        let drops = MemoryCredentialDrop::default();
+        let report = block_on(sweep(
+            &v.w.grants(),
+            &v.w.iam,
+            &Custody {
+                leases: &v.leases,
+                vault: &v.vault,
+                drops: &drops,
+            },
+            &v.w.trail(),
+            &v.w.outbox(),
+            &MemoryWorkflows::default(),
+            v.w.pending_timeout(),
+            monday_at(12),
+        ))
+        .unwrap();
+        assert_eq!(
+            report.revoked,
+            std::slice::from_ref(request.id()),
+            "{report:?}"
+        );
+        assert_eq!(
+            v.vault.versions(SECRET),
+            [
+                "v1".to_owned(),
+                contained_version(request.id()),
+                rotated_version(request.id())
+            ]
+        );
+        assert!(block_on(v.leases.get(SECRET)).unwrap().is_none());
+        let actions = v.w.verify_audit(request.id());
+        assert_eq!(
+            actions
+                .iter()
+                .filter(|a| *a == "credential.rotated")
+                .count(),
+            2,
+            "{actions:?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_checkout_never_granted_releases_its_lease_at_once() {
+        let v = Vaulted::new();
+        let request = v.approved("rita");
+        v.checkout(request.id()).unwrap();
+        assert_eq!(
+            block_on(contain(
+                &v.w.store,
+                &v.leases,
+                &v.vault,
+                &v.w.trail(),
+                request.id(),
+                "its grant workflow failed",
+            ))
+            .unwrap(),
+            ContainOutcome::Rotated {
+                current: contained_version(request.id()),
+                released: true
+            }
+        );
+        assert!(block_on(v.leases.get(SECRET)).unwrap().is_none());
+        // A request that holds no lease has nothing to contain.
+        let other = v.approved("carl");
+        assert_eq!(
+            block_on(contain(
+                &v.w.store,
+                &v.leases,
+                &v.vault,
+                &v.w.trail(),
+                other.id(),
+                "its grant workflow failed",
+            ))
+            .unwrap(),
+            ContainOutcome::NotHeld
+        );
     }
 
     /// A vault whose rotation takes no effect: check-in must not claim success.

@@ -184,7 +184,7 @@ pub async fn deactivate(
     now: DateTime<Utc>,
 ) -> Result<Deactivated, Error> {
     let request = load(store, id).await?;
-    let vendor = vendor_of(&request, "deactivate the vendor user of")?;
+    vendor_of(&request, "deactivate the vendor user of")?;
     if !matches!(request.status(), Status::Revoked | Status::Verified) {
         return Err(RequestError::InvalidTransition {
             from: request.status(),
@@ -192,6 +192,72 @@ pub async fn deactivate(
         }
         .into());
     }
+    let (user, removed) = take_everything(
+        &request,
+        directory,
+        drop,
+        trail,
+        "vendor.deactivated",
+        "console login, keys, policies and groups removed; IAM read back",
+        now,
+    )
+    .await?;
+    Ok(Deactivated {
+        user,
+        removed,
+        retire_at: retire_at(&request, catalog),
+    })
+}
+
+/// When the vendor's workflow failed, or the sponsor's access was revoked: the
+/// vendor's user loses everything at once (console login, keys, policies, the
+/// grant's among them, and groups), whatever state the request is in, the
+/// password's secret is deleted, and IAM is read back. Answers `None` for a
+/// request that is not vendor access, or a vendor user IAM does not have (never
+/// made, or deleted). Safe to run again.
+pub async fn contain(
+    store: &impl RequestStore,
+    directory: &impl IdentityDirectory,
+    drop: &impl CredentialDrop,
+    trail: &AuditTrail<'_, impl AuditLog>,
+    id: &RequestId,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Vec<String>>, Error> {
+    let request = load(store, id).await?;
+    let Some(vendor) = request.vendor_of() else {
+        return Ok(None);
+    };
+    if !directory.identity(vendor.user(), now).await?.exists {
+        drop.withdraw(&secret_name(vendor.user())).await?;
+        return Ok(None);
+    }
+    let (_, removed) = take_everything(
+        &request,
+        directory,
+        drop,
+        trail,
+        "vendor.contained",
+        &format!("console login, keys, policies and groups removed ({why}); IAM read back"),
+        now,
+    )
+    .await?;
+    Ok(Some(removed))
+}
+
+/// A full revocation's plan on the vendor's user, the password's secret deleted,
+/// IAM read back (anything left is `VerificationFailed`), audited under `key`.
+async fn take_everything(
+    request: &AccessRequest,
+    directory: &impl IdentityDirectory,
+    drop: &impl CredentialDrop,
+    trail: &AuditTrail<'_, impl AuditLog>,
+    key: &str,
+    what: &str,
+    now: DateTime<Utc>,
+) -> Result<(PrincipalId, Vec<String>), Error> {
+    let id = request.id();
+    let vendor = vendor_of(request, "deactivate the vendor user of")?;
     let user = vendor.user();
     let none = BTreeSet::new();
     let mut expected = Expected {
@@ -229,20 +295,16 @@ pub async fn deactivate(
         });
     }
     let mut event = request_event(
-        &request,
-        "vendor.deactivated",
+        request,
+        key,
         "lapse",
-        "vendor.deactivated",
-        format!("{user}: console login, keys, policies and groups removed; IAM read back"),
+        key,
+        format!("{user}: {what}"),
         json!({ "vendor_user": before }),
     );
     event.after = json!({ "vendor_user": after, "removed": removed });
     trail.record(event).await?;
-    Ok(Deactivated {
-        user: user.clone(),
-        removed,
-        retire_at: retire_at(&request, catalog),
-    })
+    Ok((user.clone(), removed))
 }
 
 /// What the retention's end came to.

@@ -18,8 +18,8 @@ use crate::identity::PrincipalId;
 use crate::ledger::Artifact;
 use crate::policy::Catalog;
 use crate::ports::{
-    AccessInspector, AccessProvisioner, AuditLog, Clock, LedgerStore, Notifier, RequestQueries,
-    RequestStore,
+    AccessInspector, AccessProvisioner, AuditLog, Clock, CredentialDrop, CredentialVault, Leases,
+    LedgerStore, Notifier, RequestQueries, RequestStore,
 };
 use crate::request::{RequestId, Status};
 use crate::usecase::AuditTrail;
@@ -78,6 +78,17 @@ pub trait HasNotifier: Sync {
     fn notifier(&self) -> &Self::Notifier;
 }
 
+/// What a grant can leave outside IAM: a checked-out credential (its lease and
+/// its vault) and a vendor's password drop. Ending a grant contains them.
+pub trait HasCustody: Sync {
+    type Leases: Leases;
+    type Vault: CredentialVault;
+    type Drops: CredentialDrop;
+    fn leases(&self) -> &Self::Leases;
+    fn vault(&self) -> &Self::Vault;
+    fn drops(&self) -> &Self::Drops;
+}
+
 /// What every step reads that is not a service: the policy catalog and the clock.
 pub trait Context: Sync {
     fn catalog(&self) -> &Catalog;
@@ -90,7 +101,15 @@ pub trait Context: Sync {
 /// cases it runs: the inactivity check, for one, has no requests, ledger, archive
 /// or notices. The workflow's steps and the operator tools take all of them.
 pub trait RevocationPorts:
-    HasCases + HasDirectory + HasControls + HasArchive + HasGrants + HasTrail + HasNotifier + Context
+    HasCases
+    + HasDirectory
+    + HasControls
+    + HasArchive
+    + HasGrants
+    + HasCustody
+    + HasTrail
+    + HasNotifier
+    + Context
 {
 }
 
@@ -100,6 +119,7 @@ impl<T> RevocationPorts for T where
         + HasControls
         + HasArchive
         + HasGrants
+        + HasCustody
         + HasTrail
         + HasNotifier
         + Context

@@ -14,6 +14,7 @@ use crate::revocation::case::{Applied, CaseStatus, Outcome, RevocationCase};
 use crate::revocation::plan::{Action, IdentitySnapshot, Lane, plan, residue};
 use crate::revocation::ports::{Archive, IdentityDirectory, UserControls};
 use crate::usecase::lifecycle::{revoke, verify};
+use crate::usecase::{checkout, vendor};
 
 use super::{RevocationPorts, case_event, identity, known, load, save, update_controls};
 
@@ -310,7 +311,12 @@ pub async fn apply_lane(
 }
 
 /// Ends a live grant in IAM. Its verification is made by step 6, side by side with
-/// the case's own read-back ([`verify_case`]).
+/// the case's own read-back ([`verify_case`]). What the grant left outside IAM is
+/// contained first, while the grant is still live (so a retried lane, which plans
+/// only live grants, finds it again if containment failed): a checked-out
+/// credential is rotated (the lease is released by the check-in once the grant is
+/// verified revoked), and a vendor's user the person sponsored loses its console
+/// login, keys, policies and groups.
 pub(super) async fn end_grant(
     p: &impl RevocationPorts,
     case: &RevocationCase,
@@ -318,10 +324,31 @@ pub(super) async fn end_grant(
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
     let grants = p.grants();
+    let trail = p.trail();
+    let why = format!("access revoked by case {}", case.id());
+    checkout::contain(
+        grants.store,
+        p.leases(),
+        p.vault(),
+        &trail,
+        request_id,
+        &why,
+    )
+    .await?;
+    vendor::contain(
+        grants.store,
+        p.directory(),
+        p.drops(),
+        &trail,
+        request_id,
+        &why,
+        now,
+    )
+    .await?;
     revoke(
         &grants,
         p.directory(),
-        &p.trail(),
+        &trail,
         request_id,
         RevokeCause::RightsRevocation,
         &case.trigger().executor,
@@ -355,6 +382,14 @@ pub(super) async fn cancel_request(
         Withdrawal::Active => {
             end_grant(p, case, request_id, now).await?;
             verify(&p.grants(), p.directory(), &p.trail(), request_id, now).await?;
+            checkout::check_in_if_held(
+                p.grants().store,
+                p.leases(),
+                p.vault(),
+                &p.trail(),
+                request_id,
+            )
+            .await?;
             Outcome::EndedMeanwhile
         }
     })
@@ -476,6 +511,11 @@ pub async fn verify_case(
     let mut after = after?;
     for grant in verified {
         grant?;
+    }
+    // A checked-out credential whose grant is now verified revoked is checked in
+    // (rotated again, the lease released): its holder can no longer read it.
+    for id in &ended {
+        checkout::check_in_if_held(grants.store, p.leases(), p.vault(), &trail, id).await?;
     }
     let mut left = residue_of(p, &case, &after).await?;
     if !left.is_empty() && case.kind().closes_doors() {

@@ -366,6 +366,134 @@ mod over_fakes {
         );
     }
 
+    /// An approved, active request of `who`'s, stored.
+    fn live_request(
+        p: &MemoryRevocations,
+        mut request: crate::request::AccessRequest,
+    ) -> crate::request::AccessRequest {
+        use crate::ports::RequestStore;
+        for (who, group) in [("mia", "managers"), ("sam", "security")] {
+            request
+                .decide(
+                    &crate::testing::person(who, &[group]),
+                    crate::request::Verdict::Approve,
+                    "ok",
+                    monday_at(8),
+                )
+                .unwrap();
+        }
+        request
+            .activate(
+                crate::ledger::Artifact::InlinePolicy {
+                    name: format!("lapse-{}-{}", request.resource(), request.id()),
+                },
+                monday_at(9),
+            )
+            .unwrap();
+        block_on(p.requests.create(&mut request)).unwrap();
+        request
+    }
+
+    #[test]
+    fn a_termination_kills_a_checked_out_credential_and_the_vendors_the_person_sponsored() {
+        use crate::ports::{Leases, RequestStore};
+        use crate::request::{AccessRequest, NewRequest, Status};
+        let p = ports();
+        let user = person(&p, "quinn");
+        let quinn = crate::testing::person("quinn", &[]);
+        let ask = |resource: &str| NewRequest {
+            resource: resource.into(),
+            duration: Some("2h".parse().unwrap()),
+            justification: "month end".into(),
+            ticket: Some("CHG-1".into()),
+        };
+        // quinn holds a checked-out credential...
+        let checkout = live_request(
+            &p,
+            AccessRequest::submit(
+                ask("prod-db-root-credential"),
+                &quinn,
+                crate::testing::employee_context(),
+                &p.catalog,
+                monday_at(8),
+            )
+            .unwrap(),
+        );
+        let secret = checkout.checkout().unwrap().to_owned();
+        p.vault.add(&secret, "v1");
+        block_on(p.leases.acquire(&crate::ports::Lease {
+            secret_arn: secret.clone(),
+            request_id: checkout.id().clone(),
+            holder: user.clone(),
+            version_id: "v1".into(),
+            at: monday_at(9),
+        }))
+        .unwrap();
+        // ...and sponsors a vendor, whose user has a console password and a key.
+        let vendor = live_request(
+            &p,
+            AccessRequest::vendor(
+                ask("staging-logs-read"),
+                &crate::vendor::VendorAsk {
+                    id: "acme".into(),
+                    email: "ops@acme.example".into(),
+                },
+                &quinn,
+                crate::testing::employee_context(),
+                &p.catalog,
+                monday_at(8),
+            )
+            .unwrap(),
+        );
+        let vendor_user = vendor.vendor_of().unwrap().user().clone();
+        let mut v = IdentitySnapshot::absent(vendor_user.clone(), monday_at(9));
+        v.exists = true;
+        v.managed = true;
+        v.login_profile = true;
+        v.access_keys = vec![credential("AKIAV")];
+        p.directory.put_user(v);
+
+        let case = termination(&p, &user, "evt-custody");
+        let done = block_on(run(&p, case.id(), monday_at(10))).unwrap();
+        assert_eq!(done.status(), CaseStatus::Verified, "{:?}", done.residue());
+
+        // The checked-out value died when the grant ended (quinn could still read
+        // the secret until the grant was verified revoked); once it was, the
+        // credential was checked in: rotated again, the lease released.
+        assert_eq!(
+            p.vault.versions(&secret),
+            [
+                "v1".to_owned(),
+                crate::usecase::checkout::contained_version(checkout.id()),
+                crate::usecase::checkout::rotated_version(checkout.id()),
+            ]
+        );
+        assert_eq!(
+            block_on(p.requests.get(checkout.id()))
+                .unwrap()
+                .unwrap()
+                .status(),
+            Status::Verified
+        );
+        assert!(block_on(p.leases.get(&secret)).unwrap().is_none());
+        // The vendor's user has nothing left to sign in with.
+        let left = p.directory.user(&vendor_user).unwrap();
+        assert!(!left.login_profile, "{left:?}");
+        assert!(left.access_keys.iter().all(|c| !c.active), "{left:?}");
+        for (request, action) in [
+            (&checkout, "credential.rotated"),
+            (&vendor, "vendor.contained"),
+        ] {
+            let chain =
+                block_on(p.log.chain(&crate::usecase::request_chain(request.id()))).unwrap();
+            assert!(
+                chain.iter().any(|e| e.action == action),
+                "{action}: {:?}",
+                chain.iter().map(|e| &e.action).collect::<Vec<_>>()
+            );
+        }
+    }
+
     #[test]
     fn a_trigger_id_reused_for_someone_else_opens_their_own_case() {
         let p = ports();
