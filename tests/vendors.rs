@@ -238,3 +238,65 @@ async fn a_vendor_gets_a_temporary_user_that_is_deactivated_held_and_deleted() {
         );
     }
 }
+
+/// A vendor workflow that fails after the vendor's user was made (here the grant
+/// step, refused) must not leave the vendor a console login: the failure path
+/// takes everything from the user and deletes the password's secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vendor_whose_grant_fails_keeps_no_console_login() {
+    let s = Stack::start().await;
+    let iam = aws_sdk_iam::Client::new(&s.stack.sdk);
+    let dana = s.as_user("dana");
+    let created = dana
+        .sponsor_vendor(
+            ("initech", "ops@initech.example"),
+            "staging-logs-read",
+            Some("2h"),
+            "migrate the log pipeline",
+            "PRJ-44",
+        )
+        .await
+        .unwrap();
+    let rid = id(&created);
+    let vendor = created["vendor"]["user"].as_str().unwrap().to_owned();
+    s.stack
+        .faults
+        .fail_next("grant", "Lapse.Denied", "refused for the test");
+    s.as_user("mia").decide(&rid, true, "ok").await.unwrap();
+    s.as_user("sam").decide(&rid, true, "ok").await.unwrap();
+    let run = s.workflow(&rid).await;
+    assert_eq!(run.status, "FAILED", "{run:?}");
+    for state in ["ProvisionVendor", "Grant", "RecordFailure", "ContainVendor"] {
+        assert!(run.states.contains(&state.to_owned()), "{state}: {run:?}");
+    }
+    assert!(user_exists(&s, &vendor).await);
+    assert!(
+        iam.get_login_profile()
+            .user_name(&vendor)
+            .send()
+            .await
+            .is_err(),
+        "the vendor's user keeps its console login"
+    );
+    let policies = iam
+        .list_user_policies()
+        .user_name(&vendor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        policies.policy_names(),
+        [lapse_core::revocation::plan::SESSION_DENY_POLICY],
+        "only the session deny is left"
+    );
+    assert!(
+        aws_sdk_secretsmanager::Client::new(&s.stack.sdk)
+            .get_secret_value()
+            .secret_id(format!("lapse/vendor/{vendor}"))
+            .send()
+            .await
+            .is_err(),
+        "the first password's secret is gone"
+    );
+    assert!(s.audit(&rid).await.contains(&"vendor.contained".to_owned()));
+}

@@ -214,7 +214,7 @@ pub async fn deactivate(
 /// grant's among them, and groups), whatever state the request is in, the
 /// password's secret is deleted, and IAM is read back. Answers `None` for a
 /// request that is not vendor access, or a vendor user IAM does not have (never
-/// made, or deleted). Safe to run again.
+/// made, or deleted) or Lapse does not manage. Safe to run again.
 pub async fn contain(
     store: &impl RequestStore,
     directory: &impl IdentityDirectory,
@@ -228,7 +228,11 @@ pub async fn contain(
     let Some(vendor) = request.vendor_of() else {
         return Ok(None);
     };
-    if !directory.identity(vendor.user(), now).await?.exists {
+    let found = directory.identity(vendor.user(), now).await?;
+    if !found.exists || !found.managed {
+        // Never made (or deleted): only its password's secret may be left. A user
+        // of that name Lapse does not manage is not Lapse's to strip (adopting one
+        // is refused when it is made).
         drop.withdraw(&secret_name(vendor.user())).await?;
         return Ok(None);
     }
