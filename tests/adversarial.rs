@@ -1334,3 +1334,141 @@ async fn a_revoked_person_is_refused_however_their_name_is_spelled() {
     assert!(moved.legal_hold && moved.revoked_by.is_some(), "{moved:?}");
     assert_eq!(moved.version, 4);
 }
+
+/// A compromised function holds what every writer holds: it signs, appends events
+/// and writes anchors. It rewrites a chain (every event deleted, the history
+/// re-signed with one reason changed, one event more, anchored) so that the
+/// newest anchor matches; it adds a second version of an old anchor; it plants an
+/// anchor far past another chain's end. Each is found: every anchor is held to
+/// its event, and every version of every anchor key is listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_rewritten_under_a_new_anchor_or_a_second_anchor_version_is_detected() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use lapse_core::audit::AuditDraft;
+    use lapse_core::ports::AuditLog;
+    use lapse_core::revocation::usecase::HasTrail;
+    let w = world().await;
+    let (rita, olga) = (person(&w, "rita").await, person(&w, "olga").await);
+    for user in [&rita, &olga] {
+        let case = operator_case(&w, user, RevocationKind::Suspend).await;
+        run(&w.r, case.id(), Utc::now()).await.unwrap();
+    }
+    let (sdk, config) = (&w.s.stack.sdk, &w.s.stack.config);
+    let reader = w.s.audit_reader().await;
+    let chain = format!("user#{rita}");
+    assert_eq!(reader.verify(Some(&chain)).await.unwrap()[0].problem, None);
+
+    // The rewrite, with nothing but a writer's own permissions.
+    let trail = w.r.trail();
+    let original = trail.log.chain(&chain).await.unwrap();
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    for event in &original {
+        dynamo
+            .delete_item()
+            .table_name(&config.tables.audit)
+            .key("chain", AttributeValue::S(chain.clone()))
+            .key("seq", AttributeValue::N(event.seq.to_string()))
+            .send()
+            .await
+            .unwrap();
+    }
+    for (n, event) in original.iter().enumerate() {
+        let reason = if n == 1 {
+            "nothing happened here".to_owned()
+        } else {
+            event.reason.clone()
+        };
+        trail
+            .record(AuditDraft {
+                chain: chain.clone(),
+                key: event.key.clone(),
+                actor: event.actor.clone(),
+                action: event.action.clone(),
+                subject: event.subject.clone(),
+                reason,
+                before: event.before.clone(),
+                after: event.after.clone(),
+                at: event.at,
+            })
+            .await
+            .unwrap();
+    }
+    trail
+        .record(AuditDraft {
+            chain: chain.clone(),
+            key: "cover".into(),
+            actor: "lapse".into(),
+            action: "revocation.reverified".into(),
+            subject: rita.to_string(),
+            reason: "all good".into(),
+            before: Value::Null,
+            after: Value::Null,
+            at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    let report = reader.verify(Some(&chain)).await.unwrap();
+    assert_eq!(
+        report[0].problem.as_deref(),
+        Some("event #1 does not match its anchor: the chain was rewritten from #1 on"),
+        "{report:?}"
+    );
+
+    // A second version of one of olga's anchors (S3 refuses an overwrite only
+    // when asked; the bucket policy makes every writer ask, but the verifier does
+    // not rely on it).
+    let s3 = aws_sdk_s3::Client::new(sdk);
+    let olga_chain = format!("user#{olga}");
+    let key = format!("heads/{olga_chain}/{:020}.json", 0);
+    let first = s3
+        .get_object()
+        .bucket(&config.audit_anchors)
+        .key(&key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    s3.put_object()
+        .bucket(&config.audit_anchors)
+        .key(&key)
+        .body(first.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let report = reader.verify(Some(&olga_chain)).await.unwrap();
+    assert!(
+        report[0]
+            .problem
+            .as_deref()
+            .is_some_and(|p| p.contains(&format!("anchor {key} has 2 versions"))),
+        "{report:?}"
+    );
+
+    // An anchor planted far past a chain's end is reported as such.
+    let planted_chain = "user#nobody-planted";
+    s3.put_object()
+        .bucket(&config.audit_anchors)
+        .key(format!("heads/{planted_chain}/{:020}.json", 1000))
+        .body(
+            json!({"chain": planted_chain, "seq": 1000, "hash": "00"})
+                .to_string()
+                .into_bytes()
+                .into(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let all = reader.verify(None).await.unwrap();
+    let planted = all.iter().find(|r| r.chain == planted_chain).unwrap();
+    assert_eq!(
+        planted.problem.as_deref(),
+        Some(
+            "anchor #1000 is beyond the chain's end (no events): newest events were removed, or anchors were planted"
+        ),
+        "{planted:?}"
+    );
+}

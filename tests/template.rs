@@ -837,6 +837,9 @@ fn audit_key_signers(template: &Value) -> Vec<(Value, Value)> {
                     || a.starts_with("kms:Sign")
                     || a == "kms:CreateGrant"
                     || a == "kms:Create*"
+                    // Whoever may change the key policy may grant themselves Sign.
+                    || a == "kms:PutKeyPolicy"
+                    || a == "kms:Put*"
             })
         })
         .map(|s| (s["Principal"].clone(), s["Condition"].clone()))
@@ -883,6 +886,12 @@ fn only_the_stacks_functions_may_sign_audit_events() {
         .unwrap()
         .push("kms:CreateGrant".into());
     assert!(!only_functions(&granted));
+    let mut repolicied = template.clone();
+    key_policy(&mut repolicied)[0]["Action"]
+        .as_array_mut()
+        .unwrap()
+        .push("kms:PutKeyPolicy".into());
+    assert!(!only_functions(&repolicied));
     // An operator role that may sign (operators act through the operator API).
     let mut operators_sign = template.clone();
     let mut extra = key_policy(&mut operators_sign)[1].clone();
@@ -909,6 +918,23 @@ fn anchor_problems(template: &Value) -> Vec<String> {
     }
     if bucket["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Mode"] != "COMPLIANCE" {
         problems.push("default retention is not COMPLIANCE".to_owned());
+    }
+    // Object Lock keeps versions, not keys: every anchor write must ask S3 to
+    // refuse an existing key, or a writer could add a newer version of an anchor.
+    let policy = &template["Resources"]["AuditAnchorBucketPolicy"]["Properties"];
+    let written_once = policy["Bucket"] == serde_json::json!({"Ref": "AuditAnchorBucket"})
+        && as_list(&policy["PolicyDocument"]["Statement"])
+            .iter()
+            .any(|s| {
+                s["Effect"] == "Deny"
+                    && s["Principal"] == "*"
+                    && as_list(&s["Action"]).contains(&"s3:PutObject".into())
+                    && s["Resource"]
+                        == serde_json::json!({"Fn::Sub": "${AuditAnchorBucket.Arn}/heads/*"})
+                    && s["Condition"] == serde_json::json!({"Null": {"s3:if-none-match": "true"}})
+            });
+    if !written_once {
+        problems.push("anchor writes without If-None-Match are not denied".to_owned());
     }
     for (role, resource) in template["Resources"].as_object().unwrap() {
         if resource["Type"] != "AWS::IAM::Role" {
@@ -944,6 +970,13 @@ fn audit_anchors_cannot_be_removed_by_anyone_lapse_deploys() {
     assert_eq!(
         anchor_problems(&governance),
         ["default retention is not COMPLIANCE"]
+    );
+    let mut overwriter = template.clone();
+    overwriter["Resources"]["AuditAnchorBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        [0]["Condition"] = serde_json::json!({"Null": {"s3:if-match": "true"}});
+    assert_eq!(
+        anchor_problems(&overwriter),
+        ["anchor writes without If-None-Match are not denied"]
     );
     let mut deleter = template;
     statement_mut(&mut deleter, "SweeperFunctionRole", "AuditAnchors")["Action"] =

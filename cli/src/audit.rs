@@ -4,17 +4,19 @@
 //! (`kms:GetPublicKey`). Nothing here can sign or change an event.
 //!
 //! Every chain is verified (hash links, signatures with the KMS public key) and held
-//! to its newest anchored head (S3 under Object Lock): a chain whose newest events,
-//! or which as a whole, were deleted fails, and so does a chain with events past its
-//! last anchor.
+//! to every one of its anchored heads (S3 under Object Lock): an event that no
+//! longer matches its anchor was rewritten; an anchor past the chain's end means
+//! its newest events (or all of them) were deleted, or the anchor was planted; a
+//! chain with events past its last anchor fails; and an anchor key with more than
+//! one version or a delete marker is tampering.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use lapse_aws::anchors::S3Anchors;
+use lapse_aws::anchors::{AnchorListing, S3Anchors};
 use lapse_aws::dynamodb::DynamoDbAuditLog;
-use lapse_core::audit::{AuditEvent, AuditVerifier, ChainHead, verify_chain};
+use lapse_core::audit::{AuditEvent, AuditVerifier, verify_chain};
 use lapse_core::ports::AuditLog;
 
 /// The audit trail as an auditor reads it.
@@ -61,39 +63,40 @@ impl AuditReader {
         })
     }
 
-    async fn chains_and_heads(
+    async fn chains_and_anchors(
         &self,
         only: Option<&str>,
-    ) -> Result<(BTreeSet<String>, BTreeMap<String, ChainHead>)> {
-        let heads = self.anchors.heads().await?;
+    ) -> Result<(BTreeSet<String>, AnchorListing)> {
+        let anchors = self.anchors.list().await?;
         let chains = match only {
             Some(chain) => BTreeSet::from([chain.to_owned()]),
             None => {
                 // Chains the table holds, and chains only the anchors remember.
                 let mut all = self.log.chains().await?;
-                all.extend(heads.keys().cloned());
+                all.extend(anchors.chains.keys().cloned());
+                all.extend(anchors.tampered.keys().cloned());
                 all
             }
         };
-        Ok((chains, heads))
+        Ok((chains, anchors))
     }
 
-    /// One chain's events, and why they fail, if they do. The heads were listed
+    /// One chain's events, and why they fail, if they do. The anchors were listed
     /// before the chain was read, and a writer anchors each head just after it
     /// appends the event, so a chain being written can be read with an event its
-    /// listed head does not reach yet. When the events run past the head (or the
-    /// chain has none), the heads are listed again, up to three times 250 ms apart;
-    /// a tail that stays unanchored still fails.
+    /// listed anchors do not reach yet. When the events run past the newest
+    /// anchor (or the chain has none), the anchors are listed again, up to three
+    /// times 250 ms apart; a tail that stays unanchored still fails.
     async fn read_chain(
         &self,
         chain: &str,
-        heads: &mut BTreeMap<String, ChainHead>,
+        anchors: &mut AnchorListing,
     ) -> Result<(Vec<AuditEvent>, Option<String>)> {
         let mut relisted = 0;
         loop {
             let events = self.log.chain(chain).await?;
-            let problem = check(chain, &events, &self.verifier, heads.get(chain));
-            let ahead = match (events.last(), heads.get(chain)) {
+            let problem = check(chain, &events, &self.verifier, anchors);
+            let ahead = match (events.last(), anchors.newest(chain)) {
                 (Some(last), Some(head)) => last.seq > head.seq,
                 (Some(_), None) => true,
                 (None, _) => false,
@@ -103,16 +106,16 @@ impl AuditReader {
             }
             relisted += 1;
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-            *heads = self.anchors.heads().await?;
+            *anchors = self.anchors.list().await?;
         }
     }
 
     /// Verifies one chain (or all) against the signing key and the anchors.
     pub async fn verify(&self, only: Option<&str>) -> Result<Vec<ChainReport>> {
-        let (chains, mut heads) = self.chains_and_heads(only).await?;
+        let (chains, mut anchors) = self.chains_and_anchors(only).await?;
         let mut reports = Vec::new();
         for chain in chains {
-            let (events, problem) = self.read_chain(&chain, &mut heads).await?;
+            let (events, problem) = self.read_chain(&chain, &mut anchors).await?;
             reports.push(ChainReport {
                 problem,
                 events: events.len(),
@@ -130,10 +133,10 @@ impl AuditReader {
         break_glass: bool,
         out: &mut impl Write,
     ) -> Result<usize> {
-        let (chains, mut heads) = self.chains_and_heads(only).await?;
+        let (chains, mut anchors) = self.chains_and_anchors(only).await?;
         let mut written = 0;
         for chain in chains {
-            let (events, problem) = self.read_chain(&chain, &mut heads).await?;
+            let (events, problem) = self.read_chain(&chain, &mut anchors).await?;
             if let Some(problem) = problem {
                 anyhow::bail!("chain {chain} does not verify, nothing more exported: {problem}");
             }
@@ -150,26 +153,64 @@ impl AuditReader {
     }
 }
 
-/// Why a chain fails, or `None`.
+/// Why a chain fails, or `None`: links and signatures first, then tampered
+/// anchor keys, then every anchor against the event at its position, then events
+/// past the newest anchor.
 pub fn check(
     chain: &str,
     events: &[AuditEvent],
     verifier: &AuditVerifier,
-    anchored: Option<&ChainHead>,
+    anchors: &AnchorListing,
 ) -> Option<String> {
-    if let Err(err) = verify_chain(chain, events, verifier, anchored) {
+    if let Err(err) = verify_chain(chain, events, verifier, None) {
         return Some(err.to_string());
     }
-    match (events.last(), anchored) {
+    if let Some(tampered) = anchors.tampered.get(chain) {
+        return Some(format!(
+            "tampering with its anchors: {}",
+            tampered.join("; ")
+        ));
+    }
+    let anchored = anchors.chains.get(chain);
+    let end = match events.last() {
+        Some(last) => format!("#{}", last.seq),
+        None => "no events".to_owned(),
+    };
+    let mut beyond = Vec::new();
+    for (seq, hash) in anchored.into_iter().flatten() {
+        match events.get(*seq as usize) {
+            Some(event) if &event.hash == hash => {}
+            Some(_) => {
+                return Some(format!(
+                    "event #{seq} does not match its anchor: the chain was rewritten from #{seq} on"
+                ));
+            }
+            None => beyond.push(*seq),
+        }
+    }
+    if let (Some(first), Some(last)) = (beyond.first(), beyond.last()) {
+        let which = if first == last {
+            format!("anchor #{first} is")
+        } else {
+            format!("anchors #{first}..#{last} are")
+        };
+        return Some(format!(
+            "{which} beyond the chain's end ({end}): newest events were removed, or anchors were planted"
+        ));
+    }
+    let newest = anchored
+        .and_then(|a| a.last_key_value())
+        .map(|(seq, _)| *seq);
+    match (events.last(), newest) {
         (Some(last), None) => Some(format!(
             "no anchored head: events up to #{} cannot be held to one",
             last.seq
         )),
-        (Some(last), Some(head)) if last.seq > head.seq => Some(format!(
+        (Some(last), Some(head)) if last.seq > head => Some(format!(
             "events #{}..#{} came after the last anchored head #{}",
-            head.seq + 1,
+            head + 1,
             last.seq,
-            head.seq
+            head
         )),
         _ => None,
     }

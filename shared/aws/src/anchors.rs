@@ -5,7 +5,10 @@
 //! `s3:GetObject`.
 //!
 //! Layout: `heads/<chain>/<seq, 20 digits>.json` holding `{"chain", "seq", "hash"}`.
-//! The newest anchor of a chain is the head a verifier holds the chain to.
+//! A verifier holds each chain to every one of its anchors (an event that no
+//! longer matches its anchor was rewritten; an anchor past the chain's end means
+//! deleted events or a planted anchor), and reads every version of every key: a
+//! second version or a delete marker is tampering.
 
 use std::collections::BTreeMap;
 
@@ -41,6 +44,35 @@ where
 
 fn key_of(chain: &str, seq: u64) -> String {
     format!("{PREFIX}{chain}/{seq:020}.json")
+}
+
+/// The chain and position an anchor's key names.
+fn parse_key(key: &str) -> Option<(&str, u64)> {
+    let (chain, file) = key.strip_prefix(PREFIX)?.rsplit_once('/')?;
+    let seq = file.strip_suffix(".json")?.parse().ok()?;
+    Some((chain, seq))
+}
+
+/// Every anchor, as an auditor reads the bucket.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AnchorListing {
+    /// Each chain's anchored hashes, by position.
+    pub chains: BTreeMap<String, BTreeMap<u64, String>>,
+    /// Per chain, the anchor keys whose history shows tampering.
+    pub tampered: BTreeMap<String, Vec<String>>,
+}
+
+impl AnchorListing {
+    /// A chain's newest anchored head.
+    pub fn newest(&self, chain: &str) -> Option<ChainHead> {
+        self.chains
+            .get(chain)?
+            .last_key_value()
+            .map(|(seq, hash)| ChainHead {
+                seq: *seq,
+                hash: hash.clone(),
+            })
+    }
 }
 
 impl S3Anchors {
@@ -86,75 +118,117 @@ impl S3Anchors {
         }
     }
 
-    /// The newest anchored head of every chain.
-    pub async fn heads(&self) -> Result<BTreeMap<String, ChainHead>, StoreError> {
-        let mut newest: BTreeMap<String, (u64, String)> = BTreeMap::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(PREFIX)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            for object in page.map_err(unavailable)?.contents() {
-                let Some(key) = object.key() else { continue };
-                let Some((chain, file)) = key
-                    .strip_prefix(PREFIX)
-                    .and_then(|rest| rest.rsplit_once('/'))
-                else {
-                    continue;
-                };
-                let Some(seq) = file
-                    .strip_suffix(".json")
-                    .and_then(|n| n.parse::<u64>().ok())
-                else {
-                    continue;
-                };
-                let entry = newest
-                    .entry(chain.to_owned())
-                    .or_insert((seq, key.to_owned()));
-                if seq >= entry.0 {
-                    *entry = (seq, key.to_owned());
-                }
-            }
-        }
-        let mut heads = BTreeMap::new();
-        for (chain, (seq, key)) in newest {
-            let object = self
+    /// Every anchor in the bucket, every version of every key listed: an anchor is
+    /// written once (`If-None-Match`, which the bucket policy requires), so a key
+    /// with a second version or a delete marker is tampering, reported with its
+    /// chain. A tampered key is read at its first version, the one written in
+    /// order.
+    pub async fn list(&self) -> Result<AnchorListing, StoreError> {
+        use futures_util::{StreamExt, TryStreamExt};
+        // key -> (chain, seq, version ids newest first, as S3 lists them; delete
+        // markers)
+        type Versions = (String, u64, Vec<String>, usize);
+        let mut keys: BTreeMap<String, Versions> = BTreeMap::new();
+        let mut listing = AnchorListing::default();
+        // ListObjectVersions has no paginator: follow its markers.
+        let mut markers: (Option<String>, Option<String>) = (None, None);
+        loop {
+            let page = self
                 .client
-                .get_object()
+                .list_object_versions()
                 .bucket(&self.bucket)
-                .key(&key)
+                .prefix(PREFIX)
+                .set_key_marker(markers.0.take())
+                .set_version_id_marker(markers.1.take())
                 .send()
                 .await
                 .map_err(unavailable)?;
-            let bytes = object
-                .body
-                .collect()
-                .await
-                .map_err(unavailable)?
-                .into_bytes();
-            let anchor: Anchor =
-                serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                    id: key.clone(),
-                    detail: format!("anchor does not parse: {e}"),
-                })?;
-            if anchor.chain != chain || anchor.seq != seq {
-                return Err(StoreError::Corrupt {
-                    id: key,
-                    detail: "anchor names another chain or position than its key".into(),
-                });
+            let versions = page
+                .versions()
+                .iter()
+                .map(|v| (v.key(), v.version_id(), false));
+            let deleted = page
+                .delete_markers()
+                .iter()
+                .map(|m| (m.key(), m.version_id(), true));
+            for (key, version, marker) in versions.chain(deleted) {
+                let Some(key) = key else { continue };
+                let Some((chain, seq)) = parse_key(key) else {
+                    continue;
+                };
+                let entry = keys
+                    .entry(key.to_owned())
+                    .or_insert_with(|| (chain.to_owned(), seq, Vec::new(), 0));
+                if marker {
+                    entry.3 += 1;
+                } else {
+                    entry.2.push(version.unwrap_or("null").to_owned());
+                }
             }
-            heads.insert(
-                chain,
-                ChainHead {
-                    seq,
-                    hash: anchor.hash,
-                },
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            markers = (
+                page.next_key_marker().map(str::to_owned),
+                page.next_version_id_marker().map(str::to_owned),
             );
         }
-        Ok(heads)
+        let mut reads = Vec::new();
+        for (key, (chain, seq, mut versions, markers)) in keys {
+            if versions.len() > 1 || markers > 0 {
+                listing.tampered.entry(chain.clone()).or_default().push(format!(
+                    "anchor {key} has {} versions and {markers} delete markers: anchors are written once",
+                    versions.len()
+                ));
+            }
+            // The first written: S3 lists a key's versions newest first.
+            if let Some(version) = versions.pop() {
+                reads.push((key, chain, seq, version));
+            }
+        }
+        let read: Vec<(String, u64, String)> = futures_util::stream::iter(reads)
+            .map(|(key, chain, seq, version)| async move {
+                let hash = self.read(&key, &version, &chain, seq).await?;
+                Ok::<_, StoreError>((chain, seq, hash))
+            })
+            .buffer_unordered(16)
+            .try_collect()
+            .await?;
+        for (chain, seq, hash) in read {
+            listing.chains.entry(chain).or_default().insert(seq, hash);
+        }
+        Ok(listing)
+    }
+
+    async fn read(
+        &self,
+        key: &str,
+        version: &str,
+        chain: &str,
+        seq: u64,
+    ) -> Result<String, StoreError> {
+        let mut get = self.client.get_object().bucket(&self.bucket).key(key);
+        if version != "null" {
+            get = get.version_id(version);
+        }
+        let object = get.send().await.map_err(unavailable)?;
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(unavailable)?
+            .into_bytes();
+        let anchor: Anchor = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+            id: key.to_owned(),
+            detail: format!("anchor does not parse: {e}"),
+        })?;
+        if anchor.chain != chain || anchor.seq != seq {
+            return Err(StoreError::Corrupt {
+                id: key.to_owned(),
+                detail: "anchor names another chain or position than its key".into(),
+            });
+        }
+        Ok(anchor.hash)
     }
 
     /// Creates an anchor bucket under Object Lock (local stack and tests; the
