@@ -596,6 +596,8 @@ const MUST_ALARM: &[(&str, &str)] = &[
     // Every break-glass use, not only an unjustified one.
     ("BreakGlassUses", "break-glass"),
     ("BreakGlassIncidents", "break-glass"),
+    // A termination or suspension held back by an override.
+    ("RevocationsHeld", "revocation"),
 ];
 
 fn alarm_problems(template: &Value) -> Vec<String> {
@@ -738,6 +740,25 @@ fn every_break_glass_use_is_alarmed() {
         alarm_problems(&t)
             .iter()
             .any(|p| p == "no alarm on BreakGlassUses for break-glass"),
+        "removing the alarm is caught"
+    );
+}
+
+#[test]
+fn every_held_termination_is_alarmed() {
+    let template = real();
+    let alarm = &template["Resources"]["RevocationHeldAlarm"]["Properties"];
+    assert_eq!(alarm["MetricName"], "RevocationsHeld", "{alarm}");
+    assert_eq!(alarm["Threshold"], 1, "one hold is enough: {alarm}");
+    let mut t = template.clone();
+    t["Resources"]
+        .as_object_mut()
+        .unwrap()
+        .remove("RevocationHeldAlarm");
+    assert!(
+        alarm_problems(&t)
+            .iter()
+            .any(|p| p == "no alarm on RevocationsHeld for revocation"),
         "removing the alarm is caught"
     );
 }

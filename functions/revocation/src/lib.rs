@@ -79,7 +79,16 @@ pub async fn handler(
                 json!({ "proceed": false, "reason": format!("{} revokes nothing", event.event_type.as_str()) })
             }
         },
-        Step::Validate { case_id } => json!(steps::validate(p, &case_id, now).await?),
+        Step::Validate { case_id } => {
+            let validation = steps::validate(p, &case_id, now).await?;
+            if validation.held_closing {
+                metrics::emit(
+                    &[("Workflow", "revocation")],
+                    &[("RevocationsHeld", 1.0, "Count")],
+                );
+            }
+            json!(validation)
+        }
         Step::Snapshot { case_id } => {
             steps::snapshot(p, &case_id, now).await?;
             metrics::emit(

@@ -43,6 +43,8 @@ pub const EMITTED: &[Emitted] = &[
     m("VerificationSuccesses", REVOCATION),
     m("VerificationFailures", REVOCATION),
     m("WorkflowFailures", REVOCATION),
+    // A termination or suspension held back by an override.
+    m("RevocationsHeld", REVOCATION),
     m("SweptExpiredRequests", SWEEPER),
     m("SweptRevocations", SWEEPER),
     m("SweptRestarts", SWEEPER),

@@ -23,12 +23,19 @@ use super::{RevocationPorts, case_event, identity, known, load, save, update_con
 pub struct Validation {
     pub case_id: String,
     pub proceed: bool,
+    /// Held by an override, and a termination or suspension: the revocation
+    /// function counts these for the held-revocations alarm.
+    #[serde(default)]
+    pub held_closing: bool,
     pub status: CaseStatus,
     pub effective_at: DateTime<Utc>,
     pub reason: String,
 }
 
-/// Marks a case held by an override (audited once per hold).
+/// Marks a case held by an override (audited once per hold). A held termination
+/// or suspension is never silent: security is told before the hold is stored (a
+/// retried step whose save failed tells again, so at least once), and the
+/// workflow's validation says so for the metric its alarm watches.
 pub(super) async fn hold(
     p: &impl RevocationPorts,
     case: &mut RevocationCase,
@@ -37,6 +44,27 @@ pub(super) async fn hold(
 ) -> Result<(), Error> {
     if !case.hold(reason)? {
         return Ok(());
+    }
+    if case.kind().closes_doors() {
+        let what = match case.kind() {
+            crate::revocation::plan::RevocationKind::Suspend => "suspension",
+            _ => "full revocation",
+        };
+        p.notifier()
+            .send(&Notice {
+                audience: Audience::Security,
+                subject: format!("Revocation held: {what} of {}", case.user()),
+                body: format!(
+                    "Case {} ({}) is held back by an override: {reason}. Nothing is revoked \
+                     until the override is cleared (lapse hold --user {} --clear-override); \
+                     meanwhile the person keeps their access.",
+                    case.id(),
+                    case.trigger().reason,
+                    case.user()
+                ),
+                request_id: None,
+            })
+            .await?;
     }
     save(p, case, now).await?;
     p.trail()
@@ -88,6 +116,7 @@ pub async fn validate(
     let done = |case: &RevocationCase, reason: &str| Validation {
         case_id: case.id().to_string(),
         proceed: false,
+        held_closing: case.status() == CaseStatus::Held && case.kind().closes_doors(),
         status: case.status(),
         effective_at: case.effective_at(),
         reason: reason.to_owned(),
@@ -119,6 +148,7 @@ pub async fn validate(
     Ok(Validation {
         case_id: case.id().to_string(),
         proceed: true,
+        held_closing: false,
         status: case.status(),
         effective_at: case.effective_at(),
         reason: "proceed".into(),

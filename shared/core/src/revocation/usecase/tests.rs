@@ -654,6 +654,18 @@ mod over_fakes {
             p.directory.user(&user).unwrap().login_profile,
             "nothing touched"
         );
+        // A termination held back is never silent: security is told, once.
+        let validation = block_on(validate(&p, case.id(), monday_at(10))).unwrap();
+        assert!(validation.held_closing, "{validation:?}");
+        let told: Vec<_> = p
+            .notifier
+            .sent()
+            .into_iter()
+            .filter(|n| n.audience == crate::ports::Audience::Security)
+            .collect();
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert_eq!(told[0].subject, "Revocation held: full revocation of held");
+        assert!(told[0].body.contains("INC-9"), "{}", told[0].body);
         set(None);
         let done = block_on(run(&p, case.id(), monday_at(11))).unwrap();
         assert_eq!(done.status(), CaseStatus::Verified);
