@@ -1472,3 +1472,41 @@ async fn a_chain_rewritten_under_a_new_anchor_or_a_second_anchor_version_is_dete
         "{planted:?}"
     );
 }
+
+/// Operators are the stack's explicit list, not whoever an IAM policy lets call
+/// `execute-api:Invoke`: a validly authenticated principal that is not listed
+/// (here an assumed role's session, as API Gateway's IAM authorizer passes it)
+/// is refused before anything is read or opened; the listed operator is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_stacks_listed_operators_may_use_the_operator_api() {
+    use lapse_core::revocation::ports::CaseStore;
+    let w = world().await;
+    let target = person(&w, "jdoe").await;
+    let deps = operator::Deps::from_env(&w.s.stack.config.env(), &w.s.stack.sdk)
+        .await
+        .unwrap();
+    let mut event = Stack::sample("operator/revoke-now.json");
+    let mut body: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+    body["user"] = json!(target.as_str());
+    event["body"] = json!(body.to_string());
+    let call = |event: &Value| {
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let deps = &deps;
+        async move { operator::handler(deps, request).await.unwrap() }
+    };
+    let refused = call(&event).await;
+    assert_eq!(refused.status(), 403);
+    let text = String::from_utf8(refused.body().to_vec()).unwrap();
+    assert!(
+        text.contains("arn:aws:sts::123456789012:assumed-role/LapseOperators/ana@example.com is not an operator of this stack"),
+        "{text}"
+    );
+    assert!(w.r.table.cases_of(&target).await.unwrap().is_empty());
+
+    // The listed operator, with the same ask: the case is opened.
+    event["requestContext"]["authorizer"]["iam"]["userArn"] = json!(w.s.stack.operator.arn);
+    let admitted = call(&event).await;
+    let text = String::from_utf8(admitted.body().to_vec()).unwrap();
+    assert!(admitted.status().is_success(), "{text}");
+    assert_eq!(w.r.table.cases_of(&target).await.unwrap().len(), 1);
+}

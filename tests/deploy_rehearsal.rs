@@ -126,6 +126,11 @@ async fn deploy_template(emulator: &Emulator, template: &std::path::Path) -> Dep
             &format!("JwtIssuer={}", lapse_local::issuer::ISSUER),
             "--param",
             &format!("JwtAudience={}", lapse_local::issuer::AUDIENCE),
+            "--param",
+            &format!(
+                "OperatorArns={}",
+                lapse_local::provision::operator_arn(STACK)
+            ),
         ])
         .status()
         .unwrap();
@@ -265,7 +270,7 @@ fn unread(function: &str, given: &BTreeMap<String, String>, env: &Env) -> Vec<St
 
 /// Every `LAPSE_*` value a function reads names something the stack holds: a
 /// resource's physical id or ARN, or one of the secrets the harness created (or is
-/// the managed users' IAM path, a parameter).
+/// a parameter: the managed users' IAM path, the operators' ARNs).
 fn environment_names_the_stack(d: &Deployed) {
     let mut known: Vec<String> = d.doc["resources"]
         .as_object()
@@ -283,12 +288,16 @@ fn environment_names_the_stack(d: &Deployed) {
             }
             let secret =
                 value.contains(":secretsmanager:") && value.contains(&format!(":secret:{STACK}-"));
-            // The one parameter a function reads: the managed users' IAM path.
+            // The parameters a function reads: the managed users' IAM path, and
+            // the operators (IAM users and roles outside the stack, by ARN).
             let path =
                 name == "LAPSE_MANAGED_USER_PATH" && value.starts_with('/') && value.ends_with('/');
+            let operators = name == "LAPSE_OPERATORS"
+                && value.split(',').all(|arn| arn.starts_with("arn:aws:iam::"));
             assert!(
                 secret
                     || path
+                    || operators
                     || known.iter().any(|k| *k == value
                         || value.ends_with(&format!(":{k}"))
                         || value.ends_with(&format!("/{k}"))),

@@ -116,6 +116,8 @@ impl StackConfig {
                 "LAPSE_SCHEDULER_ROLE_ARN",
                 format!("arn:aws:iam::{ACCOUNT}:role/{}-scheduler", self.prefix),
             ),
+            // The stack's one operator: the local operator user.
+            ("LAPSE_OPERATORS", operator_arn(&self.prefix)),
         ]
     }
 
@@ -433,6 +435,12 @@ impl std::fmt::Debug for OperatorCredentials {
             .field("arn", &self.arn)
             .finish_non_exhaustive()
     }
+}
+
+/// The ARN of the local operator user of the stack named `prefix`: the one entry
+/// of the local stack's operator list (`LAPSE_OPERATORS`).
+pub fn operator_arn(prefix: &str) -> String {
+    format!("arn:aws:iam::{ACCOUNT}:user/lapse-operators/{prefix}-local-operator")
 }
 
 /// An IAM user `<prefix>-local-operator` (path `/lapse-operators/`, outside the people

@@ -4,7 +4,9 @@
 //! SigV4 and needs an IAM policy allowing `execute-api:Invoke` on
 //! `/v1/operator/*` (the stack's `OperatorAccessPolicy`). The executor audited for
 //! everything below is the principal AWS authenticated, read from the request
-//! context; no body names who acts, and nobody acts on their own access (a
+//! context; no body names who acts. Only the stack's listed operators may call
+//! (`OperatorArns`, [`ask::Operators`]: an IAM user, or a role's sessions; 403
+//! for anyone else whatever their IAM policy allows), and nobody acts on their own access (a
 //! revocation, hold, override, postponement or restore of the caller's own user
 //! is refused, 403). The stack does the work with its own roles,
 //! so operators need no IAM or KMS permissions of their own.
@@ -44,6 +46,9 @@ use serde_json::json;
 
 pub const REVOCATION_STATE_MACHINE: &str = "LAPSE_REVOCATION_STATE_MACHINE_ARN";
 pub const SCHEDULER_ROLE: &str = "LAPSE_SCHEDULER_ROLE_ARN";
+/// The stack's operators: comma-separated IAM user and role ARNs (the template's
+/// `OperatorArns` parameter). Empty admits nobody.
+pub const OPERATORS: &str = "LAPSE_OPERATORS";
 
 /// `verify` tells security when a case names a user IAM does not know; the
 /// operator tools notify no one else.
@@ -56,6 +61,8 @@ pub struct Deps<W, P = Revocations> {
     /// Starts the revocation workflow.
     pub workflows: W,
     pub scheduler: RevocationScheduler,
+    /// Who may call at all: the allow-list, checked before anything else.
+    pub operators: ask::Operators,
 }
 
 impl Deps<SfnWorkflowStarter, Revocations> {
@@ -72,6 +79,13 @@ impl Deps<SfnWorkflowStarter, Revocations> {
                 state_machine,
                 env.required(SCHEDULER_ROLE)?,
             ),
+            operators: ask::Operators::parse(&env.optional(OPERATORS).unwrap_or_default())
+                .map_err(|reason| {
+                    InitError::Config(lapse_lambda::config::ConfigError::Invalid {
+                        name: OPERATORS,
+                        reason,
+                    })
+                })?,
         })
     }
 }
@@ -85,6 +99,10 @@ pub async fn handler<W: WorkflowStarter, P: RevocationPorts>(
         Ok(executor) => executor,
         Err(err) => return Ok(http::unauthorized(&err)),
     };
+    if let Err(err) = deps.operators.ensure_admitted(&executor) {
+        tracing::warn!(%executor, "refused: not on the stack's operator list");
+        return Ok(http::error(&HandlerError::Core(err)));
+    }
     tracing::info!(%executor, "operator call");
     Ok(route(deps, &executor, &request)
         .await

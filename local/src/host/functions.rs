@@ -177,6 +177,7 @@ impl Functions {
                 revocations: operator.revocations,
                 workflows: revocations.for_caller(operator.workflows),
                 scheduler: operator.scheduler,
+                operators: operator.operators,
             },
         })
     }

@@ -85,7 +85,8 @@ impl Error {
                 | RequestError::BreakGlassNotOffered { .. }
                 | RequestError::BreakGlassNotEligible { .. }
                 | RequestError::OperatorOnSelf(_)
-                | RequestError::AccessRevoked(_) => ErrorKind::Forbidden,
+                | RequestError::AccessRevoked(_)
+                | RequestError::NotAnOperator(_) => ErrorKind::Forbidden,
                 RequestError::NotPending { .. }
                 | RequestError::PendingTimedOut { .. }
                 | RequestError::InvalidTransition { .. }

@@ -270,6 +270,10 @@ pub enum RequestError {
     GranteeNotManaged(PrincipalId),
     #[error("an operator never acts on their own access ({0}): another operator must")]
     OperatorOnSelf(PrincipalId),
+    #[error(
+        "{0} is not an operator of this stack: operators are the IAM users and roles its OperatorArns parameter lists"
+    )]
+    NotAnOperator(String),
     #[error("the grant would let its holder assume role {role}, which Lapse may not: {why}")]
     RoleNotManaged { role: String, why: String },
     #[error("break-glass is not offered for `{resource}`; ask for it through a normal request")]

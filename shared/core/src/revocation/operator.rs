@@ -101,6 +101,109 @@ pub fn ensure_not_self(executor: &str, user: &PrincipalId) -> Result<(), crate::
     }
 }
 
+/// Who may act as an operator: the stack's explicit list of IAM users and roles
+/// (the `OperatorArns` parameter), not whoever an IAM policy happens to allow
+/// `execute-api:Invoke` (`PowerUserAccess` does). A role admits its sessions
+/// (`arn:aws:sts::<account>:assumed-role/<role name>/<session>`); a user admits
+/// itself. No wildcards: each entry names one principal.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Operators {
+    entries: Vec<OperatorEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct OperatorEntry {
+    partition: String,
+    account: String,
+    /// `user/<name>` or `role/<name>` (paths dropped: sessions do not carry them).
+    kind: &'static str,
+    name: String,
+}
+
+impl Operators {
+    /// A comma-separated list of IAM user and role ARNs. Empty admits nobody.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut entries = Vec::new();
+        for raw in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let parts: Vec<&str> = raw.splitn(6, ':').collect();
+            let [arn, partition, service, region, account, resource] = parts[..] else {
+                return Err(format!("`{raw}` is not an ARN"));
+            };
+            let valid_account = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+            if arn != "arn" || service != "iam" || !region.is_empty() || !valid_account {
+                return Err(format!(
+                    "`{raw}` is not an IAM user or role ARN (arn:aws:iam::<account>:user/<name> or :role/<name>)"
+                ));
+            }
+            let (kind, path) = match resource.split_once('/') {
+                Some(("user", path)) => ("user", path),
+                Some(("role", path)) => ("role", path),
+                _ => {
+                    return Err(format!(
+                        "`{raw}` names neither a user nor a role: operators are IAM users or roles"
+                    ));
+                }
+            };
+            let name = path.rsplit('/').next().unwrap_or_default();
+            if name.is_empty() || raw.contains('*') || raw.contains('?') {
+                return Err(format!(
+                    "`{raw}`: each entry names one principal, without wildcards"
+                ));
+            }
+            entries.push(OperatorEntry {
+                partition: partition.to_owned(),
+                account: account.to_owned(),
+                kind,
+                name: name.to_owned(),
+            });
+        }
+        Ok(Self { entries })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether the authenticated caller (`operator:<ARN>` or the bare ARN) is on
+    /// the list. IAM compares user and role names without case, and so does this.
+    pub fn admits(&self, executor: &str) -> bool {
+        let arn = executor.strip_prefix("operator:").unwrap_or(executor);
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let [_, partition, service, _, account, resource] = parts[..] else {
+            return false;
+        };
+        let caller = match (service, resource.split_once('/')) {
+            ("iam", Some(("user", path))) => ("user", path.rsplit('/').next().unwrap_or_default()),
+            ("sts", Some(("assumed-role", rest))) => match rest.split_once('/') {
+                Some((role, session)) if !session.is_empty() => ("role", role),
+                _ => return false,
+            },
+            _ => return false,
+        };
+        self.entries.iter().any(|e| {
+            e.partition == partition
+                && e.account == account
+                && e.kind == caller.0
+                && e.name.eq_ignore_ascii_case(caller.1)
+        })
+    }
+
+    /// Refuses a caller not on the list (403).
+    pub fn ensure_admitted(&self, executor: &str) -> Result<(), crate::Error> {
+        if self.admits(executor) {
+            Ok(())
+        } else {
+            Err(crate::request::RequestError::NotAnOperator(
+                executor
+                    .strip_prefix("operator:")
+                    .unwrap_or(executor)
+                    .to_owned(),
+            )
+            .into())
+        }
+    }
+}
+
 /// A reason or approval reference: required, bounded.
 pub fn reason(field: &'static str, raw: &str) -> Result<String, AskError> {
     let text = raw.trim();
@@ -205,6 +308,52 @@ pub async fn start(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_listed_users_and_roles_are_operators() {
+        let ops = Operators::parse(
+            " arn:aws:iam::123456789012:user/ops/asmith , arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Ops_0a1b",
+        )
+        .unwrap();
+        for admitted in [
+            "operator:arn:aws:iam::123456789012:user/ops/asmith",
+            "operator:arn:aws:iam::123456789012:user/ASmith",
+            "operator:arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Ops_0a1b/jdoe",
+        ] {
+            assert!(ops.admits(admitted), "{admitted}");
+            ops.ensure_admitted(admitted).unwrap();
+        }
+        for refused in [
+            // PowerUserAccess reaches execute-api:Invoke: not an operator.
+            "operator:arn:aws:iam::123456789012:user/poweruser",
+            // The same name in another account, or as the other kind.
+            "operator:arn:aws:iam::210987654321:user/asmith",
+            "operator:arn:aws:sts::123456789012:assumed-role/asmith/s",
+            "operator:arn:aws:iam::123456789012:role/AWSReservedSSO_Ops_0a1b",
+            "operator:arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Ops_0a1b/",
+            "operator:arn:aws:iam::123456789012:root",
+        ] {
+            assert!(!ops.admits(refused), "{refused}");
+            let err = ops.ensure_admitted(refused).unwrap_err();
+            assert_eq!(err.kind(), crate::error::ErrorKind::Forbidden, "{refused}");
+            assert!(err.to_string().contains("OperatorArns"), "{err}");
+        }
+        assert!(Operators::parse("").unwrap().is_empty());
+        assert!(
+            !Operators::parse("")
+                .unwrap()
+                .admits("arn:aws:iam::123456789012:user/a")
+        );
+        for bad in [
+            "arn:aws:iam::123456789012:user/*",
+            "arn:aws:iam::123456789012:group/ops",
+            "arn:aws:sts::123456789012:assumed-role/r/s",
+            "arn:aws:iam::12345:user/a",
+            "asmith",
+        ] {
+            assert!(Operators::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn an_operator_never_acts_on_themselves() {
