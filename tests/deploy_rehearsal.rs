@@ -129,7 +129,7 @@ async fn deploy_template(emulator: &Emulator, template: &std::path::Path) -> Dep
             "--param",
             &format!(
                 "OperatorArns={}",
-                lapse_local::provision::operator_arn(STACK)
+                lapse_local::provision::operator_arns(STACK)
             ),
         ])
         .status()
@@ -952,16 +952,22 @@ async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
 
     // Operators act through the operator API: SigV4 with their own key (the local
     // gateway's IAM authorizer), then the operator function under its own role
-    // restores jdoe and schedules dana's contract end.
+    // restores jdoe (one operator proposes, the other confirms) and schedules
+    // dana's contract end.
     let ops = stack.operator_api().unwrap();
-    let restored = ops
-        .operator_post(
-            "users/jdoe/restores",
-            serde_json::json!({
-                "from_backup": stack.clock.now() + chrono::TimeDelta::minutes(1),
-                "approval": "CHG-1",
-            }),
-        )
+    let restore = serde_json::json!({
+        "from_backup": stack.clock.now() + chrono::TimeDelta::minutes(1),
+        "approval": "CHG-1",
+    });
+    let proposed = ops
+        .operator_post("users/jdoe/restores", restore.clone())
+        .await
+        .unwrap_or_else(|e| panic!("restore proposed under the operator role: {e}"));
+    assert!(proposed["proposed"].is_object(), "{proposed}");
+    let restored = stack
+        .second_operator_api()
+        .unwrap()
+        .operator_post("users/jdoe/restores", restore)
         .await
         .unwrap_or_else(|e| panic!("restore under the operator role: {e}"));
     assert!(

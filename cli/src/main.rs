@@ -293,13 +293,17 @@ async fn run(cli: Cli) -> Result<()> {
             approval,
         } => {
             let op = operator(&cli).await?;
-            let restored = operator::restore(&op, user, *from_backup, approval).await?;
-            println!(
-                "{user}: restored {} item(s) (approval {approval})",
-                restored.len()
-            );
-            for item in restored {
-                println!("  {item}");
+            match operator::restore(&op, user, *from_backup, approval).await? {
+                operator::Restore::Proposed(text) => println!("{text}"),
+                operator::Restore::Restored(restored) => {
+                    println!(
+                        "{user}: restored {} item(s) (approval {approval})",
+                        restored.len()
+                    );
+                    for item in restored {
+                        println!("  {item}");
+                    }
+                }
             }
         }
         Command::Audit {

@@ -431,6 +431,9 @@ pub async fn hold(
         .api
         .operator_post(&user_path(user, "controls")?, body)
         .await?;
+    if let Some(text) = waiting_for_second_operator(user, &out) {
+        return Ok(text);
+    }
     let controls: Controls = serde_json::from_value(out["controls"].clone())?;
     let mut text = format!(
         "{user}: legal hold {}, override {}",
@@ -446,13 +449,46 @@ pub async fn hold(
     Ok(text)
 }
 
-/// Restores a user from the archived before-state at or before `from_backup`.
+/// What a restore call came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Restore {
+    /// Proposed: a second, different operator must make the same call (the text
+    /// says so, and until when).
+    Proposed(String),
+    /// Restored and read back: what came back.
+    Restored(Vec<String>),
+}
+
+/// The 202 answer of a call that only proposed a change, as a sentence.
+fn waiting_for_second_operator(user: &str, out: &serde_json::Value) -> Option<String> {
+    let proposal = out.get("proposed")?;
+    let by = proposal["proposed_by"].as_str().unwrap_or("?");
+    let what = match proposal["change"].as_str() {
+        Some("restore") => format!(
+            "restore from the backup at or before {}",
+            proposal["from_backup"].as_str().unwrap_or("?")
+        ),
+        Some("override") => format!(
+            "override holding back every revocation ({})",
+            proposal["reason"].as_str().unwrap_or("?")
+        ),
+        _ => "a change".to_owned(),
+    };
+    Some(format!(
+        "{user}: {what} proposed by {by}; nothing changes until a second, different \
+         operator runs the same command (before {})",
+        out["until"].as_str().unwrap_or("the proposal goes stale")
+    ))
+}
+
+/// Restores a user from the archived before-state at or before `from_backup`,
+/// once two operators have asked for it.
 pub async fn restore(
     op: &Operator,
     user: &str,
     from_backup: DateTime<Utc>,
     approval: &str,
-) -> Result<Vec<String>> {
+) -> Result<Restore> {
     let out = op
         .api
         .operator_post(
@@ -460,7 +496,12 @@ pub async fn restore(
             json!({ "from_backup": from_backup, "approval": approval }),
         )
         .await?;
-    Ok(serde_json::from_value(out["restored"].clone())?)
+    if let Some(text) = waiting_for_second_operator(user, &out) {
+        return Ok(Restore::Proposed(text));
+    }
+    Ok(Restore::Restored(serde_json::from_value(
+        out["restored"].clone(),
+    )?))
 }
 
 /// Postpones the user's not-yet-effective revocations; returns each case's new time.

@@ -244,6 +244,8 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
         run_in(env, args)
     };
     let run = |args: &[&str]| run_as(&[], args);
+    // The other operator: restores and overrides take two.
+    let run_second = |args: &[&str]| run_in(stack.operator_env_of(&stack.second_operator), args);
     let gone = users[0].as_str();
 
     // API Gateway's IAM authorizer: a signature made with a key the stack does not
@@ -300,15 +302,41 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
     let (ok, text) = run(&["verify", "--user", gone]);
     assert!(ok && text.contains("verified"), "{text}");
 
-    let (ok, text) = run(&[
+    // One operator's restore only proposes it; the same command by the other
+    // carries it out.
+    let backup = chrono::Utc::now().to_rfc3339();
+    let restore = [
         "restore",
         "--user",
         gone,
         "--from-backup",
-        &chrono::Utc::now().to_rfc3339(),
+        &backup,
         "--approval",
         "CHG-88",
-    ]);
+    ];
+    let (ok, text) = run(&restore);
+    assert!(
+        ok && text.contains("proposed by operator:arn:aws:iam::123456789012:user/lapse-operators/")
+            && text.contains(
+                "nothing changes until a second, different operator runs the same command"
+            ),
+        "{text}"
+    );
+    assert!(
+        iam.get_login_profile()
+            .user_name(gone)
+            .send()
+            .await
+            .is_err(),
+        "a proposal restores nothing"
+    );
+    let (ok, text) = run(&restore);
+    assert!(
+        !ok && text.contains("HTTP 403")
+            && text.contains("a second, different operator must confirm it"),
+        "{text}"
+    );
+    let (ok, text) = run_second(&restore);
     assert!(ok && text.contains("restored"), "{text}");
     assert!(
         iam.get_login_profile().user_name(gone).send().await.is_ok(),
@@ -316,7 +344,7 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
     );
 
     let held = users[2].as_str();
-    let (ok, text) = run(&[
+    let hold = [
         "hold",
         "--user",
         held,
@@ -324,8 +352,14 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
         "INC-3 investigation",
         "--reason",
         "security lead",
-    ]);
-    assert!(ok, "{text}");
+    ];
+    let (ok, text) = run(&hold);
+    assert!(ok && text.contains("proposed by"), "{text}");
+    let (ok, text) = run_second(&hold);
+    assert!(
+        ok && text.contains("override INC-3 investigation"),
+        "{text}"
+    );
     let scratch = lapse_testkit::Scratch::new("batch");
     let csv = scratch.join("batch.csv");
     std::fs::write(
@@ -471,19 +505,23 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
     }
     // The executor of every operator action is the principal AWS authenticated.
     let executor = format!("operator:{}", stack.operator.arn);
+    let confirmer = format!("operator:{}", stack.second_operator.arn);
     assert!(stack.operator.arn.contains(":user/lapse-operators/"));
-    for action in [
-        "revocation.received",
-        "revocation.restored",
-        "revocation.controls_changed",
-        "revocation.postponed",
+    for (action, by) in [
+        ("revocation.received", &executor),
+        ("revocation.change_proposed", &executor),
+        // What two operators asked for is carried out by the one who confirmed.
+        ("revocation.change_confirmed", &confirmer),
+        ("revocation.restored", &confirmer),
+        ("revocation.controls_changed", &confirmer),
+        ("revocation.postponed", &executor),
     ] {
         assert!(
             exported.lines().any(|line| {
                 let event: serde_json::Value = serde_json::from_str(line).unwrap();
-                event["action"] == action && event["actor"] == executor.as_str()
+                event["action"] == action && event["actor"] == by.as_str()
             }),
-            "no {action} by {executor}"
+            "no {action} by {by}"
         );
     }
 }

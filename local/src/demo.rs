@@ -908,25 +908,34 @@ pub async fn serve(port: u16, prefix: &str, key_file: &Path, users: &[String]) -
         "  export LAPSE_TOKEN=$(lapse-dev token --user <name> --groups <a,b> --key-file {})",
         key_file.display()
     );
-    // The operator's key is a development credential of this emulator; still, its
-    // secret goes to a file only its owner can read, not to the terminal.
-    let env_file = key_file
-        .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .join(format!("{prefix}-operator.env"));
-    // The operator's tools talk to the emulator too (`lapse audit verify` reads
+    // The operators' keys are development credentials of this emulator; still,
+    // their secrets go to files only their owner can read, not to the terminal.
+    // The operators' tools talk to the emulator too (`lapse audit verify` reads
     // the audit table and the anchors directly).
-    let mut exports = format!("export AWS_ENDPOINT_URL={endpoint}\n");
-    for (name, value) in stack.operator_env().into_iter().chain(
-        stack
-            .config
-            .env_pairs()
-            .into_iter()
-            .filter(|(name, _)| name.starts_with("LAPSE_AUDIT")),
-    ) {
-        exports.push_str(&format!("export {name}={value}\n"));
-    }
+    let env_file_of = |name: &str| {
+        key_file
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join(format!("{prefix}-{name}.env"))
+    };
+    let exports_of = |operator| {
+        let mut exports = format!("export AWS_ENDPOINT_URL={endpoint}\n");
+        for (name, value) in stack.operator_env_of(operator).into_iter().chain(
+            stack
+                .config
+                .env_pairs()
+                .into_iter()
+                .filter(|(name, _)| name.starts_with("LAPSE_AUDIT")),
+        ) {
+            exports.push_str(&format!("export {name}={value}\n"));
+        }
+        exports
+    };
+    let env_file = env_file_of("operator");
+    let exports = exports_of(&stack.operator);
     write_private(&env_file, &exports)?;
+    let second_file = env_file_of("operator2");
+    write_private(&second_file, &exports_of(&stack.second_operator))?;
     println!(
         "Operators (revoke, restore, hold, check-user, verify; signed as {}) and auditors (audit verify|export):",
         stack.operator.arn
@@ -940,6 +949,11 @@ pub async fn serve(port: u16, prefix: &str, key_file: &Path, users: &[String]) -
         }
     }
     println!("  (all of them: source {})", env_file.display());
+    println!(
+        "A second operator ({}): restores and overrides one operator asks for happen when the other asks for the same:",
+        stack.second_operator.arn
+    );
+    println!("  source {}", second_file.display());
     println!("Ctrl-C stops it.");
     tokio::signal::ctrl_c().await?;
     Ok(())

@@ -116,8 +116,9 @@ impl StackConfig {
                 "LAPSE_SCHEDULER_ROLE_ARN",
                 format!("arn:aws:iam::{ACCOUNT}:role/{}-scheduler", self.prefix),
             ),
-            // The stack's one operator: the local operator user.
-            ("LAPSE_OPERATORS", operator_arn(&self.prefix)),
+            // The stack's operators: the two local operator users (restores and
+            // overrides take two).
+            ("LAPSE_OPERATORS", operator_arns(&self.prefix)),
         ]
     }
 
@@ -437,20 +438,36 @@ impl std::fmt::Debug for OperatorCredentials {
     }
 }
 
-/// The ARN of the local operator user of the stack named `prefix`: the one entry
-/// of the local stack's operator list (`LAPSE_OPERATORS`).
-pub fn operator_arn(prefix: &str) -> String {
-    format!("arn:aws:iam::{ACCOUNT}:user/lapse-operators/{prefix}-local-operator")
+/// The IAM user name of the local stack's `n`th operator (1 or 2).
+pub fn operator_user(prefix: &str, n: u8) -> String {
+    match n {
+        1 => format!("{prefix}-local-operator"),
+        n => format!("{prefix}-local-operator-{n}"),
+    }
 }
 
-/// An IAM user `<prefix>-local-operator` (path `/lapse-operators/`, outside the people
+/// The local stack's operator list (`LAPSE_OPERATORS`, the template's
+/// `OperatorArns`): its two operator users, so a restore or an override can be
+/// proposed by one and confirmed by the other.
+pub fn operator_arns(prefix: &str) -> String {
+    [1, 2]
+        .map(|n| {
+            format!(
+                "arn:aws:iam::{ACCOUNT}:user/lapse-operators/{}",
+                operator_user(prefix, n)
+            )
+        })
+        .join(",")
+}
+
+/// An operator IAM user ([`operator_user`]; path `/lapse-operators/`, outside the people
 /// Lapse manages) with a fresh access key; older keys of that user are deleted, so
 /// restarting a stack never hits IAM's two-key limit.
 pub async fn operator_credentials(
     iam: &aws_sdk_iam::Client,
-    prefix: &str,
+    user: &str,
 ) -> Result<OperatorCredentials, LocalError> {
-    let user = format!("{prefix}-local-operator");
+    let user = user.to_owned();
     let fail = |what: &str| failed(format!("{what} of {user}"));
     let arn = match iam
         .create_user()

@@ -18,9 +18,9 @@
 //! | `GET /v1/operator/cases/{id}` | one case |
 //! | `GET /v1/operator/users/{user}` | what IAM holds for the user, their controls and cases |
 //! | `POST /v1/operator/users/{user}/verify` | read IAM again for their latest case: verified, no such user, or the residue (audited; security alerted on access back behind a finished case) |
-//! | `POST /v1/operator/users/{user}/controls` | set or clear a legal hold or override; a cleared override resumes held cases |
+//! | `POST /v1/operator/users/{user}/controls` | set or clear a legal hold or override; a cleared override resumes held cases; setting an override takes two operators (202 until the second makes the same call) |
 //! | `POST /v1/operator/users/{user}/postponements` | postpone not-yet-effective cases, with an approval |
-//! | `POST /v1/operator/users/{user}/restores` | restore from the archived before-state, with an approval; verified by read-back |
+//! | `POST /v1/operator/users/{user}/restores` | restore from the archived before-state, with an approval, once a second, different operator makes the same call (202 until then); verified by read-back |
 
 use std::convert::Infallible;
 
@@ -35,8 +35,10 @@ use lapse_core::identity::PrincipalId;
 use lapse_core::ports::{WorkflowError, WorkflowStarter};
 use lapse_core::revocation::case::{CaseId, RevocationCase};
 use lapse_core::revocation::operator::{self as ask, RevokeAsk};
-use lapse_core::revocation::ports::{CaseStore, Controls, IdentityDirectory, UserControls};
-use lapse_core::revocation::usecase::{self as steps, HasCases, RevocationPorts};
+use lapse_core::revocation::ports::{
+    CaseStore, Controls, IdentityDirectory, Proposal, ProposedChange, UserControls,
+};
+use lapse_core::revocation::usecase::{self as steps, HasCases, RevocationPorts, SecondOperator};
 use lapse_lambda::HandlerError;
 use lapse_lambda::config::Env;
 use lapse_lambda::http::{self, json};
@@ -247,12 +249,39 @@ async fn route<W: WorkflowStarter, P: RevocationPorts>(
             ask::ensure_not_self(executor, &user)?;
             let body: RestoreBody = http::json_body(request)?;
             let approval = ask::reason("approval", &body.approval).map_err(core)?;
-            let restored =
-                steps::restore(r, &user, body.from_backup, &approval, executor, now).await?;
-            Ok(json(200, &json!({ "user": user, "restored": restored })))
+            let change = ProposedChange::Restore {
+                from_backup: body.from_backup,
+                approval: approval.clone(),
+            };
+            match steps::propose_or_confirm(r, &user, change, executor, now).await? {
+                SecondOperator::Proposed(proposal) => Ok(proposed(&user, &proposal)),
+                SecondOperator::Confirmed(proposal) => {
+                    let approval = format!(
+                        "{approval}; proposed by {}, confirmed by {executor}",
+                        proposal.proposed_by
+                    );
+                    let restored =
+                        steps::restore(r, &user, body.from_backup, &approval, executor, now)
+                            .await?;
+                    Ok(json(200, &json!({ "user": user, "restored": restored })))
+                }
+            }
         }
         _ => Ok(http::no_route(request)),
     }
+}
+
+/// 202: stored as a proposal, waiting for a second, different operator.
+fn proposed(user: &PrincipalId, proposal: &Proposal) -> Response<Body> {
+    json(
+        202,
+        &json!({
+            "user": user,
+            "proposed": proposal,
+            "needs": "a second, different operator to make the same call",
+            "until": proposal.at + steps::PROPOSAL_LIFETIME,
+        }),
+    )
 }
 
 async fn latest_case<W, P: HasCases>(
@@ -287,12 +316,29 @@ async fn controls<W: WorkflowStarter, P: RevocationPorts>(
             "nothing to change: give `legal_hold`, `override` or `clear_override`".into(),
         ));
     }
+    if body.r#override.is_some() && body.legal_hold.is_some() {
+        return Err(HandlerError::BadEvent(
+            "an override needs a second operator; set `legal_hold` in a call of its own".into(),
+        ));
+    }
     let reason = ask::reason("reason", &body.reason).map_err(core)?;
     let override_reason = match (&body.r#override, body.clear_override) {
         (Some(text), _) => Some(Some(ask::reason("override", text).map_err(core)?)),
         (None, true) => Some(None),
         (None, false) => None,
     };
+    // Holding back revocations (a termination among them) takes two operators;
+    // clearing an override or a legal hold takes one.
+    if let Some(Some(text)) = &override_reason {
+        let change = ProposedChange::Override {
+            reason: text.clone(),
+        };
+        if let SecondOperator::Proposed(proposal) =
+            steps::propose_or_confirm(r, user, change, executor, now).await?
+        {
+            return Ok(proposed(user, &proposal));
+        }
+    }
     let controls = steps::set_controls(
         r,
         user,

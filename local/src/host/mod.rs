@@ -70,6 +70,9 @@ pub struct LocalStack {
     pub faults: Arc<Faults>,
     /// The key the operator commands sign with (see [`LocalStack::operator_env`]).
     pub operator: OperatorCredentials,
+    /// A second operator: restores and overrides one operator proposes, another
+    /// confirms (see [`LocalStack::operator_env_of`]).
+    pub second_operator: OperatorCredentials,
     pub(crate) server: tokio::task::JoinHandle<()>,
     pub(crate) router: tokio::task::JoinHandle<()>,
 }
@@ -167,19 +170,27 @@ impl LocalStack {
             None => DevIssuer::generate()?,
         });
         let faults = Arc::new(Faults::default());
+        let iam = aws_sdk_iam::Client::new(&sdk);
         let operator = crate::provision::operator_credentials(
-            &aws_sdk_iam::Client::new(&sdk),
-            &options.prefix,
+            &iam,
+            &crate::provision::operator_user(&options.prefix, 1),
+        )
+        .await?;
+        let second_operator = crate::provision::operator_credentials(
+            &iam,
+            &crate::provision::operator_user(&options.prefix, 2),
         )
         .await?;
         let mut operators = OperatorKeys::default();
-        operators.insert(
-            operator.access_key_id.clone(),
-            OperatorKey {
-                secret: operator.secret_access_key.clone(),
-                arn: operator.arn.clone(),
-            },
-        );
+        for credentials in [&operator, &second_operator] {
+            operators.insert(
+                credentials.access_key_id.clone(),
+                OperatorKey {
+                    secret: credentials.secret_access_key.clone(),
+                    arn: credentials.arn.clone(),
+                },
+            );
+        }
         let functions = Functions::build(
             &bindings,
             &workflows,
@@ -221,6 +232,7 @@ impl LocalStack {
             break_glass,
             faults,
             operator,
+            second_operator,
             server,
             router,
         })
@@ -231,9 +243,24 @@ impl LocalStack {
     pub fn operator_api(
         &self,
     ) -> Result<lapse_cli::client::ApiClient, lapse_cli::client::ApiError> {
+        self.operator_api_as(&self.operator)
+    }
+
+    /// The same, signed as the second operator: the one who confirms what the
+    /// first proposes.
+    pub fn second_operator_api(
+        &self,
+    ) -> Result<lapse_cli::client::ApiClient, lapse_cli::client::ApiError> {
+        self.operator_api_as(&self.second_operator)
+    }
+
+    fn operator_api_as(
+        &self,
+        operator: &OperatorCredentials,
+    ) -> Result<lapse_cli::client::ApiClient, lapse_cli::client::ApiError> {
         let credentials = lapse_aws::sdk::Credentials::new(
-            &self.operator.access_key_id,
-            &self.operator.secret_access_key,
+            &operator.access_key_id,
+            &operator.secret_access_key,
             None,
             None,
             "local-operator",
@@ -251,13 +278,15 @@ impl LocalStack {
     /// What the operator commands (`lapse revoke|restore|hold|check-user|verify`)
     /// need: the API and the operator's AWS key, which signs every call.
     pub fn operator_env(&self) -> Vec<(&'static str, String)> {
+        self.operator_env_of(&self.operator)
+    }
+
+    /// What `operator_env` gives, for either operator.
+    pub fn operator_env_of(&self, operator: &OperatorCredentials) -> Vec<(&'static str, String)> {
         vec![
             ("LAPSE_API_URL", self.url.clone()),
-            ("AWS_ACCESS_KEY_ID", self.operator.access_key_id.clone()),
-            (
-                "AWS_SECRET_ACCESS_KEY",
-                self.operator.secret_access_key.clone(),
-            ),
+            ("AWS_ACCESS_KEY_ID", operator.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY", operator.secret_access_key.clone()),
             ("AWS_REGION", "us-east-1".to_owned()),
         ]
     }

@@ -86,7 +86,8 @@ impl Error {
                 | RequestError::BreakGlassNotEligible { .. }
                 | RequestError::OperatorOnSelf(_)
                 | RequestError::AccessRevoked(_)
-                | RequestError::NotAnOperator(_) => ErrorKind::Forbidden,
+                | RequestError::NotAnOperator(_)
+                | RequestError::SecondOperatorRequired { .. } => ErrorKind::Forbidden,
                 RequestError::NotPending { .. }
                 | RequestError::PendingTimedOut { .. }
                 | RequestError::InvalidTransition { .. }

@@ -274,6 +274,11 @@ pub enum RequestError {
         "{0} is not an operator of this stack: operators are the IAM users and roles its OperatorArns parameter lists"
     )]
     NotAnOperator(String),
+    #[error("{proposed_by} proposed this at {at}; a second, different operator must confirm it")]
+    SecondOperatorRequired {
+        proposed_by: String,
+        at: chrono::DateTime<chrono::Utc>,
+    },
     #[error("the grant would let its holder assume role {role}, which Lapse may not: {why}")]
     RoleNotManaged { role: String, why: String },
     #[error("break-glass is not offered for `{resource}`; ask for it through a normal request")]

@@ -84,10 +84,38 @@ pub struct Controls {
     /// credential report still shows the use from before the revocation.
     #[serde(default)]
     pub active_since: Option<DateTime<Utc>>,
+    /// A restore or an override one operator proposed, waiting for a second,
+    /// different operator to confirm it (`usecase::propose_or_confirm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<Proposal>,
     /// The stored version this value was read at (0: never stored). Writes are
     /// conditional on it, so two writers never silently overwrite each other.
     #[serde(default)]
     pub version: u64,
+}
+
+/// A change to a person's access that one operator may not make alone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum ProposedChange {
+    /// Put back the archived before-state: reopens the door a revocation closed.
+    Restore {
+        from_backup: DateTime<Utc>,
+        approval: String,
+    },
+    /// Hold back the person's revocations (a termination among them).
+    Override { reason: String },
+}
+
+/// One operator's proposal, stored with the person's controls until a second
+/// operator confirms it or it goes stale.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    #[serde(flatten)]
+    pub change: ProposedChange,
+    /// The proposing operator, as AWS authenticated them.
+    pub proposed_by: String,
+    pub at: DateTime<Utc>,
 }
 
 /// Legal holds and overrides. Every change is audited by the caller.

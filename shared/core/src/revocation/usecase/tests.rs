@@ -677,6 +677,83 @@ mod over_fakes {
     }
 
     #[test]
+    fn a_restore_or_an_override_needs_a_second_different_operator() {
+        use crate::revocation::ports::ProposedChange;
+        let p = ports();
+        let user = person(&p, "twoperson");
+        let (ana, ben) = (
+            "operator:arn:aws:sts::1:assumed-role/Ops/ana",
+            "operator:arn:aws:sts::1:assumed-role/Ops/ben",
+        );
+        let restore = ProposedChange::Restore {
+            from_backup: monday_at(10),
+            approval: "CHG-1".into(),
+        };
+        let call = |change: &ProposedChange, who: &str, at| {
+            block_on(propose_or_confirm(&p, &user, change.clone(), who, at))
+        };
+        // Ana proposes: stored, security told, nothing else.
+        let first = call(&restore, ana, monday_at(10)).unwrap();
+        assert!(matches!(&first, SecondOperator::Proposed(w) if w.proposed_by == ana));
+        let told = p.notifier.sent();
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert!(
+            told[0]
+                .subject
+                .starts_with("Proposed for twoperson: restore")
+        );
+        // Ana again: refused, the proposal still waits.
+        let err = call(&restore, ana, monday_at(10) + TimeDelta::minutes(1)).unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::Forbidden);
+        assert!(
+            err.to_string().contains("a second, different operator"),
+            "{err}"
+        );
+        // Ben asks for something else: that replaces it, and is itself a proposal.
+        let other = ProposedChange::Restore {
+            from_backup: monday_at(9),
+            approval: "CHG-1".into(),
+        };
+        assert!(matches!(
+            call(&other, ben, monday_at(11)).unwrap(),
+            SecondOperator::Proposed(_)
+        ));
+        // Ana confirms Ben's: consumed, so a third call proposes anew.
+        assert!(matches!(
+            call(&other, ana, monday_at(11)).unwrap(),
+            SecondOperator::Confirmed(w) if w.proposed_by == ben
+        ));
+        assert!(
+            block_on(p.controls.controls(&user))
+                .unwrap()
+                .proposal
+                .is_none()
+        );
+        assert!(matches!(
+            call(&other, ben, monday_at(12)).unwrap(),
+            SecondOperator::Proposed(_)
+        ));
+        // A stale proposal confirms nothing.
+        let hold = ProposedChange::Override {
+            reason: "INC-9".into(),
+        };
+        call(&hold, ana, monday_at(12)).unwrap();
+        assert!(matches!(
+            call(&hold, ben, monday_at(12) + PROPOSAL_LIFETIME).unwrap(),
+            SecondOperator::Proposed(w) if w.proposed_by == ben
+        ));
+        let trail = actions(&p, &user);
+        assert_eq!(
+            trail
+                .iter()
+                .filter(|a| *a == "revocation.change_confirmed")
+                .count(),
+            1,
+            "{trail:?}"
+        );
+    }
+
+    #[test]
     fn a_restore_puts_back_the_before_state_and_reopens_the_door() {
         let p = ports();
         let user = person(&p, "back");

@@ -9,14 +9,137 @@ use crate::error::Error;
 use crate::grant::NAME_PREFIX;
 use crate::identity::PrincipalId;
 use crate::ledger::Artifact;
-use crate::ports::LedgerStore;
+use crate::ports::{LedgerStore, Notifier};
 use crate::revocation::case::RevocationError;
 use crate::revocation::case::{CaseStatus, RevocationCase};
 use crate::revocation::hr::HrEventType;
 use crate::revocation::plan::IdentitySnapshot;
-use crate::revocation::ports::{Archive, CaseStore, IdentityDirectory, UserControls};
+use crate::revocation::ports::{
+    Archive, CaseStore, IdentityDirectory, Proposal, ProposedChange, UserControls,
+};
 
 use super::{RevocationPorts, identity, known, save, update_controls};
+
+/// How long a proposal waits for its second operator.
+pub const PROPOSAL_LIFETIME: TimeDelta = TimeDelta::hours(24);
+
+/// What the two-person rule made of one operator's call.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum SecondOperator {
+    /// Stored as a proposal (a new one, or replacing a different or stale one):
+    /// nothing changes until a second, different operator asks for the same.
+    Proposed(Proposal),
+    /// A different operator proposed exactly this: the proposal is consumed and
+    /// the caller carries the change out.
+    Confirmed(Proposal),
+}
+
+/// The two-person rule for restores and overrides: the first operator's call
+/// only proposes (stored with the person's controls, audited, security told);
+/// the same call by a second, different operator within [`PROPOSAL_LIFETIME`]
+/// confirms it, and the proposal is consumed by a versioned write, so two
+/// confirmations never both act. The proposer asking again is refused.
+pub async fn propose_or_confirm(
+    p: &impl RevocationPorts,
+    user: &PrincipalId,
+    change: ProposedChange,
+    executor: &str,
+    now: DateTime<Utc>,
+) -> Result<SecondOperator, Error> {
+    use crate::usecase::{Attempt, versioned, written};
+    let change = &change;
+    let outcome = versioned(
+        || format!("controls of {user}"),
+        || async move {
+            let mut controls = p.controls().controls(user).await?;
+            let waiting = controls
+                .proposal
+                .clone()
+                .filter(|w| now - w.at < PROPOSAL_LIFETIME && &w.change == change);
+            let outcome = match waiting {
+                Some(w) if w.proposed_by.eq_ignore_ascii_case(executor) => {
+                    return Err(crate::request::RequestError::SecondOperatorRequired {
+                        proposed_by: w.proposed_by,
+                        at: w.at,
+                    }
+                    .into());
+                }
+                Some(w) => {
+                    controls.proposal = None;
+                    SecondOperator::Confirmed(w)
+                }
+                None => {
+                    let proposal = Proposal {
+                        change: change.clone(),
+                        proposed_by: executor.to_owned(),
+                        at: now,
+                    };
+                    controls.proposal = Some(proposal.clone());
+                    SecondOperator::Proposed(proposal)
+                }
+            };
+            if !written(p.controls().set(user, &mut controls).await)? {
+                return Ok(Attempt::Lost);
+            }
+            Ok(Attempt::Done(outcome))
+        },
+    )
+    .await?;
+    let (action, reason) = match &outcome {
+        SecondOperator::Proposed(w) => (
+            "revocation.change_proposed",
+            format!("{}: waits for a second operator", describe(&w.change)),
+        ),
+        SecondOperator::Confirmed(w) => (
+            "revocation.change_confirmed",
+            format!("{}: proposed by {}", describe(&w.change), w.proposed_by),
+        ),
+    };
+    p.trail()
+        .record(AuditDraft {
+            chain: format!("user#{user}"),
+            key: format!("{action}@{}", now.to_rfc3339()),
+            actor: executor.to_owned(),
+            action: action.into(),
+            subject: user.to_string(),
+            reason: reason.clone(),
+            before: Value::Null,
+            after: json!(outcome),
+            at: now,
+        })
+        .await?;
+    if let SecondOperator::Proposed(w) = &outcome {
+        p.notifier()
+            .send(&crate::ports::Notice {
+                audience: crate::ports::Audience::Security,
+                subject: format!("Proposed for {user}: {}", describe(&w.change)),
+                body: format!(
+                    "{executor} proposed it. It happens only if a second, different operator \
+                     makes the same call before {}.",
+                    (w.at + PROPOSAL_LIFETIME).to_rfc3339()
+                ),
+                request_id: None,
+            })
+            .await?;
+    }
+    Ok(outcome)
+}
+
+fn describe(change: &ProposedChange) -> String {
+    match change {
+        ProposedChange::Restore {
+            from_backup,
+            approval,
+        } => format!(
+            "restore from the backup at or before {} ({approval})",
+            from_backup.to_rfc3339()
+        ),
+        ProposedChange::Override { reason } => {
+            format!("override holding back every revocation ({reason})")
+        }
+    }
+}
 
 /// Held cases of a user whose override is cleared: restarts their workflows (each
 /// resumes at its own `validate`). Returns the cases restarted.
