@@ -270,7 +270,8 @@ fn unread(function: &str, given: &BTreeMap<String, String>, env: &Env) -> Vec<St
 
 /// Every `LAPSE_*` value a function reads names something the stack holds: a
 /// resource's physical id or ARN, or one of the secrets the harness created (or is
-/// a parameter: the managed users' IAM path, the operators' ARNs).
+/// a parameter: the managed users' IAM path, the operators' ARNs, the HR
+/// sender's networks).
 fn environment_names_the_stack(d: &Deployed) {
     let mut known: Vec<String> = d.doc["resources"]
         .as_object()
@@ -294,10 +295,14 @@ fn environment_names_the_stack(d: &Deployed) {
                 name == "LAPSE_MANAGED_USER_PATH" && value.starts_with('/') && value.ends_with('/');
             let operators = name == "LAPSE_OPERATORS"
                 && value.split(',').all(|arn| arn.starts_with("arn:aws:iam::"));
+            // The HR sender's networks: CIDR blocks, or none.
+            let networks = name == "LAPSE_HR_SENDER_NETWORKS"
+                && lapse_core::revocation::webhook::SenderNetworks::parse(&value).is_ok();
             assert!(
                 secret
                     || path
                     || operators
+                    || networks
                     || known.iter().any(|k| *k == value
                         || value.ends_with(&format!(":{k}"))
                         || value.ends_with(&format!("/{k}"))),

@@ -492,3 +492,64 @@ async fn a_run_interrupted_half_way_completes_when_re_driven() {
         "the before-state is from before the first run"
     );
 }
+
+/// With the HR sender's networks listed, a delivery from anywhere else is
+/// refused before a secret is read or the body looked at, even when it is
+/// correctly signed; the same delivery from a listed network is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_hr_senders_networks_may_deliver_when_listed() {
+    let s = Stack::start().await;
+    let env = lapse_lambda::config::Env::from_pairs(
+        s.stack
+            .config
+            .env_pairs()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .chain([(
+                hr_webhook::SENDER_NETWORKS.to_owned(),
+                "203.0.113.0/24, 2001:db8::/32".to_owned(),
+            )]),
+    );
+    let deps = hr_webhook::Deps::from_env(&env, &s.stack.sdk)
+        .await
+        .unwrap();
+    let event_id = lapse_testkit::unique_name("evt");
+    let body = termination(&s.user("nobody"), &event_id);
+    let timestamp = Utc::now().timestamp();
+    let mut event = Stack::sample("hr-webhook/termination-request.json");
+    event["body"] = serde_json::json!(body);
+    event["headers"]["authorization"] = serde_json::json!(format!("Bearer {DEV_WEBHOOK_TOKEN}"));
+    event["headers"]["webhook-timestamp"] = serde_json::json!(timestamp.to_string());
+    event["headers"]["webhook-signature"] = serde_json::json!(
+        sign(
+            DEV_WEBHOOK_SIGNING_SECRET,
+            event["headers"]["webhook-id"].as_str().unwrap(),
+            timestamp,
+            body.as_bytes()
+        )
+        .unwrap()
+    );
+    let deliver = |from: &str| {
+        let mut event = event.clone();
+        event["requestContext"]["http"]["sourceIp"] = serde_json::json!(from);
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let deps = &deps;
+        async move {
+            let response = hr_webhook::handler(deps, request).await.unwrap();
+            (
+                response.status().as_u16(),
+                String::from_utf8(response.body().to_vec()).unwrap(),
+            )
+        }
+    };
+    // The sample's own address (198.51.100.7) is not listed.
+    let (status, text) = deliver("198.51.100.7").await;
+    assert_eq!(status, 403, "{text}");
+    assert!(
+        text.contains("not one of the HR sender's networks"),
+        "{text}"
+    );
+    // Nothing was claimed: the listed sender's delivery is new, not a replay.
+    let (status, text) = deliver("203.0.113.40").await;
+    assert_eq!(status, 202, "{text}");
+}

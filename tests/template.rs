@@ -1318,3 +1318,74 @@ fn only_the_webhook_may_put_hr_events_on_the_bus() {
         ["ApprovalFunctionRole may put HR events on the bus (source None)"]
     );
 }
+
+/// What is wrong with how the HR webhook is shielded: its own throttle on the
+/// route the webhook function serves, its refusals and throttling counted from
+/// the access log and alarmed to security, and the sender networks passed to it.
+fn webhook_shield_problems(template: &Value) -> Vec<String> {
+    let route = "POST /api/v1/webhooks/hr-events";
+    let mut problems = Vec::new();
+    let resources = template["Resources"].as_object().unwrap();
+    let throttled = resources.values().any(|r| {
+        r["Type"] == "AWS::ApiGatewayV2::Stage"
+            && r["Properties"]["RouteSettings"][route]["ThrottlingRateLimit"]
+                == serde_json::json!({"Ref": "WebhookRateLimit"})
+    });
+    if !throttled {
+        problems.push(format!("{route} has no throttle of its own"));
+    }
+    for metric in ["WebhookRejected", "WebhookThrottled"] {
+        let counted = resources.values().any(|r| {
+            r["Type"] == "AWS::Logs::MetricFilter"
+                && r["Properties"]["LogGroupName"] == serde_json::json!({"Ref": "ApiAccessLogs"})
+                && r["Properties"]["FilterPattern"]
+                    .as_str()
+                    .is_some_and(|p| p.contains(&format!("$.route = \"{route}\"")))
+                && r["Properties"]["MetricTransformations"][0]["MetricName"] == metric
+        });
+        let alarmed = resources.values().any(|r| {
+            r["Type"] == "AWS::CloudWatch::Alarm"
+                && r["Properties"]["MetricName"] == metric
+                && r["Properties"]["AlarmActions"]
+                    .to_string()
+                    .contains("SecurityTopic")
+        });
+        if !counted || !alarmed {
+            problems.push(format!("{metric}: counted {counted}, alarmed {alarmed}"));
+        }
+    }
+    let networks = &template["Resources"]["HrWebhookFunction"]["Properties"]["Environment"]["Variables"]
+        ["LAPSE_HR_SENDER_NETWORKS"];
+    if networks != &serde_json::json!({"Ref": "HrSenderNetworks"}) {
+        problems.push("the webhook is not given HrSenderNetworks".to_owned());
+    }
+    problems
+}
+
+#[test]
+fn the_webhook_is_throttled_alone_and_its_refusals_are_alarmed() {
+    let template = real();
+    assert_eq!(webhook_shield_problems(&template), Vec::<String>::new());
+    let mut t = template.clone();
+    for resource in t["Resources"].as_object_mut().unwrap().values_mut() {
+        if resource["Type"] == "AWS::ApiGatewayV2::Stage" {
+            resource["Properties"]
+                .as_object_mut()
+                .unwrap()
+                .remove("RouteSettings");
+        }
+    }
+    assert_eq!(
+        webhook_shield_problems(&t),
+        ["POST /api/v1/webhooks/hr-events has no throttle of its own"]
+    );
+    let mut t = template.clone();
+    t["Resources"]
+        .as_object_mut()
+        .unwrap()
+        .remove("WebhookThrottledAlarm");
+    assert_eq!(
+        webhook_shield_problems(&t),
+        ["WebhookThrottled: counted true, alarmed false"]
+    );
+}

@@ -58,6 +58,7 @@ EMULATOR_GAPS = {
     "AWS::Chatbot::MicrosoftTeamsChannelConfiguration": "not created (optional; only when its parameters are set)",
     "AWS::KMS::Key (asymmetric)": "moto's CloudFormation creates every KMS key as SYMMETRIC_DEFAULT; the harness creates the key through the KMS API with the template's KeySpec, KeyUsage and key policy, and Ref and GetAtt Arn resolve to it",
     "AWS::S3::Bucket (Object Lock)": "moto's CloudFormation ignores ObjectLockEnabled and ObjectLockConfiguration; the harness creates the bucket through the S3 API with Object Lock and the template's default retention, and Ref and GetAtt Arn resolve to it",
+    "AWS::Logs::MetricFilter": "not created: the HR webhook's refusal and throttling counts come from the API's access log, which only API Gateway writes; tests/template.rs checks the filters and their alarms",
     "AWS::S3::BucketPolicy": "not created: moto evaluates a bucket policy without its conditions, so the anchor bucket's Deny of writes without If-None-Match would refuse every write; tests/template.rs checks the policy statically",
     "iam:ListServiceSpecificCredentials": "moto does not implement it; the test harness declares the gap to the functions (LAPSE_EMULATOR_GAPS), which then record the listing as not offered instead of unreadable",
 }

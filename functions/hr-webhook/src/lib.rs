@@ -2,6 +2,8 @@
 //!
 //! `POST /api/v1/webhooks/hr-events`, called by HR systems (no JWT: its own
 //! authentication). In order, before any work on the body:
+//! 0. the source address, when the stack lists the HR sender's networks
+//!    (`HrSenderNetworks`): anyone else is refused (403) before a secret is read;
 //! 1. size (256 KiB, 413), bearer token and Standard-Webhooks HMAC over
 //!    `<webhook-id>.<webhook-timestamp>.<body>` with a 5-minute window, all compared
 //!    in constant time against the current and previous secrets (401);
@@ -20,14 +22,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use lapse_aws::eventbridge::EventBridgeBus;
 use lapse_aws::revocations::DynamoDbRevocations;
 use lapse_core::ports::Clock;
 use lapse_core::revocation::hr::HrEvent;
 use lapse_core::revocation::ports::EventBus;
 use lapse_core::revocation::usecase::{Receipt, receive};
-use lapse_core::revocation::webhook::{WebhookHeaders, WebhookSecrets, authenticate};
+use lapse_core::revocation::webhook::{
+    SenderNetworks, WebhookHeaders, WebhookSecrets, authenticate,
+};
 use lapse_lambda::HandlerError;
 use lapse_lambda::config::Env;
 use lapse_lambda::http::json;
@@ -85,9 +89,14 @@ impl SecretSource {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SecretsUnavailable;
 
+/// The HR sender's networks: comma-separated CIDR blocks (empty: any source).
+pub const SENDER_NETWORKS: &str = "LAPSE_HR_SENDER_NETWORKS";
+
 #[derive(Debug)]
 pub struct Deps<B> {
     pub secrets: SecretSource,
+    /// Where HR events may come from, checked first.
+    pub networks: SenderNetworks,
     pub claims: DynamoDbRevocations,
     pub bus: B,
     pub clock: Arc<dyn Clock>,
@@ -100,6 +109,13 @@ impl Deps<EventBridgeBus> {
                 lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::secretsmanager),
                 env.required(vars::WEBHOOK_SECRET)?,
             ),
+            networks: SenderNetworks::parse(&env.optional(SENDER_NETWORKS).unwrap_or_default())
+                .map_err(|reason| {
+                    InitError::Config(lapse_lambda::config::ConfigError::Invalid {
+                        name: SENDER_NETWORKS,
+                        reason,
+                    })
+                })?,
             claims: DynamoDbRevocations::new(
                 lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::dynamodb),
                 env.required(vars::REVOCATIONS_TABLE)?,
@@ -129,6 +145,23 @@ pub async fn handler<B: EventBus>(
         || request.uri().path().trim_end_matches('/') != "/api/v1/webhooks/hr-events"
     {
         return Ok(refuse(404, "Lapse.NotFound", "no such route"));
+    }
+    let source = match request.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(ctx)) => {
+            ctx.http.source_ip.as_deref()
+        }
+        _ => None,
+    };
+    if !deps.networks.admits(source) {
+        tracing::warn!(
+            source = source.unwrap_or("unknown"),
+            "refused: not from an HR sender network"
+        );
+        return Ok(refuse(
+            403,
+            "Lapse.Forbidden",
+            "this address is not one of the HR sender's networks",
+        ));
     }
     let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
     let headers = WebhookHeaders {

@@ -109,6 +109,77 @@ impl WebhookError {
     }
 }
 
+/// The HR sender's networks (the stack's `HrSenderNetworks` parameter): a
+/// comma-separated list of IPv4 and IPv6 CIDR blocks. When set, the webhook
+/// refuses any other source address before it reads a secret or the body, so
+/// junk from elsewhere costs one comparison. Empty: not configured, every source
+/// goes on to authentication.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SenderNetworks {
+    blocks: Vec<(std::net::IpAddr, u8)>,
+}
+
+impl SenderNetworks {
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut blocks = Vec::new();
+        for raw in list.split(',').map(str::trim).filter(|b| !b.is_empty()) {
+            let (addr, bits) = raw.split_once('/').unwrap_or((raw, ""));
+            let addr: std::net::IpAddr = addr
+                .parse()
+                .map_err(|_| format!("`{raw}` is not a CIDR block (like 203.0.113.0/24)"))?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let bits: u8 = if bits.is_empty() {
+                max
+            } else {
+                bits.parse()
+                    .ok()
+                    .filter(|b| *b <= max)
+                    .ok_or_else(|| format!("`{raw}`: the prefix length must be 0 to {max}"))?
+            };
+            if bits == 0 {
+                return Err(format!(
+                    "`{raw}` admits every address: leave the list empty instead"
+                ));
+            }
+            blocks.push((addr, bits));
+        }
+        Ok(Self { blocks })
+    }
+
+    pub fn is_configured(&self) -> bool {
+        !self.blocks.is_empty()
+    }
+
+    /// Whether `source` (the address API Gateway saw) may deliver HR events. An
+    /// unparseable or missing address is refused when a list is configured.
+    pub fn admits(&self, source: Option<&str>) -> bool {
+        if self.blocks.is_empty() {
+            return true;
+        }
+        let Some(ip) = source.and_then(|s| s.parse::<std::net::IpAddr>().ok()) else {
+            return false;
+        };
+        self.blocks
+            .iter()
+            .any(|(net, bits)| in_block(ip, *net, *bits))
+    }
+}
+
+fn in_block(ip: std::net::IpAddr, net: std::net::IpAddr, bits: u8) -> bool {
+    use std::net::IpAddr;
+    let (ip, net, width): (u128, u128, u32) = match (ip, net) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) => (u32::from(ip).into(), u32::from(net).into(), 32),
+        (IpAddr::V6(ip), IpAddr::V6(net)) => (u128::from(ip), u128::from(net), 128),
+        (IpAddr::V6(ip), IpAddr::V4(net)) => match ip.to_ipv4_mapped() {
+            Some(ip) => (u32::from(ip).into(), u32::from(net).into(), 32),
+            None => return false,
+        },
+        (IpAddr::V4(_), IpAddr::V6(_)) => return false,
+    };
+    let shift = width - u32::from(bits);
+    (ip >> shift) == (net >> shift)
+}
+
 /// The Standard Webhooks signature for a message (what senders compute).
 pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
     let key = B64.decode(secret.strip_prefix("whsec_")?).ok()?;
@@ -190,6 +261,41 @@ pub fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_hr_senders_networks_are_admitted_when_listed() {
+        let nets = SenderNetworks::parse(" 203.0.113.0/24, 198.51.100.7 ,2001:db8::/32").unwrap();
+        for ok in [
+            "203.0.113.1",
+            "203.0.113.255",
+            "198.51.100.7",
+            "2001:db8::1",
+            "::ffff:203.0.113.9",
+        ] {
+            assert!(nets.admits(Some(ok)), "{ok}");
+        }
+        for refused in [
+            Some("203.0.114.1"),
+            Some("198.51.100.8"),
+            Some("2001:db9::1"),
+            Some("not an address"),
+            None,
+        ] {
+            assert!(!nets.admits(refused), "{refused:?}");
+        }
+        // Not configured: authentication decides, as before.
+        let open = SenderNetworks::parse("").unwrap();
+        assert!(!open.is_configured() && open.admits(None));
+        for bad in [
+            "203.0.113.0/33",
+            "0.0.0.0/0",
+            "::/0",
+            "example.com",
+            "10.0.0.0/x",
+        ] {
+            assert!(SenderNetworks::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     const TOKEN: &str = "hr-token-current";
     const OLD_TOKEN: &str = "hr-token-previous";
