@@ -553,3 +553,54 @@ async fn only_the_hr_senders_networks_may_deliver_when_listed() {
     let (status, text) = deliver("203.0.113.40").await;
     assert_eq!(status, 202, "{text}");
 }
+
+/// The bus is not the way in: an HR event put on it by anything but the webhook
+/// (any in-account principal allowed `events:PutEvents`) starts the workflow,
+/// which refuses it before a case is opened, and the person keeps everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hr_event_put_on_the_bus_without_the_webhook_revokes_nothing() {
+    use lapse_core::revocation::ports::EventBus;
+    let s = Stack::start().await;
+    let user = staff(&s, "bypassed").await;
+    let event = lapse_core::revocation::hr::HrEvent::parse(
+        termination(&user, &lapse_testkit::unique_name("evt")).as_bytes(),
+    )
+    .unwrap();
+    lapse_aws::eventbridge::EventBridgeBus::new(
+        aws_sdk_eventbridge::Client::new(&s.stack.sdk),
+        s.stack.config.event_bus.clone(),
+    )
+    .publish(&event)
+    .await
+    .unwrap();
+    let runs = wait_runs(&s, 1).await;
+    assert_eq!(runs[0].status, "FAILED", "{:?}", runs[0]);
+    assert!(
+        runs[0].caught.contains(&"OpenCase".to_owned()),
+        "{:?}",
+        runs[0]
+    );
+    let cases = lapse_aws::revocations::DynamoDbRevocations::new(
+        aws_sdk_dynamodb::Client::new(&s.stack.sdk),
+        s.stack.config.revocations_table.clone(),
+    );
+    assert!(
+        lapse_core::revocation::ports::CaseStore::cases_of(
+            &cases,
+            &lapse_core::identity::PrincipalId::new(&user).unwrap()
+        )
+        .await
+        .unwrap()
+        .is_empty(),
+        "no case was opened"
+    );
+    let iam = aws_sdk_iam::Client::new(&s.stack.sdk);
+    assert!(
+        iam.get_login_profile()
+            .user_name(&user)
+            .send()
+            .await
+            .is_ok(),
+        "the person keeps their console login"
+    );
+}

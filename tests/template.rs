@@ -1284,6 +1284,18 @@ fn bus_writers(template: &Value) -> Vec<(String, Option<Value>)> {
 }
 
 fn bus_problems(template: &Value) -> Vec<String> {
+    // The bus itself refuses lapse.hr events from anyone but the webhook's role.
+    let policy = &template["Resources"]["HrEventBusPolicy"]["Properties"];
+    let statement = &policy["Statement"];
+    let guarded = policy["EventBusName"] == serde_json::json!({"Ref": "HrEventBus"})
+        && statement["Effect"] == "Deny"
+        && statement["Principal"] == "*"
+        && statement["Action"] == "events:PutEvents"
+        && statement["Condition"]["StringEquals"]["events:source"] == "lapse.hr"
+        && statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+            == serde_json::json!({"Fn::GetAtt": ["HrWebhookFunctionRole", "Arn"]});
+    let unguarded =
+        (!guarded).then(|| "the bus does not refuse others' lapse.hr events".to_owned());
     bus_writers(template)
         .into_iter()
         .filter(|(role, source)| {
@@ -1296,6 +1308,7 @@ fn bus_problems(template: &Value) -> Vec<String> {
                 })
         })
         .map(|(role, source)| format!("{role} may put HR events on the bus (source {source:?})"))
+        .chain(unguarded)
         .collect()
 }
 
@@ -1311,6 +1324,16 @@ fn only_the_webhook_may_put_hr_events_on_the_bus() {
         "{writers:?}"
     );
     assert_eq!(bus_problems(&template), Vec::<String>::new());
+    // A bus anyone in the account may put HR events on.
+    let mut open = template.clone();
+    open["Resources"]
+        .as_object_mut()
+        .unwrap()
+        .remove("HrEventBusPolicy");
+    assert_eq!(
+        bus_problems(&open),
+        ["the bus does not refuse others' lapse.hr events"]
+    );
     // The approval role without its source condition could start revocations.
     let broken = without_condition(&template, "ApprovalFunctionRole", "Incidents");
     assert_eq!(

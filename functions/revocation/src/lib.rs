@@ -70,15 +70,19 @@ pub async fn handler(
     let p = deps;
     let now = p.clock().now();
     Ok(match event.payload {
-        Step::Open { event } => match steps::case_for(&event, p.catalog(), now) {
-            Some(case) => {
-                let case = steps::open(p, case, now).await?;
-                json!({ "case_id": case.id(), "proceed": true, "user": case.user() })
+        Step::Open { event } => {
+            // Only what the webhook accepted opens a case (refused, security told).
+            steps::ensure_claimed(p, &event).await?;
+            match steps::case_for(&event, p.catalog(), now) {
+                Some(case) => {
+                    let case = steps::open(p, case, now).await?;
+                    json!({ "case_id": case.id(), "proceed": true, "user": case.user() })
+                }
+                None => {
+                    json!({ "proceed": false, "reason": format!("{} revokes nothing", event.event_type.as_str()) })
+                }
             }
-            None => {
-                json!({ "proceed": false, "reason": format!("{} revokes nothing", event.event_type.as_str()) })
-            }
-        },
+        }
         Step::Validate { case_id } => {
             let validation = steps::validate(p, &case_id, now).await?;
             if validation.held_closing {

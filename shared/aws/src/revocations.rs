@@ -378,6 +378,7 @@ impl EventClaims for DynamoDbRevocations {
         &self,
         event_id: &str,
         body_hash: &str,
+        content_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Claim, StoreError> {
         let pk = format!("event#{event_id}");
@@ -389,6 +390,7 @@ impl EventClaims for DynamoDbRevocations {
             .item("pk", s(&pk))
             .item("sk", s("claim"))
             .item("body_hash", s(body_hash))
+            .item("content_hash", s(content_hash))
             .item("published", AttributeValue::Bool(false))
             .item("ttl", AttributeValue::N(ttl.to_string()))
             .condition_expression("attribute_not_exists(pk)")
@@ -415,6 +417,17 @@ impl EventClaims for DynamoDbRevocations {
                 other => Err(other),
             },
         }
+    }
+
+    async fn claimed_content(&self, event_id: &str) -> Result<Option<String>, StoreError> {
+        let pk = format!("event#{event_id}");
+        Ok(self
+            .get_item(&pk, "claim")
+            .await?
+            .and_then(|item| match item.get("content_hash") {
+                Some(AttributeValue::S(hash)) => Some(hash.clone()),
+                _ => None,
+            }))
     }
 
     async fn mark_published(&self, event_id: &str) -> Result<(), StoreError> {

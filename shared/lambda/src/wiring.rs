@@ -13,8 +13,8 @@ use lapse_core::audit::AuditSigner;
 use lapse_core::policy::{Catalog, PolicyError};
 use lapse_core::ports::{Clock, SystemClock};
 use lapse_core::revocation::usecase::{
-    Context, HasArchive, HasCases, HasControls, HasCustody, HasDirectory, HasGrants, HasNotifier,
-    HasTrail,
+    Context, HasArchive, HasCases, HasClaims, HasControls, HasCustody, HasDirectory, HasGrants,
+    HasNotifier, HasTrail,
 };
 use lapse_core::usecase::AuditTrail;
 
@@ -318,6 +318,13 @@ impl Revocations {
             custody: Custody::from_env(env, sdk)?,
             notifier: notifier(env, sdk, topics)?,
         })
+    }
+}
+
+impl HasClaims for Revocations {
+    type Claims = lapse_aws::revocations::DynamoDbRevocations;
+    fn claims(&self) -> &Self::Claims {
+        &self.table
     }
 }
 

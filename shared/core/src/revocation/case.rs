@@ -167,6 +167,10 @@ pub enum RevocationError {
     #[error("an approval reference is required")]
     ApprovalMissing,
     #[error(
+        "HR event {event_id} reached the revocation workflow without the webhook's claim of its content: refused"
+    )]
+    Unclaimed { event_id: String },
+    #[error(
         "the contract-end grace for {user} is at most {max}, once (asked for {requested}; used already: {used})"
     )]
     GraceExceeded {

@@ -92,6 +92,17 @@ pub struct HrEvent {
     pub metadata: HrMetadata,
 }
 
+impl HrEvent {
+    /// The hash of the parsed event's canonical JSON: the webhook claims an event
+    /// id with it, and the revocation workflow refuses an event from the bus whose
+    /// content the webhook did not claim (someone else put it there).
+    pub fn content_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(Sha256::digest(canonical))
+    }
+}
+
 /// Why an HR payload was refused (a 400 with this message).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HrEventError {

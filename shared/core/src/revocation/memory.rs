@@ -16,8 +16,8 @@ use super::plan::{
 };
 use super::ports::{Archive, BusError, CaseStore, Claim, EventBus, EventClaims, IdentityDirectory};
 use super::usecase::{
-    Context, HasArchive, HasCases, HasControls, HasCustody, HasDirectory, HasGrants, HasNotifier,
-    HasTrail,
+    Context, HasArchive, HasCases, HasClaims, HasControls, HasCustody, HasDirectory, HasGrants,
+    HasNotifier, HasTrail,
 };
 use crate::audit::AuditSigner;
 use crate::identity::PrincipalId;
@@ -297,10 +297,11 @@ impl Archive for MemoryArchive {
     }
 }
 
-/// Claimed event ids with their body hash and whether they were published.
+/// Claimed event ids with their body hash, content hash and whether they were
+/// published.
 #[derive(Debug, Default)]
 pub struct MemoryClaims {
-    claims: Mutex<BTreeMap<String, (String, bool)>>,
+    claims: Mutex<BTreeMap<String, (String, String, bool)>>,
 }
 
 impl EventClaims for MemoryClaims {
@@ -308,24 +309,32 @@ impl EventClaims for MemoryClaims {
         &self,
         event_id: &str,
         body_hash: &str,
+        content_hash: &str,
         _now: DateTime<Utc>,
     ) -> Result<Claim, StoreError> {
         let mut claims = lock(&self.claims);
         Ok(match claims.get(event_id) {
             None => {
-                claims.insert(event_id.to_owned(), (body_hash.to_owned(), false));
+                claims.insert(
+                    event_id.to_owned(),
+                    (body_hash.to_owned(), content_hash.to_owned(), false),
+                );
                 Claim::New
             }
-            Some((hash, published)) if hash == body_hash => Claim::Duplicate {
+            Some((hash, _, published)) if hash == body_hash => Claim::Duplicate {
                 published: *published,
             },
             Some(_) => Claim::Mismatch,
         })
     }
 
+    async fn claimed_content(&self, event_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.claims).get(event_id).map(|c| c.1.clone()))
+    }
+
     async fn mark_published(&self, event_id: &str) -> Result<(), StoreError> {
         if let Some(claim) = lock(&self.claims).get_mut(event_id) {
-            claim.1 = true;
+            claim.2 = true;
         }
         Ok(())
     }
@@ -382,6 +391,8 @@ pub struct MemoryRevocations {
     pub leases: crate::memory::MemoryLeases,
     pub vault: crate::memory::MemoryVault,
     pub drops: crate::memory::MemoryCredentialDrop,
+    /// The webhook's claims (the tests claim what they put on the "bus").
+    pub claims: MemoryClaims,
     pub log: MemoryAuditLog,
     pub notifier: MemoryNotifier,
     pub signer: AuditSigner,
@@ -401,6 +412,7 @@ impl MemoryRevocations {
             leases: Default::default(),
             vault: Default::default(),
             drops: Default::default(),
+            claims: MemoryClaims::default(),
             log: MemoryAuditLog::default(),
             notifier: MemoryNotifier::default(),
             signer,
@@ -446,6 +458,13 @@ impl HasGrants for MemoryRevocations {
             store: &self.requests,
             ledger: &self.ledger,
         }
+    }
+}
+
+impl HasClaims for MemoryRevocations {
+    type Claims = MemoryClaims;
+    fn claims(&self) -> &Self::Claims {
+        &self.claims
     }
 }
 

@@ -168,12 +168,22 @@ pub enum Claim {
 
 /// Replay protection for webhook deliveries.
 pub trait EventClaims: Send + Sync {
+    /// Claims `event_id` for a delivery: `body_hash` is the raw body's (a replay
+    /// must match it byte for byte), `content_hash` the parsed event's
+    /// ([`crate::revocation::hr::HrEvent::content_hash`]), which the revocation
+    /// workflow checks an event from the bus against.
     fn claim(
         &self,
         event_id: &str,
         body_hash: &str,
+        content_hash: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+    /// The content hash the webhook claimed `event_id` with, if it did.
+    fn claimed_content(
+        &self,
+        event_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
     fn mark_published(&self, event_id: &str)
     -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -8,14 +8,14 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::policy::Catalog;
-use crate::ports::StoreError;
+use crate::ports::{Audience, Notice, Notifier, StoreError};
 use crate::revocation::case::RevocationError;
 use crate::revocation::case::{RevocationCase, Trigger, TriggerSource};
 use crate::revocation::hr::{HrEvent, HrEventType};
 use crate::revocation::plan::RevocationKind;
 use crate::revocation::ports::{CaseStore, Claim, EventBus, EventClaims};
 
-use super::{Context, HasCases, HasTrail, case_event, load};
+use super::{Context, HasCases, HasClaims, HasNotifier, HasTrail, case_event, load};
 
 /// What the webhook did with a delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,7 +37,10 @@ pub async fn receive(
     now: DateTime<Utc>,
 ) -> Result<Receipt, Error> {
     let body_hash = hex::encode(Sha256::digest(body));
-    let receipt = match claims.claim(&event.event_id, &body_hash, now).await? {
+    let receipt = match claims
+        .claim(&event.event_id, &body_hash, &event.content_hash(), now)
+        .await?
+    {
         // Not a lost race: retrying the same delivery can never succeed.
         Claim::Mismatch => {
             return Err(RevocationError::EventMismatch {
@@ -56,6 +59,46 @@ pub async fn receive(
 
 pub(super) fn start_of(date: chrono::NaiveDate) -> DateTime<Utc> {
     date.and_time(NaiveTime::MIN).and_utc()
+}
+
+/// Before a case is opened for an event from the bus: the webhook must have
+/// claimed this event id with this content. Anything else on the bus (an
+/// in-account principal's `PutEvents`, a `StartExecution` with a made-up event)
+/// is refused, and security is told, since something other than the webhook
+/// tried to start a revocation.
+pub async fn ensure_claimed(
+    p: &(impl HasClaims + HasNotifier),
+    event: &HrEvent,
+) -> Result<(), Error> {
+    let claimed = p.claims().claimed_content(&event.event_id).await?;
+    if claimed.as_deref() == Some(event.content_hash().as_str()) {
+        return Ok(());
+    }
+    let what = if claimed.is_some() {
+        "whose content differs from what the webhook claimed"
+    } else {
+        "that the webhook never claimed"
+    };
+    p.notifier()
+        .send(&Notice {
+            audience: Audience::Security,
+            subject: format!(
+                "Refused an HR event the webhook did not accept: {}",
+                event.event_id
+            ),
+            body: format!(
+                "A {} event for {} ({what}) reached the revocation workflow and was refused. \
+                 Something other than the HR webhook put it on the bus or started the workflow.",
+                event.event_type.as_str(),
+                event.user.username
+            ),
+            request_id: None,
+        })
+        .await?;
+    Err(RevocationError::Unclaimed {
+        event_id: event.event_id.clone(),
+    }
+    .into())
 }
 
 /// The case an HR event calls for (`None` for events that revoke nothing).

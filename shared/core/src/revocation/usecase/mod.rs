@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::case::RevocationCase;
 use super::plan::{Expected, IdentitySnapshot, RevocationKind};
-use super::ports::{Archive, CaseStore, IdentityDirectory, UserControls};
+use super::ports::{Archive, CaseStore, EventClaims, IdentityDirectory, UserControls};
 use crate::audit::AuditDraft;
 use crate::error::Error;
 use crate::grant::NAME_PREFIX;
@@ -78,6 +78,13 @@ pub trait HasNotifier: Sync {
     fn notifier(&self) -> &Self::Notifier;
 }
 
+/// The webhook's claims of HR events: the workflow opens a case only for an
+/// event whose content the webhook claimed.
+pub trait HasClaims: Sync {
+    type Claims: EventClaims;
+    fn claims(&self) -> &Self::Claims;
+}
+
 /// What a grant can leave outside IAM: a checked-out credential (its lease and
 /// its vault) and a vendor's password drop. Ending a grant contains them.
 pub trait HasCustody: Sync {
@@ -107,6 +114,7 @@ pub trait RevocationPorts:
     + HasArchive
     + HasGrants
     + HasCustody
+    + HasClaims
     + HasTrail
     + HasNotifier
     + Context
@@ -120,6 +128,7 @@ impl<T> RevocationPorts for T where
         + HasArchive
         + HasGrants
         + HasCustody
+        + HasClaims
         + HasTrail
         + HasNotifier
         + Context

@@ -873,11 +873,45 @@ mod over_fakes {
                 &claims,
                 "new",
                 "h",
+                "c",
                 monday_at(10)
             ))
             .unwrap(),
             Claim::New
         );
+    }
+
+    #[test]
+    fn only_an_event_the_webhook_claimed_opens_a_case() {
+        use crate::revocation::memory::MemoryBus;
+        let p = ports();
+        let event = sample("termination-body.json");
+        // Put on the bus by something other than the webhook: refused, security told.
+        let err = block_on(ensure_claimed(&p, &event)).unwrap_err();
+        assert!(
+            err.to_string().contains("without the webhook's claim"),
+            "{err}"
+        );
+        let told = p.notifier.sent();
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert!(
+            told[0].subject.starts_with("Refused an HR event"),
+            "{told:?}"
+        );
+        // Accepted by the webhook: opens.
+        block_on(receive(
+            &p.claims,
+            &MemoryBus::default(),
+            &event,
+            b"{}",
+            monday_at(10),
+        ))
+        .unwrap();
+        block_on(ensure_claimed(&p, &event)).unwrap();
+        // The same id with other content (a forged copy of a real event): refused.
+        let mut forged = event.clone();
+        forged.user.username = PrincipalId::new("someone-else").unwrap();
+        assert!(block_on(ensure_claimed(&p, &forged)).is_err());
     }
 
     #[test]
