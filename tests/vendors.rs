@@ -150,6 +150,35 @@ async fn a_vendor_gets_a_temporary_user_that_is_deactivated_held_and_deleted() {
         "{policy}"
     );
     assert!(statement["Condition"]["DateLessThan"]["aws:CurrentTime"].is_string());
+    // Everyone else is denied explicitly: an identity policy reaching lapse/* or *
+    // does not read a vendor's password.
+    let denied_readers = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|st| st["Sid"] == "NobodyElseReads")
+        .unwrap_or_else(|| panic!("{policy}"));
+    assert_eq!(denied_readers["Effect"], "Deny", "{policy}");
+    assert_eq!(denied_readers["Principal"], "*", "{policy}");
+    let allowed = denied_readers["Condition"]["ArnNotEquals"]["aws:PrincipalArn"].to_string();
+    assert!(
+        allowed.contains(&format!(":user/{}", s.user("dana"))) && allowed.contains(":role/"),
+        "{policy}"
+    );
+    // Tagged with the request it was made for.
+    let described = secrets
+        .describe_secret()
+        .secret_id(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        described
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some("lapse:request") && t.value() == Some(rid.as_str())),
+        "{described:?}"
+    );
 
     // At the end: revoked, verified, deactivated, the secret gone.
     s.pass(&active);
@@ -299,4 +328,64 @@ async fn a_vendor_whose_grant_fails_keeps_no_console_login() {
         "the first password's secret is gone"
     );
     assert!(s.audit(&rid).await.contains(&"vendor.contained".to_owned()));
+}
+
+/// A secret planted under the vendor's predictable name before the engagement is
+/// provisioned is never adopted as the vendor's password: provisioning refuses
+/// it, the failure path leaves the vendor's user without a console login, and
+/// the planted value is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_password_secret_is_refused_not_adopted() {
+    let s = Stack::start().await;
+    let iam = aws_sdk_iam::Client::new(&s.stack.sdk);
+    let secrets = aws_sdk_secretsmanager::Client::new(&s.stack.sdk);
+    let dana = s.as_user("dana");
+    let created = dana
+        .sponsor_vendor(
+            ("umbrella", "ops@umbrella.example"),
+            "staging-logs-read",
+            Some("2h"),
+            "migrate the log pipeline",
+            "PRJ-45",
+        )
+        .await
+        .unwrap();
+    let rid = id(&created);
+    let vendor = created["vendor"]["user"].as_str().unwrap().to_owned();
+    let name = format!("lapse/vendor/{vendor}");
+    secrets
+        .create_secret()
+        .name(&name)
+        .secret_string("Attacker-Knows-1!")
+        .send()
+        .await
+        .unwrap();
+    s.as_user("mia").decide(&rid, true, "ok").await.unwrap();
+    s.as_user("sam").decide(&rid, true, "ok").await.unwrap();
+    let run = s.workflow(&rid).await;
+    assert_eq!(run.status, "FAILED", "{run:?}");
+    assert!(
+        run.caught.contains(&"ProvisionVendor".to_owned()),
+        "{run:?}"
+    );
+    assert!(
+        iam.get_login_profile()
+            .user_name(&vendor)
+            .send()
+            .await
+            .is_err(),
+        "the vendor's user has a console login"
+    );
+    let value = secrets
+        .get_secret_value()
+        .secret_id(&name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(value.secret_string(), Some("Attacker-Knows-1!"));
+    assert!(
+        !s.audit(&rid)
+            .await
+            .contains(&"vendor.provisioned".to_owned())
+    );
 }

@@ -116,6 +116,11 @@ impl StackConfig {
                 "LAPSE_SCHEDULER_ROLE_ARN",
                 format!("arn:aws:iam::{ACCOUNT}:role/{}-scheduler", self.prefix),
             ),
+            // The vendors function's role, which a vendor's password secret names.
+            (
+                "LAPSE_VENDORS_ROLE_ARN",
+                format!("arn:aws:iam::{ACCOUNT}:role/{}-vendors", self.prefix),
+            ),
             // The stack's operators: the two local operator users (restores and
             // overrides take two).
             ("LAPSE_OPERATORS", operator_arns(&self.prefix)),

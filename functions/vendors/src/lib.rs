@@ -66,7 +66,8 @@ impl Deps {
             drop: SecretsCredentialDrop::new(
                 lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::secretsmanager),
                 lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::iam),
-            ),
+            )
+            .kept_by(env.required(KEEPER_ROLE)?),
             controls: wiring::controls(env, sdk)?,
             notifier: wiring::notifier(env, sdk, &[Topic::Users])?,
             auditing: Auditing::from_env(env, sdk).await?,
@@ -74,6 +75,10 @@ impl Deps {
         })
     }
 }
+
+/// This function's own role: with the sponsor, the only principal a vendor's
+/// password secret does not deny.
+pub const KEEPER_ROLE: &str = "LAPSE_VENDORS_ROLE_ARN";
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case", deny_unknown_fields)]

@@ -314,7 +314,13 @@ impl VendorAccounts for IamVendorAccounts {
 pub struct SecretsCredentialDrop {
     secrets: crate::sdk::Lazy<Secrets>,
     iam: crate::sdk::Lazy<Iam>,
+    /// The role that makes and withdraws drops (the vendors function's): besides
+    /// the sponsor, the only principal the secret's policy does not deny.
+    keeper: Option<String>,
 }
+
+/// The tag naming the request a drop was made for.
+pub const REQUEST_TAG: &str = "lapse:request";
 
 impl SecretsCredentialDrop {
     pub fn new(
@@ -324,8 +330,83 @@ impl SecretsCredentialDrop {
         Self {
             secrets: secrets.into(),
             iam: iam.into(),
+            keeper: None,
         }
     }
+
+    /// The role ARN of the function that issues drops; required to issue one.
+    pub fn kept_by(mut self, role_arn: impl Into<String>) -> Self {
+        self.keeper = Some(role_arn.into());
+        self
+    }
+
+    /// The request a secret of this name was made for, from its tag (`None`: no
+    /// such tag, so not Lapse's).
+    async fn made_for(&self, name: &str) -> Result<Option<String>, VaultError> {
+        let out = self
+            .secrets
+            .describe_secret()
+            .secret_id(name)
+            .send()
+            .await
+            .map_err(|e| vault_error(name, e))?;
+        Ok(out
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some(REQUEST_TAG))
+            .and_then(|t| t.value())
+            .map(str::to_owned))
+    }
+}
+
+/// The drop's resource policy: the sponsor may read until `until`; everyone
+/// else is denied reading it, and everyone but the keeper is denied changing
+/// its value or its policy, whatever their identity policies allow (a reader of
+/// `lapse/*` or `*` included).
+pub fn drop_policy(reader_arn: &str, keeper_arn: &str, until: DateTime<Utc>) -> serde_json::Value {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "SponsorReadsUntilTheWindowEnds",
+                "Effect": "Allow",
+                "Principal": { "AWS": reader_arn },
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": "*",
+                "Condition": { "DateLessThan": { "aws:CurrentTime": until.to_rfc3339() } }
+            },
+            {
+                "Sid": "NobodyElseReads",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": "*",
+                "Condition": { "ArnNotEquals": { "aws:PrincipalArn": [reader_arn, keeper_arn] } }
+            },
+            {
+                "Sid": "TheSponsorNotAfterTheWindow",
+                "Effect": "Deny",
+                "Principal": { "AWS": reader_arn },
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": "*",
+                "Condition": { "DateGreaterThan": { "aws:CurrentTime": until.to_rfc3339() } }
+            },
+            {
+                "Sid": "OnlyLapseChangesIt",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": [
+                    "secretsmanager:PutSecretValue",
+                    "secretsmanager:UpdateSecret",
+                    "secretsmanager:PutResourcePolicy",
+                    "secretsmanager:DeleteResourcePolicy",
+                    "secretsmanager:UpdateSecretVersionStage"
+                ],
+                "Resource": "*",
+                "Condition": { "ArnNotEquals": { "aws:PrincipalArn": keeper_arn } }
+            }
+        ]
+    })
 }
 
 fn vault_error<E, R>(name: &str, err: SdkError<E, R>) -> VaultError
@@ -352,6 +433,7 @@ impl CredentialDrop for SecretsCredentialDrop {
     async fn issue(
         &self,
         name: &str,
+        request: &lapse_core::request::RequestId,
         reader: &PrincipalId,
         until: DateTime<Utc>,
     ) -> Result<Password, VaultError> {
@@ -376,18 +458,35 @@ impl CredentialDrop for SecretsCredentialDrop {
         let fresh = random
             .random_password()
             .ok_or_else(|| VaultError::Unavailable("no random password returned".into()))?;
+        let keeper = self.keeper.as_deref().ok_or_else(|| {
+            VaultError::Unavailable("the drop's keeper role is not configured".into())
+        })?;
         let created = self
             .secrets
             .create_secret()
             .name(name)
+            .client_request_token(request.as_str())
             .secret_string(fresh)
             .description("A vendor's first console password, for their sponsor (Lapse).")
+            .tags(
+                aws_sdk_secretsmanager::types::Tag::builder()
+                    .key(REQUEST_TAG)
+                    .value(request.as_str())
+                    .build(),
+            )
             .send()
             .await;
         let password = match created {
             Ok(_) => Password::new(fresh.to_owned()),
-            // Made before (a retry): the password set then.
+            // Made before: a retry of this request's, or someone else's under the
+            // predictable name, which is refused, never adopted.
             Err(e) if e.code() == Some("ResourceExistsException") => {
+                if self.made_for(name).await?.as_deref() != Some(request.as_str()) {
+                    return Err(VaultError::NotOurs {
+                        secret: name.to_owned(),
+                        request: request.to_string(),
+                    });
+                }
                 let out = self
                     .secrets
                     .get_secret_value()
@@ -403,17 +502,7 @@ impl CredentialDrop for SecretsCredentialDrop {
             }
             Err(e) => return Err(vault_error(name, e)),
         };
-        let policy = serde_json::json!({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Sid": "SponsorReadsUntilTheWindowEnds",
-                "Effect": "Allow",
-                "Principal": { "AWS": reader_arn },
-                "Action": "secretsmanager:GetSecretValue",
-                "Resource": "*",
-                "Condition": { "DateLessThan": { "aws:CurrentTime": until.to_rfc3339() } }
-            }]
-        });
+        let policy = drop_policy(&reader_arn, keeper, until);
         self.secrets
             .put_resource_policy()
             .secret_id(name)
@@ -424,7 +513,18 @@ impl CredentialDrop for SecretsCredentialDrop {
         Ok(password)
     }
 
-    async fn withdraw(&self, name: &str) -> Result<(), VaultError> {
+    async fn withdraw(
+        &self,
+        name: &str,
+        request: &lapse_core::request::RequestId,
+    ) -> Result<(), VaultError> {
+        match self.made_for(name).await {
+            Ok(Some(made_for)) if made_for == request.as_str() => {}
+            // Someone else's under the name: not Lapse's to delete.
+            Ok(_) => return Ok(()),
+            Err(VaultError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        }
         match self
             .secrets
             .delete_secret()

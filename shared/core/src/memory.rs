@@ -502,8 +502,9 @@ impl crate::ports::VendorAccounts for MemoryDirectory {
     }
 }
 
-/// One handed-over secret: its value, its reader, the end of their access.
-type Handed = (String, PrincipalId, DateTime<Utc>);
+/// One handed-over secret: its value, its reader, the end of their access, the
+/// request it was made for (`None`: made by someone else).
+type Handed = (String, PrincipalId, DateTime<Utc>, Option<String>);
 
 /// Secrets handed to their readers, in a map.
 #[derive(Debug, Default)]
@@ -516,7 +517,14 @@ impl MemoryCredentialDrop {
     pub fn reader(&self, name: &str) -> Option<(PrincipalId, DateTime<Utc>)> {
         lock(&self.secrets)
             .get(name)
-            .map(|(_, reader, until)| (reader.clone(), *until))
+            .map(|(_, reader, until, _)| (reader.clone(), *until))
+    }
+    /// A secret of that name someone else made first (a planted drop).
+    pub fn plant(&self, name: &str, value: &str, reader: &PrincipalId, until: DateTime<Utc>) {
+        lock(&self.secrets).insert(
+            name.to_owned(),
+            (value.to_owned(), reader.clone(), until, None),
+        );
     }
 }
 
@@ -524,17 +532,39 @@ impl crate::ports::CredentialDrop for MemoryCredentialDrop {
     async fn issue(
         &self,
         name: &str,
+        request: &crate::request::RequestId,
         reader: &PrincipalId,
         until: DateTime<Utc>,
     ) -> Result<crate::ports::Password, crate::ports::VaultError> {
         let mut secrets = lock(&self.secrets);
-        let entry = secrets
-            .entry(name.to_owned())
-            .or_insert_with(|| (format!("pw-{name}"), reader.clone(), until));
+        let entry = secrets.entry(name.to_owned()).or_insert_with(|| {
+            (
+                format!("pw-{name}"),
+                reader.clone(),
+                until,
+                Some(request.to_string()),
+            )
+        });
+        if entry.3.as_deref() != Some(request.as_str()) {
+            return Err(crate::ports::VaultError::NotOurs {
+                secret: name.to_owned(),
+                request: request.to_string(),
+            });
+        }
         Ok(crate::ports::Password::new(entry.0.clone()))
     }
-    async fn withdraw(&self, name: &str) -> Result<(), crate::ports::VaultError> {
-        lock(&self.secrets).remove(name);
+    async fn withdraw(
+        &self,
+        name: &str,
+        request: &crate::request::RequestId,
+    ) -> Result<(), crate::ports::VaultError> {
+        let mut secrets = lock(&self.secrets);
+        if secrets
+            .get(name)
+            .is_some_and(|s| s.3.as_deref() == Some(request.as_str()))
+        {
+            secrets.remove(name);
+        }
         Ok(())
     }
 }

@@ -330,6 +330,10 @@ pub trait Leases: Send + Sync {
 pub enum VaultError {
     #[error("secret {0} not found")]
     NotFound(String),
+    #[error(
+        "secret {secret} exists and is not Lapse's for request {request}: refused, not adopted"
+    )]
+    NotOurs { secret: String, request: String },
     #[error("not allowed to use secret {secret}")]
     Denied {
         secret: String,
@@ -415,16 +419,26 @@ pub trait VendorAccounts: Send + Sync {
 /// `DeleteSecret` on `lapse/vendor/*`, `GetRandomPassword`, and `iam:GetUser` on
 /// the reader.
 pub trait CredentialDrop: Send + Sync {
-    /// A random password in secret `name`, readable by `reader`'s IAM user alone
-    /// until `until`; the one already there if the secret exists (a retry).
+    /// A random password in secret `name`, made for `request` (tagged with it),
+    /// readable by `reader`'s IAM user alone until `until`: everyone else is
+    /// denied explicitly, whatever their identity policies allow. A secret of
+    /// that name made for this request before (a retry) gives back its password;
+    /// one that is not Lapse's for this request is refused, never adopted.
     fn issue(
         &self,
         name: &str,
+        request: &crate::request::RequestId,
         reader: &PrincipalId,
         until: DateTime<Utc>,
     ) -> impl Future<Output = Result<Password, VaultError>> + Send;
-    /// Deletes the secret without a recovery window. Idempotent.
-    fn withdraw(&self, name: &str) -> impl Future<Output = Result<(), VaultError>> + Send;
+    /// Deletes the secret made for `request` without a recovery window. A secret
+    /// of that name not made for it is left alone (not Lapse's to delete).
+    /// Idempotent.
+    fn withdraw(
+        &self,
+        name: &str,
+        request: &crate::request::RequestId,
+    ) -> impl Future<Output = Result<(), VaultError>> + Send;
 }
 
 /// A security incident Lapse opens: an unjustified break-glass use. Its id is

@@ -111,7 +111,7 @@ pub async fn provision(
     iam.put_inline_policy(user, BASE_POLICY, &base_policy(catalog.vendor_source_ips()))
         .await?;
     let secret = secret_name(user);
-    let password = drop.issue(&secret, request.requester(), until).await?;
+    let password = drop.issue(&secret, id, request.requester(), until).await?;
     let password_set = accounts.set_console_password(user, &password).await?;
     // The password goes out of scope here: it is never kept or recorded.
     std::mem::drop(password);
@@ -233,7 +233,8 @@ pub async fn contain(
         // Never made (or deleted): only its password's secret may be left. A user
         // of that name Lapse does not manage is not Lapse's to strip (adopting one
         // is refused when it is made).
-        drop.withdraw(&secret_name(vendor.user())).await?;
+        drop.withdraw(&secret_name(vendor.user()), request.id())
+            .await?;
         return Ok(None);
     }
     let (_, removed) = take_everything(
@@ -289,7 +290,7 @@ async fn take_everything(
         directory.apply(user, &action).await?;
         removed.push(action.to_string());
     }
-    drop.withdraw(&secret_name(user)).await?;
+    drop.withdraw(&secret_name(user), id).await?;
     let after = directory.identity(user, now).await?;
     let left = residue(&RevocationKind::Full, &after, &expected);
     if !left.is_empty() {
