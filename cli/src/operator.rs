@@ -463,22 +463,42 @@ pub enum Restore {
 fn waiting_for_second_operator(user: &str, out: &serde_json::Value) -> Option<String> {
     let proposal = out.get("proposed")?;
     let by = proposal["proposed_by"].as_str().unwrap_or("?");
-    let what = match proposal["change"].as_str() {
-        Some("restore") => format!(
-            "restore from the backup at or before {}",
-            proposal["from_backup"].as_str().unwrap_or("?")
+    let text = |key: &str| proposal[key].as_str().unwrap_or("?").to_owned();
+    let (what, command) = match proposal["change"].as_str() {
+        Some("restore") => (
+            format!(
+                "restore from the backup at or before {}",
+                text("from_backup")
+            ),
+            format!(
+                "lapse restore --user {user} --from-backup {} --approval {:?}",
+                text("from_backup"),
+                text("approval")
+            ),
         ),
-        Some("override") => format!(
-            "override holding back every revocation ({})",
-            proposal["reason"].as_str().unwrap_or("?")
+        Some("override") => (
+            format!(
+                "override holding back every revocation ({})",
+                text("reason")
+            ),
+            format!(
+                "lapse hold --user {user} --override {:?} --reason \"<why you confirm>\"",
+                text("reason")
+            ),
         ),
-        _ => "a change".to_owned(),
+        _ => ("a change".to_owned(), "the same command".to_owned()),
     };
-    Some(format!(
-        "{user}: {what} proposed by {by}; nothing changes until a second, different \
-         operator runs the same command (before {})",
+    let mut answer = format!(
+        "{user}: {what} proposed by {by}. Nothing changes until a second, different \
+         operator runs, before {}:\n  {command}",
         out["until"].as_str().unwrap_or("the proposal goes stale")
-    ))
+    );
+    if let Some(replaced) = proposal["replaces"].as_str() {
+        answer.push_str(&format!(
+            "\n(This replaces a different proposal: {replaced}.)"
+        ));
+    }
+    Some(answer)
 }
 
 /// Restores a user from the archived before-state at or before `from_backup`,

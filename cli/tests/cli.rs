@@ -304,7 +304,7 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
 
     // One operator's restore only proposes it; the same command by the other
     // carries it out.
-    let backup = chrono::Utc::now().to_rfc3339();
+    let backup = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let restore = [
         "restore",
         "--user",
@@ -317,9 +317,10 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
     let (ok, text) = run(&restore);
     assert!(
         ok && text.contains("proposed by operator:arn:aws:iam::123456789012:user/lapse-operators/")
-            && text.contains(
-                "nothing changes until a second, different operator runs the same command"
-            ),
+            && text.contains("Nothing changes until a second, different operator runs")
+            && text.contains(&format!(
+                "lapse restore --user {gone} --from-backup {backup}"
+            )),
         "{text}"
     );
     assert!(

@@ -279,7 +279,8 @@ fn proposed(user: &PrincipalId, proposal: &Proposal) -> Response<Body> {
             "user": user,
             "proposed": proposal,
             "needs": "a second, different operator to make the same call",
-            "until": proposal.at + steps::PROPOSAL_LIFETIME,
+            "until": (proposal.at + steps::PROPOSAL_LIFETIME)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         }),
     )
 }

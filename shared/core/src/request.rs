@@ -274,7 +274,10 @@ pub enum RequestError {
         "{0} is not an operator of this stack: operators are the IAM users and roles its OperatorArns parameter lists"
     )]
     NotAnOperator(String),
-    #[error("{proposed_by} proposed this at {at}; a second, different operator must confirm it")]
+    #[error(
+        "{proposed_by} proposed this at {}; a second, different operator must confirm it",
+        at.format("%Y-%m-%d %H:%M:%S UTC")
+    )]
     SecondOperatorRequired {
         proposed_by: String,
         at: chrono::DateTime<chrono::Utc>,

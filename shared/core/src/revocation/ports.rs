@@ -116,6 +116,9 @@ pub struct Proposal {
     /// The proposing operator, as AWS authenticated them.
     pub proposed_by: String,
     pub at: DateTime<Utc>,
+    /// A different proposal still waiting that this one replaced, said in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 /// Legal holds and overrides. Every change is audited by the caller.

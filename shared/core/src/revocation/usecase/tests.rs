@@ -716,7 +716,7 @@ mod over_fakes {
         };
         assert!(matches!(
             call(&other, ben, monday_at(11)).unwrap(),
-            SecondOperator::Proposed(_)
+            SecondOperator::Proposed(w) if w.replaces.as_deref().is_some_and(|r| r.contains(ana))
         ));
         // Ana confirms Ben's: consumed, so a third call proposes anew.
         assert!(matches!(

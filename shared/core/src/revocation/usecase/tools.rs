@@ -53,10 +53,14 @@ pub async fn propose_or_confirm(
         || format!("controls of {user}"),
         || async move {
             let mut controls = p.controls().controls(user).await?;
-            let waiting = controls
+            let live = controls
                 .proposal
                 .clone()
-                .filter(|w| now - w.at < PROPOSAL_LIFETIME && &w.change == change);
+                .filter(|w| now - w.at < PROPOSAL_LIFETIME);
+            let (waiting, other) = match live {
+                Some(w) if &w.change == change => (Some(w), None),
+                other => (None, other),
+            };
             let outcome = match waiting {
                 Some(w) if w.proposed_by.eq_ignore_ascii_case(executor) => {
                     return Err(crate::request::RequestError::SecondOperatorRequired {
@@ -74,6 +78,9 @@ pub async fn propose_or_confirm(
                         change: change.clone(),
                         proposed_by: executor.to_owned(),
                         at: now,
+                        replaces: other.map(|o| {
+                            format!("{} proposed by {}", describe(&o.change), o.proposed_by)
+                        }),
                     };
                     controls.proposal = Some(proposal.clone());
                     SecondOperator::Proposed(proposal)
