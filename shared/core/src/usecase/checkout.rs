@@ -169,36 +169,17 @@ pub async fn check_in(
     let Some(lease) = leases.get(secret).await?.filter(|l| &l.request_id == id) else {
         return Ok(CheckinOutcome::AlreadyCheckedIn);
     };
-    let rotated = rotated_version(id);
-    vault.rotate(secret, &rotated).await?;
-    let current = vault.current_version(secret).await?;
-    if current == lease.version_id {
-        return Err(Error::VerificationFailed {
-            request: id.to_string(),
-            residue: format!("the checked-out version of {secret} is still current"),
-        });
-    }
-    let mut rotated_event = request_event(
+    let current = rotate_and_prove(
+        vault,
+        trail,
         &request,
+        &lease,
+        &rotated_version(id),
         "credential.rotated",
-        "lapse",
-        "credential.rotated",
-        format!("{secret}: the checked-out version is no longer current"),
-        json!({ "secret": secret, "current_version": lease.version_id }),
-    );
-    rotated_event.after = json!({ "secret": secret, "current_version": current });
-    trail.record(rotated_event).await?;
-    leases.release(secret, id).await?;
-    trail
-        .record(request_event(
-            &request,
-            "credential.checked_in",
-            "lapse",
-            "credential.checked_in",
-            format!("lease on {secret} released"),
-            Value::Null,
-        ))
-        .await?;
+        "",
+    )
+    .await?;
+    release(leases, trail, &request, secret, "").await?;
     Ok(CheckinOutcome::CheckedIn {
         rotated_from: lease.version_id,
         current,
@@ -262,40 +243,79 @@ pub async fn contain(
     let Some(lease) = leases.get(secret).await?.filter(|l| &l.request_id == id) else {
         return Ok(ContainOutcome::NotHeld);
     };
-    vault.rotate(secret, &contained_version(id)).await?;
-    let current = vault.current_version(secret).await?;
-    if current == lease.version_id {
-        return Err(Error::VerificationFailed {
-            request: id.to_string(),
-            residue: format!("the checked-out version of {secret} is still current"),
-        });
-    }
-    let mut rotated_event = request_event(
+    let why = format!(" ({why})");
+    let current = rotate_and_prove(
+        vault,
+        trail,
         &request,
+        &lease,
+        &contained_version(id),
         "credential.contained",
-        "lapse",
-        "credential.rotated",
-        format!("{secret}: the checked-out version is no longer current ({why})"),
-        json!({ "secret": secret, "current_version": lease.version_id }),
-    );
-    rotated_event.after = json!({ "secret": secret, "current_version": current });
-    trail.record(rotated_event).await?;
+        &why,
+    )
+    .await?;
     let unreachable = request.status() == Status::Verified || request.window().is_none();
     if unreachable {
-        leases.release(secret, id).await?;
-        trail
-            .record(request_event(
-                &request,
-                "credential.checked_in",
-                "lapse",
-                "credential.checked_in",
-                format!("lease on {secret} released ({why})"),
-                Value::Null,
-            ))
-            .await?;
+        release(leases, trail, &request, secret, &why).await?;
     }
     Ok(ContainOutcome::Rotated {
         current,
         released: unreachable,
     })
+}
+
+/// Makes `version` current and proves the checked-out version no longer is
+/// (else `VerificationFailed`, the lease kept), audited under `key` as
+/// `credential.rotated` with version ids only. Returns the current version.
+async fn rotate_and_prove(
+    vault: &impl CredentialVault,
+    trail: &AuditTrail<'_, impl AuditLog>,
+    request: &AccessRequest,
+    lease: &Lease,
+    version: &str,
+    key: &str,
+    why: &str,
+) -> Result<String, Error> {
+    let secret = &lease.secret_arn;
+    vault.rotate(secret, version).await?;
+    let current = vault.current_version(secret).await?;
+    if current == lease.version_id {
+        return Err(Error::VerificationFailed {
+            request: request.id().to_string(),
+            residue: format!("the checked-out version of {secret} is still current"),
+        });
+    }
+    let mut event = request_event(
+        request,
+        key,
+        "lapse",
+        "credential.rotated",
+        format!("{secret}: the checked-out version is no longer current{why}"),
+        json!({ "secret": secret, "current_version": lease.version_id }),
+    );
+    event.after = json!({ "secret": secret, "current_version": current });
+    trail.record(event).await?;
+    Ok(current)
+}
+
+/// Releases this request's lease, audited `credential.checked_in`.
+async fn release(
+    leases: &impl Leases,
+    trail: &AuditTrail<'_, impl AuditLog>,
+    request: &AccessRequest,
+    secret: &str,
+    why: &str,
+) -> Result<(), Error> {
+    leases.release(secret, request.id()).await?;
+    trail
+        .record(request_event(
+            request,
+            "credential.checked_in",
+            "lapse",
+            "credential.checked_in",
+            format!("lease on {secret} released{why}"),
+            Value::Null,
+        ))
+        .await?;
+    Ok(())
 }
