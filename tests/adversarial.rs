@@ -545,7 +545,7 @@ async fn approver_slots_come_from_catalog_idp_ids_not_free_text() {
         "{named:?}"
     );
     // A claim that is not one of the accepted shapes is refused, not guessed at.
-    let malformed = with_groups(&["idp-grp-managers,idp-grp-security-ops"])
+    let malformed = with_groups(&["00gmanagers000000008,00gsecops00000000006"])
         .decide(&id(&pending), true, "lgtm")
         .await;
     assert!(
@@ -553,7 +553,7 @@ async fn approver_slots_come_from_catalog_idp_ids_not_free_text() {
         "{malformed:?}"
     );
     // The catalog's IdP id for managers fills the managers slot.
-    let approved = with_groups(&["idp-grp-managers"])
+    let approved = with_groups(&["00gmanagers000000008"])
         .decide(&id(&pending), true, "lgtm")
         .await
         .unwrap();

@@ -111,7 +111,10 @@ fn local_tokens_come_from_the_dev_issuer_key() {
     let issuer = lapse_local::issuer::DevIssuer::load_or_create(&key).unwrap();
     let claims = issuer.verify(token.trim()).unwrap();
     assert_eq!(claims.sub, "rita");
-    assert_eq!(claims.groups, ["idp-grp-managers", "idp-grp-security-ops"]);
+    assert_eq!(
+        claims.groups,
+        ["00gmanagers000000008", "00gsecops00000000006"]
+    );
 }
 
 /// `lapse-dev serve` prints (or writes, for the secret) every variable people and

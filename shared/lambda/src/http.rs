@@ -272,7 +272,7 @@ mod tests {
                 "accountId": "123456789012", "apiId": "api", "domainName": "localhost", "domainPrefix": "local",
                 "http": {"method": "POST", "path": "/v1/requests", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
                 "requestId": "r", "routeKey": "$default", "stage": "$default", "time": "23/Nov/2026:10:00:00 +0000", "timeEpoch": 0,
-                "authorizer": {"jwt": {"claims": {"sub": "rita", "groups": "[idp-grp-managers Engineering managers]", "employment_type": "employee"}, "scopes": null}}
+                "authorizer": {"jwt": {"claims": {"sub": "rita", "groups": "[00gmanagers000000008 Engineering managers]", "employment_type": "employee"}, "scopes": null}}
             },
             "body": "{\"requester\": \"mallory\"}", "isBase64Encoded": false
         });

@@ -249,6 +249,50 @@ pub fn is_idp_group_id(id: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || ",[]\"'".contains(c))
 }
 
+/// The shape of the identity provider's group ids, which every `idp_groups`
+/// entry must have: API Gateway flattens the groups claim to `[a b]`, so an id
+/// must be unmistakable (no display names, which may hold spaces).
+#[derive(Clone, Debug)]
+pub enum GroupIdFormat {
+    /// Okta: `00g` and 17 letters or digits.
+    Okta,
+    /// Microsoft Entra ID: an object id (a GUID).
+    Entra,
+    /// Another provider: the whole id matches this pattern.
+    Pattern(regex_lite::Regex),
+}
+
+impl GroupIdFormat {
+    pub fn matches(&self, id: &str) -> bool {
+        match self {
+            GroupIdFormat::Okta => {
+                id.len() == 20
+                    && id.starts_with("00g")
+                    && id.bytes().all(|b| b.is_ascii_alphanumeric())
+            }
+            GroupIdFormat::Entra => {
+                let groups: Vec<&str> = id.split('-').collect();
+                groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+                    && groups
+                        .iter()
+                        .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+            }
+            GroupIdFormat::Pattern(re) => re.is_match(id),
+        }
+    }
+
+    /// What an id of this format looks like, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            GroupIdFormat::Okta => "an Okta group id (00g and 17 letters or digits)".into(),
+            GroupIdFormat::Entra => {
+                "an Entra group object id (a GUID, 8-4-4-4-12 hex digits)".into()
+            }
+            GroupIdFormat::Pattern(re) => format!("a group id matching `{}`", re.as_str()),
+        }
+    }
+}
+
 /// The numbers a security team tunes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Tunables {

@@ -22,6 +22,8 @@ pub(super) struct RawCatalog {
     pub(super) tunables: RawTunables,
     pub(super) risk: RawRisk,
     pub(super) routing: RawRouting,
+    #[serde(default)]
+    pub(super) identity_provider: Option<RawIdentityProvider>,
     pub(super) approver_groups: Spanned<Vec<RawGroup>>,
     #[serde(default)]
     pub(super) roles: Vec<RawRole>,
@@ -30,6 +32,16 @@ pub(super) struct RawCatalog {
     pub(super) inactivity_exemptions: Vec<RawExemption>,
     #[serde(default)]
     pub(super) vendor_access: Option<RawVendorAccess>,
+}
+
+/// The identity provider whose group ids `idp_groups` holds: `okta`, `entra`, or
+/// `pattern` with a `pattern` the whole id must match.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawIdentityProvider {
+    pub(super) group_ids: Spanned<String>,
+    #[serde(default)]
+    pub(super) pattern: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Serialize)]

@@ -17,19 +17,19 @@ fn shipped_catalog_is_valid() {
 fn approvers_come_from_exact_identity_provider_group_ids() {
     let catalog = Catalog::parse(CATALOG, "catalog.yaml").unwrap();
     assert_eq!(
-        catalog.approver_groups_for(["idp-grp-managers", "everyone"]),
+        catalog.approver_groups_for(["00gmanagers000000008", "everyone"]),
         BTreeSet::from(["managers".to_owned()])
     );
     // Display names, their words and the approver group's own name grant nothing.
     for claim in [
         "Engineering managers",
         "managers",
-        "idp-grp-managers2",
-        "IDP-GRP-MANAGERS",
+        "00gmanagers0000000082",
+        "00GMANAGERS000000008",
     ] {
         assert!(catalog.approver_groups_for([claim]).is_empty(), "{claim}");
     }
-    let spaced = CATALOG.replace("[idp-grp-managers]", "[\"Engineering managers\"]");
+    let spaced = CATALOG.replace("[00gmanagers000000008]", "[\"Engineering managers\"]");
     let issues = issues_of(&spaced);
     assert!(
         issues
@@ -38,12 +38,12 @@ fn approvers_come_from_exact_identity_provider_group_ids() {
                 && i.message.contains("no whitespace")),
         "{issues:?}"
     );
-    let shared = CATALOG.replace("[idp-grp-security-ops]", "[idp-grp-managers]");
+    let shared = CATALOG.replace("[00gsecops00000000006]", "[00gmanagers000000008]");
     assert!(issues_of(&shared).iter().any(|i| {
         i.message
             .contains("already maps to approver group `managers`")
     }),);
-    let none = CATALOG.replace("[idp-grp-billing-owners]", "[]");
+    let none = CATALOG.replace("[00gbilling0000000007]", "[]");
     assert!(
         issues_of(&none)
             .iter()
@@ -689,5 +689,95 @@ fn two_patterns_overlap_when_some_action_fits_both() {
         ("s3:GetObject", "s3:GetObjectAcl"),
     ] {
         assert!(!globs_overlap(a, b), "{a} !~ {b}");
+    }
+}
+
+#[test]
+fn idp_group_ids_have_the_declared_providers_shape() {
+    let okta = CATALOG;
+    assert!(Catalog::parse(okta, "catalog.yaml").is_ok());
+    // A display-name-like id, or another provider's id, under okta.
+    for (bad, expect) in [
+        ("[00gmanagers000000008]", None),
+        ("[managers-group]", Some("is not an Okta group id")),
+        (
+            "[3f2504e0-4f89-11d3-9a0c-0305e82c3301]",
+            Some("is not an Okta group id"),
+        ),
+        ("[00gmanagers00000000]", Some("is not an Okta group id")),
+    ] {
+        let text = CATALOG.replace("[00gmanagers000000008]", bad);
+        match expect {
+            None => assert!(Catalog::parse(&text, "c.yaml").is_ok(), "{bad}"),
+            Some(message) => assert!(
+                issues_of(&text)
+                    .iter()
+                    .any(|i| i.path == "approver_groups[0].idp_groups[0]"
+                        && i.message.contains(message)),
+                "{bad}: {:?}",
+                issues_of(&text)
+            ),
+        }
+    }
+    // Entra ids under entra; a pattern of one's own.
+    let entra = CATALOG
+        .replace("group_ids: okta", "group_ids: entra")
+        .replace(
+            "[00gmanagers000000008]",
+            "[3f2504e0-4f89-11d3-9a0c-0305e82c3301]",
+        );
+    let issues = issues_of(&entra);
+    assert!(
+        !issues
+            .iter()
+            .any(|i| i.path == "approver_groups[0].idp_groups[0]"),
+        "{issues:?}"
+    );
+    assert!(
+        issues
+            .iter()
+            .any(|i| i.path == "approver_groups[1].idp_groups[0]"
+                && i.message.contains("is not an Entra group object id")),
+        "{issues:?}"
+    );
+    let pattern = CATALOG.replace(
+        "group_ids: okta",
+        "group_ids: pattern\n  pattern: \"00g[a-z0-9]{17}\"",
+    );
+    assert!(Catalog::parse(&pattern, "c.yaml").is_ok());
+    let narrow = CATALOG.replace(
+        "group_ids: okta",
+        "group_ids: pattern\n  pattern: \"grp-[0-9]+\"",
+    );
+    assert!(
+        issues_of(&narrow).iter().any(|i| i
+            .message
+            .contains("is not a group id matching `^(?:grp-[0-9]+)$`")),
+        "{:?}",
+        issues_of(&narrow)
+    );
+    // Undeclared: refused, with what to write.
+    let undeclared = CATALOG.replace("identity_provider:\n  group_ids: okta\n", "");
+    assert!(
+        issues_of(&undeclared)
+            .iter()
+            .any(|i| i.path == "identity_provider"),
+        "{:?}",
+        issues_of(&undeclared)
+    );
+    for (bad, path) in [
+        ("group_ids: ldap", "identity_provider.group_ids"),
+        ("group_ids: pattern", "identity_provider.pattern"),
+        (
+            "group_ids: pattern\n  pattern: \"(\"",
+            "identity_provider.pattern",
+        ),
+    ] {
+        let text = CATALOG.replace("group_ids: okta", bad);
+        assert!(
+            issues_of(&text).iter().any(|i| i.path == path),
+            "{bad}: {:?}",
+            issues_of(&text)
+        );
     }
 }

@@ -290,6 +290,49 @@ impl Catalog {
             );
         }
 
+        let format = match &raw.identity_provider {
+            None => {
+                issues.at(
+                    &raw.approver_groups,
+                    "identity_provider",
+                    "declare the identity provider whose group ids idp_groups holds: identity_provider: {group_ids: okta | entra | pattern} (with pattern: a regex the whole id matches)",
+                );
+                None
+            }
+            Some(idp) => match idp.group_ids.value.as_str() {
+                "okta" => Some(super::GroupIdFormat::Okta),
+                "entra" => Some(super::GroupIdFormat::Entra),
+                "pattern" => match &idp.pattern {
+                    Some(p) => match regex_lite::Regex::new(&format!("^(?:{})$", p.value)) {
+                        Ok(re) => Some(super::GroupIdFormat::Pattern(re)),
+                        Err(e) => {
+                            issues.at(
+                                p,
+                                "identity_provider.pattern",
+                                format!("not a regular expression: {e}"),
+                            );
+                            None
+                        }
+                    },
+                    None => {
+                        issues.at(
+                            &idp.group_ids,
+                            "identity_provider.pattern",
+                            "group_ids: pattern needs a pattern the whole id matches",
+                        );
+                        None
+                    }
+                },
+                other => {
+                    issues.at(
+                        &idp.group_ids,
+                        "identity_provider.group_ids",
+                        format!("`{other}` is not okta, entra or pattern"),
+                    );
+                    None
+                }
+            },
+        };
         let mut groups = BTreeMap::new();
         let mut idp_owner: BTreeMap<&str, &str> = BTreeMap::new();
         for (i, group) in raw.approver_groups.value.iter().enumerate() {
@@ -307,6 +350,16 @@ impl Catalog {
                         id,
                         path,
                         "an identity provider group id has no whitespace, commas, brackets or quotes (use the immutable id, not the display name)",
+                    );
+                } else if let Some(format) = format.as_ref().filter(|f| !f.matches(&id.value)) {
+                    issues.at(
+                        id,
+                        path,
+                        format!(
+                            "`{}` is not {} (use the immutable id, not the display name)",
+                            id.value,
+                            format.describe()
+                        ),
                     );
                 } else if let Some(other) = idp_owner.insert(&id.value, &group.name.value) {
                     issues.at(
