@@ -20,6 +20,24 @@ async fn user_exists(s: &Stack, user: &str) -> bool {
         .is_ok()
 }
 
+/// dana sponsors vendor `id` for `staging-logs-read` (2 h): the request id and the
+/// vendor's user name, before any approval.
+async fn sponsored(s: &Stack, vendor: &str, ticket: &str) -> (String, String) {
+    let created = s
+        .as_user("dana")
+        .sponsor_vendor(
+            (vendor, &format!("ops@{vendor}.example")),
+            "staging-logs-read",
+            Some("2h"),
+            "migrate the log pipeline",
+            ticket,
+        )
+        .await
+        .unwrap();
+    let user = created["vendor"]["user"].as_str().unwrap().to_owned();
+    (id(&created), user)
+}
+
 /// Moves the clock to `at` and waits until the workflow has passed `state`.
 async fn until_state(s: &Stack, rid: &str, at: DateTime<Utc>, check: impl AsyncFn() -> bool) {
     s.stack.clock.advance_to(at);
@@ -275,19 +293,7 @@ async fn a_vendor_gets_a_temporary_user_that_is_deactivated_held_and_deleted() {
 async fn a_vendor_whose_grant_fails_keeps_no_console_login() {
     let s = Stack::start().await;
     let iam = aws_sdk_iam::Client::new(&s.stack.sdk);
-    let dana = s.as_user("dana");
-    let created = dana
-        .sponsor_vendor(
-            ("initech", "ops@initech.example"),
-            "staging-logs-read",
-            Some("2h"),
-            "migrate the log pipeline",
-            "PRJ-44",
-        )
-        .await
-        .unwrap();
-    let rid = id(&created);
-    let vendor = created["vendor"]["user"].as_str().unwrap().to_owned();
+    let (rid, vendor) = sponsored(&s, "initech", "PRJ-44").await;
     s.stack
         .faults
         .fail_next("grant", "Lapse.Denied", "refused for the test");
@@ -339,19 +345,7 @@ async fn a_planted_password_secret_is_refused_not_adopted() {
     let s = Stack::start().await;
     let iam = aws_sdk_iam::Client::new(&s.stack.sdk);
     let secrets = aws_sdk_secretsmanager::Client::new(&s.stack.sdk);
-    let dana = s.as_user("dana");
-    let created = dana
-        .sponsor_vendor(
-            ("umbrella", "ops@umbrella.example"),
-            "staging-logs-read",
-            Some("2h"),
-            "migrate the log pipeline",
-            "PRJ-45",
-        )
-        .await
-        .unwrap();
-    let rid = id(&created);
-    let vendor = created["vendor"]["user"].as_str().unwrap().to_owned();
+    let (rid, vendor) = sponsored(&s, "umbrella", "PRJ-45").await;
     let name = format!("lapse/vendor/{vendor}");
     secrets
         .create_secret()

@@ -1950,6 +1950,17 @@ mod checkout {
                 monday_at(10),
             ))
         }
+        /// The failure path's containment of this request's credential.
+        fn contain(&self, id: &RequestId) -> Result<ContainOutcome, Error> {
+            block_on(contain(
+                &self.w.store,
+                &self.leases,
+                &self.vault,
+                &self.w.trail(),
+                id,
+                "its grant workflow failed",
+            ))
+        }
         fn check_in(&self, id: &RequestId) -> Result<CheckinOutcome, Error> {
             block_on(check_in(
                 &self.w.store,
@@ -2057,15 +2068,7 @@ mod checkout {
         // The workflow failed with the grant still in IAM (its revoke step, say):
         // the value rita read dies now, but the lease stays while she may still
         // read the secret.
-        let contained = block_on(contain(
-            &v.w.store,
-            &v.leases,
-            &v.vault,
-            &v.w.trail(),
-            request.id(),
-            "its grant workflow failed",
-        ))
-        .unwrap();
+        let contained = v.contain(request.id()).unwrap();
         assert_eq!(
             contained,
             ContainOutcome::Rotated {
@@ -2075,15 +2078,7 @@ mod checkout {
         );
         assert!(block_on(v.leases.get(SECRET)).unwrap().is_some());
         // Contained again (a retried task): the same version, nothing new.
-        block_on(contain(
-            &v.w.store,
-            &v.leases,
-            &v.vault,
-            &v.w.trail(),
-            request.id(),
-            "its grant workflow failed",
-        ))
-        .unwrap();
+        v.contain(request.id()).unwrap();
         assert_eq!(v.vault.versions(SECRET).len(), 2);
 
         // The sweep revokes the overdue grant, verifies it, and checks the
@@ -2135,15 +2130,7 @@ mod checkout {
         let request = v.approved("rita");
         v.checkout(request.id()).unwrap();
         assert_eq!(
-            block_on(contain(
-                &v.w.store,
-                &v.leases,
-                &v.vault,
-                &v.w.trail(),
-                request.id(),
-                "its grant workflow failed",
-            ))
-            .unwrap(),
+            v.contain(request.id()).unwrap(),
             ContainOutcome::Rotated {
                 current: contained_version(request.id()),
                 released: true
@@ -2152,18 +2139,7 @@ mod checkout {
         assert!(block_on(v.leases.get(SECRET)).unwrap().is_none());
         // A request that holds no lease has nothing to contain.
         let other = v.approved("carl");
-        assert_eq!(
-            block_on(contain(
-                &v.w.store,
-                &v.leases,
-                &v.vault,
-                &v.w.trail(),
-                other.id(),
-                "its grant workflow failed",
-            ))
-            .unwrap(),
-            ContainOutcome::NotHeld
-        );
+        assert_eq!(v.contain(other.id()).unwrap(), ContainOutcome::NotHeld);
     }
 
     /// A vault whose rotation takes no effect: check-in must not claim success.
