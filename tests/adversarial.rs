@@ -9,11 +9,9 @@ use aws_sdk_iam::types::StatusType;
 use chrono::Utc;
 use lapse_core::identity::PrincipalId;
 use lapse_core::revocation::case::{CaseStatus, RevocationCase, Trigger, TriggerSource};
-use lapse_core::revocation::plan::{
-    RevocationKind, SESSION_DENY_POLICY, role_session_deny_document, role_session_deny_policy,
-    session_deny_cutoff,
-};
+use lapse_core::revocation::plan::{RevocationKind, SESSION_DENY_POLICY, session_deny_cutoff};
 use lapse_core::revocation::usecase::{open, restore, run, snapshot, verify_case};
+use lapse_core::role_denies::{ROLE_DENY_POLICY, RoleDenies};
 use lapse_lambda::config::Env;
 use lapse_lambda::wiring::{Revocations, vars};
 use serde_json::{Value, json};
@@ -296,7 +294,7 @@ async fn signing_certificates_mfa_devices_and_trusting_roles_are_closed() {
         .iam
         .get_role_policy()
         .role_name(&managed_role)
-        .policy_name(role_session_deny_policy(&user))
+        .policy_name(ROLE_DENY_POLICY)
         .send()
         .await
         .unwrap();
@@ -304,7 +302,10 @@ async fn signing_certificates_mfa_devices_and_trusting_roles_are_closed() {
         &percent_encoding::percent_decode_str(deny.policy_document()).decode_utf8_lossy(),
     )
     .unwrap();
-    assert_eq!(deny, role_session_deny_document(&user));
+    assert!(
+        RoleDenies::parse(&deny).is_some_and(|d| d.denies_all_of(&user)),
+        "{deny}"
+    );
 
     // A role Lapse does not manage cannot be closed: that is a verification failure
     // for security to handle, never a quiet pass.
@@ -1509,4 +1510,106 @@ async fn only_the_stacks_listed_operators_may_use_the_operator_api() {
     let text = String::from_utf8(admitted.body().to_vec()).unwrap();
     assert!(admitted.status().is_success(), "{text}");
     assert_eq!(w.r.table.cases_of(&target).await.unwrap().len(), 1);
+}
+
+/// The inline policies of a role, by name, with their documents.
+async fn role_policies(w: &World, role: &str) -> Vec<(String, Value)> {
+    let names = w
+        .iam
+        .list_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for name in names.policy_names() {
+        let doc = w
+            .iam
+            .get_role_policy()
+            .role_name(role)
+            .policy_name(name)
+            .send()
+            .await
+            .unwrap();
+        let text = percent_encoding::percent_decode_str(doc.policy_document()).decode_utf8_lossy();
+        out.push((name.clone(), serde_json::from_str(&text).unwrap()));
+    }
+    out
+}
+
+/// Issue 21, item 22: every terminated person a shared role trusts used to get a
+/// policy of their own on the role, until IAM's 10,240-character limit made the
+/// next termination fail. One deny per role lists them all, and a restore takes
+/// only its person out of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_role_carries_one_deny_listing_every_revoked_person() {
+    let w = world().await;
+    let people = [
+        person(&w, "ann").await,
+        person(&w, "ben").await,
+        person(&w, "cid").await,
+    ];
+    let mut arns = Vec::new();
+    for user in &people {
+        let got = w
+            .iam
+            .get_user()
+            .user_name(user.as_str())
+            .send()
+            .await
+            .unwrap();
+        arns.push(got.user.unwrap().arn);
+    }
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": arns}, "Action": "sts:AssumeRole"}]});
+    let shared = lapse_testkit::unique_name("shared");
+    w.iam
+        .create_role()
+        .role_name(&shared)
+        .assume_role_policy_document(trust.to_string())
+        .tags(lapse_local::provision::managed_tag())
+        .send()
+        .await
+        .unwrap();
+
+    let mut cases = Vec::new();
+    for user in &people {
+        let case = operator_case(&w, user, RevocationKind::Full).await;
+        let done = run(&w.r, case.id(), Utc::now()).await.unwrap();
+        assert_eq!(done.status(), CaseStatus::Verified, "{:?}", done.residue());
+        cases.push(case);
+    }
+    let policies = role_policies(&w, &shared).await;
+    assert_eq!(
+        policies.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        [ROLE_DENY_POLICY],
+        "one deny on the role, not one per person"
+    );
+    let denies = RoleDenies::parse(&policies[0].1).expect("exactly Lapse's deny");
+    assert!(people.iter().all(|u| denies.denies_all_of(u)), "{denies:?}");
+
+    // A restore takes its person out and leaves the others denied.
+    restore(
+        &w.r,
+        &people[1],
+        Utc::now(),
+        "CHG-22",
+        "operator",
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    let policies = role_policies(&w, &shared).await;
+    let denies = RoleDenies::parse(&policies[0].1).expect("exactly Lapse's deny");
+    assert!(!denies.denies_all_of(&people[1]), "{denies:?}");
+    assert!(denies.denies_all_of(&people[0]) && denies.denies_all_of(&people[2]));
+    // The others' revocations still verify, reading the role again.
+    for case in [&cases[0], &cases[2]] {
+        let again = verify_case(&w.r, case.id(), Utc::now()).await.unwrap();
+        assert_eq!(
+            again.status(),
+            CaseStatus::Verified,
+            "{:?}",
+            again.residue()
+        );
+    }
 }

@@ -95,9 +95,7 @@ fn percent_decode(text: &str) -> String {
 /// as IAM stores it (URL-encoded) and compared by content.
 #[tokio::test]
 async fn role_tags_and_the_ended_grant_deny_round_trip_through_iam() {
-    use lapse_core::grant::{
-        role_grant_deny_cutoff, role_grant_deny_document, role_grant_deny_policy,
-    };
+    use lapse_core::role_denies::{self, ROLE_DENY_POLICY, RoleDenies};
     let config = config().await;
     let iam = aws_sdk_iam::Client::new(&config);
     let directory = IamDirectory::new(iam.clone());
@@ -128,23 +126,76 @@ async fn role_tags_and_the_ended_grant_deny_round_trip_through_iam() {
     );
     assert_eq!(directory.role_managed("no-such-role").await.unwrap(), None);
 
+    // The role's one deny, written through the core's read-modify-write, read back
+    // as IAM stores it (URL-encoded) and judged by content.
     let user = PrincipalId::new("quinn").unwrap();
-    let name = role_grant_deny_policy(&user);
-    assert_eq!(directory.role_policy(&managed, &name).await.unwrap(), None);
+    let name = ROLE_DENY_POLICY;
+    assert_eq!(directory.role_policy(&managed, name).await.unwrap(), None);
     let cutoff = Utc::now().trunc_subsecs(0);
-    directory
-        .put_role_policy(&managed, &name, &role_grant_deny_document(&user, cutoff))
+    role_denies::update(&directory, &managed, cutoff, |d| d.end_grant(&user, cutoff))
         .await
         .unwrap();
     let read = directory
-        .role_policy(&managed, &name)
+        .role_policy(&managed, name)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(role_grant_deny_cutoff(&read, &user), Some(cutoff));
     assert_eq!(
-        directory.role_policy("no-such-role", &name).await.unwrap(),
+        RoleDenies::parse(&read).and_then(|d| d.ended_cutoff(&user)),
+        Some(cutoff)
+    );
+    // Nobody left in it: the policy is deleted, and deleting again is idempotent.
+    let later = cutoff + chrono::TimeDelta::days(1);
+    let left = role_denies::update(&directory, &managed, later, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(left, RoleDenies::default());
+    assert_eq!(directory.role_policy(&managed, name).await.unwrap(), None);
+    assert_eq!(
+        directory.delete_role_policy(&managed, name).await.unwrap(),
+        lapse_core::ports::Removal::AlreadyAbsent
+    );
+    assert_eq!(
+        directory.role_policy("no-such-role", name).await.unwrap(),
         None
+    );
+}
+
+/// Whom a role's trust policy names, by the users' ARNs and ids as IAM reports
+/// them: what pruning a role's deny asks before it drops someone.
+#[tokio::test]
+async fn a_roles_trust_is_read_for_the_users_it_names() {
+    let config = config().await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let directory = IamDirectory::new(iam.clone());
+    let named = unique_name("named");
+    let other = unique_name("other");
+    let mut arn = String::new();
+    for user in [&named, &other] {
+        let made = iam.create_user().user_name(user).send().await.unwrap();
+        if user == &named {
+            arn = made.user.unwrap().arn;
+        }
+    }
+    let role = unique_name("role");
+    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": arn}, "Action": "sts:AssumeRole"}]});
+    iam.create_role()
+        .role_name(&role)
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .unwrap();
+    let asked = [named.clone(), other.clone(), unique_name("gone")];
+    assert_eq!(
+        directory.role_trusts(&role, &asked).await.unwrap(),
+        std::collections::BTreeSet::from([named.clone()])
+    );
+    assert!(
+        directory
+            .role_trusts("no-such-role", &asked)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
 

@@ -336,10 +336,17 @@ pub async fn check_user(op: &Operator, user: &str) -> Result<String> {
     }
     lines.extend(snapshot.trusting_roles.iter().map(|r| {
         format!(
-            "  trusted by role {} (managed: {}, sessions denied: {})",
+            "  trusted by role {} (managed: {}, this person's sessions denied: {})",
             r.name,
-            r.managed,
-            r.session_deny.is_some()
+            if r.managed { "yes" } else { "no" },
+            if lapse_core::role_denies::RoleDenies::document_denies_all_of(
+                r.session_deny.as_ref(),
+                &snapshot.user
+            ) {
+                "yes"
+            } else {
+                "no"
+            }
         )
     }));
     lines.extend(snapshot.groups.iter().map(|g| format!("  group {g}")));

@@ -187,6 +187,21 @@ impl AccessProvisioner for IamDirectory {
             .map_err(|e| directory_error(e, no_role(role)))?;
         Ok(())
     }
+
+    async fn delete_role_policy(&self, role: &str, name: &str) -> Result<Removal, DirectoryError> {
+        match self
+            .client
+            .delete_role_policy()
+            .role_name(role)
+            .policy_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Removal::Removed),
+            Err(e) if is_missing(&e) => Ok(Removal::AlreadyAbsent),
+            Err(e) => Err(directory_error(e, no_role(role))),
+        }
+    }
 }
 
 /// Do these tags carry `lapse:managed=true`?
@@ -229,6 +244,45 @@ impl AccessInspector for IamDirectory {
             Err(e) if is_missing(&e) => Ok(None),
             Err(e) => Err(directory_error(e, no_role(role))),
         }
+    }
+
+    /// Reads the trust policy once and each user's ARN and unique id side by side.
+    /// A user IAM no longer has is named by no trust policy (IAM rewrites a deleted
+    /// user's ARN in a trust policy to an id nobody can use again).
+    async fn role_trusts(
+        &self,
+        role: &str,
+        users: &[String],
+    ) -> Result<std::collections::BTreeSet<String>, DirectoryError> {
+        let trust = match self.client.get_role().role_name(role).send().await {
+            Ok(out) => out
+                .role
+                .and_then(|r| r.assume_role_policy_document)
+                .map(|doc| decode_policy(&doc)),
+            Err(e) if is_missing(&e) => None,
+            Err(e) => return Err(directory_error(e, no_role(role))),
+        };
+        let Some(trust) = trust else {
+            return Ok(std::collections::BTreeSet::new());
+        };
+        let trust = &trust;
+        let read = users.iter().map(|name| async move {
+            match self.client.get_user().user_name(name).send().await {
+                Ok(out) => Ok(out
+                    .user
+                    .filter(|u| {
+                        lapse_core::revocation::plan::trust_names_user(trust, &u.arn, &u.user_id)
+                    })
+                    .map(|_| name.clone())),
+                Err(e) if is_missing(&e) => Ok(None),
+                Err(e) => Err(directory_error(e, no_role(role))),
+            }
+        });
+        futures_util::future::join_all(read)
+            .await
+            .into_iter()
+            .filter_map(Result::transpose)
+            .collect()
     }
 
     /// Three listings side by side, then every inline policy's document side by
@@ -333,10 +387,10 @@ mod identity {
     use lapse_core::ports::{DirectoryError, Removal};
     use lapse_core::revocation::plan::{
         Action, Credential, IdentitySnapshot, SESSION_DENY_POLICY, ServiceCredentials,
-        TrustingRole, role_session_deny_document, role_session_deny_policy, session_deny_document,
-        trust_names_user,
+        TrustingRole, roles_to_lift, session_deny_document, trust_names_user,
     };
     use lapse_core::revocation::ports::IdentityDirectory;
+    use lapse_core::role_denies::{self, ROLE_DENY_POLICY};
 
     use super::{IamDirectory, decode_policy, directory_error, is_missing, no_user, removal};
 
@@ -510,10 +564,9 @@ mod identity {
             });
             let read = trusting.map(|role| async move {
                 let name = role.role_name();
-                let policy = role_session_deny_policy(user);
                 let (tags, deny) = tokio::join!(
                     self.client.list_role_tags().role_name(name).send(),
-                    self.role_policy(name, &policy)
+                    self.role_policy(name, ROLE_DENY_POLICY)
                 );
                 let managed =
                     managed_tag(tags.map_err(|e| directory_error(e, no_user(user)))?.tags());
@@ -708,14 +761,8 @@ mod identity {
                         .await,
                     user,
                 ),
-                Action::DenyRoleSessions { role } => {
-                    c.put_role_policy()
-                        .role_name(role)
-                        .policy_name(role_session_deny_policy(user))
-                        .policy_document(role_session_deny_document(user).to_string())
-                        .send()
-                        .await
-                        .map_err(|e| directory_error(e, no_user(user)))?;
+                Action::DenyRoleSessions { role, at } => {
+                    role_denies::update(self, role, *at, |d| d.revoke(user, *at)).await?;
                     Ok(Removal::Removed)
                 }
                 Action::EndGrant { .. } | Action::CancelRequest { .. } => {
@@ -727,6 +774,7 @@ mod identity {
         async fn restore(
             &self,
             snapshot: &IdentitySnapshot,
+            at: DateTime<Utc>,
         ) -> Result<Vec<String>, DirectoryError> {
             let user = &snapshot.user;
             let name = user.as_str();
@@ -772,20 +820,9 @@ mod identity {
                 ));
             }
             // A deny that was already there before the revocation stays.
-            for role in snapshot
-                .trusting_roles
-                .iter()
-                .filter(|r| r.managed && r.session_deny.is_none())
-            {
-                removal(
-                    c.delete_role_policy()
-                        .role_name(&role.name)
-                        .policy_name(role_session_deny_policy(user))
-                        .send()
-                        .await,
-                    user,
-                )?;
-                restored.push(format!("deny of sessions of role {} removed", role.name));
+            for role in roles_to_lift(snapshot) {
+                role_denies::update(self, role, at, |d| d.lift(user)).await?;
+                restored.push(format!("deny of sessions of role {role} removed"));
             }
             for group in &snapshot.groups {
                 c.add_user_to_group()

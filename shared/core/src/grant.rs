@@ -12,7 +12,6 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::identity::PrincipalId;
 use crate::ledger::Artifact;
 use crate::policy::{GrantSpec, Resource, Statement, is_assume_role};
 use crate::request::RequestId;
@@ -79,42 +78,6 @@ pub fn policy_document(statements: &[Statement], expires_at: DateTime<Utc>) -> V
 }
 
 const SET_SOURCE_IDENTITY: &str = "sts:SetSourceIdentity";
-
-/// The inline role policy that denies a user's sessions of the role opened under
-/// grants that have ended.
-pub fn role_grant_deny_policy(user: &PrincipalId) -> String {
-    format!("{NAME_PREFIX}ended-grant-sessions-of-{user}")
-}
-
-/// Denies every session of the role whose source identity is `user` and that was
-/// issued before `issued_before`: the sessions the user's ended grants opened. A
-/// later grant's sessions, issued after it, are not touched.
-pub fn role_grant_deny_document(user: &PrincipalId, issued_before: DateTime<Utc>) -> Value {
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "LapseDenyEndedGrantSessions",
-            "Effect": "Deny",
-            "Action": "*",
-            "Resource": "*",
-            "Condition": {
-                "StringEquals": { "aws:SourceIdentity": user.as_str() },
-                "DateLessThan": { "aws:TokenIssueTime": timestamp(issued_before) }
-            }
-        }]
-    })
-}
-
-/// The cutoff of `document` if it is exactly [`role_grant_deny_document`] for `user`
-/// (content, not name: anything else, however named, is not Lapse's deny).
-pub fn role_grant_deny_cutoff(document: &Value, user: &PrincipalId) -> Option<DateTime<Utc>> {
-    let at = document
-        .pointer("/Statement/0/Condition/DateLessThan/aws:TokenIssueTime")?
-        .as_str()
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())?
-        .with_timezone(&Utc);
-    (role_grant_deny_document(user, at) == *document).then_some(at)
-}
 
 /// The expiry every statement of a document is bounded by, or `None` if any
 /// statement lacks the `aws:CurrentTime` bound or they disagree.

@@ -17,6 +17,7 @@
 //! - [`breakglass`]: emergency access: the cap, the justification owed, the review.
 //! - [`vendor`]: third-party access: the vendor's temporary user, its base policy.
 //! - [`ledger`]: which live grants hold which IAM artifact.
+//! - [`role_denies`]: the one deny per role of sessions that must not live on.
 //! - [`audit`]: hash-linked, Ed25519-signed audit chains.
 //! - [`ports`]: the traits adapters implement; [`memory`]: in-memory fakes of them.
 //! - [`usecase`]: operations over the ports, called by handlers.
@@ -36,6 +37,7 @@ pub mod ports;
 pub mod request;
 pub mod revocation;
 pub mod risk;
+pub mod role_denies;
 pub mod testing;
 pub mod usecase;
 pub mod vendor;

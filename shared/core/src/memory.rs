@@ -16,6 +16,7 @@ use crate::ports::{
 };
 use crate::request::{AccessRequest, RequestId, Status};
 use crate::revocation::plan::IdentitySnapshot;
+use crate::role_denies::ROLE_DENY_POLICY;
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data behind; keep going.
@@ -180,7 +181,22 @@ impl MemoryDirectory {
     }
 
     /// Puts a user in exactly this state (credentials, groups, policies, roles).
-    pub fn put_user(&self, snapshot: IdentitySnapshot) {
+    /// The roles that trust them are kept with every other role, so that their
+    /// deny of sessions is one document per role, shared by everyone it lists.
+    pub fn put_user(&self, mut snapshot: IdentitySnapshot) {
+        let mut roles = lock(&self.roles);
+        for trusting in &mut snapshot.trusting_roles {
+            let role = roles
+                .entry(trusting.name.clone())
+                .or_insert_with(|| MemoryRole {
+                    managed: trusting.managed,
+                    policies: BTreeMap::new(),
+                });
+            if let Some(deny) = trusting.session_deny.take() {
+                role.policies.insert(ROLE_DENY_POLICY.to_owned(), deny);
+            }
+        }
+        drop(roles);
         lock(&self.users).insert(snapshot.user.clone(), snapshot);
     }
 
@@ -219,9 +235,17 @@ impl MemoryDirectory {
         lock(&self.tags).get(user).cloned().unwrap_or_default()
     }
 
-    /// A user's state now, if IAM knows them.
+    /// A user's state now, if IAM knows them (with each trusting role's deny of
+    /// sessions as the role holds it now).
     pub fn user(&self, user: &PrincipalId) -> Option<IdentitySnapshot> {
-        lock(&self.users).get(user).cloned()
+        let mut snapshot = lock(&self.users).get(user).cloned()?;
+        let roles = lock(&self.roles);
+        for trusting in &mut snapshot.trusting_roles {
+            trusting.session_deny = roles
+                .get(&trusting.name)
+                .and_then(|r| r.policies.get(ROLE_DENY_POLICY).cloned());
+        }
+        Some(snapshot)
     }
 
     pub(crate) fn with_user<T>(
@@ -292,6 +316,14 @@ impl AccessProvisioner for MemoryDirectory {
         role.policies.insert(name.to_owned(), document.clone());
         Ok(())
     }
+
+    async fn delete_role_policy(&self, role: &str, name: &str) -> Result<Removal, DirectoryError> {
+        let mut roles = lock(&self.roles);
+        let role = roles
+            .get_mut(role)
+            .ok_or_else(|| DirectoryError::NoSuchPrincipal(format!("role {role}")))?;
+        Ok(removal(role.policies.remove(name).is_some()))
+    }
 }
 
 impl AccessInspector for MemoryDirectory {
@@ -320,6 +352,25 @@ impl AccessInspector for MemoryDirectory {
         Ok(lock(&self.roles)
             .get(role)
             .and_then(|r| r.policies.get(name).cloned()))
+    }
+
+    async fn role_trusts(
+        &self,
+        role: &str,
+        users: &[String],
+    ) -> Result<std::collections::BTreeSet<String>, DirectoryError> {
+        let all = lock(&self.users);
+        Ok(users
+            .iter()
+            .filter(|name| {
+                all.values().any(|u| {
+                    u.exists
+                        && u.user.as_str() == name.as_str()
+                        && u.trusting_roles.iter().any(|r| r.name == role)
+                })
+            })
+            .cloned()
+            .collect())
     }
 }
 

@@ -194,14 +194,23 @@ pub trait AccessProvisioner: Send + Sync {
         group: &str,
     ) -> impl Future<Output = Result<Removal, DirectoryError>> + Send;
 
-    /// Puts an inline policy on a role (a deny of ended grants' sessions). Needs
-    /// `iam:PutRolePolicy`, on roles tagged `lapse:managed` only.
+    /// Puts an inline policy on a role (its deny of sessions,
+    /// [`crate::role_denies`]). Needs `iam:PutRolePolicy`, on roles tagged
+    /// `lapse:managed` only.
     fn put_role_policy(
         &self,
         role: &str,
         name: &str,
         document: &serde_json::Value,
     ) -> impl Future<Output = Result<(), DirectoryError>> + Send;
+
+    /// Deletes a role's inline policy (a deny with nobody left in it). Needs
+    /// `iam:DeleteRolePolicy`, on roles tagged `lapse:managed` only.
+    fn delete_role_policy(
+        &self,
+        role: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Removal, DirectoryError>> + Send;
 }
 
 /// Reads what IAM really holds. Needs `iam:ListUserPolicies`, `iam:GetUserPolicy`,
@@ -233,6 +242,14 @@ pub trait AccessInspector: Send + Sync {
         role: &str,
         name: &str,
     ) -> impl Future<Output = Result<Option<serde_json::Value>, DirectoryError>> + Send;
+
+    /// Of `users`, those the role's trust policy names (by ARN or unique id) in an
+    /// `Allow`; none if IAM has no such role. Needs `iam:GetRole` and `iam:GetUser`.
+    fn role_trusts(
+        &self,
+        role: &str,
+        users: &[String],
+    ) -> impl Future<Output = Result<std::collections::BTreeSet<String>, DirectoryError>> + Send;
 }
 
 /// Who a notice is for.

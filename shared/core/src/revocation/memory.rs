@@ -10,10 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::case::RevocationCase;
 use super::hr::HrEvent;
-use super::plan::{
-    Action, IdentitySnapshot, SESSION_DENY_POLICY, role_session_deny_document,
-    session_deny_document,
-};
+use super::plan::{Action, IdentitySnapshot, SESSION_DENY_POLICY, session_deny_document};
 use super::ports::{Archive, BusError, CaseStore, Claim, EventBus, EventClaims, IdentityDirectory};
 use super::usecase::{
     Context, HasArchive, HasCases, HasClaims, HasControls, HasCustody, HasDirectory, HasGrants,
@@ -73,13 +70,9 @@ impl IdentityDirectory for MemoryDirectory {
     }
 
     async fn apply(&self, user: &PrincipalId, action: &Action) -> Result<Removal, DirectoryError> {
-        if let Action::DenyRoleSessions { role } = action
-            && let Some(r) = crate::memory::lock(&self.roles).get_mut(role)
-        {
-            r.policies.insert(
-                super::plan::role_session_deny_policy(user),
-                role_session_deny_document(user),
-            );
+        if let Action::DenyRoleSessions { role, at } = action {
+            crate::role_denies::update(self, role, *at, |d| d.revoke(user, *at)).await?;
+            return Ok(Removal::Removed);
         }
         self.with_user(user, |u| match action {
             Action::DeleteLoginProfile => removal(std::mem::take(&mut u.login_profile)),
@@ -111,30 +104,24 @@ impl IdentityDirectory for MemoryDirectory {
                 );
                 Removal::Removed
             }
-            Action::DenyRoleSessions { role } => {
-                let deny = role_session_deny_document(&u.user);
-                for trusting in u.trusting_roles.iter_mut().filter(|r| &r.name == role) {
-                    trusting.session_deny = Some(deny.clone());
-                }
-                Removal::Removed
-            }
-            Action::EndGrant { .. } | Action::CancelRequest { .. } => Removal::AlreadyAbsent,
+            Action::DenyRoleSessions { .. }
+            | Action::EndGrant { .. }
+            | Action::CancelRequest { .. } => Removal::AlreadyAbsent,
         })
     }
 
-    async fn restore(&self, snapshot: &IdentitySnapshot) -> Result<Vec<String>, DirectoryError> {
-        for role in snapshot
-            .trusting_roles
-            .iter()
-            .filter(|r| r.managed && r.session_deny.is_none())
-        {
-            if let Some(r) = crate::memory::lock(&self.roles).get_mut(&role.name) {
-                r.policies
-                    .remove(&super::plan::role_session_deny_policy(&snapshot.user));
-            }
+    async fn restore(
+        &self,
+        snapshot: &IdentitySnapshot,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<String>, DirectoryError> {
+        let mut lifted = Vec::new();
+        for role in super::plan::roles_to_lift(snapshot) {
+            crate::role_denies::update(self, role, at, |d| d.lift(&snapshot.user)).await?;
+            lifted.push(format!("deny of sessions of role {role} removed"));
         }
         self.with_user(&snapshot.user, |u| {
-            let mut restored = Vec::new();
+            let mut restored = lifted;
             let reactivate = |now: &mut [super::plan::Credential],
                               then: &[super::plan::Credential],
                               what: &str,
@@ -164,15 +151,6 @@ impl IdentityDirectory for MemoryDirectory {
                 "signing certificate",
                 &mut restored,
             );
-            for role in u.trusting_roles.iter_mut() {
-                let was_denied = snapshot
-                    .trusting_roles
-                    .iter()
-                    .any(|r| r.name == role.name && r.session_deny.is_some());
-                if role.managed && !was_denied && role.session_deny.take().is_some() {
-                    restored.push(format!("deny of sessions of role {} removed", role.name));
-                }
-            }
             for group in &snapshot.groups {
                 u.groups.insert(group.clone());
                 restored.push(format!("group {group}"));

@@ -11,7 +11,8 @@
 //!   removed like any other;
 //! - the session deny counts only when its document is exactly
 //!   [`session_deny_document`] for a cutoff at or after the one the case recorded;
-//! - a role's session deny counts only when it is exactly [`role_session_deny_document`].
+//! - a role's deny of the user's sessions counts only when the role's one deny
+//!   ([`crate::role_denies`]) is exactly Lapse's and lists the user.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,14 +23,10 @@ use serde_json::{Value, json};
 use crate::identity::PrincipalId;
 use crate::policy::Role;
 use crate::request::RequestId;
+use crate::role_denies::RoleDenies;
 
 /// The inline policy that cuts off sessions issued before the revocation.
 pub const SESSION_DENY_POLICY: &str = "lapse-revoke-older-sessions";
-
-/// The inline role policy that denies a revoked user's sessions of a role that trusts them.
-pub fn role_session_deny_policy(user: &PrincipalId) -> String {
-    format!("lapse-revoke-sessions-of-{user}")
-}
 
 /// One credential and whether it is active.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,7 +76,8 @@ pub struct TrustingRole {
     pub name: String,
     /// Tagged `lapse:managed=true`: only those can be given a deny by Lapse.
     pub managed: bool,
-    /// The role's inline policy [`role_session_deny_policy`], if present.
+    /// The role's inline policy [`crate::role_denies::ROLE_DENY_POLICY`] (everyone whose sessions of
+    /// the role Lapse denies), if present.
     #[serde(default)]
     pub session_deny: Option<Value>,
 }
@@ -196,6 +194,9 @@ pub enum Action {
     /// Deny the user's sessions of a role that trusts them.
     DenyRoleSessions {
         role: String,
+        /// When the revocation planned it (the deny lists the user from that day).
+        #[serde(default)]
+        at: DateTime<Utc>,
     },
     RemoveFromGroup {
         group: String,
@@ -255,7 +256,7 @@ impl std::fmt::Display for Action {
                 write!(f, "deactivate signing certificate {id}")
             }
             Action::DeactivateMfaDevice { serial } => write!(f, "deactivate MFA device {serial}"),
-            Action::DenyRoleSessions { role } => {
+            Action::DenyRoleSessions { role, .. } => {
                 write!(f, "deny the user's sessions of role {role}")
             }
             Action::RemoveFromGroup { group } => write!(f, "remove from group {group}"),
@@ -285,33 +286,6 @@ pub fn session_deny_document(issued_before: DateTime<Utc>) -> Value {
                 "aws:TokenIssueTime": issued_before.to_rfc3339_opts(SecondsFormat::Secs, true)
             } }
         }]
-    })
-}
-
-/// The deny put on a role that trusts a revoked user. It matches the user's sessions
-/// of the role by source identity (set when the trust policy requires
-/// `sts:SourceIdentity`) or by session name (when it requires the session to be
-/// named for the user). A session the user named otherwise, without a source
-/// identity, is not matched: see docs/revocation.md for this limit.
-pub fn role_session_deny_document(user: &PrincipalId) -> Value {
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "LapseDenyRevokedUserBySourceIdentity",
-                "Effect": "Deny",
-                "Action": "*",
-                "Resource": "*",
-                "Condition": { "StringEquals": { "aws:SourceIdentity": user.as_str() } }
-            },
-            {
-                "Sid": "LapseDenyRevokedUserBySessionName",
-                "Effect": "Deny",
-                "Action": "*",
-                "Resource": "*",
-                "Condition": { "StringLike": { "aws:userid": format!("*:{user}") } }
-            }
-        ]
     })
 }
 
@@ -379,6 +353,21 @@ fn removable_policies<'s>(
         .map(|(name, _)| name)
 }
 
+/// Does the role's deny, as read, list all of `user`'s sessions (by content)?
+fn denies_sessions(role: &TrustingRole, user: &PrincipalId) -> bool {
+    RoleDenies::document_denies_all_of(role.session_deny.as_ref(), user)
+}
+
+/// The managed roles whose deny of `snapshot`'s user a revocation added (they were
+/// not denied before it): what a restore lifts. A deny that was there before stays.
+pub fn roles_to_lift(snapshot: &IdentitySnapshot) -> impl Iterator<Item = &str> {
+    snapshot
+        .trusting_roles
+        .iter()
+        .filter(|r| r.managed && !denies_sessions(r, &snapshot.user))
+        .map(|r| r.name.as_str())
+}
+
 fn credential_actions(snapshot: &IdentitySnapshot) -> Vec<Action> {
     let mut actions = Vec::new();
     if snapshot.login_profile {
@@ -418,14 +407,14 @@ fn credential_actions(snapshot: &IdentitySnapshot) -> Vec<Action> {
                 serial: serial.clone(),
             }),
     );
-    let deny = role_session_deny_document(&snapshot.user);
     actions.extend(
         snapshot
             .trusting_roles
             .iter()
-            .filter(|r| r.managed && r.session_deny.as_ref() != Some(&deny))
+            .filter(|r| r.managed && !denies_sessions(r, &snapshot.user))
             .map(|r| Action::DenyRoleSessions {
                 role: r.name.clone(),
+                at: snapshot.taken_at,
             }),
     );
     // Written every time, and last: its cutoff is taken after the rest is done.
@@ -571,14 +560,13 @@ fn credential_residue(after: &IdentitySnapshot, expected: &Expected<'_>, left: &
             .iter()
             .map(|serial| format!("enabled MFA device {serial}")),
     );
-    let deny = role_session_deny_document(&after.user);
     for role in &after.trusting_roles {
         if !role.managed {
             left.push(format!(
                 "role {} trusts the user but is not tagged lapse:managed=true, so Lapse cannot deny their sessions of it",
                 role.name
             ));
-        } else if role.session_deny.as_ref() != Some(&deny) {
+        } else if !denies_sessions(role, &after.user) {
             left.push(format!(
                 "role {} trusts the user and carries no exact deny of their sessions",
                 role.name
@@ -747,6 +735,7 @@ mod tests {
             },
             Action::DenyRoleSessions {
                 role: "deployer".into(),
+                at: snapshot().taken_at,
             },
             Action::DeleteInlinePolicy {
                 name: "legacy-s3".into(),
@@ -779,7 +768,7 @@ mod tests {
         assert!(
             !actions
                 .iter()
-                .any(|a| matches!(a, Action::DenyRoleSessions { role } if role == "legacy")),
+                .any(|a| matches!(a, Action::DenyRoleSessions { role, .. } if role == "legacy")),
             "an unmanaged role cannot be written"
         );
         let credentials: Vec<_> = actions
@@ -809,7 +798,9 @@ mod tests {
         after.mfa_devices.clear();
         after.groups.clear();
         after.attached_policies.clear();
-        after.trusting_roles[0].session_deny = Some(role_session_deny_document(&after.user));
+        let mut denies = RoleDenies::default();
+        denies.revoke(&after.user, after.taken_at);
+        after.trusting_roles[0].session_deny = denies.document();
         after.trusting_roles.remove(1);
         after.inline_policies = BTreeMap::from([(
             SESSION_DENY_POLICY.to_owned(),

@@ -61,10 +61,12 @@ pub trait IdentityDirectory: Send + Sync {
     ) -> impl Future<Output = Result<Removal, DirectoryError>> + Send;
 
     /// Puts back what a snapshot held (credentials reactivated, memberships and
-    /// policies restored, the session deny removed). Returns what it restored.
+    /// policies restored, the session deny removed, the person taken out of each
+    /// role's deny the revocation put them in, at `at`). Returns what it restored.
     fn restore(
         &self,
         snapshot: &IdentitySnapshot,
+        at: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<String>, DirectoryError>> + Send;
 }
 

@@ -8,10 +8,7 @@ use serde_json::{Value, json};
 
 use super::{Attempt, AuditTrail, request_event, state_of, versioned, written};
 use crate::error::Error;
-use crate::grant::{
-    artifact_for, policy_document, role_grant_deny_cutoff, role_grant_deny_document,
-    role_grant_deny_policy,
-};
+use crate::grant::{artifact_for, policy_document};
 use crate::identity::{Principal, PrincipalId};
 use crate::ledger::{Artifact, Hold, Release};
 use crate::policy::{Catalog, GrantSpec, role_name};
@@ -21,6 +18,7 @@ use crate::ports::{
 };
 use crate::request::{AccessRequest, RequestError, RequestId, RevokeCause, Status};
 use crate::revocation::ports::UserControls;
+use crate::role_denies::{MAX_ROLE_SESSION, ROLE_DENY_POLICY, RoleDenies};
 
 /// A Wait state may wake a little early; within this, a grant counts as due.
 pub const EXPIRY_SKEW: TimeDelta = TimeDelta::seconds(5);
@@ -304,14 +302,14 @@ fn session_cutoff(request: &AccessRequest, now: DateTime<Utc>) -> DateTime<Utc> 
 }
 
 /// Each role the grant could assume that IAM has, with the cutoff of the deny of
-/// the holder's ended-grant sessions it carries, if it carries exactly that deny
-/// (judged by content: anything else under the name counts as none).
+/// the holder's ended-grant sessions its one deny ([`crate::role_denies`]) lists,
+/// if that deny is exactly Lapse's (judged by content: anything else under the
+/// name counts as none).
 async fn grant_role_denies(
     iam: &impl AccessInspector,
     request: &AccessRequest,
 ) -> Result<Vec<(String, Option<DateTime<Utc>>)>, Error> {
     let user = request.grantee();
-    let policy = role_grant_deny_policy(user);
     let mut roles = Vec::new();
     for name in request
         .assumable_roles()
@@ -322,9 +320,11 @@ async fn grant_role_denies(
             continue; // No role, no session.
         }
         let denied_until = iam
-            .role_policy(name, &policy)
+            .role_policy(name, ROLE_DENY_POLICY)
             .await?
-            .and_then(|doc| role_grant_deny_cutoff(&doc, user));
+            .as_ref()
+            .and_then(RoleDenies::parse)
+            .and_then(|d| d.ended_cutoff(user));
         roles.push((name.to_owned(), denied_until));
     }
     Ok(roles)
@@ -345,12 +345,7 @@ async fn deny_ended_sessions(
         if denied_until.is_some_and(|at| at >= cutoff) {
             continue;
         }
-        iam.put_role_policy(
-            &name,
-            &role_grant_deny_policy(user),
-            &role_grant_deny_document(user, cutoff),
-        )
-        .await?;
+        crate::role_denies::update(iam, &name, now, |d| d.end_grant(user, cutoff)).await?;
         denied.push(name);
     }
     Ok(denied)
@@ -365,6 +360,10 @@ async fn undenied_sessions(
     now: DateTime<Utc>,
 ) -> Result<Vec<String>, Error> {
     let cutoff = session_cutoff(request, now);
+    if cutoff + MAX_ROLE_SESSION <= now {
+        // Every session issued before the cutoff has expired: nothing to deny.
+        return Ok(Vec::new());
+    }
     Ok(grant_role_denies(iam, request)
         .await?
         .into_iter()

@@ -824,6 +824,13 @@ impl AccessProvisioner for RevokedMidGrant<'_> {
     ) -> Result<(), crate::ports::DirectoryError> {
         self.world.iam.put_role_policy(role, name, document).await
     }
+    async fn delete_role_policy(
+        &self,
+        role: &str,
+        name: &str,
+    ) -> Result<crate::ports::Removal, crate::ports::DirectoryError> {
+        self.world.iam.delete_role_policy(role, name).await
+    }
 }
 
 impl AccessInspector for RevokedMidGrant<'_> {
@@ -848,6 +855,13 @@ impl AccessInspector for RevokedMidGrant<'_> {
         name: &str,
     ) -> Result<Option<serde_json::Value>, crate::ports::DirectoryError> {
         self.world.iam.role_policy(role, name).await
+    }
+    async fn role_trusts(
+        &self,
+        role: &str,
+        users: &[String],
+    ) -> Result<std::collections::BTreeSet<String>, crate::ports::DirectoryError> {
+        self.world.iam.role_trusts(role, users).await
     }
 }
 
@@ -2440,7 +2454,19 @@ mod assume_role {
     //! those sessions on the role, verified by its content.
 
     use super::*;
-    use crate::grant::{role_grant_deny_cutoff, role_grant_deny_document, role_grant_deny_policy};
+    use crate::role_denies::{ROLE_DENY_POLICY, RoleDenies};
+    use chrono::{DateTime, Utc};
+
+    /// The role's deny listing only `user`'s ended grants before `cutoff`.
+    fn ended_deny(user: &PrincipalId, cutoff: DateTime<Utc>) -> serde_json::Value {
+        let mut denies = RoleDenies::default();
+        denies.end_grant(user, cutoff);
+        denies.document().unwrap()
+    }
+
+    fn ended_cutoff(document: &serde_json::Value, user: &PrincipalId) -> Option<DateTime<Utc>> {
+        RoleDenies::parse(document).and_then(|d| d.ended_cutoff(user))
+    }
     use crate::identity::PrincipalId;
 
     const ROLE: &str = "arn:aws:iam::123456789012:role/team/reporting";
@@ -2539,10 +2565,10 @@ mod assume_role {
         ))
         .unwrap();
         let role = w.iam.role("reporting").unwrap();
-        let deny = &role.policies[&role_grant_deny_policy(&rita)];
+        let deny = &role.policies[ROLE_DENY_POLICY];
         let cutoff = revoked_at + TimeDelta::seconds(1);
-        assert_eq!(*deny, role_grant_deny_document(&rita, cutoff));
-        assert_eq!(role_grant_deny_cutoff(deny, &rita), Some(cutoff));
+        assert_eq!(*deny, ended_deny(&rita, cutoff));
+        assert_eq!(ended_cutoff(deny, &rita), Some(cutoff));
         let verify_at = |at| block_on(verify(&w.grants(), &w.iam, &w.trail(), &id, at));
         verify_at(revoked_at).unwrap();
 
@@ -2552,16 +2578,13 @@ mod assume_role {
             let mut roles = crate::memory::lock(&w.iam.roles);
             let policies = &mut roles.get_mut("reporting").unwrap().policies;
             match doc {
-                Some(doc) => policies.insert(role_grant_deny_policy(&rita), doc),
-                None => policies.remove(&role_grant_deny_policy(&rita)),
+                Some(doc) => policies.insert(ROLE_DENY_POLICY.to_owned(), doc),
+                None => policies.remove(ROLE_DENY_POLICY),
             };
         };
         for forged in [
-            Some(role_grant_deny_document(&rita, monday_at(12))),
-            Some(role_grant_deny_document(
-                &PrincipalId::new("carl").unwrap(),
-                cutoff,
-            )),
+            Some(ended_deny(&rita, monday_at(12))),
+            Some(ended_deny(&PrincipalId::new("carl").unwrap(), cutoff)),
             None,
         ] {
             tamper(forged.clone());
@@ -2581,7 +2604,7 @@ mod assume_role {
         ))
         .unwrap();
         verify_at(revoked_at).unwrap();
-        tamper(Some(role_grant_deny_document(&rita, monday_at(20))));
+        tamper(Some(ended_deny(&rita, monday_at(20))));
         block_on(revoke(
             &w.grants(),
             &w.iam,
@@ -2593,12 +2616,30 @@ mod assume_role {
         ))
         .unwrap();
         assert_eq!(
-            role_grant_deny_cutoff(
-                &w.iam.role("reporting").unwrap().policies[&role_grant_deny_policy(&rita)],
+            ended_cutoff(
+                &w.iam.role("reporting").unwrap().policies[ROLE_DENY_POLICY],
                 &rita
             ),
             Some(monday_at(20))
         );
+
+        // Issue 21, item 22: the role keeps one deny for everyone, pruned as it is
+        // written. A day on, another holder's grant ends: rita's entry, whose
+        // sessions have all expired, goes, and her grant still verifies (nothing
+        // issued before its cutoff can be live).
+        let carl = PrincipalId::new("carl").unwrap();
+        let day_on = monday_at(20) + TimeDelta::days(1);
+        block_on(crate::role_denies::update(
+            &w.iam,
+            "reporting",
+            day_on,
+            |d| d.end_grant(&carl, day_on),
+        ))
+        .unwrap();
+        let role = w.iam.role("reporting").unwrap();
+        assert_eq!(role.policies.len(), 1, "{:?}", role.policies);
+        assert_eq!(role.policies[ROLE_DENY_POLICY], ended_deny(&carl, day_on));
+        verify_at(day_on).unwrap();
     }
 
     #[test]

@@ -220,7 +220,7 @@ pub(super) async fn identity(
     let requests = p.grants().store.by_requester(user).await?;
     let roles: std::collections::BTreeSet<&str> = requests
         .iter()
-        .filter(|r| r.window().is_some() && r.grantee() == user)
+        .filter(|r| r.grantee() == user && role_sessions_may_live(r, now))
         .flat_map(|r| r.assumable_roles())
         .filter_map(|arn| crate::policy::role_name(arn))
         .collect();
@@ -233,7 +233,7 @@ pub(super) async fn identity(
         };
         let session_deny = p
             .directory()
-            .role_policy(name, &super::plan::role_session_deny_policy(user))
+            .role_policy(name, crate::role_denies::ROLE_DENY_POLICY)
             .await?;
         snapshot.trusting_roles.push(super::plan::TrustingRole {
             name: name.to_owned(),
@@ -242,6 +242,18 @@ pub(super) async fn identity(
         });
     }
     Ok(snapshot)
+}
+
+/// Could a session the grant opened on a role still be live at `now`? A role
+/// session lasts at most [`crate::role_denies::MAX_ROLE_SESSION`] after the grant
+/// ended (its revocation, or its expiry).
+fn role_sessions_may_live(request: &crate::request::AccessRequest, now: DateTime<Utc>) -> bool {
+    request.window().is_some_and(|window| {
+        let ended = request
+            .revoked_at()
+            .map_or(window.expires_at, |at| at.min(window.expires_at));
+        ended + crate::role_denies::MAX_ROLE_SESSION > now
+    })
 }
 
 /// What the request store and the ledger know about a user, beside IAM.

@@ -152,6 +152,62 @@ mod over_fakes {
             .collect()
     }
 
+    /// Issue 21, item 22: a shared role keeps one deny for everyone Lapse revoked,
+    /// a restore takes only its person out, and someone the trust policy no
+    /// longer names leaves the deny once their sessions have long expired.
+    #[test]
+    fn a_shared_role_keeps_one_deny_that_is_pruned_as_people_leave_it() {
+        use crate::role_denies::{ROLE_DENY_POLICY, RoleDenies};
+        let p = ports();
+        let people: Vec<PrincipalId> = ["ann", "ben", "cid"]
+            .iter()
+            .map(|name| person(&p, name))
+            .collect();
+        let denies = || {
+            let role = p.directory.role("deploy").unwrap();
+            assert_eq!(
+                role.policies.keys().collect::<Vec<_>>(),
+                [ROLE_DENY_POLICY],
+                "one deny on the role, not one per person"
+            );
+            RoleDenies::parse(&role.policies[ROLE_DENY_POLICY]).expect("exactly Lapse's")
+        };
+        for (i, user) in people.iter().take(2).enumerate() {
+            let case = termination(&p, user, &format!("evt-shared-{i}"));
+            let done = block_on(run(&p, case.id(), monday_at(10))).unwrap();
+            assert_eq!(done.status(), CaseStatus::Verified, "{:?}", done.residue());
+        }
+        assert!(denies().denies_all_of(&people[0]) && denies().denies_all_of(&people[1]));
+
+        block_on(restore(
+            &p,
+            &people[1],
+            monday_at(11),
+            "CHG-22",
+            "operator:arn:aws:iam::1:user/ops",
+            monday_at(11),
+        ))
+        .unwrap();
+        assert!(denies().denies_all_of(&people[0]) && !denies().denies_all_of(&people[1]));
+
+        // ann leaves the role's trust; a week on, cid's termination writes the deny
+        // again and ann, whose sessions expired long ago, is pruned from it.
+        crate::memory::lock(&p.directory.users)
+            .get_mut(&people[0])
+            .unwrap()
+            .trusting_roles
+            .clear();
+        let week_on = monday_at(10) + chrono::TimeDelta::days(7);
+        let case = termination(&p, &people[2], "evt-shared-2");
+        let done = block_on(run(&p, case.id(), week_on)).unwrap();
+        assert_eq!(done.status(), CaseStatus::Verified, "{:?}", done.residue());
+        assert_eq!(
+            denies().people(),
+            std::collections::BTreeSet::from(["cid"]),
+            "ann left the trust and was pruned; ben was restored"
+        );
+    }
+
     #[test]
     fn a_termination_takes_everything_and_is_verified_once() {
         let p = ports();
@@ -338,17 +394,22 @@ mod over_fakes {
         let case = termination(&p, &user, "evt-roles");
         let done = block_on(run(&p, case.id(), monday_at(10))).unwrap();
         assert_eq!(done.status(), CaseStatus::Verified, "{:?}", done.residue());
-        assert_eq!(
-            p.directory.role("reporting").unwrap().policies
-                [&crate::revocation::plan::role_session_deny_policy(&user)],
-            crate::revocation::plan::role_session_deny_document(&user),
+        assert!(
+            crate::role_denies::RoleDenies::document_denies_all_of(
+                p.directory
+                    .role("reporting")
+                    .unwrap()
+                    .policies
+                    .get(crate::role_denies::ROLE_DENY_POLICY),
+                &user
+            ),
             "every session of quinn's on the role is denied"
         );
         assert!(
-            done.applied().iter().any(|a| a.action
-                == crate::revocation::plan::Action::DenyRoleSessions {
-                    role: "reporting".into()
-                }),
+            done.applied().iter().any(|a| matches!(
+                &a.action,
+                crate::revocation::plan::Action::DenyRoleSessions { role, .. } if role == "reporting"
+            )),
             "{:?}",
             done.applied()
         );

@@ -238,7 +238,7 @@ pub async fn restore(
         }
         keep
     });
-    let restored = p.directory().restore(&snapshot).await?;
+    let restored = p.directory().restore(&snapshot, now).await?;
     let after = identity(p, user, now).await?;
     let missing = restore_gaps(&snapshot, &after, &skipped_policies);
     if !missing.is_empty() {
@@ -338,6 +338,21 @@ pub(super) fn restore_gaps(
     {
         missing.push("the session deny is still in place".into());
     }
+    let lifted: std::collections::BTreeSet<&str> =
+        crate::revocation::plan::roles_to_lift(wanted).collect();
+    missing.extend(
+        after
+            .trusting_roles
+            .iter()
+            .filter(|r| {
+                lifted.contains(r.name.as_str())
+                    && crate::role_denies::RoleDenies::document_denies_all_of(
+                        r.session_deny.as_ref(),
+                        &after.user,
+                    )
+            })
+            .map(|r| format!("role {} still denies the person's sessions", r.name)),
+    );
     missing.extend(
         filtered_out
             .iter()
