@@ -23,5 +23,6 @@ mod reliability;
 mod request_store;
 mod revocation;
 mod template;
+mod try_by_hand;
 mod vendors;
 mod workflows;

@@ -1415,3 +1415,56 @@ fn the_webhook_is_throttled_alone_and_its_refusals_are_alarmed() {
         ["WebhookThrottled: counted true, alarmed false"]
     );
 }
+
+/// The template's `ScheduleV2` events as (function name suffix, interval): read
+/// from the template's text, each under the function whose `FunctionName` is
+/// `${AWS::StackName}-<suffix>`.
+fn declared_schedules(text: &str) -> Vec<(String, chrono::TimeDelta)> {
+    let mut found = Vec::new();
+    let mut function = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(name) = line
+            .strip_prefix("FunctionName: !Sub \"${AWS::StackName}-")
+            .and_then(|n| n.strip_suffix('"'))
+        {
+            function = Some(name.to_owned());
+        }
+        if let Some(rate) = line
+            .strip_prefix("ScheduleExpression: rate(")
+            .and_then(|r| r.strip_suffix(')'))
+        {
+            let (n, unit) = rate.split_once(' ').unwrap();
+            let n: i64 = n.parse().unwrap();
+            let every = match unit.trim_end_matches('s') {
+                "minute" => chrono::TimeDelta::minutes(n),
+                "hour" => chrono::TimeDelta::hours(n),
+                "day" => chrono::TimeDelta::days(n),
+                other => panic!("unknown rate unit {other}"),
+            };
+            found.push((
+                function.clone().expect("a schedule outside a function"),
+                every,
+            ));
+        }
+    }
+    found
+}
+
+/// Issue 22: the local stack runs the stack's own schedules (`serve`), and they are
+/// exactly the template's: a schedule added to, or changed in, one and not the
+/// other fails here.
+#[test]
+fn the_local_stack_runs_exactly_the_templates_schedules() {
+    let local: Vec<(String, chrono::TimeDelta)> = lapse_local::host::STACK_SCHEDULES
+        .iter()
+        .map(|(f, every)| ((*f).to_owned(), *every))
+        .collect();
+    assert_eq!(declared_schedules(&template_text()), local);
+    let changed = template_text().replacen("rate(1 day)", "rate(12 hours)", 1);
+    assert_ne!(
+        declared_schedules(&changed),
+        local,
+        "a changed rate is seen"
+    );
+}

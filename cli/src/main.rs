@@ -57,6 +57,9 @@ enum Command {
         justification: String,
         #[arg(long)]
         ticket: Option<String>,
+        /// Print only the request's id (for scripts: `ID=$(lapse request ... --quiet)`).
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// Emergency access, granted at once (capped by policy); justify it afterwards.
     BreakGlass {
@@ -393,6 +396,7 @@ async fn run(cli: Cli) -> Result<()> {
             duration,
             justification,
             ticket,
+            quiet,
         } => {
             let created = client(&cli)?
                 .request(
@@ -402,7 +406,11 @@ async fn run(cli: Cli) -> Result<()> {
                     ticket.as_deref(),
                 )
                 .await?;
-            println!("{}", show::detail(&created));
+            if *quiet {
+                println!("{}", created["id"].as_str().unwrap_or_default());
+            } else {
+                println!("{}", show::detail(&created));
+            }
         }
         Command::BreakGlass {
             resource,

@@ -362,6 +362,18 @@ pub async fn check_user(op: &Operator, user: &str) -> Result<String> {
             .iter()
             .map(|p| format!("  attached policy {p}")),
     );
+    let grants = out["grants"].as_array().cloned().unwrap_or_default();
+    if grants.is_empty() {
+        lines.push("  Lapse grants live: none".into());
+    }
+    for grant in &grants {
+        lines.push(format!(
+            "  Lapse grant {} on {} until {}",
+            grant["id"].as_str().unwrap_or("?"),
+            grant["resource"].as_str().unwrap_or("?"),
+            grant["until"].as_str().unwrap_or("?")
+        ));
+    }
     lines.push(format!(
         "  legal hold: {}; override: {}",
         controls.legal_hold,

@@ -881,7 +881,36 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn serve(port: u16, prefix: &str, key_file: &Path, users: &[String]) -> Result<()> {
+/// The people `serve` creates, with the approver groups their tokens carry and
+/// what they are for: enough to try every path by hand.
+pub const CAST: &[(&str, &[&str], &str)] = &[
+    ("dana", &[], "an engineer: asks for access"),
+    (
+        "mia",
+        &["managers"],
+        "a manager: first of two approvers for high risk",
+    ),
+    (
+        "sam",
+        &["security"],
+        "security: second approver, reviews break-glass",
+    ),
+    (
+        "bo",
+        &["billing-owners"],
+        "owns billing-reports-read: approves medium risk on it",
+    ),
+    ("olga", &["on-call"], "on call: may break glass"),
+    ("jdoe", &[], "someone HR is about to terminate"),
+];
+
+pub async fn serve(
+    port: u16,
+    prefix: &str,
+    key_file: &Path,
+    users: &[String],
+    task_timeout_default: Option<u64>,
+) -> Result<()> {
     let endpoint = local_endpoint()?;
     let sdk = lapse_aws::sdk::load().await;
     let issuer = DevIssuer::load_or_create(key_file)?;
@@ -892,34 +921,72 @@ pub async fn serve(port: u16, prefix: &str, key_file: &Path, users: &[String]) -
             issuer: Some(issuer),
             run: RunOptions {
                 retry_ms: 1000,
-                timeout_ms: 24 * 3600 * 1000,
+                // Waits follow the clock a person moves: no bound in real time.
+                timeout_ms: 0,
+                task_timeout_default,
                 ..RunOptions::default()
             },
             port,
         },
     )
     .await?;
-    let users: Vec<&str> = users.iter().map(String::as_str).collect();
-    stack.add_users(&users).await?;
-    println!("Lapse local stack `{prefix}` at {}", stack.url);
-    println!("People (requests, approvals, grants):");
-    println!("  export LAPSE_API_URL={}", stack.url);
-    println!(
-        "  export LAPSE_TOKEN=$(lapse-dev token --user <name> --groups <a,b> --key-file {})",
-        key_file.display()
-    );
-    // The operators' keys are development credentials of this emulator; still,
-    // their secrets go to files only their owner can read, not to the terminal.
-    // The operators' tools talk to the emulator too (`lapse audit verify` reads
-    // the audit table and the anchors directly).
-    let env_file_of = |name: &str| {
-        key_file
-            .parent()
-            .unwrap_or_else(|| Path::new("."))
-            .join(format!("{prefix}-{name}.env"))
-    };
+    stack.alarm_failed_executions();
+    stack.run_schedules();
+    let mut everyone: Vec<&str> = CAST.iter().map(|(name, _, _)| *name).collect();
+    everyone.extend(users.iter().map(String::as_str));
+    stack.add_users(&everyone).await?;
+    let iam = aws_sdk_iam::Client::new(&stack.sdk);
+    // Something for a termination to take away: a console login, a key, a group.
+    crate::provision::ensure_group(&iam, "engineers").await?;
+    let _ = iam
+        .create_login_profile()
+        .user_name("jdoe")
+        .password("Initial-Passw0rd!")
+        .send()
+        .await;
+    if iam
+        .list_access_keys()
+        .user_name("jdoe")
+        .send()
+        .await
+        .is_ok_and(|k| k.access_key_metadata().is_empty())
+    {
+        iam.create_access_key().user_name("jdoe").send().await?;
+    }
+    iam.add_user_to_group()
+        .user_name("jdoe")
+        .group_name("engineers")
+        .send()
+        .await?;
+
+    let dir = key_file.parent().unwrap_or_else(|| Path::new("."));
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let key_file = std::fs::canonicalize(key_file).unwrap_or_else(|_| key_file.to_path_buf());
+    let bin = std::env::current_exe()?
+        .parent()
+        .map(Path::to_path_buf)
+        .context("where lapse-dev runs from")?;
+    // Named for who sources them, beside the issuer's key: one stack per directory.
+    let env_file_of = |name: &str| dir.join(format!("{name}.env"));
+    // People's shells: the binaries on PATH, the API, and the issuer's key.
+    let people_file = env_file_of("people");
+    write_private(
+        &people_file,
+        &format!(
+            "export PATH=\"{}:$PATH\"\nexport LAPSE_API_URL={}\nexport LAPSE_DEV_KEY_FILE={}\n",
+            bin.display(),
+            stack.url,
+            key_file.display()
+        ),
+    )?;
+    // Operators' shells: also their AWS key (which signs every call) and the
+    // emulator (`lapse audit verify` reads the audit table and the anchors). Their
+    // secrets go to files only their owner can read, not to the terminal.
     let exports_of = |operator| {
-        let mut exports = format!("export AWS_ENDPOINT_URL={endpoint}\n");
+        let mut exports = format!(
+            "export PATH=\"{}:$PATH\"\nexport AWS_ENDPOINT_URL={endpoint}\n",
+            bin.display()
+        );
         for (name, value) in stack.operator_env_of(operator).into_iter().chain(
             stack
                 .config
@@ -931,30 +998,70 @@ pub async fn serve(port: u16, prefix: &str, key_file: &Path, users: &[String]) -
         }
         exports
     };
-    let env_file = env_file_of("operator");
-    let exports = exports_of(&stack.operator);
-    write_private(&env_file, &exports)?;
+    let operator_file = env_file_of("operator");
+    write_private(&operator_file, &exports_of(&stack.operator))?;
     let second_file = env_file_of("operator2");
     write_private(&second_file, &exports_of(&stack.second_operator))?;
-    println!(
-        "Operators (revoke, restore, hold, check-user, verify; signed as {}) and auditors (audit verify|export):",
-        stack.operator.arn
-    );
-    for line in exports.lines() {
-        match line.split_once('=') {
-            Some((name, _)) if name.ends_with("AWS_SECRET_ACCESS_KEY") => {
-                println!("  {name}=<in {}>", env_file.display())
-            }
-            _ => println!("  {line}"),
-        }
+
+    let now = lapse_core::ports::Clock::now(stack.clock.as_ref());
+    let mut out = String::new();
+    let mut say = |line: String| {
+        out.push_str(&line);
+        out.push('\n');
+    };
+    say(format!(
+        "Lapse is running at {} on the AWS emulator at {endpoint}; the stack's clock reads {}.",
+        stack.url,
+        now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    ));
+    say(String::new());
+    say("In another terminal, for a person (requests, approvals, grants):".into());
+    say(format!("  source {}", people_file.display()));
+    say("  Then be one of these people (a token lasts 8 hours of the stack's clock):".into());
+    for (name, groups, what) in CAST {
+        let groups = if groups.is_empty() {
+            String::new()
+        } else {
+            format!(" --groups {}", groups.join(","))
+        };
+        say(format!(
+            "    export LAPSE_TOKEN=$(lapse-dev token --user {name}{groups})   # {what}"
+        ));
     }
-    println!("  (all of them: source {})", env_file.display());
-    println!(
-        "A second operator ({}): restores and overrides one operator asks for happen when the other asks for the same:",
+    say("  e.g. lapse request --resource billing-reports-read --duration 30m --justification \"month end\"".into());
+    say(String::new());
+    say(format!(
+        "For an operator (revoke, restore, hold, check-user, verify; signed as {}) or an auditor (audit verify|export):",
+        stack.operator.arn
+    ));
+    say(format!("  source {}", operator_file.display()));
+    say(format!(
+        "  A second operator ({}), who confirms restores and overrides the first asks for:",
         stack.second_operator.arn
+    ));
+    say(format!("  source {}", second_file.display()));
+    say(String::new());
+    say(
+        "As the HR system (development token and signing secret, signed on the stack's clock):"
+            .into(),
     );
-    println!("  source {}", second_file.display());
-    println!("Ctrl-C stops it.");
+    say(format!(
+        "  lapse-dev hr-event @{}",
+        crate::repo_root()
+            .join("events/hr-webhook/termination-body.json")
+            .display()
+    ));
+    say(String::new());
+    say("The stack's clock (grants' ends, waits, schedules, the sweeper, tokens and the webhook follow it):".into());
+    say("  lapse-dev clock                 # where it is".into());
+    say("  lapse-dev clock in 1h           # the time an hour from it (lapse revoke --schedule ...)".into());
+    say("  lapse-dev clock advance 4h      # forward by 90s, 45m, 4h, 2d ...".into());
+    say("  lapse-dev clock set 2026-12-24T09:00:00Z".into());
+    say(String::new());
+    say("Ctrl-C stops the stack (and the emulator, when scripts/serve started it).".into());
+    print!("{out}");
+    use std::io::Write as _;
+    std::io::stdout().flush()?;
     tokio::signal::ctrl_c().await?;
     Ok(())
 }

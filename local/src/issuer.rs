@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use ed25519_dalek::SigningKey;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -101,7 +101,7 @@ impl DevIssuer {
         Ok(issuer)
     }
 
-    /// A token for a person, valid for `ttl`.
+    /// A token for a person, valid for `ttl` from now (this machine's clock).
     pub fn mint(
         &self,
         user: &str,
@@ -109,7 +109,19 @@ impl DevIssuer {
         employment: &str,
         ttl: TimeDelta,
     ) -> Result<String, LocalError> {
-        let now = Utc::now().timestamp();
+        self.mint_at(user, groups, employment, ttl, Utc::now())
+    }
+
+    /// A token issued at `at` (the local stack's clock), valid for `ttl`.
+    pub fn mint_at(
+        &self,
+        user: &str,
+        groups: &[&str],
+        employment: &str,
+        ttl: TimeDelta,
+        at: DateTime<Utc>,
+    ) -> Result<String, LocalError> {
+        let now = at.timestamp();
         let claims = Claims {
             sub: user.to_owned(),
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
@@ -129,17 +141,28 @@ impl DevIssuer {
             .map_err(|e| LocalError::Issuer(e.to_string()))
     }
 
-    /// Verifies a token as the JWT authorizer would; `None` means 401.
+    /// Verifies a token as the JWT authorizer would, at this machine's time;
+    /// `None` means 401.
     pub fn verify(&self, token: &str) -> Option<Claims> {
+        self.verify_at(token, Utc::now())
+    }
+
+    /// Verifies a token as the JWT authorizer would at `now` (the local stack's
+    /// clock, so that moving it forward expires tokens as time would).
+    pub fn verify_at(&self, token: &str, now: DateTime<Utc>) -> Option<Claims> {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        // The time claims are checked against `now` below, not this machine's time.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.leeway = 0;
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
-            .ok()
-            .map(|data| data.claims)
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+            .ok()?
+            .claims;
+        let now = now.timestamp();
+        (claims.nbf <= now && now < claims.exp).then_some(claims)
     }
 }
 
@@ -164,6 +187,23 @@ mod tests {
         assert!(
             issuer.verify(&issuer.sign(&expired).unwrap()).is_none(),
             "expired"
+        );
+        // On a clock moved forward: valid until its own expiry, on that clock.
+        let later = Utc::now() + TimeDelta::hours(3);
+        let minted = issuer
+            .mint_at("rita", &[], "employee", TimeDelta::hours(1), later)
+            .unwrap();
+        assert!(issuer.verify_at(&minted, later).is_some());
+        assert!(issuer.verify(&minted).is_none(), "not yet valid now");
+        assert!(
+            issuer
+                .verify_at(&minted, later + TimeDelta::hours(1))
+                .is_none(),
+            "expired on the moved clock"
+        );
+        assert!(
+            issuer.verify_at(&token, later).is_none(),
+            "expired on the moved clock"
         );
         let mut foreign = claims.clone();
         foreign.aud = "someone-else".into();

@@ -16,7 +16,10 @@
 //! - [`workflows`]: starts executions through the Step Functions API (moto records
 //!   them and enforces names) and runs the real `grant-lifecycle.asl.json` in
 //!   `aws-local-stepfunctions`, whose Task states invoke the host's Lambda API.
-//! - [`clock`]: the stack's clock, which the demo and tests move forward.
+//! - [`clock`]: the stack's clock, which the demo, the tests and `lapse-dev clock`
+//!   move forward; the host serves it at `/_local/clock`.
+//! - [`stack_client`]: what `lapse-dev` asks a running stack: its clock, and the HR
+//!   webhook signed as an HR system signs.
 //! - [`demo`]: the end-to-end demo and `lapse-dev serve` (the `lapse-dev` binary:
 //!   demo, serve, token).
 //!
@@ -30,6 +33,7 @@ pub mod issuer;
 pub mod provision;
 pub mod proxy;
 pub mod sigv4;
+pub mod stack_client;
 pub mod workflows;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +55,9 @@ pub enum LocalError {
     Http(#[from] reqwest::Error),
     #[error("dev issuer: {0}")]
     Issuer(String),
+    /// A call to the running stack failed; the text says which and why.
+    #[error("{0}")]
+    Call(String),
 }
 
 /// The repository root (for the ASL file and the Node tools).

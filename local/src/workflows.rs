@@ -11,18 +11,17 @@ use lapse_aws::sfn::SfnWorkflowStarter;
 use lapse_core::ports::{WorkflowError, WorkflowStarter};
 use serde::{Deserialize, Serialize};
 
-/// The pseudo-function the runner hands Wait states to: the host answers once the
-/// stack's clock passes the Wait's time (see `tools/run-workflow.mjs`).
-pub const CLOCK_WAIT_FUNCTION: &str = "lapse-local-clock-wait";
-
 /// How fast a local run goes. Wait states follow the stack's clock, never a
 /// shortened duration: a Wait ends only when the clock passes its time.
 #[derive(Clone, Copy, Debug)]
 pub struct RunOptions {
     /// Every retry interval.
     pub retry_ms: u64,
-    /// The whole execution is aborted after this.
+    /// The whole execution is aborted after this (0: never, as `serve` runs).
     pub timeout_ms: u64,
+    /// Every Task without its own timeout gets this many seconds, standing in for
+    /// the interpreter's 60 (tests shorten it to show what the default does).
+    pub task_timeout_default: Option<u64>,
     /// At most this many interpreter processes run at once; further executions
     /// queue (a batch of a thousand revocations would otherwise start a thousand
     /// Node processes). The timeout counts from an execution's own start.
@@ -34,6 +33,7 @@ impl Default for RunOptions {
         Self {
             retry_ms: 50,
             timeout_ms: 90_000,
+            task_timeout_default: None,
             max_running: 64,
         }
     }
@@ -67,6 +67,18 @@ struct Inner {
     launched: Mutex<HashMap<String, serde_json::Value>>,
     runs: Mutex<HashMap<String, WorkflowRun>>,
     running: Arc<tokio::sync::Semaphore>,
+    /// Where a failed execution is alarmed, as the deployed stack's
+    /// `ExecutionsFailed` alarms publish to the security topic.
+    alarm: Mutex<Option<Alarm>>,
+}
+
+/// The security topic a failed local execution is reported to.
+#[derive(Clone, Debug)]
+pub struct Alarm {
+    pub sns: aws_sdk_sns::Client,
+    pub topic_arn: String,
+    /// Which workflow, in the alarm's words (`grant lifecycle`, `revocation`).
+    pub workflow: &'static str,
 }
 
 /// A cheap handle; clones share the executions. Each handle starts executions
@@ -103,8 +115,15 @@ impl LocalWorkflows {
                 launched: Mutex::new(HashMap::new()),
                 runs: Mutex::new(HashMap::new()),
                 running: Arc::new(tokio::sync::Semaphore::new(options.max_running.max(1))),
+                alarm: Mutex::new(None),
             }),
         }
+    }
+
+    /// Reports every execution that does not succeed to `alarm`'s topic (and the
+    /// log), as the deployed stack's alarms do.
+    pub fn alarm_on_failure(&self, alarm: Alarm) {
+        *lock(&self.inner.alarm) = Some(alarm);
     }
 
     /// The same executions, started with another caller's identity.
@@ -148,20 +167,22 @@ impl LocalWorkflows {
             let _permit = inner.running.clone().acquire_owned().await.ok();
             let root = crate::repo_root();
             let opts = inner.options;
-            let output = tokio::process::Command::new(root.join("tools/node_modules/.bin/node"))
+            let mut command =
+                tokio::process::Command::new(root.join("tools/node_modules/.bin/node"));
+            command
                 .arg(root.join("tools/run-workflow.mjs"))
                 .args(["--definition"])
                 .arg(&inner.definition)
                 .args(["--substitutions", &inner.substitutions.to_string()])
                 .args(["--input", &input.to_string()])
-                .args([
-                    "--clock-wait-arn",
-                    &format!(
-                        "arn:aws:lambda:us-east-1:123456789012:function:{CLOCK_WAIT_FUNCTION}"
-                    ),
-                ])
+                .args(["--clock-url", &inner.lambda_endpoint])
                 .args(["--retry-ms", &opts.retry_ms.to_string()])
-                .args(["--timeout-ms", &opts.timeout_ms.to_string()])
+                .args(["--timeout-ms", &opts.timeout_ms.to_string()]);
+            // The runner's options, after the script (before it, they are node's).
+            if let Some(seconds) = opts.task_timeout_default {
+                command.args(["--task-timeout-default", &seconds.to_string()]);
+            }
+            let output = command
                 .env("AWS_ENDPOINT_URL_LAMBDA", &inner.lambda_endpoint)
                 .env("AWS_REGION", "us-east-1")
                 .env("AWS_ACCESS_KEY_ID", "testing")
@@ -193,9 +214,65 @@ impl LocalWorkflows {
                     caught: Vec::new(),
                 },
             };
-            tracing::info!(execution = %name, status = %run.status, "local execution finished");
+            if run.status == "SUCCEEDED" {
+                tracing::info!(execution = %name, "local execution succeeded");
+            } else {
+                report_failure(&inner, &name, &run).await;
+            }
             lock(&inner.runs).insert(name, run);
         });
+    }
+}
+
+/// What a person reads about an execution that did not succeed: where it stopped
+/// and why, in words.
+pub fn failure_text(name: &str, run: &WorkflowRun) -> String {
+    let last = run
+        .states
+        .last()
+        .map_or("before its first state", String::as_str);
+    let error = run.error.as_deref().unwrap_or("no error name");
+    let cause = run.cause.as_deref().unwrap_or("").trim();
+    // The interpreter repeats the error's name as its cause when it has no other.
+    let cause = if cause == error { "" } else { cause };
+    let cause: String = cause.chars().take(600).collect();
+    format!(
+        "execution {name} ended {} at {last}: {}{}",
+        run.status,
+        error,
+        if cause.is_empty() {
+            String::new()
+        } else {
+            format!(" ({cause})")
+        }
+    )
+}
+
+/// Logs a failed execution and publishes it to the alarm topic.
+async fn report_failure(inner: &Inner, name: &str, run: &WorkflowRun) {
+    let text = failure_text(name, run);
+    tracing::error!(execution = %name, status = %run.status, "{text}");
+    let alarm = lock(&inner.alarm).clone();
+    if let Some(alarm) = alarm {
+        // The person running the stack sees it in its terminal too.
+        eprintln!("ALARM: a {} {text}", alarm.workflow);
+        let message = serde_json::json!({
+            "AlarmName": "ExecutionsFailed",
+            "NewStateValue": "ALARM",
+            "AlarmDescription": format!("A {} execution failed, timed out or was aborted.", alarm.workflow),
+            "NewStateReason": text,
+        });
+        if let Err(err) = alarm
+            .sns
+            .publish()
+            .topic_arn(&alarm.topic_arn)
+            .subject(format!("ALARM: {} execution failed", alarm.workflow))
+            .message(message.to_string())
+            .send()
+            .await
+        {
+            tracing::error!(error = %aws_sdk_sns::error::DisplayErrorContext(&err), "the failed execution's alarm could not be published");
+        }
     }
 }
 

@@ -32,7 +32,7 @@ use lapse_aws::sfn::SfnWorkflowStarter;
 use lapse_core::Error;
 use lapse_core::duration::Span;
 use lapse_core::identity::PrincipalId;
-use lapse_core::ports::{WorkflowError, WorkflowStarter};
+use lapse_core::ports::{RequestQueries as _, WorkflowError, WorkflowStarter};
 use lapse_core::revocation::case::{CaseId, RevocationCase};
 use lapse_core::revocation::operator::{self as ask, RevokeAsk};
 use lapse_core::revocation::ports::{
@@ -210,9 +210,28 @@ async fn route<W: WorkflowStarter, P: RevocationPorts>(
             let identity = r.directory().identity(&user, now).await.map_err(core)?;
             let controls = r.controls().controls(&user).await.map_err(core)?;
             let cases = r.cases().cases_of(&user).await.map_err(core)?;
+            // The person's grants live now: what Lapse itself has given them.
+            let grants: Vec<serde_json::Value> = r
+                .grants()
+                .store
+                .by_requester(&user)
+                .await
+                .map_err(core)?
+                .into_iter()
+                .filter(|g| {
+                    g.status() == lapse_core::request::Status::Active && g.grantee() == &user
+                })
+                .map(|g| {
+                    json!({
+                        "id": g.id(),
+                        "resource": g.resource(),
+                        "until": g.window().map(|w| w.expires_at),
+                    })
+                })
+                .collect();
             Ok(json(
                 200,
-                &json!({ "user": user, "identity": identity, "controls": controls, "cases": cases }),
+                &json!({ "user": user, "identity": identity, "controls": controls, "cases": cases, "grants": grants }),
             ))
         }
         ("POST", ["v1", "operator", "users", user, "verify"]) => {

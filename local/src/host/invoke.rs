@@ -1,5 +1,4 @@
-//! The Lambda Invoke API the state machines' Task states call, and the Wait
-//! states' stand-in that follows the stack's clock.
+//! The Lambda Invoke API the state machines' Task states call.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,14 +7,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, TimeDelta, Utc};
 use lambda_runtime::{Context, LambdaEvent};
-use lapse_core::ports::Clock;
 use lapse_lambda::HandlerError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-
-use crate::clock::LocalClock;
 
 use super::*;
 
@@ -61,26 +56,6 @@ where
 }
 
 /// `POST /2015-03-31/functions/{name}/invocations`, as Step Functions calls Lambda.
-/// A Wait state of a local execution: answers once the stack's clock passes
-/// `until` (or `seconds` from now), so local Waits behave as on AWS however far
-/// the time is. Tests and the demo move the clock.
-pub(crate) async fn clock_wait(clock: &LocalClock, body: &Bytes) -> Response {
-    let now = clock.now();
-    let input: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let until = match (input["until"].as_str(), input["seconds"].as_i64()) {
-        (Some(at), _) => match DateTime::parse_from_rfc3339(at) {
-            Ok(at) => at.with_timezone(&Utc),
-            Err(e) => return function_error("States.Runtime", &format!("bad Wait time {at}: {e}")),
-        },
-        (None, Some(seconds)) => now + TimeDelta::seconds(seconds),
-        _ => return function_error("States.Runtime", "a Wait needs until or seconds"),
-    };
-    while clock.now() < until {
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    (StatusCode::OK, "{}").into_response()
-}
-
 pub(crate) async fn invoke(
     State(state): State<Arc<HostState>>,
     Path(name): Path<String>,
@@ -115,9 +90,6 @@ pub(crate) async fn invoke(
         }
     }
     let f = &state.functions;
-    if short == crate::workflows::CLOCK_WAIT_FUNCTION {
-        return clock_wait(&state.clock, &body).await;
-    }
     match function.as_str() {
         "grant" => call(&body, |e| grant::handler(&f.grant, e)).await,
         "revoke" => call(&body, |e| revoke::handler(&f.revoke, e)).await,

@@ -21,11 +21,13 @@ use crate::provision::{OperatorCredentials, StackConfig, provision};
 use crate::sigv4::{OperatorKey, OperatorKeys};
 use crate::workflows::{LocalWorkflows, RunOptions};
 
+mod clock_api;
 mod faults;
 mod functions;
 mod gateway;
 mod invoke;
 mod router;
+mod schedules;
 
 pub use faults::Faults;
 use faults::*;
@@ -34,6 +36,7 @@ pub use functions::{Binding, Bindings};
 use gateway::*;
 use invoke::*;
 use router::*;
+pub use schedules::{STACK_SCHEDULES, at_time};
 
 pub(crate) struct HostState {
     pub(crate) functions: Functions,
@@ -75,6 +78,8 @@ pub struct LocalStack {
     pub second_operator: OperatorCredentials,
     pub(crate) server: tokio::task::JoinHandle<()>,
     pub(crate) router: tokio::task::JoinHandle<()>,
+    /// Background tasks started later ([`LocalStack::run_schedules`]).
+    pub(crate) tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for LocalStack {
@@ -89,6 +94,9 @@ impl Drop for LocalStack {
     fn drop(&mut self) {
         self.server.abort();
         self.router.abort();
+        for task in self.tasks.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            task.abort();
+        }
     }
 }
 
@@ -209,6 +217,10 @@ impl LocalStack {
         });
         let app = Router::new()
             .route("/2015-03-31/functions/{name}/invocations", post(invoke))
+            .route(
+                "/_local/clock",
+                axum::routing::get(clock_api::read).post(clock_api::moved),
+            )
             .fallback(gateway)
             .with_state(state);
         let server = tokio::spawn(async move {
@@ -235,7 +247,58 @@ impl LocalStack {
             second_operator,
             server,
             router,
+            tasks: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Publishes every execution that does not succeed to the security topic, as
+    /// the deployed stack's `ExecutionsFailed` alarms do (`serve`; the tests' stacks
+    /// only log them, since many fail on purpose).
+    pub fn alarm_failed_executions(&self) {
+        let sns = aws_sdk_sns::Client::new(&self.sdk);
+        for (handle, workflow) in [
+            (&self.workflows, "grant lifecycle"),
+            (&self.revocations, "revocation"),
+            (&self.break_glass, "break-glass review"),
+        ] {
+            handle.alarm_on_failure(crate::workflows::Alarm {
+                sns: sns.clone(),
+                topic_arn: self.config.topics.security.clone(),
+                workflow,
+            });
+        }
+    }
+
+    /// Runs every schedule at its time on the stack's clock, as EventBridge
+    /// Scheduler does for the deployed stack (`serve`): the stack's own (the
+    /// sweeper, the inactivity check) and the one-time schedules Lapse creates.
+    /// The tests' stacks run them by hand instead, to keep each test's state its own.
+    pub fn run_schedules(&self) {
+        let targets = schedules::Targets {
+            url: self.url.clone(),
+            prefix: self.config.prefix.clone(),
+            clock: self.clock.clone(),
+            scheduler: aws_sdk_scheduler::Client::new(&self.sdk),
+            machines: [
+                (
+                    self.config.state_machine_arn.clone(),
+                    self.workflows.clone(),
+                ),
+                (
+                    self.config.revocation_state_machine_arn.clone(),
+                    self.revocations.clone(),
+                ),
+                (
+                    self.config.break_glass_state_machine_arn.clone(),
+                    self.break_glass.clone(),
+                ),
+            ]
+            .into(),
+        };
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(tokio::spawn(schedules::run(targets)));
     }
 
     /// A client of the operator API that signs as the local operator (its key
@@ -291,7 +354,7 @@ impl LocalStack {
         ]
     }
 
-    /// A fresh token for a person (valid one hour).
+    /// A token for a person, issued on the stack's clock and valid for a year of it.
     pub fn token(
         &self,
         user: &str,
@@ -324,8 +387,15 @@ impl LocalStack {
         idp_groups: &[&str],
         employment: &str,
     ) -> Result<String, LocalError> {
-        self.issuer
-            .mint(user, idp_groups, employment, TimeDelta::hours(1))
+        // Issued on the stack's clock. A year: tests and the demo move the clock
+        // by weeks and keep their people's clients.
+        self.issuer.mint_at(
+            user,
+            idp_groups,
+            employment,
+            TimeDelta::days(366),
+            self.clock.now(),
+        )
     }
 
     /// Posts `body` to the HR webhook as the HR system does: the bearer token and an
@@ -336,27 +406,15 @@ impl LocalStack {
         message_id: &str,
         body: &str,
     ) -> Result<(u16, serde_json::Value), LocalError> {
-        let timestamp = self.clock.now().timestamp();
-        let signature = lapse_core::revocation::webhook::sign(
-            crate::provision::DEV_WEBHOOK_SIGNING_SECRET,
+        crate::stack_client::post_hr_event(
+            &reqwest::Client::new(),
+            &self.url,
             message_id,
-            timestamp,
-            body.as_bytes(),
+            self.clock.now().timestamp(),
+            body,
         )
-        .ok_or_else(|| LocalError::Issuer("the dev webhook signing secret is not base64".into()))?;
-        let response = reqwest::Client::new()
-            .post(format!("{}/api/v1/webhooks/hr-events", self.url))
-            .bearer_auth(crate::provision::DEV_WEBHOOK_TOKEN)
-            .header("webhook-id", message_id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .header("content-type", "application/json")
-            .body(body.to_owned())
-            .send()
-            .await?;
-        let status = response.status().as_u16();
-        let answer = response.json().await.unwrap_or(serde_json::Value::Null);
-        Ok((status, answer))
+        .await
+        .map_err(|e| LocalError::Call(format!("{e:#}")))
     }
 
     /// The stack's audit trail as an auditor reads it: the table, the anchors and a
