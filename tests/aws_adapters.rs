@@ -712,3 +712,36 @@ async fn the_https_client_is_built_by_the_first_request_not_by_client_constructi
     dynamodb.list_tables().send().await.unwrap();
     assert!(lazy.is_built());
 }
+
+/// Issue 22: an auditor whose audit key cannot be read is told that Lapse could not
+/// *read* it, and why (not that a key "could not sign").
+#[tokio::test]
+async fn an_unreadable_audit_key_is_said_to_be_unreadable_and_why() {
+    let config = config().await;
+    let kms = aws_sdk_kms::Client::new(&config);
+    let err = lapse_aws::kms::audit_verifier(&kms, "alias/no-such-audit-key")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(
+            "could not read the audit key's public half: alias/no-such-audit-key: NotFoundException"
+        ),
+        "{err}"
+    );
+    // Nothing listening: the reason the call got no answer at all.
+    let nowhere = lapse_aws::sdk::load_local("http://127.0.0.1:9").await;
+    let err = lapse_aws::kms::audit_verifier(&aws_sdk_kms::Client::new(&nowhere), "k")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("could not read the audit key's public half: k: "),
+        "{err}"
+    );
+    assert!(!err.contains("could not sign"), "{err}");
+    assert!(
+        err.len() > "could not read the audit key's public half: k: ".len() + 10,
+        "{err}"
+    );
+}

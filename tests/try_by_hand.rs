@@ -169,4 +169,6 @@ fn the_readmes_try_it_by_hand_works_against_serve() {
         "the README's commands failed:\n{said}\n{complained}\nalarms: {alarms:?}"
     );
     assert!(alarms.is_empty(), "workflows failed: {alarms:?}\n{said}");
+    let shaped = lapse_testkit::debug_shaped(&said);
+    assert!(shaped.is_empty(), "Debug text for a person: {shaped:#?}");
 }

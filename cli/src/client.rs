@@ -8,10 +8,22 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+/// `name: message`, or the one of them when they say the same (API Gateway's
+/// `Unauthorized` is both).
+fn name_and_message(name: &str, message: &str) -> String {
+    if name == message || message.is_empty() {
+        name.to_owned()
+    } else if name.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{name}: {message}")
+    }
+}
+
 /// A failed API call, with the status and the API's error name and message.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("HTTP {status}: {name}: {message}")]
+    #[error("HTTP {status}: {}", name_and_message(name, message))]
     Status {
         status: u16,
         name: String,

@@ -450,7 +450,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Review { id, finding, note } => {
             let out = client(&cli)?.review(id, finding, note).await?;
-            println!("{id}: {}", out["outcome"]);
+            println!("{id}: {}", show::review_outcome(&out["outcome"]));
         }
         Command::Approve { id, comment } => {
             let out = client(&cli)?.decide(id, true, comment).await?;

@@ -6,12 +6,45 @@ fn s(v: &Value) -> &str {
     v.as_str().unwrap_or("-")
 }
 
+/// A time as people read it: to the second, in UTC (`2026-12-07T06:28:50Z`).
+fn t(v: &Value) -> String {
+    match v.as_str().map(chrono::DateTime::parse_from_rfc3339) {
+        Some(Ok(at)) => at
+            .with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        _ => s(v).to_owned(),
+    }
+}
+
+/// What a review answered: its finding once the review is complete, or who is
+/// still needed.
+pub fn review_outcome(outcome: &Value) -> String {
+    if let Some(finding) = outcome.as_str() {
+        return finding.to_owned();
+    }
+    let remaining: Vec<&str> = outcome["recorded"]["remaining"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if remaining.is_empty() {
+        "recorded".to_owned()
+    } else {
+        format!(
+            "recorded; still needed: a review from {}",
+            remaining.join(" and ")
+        )
+    }
+}
+
 /// One line per request.
 pub fn line(request: &Value) -> String {
-    let until = request["window"]["expires_at"]
-        .as_str()
-        .map(|t| format!(" until {t}"))
-        .unwrap_or_default();
+    let until = if request["window"]["expires_at"].is_string() {
+        format!(" until {}", t(&request["window"]["expires_at"]))
+    } else {
+        String::new()
+    };
     format!(
         "{}  {:<9} {:<22} {:>6}  {}{}",
         s(&request["id"]),
@@ -55,7 +88,7 @@ pub fn detail(request: &Value) -> String {
             "approved  by {} ({}) at {}",
             s(&approval["approver"]),
             s(&approval["group"]),
-            s(&approval["at"])
+            t(&approval["at"])
         ));
     }
     if let Some(waiting) = still_needed(request) {
@@ -71,8 +104,8 @@ pub fn detail(request: &Value) -> String {
     if request["window"].is_object() {
         out.push(format!(
             "window    {} → {}",
-            s(&request["window"]["starts_at"]),
-            s(&request["window"]["expires_at"])
+            t(&request["window"]["starts_at"]),
+            t(&request["window"]["expires_at"])
         ));
     }
     if let Some(vendor) = request["vendor"].as_object() {
@@ -87,9 +120,9 @@ pub fn detail(request: &Value) -> String {
     let glass = &request["break_glass"];
     if glass.is_object() {
         let justified = match glass["justification"].as_object() {
-            Some(j) if j["late"] == true => format!("justified late at {}", s(&j["at"])),
-            Some(j) => format!("justified at {}", s(&j["at"])),
-            None => format!("justification due {}", s(&glass["due"])),
+            Some(j) if j["late"] == true => format!("justified late at {}", t(&j["at"])),
+            Some(j) => format!("justified at {}", t(&j["at"])),
+            None => format!("justification due {}", t(&glass["due"])),
         };
         let reviews: Vec<String> = glass["reviews"]
             .as_array()

@@ -103,6 +103,11 @@ async fn request_approve_status_and_revoke_from_the_command_line() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        let shaped = lapse_testkit::debug_shaped(&text);
+        assert!(
+            shaped.is_empty(),
+            "Debug text for a person: {shaped:#?}\n{text}"
+        );
         (out.status.success(), text)
     };
 
@@ -230,6 +235,11 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
+        );
+        let shaped = lapse_testkit::debug_shaped(&text);
+        assert!(
+            shaped.is_empty(),
+            "Debug text for a person: {shaped:#?}\n{text}"
         );
         (out.status.success(), text)
     };

@@ -252,10 +252,10 @@ fn policy_as_code(args: &DemoArgs) -> Result<()> {
     );
     for r in catalog.resources() {
         println!(
-            "   - {:<22} {:?}/{:?}{}, max {}",
+            "   - {:<23} {}, {} sensitivity{}, max {}",
             r.id,
-            r.environment,
-            r.sensitivity,
+            r.environment.label(),
+            r.sensitivity.label(),
             if r.privileged { ", privileged" } else { "" },
             r.max_duration
         );
@@ -501,9 +501,9 @@ async fn termination(demo: &Demo, audit: &Audit) -> Result<()> {
     let groups = iam.list_groups_for_user().user_name(jdoe).send().await?;
     let inline = iam.list_user_policies().user_name(jdoe).send().await?;
     println!(
-        "   IAM read back: console login {login}, active keys {active}, groups {}, inline policies {:?}",
+        "   IAM read back: console login {login}, active keys {active}, groups {}, inline policies: {}",
         groups.groups().len(),
-        inline.policy_names()
+        inline.policy_names().join(", ")
     );
     let security = demo.client("sam")?;
     println!(
@@ -524,7 +524,7 @@ async fn termination(demo: &Demo, audit: &Audit) -> Result<()> {
     let (status, answer) = post(body).await?;
     println!(
         "   the same event delivered again: {status} {}",
-        answer["status"]
+        answer["status"].as_str().unwrap_or("(no status)")
     );
     let chain = format!("user#{jdoe}");
     let events = audit.log.chain(&chain).await?;
@@ -614,7 +614,10 @@ async fn break_glass(demo: &Demo) -> Result<String> {
             .client(who)?
             .review(&id, "justified", "matches the incident timeline")
             .await?;
-        println!("   {who} ({group}) finds it justified: {}", out["outcome"]);
+        println!(
+            "   {who} ({group}) finds it justified: {}",
+            show::review_outcome(&out["outcome"])
+        );
     }
     demo.live_and_expire(&olga, &id, "olga").await?;
 

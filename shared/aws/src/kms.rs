@@ -23,11 +23,18 @@ pub struct KmsSigner {
     public_key_der: Option<Vec<u8>>,
 }
 
-fn key_error<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, key_id: &str) -> KeyError {
-    let message = format!(
-        "{key_id}: {}",
-        err.code().unwrap_or("no error code from the service")
-    );
+fn key_error<E, R>(err: &SdkError<E, R>, key_id: &str) -> KeyError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    // The service's code and message, or why the call never got an answer.
+    let why = match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => aws_sdk_kms::error::DisplayErrorContext(err).to_string(),
+    };
+    let message = format!("{key_id}: {why}");
     match err.code() {
         Some(
             "AccessDeniedException"
@@ -182,7 +189,12 @@ pub async fn audit_verifier(
     client: &Client,
     key_id: &str,
 ) -> Result<lapse_core::audit::AuditVerifier, KeyError> {
-    let signer = KmsSigner::load(client.clone(), key_id).await?;
+    let signer = KmsSigner::load(client.clone(), key_id)
+        .await
+        .map_err(|e| match e {
+            KeyError::Unavailable(why) | KeyError::Refused(why) => KeyError::Unreadable(why),
+            other => other,
+        })?;
     let der = signer
         .public_key_der
         .as_deref()

@@ -58,6 +58,14 @@ pub struct ChainHead {
     pub hash: String,
 }
 
+impl std::fmt::Display for ChainHead {
+    /// `event #3 (hash 1f2e3d4c…)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let short: String = self.hash.chars().take(12).collect();
+        write!(f, "event #{} (hash {short}…)", self.seq)
+    }
+}
+
 /// A sealed audit event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
@@ -181,6 +189,10 @@ pub enum KeyError {
     /// The remote signer refused (permissions, disabled key): not retried.
     #[error("the audit signing key refused to sign: {0}")]
     Refused(String),
+    /// A verifier could not read the key's public half (no access, no such key,
+    /// the service unreachable); the text says which.
+    #[error("could not read the audit key's public half: {0}")]
+    Unreadable(String),
 }
 
 impl AuditSigner {
@@ -343,7 +355,8 @@ pub enum ChainError {
     #[error("event {seq} is signed with unknown key `{key_id}`")]
     UnknownKey { seq: u64, key_id: String },
     #[error(
-        "chain ends at {found:?}, but a previous verification saw head {expected:?}: newest events were removed"
+        "chain ends {}, but a previous verification saw it reach {expected}: newest events were removed",
+        found.as_ref().map_or_else(|| "empty".to_owned(), |f| format!("at {f}"))
     )]
     Truncated {
         expected: ChainHead,
@@ -538,10 +551,17 @@ mod tests {
     fn tail_truncation_is_detected_against_a_known_head() {
         let events = chain_of(4);
         let head = events[3].head();
-        assert!(matches!(
-            verify_chain("request#r1", &events[..3], &verifier(), Some(&head)),
-            Err(ChainError::Truncated { .. })
-        ));
+        let err = verify_chain("request#r1", &events[..3], &verifier(), Some(&head)).unwrap_err();
+        assert!(matches!(err, ChainError::Truncated { .. }));
+        // Said for a person: which event each side reached, no Rust Debug text.
+        let said = err.to_string();
+        assert!(
+            said.starts_with("chain ends at event #2 (hash ")
+                && said.contains("saw it reach event #3 (hash ")
+                && !said.contains("ChainHead")
+                && !said.contains("Some("),
+            "{said}"
+        );
     }
 
     /// A KMS stand-in: an ECDSA P-256 key held by the "service".

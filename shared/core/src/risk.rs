@@ -149,12 +149,12 @@ pub fn assess(
     add(
         "sensitivity",
         sensitivity_points(resource.sensitivity),
-        format!("resource sensitivity is {:?}", resource.sensitivity).to_lowercase(),
+        format!("resource sensitivity is {}", resource.sensitivity.label()),
     );
     add(
         "environment",
         environment_points(resource.environment),
-        format!("resource is in {:?}", resource.environment).to_lowercase(),
+        format!("resource is in {}", resource.environment.label()),
     );
     if resource.privileged {
         add("privileged", 20, "resource grants privileged access".into());

@@ -179,6 +179,31 @@ pub fn shared() -> &'static Emulator {
     })
 }
 
+/// Rust `Debug` formatting in text a person reads: a struct (`Name { field: `),
+/// `Some(`/`Ok(`/`Err(`, a bare `None`, a tuple variant around a string
+/// (`Denied("`), a `Vec<String>` (`["a", "b"]`, not after a JSON key), or an
+/// escaped quote. Returns each offending line.
+pub fn debug_shaped(text: &str) -> Vec<String> {
+    static PATTERNS: OnceLock<Vec<regex_lite::Regex>> = OnceLock::new();
+    let patterns = PATTERNS.get_or_init(|| {
+        [
+            r"\b[A-Z][A-Za-z0-9]*(::[A-Z][A-Za-z0-9]*)* \{ [a-z_][a-z0-9_]*: ",
+            r"\b(Some|Ok|Err)\(",
+            r"[(:=,\[]\s*None([),\]]|\s*$)",
+            r#"\b[A-Z][A-Za-z0-9]+\(""#,
+            r#"(^|[^:"\w])\["[^"]*"(, "[^"]*")*\]"#,
+            r#"\\""#,
+        ]
+        .iter()
+        .map(|p| regex_lite::Regex::new(p).expect("a valid pattern"))
+        .collect()
+    });
+    text.lines()
+        .filter(|line| patterns.iter().any(|p| p.is_match(line)))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// A name no other test uses: `<prefix>-<12 hex digits>`.
 pub fn unique_name(prefix: &str) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
@@ -209,6 +234,35 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod debug_shape_tests {
+    use super::debug_shaped;
+
+    #[test]
+    fn debug_text_is_found_and_prose_and_json_are_not() {
+        for shaped in [
+            "would DeactivateAccessKey { id: \"AKIA\" }",
+            "reason: GroupMembership { group: lapse-x }",
+            "head Some(ChainHead { seq: 3 })",
+            "error: Denied(\"no\")",
+            "inline policies [\"lapse-a\", \"lapse-b\"]",
+            "inline policies [\"lapse-a\"]",
+            "override: None",
+        ] {
+            assert_eq!(debug_shaped(shaped), [shaped], "{shaped}");
+        }
+        for prose in [
+            "review    none yet",
+            "None of the requests is waiting.",
+            "202 {\"event_id\":\"e1\",\"remaining\":[\"security\"]}",
+            "the grant { as written } holds",
+            "approved  by mia (managers) at 2026-12-07T06:28:50Z",
+        ] {
+            assert!(debug_shaped(prose).is_empty(), "{prose}");
+        }
     }
 }
 

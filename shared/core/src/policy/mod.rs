@@ -58,6 +58,18 @@ pub enum Environment {
     Production,
 }
 
+impl Environment {
+    /// As the catalog spells it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Environment::Sandbox => "sandbox",
+            Environment::Development => "development",
+            Environment::Staging => "staging",
+            Environment::Production => "production",
+        }
+    }
+}
+
 /// How much harm misuse of a resource could do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -66,6 +78,18 @@ pub enum Sensitivity {
     Moderate,
     High,
     Critical,
+}
+
+impl Sensitivity {
+    /// As the catalog spells it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Sensitivity::Low => "low",
+            Sensitivity::Moderate => "moderate",
+            Sensitivity::High => "high",
+            Sensitivity::Critical => "critical",
+        }
+    }
 }
 
 /// Allow or Deny, as in an IAM statement.
