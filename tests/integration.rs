@@ -15,7 +15,6 @@ mod bad_input;
 mod binaries;
 mod break_glass;
 mod checkout;
-mod demo;
 mod deploy_rehearsal;
 mod events;
 mod guard;

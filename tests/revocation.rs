@@ -466,7 +466,7 @@ async fn restore_from_the_archived_before_state_needs_an_approval() {
     )
     .await
     .unwrap();
-    assert!(!restored.is_empty());
+    assert!(!restored.restored.is_empty());
     let after = look(&w.iam, &user).await;
     assert!(after.login && after.active_keys == 2 && after.active_ssh == 1);
     assert_eq!(after.groups.len(), 2);

@@ -298,13 +298,19 @@ async fn run(cli: Cli) -> Result<()> {
             let op = operator(&cli).await?;
             match operator::restore(&op, user, *from_backup, approval).await? {
                 operator::Restore::Proposed(text) => println!("{text}"),
-                operator::Restore::Restored(restored) => {
+                operator::Restore::Restored { restored, left_out } => {
                     println!(
-                        "{user}: restored {} item(s) (approval {approval})",
+                        "{user}: restored {} item(s) (approval {approval}), read back from IAM",
                         restored.len()
                     );
                     for item in restored {
                         println!("  {item}");
+                    }
+                    if !left_out.is_empty() {
+                        println!("left out:");
+                        for item in left_out {
+                            println!("  {item}");
+                        }
                     }
                 }
             }
@@ -540,7 +546,7 @@ async fn operator(cli: &Cli) -> Result<Operator> {
 async fn revoke(cli: &Cli, args: &RevokeArgs) -> Result<()> {
     if let Some(batch) = &args.batch {
         let op = operator(cli).await?;
-        let (_, failed) = operator::batch(Some(&op), batch, args.dry_run, args.emergency).await?;
+        let failed = operator::batch(Some(&op), batch, args.dry_run, args.emergency).await?;
         anyhow::ensure!(failed == 0, "{failed} row(s) failed");
         return Ok(());
     }
@@ -572,13 +578,17 @@ async fn revoke(cli: &Cli, args: &RevokeArgs) -> Result<()> {
         schedule: args.schedule,
     };
     if args.dry_run {
-        let plan = op.dry_run(&ask).await?;
+        let preview = op.dry_run(&ask).await?;
+        if !preview.exists || preview.changes.is_empty() {
+            println!("dry run: {}; nothing applied", preview.summary(&ask.user));
+            return Ok(());
+        }
         println!(
             "dry run for {}: {} change(s), nothing applied",
             ask.user,
-            plan.len()
+            preview.changes.len()
         );
-        for line in plan {
+        for line in preview.changes {
             println!("  {line}");
         }
         return Ok(());

@@ -77,18 +77,21 @@ impl Operator {
     }
 
     /// Exactly what would change, changing nothing.
-    pub async fn dry_run(&self, ask: &RevokeAsk) -> Result<Vec<String>> {
+    pub async fn dry_run(&self, ask: &RevokeAsk) -> Result<DryRun> {
         let out = self
             .api
             .operator_post("revocations/plan", serde_json::to_value(ask)?)
             .await?;
-        Ok(out["summary"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(|a| format!("would {a}"))
-            .collect())
+        Ok(DryRun {
+            exists: out["exists"].as_bool().unwrap_or(true),
+            changes: out["summary"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(|a| format!("would {a}"))
+                .collect(),
+        })
     }
 
     /// Opens the case and starts (or schedules) its workflow.
@@ -205,38 +208,103 @@ fn outcome(done: &RevocationCase) -> Result<String> {
     })
 }
 
+/// What a dry run found: whether IAM has the person, and each change it would make.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DryRun {
+    pub exists: bool,
+    pub changes: Vec<String>,
+}
+
+impl DryRun {
+    /// One line for a person: the changes, or why there are none.
+    pub fn summary(&self, user: &str) -> String {
+        match (self.exists, self.changes.is_empty()) {
+            (false, _) => format!("{user}: nothing to revoke: IAM has no such user"),
+            (true, true) => format!("{user}: nothing to revoke: IAM holds nothing this removes"),
+            (true, false) => format!(
+                "{user}: {} change(s): {}",
+                self.changes.len(),
+                self.changes.join("; ")
+            ),
+        }
+    }
+}
+
+/// How a batch row ended, for the summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Ended {
+    Verified,
+    NothingToRevoke,
+    Scheduled,
+    Held,
+    Previewed,
+    Duplicate,
+    Failed,
+}
+
+/// A row's outcome in words, and how it ended.
+fn ended(done: &RevocationCase) -> (Ended, Result<String>) {
+    let how = match done.status() {
+        CaseStatus::Verified => Ended::Verified,
+        CaseStatus::NothingToRevoke => Ended::NothingToRevoke,
+        CaseStatus::Held => Ended::Held,
+        _ => Ended::Failed,
+    };
+    (how, outcome(done))
+}
+
 pub use lapse_core::revocation::batch::{BATCH_COLUMNS, BatchRow, parse_batch};
 
-/// Runs a batch file; a bad row is reported and never stops the good ones. Every
-/// row is submitted first, then each started case is waited for, so the rows'
-/// workflows run side by side. Returns (succeeded, failed).
+/// Runs a batch file; a bad row is reported and never stops the good ones. A row
+/// for a person an earlier row already names is skipped with a warning (the
+/// person is revoked once, as the earlier row asks). Every row is submitted first,
+/// then each started case is waited for, so the rows' workflows run side by side.
+/// Prints a line for every row and a summary; returns the number of failed rows.
 pub async fn batch(
     operator: Option<&Operator>,
     path: &Path,
     dry_run: bool,
     emergency: bool,
-) -> Result<(usize, usize)> {
+) -> Result<usize> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let rows = parse_batch(&text)?;
     let total = rows.len();
+    // The first line naming each person (IAM names have no case).
+    let mut first_line: std::collections::BTreeMap<String, (u64, RevokeAsk)> =
+        std::collections::BTreeMap::new();
     // What each row came to: a final message, or a case still to wait for.
-    let mut results: Vec<(u64, Result<Result<String, RevocationCase>>)> = Vec::new();
+    type Pending = Result<Result<(Ended, String), RevocationCase>>;
+    let mut results: Vec<(u64, Pending)> = Vec::new();
     for (done, row) in rows.into_iter().enumerate() {
+        let line = row.line;
         let result = async {
             let ask = RevokeAsk {
                 emergency,
                 ..row.ask.map_err(|e| anyhow!(e))?
             };
+            let person = ask.user.to_lowercase();
+            if let Some((earlier, first)) = first_line.get(&person) {
+                let same = first.kind == ask.kind && first.preserve_data == ask.preserve_data;
+                return Ok(Ok((
+                    Ended::Duplicate,
+                    format!(
+                        "{}: WARNING duplicate of line {earlier}{}: skipped, revoked once as line {earlier} asks",
+                        ask.user,
+                        if same { "" } else { " (and it asks for something else)" }
+                    ),
+                )));
+            }
+            first_line.insert(person, (line, ask.clone()));
             match operator {
-                Some(op) if dry_run => Ok(Ok(op.dry_run(&ask).await?.join("; "))),
+                Some(op) if dry_run => Ok(Ok((Ended::Previewed, op.dry_run(&ask).await?.summary(&ask.user)))),
                 Some(op) => Ok(match op.submit(&ask).await? {
                     Submitted::Scheduled { case, at, schedule } => {
-                        Ok(scheduled(&case, at, &schedule))
+                        Ok((Ended::Scheduled, scheduled(&case, at, &schedule)))
                     }
                     Submitted::Started(case) => Err(case),
                 }),
-                None => Ok(Ok(format!("{}: valid row", ask.user))),
+                None => Ok(Ok((Ended::Previewed, format!("{}: valid row", ask.user)))),
             }
         }
         .await;
@@ -246,35 +314,53 @@ pub async fn batch(
             total,
             progress_bar(done + 1, total)
         );
-        results.push((row.line, result));
+        results.push((line, result));
     }
     eprintln!();
-    let (mut ok, mut failed) = (0, 0);
+    let mut counts: std::collections::BTreeMap<Ended, usize> = std::collections::BTreeMap::new();
     for (line, result) in results {
-        let message = match result {
-            Ok(Ok(message)) => Ok(message),
+        let (how, message) = match result {
+            Ok(Ok((how, message))) => (how, Ok(message)),
             Ok(Err(started)) => match operator {
                 Some(op) => match op.settled(started.id()).await {
-                    Ok(case) => outcome(&case),
-                    Err(err) => Err(err),
+                    Ok(case) => ended(&case),
+                    Err(err) => (Ended::Failed, Err(err)),
                 },
-                None => Err(anyhow!("no stack to wait on")),
+                None => (Ended::Failed, Err(anyhow!("no stack to wait on"))),
             },
-            Err(err) => Err(err),
+            Err(err) => (Ended::Failed, Err(err)),
         };
         match message {
             Ok(message) => {
-                ok += 1;
+                *counts.entry(how).or_default() += 1;
                 println!("line {line}: {message}");
             }
             Err(err) => {
-                failed += 1;
+                *counts.entry(Ended::Failed).or_default() += 1;
                 println!("line {line}: ERROR {err:#}");
             }
         }
     }
-    println!("{ok} succeeded, {failed} failed");
-    Ok((ok, failed))
+    let count = |how| counts.get(&how).copied().unwrap_or(0);
+    let mut parts = Vec::new();
+    for (how, words) in [
+        (Ended::Verified, "revoked and verified"),
+        (Ended::NothingToRevoke, "nothing to revoke"),
+        (Ended::Scheduled, "scheduled"),
+        (Ended::Held, "held back"),
+        (
+            Ended::Previewed,
+            if dry_run { "previewed" } else { "checked" },
+        ),
+        (Ended::Duplicate, "duplicate(s) skipped"),
+        (Ended::Failed, "failed"),
+    ] {
+        if count(how) > 0 || how == Ended::Failed {
+            parts.push(format!("{} {words}", count(how)));
+        }
+    }
+    println!("{} row(s): {}", total, parts.join(", "));
+    Ok(count(Ended::Failed))
 }
 
 fn progress_bar(done: usize, total: usize) -> String {
@@ -474,8 +560,11 @@ pub enum Restore {
     /// Proposed: a second, different operator must make the same call (the text
     /// says so, and until when).
     Proposed(String),
-    /// Restored and read back: what came back.
-    Restored(Vec<String>),
+    /// Restored and read back: what came back, and what was left out and why.
+    Restored {
+        restored: Vec<String>,
+        left_out: Vec<String>,
+    },
 }
 
 /// The 202 answer of a call that only proposed a change, as a sentence.
@@ -538,9 +627,10 @@ pub async fn restore(
     if let Some(text) = waiting_for_second_operator(user, &out) {
         return Ok(Restore::Proposed(text));
     }
-    Ok(Restore::Restored(serde_json::from_value(
-        out["restored"].clone(),
-    )?))
+    Ok(Restore::Restored {
+        restored: serde_json::from_value(out["restored"].clone())?,
+        left_out: serde_json::from_value(out["left_out"].clone()).unwrap_or_default(),
+    })
 }
 
 /// Postpones the user's not-yet-effective revocations; returns each case's new time.

@@ -376,11 +376,28 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
     std::fs::write(
         &csv,
         format!(
-            "username,reason,revocation_type,preserve_data,role\n{},\"role change, to finance\",partial,false,analyst\nbad row\n{held},left,full,false,\n",
-            users[1]
+            "username,reason,revocation_type,preserve_data,role\n{},\"role change, to finance\",partial,false,analyst\nbad row\n{held},left,full,false,\n{},again,full,false,\n",
+            users[1],
+            users[1].to_uppercase()
         ),
     )
     .unwrap();
+    // A dry run says something for every row: the one IAM does not have too.
+    let dry = scratch.join("dry.csv");
+    std::fs::write(
+        &dry,
+        format!("{held},check,full,false,\nnobody-here,check,full,false,\n"),
+    )
+    .unwrap();
+    let (ok, text) = run(&["revoke", "--batch", dry.to_str().unwrap(), "--dry-run"]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!("line 1: {held}: "))
+            && text.contains("would deactivate access key")
+            && text.contains("line 2: nobody-here: nothing to revoke: IAM has no such user")
+            && text.contains("2 row(s): 2 previewed, 0 failed"),
+        "{text}"
+    );
     let (ok, text) = run(&["revoke", "--batch", csv.to_str().unwrap(), "--emergency"]);
     assert!(!ok, "a failed row fails the command: {text}");
     assert!(
@@ -392,7 +409,20 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
         "{text}"
     );
     assert!(text.contains("held back: INC-3"), "{text}");
-    assert!(text.contains("2 succeeded, 1 failed"), "{text}");
+    // The same person twice (names have no case): revoked once, the later row
+    // warned about, and the summary counts each ending apart.
+    assert!(
+        text.contains("line 5:")
+            && text
+                .contains("WARNING duplicate of line 2 (and it asks for something else): skipped"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "4 row(s): 1 revoked and verified, 1 held back, 1 duplicate(s) skipped, 1 failed"
+        ),
+        "{text}"
+    );
     let groups = iam
         .list_groups_for_user()
         .user_name(&users[1])

@@ -162,14 +162,15 @@ async fn route<W: WorkflowStarter, P: RevocationPorts>(
         ("POST", ["v1", "operator", "revocations", "plan"]) => {
             let ask: RevokeAsk = http::json_body(request)?;
             let case = ask.case(r.catalog(), executor, now)?;
-            let plan = steps::current_plan(r, &case, now).await?;
+            let preview = steps::preview(r, &case, now).await?;
             Ok(json(
                 200,
                 &json!({
                     "user": case.user(),
+                    "exists": preview.exists,
                     "effective_at": case.effective_at(),
-                    "plan": plan,
-                    "summary": plan.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "plan": preview.plan,
+                    "summary": preview.plan.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 }),
             ))
         }
@@ -282,7 +283,10 @@ async fn route<W: WorkflowStarter, P: RevocationPorts>(
                     let restored =
                         steps::restore(r, &user, body.from_backup, &approval, executor, now)
                             .await?;
-                    Ok(json(200, &json!({ "user": user, "restored": restored })))
+                    Ok(json(
+                        200,
+                        &json!({ "user": user, "restored": restored.restored, "left_out": restored.left_out }),
+                    ))
                 }
             }
         }

@@ -781,3 +781,26 @@ fn idp_group_ids_have_the_declared_providers_shape() {
         );
     }
 }
+
+/// Issue 22: the checker speaks to the person editing the catalog: a key written
+/// twice is said in words (not the parser's advice about its own options), and
+/// one invalid tunable is one problem, not one more for every resource held to it.
+#[test]
+fn problems_are_said_once_in_words() {
+    let twice = CATALOG.replacen(
+        "  max_duration: 8h\n",
+        "  max_duration: 8h\n  max_duration: 9h\n",
+        1,
+    );
+    let issues = issues_of(&twice);
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert_eq!(
+        issues[0].message,
+        "`max_duration` appears twice here: keep one"
+    );
+
+    let bad_max = CATALOG.replacen("  max_duration: 8h\n", "  max_duration: eight hours\n", 1);
+    let issues = issues_of(&bad_max);
+    assert_eq!(issues.len(), 1, "one problem, at the tunable: {issues:?}");
+    assert_eq!(issues[0].path, "tunables.max_duration");
+}

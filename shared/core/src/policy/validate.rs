@@ -930,7 +930,11 @@ pub(super) fn validate_tunables(raw: &RawTunables, issues: &mut Issues) -> Tunab
     let placeholder = Span::from_seconds(3600).expect("one hour is a valid span");
     Tunables {
         default_duration: default_duration.unwrap_or(placeholder),
-        max_duration: max_duration.unwrap_or(placeholder),
+        // An invalid maximum is reported once, at its own line: nothing is held to
+        // a stand-in for it (each resource's maximum would be "exceeding" it).
+        max_duration: max_duration.unwrap_or_else(|| {
+            Span::from_seconds(10 * 365 * 86_400).expect("ten years is a valid span")
+        }),
         auto_approve_max_duration: auto_approve_max_duration.unwrap_or(placeholder),
         pending_timeout: pending_timeout.unwrap_or(placeholder),
         break_glass_cap: break_glass_cap.unwrap_or(placeholder),
@@ -948,11 +952,22 @@ pub(super) fn validate_tunables(raw: &RawTunables, issues: &mut Issues) -> Tunab
 pub(super) fn first_line(message: &str) -> String {
     let line = message.lines().next().unwrap_or(message).trim();
     let line = line.strip_prefix("error:").map_or(line, str::trim_start);
-    match line
+    let line = match line
         .strip_prefix("line ")
         .and_then(|rest| rest.split_once(": "))
     {
-        Some((location, rest)) if location.contains("column") => rest.to_owned(),
-        _ => line.to_owned(),
+        Some((location, rest)) if location.contains("column") => rest,
+        _ => line,
+    };
+    in_words(line)
+}
+
+/// The parser's wording, said for a person editing the catalog (no advice about
+/// the parser's own options).
+fn in_words(message: &str) -> String {
+    if let Some(key) = message.strip_prefix("duplicate mapping key: ") {
+        let key = key.split_once(", set ").map_or(key, |(key, _)| key).trim();
+        return format!("`{key}` appears twice here: keep one");
     }
+    message.to_owned()
 }

@@ -217,6 +217,26 @@ pub async fn current_plan(
     plan_from(p, case, &current).await
 }
 
+/// What a dry run shows: whether IAM has the person at all, and the plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Preview {
+    pub exists: bool,
+    pub plan: Vec<Action>,
+}
+
+/// The plan for a case as things stand now, and whether IAM has the person.
+pub async fn preview(
+    p: &impl RevocationPorts,
+    case: &RevocationCase,
+    now: DateTime<Utc>,
+) -> Result<Preview, Error> {
+    let current = identity(p, case.user(), now).await?;
+    Ok(Preview {
+        exists: current.exists,
+        plan: plan_from(p, case, &current).await?,
+    })
+}
+
 /// The plan for a case given what IAM holds.
 async fn plan_from(
     p: &impl RevocationPorts,

@@ -818,6 +818,13 @@ mod over_fakes {
     fn a_restore_puts_back_the_before_state_and_reopens_the_door() {
         let p = ports();
         let user = person(&p, "back");
+        // A key the person had switched off themselves.
+        let mut before = p.directory.user(&user).unwrap();
+        before.access_keys.push(Credential {
+            id: "AKIAOFF".into(),
+            active: false,
+        });
+        p.directory.put_user(before);
         let case = termination(&p, &user, "evt-4");
         block_on(run(&p, case.id(), monday_at(10))).unwrap();
         let restored = block_on(restore(
@@ -829,10 +836,19 @@ mod over_fakes {
             monday_at(11),
         ))
         .unwrap();
-        assert!(!restored.is_empty());
+        assert!(!restored.restored.is_empty());
+        assert_eq!(
+            restored.left_out,
+            ["access key AKIAOFF: stays inactive (it was inactive before the revocation)"],
+            "what it left out, and why"
+        );
         let now = p.directory.user(&user).unwrap();
         assert!(now.login_profile && now.groups.contains("engineers"));
-        assert!(now.access_keys.iter().all(|c| c.active));
+        assert!(
+            now.access_keys
+                .iter()
+                .all(|c| c.active == (c.id != "AKIAOFF"))
+        );
         assert!(!now.inline_policies.contains_key(SESSION_DENY_POLICY));
         assert!(now.trusting_roles[0].session_deny.is_none());
         let controls = block_on(p.controls.controls(&user)).unwrap();

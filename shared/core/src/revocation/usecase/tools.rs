@@ -188,7 +188,7 @@ pub async fn restore(
     approval: &str,
     executor: &str,
     now: DateTime<Utc>,
-) -> Result<Vec<String>, Error> {
+) -> Result<Restored, Error> {
     if approval.trim().is_empty() {
         return Err(RevocationError::ApprovalMissing.into());
     }
@@ -226,7 +226,9 @@ pub async fn restore(
     snapshot.inline_policies.retain(|name, _| {
         let keep = !name.starts_with(NAME_PREFIX) || known.grant_policies.contains(name);
         if !keep && name != crate::revocation::plan::SESSION_DENY_POLICY {
-            skipped.push(format!("inline policy {name}"));
+            skipped.push(format!(
+                "inline policy {name}: Lapse's own, for a grant no longer live (grants are asked for again, not restored)"
+            ));
             skipped_policies.push(name.clone());
         }
         keep
@@ -234,10 +236,26 @@ pub async fn restore(
     snapshot.groups.retain(|group| {
         let keep = !group.starts_with(NAME_PREFIX) || live_groups.contains(group);
         if !keep {
-            skipped.push(format!("group {group}"));
+            skipped.push(format!(
+                "group {group}: Lapse's own, for a grant no longer live (grants are asked for again, not restored)"
+            ));
         }
         keep
     });
+    // Credentials the person had switched off stay off: a restore puts back what
+    // the revocation took, not more.
+    for (what, list) in [
+        ("access key", &snapshot.access_keys),
+        ("SSH key", &snapshot.ssh_keys),
+        ("signing certificate", &snapshot.signing_certificates),
+    ] {
+        skipped.extend(list.iter().filter(|c| !c.active).map(|c| {
+            format!(
+                "{what} {}: stays inactive (it was inactive before the revocation)",
+                c.id
+            )
+        }));
+    }
     let restored = p.directory().restore(&snapshot, now).await?;
     let after = identity(p, user, now).await?;
     let missing = restore_gaps(&snapshot, &after, &skipped_policies);
@@ -272,7 +290,17 @@ pub async fn restore(
             at: now,
         })
         .await?;
-    Ok(restored)
+    Ok(Restored {
+        restored,
+        left_out: skipped,
+    })
+}
+
+/// What a restore put back, and what it left out, each with why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Restored {
+    pub restored: Vec<String>,
+    pub left_out: Vec<String>,
 }
 
 /// What a restore should have put back but IAM does not show, plus anything a
