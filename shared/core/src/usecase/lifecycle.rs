@@ -10,7 +10,7 @@ use super::{Attempt, AuditTrail, request_event, state_of, versioned, written};
 use crate::error::Error;
 use crate::grant::{artifact_for, policy_document};
 use crate::identity::{Principal, PrincipalId};
-use crate::ledger::{Artifact, Hold, Release};
+use crate::ledger::{Artifact, Hold};
 use crate::policy::{Catalog, GrantSpec, role_name};
 use crate::ports::{
     AccessInspector, AccessProvisioner, Audience, AuditLog, LedgerStore, Notice, Notifier, Removal,
@@ -28,6 +28,33 @@ pub const EXPIRY_SKEW: TimeDelta = TimeDelta::seconds(5);
 pub struct Grants<'a, S, G> {
     pub store: &'a S,
     pub ledger: &'a G,
+}
+
+impl<S: RequestStore, G: LedgerStore> Grants<'_, S, G> {
+    /// The grants holding an artifact for a principal, as the ledger lists them and
+    /// the request store confirms: each an active grant of that principal that
+    /// recorded that artifact. A hold for anything else (a row no grant wrote, a
+    /// grant that has ended, someone else's request) keeps nothing in IAM.
+    pub async fn live_holders(
+        &self,
+        principal: &PrincipalId,
+        artifact: &Artifact,
+    ) -> Result<Vec<String>, Error> {
+        let mut live = Vec::new();
+        for holder in self.ledger.holders(principal, artifact).await? {
+            let Ok(id) = RequestId::parse(&holder) else {
+                continue;
+            };
+            if let Some(request) = self.store.get(&id).await?
+                && request.status() == Status::Active
+                && request.grantee() == principal
+                && request.artifact() == Some(artifact)
+            {
+                live.push(holder);
+            }
+        }
+        Ok(live)
+    }
 }
 
 /// The state machine's input.
@@ -406,7 +433,7 @@ async fn still_active(
     if request.status() == Status::Active {
         return Ok(true);
     }
-    remove_recorded_artifact(grants.ledger, iam, &request).await?;
+    remove_recorded_artifact(grants, iam, &request).await?;
     Ok(false)
 }
 
@@ -487,20 +514,17 @@ async fn merge_extension(
 /// Takes an artifact out of IAM unless another live grant still holds it.
 /// Idempotent: a second call finds nothing held and nothing in IAM.
 async fn remove_artifact(
-    ledger: &impl LedgerStore,
+    grants: &Grants<'_, impl RequestStore, impl LedgerStore>,
     iam: &impl AccessProvisioner,
     principal: &PrincipalId,
     artifact: &Artifact,
     grant_id: &str,
 ) -> Result<IamEffect, Error> {
-    let release = ledger.release(principal, artifact, grant_id).await?;
-    let remove = match release {
-        Release::Remove { .. } => true,
-        Release::Keep { .. } => false,
-        // Released before (a retry): remove if nobody else holds it.
-        Release::NotHeld => ledger.holders(principal, artifact).await?.is_empty(),
-    };
-    if !remove {
+    // Released now or before (a retry): either way IAM keeps the artifact only for
+    // another grant the request store confirms is live, never on the ledger's word.
+    grants.ledger.release(principal, artifact, grant_id).await?;
+    let others_live = |holders: Vec<String>| holders.iter().any(|h| h != grant_id);
+    if others_live(grants.live_holders(principal, artifact).await?) {
         return Ok(IamEffect::KeptForOtherGrants);
     }
     let removal = match artifact {
@@ -509,7 +533,7 @@ async fn remove_artifact(
             let removal = iam.remove_from_group(principal, group).await?;
             // A grant that took hold between our release and the removal must not
             // lose access: put the membership back for it.
-            if !ledger.holders(principal, artifact).await?.is_empty() {
+            if others_live(grants.live_holders(principal, artifact).await?) {
                 iam.add_to_group(principal, group).await?;
                 return Ok(IamEffect::KeptForOtherGrants);
             }
@@ -524,14 +548,14 @@ async fn remove_artifact(
 
 /// Removes the artifact a request recorded when it was granted (none: untouched).
 async fn remove_recorded_artifact(
-    ledger: &impl LedgerStore,
+    grants: &Grants<'_, impl RequestStore, impl LedgerStore>,
     iam: &impl AccessProvisioner,
     request: &AccessRequest,
 ) -> Result<IamEffect, Error> {
     match request.artifact() {
         Some(artifact) => {
             remove_artifact(
-                ledger,
+                grants,
                 iam,
                 request.grantee(),
                 artifact,
@@ -570,7 +594,7 @@ pub async fn revoke(
             match request.status() {
                 Status::Active => {}
                 Status::Revoked | Status::Verified => {
-                    let effect = remove_recorded_artifact(grants.ledger, iam, &request).await?;
+                    let effect = remove_recorded_artifact(grants, iam, &request).await?;
                     let roles = deny_ended_sessions(iam, &request, now).await?;
                     // The revocation's event, if a crash lost it after the state write.
                     let mut draft = request_event(
@@ -609,7 +633,7 @@ pub async fn revoke(
             if !written(grants.store.update(&mut request).await)? {
                 return Ok(Attempt::Lost);
             }
-            let effect = remove_recorded_artifact(grants.ledger, iam, &request).await?;
+            let effect = remove_recorded_artifact(grants, iam, &request).await?;
             let roles = deny_ended_sessions(iam, &request, now).await?;
             settle_extensions(grants.store, &request, now, |ext, at| {
                 ext.mark_revoked(cause, at)
@@ -708,7 +732,7 @@ pub async fn verify(
             {
                 let holders = match artifact {
                     Artifact::GroupMembership { .. } => {
-                        grants.ledger.holders(request.grantee(), artifact).await?
+                        grants.live_holders(request.grantee(), artifact).await?
                     }
                     Artifact::InlinePolicy { .. } => Vec::new(),
                 };

@@ -394,6 +394,71 @@ fn deny_and_cancel_end_requests() {
     );
 }
 
+/// A hold in the ledger keeps a membership only for a grant the request store
+/// says is live: a row written by a compromised function (for no request, or for
+/// someone else's request) neither keeps the group at revocation nor lets a
+/// membership put back behind the revocation pass as "kept for another grant".
+#[test]
+fn a_planted_ledger_hold_keeps_no_group_membership() {
+    use crate::ledger::Hold;
+    use crate::ports::LedgerStore;
+    let w = World::new();
+    let rita = person("rita", &[]);
+    let (mia, sam) = (person("mia", &["managers"]), person("sam", &["security"]));
+    let req = w.submit(&rita, "prod-readonly", "1h");
+    w.decide(&mia, req.id(), Verdict::Approve).unwrap();
+    w.decide(&sam, req.id(), Verdict::Approve).unwrap();
+    let granted = w.grant(req.id(), None, monday_at(12));
+    let others = w.submit(&person("otto", &[]), "prod-readonly", "1h");
+    let group = Artifact::GroupMembership {
+        group: "lapse-prod-readonly".into(),
+    };
+    let rita_id = crate::identity::PrincipalId::new("rita").unwrap();
+    let plant = || {
+        for grant_id in ["req-planted".to_string(), others.id().to_string()] {
+            block_on(w.ledger.hold(&Hold {
+                grant_id,
+                principal: rita_id.clone(),
+                artifact: group.clone(),
+                expires_at: monday_at(12) + TimeDelta::days(3650),
+            }))
+            .unwrap();
+        }
+    };
+    plant();
+
+    let revoked = block_on(revoke(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        req.id(),
+        RevokeCause::Expiry,
+        "lapse",
+        granted.expires_at,
+    ))
+    .unwrap();
+    assert_eq!(revoked.iam, IamEffect::Removed);
+    assert!(w.snapshot("rita").groups.is_empty());
+
+    // Someone puts the membership back and plants the holds again: verification
+    // finds residue, not a membership kept for a grant.
+    block_on(w.iam.add_to_group(&rita_id, "lapse-prod-readonly")).unwrap();
+    plant();
+    let err = block_on(verify(
+        &w.grants(),
+        &w.iam,
+        &w.trail(),
+        req.id(),
+        granted.expires_at,
+    ))
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("membership of group lapse-prod-readonly"),
+        "{err}"
+    );
+}
+
 #[test]
 fn overlapping_group_grants_keep_access_until_the_last_ends() {
     let w = World::new();

@@ -304,8 +304,7 @@ pub(super) async fn known(
         .filter(|n| n.starts_with(NAME_PREFIX))
     {
         let artifact = Artifact::InlinePolicy { name: name.clone() };
-        let holders = p.grants().ledger.holders(user, &artifact).await?;
-        if holders.iter().any(|h| live.iter().any(|l| l.as_str() == h)) {
+        if !p.grants().live_holders(user, &artifact).await?.is_empty() {
             grant_policies.insert(name.clone());
         }
     }

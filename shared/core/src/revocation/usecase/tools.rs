@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::grant::NAME_PREFIX;
 use crate::identity::PrincipalId;
 use crate::ledger::Artifact;
-use crate::ports::{LedgerStore, Notifier};
+use crate::ports::Notifier;
 use crate::revocation::case::RevocationError;
 use crate::revocation::case::{CaseStatus, RevocationCase};
 use crate::revocation::hr::HrEventType;
@@ -213,11 +213,7 @@ pub async fn restore(
         let artifact = Artifact::GroupMembership {
             group: group.clone(),
         };
-        let holders = p.grants().ledger.holders(user, &artifact).await?;
-        if holders
-            .iter()
-            .any(|h| known.live.iter().any(|l| l.as_str() == h))
-        {
+        if !p.grants().live_holders(user, &artifact).await?.is_empty() {
             live_groups.insert(group.clone());
         }
     }
