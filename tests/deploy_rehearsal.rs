@@ -450,6 +450,7 @@ fn arn_of(kind: &str, id: &str) -> Option<String> {
         "AWS::CloudWatch::Dashboard" => format!("arn:aws:cloudwatch::{ACCOUNT}:dashboard/{id}"),
         "AWS::KMS::Key" => id.to_owned(),
         "AWS::S3::Bucket" => format!("arn:aws:s3:::{id}"),
+        "AWS::ApiGatewayV2::Api" => format!("arn:aws:apigateway:{REGION}::/apis/{id}"),
         _ => return None,
     })
 }
@@ -496,6 +497,12 @@ fn boundary_covers_the_stack(d: &Deployed) -> Vec<String> {
                 }
                 text.replace_range(start..=end, &arn(&logical_id));
             }
+            // ${X}: what the stack created for X (the API's id).
+            for (logical_id, created) in d.doc["resources"].as_object().unwrap() {
+                if let Some(id) = created["physical_id"].as_str() {
+                    text = text.replace(&format!("${{{logical_id}}}"), id);
+                }
+            }
             text.replace("${AWS::Partition}", "aws")
                 .replace("${AWS::Region}", REGION)
                 .replace("${AWS::AccountId}", ACCOUNT)
@@ -516,6 +523,29 @@ fn boundary_covers_the_stack(d: &Deployed) -> Vec<String> {
             }
         }
     }
+    // What hangs off the API: its control plane (an authorizer whose issuer is
+    // swapped forges any person) and the operator routes.
+    for (_, created) in d.doc["resources"].as_object().unwrap() {
+        if created["type"] == "AWS::ApiGatewayV2::Api" {
+            let id = created["physical_id"].as_str().unwrap();
+            for child in [
+                "authorizers/a1",
+                "routes/r1",
+                "integrations/i1",
+                "stages/$default",
+            ] {
+                arns.push(format!("arn:aws:apigateway:{REGION}::/apis/{id}/{child}"));
+            }
+            arns.push(format!(
+                "arn:aws:execute-api:{REGION}:{ACCOUNT}:{id}/$default/POST/v1/operator/revocations"
+            ));
+        }
+    }
+    // What Lapse grants and drops: its groups, checked-out and vendors' secrets.
+    arns.push(format!("arn:aws:iam::{ACCOUNT}:group/lapse-prod-readers"));
+    arns.push(format!(
+        "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:lapse/vendor/vendor-acme-db-6f1c2a4e-AbCdEf"
+    ));
     arns.sort();
     arns.dedup();
     assert!(arns.len() > 40, "{arns:?}");

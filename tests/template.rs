@@ -292,6 +292,12 @@ fn own_role(template: &Value, resource: &str) -> bool {
         .is_some_and(|name| template["Resources"][name]["Type"] == "AWS::IAM::Role")
 }
 
+/// How the template names the managed users' boundary outside its own resource: by
+/// its fixed name, since a `Ref` would close a cycle (the boundary names the API).
+fn boundary_arn() -> Value {
+    serde_json::json!({"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/${AWS::StackName}-managed-user-boundary"})
+}
+
 fn condition_equals<'a>(statement: &'a Value, key: &str) -> Option<&'a Value> {
     statement["Condition"]["StringEquals"].get(key)
 }
@@ -344,7 +350,7 @@ fn iam_problems(template: &Value) -> Vec<String> {
                                 condition_equals(&statement, "aws:RequestTag/lapse:managed")
                                     == Some(&Value::String("true".into()));
                             let bounded = condition_equals(&statement, "iam:PermissionsBoundary")
-                                == Some(&serde_json::json!({"Ref": "ManagedUserBoundary"}));
+                                == Some(&boundary_arn());
                             if !managed || !bounded || !res.ends_with("vendor-*") {
                                 problems.push(format!(
                                     "{role}: {action} on {res} without lapse:managed=true, Lapse's boundary and a vendor-* name"
@@ -366,7 +372,7 @@ fn iam_problems(template: &Value) -> Vec<String> {
                             );
                             if puts_policy
                                 && condition_equals(&statement, "iam:PermissionsBoundary")
-                                    != Some(&serde_json::json!({"Ref": "ManagedUserBoundary"}))
+                                    != Some(&boundary_arn())
                             {
                                 problems.push(format!(
                                     "{role}: {action} without requiring Lapse's permissions boundary"
@@ -1106,8 +1112,9 @@ fn operator_routes_take_sigv4_and_people_take_the_jwt() {
 // ---- each function's environment and role name the same resources ---------------
 
 /// The template's own resources a value names: `Ref`, `Fn::GetAtt` and `${...}` in
-/// `Fn::Sub`, plus a state machine named by its ARN (the functions cannot `Ref` the
-/// state machines that invoke them without a cycle).
+/// `Fn::Sub`, plus a state machine or managed policy named by its ARN (the functions
+/// cannot `Ref` the state machines that invoke them, nor the boundary that names
+/// their API, without a cycle).
 fn named_resources(template: &Value, v: &Value, into: &mut std::collections::BTreeSet<String>) {
     let resources = template["Resources"].as_object().unwrap();
     let add = |into: &mut std::collections::BTreeSet<String>, id: &str| {
@@ -1130,10 +1137,20 @@ fn named_resources(template: &Value, v: &Value, into: &mut std::collections::BTr
                             let id = part.split(['}', '.']).next().unwrap_or_default();
                             add(into, id);
                         }
-                        if let Some(name) = text.split(":stateMachine:").nth(1) {
+                        let by_name = [
+                            (
+                                ":stateMachine:",
+                                "AWS::StepFunctions::StateMachine",
+                                "StateMachineName",
+                            ),
+                            (":policy/", "AWS::IAM::ManagedPolicy", "ManagedPolicyName"),
+                        ];
+                        for (marker, kind, name_key) in by_name {
+                            let Some(name) = text.split(marker).nth(1) else {
+                                continue;
+                            };
                             for (id, r) in resources {
-                                if r["Type"] == "AWS::StepFunctions::StateMachine"
-                                    && r["Properties"]["StateMachineName"]["Fn::Sub"] == name
+                                if r["Type"] == kind && r["Properties"][name_key]["Fn::Sub"] == name
                                 {
                                     add(into, id);
                                 }
@@ -1466,5 +1483,146 @@ fn the_local_stack_runs_exactly_the_templates_schedules() {
         declared_schedules(&changed),
         local,
         "a changed rate is seen"
+    );
+}
+
+// ---- the managed users' boundary keeps them off Lapse --------------------------------
+
+/// What a managed person's boundary must keep them from, beyond the stack's own
+/// resources (the deploy rehearsal compares those with what the stack created): the
+/// API's control plane, the groups and secrets Lapse grants and drops, renaming
+/// themselves, lifting a boundary, making a user or role outside the boundary, and
+/// re-pointing the functions' event-source mappings.
+fn boundary_gaps(template: &Value) -> Vec<String> {
+    let boundary = &template["Resources"]["ManagedUserBoundary"]["Properties"];
+    let mut gaps = Vec::new();
+    let name = boundary["ManagedPolicyName"]["Fn::Sub"]
+        .as_str()
+        .unwrap_or_default();
+    if !resource_text(&boundary_arn()).ends_with(&format!(":policy/{name}")) {
+        gaps.push(format!(
+            "the boundary is named {name}, the roles name another"
+        ));
+    }
+    let statements = as_list(&boundary["PolicyDocument"]["Statement"]);
+    let denied = |action: &str, resource: &str, condition: Option<(&str, &str, Value)>| {
+        statements.iter().any(|s| {
+            s["Effect"] == "Deny"
+                && as_list(&s["Action"])
+                    .iter()
+                    .any(|a| a == action || a == "*")
+                && as_list(&s["Resource"])
+                    .iter()
+                    .any(|r| resource_text(r) == resource)
+                && match &condition {
+                    None => s["Condition"].is_null(),
+                    Some((op, key, value)) => s["Condition"][op][key] == *value,
+                }
+        })
+    };
+    let everything = [
+        "arn:${AWS::Partition}:apigateway:${AWS::Region}::/apis/${Api}",
+        "arn:${AWS::Partition}:apigateway:${AWS::Region}::/apis/${Api}/*",
+        "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${Api}/*/*/v1/operator/*",
+        "arn:${AWS::Partition}:iam::${AWS::AccountId}:group/lapse-*",
+        "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:lapse/*",
+    ];
+    for resource in everything {
+        if !denied("*", resource, None) {
+            gaps.push(format!("{resource} is not denied"));
+        }
+    }
+    for action in [
+        "iam:UpdateUser",
+        "iam:DeleteUserPermissionsBoundary",
+        "iam:DeleteRolePermissionsBoundary",
+        "iam:TagUser",
+        "iam:UntagUser",
+    ] {
+        if !denied(action, "*", None) {
+            gaps.push(format!("{action} is not denied"));
+        }
+    }
+    for action in [
+        "iam:CreateUser",
+        "iam:CreateRole",
+        "iam:PutUserPermissionsBoundary",
+        "iam:PutRolePermissionsBoundary",
+    ] {
+        let unbounded = ("StringNotEquals", "iam:PermissionsBoundary", boundary_arn());
+        if !denied(action, "*", Some(unbounded)) {
+            gaps.push(format!("{action} is not denied without the boundary"));
+        }
+    }
+    let functions = serde_json::json!({"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-*"});
+    for action in [
+        "lambda:CreateEventSourceMapping",
+        "lambda:UpdateEventSourceMapping",
+        "lambda:DeleteEventSourceMapping",
+    ] {
+        let lapse = ("ArnLike", "lambda:FunctionArn", functions.clone());
+        if !denied(action, "*", Some(lapse)) {
+            gaps.push(format!("{action} is not denied on Lapse's functions"));
+        }
+    }
+    gaps
+}
+
+#[test]
+fn the_boundary_keeps_managed_people_off_lapse() {
+    let template = real();
+    assert_eq!(boundary_gaps(&template), Vec::<String>::new());
+    let statement = |t: &Value, sid: &str| -> usize {
+        let list =
+            t["Resources"]["ManagedUserBoundary"]["Properties"]["PolicyDocument"]["Statement"]
+                .as_array()
+                .unwrap();
+        list.iter().position(|s| s["Sid"] == sid).unwrap()
+    };
+    // The API's control plane left out: its authorizer could be re-pointed.
+    let mut open_api = template.clone();
+    let i = statement(&open_api, "NotLapseItself");
+    let resources =
+        open_api["Resources"]["ManagedUserBoundary"]["Properties"]["PolicyDocument"]["Statement"]
+            [i]["Resource"]
+            .as_array_mut()
+            .unwrap();
+    resources.retain(|r| !resource_text(r).contains(":apigateway:"));
+    assert_eq!(
+        boundary_gaps(&open_api),
+        [
+            "arn:${AWS::Partition}:apigateway:${AWS::Region}::/apis/${Api} is not denied",
+            "arn:${AWS::Partition}:apigateway:${AWS::Region}::/apis/${Api}/* is not denied",
+        ]
+    );
+    // Creating a role without the boundary: a managed person could make an
+    // unbounded role and assume it.
+    let mut unbounded = template.clone();
+    let i = statement(&unbounded, "WhatTheyMakeIsBounded");
+    unbounded["Resources"]["ManagedUserBoundary"]["Properties"]["PolicyDocument"]["Statement"][i]
+        ["Condition"]["StringNotEquals"]["iam:PermissionsBoundary"] =
+        serde_json::json!({"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/other"});
+    assert_eq!(
+        boundary_gaps(&unbounded).len(),
+        4,
+        "{:?}",
+        boundary_gaps(&unbounded)
+    );
+    // Renaming oneself: a termination would find nobody.
+    let mut rename = template.clone();
+    let i = statement(&rename, "NotTheirOwnBoundaryOrTag");
+    rename["Resources"]["ManagedUserBoundary"]["Properties"]["PolicyDocument"]["Statement"][i]
+        ["Action"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|a| a != "iam:UpdateUser");
+    assert_eq!(boundary_gaps(&rename), ["iam:UpdateUser is not denied"]);
+    // The roles naming a boundary of another name.
+    let mut renamed = template;
+    renamed["Resources"]["ManagedUserBoundary"]["Properties"]["ManagedPolicyName"] =
+        serde_json::json!({"Fn::Sub": "${AWS::StackName}-boundary"});
+    assert_eq!(
+        boundary_gaps(&renamed),
+        ["the boundary is named ${AWS::StackName}-boundary, the roles name another"]
     );
 }

@@ -25,6 +25,7 @@ failure (its reason on stderr), 2 on usage errors.
 import argparse
 import ast
 import copy
+import hashlib
 import io
 import json
 import logging
@@ -48,7 +49,7 @@ from samcli.yamlhelper import yaml_parse  # noqa: E402
 # about each. Keep docs/deploy-rehearsal.md in step (a test compares them).
 EMULATOR_GAPS = {
     "AWS::SecretsManager::Secret": "created by the harness through the Secrets Manager API from the template's own properties; Ref resolves to its ARN, as on AWS",
-    "AWS::ApiGatewayV2::Api": "not created; the local gateway verifies JWTs as the JWT authorizer does and calls the functions",
+    "AWS::ApiGatewayV2::Api": "not created; the harness gives it an id, which Ref and ${Api} resolve to, so the boundary and the operator policy name an API as on AWS; the local gateway verifies JWTs as the JWT authorizer does and calls the functions",
     "AWS::ApiGatewayV2::Stage": "not created (see AWS::ApiGatewayV2::Api)",
     "AWS::CloudWatch::Alarm": "not created; a test checks every alarm's namespace, metric and dimensions against what the code emits",
     "AWS::SNS::Subscription": "not created (optional email subscriptions; nothing to deliver to locally)",
@@ -182,6 +183,15 @@ def emulator_copy(translated: dict, definitions: dict, stack: str, secrets, kms,
                 "does not know this gap; add it to EMULATOR_GAPS and docs/deploy-rehearsal.md"
             )
         gaps.setdefault(kind, []).append(logical_id)
+        if kind == "AWS::ApiGatewayV2::Api":
+            # An id shaped as API Gateway's (ten lowercase alphanumerics), fixed per
+            # stack, so what names the API (the boundary, the operator policy, the
+            # functions' invoke permissions) names one the coverage check can see.
+            api_id = hashlib.sha256(f"{stack}/{logical_id}".encode()).hexdigest()[:10]
+            created[logical_id] = {"type": kind, "physical_id": api_id}
+            del resources[logical_id]
+            template = replace_refs(template, logical_id, api_id)
+            resources = template["Resources"]
         if kind == "AWS::SecretsManager::Secret":
             props = resource.get("Properties", {})
             name = f"{stack}-{logical_id}"
