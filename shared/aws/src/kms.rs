@@ -23,18 +23,25 @@ pub struct KmsSigner {
     public_key_der: Option<Vec<u8>>,
 }
 
+/// The service's code and message, or why the call never got an answer.
+fn why<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => aws_sdk_kms::error::DisplayErrorContext(err).to_string(),
+    }
+}
+
 fn key_error<E, R>(err: &SdkError<E, R>, key_id: &str) -> KeyError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    // The service's code and message, or why the call never got an answer.
-    let why = match (err.code(), err.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(code), None) => code.to_owned(),
-        _ => aws_sdk_kms::error::DisplayErrorContext(err).to_string(),
-    };
-    let message = format!("{key_id}: {why}");
+    let message = format!("{key_id}: {}", why(err));
     match err.code() {
         Some(
             "AccessDeniedException"
@@ -146,6 +153,26 @@ impl RemoteSigner for KmsSigner {
 
     fn public_key_der(&self) -> Option<&[u8]> {
         self.public_key_der.as_deref()
+    }
+
+    fn read_public_key_der<'a>(
+        &'a self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, KeyError>> + Send + 'a>> {
+        Box::pin(async move {
+            if let Some(der) = &self.public_key_der {
+                return Ok(der.clone());
+            }
+            let out = self
+                .client
+                .get_public_key()
+                .key_id(&self.key_id)
+                .send()
+                .await
+                .map_err(|e| KeyError::Unreadable(format!("{}: {}", self.key_id, why(&e))))?;
+            out.public_key()
+                .map(|b| b.as_ref().to_vec())
+                .ok_or(KeyError::BadPublicKey)
+        })
     }
 }
 

@@ -150,6 +150,17 @@ pub trait RemoteSigner: Send + Sync {
     /// signer was made without reading it (a Lambda function signs, it never
     /// verifies, so it skips that call at start-up).
     fn public_key_der(&self) -> Option<&[u8]>;
+    /// The public key read from where the private key lives, for a signer made
+    /// without it that must now verify (a restore checks the archive against the
+    /// signed trail).
+    fn read_public_key_der<'a>(
+        &'a self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, KeyError>> + Send + 'a>> {
+        let known = self.public_key_der().map(<[u8]>::to_vec);
+        Box::pin(async move {
+            known.ok_or_else(|| KeyError::Unreadable("the signer holds no public key".into()))
+        })
+    }
 }
 
 #[derive(Clone)]
@@ -238,6 +249,21 @@ impl AuditSigner {
                 &self.key_id,
                 remote.public_key_der().ok_or(KeyError::BadPublicKey)?,
             ),
+        }
+    }
+
+    /// A verifier trusting this signer's key, its public half read from the key's
+    /// home (KMS) when the signer was made without it.
+    pub async fn verifier(&self) -> Result<AuditVerifier, KeyError> {
+        match &self.backend {
+            Backend::Ed25519(_) => self.trusted_by(AuditVerifier::new()),
+            Backend::Remote(remote) => {
+                let der = match remote.public_key_der() {
+                    Some(der) => der.to_vec(),
+                    None => remote.read_public_key_der().await?,
+                };
+                AuditVerifier::new().trust_p256_der(&self.key_id, &der)
+            }
         }
     }
 

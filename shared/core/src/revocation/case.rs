@@ -167,6 +167,15 @@ pub enum RevocationError {
     #[error("an approval reference is required")]
     ApprovalMissing,
     #[error(
+        "the archived before-state of {user} taken at {} is not the one the revocation signed ({why}): refused",
+        taken_at.format("%Y-%m-%d %H:%M:%S UTC")
+    )]
+    ArchiveUnverified {
+        user: PrincipalId,
+        taken_at: chrono::DateTime<chrono::Utc>,
+        why: String,
+    },
+    #[error(
         "HR event {event_id} reached the revocation workflow without the webhook's claim of its content: refused"
     )]
     Unclaimed { event_id: String },

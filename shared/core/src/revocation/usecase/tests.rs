@@ -859,6 +859,87 @@ mod over_fakes {
         assert!(actions(&p, &user).contains(&"revocation.restored".to_owned()));
     }
 
+    /// Issue 21, item 11 (the restore part): the archive table is writable by more
+    /// roles than the one that takes snapshots. A before-state rewritten there (an
+    /// administrator policy added), or one backed only by a snapshot event signed
+    /// with another key, is refused: nothing goes back into IAM, and security is told.
+    #[test]
+    fn a_restore_puts_back_only_the_before_state_the_trail_signed() {
+        use crate::revocation::ports::Archive;
+        let p = ports();
+        let user = person(&p, "tampered");
+        let case = termination(&p, &user, "evt-forged-archive");
+        block_on(run(&p, case.id(), monday_at(10))).unwrap();
+        let mut forged = block_on(p.archive.snapshots(&user)).unwrap().remove(0);
+        forged
+            .attached_policies
+            .insert("arn:aws:iam::aws:policy/AdministratorAccess".into());
+        block_on(p.archive.store(&forged, None)).unwrap();
+        let restore_now = || {
+            block_on(restore(
+                &p,
+                &user,
+                monday_at(11),
+                "CHG-90",
+                "operator:arn:aws:iam::1:user/ops",
+                monday_at(11),
+            ))
+        };
+        let err = restore_now().unwrap_err().to_string();
+        assert!(
+            err.contains("is not the one the revocation signed")
+                && err.contains("no signed snapshot event"),
+            "{err}"
+        );
+        let iam = p.directory.user(&user).unwrap();
+        assert!(
+            iam.attached_policies.is_empty(),
+            "{:?}",
+            iam.attached_policies
+        );
+        assert!(!iam.login_profile, "nothing was restored");
+        let notices = p.notifier.sent();
+        let notice = notices
+            .iter()
+            .find(|n| n.subject.starts_with("Restore refused"))
+            .expect("security is told");
+        assert_eq!(notice.audience, crate::ports::Audience::Security);
+        assert!(!actions(&p, &user).contains(&"revocation.restored".to_owned()));
+
+        // The forged state sealed into the chain as a snapshot event, with a key
+        // that is not the trail's: the chain does not verify up to it.
+        let other = AuditSigner::from_seed_hex("k", &"46".repeat(32)).unwrap();
+        let forger = crate::usecase::AuditTrail {
+            log: &p.log,
+            signer: &other,
+            policy_hash: p.catalog.hash(),
+        };
+        block_on(forger.record(crate::audit::AuditDraft {
+            chain: format!("user#{user}"),
+            key: "forged:snapshot".into(),
+            actor: "hr-webhook".into(),
+            action: "revocation.snapshot".into(),
+            subject: user.to_string(),
+            reason: "before-state archived".into(),
+            before: serde_json::Value::Null,
+            after: serde_json::json!({ "before_state": forged, "archived_until": null }),
+            at: monday_at(10),
+        }))
+        .unwrap();
+        let err = restore_now().unwrap_err().to_string();
+        assert!(
+            err.contains("does not verify up to its snapshot event"),
+            "{err}"
+        );
+        assert!(
+            p.directory
+                .user(&user)
+                .unwrap()
+                .attached_policies
+                .is_empty()
+        );
+    }
+
     #[test]
     fn a_not_yet_effective_case_is_postponed_and_a_started_one_is_not() {
         let p = ports();

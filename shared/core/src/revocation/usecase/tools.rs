@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::grant::NAME_PREFIX;
 use crate::identity::PrincipalId;
 use crate::ledger::Artifact;
-use crate::ports::Notifier;
+use crate::ports::{AuditLog, Notifier};
 use crate::revocation::case::RevocationError;
 use crate::revocation::case::{CaseStatus, RevocationCase};
 use crate::revocation::hr::HrEventType;
@@ -203,6 +203,7 @@ pub async fn restore(
                 "an archived snapshot of {user} at or before {from}"
             ))
         })?;
+    ensure_archive_signed(p, user, &snapshot, now).await?;
     let known = known(p, user, &snapshot).await?;
     let mut live_groups = std::collections::BTreeSet::new();
     for group in snapshot
@@ -290,6 +291,60 @@ pub async fn restore(
         restored,
         left_out: skipped,
     })
+}
+
+/// The archived before-state must be the one a revocation sealed into the person's
+/// signed audit trail (its `revocation.snapshot` event), in a chain that verifies up
+/// to that event: the archive table is writable by more roles than the one that
+/// takes snapshots, and a rewritten archive would otherwise be put back into IAM.
+/// A mismatch is refused and security is told.
+async fn ensure_archive_signed(
+    p: &impl RevocationPorts,
+    user: &PrincipalId,
+    snapshot: &IdentitySnapshot,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let chain = format!("user#{user}");
+    let trail = p.trail();
+    let events = trail.log.chain(&chain).await?;
+    let sealed = events.iter().position(|e| {
+        e.action == "revocation.snapshot"
+            && serde_json::from_value::<IdentitySnapshot>(e.after["before_state"].clone())
+                .is_ok_and(|before| before == *snapshot)
+    });
+    let why = match sealed {
+        None => Some("no signed snapshot event in their audit trail holds it".to_owned()),
+        Some(last) => {
+            let verifier = trail.signer.verifier().await?;
+            crate::audit::verify_chain(&chain, &events[..=last], &verifier, None)
+                .err()
+                .map(|e| format!("their audit trail does not verify up to its snapshot event: {e}"))
+        }
+    };
+    let Some(why) = why else {
+        return Ok(());
+    };
+    let refused = RevocationError::ArchiveUnverified {
+        user: user.clone(),
+        taken_at: snapshot.taken_at,
+        why,
+    };
+    p.notifier()
+        .send(&crate::ports::Notice {
+            audience: crate::ports::Audience::Security,
+            subject: format!(
+                "Restore refused: the archived before-state of {user} is not the signed one"
+            ),
+            body: format!(
+                "{refused}. Nothing was restored. The archive may have been altered: \
+                 check it with `lapse audit verify --chain user#{user}` and the archive table's \
+                 change history (refused at {}).",
+                now.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+            request_id: None,
+        })
+        .await?;
+    Err(refused.into())
 }
 
 /// What a restore put back, and what it left out, each with why.
