@@ -78,6 +78,7 @@ impl Error {
             Error::Request(
                 RequestError::RoleNotManaged { .. } | RequestError::GranteeNotManaged(_),
             ) => ErrorKind::Configuration,
+            Error::Request(RequestError::ApprovalUnsigned { .. }) => ErrorKind::Integrity,
             Error::Request(e) => match e {
                 RequestError::SelfApproval(_)
                 | RequestError::NotEligible { .. }

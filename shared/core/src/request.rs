@@ -268,6 +268,10 @@ pub enum RequestError {
         "{0} is not a user Lapse manages (no lapse:managed=true tag): Lapse grants nothing it could not revoke"
     )]
     GranteeNotManaged(PrincipalId),
+    #[error(
+        "request {request} is not granted: {why}. Lapse grants only what its requester's signed submission asked and signed decisions approved"
+    )]
+    ApprovalUnsigned { request: RequestId, why: String },
     #[error("an operator never acts on their own access ({0}): another operator must")]
     OperatorOnSelf(PrincipalId),
     #[error(

@@ -207,6 +207,7 @@ pub async fn grant(
                             resource: request.resource().to_owned(),
                         }
                     })?;
+                    ensure_approval_signed(trail, &request).await?;
                     ensure_grantee_managed(iam, request.grantee()).await?;
                     ensure_roles_managed(iam, request.assumable_roles()).await?;
                     request.activate(artifact_for(resource, request.id()), now)?;
@@ -277,6 +278,94 @@ pub async fn grant(
         },
     )
     .await
+}
+
+/// The grant step trusts no stored status: the request table is writable by many
+/// roles, and a request written there as `approved` would otherwise be granted. The
+/// request's audit chain must verify (hash links and signatures, the audit key's
+/// public half read from KMS), its signed submission must be its requester's and
+/// ask for what is stored (resource, duration, routing, what it extends), and the
+/// newest signed state that says `approved` must carry the stored approvals and
+/// vendor. Refused otherwise, before anything touches IAM: the workflow's failure
+/// path audits it and tells security.
+async fn ensure_approval_signed(
+    trail: &AuditTrail<'_, impl AuditLog>,
+    request: &AccessRequest,
+) -> Result<(), Error> {
+    let refuse = |why: String| -> Error {
+        RequestError::ApprovalUnsigned {
+            request: request.id().clone(),
+            why,
+        }
+        .into()
+    };
+    let chain = super::request_chain(request.id());
+    let events = trail.log.chain(&chain).await?;
+    let verifier = trail.signer.verifier().await?;
+    crate::audit::verify_chain(&chain, &events, &verifier, None)
+        .map_err(|e| refuse(format!("its audit trail does not verify: {e}")))?;
+    let submission = events
+        .iter()
+        .find(|e| e.key == "request.submitted")
+        .ok_or_else(|| refuse("its audit trail holds no signed submission".into()))?;
+    let asked = &submission.after;
+    let differs = [
+        (
+            "requester",
+            json!(submission.actor),
+            json!(request.requester()),
+        ),
+        (
+            "resource",
+            asked["resource"].clone(),
+            json!(request.resource()),
+        ),
+        (
+            "duration",
+            asked["duration"].clone(),
+            json!(request.duration()),
+        ),
+        (
+            "routing",
+            asked["routing"].clone(),
+            json!(request.routing()),
+        ),
+        (
+            "extends",
+            asked["extends"].clone(),
+            json!(request.extends()),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, signed, stored)| signed != stored)
+    .map(|(what, _, _)| what)
+    .collect::<Vec<_>>();
+    if !differs.is_empty() {
+        return Err(refuse(format!(
+            "its stored {} differ from its signed submission",
+            differs.join(", ")
+        )));
+    }
+    let approved = events
+        .iter()
+        .rev()
+        .map(|e| {
+            if e.key == "request.submitted" {
+                &e.after["state"]
+            } else {
+                &e.after
+            }
+        })
+        .find(|state| state["status"] == "approved")
+        .ok_or_else(|| refuse("no signed decision approves it".into()))?;
+    if approved["approvals"] != json!(request.approvals())
+        || approved["vendor"] != json!(request.vendor_of())
+    {
+        return Err(refuse(
+            "its stored approvals differ from the signed decision that approved it".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Grants go to users Lapse manages (tagged `lapse:managed=true`), the ones its
@@ -453,6 +542,9 @@ async fn merge_extension(
             let mut extension = load(grants.store, extension_id).await?;
             let before = state_of(&grant);
             let already = grant.extensions().contains(extension_id);
+            if !already {
+                ensure_approval_signed(trail, &extension).await?;
+            }
             let window = grant.merge_extension(&mut extension, catalog, now)?;
             // The grant first: once it lists the extension, a retry completes the rest.
             if !already && !written(grants.store.update(&mut grant).await)? {

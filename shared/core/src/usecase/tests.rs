@@ -459,6 +459,81 @@ fn a_planted_ledger_hold_keeps_no_group_membership() {
     );
 }
 
+/// Issue 21, item 11 (the grant part): the request table is writable by many roles.
+/// A request written there as approved (with no signed trail, with an approval
+/// nobody signed, or for another resource than the one approved) is not granted:
+/// the grant step refuses before anything touches IAM.
+#[test]
+fn the_grant_step_grants_only_what_the_signed_trail_approved() {
+    let w = World::new();
+    let try_grant = |id: &RequestId| {
+        let input = WorkflowInput {
+            request_id: id.clone(),
+            extension_id: None,
+        };
+        block_on(grant(
+            &w.grants(),
+            &w.iam,
+            &w.controls,
+            &w.trail(),
+            &w.catalog,
+            &input,
+            monday_at(12),
+        ))
+    };
+    let refused = |id: &RequestId, why: &str| {
+        let err = try_grant(id).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
+        assert!(err.to_string().contains(why), "{err}");
+    };
+    // One approval of the two prod-readonly needs, and a second written straight
+    // into the table.
+    let (rita, mia, sam) = (
+        person("rita", &[]),
+        person("mia", &["managers"]),
+        person("sam", &["security"]),
+    );
+    let half = w.submit(&rita, "prod-readonly", "1h");
+    w.decide(&mia, half.id(), Verdict::Approve).unwrap();
+    let mut forged = block_on(w.store.get(half.id())).unwrap().unwrap();
+    forged
+        .decide(&sam, Verdict::Approve, "forged", monday_at(11))
+        .unwrap();
+    assert_eq!(forged.status(), Status::Approved);
+    block_on(w.store.update(&mut forged)).unwrap();
+    refused(half.id(), "no signed decision approves it");
+
+    // A whole request written into the table, approved, with no trail at all.
+    let mut made_up = serde_json::to_value(&forged).unwrap();
+    made_up["id"] = serde_json::json!("req-00000000-0000-4000-8000-00000000f04e");
+    made_up["version"] = serde_json::json!(0);
+    let mut made_up: AccessRequest = serde_json::from_value(made_up).unwrap();
+    block_on(w.store.create(&mut made_up)).unwrap();
+    refused(made_up.id(), "holds no signed submission");
+
+    // An auto-approved read of billing reports, turned into production access.
+    let low = w.submit(&rita, "billing-reports-read", "30m");
+    let mut swapped =
+        serde_json::to_value(block_on(w.store.get(low.id())).unwrap().unwrap()).unwrap();
+    swapped["resource"] = serde_json::json!("prod-readonly");
+    let mut swapped: AccessRequest = serde_json::from_value(swapped).unwrap();
+    block_on(w.store.update(&mut swapped)).unwrap();
+    refused(
+        low.id(),
+        "its stored resource differ from its signed submission",
+    );
+
+    assert!(
+        w.snapshot("rita").groups.is_empty() && w.snapshot("rita").inline_policies.is_empty(),
+        "nothing reached IAM"
+    );
+    // The honest path still grants.
+    let honest = w.submit(&rita, "prod-readonly", "1h");
+    w.decide(&mia, honest.id(), Verdict::Approve).unwrap();
+    w.decide(&sam, honest.id(), Verdict::Approve).unwrap();
+    try_grant(honest.id()).unwrap();
+}
+
 #[test]
 fn overlapping_group_grants_keep_access_until_the_last_ends() {
     let w = World::new();
