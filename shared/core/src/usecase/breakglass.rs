@@ -53,6 +53,9 @@ pub async fn declare(
 ) -> Result<AccessRequest, Error> {
     let context = requester_context(store, requester, &input.resource, now).await?;
     let mut request = AccessRequest::break_glass(input, requester, context, catalog, now)?;
+    // Signed before it is stored: a break-glass row with no declaration in the
+    // requester's name (one written straight into the table) is not granted.
+    super::intake::record_submission(&request, trail).await?;
     store.create(&mut request).await?;
     announce_declared(trail, outbox.notifier, timelines, &request).await?;
     start_workflow(&request, trail, outbox).await?;
@@ -81,12 +84,15 @@ pub async fn declare(
     Ok(request)
 }
 
-/// What must happen before a break-glass grant, in this order: security is told
-/// (a failure fails the call), the justification timeline is started (idempotent
-/// by name), then the `breakglass.declared` event is recorded. The event is the
-/// mark that the rest was done: a request whose chain lacks it (a crash after the
-/// request was stored) is announced again, so security may hear of one use twice,
-/// never not at all. Returns whether it announced anything.
+/// What must happen before a break-glass grant, after its declaration was signed
+/// (`breakglass.declared`, recorded before the request is stored), in this order:
+/// security is told (a failure fails the call), the justification timeline is
+/// started (idempotent by name), then the `breakglass.announced` event is recorded.
+/// That event is the mark that the rest was done: a request whose chain lacks it (a
+/// crash after the request was stored) is announced again, so security may hear of
+/// one use twice, never not at all. The sweeper announces a row with no signed
+/// declaration too (security hears of it), but never declares it: the grant step
+/// refuses it. Returns whether it announced anything.
 pub async fn announce_declared(
     trail: &AuditTrail<'_, impl AuditLog>,
     notifier: &impl Notifier,
@@ -96,13 +102,13 @@ pub async fn announce_declared(
     let state = request
         .break_glass_state()
         .ok_or(RequestError::NotBreakGlass)?;
-    let declared = trail
+    let announced = trail
         .log
         .chain(&super::request_chain(request.id()))
         .await?
         .iter()
-        .any(|e| e.action == "breakglass.declared");
-    if declared {
+        .any(|e| e.action == "breakglass.announced");
+    if announced {
         return Ok(false);
     }
     notifier
@@ -128,7 +134,16 @@ pub async fn announce_declared(
     if let Some((name, input)) = timeline_input(request) {
         timelines.start(&name, &input).await?;
     }
-    super::intake::record_submission(request, trail).await?;
+    trail
+        .record(request_event(
+            request,
+            "breakglass.announced",
+            "lapse",
+            "breakglass.announced",
+            "security told; justification timeline started",
+            Value::Null,
+        ))
+        .await?;
     Ok(true)
 }
 

@@ -285,8 +285,8 @@ pub async fn grant(
 /// request's audit chain must verify (hash links and signatures, the audit key's
 /// public half read from KMS), its signed submission must be its requester's and
 /// ask for what is stored (resource, duration, routing, what it extends), and the
-/// newest signed state that says `approved` must carry the stored approvals and
-/// vendor. Refused otherwise, before anything touches IAM: the workflow's failure
+/// newest state an approving event signed (the submission, or an approver's
+/// completing decision) must carry the stored approvals and vendor. Refused otherwise, before anything touches IAM: the workflow's failure
 /// path audits it and tells security.
 async fn ensure_approval_signed(
     trail: &AuditTrail<'_, impl AuditLog>,
@@ -346,15 +346,17 @@ async fn ensure_approval_signed(
             differs.join(", ")
         )));
     }
+    // Only the events that decide: the submission (auto-approval, break-glass) and
+    // an approver's completing decision. Lapse's own later events (a workflow the
+    // sweeper restarted, a grant step) sign whatever state the table holds, so
+    // they are no evidence of an approval.
     let approved = events
         .iter()
         .rev()
-        .map(|e| {
-            if e.key == "request.submitted" {
-                &e.after["state"]
-            } else {
-                &e.after
-            }
+        .filter_map(|e| match (e.key.as_str(), e.action.as_str()) {
+            ("request.submitted", _) => Some(&e.after["state"]),
+            (_, "request.approved") if e.actor != request.requester().as_str() => Some(&e.after),
+            _ => None,
         })
         .find(|state| state["status"] == "approved")
         .ok_or_else(|| refuse("no signed decision approves it".into()))?;

@@ -502,6 +502,17 @@ fn the_grant_step_grants_only_what_the_signed_trail_approved() {
     assert_eq!(forged.status(), Status::Approved);
     block_on(w.store.update(&mut forged)).unwrap();
     refused(half.id(), "no signed decision approves it");
+    // The sweeper restarts the "approved" request's workflow and signs the state
+    // it finds: that is no approval either.
+    w.sweep(&w.trail(), monday_at(12));
+    assert!(
+        block_on(w.log.chain(&request_chain(half.id())))
+            .unwrap()
+            .iter()
+            .any(|e| e.action == "workflow.started" && e.after["status"] == "approved"),
+        "the sweeper signed the forged state"
+    );
+    refused(half.id(), "no signed decision approves it");
 
     // A whole request written into the table, approved, with no trail at all.
     let mut made_up = serde_json::to_value(&forged).unwrap();
@@ -1776,10 +1787,11 @@ mod break_glass {
         .unwrap();
         assert_eq!(stored.len(), 1, "the request was stored before the notice");
         let id = stored[0].id().clone();
+        let trail = g.w.verify_audit(&id);
         assert!(
-            !g.w.verify_audit(&id)
-                .contains(&"breakglass.declared".to_owned()),
-            "not declared yet"
+            trail.contains(&"breakglass.declared".to_owned())
+                && !trail.contains(&"breakglass.announced".to_owned()),
+            "declared (signed before the row was stored), not announced yet: {trail:?}"
         );
 
         // The sweeper finds it approved: security is told, the timeline started and
@@ -1813,8 +1825,11 @@ mod break_glass {
         );
         assert!(
             g.w.verify_audit(&id)
-                .contains(&"breakglass.declared".to_owned())
+                .contains(&"breakglass.announced".to_owned())
         );
+        // The crashed declaration is the requester's, signed: it is granted.
+        g.w.grant(&id, None, later);
+        assert_eq!(g.w.get(&id).status(), Status::Active);
         // A second sweep does not tell security again.
         block_on(sweep(
             &g.w.grants(),
@@ -1834,6 +1849,57 @@ mod break_glass {
                 .filter(|n| n.audience == Audience::Security)
                 .count(),
             1
+        );
+    }
+
+    /// A break-glass row written straight into the table (no declaration signed in
+    /// its requester's name): the sweeper tells security of it, and the grant step
+    /// refuses it. The sweeper never declares on anyone's behalf.
+    #[test]
+    fn a_forged_break_glass_row_is_announced_but_never_granted() {
+        let g = Glass::new();
+        let rita = person("rita", &["on-call"]);
+        let real = g.declare(&rita, "1h", monday_at(10)).unwrap();
+        let mut forged = serde_json::to_value(g.w.get(real.id())).unwrap();
+        forged["id"] = serde_json::json!("req-00000000-0000-4000-8000-0000000b9a55");
+        forged["version"] = serde_json::json!(0);
+        let mut forged: AccessRequest = serde_json::from_value(forged).unwrap();
+        block_on(g.w.store.create(&mut forged)).unwrap();
+        let later = monday_at(10) + TimeDelta::minutes(6);
+        block_on(sweep(
+            &g.w.grants(),
+            &g.w.iam,
+            &g.w.custody(),
+            &g.w.trail(),
+            &g.w.outbox(),
+            &g.timelines,
+            g.w.pending_timeout(),
+            later,
+        ))
+        .unwrap();
+        let chain = g.w.verify_audit(forged.id());
+        assert!(
+            chain.contains(&"breakglass.announced".to_owned())
+                && !chain.contains(&"breakglass.declared".to_owned()),
+            "{chain:?}"
+        );
+        let input = WorkflowInput {
+            request_id: forged.id().clone(),
+            extension_id: None,
+        };
+        let err = block_on(grant(
+            &g.w.grants(),
+            &g.w.iam,
+            &g.w.controls,
+            &g.w.trail(),
+            &g.w.catalog,
+            &input,
+            later,
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("holds no signed submission"),
+            "{err}"
         );
     }
 
