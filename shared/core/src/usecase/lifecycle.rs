@@ -944,6 +944,21 @@ pub struct WorkflowFailure {
     pub cause: String,
 }
 
+impl WorkflowFailure {
+    /// The cause as a person reads it: Step Functions gives a Lambda error's cause
+    /// as the function's JSON (`{"errorType":…,"errorMessage":…}`), and a local
+    /// runner as `<name>: <message>`; either way, the message alone.
+    pub fn readable_cause(&self) -> String {
+        let message = serde_json::from_str::<Value>(&self.cause)
+            .ok()
+            .and_then(|v| v["errorMessage"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| self.cause.clone());
+        message
+            .strip_prefix(&format!("{}: ", self.error))
+            .map_or(message.clone(), str::to_owned)
+    }
+}
+
 /// The failure path: audit it and tell security. Returns the notice sent.
 pub async fn record_failure(
     store: &impl RequestStore,
@@ -953,12 +968,13 @@ pub async fn record_failure(
     now: DateTime<Utc>,
 ) -> Result<Notice, Error> {
     let request = load(store, &failure.request_id).await?;
+    let cause = failure.readable_cause();
     let mut draft = request_event(
         &request,
         format!("workflow.failed@{}", now.to_rfc3339()),
         "lapse",
         "workflow.failed",
-        format!("{}: {}", failure.error, failure.cause),
+        format!("{}: {cause}", failure.error),
         Value::Null,
     );
     draft.at = now;
@@ -974,7 +990,7 @@ pub async fn record_failure(
             request.resource(),
             request.grantee(),
             request.status(),
-            failure.cause
+            cause
         ),
         request_id: Some(failure.request_id.clone()),
     };

@@ -884,6 +884,26 @@ fn a_residue_in_iam_fails_verification_and_is_audited() {
         w.verify_audit(req.id())
             .contains(&"workflow.failed".to_owned())
     );
+    // The cause as Step Functions gives it (the function's JSON) and as the local
+    // runner does (`<name>: <message>`): the message alone, once.
+    for cause in [
+        serde_json::json!({"errorType": "Lapse.VerificationFailed", "errorMessage": err.to_string()})
+            .to_string(),
+        format!("Lapse.VerificationFailed: {err}"),
+    ] {
+        let failure = WorkflowFailure {
+            request_id: req.id().clone(),
+            error: "Lapse.VerificationFailed".into(),
+            cause,
+        };
+        assert_eq!(failure.readable_cause(), err.to_string());
+    }
+    let failed = block_on(w.log.chain(&request_chain(req.id())))
+        .unwrap()
+        .into_iter()
+        .rfind(|e| e.action == "workflow.failed")
+        .unwrap();
+    assert_eq!(failed.reason, format!("Lapse.VerificationFailed: {err}"));
 }
 
 #[test]
