@@ -745,3 +745,36 @@ async fn an_unreadable_audit_key_is_said_to_be_unreadable_and_why() {
         "{err}"
     );
 }
+
+/// The grantee's boundary is read with `GetUser`. moto keeps none for users, so a
+/// user there is reported as carrying none (never as carrying Lapse's); an unknown
+/// user likewise; with no boundary configured the check refuses to guess; and the
+/// declared gap says it was not checked.
+#[tokio::test]
+async fn a_grantees_boundary_is_read_from_iam() {
+    use lapse_core::ports::{AccessInspector, Bounded};
+    let config = config().await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let user = new_user(&iam).await;
+    let boundary = "arn:aws:iam::123456789012:policy/lapse-managed-user-boundary";
+    let directory = IamDirectory::new(iam.clone()).with_boundary(Some(boundary.into()));
+    assert_eq!(
+        directory.user_bounded(&user).await.unwrap(),
+        Bounded::No { actual: None }
+    );
+    let nobody = PrincipalId::new(unique_name("nobody")).unwrap();
+    assert_eq!(
+        directory.user_bounded(&nobody).await.unwrap(),
+        Bounded::No { actual: None }
+    );
+    let unconfigured = IamDirectory::new(iam.clone());
+    let err = unconfigured.user_bounded(&user).await.unwrap_err();
+    assert!(
+        err.to_string().contains("LAPSE_MANAGED_USER_BOUNDARY"),
+        "{err}"
+    );
+    let gap = IamDirectory::new(iam)
+        .declaring_gaps(lapse_aws::iam::GAP_USER_BOUNDARIES)
+        .unwrap();
+    assert_eq!(gap.user_bounded(&user).await.unwrap(), Bounded::NotOffered);
+}

@@ -192,11 +192,16 @@ async fn start(emulator: &Emulator, d: &Deployed) -> (LocalStack, SdkConfig) {
             credentials(&d.doc["functions"][&function]["credentials"]),
         )
         .await;
-        // The one behaviour gap the harness declares to the functions: see
-        // `iam:ListServiceSpecificCredentials` in docs/deploy-rehearsal.md.
+        // The behaviour gaps the harness declares to the functions: see
+        // `iam:ListServiceSpecificCredentials` and `iam:UserPermissionsBoundary` in
+        // docs/deploy-rehearsal.md.
         let env = Env::from_pairs(d.env(&function).into_iter().chain([(
             "LAPSE_EMULATOR_GAPS".to_owned(),
-            lapse_aws::iam::GAP_SERVICE_CREDENTIALS.to_owned(),
+            format!(
+                "{},{}",
+                lapse_aws::iam::GAP_SERVICE_CREDENTIALS,
+                lapse_aws::iam::GAP_USER_BOUNDARIES
+            ),
         )]));
         envs.insert(function.clone(), env.clone());
         bindings = bindings.bind(&function, Binding { env, sdk: role });

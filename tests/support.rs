@@ -119,6 +119,15 @@ impl Stack {
 
     /// The request's audit actions, after verifying the chain's signatures and links.
     pub async fn audit(&self, id: &str) -> Vec<String> {
+        self.audit_events(id)
+            .await
+            .into_iter()
+            .map(|e| e.action)
+            .collect()
+    }
+
+    /// A request's audit chain, verified.
+    pub async fn audit_events(&self, id: &str) -> Vec<lapse_core::audit::AuditEvent> {
         let log = lapse_aws::dynamodb::DynamoDbAuditLog::new(
             aws_sdk_dynamodb::Client::new(&self.stack.sdk),
             &self.stack.config.tables.audit,
@@ -132,7 +141,7 @@ impl Stack {
         .await
         .unwrap();
         verify_chain(&chain_name, &chain, &verifier, None).unwrap();
-        chain.into_iter().map(|e| e.action).collect()
+        chain
     }
 
     /// Moves the stack's clock past a grant's end.

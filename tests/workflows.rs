@@ -78,6 +78,18 @@ async fn low_risk_request_is_auto_approved_granted_revoked_and_verified() {
             "{action} once in {audit:?}"
         );
     }
+    // moto keeps no user boundaries (a declared emulator gap): the grant says it
+    // did not check one, rather than passing in silence.
+    let activated = s
+        .audit_events(&rid)
+        .await
+        .into_iter()
+        .find(|e| e.action == "grant.activated")
+        .unwrap();
+    assert_eq!(
+        activated.reason,
+        "approved request granted (permissions boundary not checked: this IAM reports no user boundaries)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

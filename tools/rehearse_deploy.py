@@ -63,6 +63,7 @@ EMULATOR_GAPS = {
     "AWS::Logs::MetricFilter": "not created: the HR webhook's refusal and throttling counts come from the API's access log, which only API Gateway writes; tests/template.rs checks the filters and their alarms",
     "AWS::S3::BucketPolicy": "not created: moto evaluates a bucket policy without its conditions, so the anchor bucket's Deny of writes without If-None-Match would refuse every write; tests/template.rs checks the policy statically",
     "iam:ListServiceSpecificCredentials": "moto does not implement it; the test harness declares the gap to the functions (LAPSE_EMULATOR_GAPS), which then record the listing as not offered instead of unreadable",
+    "iam:UserPermissionsBoundary": "moto keeps no user permissions boundary (GetUser never reports one); the test harness declares the gap, and the grant step then grants without checking the grantee's boundary and says so in grant.activated",
 }
 
 OPERATOR = "lapse-rehearsal-operator"

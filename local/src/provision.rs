@@ -94,10 +94,15 @@ impl StackConfig {
             (vars::REVOCATIONS_TABLE, self.revocations_table.clone()),
             (vars::EVENT_BUS, self.event_bus.clone()),
             (vars::WEBHOOK_SECRET, self.webhook_secret_id.clone()),
-            // moto has no service-specific credentials; declared, never assumed.
+            // moto has no service-specific credentials and keeps no user
+            // permissions boundaries; declared, never assumed.
             (
                 vars::EMULATOR_GAPS,
-                lapse_aws::iam::GAP_SERVICE_CREDENTIALS.to_owned(),
+                format!(
+                    "{},{}",
+                    lapse_aws::iam::GAP_SERVICE_CREDENTIALS,
+                    lapse_aws::iam::GAP_USER_BOUNDARIES
+                ),
             ),
             (
                 "LAPSE_REVOCATION_STATE_MACHINE_ARN",

@@ -3,7 +3,7 @@
 //! `AccessProvisioner` needs `iam:PutUserPolicy`, `iam:DeleteUserPolicy`,
 //! `iam:AddUserToGroup`, `iam:RemoveUserFromGroup`; `AccessInspector` needs
 //! `iam:ListUserPolicies`, `iam:GetUserPolicy`, `iam:ListGroupsForUser`,
-//! `iam:ListAttachedUserPolicies`.
+//! `iam:ListAttachedUserPolicies`, and `iam:GetUser` to check a grantee's boundary.
 
 use aws_sdk_iam::Client;
 use aws_sdk_iam::config::http::HttpResponse;
@@ -11,7 +11,7 @@ use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 // `identity` (below) reuses these helpers.
 use lapse_core::grant::IamSnapshot;
 use lapse_core::identity::PrincipalId;
-use lapse_core::ports::{AccessInspector, AccessProvisioner, DirectoryError, Removal};
+use lapse_core::ports::{AccessInspector, AccessProvisioner, Bounded, DirectoryError, Removal};
 
 /// IAM users and groups.
 #[derive(Clone, Debug)]
@@ -21,20 +21,36 @@ pub struct IamDirectory {
     /// service-specific credentials. Never set on AWS, where an unreadable listing
     /// fails verification.
     service_credentials_not_offered: bool,
+    /// The permissions boundary Lapse's managed users carry (its ARN), which
+    /// [`AccessInspector::user_bounded`] checks against.
+    boundary: Option<String>,
+    /// The deployment declared that its endpoint (an emulator) reports no user
+    /// permissions boundaries. Never set on AWS.
+    user_boundaries_not_offered: bool,
 }
 
 /// The tag that marks a user Lapse manages (`lapse:managed=true`).
 pub const MANAGED_TAG: &str = "lapse:managed";
 
-/// The one emulator gap a deployment may declare (`LAPSE_EMULATOR_GAPS`).
+/// The emulator gaps a deployment may declare (`LAPSE_EMULATOR_GAPS`): moto offers
+/// no service-specific credentials, and keeps no user permissions boundaries.
 pub const GAP_SERVICE_CREDENTIALS: &str = "iam:ListServiceSpecificCredentials";
+pub const GAP_USER_BOUNDARIES: &str = "iam:UserPermissionsBoundary";
 
 impl IamDirectory {
     pub fn new(client: impl Into<crate::sdk::Lazy<Client>>) -> Self {
         Self {
             client: client.into(),
             service_credentials_not_offered: false,
+            boundary: None,
+            user_boundaries_not_offered: false,
         }
+    }
+
+    /// The managed users' permissions boundary (its ARN), which grants check.
+    pub fn with_boundary(mut self, boundary_arn: Option<String>) -> Self {
+        self.boundary = boundary_arn;
+        self
     }
 
     /// Declares emulator gaps (a comma-separated list); unknown names are refused so
@@ -43,6 +59,7 @@ impl IamDirectory {
         for gap in gaps.split(',').map(str::trim).filter(|g| !g.is_empty()) {
             match gap {
                 GAP_SERVICE_CREDENTIALS => self.service_credentials_not_offered = true,
+                GAP_USER_BOUNDARIES => self.user_boundaries_not_offered = true,
                 other => return Err(format!("unknown emulator gap `{other}`")),
             }
         }
@@ -217,6 +234,33 @@ fn no_role(role: &str) -> impl FnOnce(&str) -> DirectoryError + '_ {
 impl AccessInspector for IamDirectory {
     async fn user_managed(&self, user: &PrincipalId) -> Result<bool, DirectoryError> {
         lapse_core::revocation::ports::IdentityDirectory::managed(self, user).await
+    }
+
+    async fn user_bounded(&self, user: &PrincipalId) -> Result<Bounded, DirectoryError> {
+        if self.user_boundaries_not_offered {
+            return Ok(Bounded::NotOffered);
+        }
+        let Some(expected) = &self.boundary else {
+            return Err(DirectoryError::Unsupported(
+                "no managed-user boundary is configured (LAPSE_MANAGED_USER_BOUNDARY)",
+            ));
+        };
+        match self.client.get_user().user_name(user.as_str()).send().await {
+            Ok(out) => {
+                let actual = out
+                    .user()
+                    .and_then(|u| u.permissions_boundary())
+                    .and_then(|b| b.permissions_boundary_arn())
+                    .map(str::to_owned);
+                Ok(if actual.as_deref() == Some(expected.as_str()) {
+                    Bounded::Yes
+                } else {
+                    Bounded::No { actual }
+                })
+            }
+            Err(e) if is_missing(&e) => Ok(Bounded::No { actual: None }),
+            Err(e) => Err(directory_error(e, no_user(user))),
+        }
     }
 
     async fn role_managed(&self, role: &str) -> Result<Option<bool>, DirectoryError> {

@@ -58,6 +58,8 @@ impl IamVendorAccounts {
         for gap in gaps.split(',').map(str::trim).filter(|g| !g.is_empty()) {
             match gap {
                 crate::iam::GAP_SERVICE_CREDENTIALS => self.service_credentials_not_offered = true,
+                // Vendors' users are created under the boundary; nothing here reads it.
+                crate::iam::GAP_USER_BOUNDARIES => {}
                 other => return Err(format!("unknown emulator gap `{other}`")),
             }
         }

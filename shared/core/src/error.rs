@@ -76,7 +76,9 @@ impl Error {
             Error::Key(KeyError::Unavailable(_)) => ErrorKind::Transient,
             Error::Key(_) => ErrorKind::Configuration,
             Error::Request(
-                RequestError::RoleNotManaged { .. } | RequestError::GranteeNotManaged(_),
+                RequestError::RoleNotManaged { .. }
+                | RequestError::GranteeNotManaged(_)
+                | RequestError::GranteeNotBounded { .. },
             ) => ErrorKind::Configuration,
             Error::Request(RequestError::ApprovalUnsigned { .. }) => ErrorKind::Integrity,
             Error::Request(e) => match e {

@@ -10,9 +10,9 @@ use crate::grant::IamSnapshot;
 use crate::identity::PrincipalId;
 use crate::ledger::{Artifact, Hold, Ledger, Release};
 use crate::ports::{
-    AccessInspector, AccessProvisioner, AuditLog, Clock, DirectoryError, LedgerStore, Notice,
-    Notifier, NotifyError, Removal, RequestQueries, RequestStore, StoreError, WorkflowError,
-    WorkflowStarter,
+    AccessInspector, AccessProvisioner, AuditLog, Bounded, Clock, DirectoryError, LedgerStore,
+    Notice, Notifier, NotifyError, Removal, RequestQueries, RequestStore, StoreError,
+    WorkflowError, WorkflowStarter,
 };
 use crate::request::{AccessRequest, RequestId, Status};
 use crate::revocation::plan::IdentitySnapshot;
@@ -160,6 +160,9 @@ pub struct MemoryDirectory {
     /// Users Lapse's role may not read (outside its managed path): their reads are
     /// refused as IAM refuses them.
     pub(crate) unreadable: Mutex<std::collections::BTreeSet<PrincipalId>>,
+    /// Users whose permissions boundary is not Lapse's: what they carry instead
+    /// (`None`: no boundary). Everyone else carries Lapse's.
+    unbounded: Mutex<BTreeMap<PrincipalId, Option<String>>>,
 }
 
 /// A role in [`MemoryDirectory`].
@@ -170,6 +173,11 @@ pub struct MemoryRole {
 }
 
 impl MemoryDirectory {
+    /// Gives the user another permissions boundary than Lapse's (`None`: none).
+    pub fn set_foreign_boundary(&self, user: &PrincipalId, boundary: Option<&str>) {
+        lock(&self.unbounded).insert(user.clone(), boundary.map(str::to_owned));
+    }
+
     /// A managed user holding nothing yet.
     pub fn add_user(&self, user: &PrincipalId) {
         lock(&self.users).entry(user.clone()).or_insert_with(|| {
@@ -338,6 +346,19 @@ impl AccessInspector for MemoryDirectory {
     async fn user_managed(&self, user: &PrincipalId) -> Result<bool, DirectoryError> {
         self.readable(user)?;
         Ok(self.user(user).is_some_and(|u| u.exists && u.managed))
+    }
+
+    async fn user_bounded(&self, user: &PrincipalId) -> Result<Bounded, DirectoryError> {
+        self.readable(user)?;
+        if !self.user(user).is_some_and(|u| u.exists) {
+            return Ok(Bounded::No { actual: None });
+        }
+        Ok(match lock(&self.unbounded).get(user) {
+            Some(actual) => Bounded::No {
+                actual: actual.clone(),
+            },
+            None => Bounded::Yes,
+        })
     }
 
     async fn role_managed(&self, role: &str) -> Result<Option<bool>, DirectoryError> {

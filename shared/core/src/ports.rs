@@ -213,6 +213,19 @@ pub trait AccessProvisioner: Send + Sync {
     ) -> impl Future<Output = Result<Removal, DirectoryError>> + Send;
 }
 
+/// Whether a user carries Lapse's permissions boundary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Bounded {
+    Yes,
+    /// Another boundary, or none (`None`; also for a user IAM does not know).
+    No {
+        actual: Option<String>,
+    },
+    /// The IAM in use cannot report user boundaries (a declared emulator gap):
+    /// not checked, and said so where the grant is audited.
+    NotOffered,
+}
+
 /// Reads what IAM really holds. Needs `iam:ListUserPolicies`, `iam:GetUserPolicy`,
 /// `iam:ListGroupsForUser`, `iam:ListAttachedUserPolicies`.
 pub trait AccessInspector: Send + Sync {
@@ -227,6 +240,13 @@ pub trait AccessInspector: Send + Sync {
         &self,
         user: &PrincipalId,
     ) -> impl Future<Output = Result<bool, DirectoryError>> + Send;
+
+    /// Does the user carry the permissions boundary of Lapse's managed users (the
+    /// one this inspector was configured with)? Needs `iam:GetUser`.
+    fn user_bounded(
+        &self,
+        user: &PrincipalId,
+    ) -> impl Future<Output = Result<Bounded, DirectoryError>> + Send;
 
     /// Is the role tagged `lapse:managed=true`? `None`: IAM has no such role.
     /// Needs `iam:ListRoleTags`.

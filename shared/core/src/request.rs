@@ -269,6 +269,10 @@ pub enum RequestError {
     )]
     GranteeNotManaged(PrincipalId),
     #[error(
+        "{user} does not carry Lapse's permissions boundary (theirs: {actual}): Lapse grants only to people its boundary keeps off Lapse itself"
+    )]
+    GranteeNotBounded { user: PrincipalId, actual: String },
+    #[error(
         "request {request} is not granted: {why}. Lapse grants only what its requester's signed submission asked and signed decisions approved"
     )]
     ApprovalUnsigned { request: RequestId, why: String },

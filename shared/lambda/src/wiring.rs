@@ -85,6 +85,7 @@ pub fn ledger(env: &Env, sdk: &SdkConfig) -> Result<DynamoDbLedger, ConfigError>
 
 pub fn directory(env: &Env, sdk: &SdkConfig) -> Result<IamDirectory, ConfigError> {
     IamDirectory::new(lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::iam))
+        .with_boundary(env.optional(vars::MANAGED_USER_BOUNDARY))
         .declaring_gaps(&env.optional(vars::EMULATOR_GAPS).unwrap_or_default())
         .map_err(|reason| ConfigError::Invalid {
             name: vars::EMULATOR_GAPS,

@@ -13,8 +13,8 @@ use crate::identity::{Principal, PrincipalId};
 use crate::ledger::{Artifact, Hold};
 use crate::policy::{Catalog, GrantSpec, role_name};
 use crate::ports::{
-    AccessInspector, AccessProvisioner, Audience, AuditLog, LedgerStore, Notice, Notifier, Removal,
-    RequestStore, StoreError,
+    AccessInspector, AccessProvisioner, Audience, AuditLog, Bounded, LedgerStore, Notice, Notifier,
+    Removal, RequestStore, StoreError,
 };
 use crate::request::{AccessRequest, RequestError, RequestId, RevokeCause, Status};
 use crate::revocation::ports::UserControls;
@@ -200,6 +200,7 @@ pub async fn grant(
         || async move {
             let mut request = load(grants.store, &input.request_id).await?;
             let before = state_of(&request);
+            let mut reason = "approved request granted".to_owned();
             match request.status() {
                 Status::Approved => {
                     let resource = catalog.resource(request.resource()).ok_or_else(|| {
@@ -208,7 +209,9 @@ pub async fn grant(
                         }
                     })?;
                     ensure_approval_signed(trail, &request).await?;
-                    ensure_grantee_managed(iam, request.grantee()).await?;
+                    if let Some(unchecked) = ensure_grantee_managed(iam, request.grantee()).await? {
+                        reason = format!("{reason} ({unchecked})");
+                    }
                     ensure_roles_managed(iam, request.assumable_roles()).await?;
                     request.activate(artifact_for(resource, request.id()), now)?;
                     if !written(grants.store.update(&mut request).await)? {
@@ -232,7 +235,7 @@ pub async fn grant(
                     "grant.activated",
                     "lapse",
                     "grant.activated",
-                    "approved request granted",
+                    reason,
                     before,
                 ))
                 .await?;
@@ -371,16 +374,28 @@ async fn ensure_approval_signed(
 }
 
 /// Grants go to users Lapse manages (tagged `lapse:managed=true`), the ones its
-/// revocations reach. IAM's own conditions hold inline policies to that, but a
-/// group membership is written on the group, where no condition sees the user.
+/// revocations reach, and who carry Lapse's permissions boundary, which keeps a
+/// grant's policies off Lapse itself. IAM's own conditions hold inline policies to
+/// both, but a group membership is written on the group, where no condition sees
+/// the user. Returns what could not be checked here (an IAM that reports no user
+/// boundaries), for the grant's audit event.
 async fn ensure_grantee_managed(
     iam: &impl AccessInspector,
     grantee: &PrincipalId,
-) -> Result<(), Error> {
-    if iam.user_managed(grantee).await? {
-        Ok(())
-    } else {
-        Err(RequestError::GranteeNotManaged(grantee.clone()).into())
+) -> Result<Option<&'static str>, Error> {
+    if !iam.user_managed(grantee).await? {
+        return Err(RequestError::GranteeNotManaged(grantee.clone()).into());
+    }
+    match iam.user_bounded(grantee).await? {
+        Bounded::Yes => Ok(None),
+        Bounded::NotOffered => Ok(Some(
+            "permissions boundary not checked: this IAM reports no user boundaries",
+        )),
+        Bounded::No { actual } => Err(RequestError::GranteeNotBounded {
+            user: grantee.clone(),
+            actual: actual.unwrap_or_else(|| "none".into()),
+        }
+        .into()),
     }
 }
 

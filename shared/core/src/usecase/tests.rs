@@ -795,6 +795,67 @@ fn nothing_is_granted_to_a_user_lapse_does_not_manage() {
     );
 }
 
+/// Issue 21, item 16 (the boundary half): a tagged user whose permissions boundary
+/// is not Lapse's (another one, or none) gets no group membership, whose policies
+/// no IAM condition would hold off Lapse. (An IAM that reports no user boundaries,
+/// a declared emulator gap, is covered on the emulator: tests/workflows.rs.)
+#[test]
+fn nothing_is_granted_to_a_user_without_lapses_boundary() {
+    let w = World::new();
+    let (mia, sam) = (person("mia", &["managers"]), person("sam", &["security"]));
+    let ask = |who: &str| {
+        let req = w.submit(&person(who, &[]), "prod-readonly", "1h");
+        w.decide(&mia, req.id(), Verdict::Approve).unwrap();
+        w.decide(&sam, req.id(), Verdict::Approve).unwrap();
+        req
+    };
+    let try_grant = |req: &AccessRequest| {
+        block_on(grant(
+            &w.grants(),
+            &w.iam,
+            &w.controls,
+            &w.trail(),
+            &w.catalog,
+            &WorkflowInput {
+                request_id: req.id().clone(),
+                extension_id: None,
+            },
+            monday_at(12),
+        ))
+    };
+    for (who, boundary, theirs) in [
+        (
+            "vic",
+            Some("arn:aws:iam::1:policy/AdministratorAccessBoundary"),
+            "arn:aws:iam::1:policy/AdministratorAccessBoundary",
+        ),
+        ("val", None, "none"),
+    ] {
+        let req = ask(who);
+        let id = crate::identity::PrincipalId::new(who).unwrap();
+        w.iam.add_user(&id);
+        w.iam.set_foreign_boundary(&id, boundary);
+        let err = try_grant(&req).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
+        assert!(
+            err.to_string().contains(&format!(
+                "does not carry Lapse's permissions boundary (theirs: {theirs})"
+            )),
+            "{err}"
+        );
+        assert!(w.snapshot(who).groups.is_empty(), "no membership");
+        assert_eq!(
+            w.get(req.id()).status(),
+            Status::Approved,
+            "nothing activated"
+        );
+    }
+    // Under Lapse's boundary: granted.
+    let req = ask("rita");
+    try_grant(&req).unwrap();
+    assert!(w.snapshot("rita").groups.contains("lapse-prod-readonly"));
+}
+
 #[test]
 fn a_grant_window_without_a_recorded_artifact_never_verifies() {
     let w = World::new();
@@ -1016,6 +1077,12 @@ impl AccessInspector for RevokedMidGrant<'_> {
         user: &crate::identity::PrincipalId,
     ) -> Result<crate::grant::IamSnapshot, crate::ports::DirectoryError> {
         self.world.iam.snapshot(user).await
+    }
+    async fn user_bounded(
+        &self,
+        user: &crate::identity::PrincipalId,
+    ) -> Result<crate::ports::Bounded, crate::ports::DirectoryError> {
+        self.world.iam.user_bounded(user).await
     }
     async fn role_managed(&self, role: &str) -> Result<Option<bool>, crate::ports::DirectoryError> {
         self.world.iam.role_managed(role).await
