@@ -1626,3 +1626,32 @@ fn the_boundary_keeps_managed_people_off_lapse() {
         ["the boundary is named ${AWS::StackName}-boundary, the roles name another"]
     );
 }
+
+// ---- no emulator gap is declared on AWS ------------------------------------------------
+
+/// The functions that declare `LAPSE_EMULATOR_GAPS` in the template: a declared gap
+/// switches a check off (a grantee's boundary, a credential listing), which only an
+/// emulator may ask for.
+fn declared_gaps(template: &Value) -> Vec<String> {
+    template["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| {
+            r["Properties"]["Environment"]["Variables"]
+                .get("LAPSE_EMULATOR_GAPS")
+                .is_some()
+        })
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+#[test]
+fn no_deployed_function_declares_an_emulator_gap() {
+    let template = real();
+    assert_eq!(declared_gaps(&template), Vec::<String>::new());
+    let mut gapped = template;
+    gapped["Resources"]["GrantFunction"]["Properties"]["Environment"]["Variables"]["LAPSE_EMULATOR_GAPS"] =
+        serde_json::json!("iam:UserPermissionsBoundary");
+    assert_eq!(declared_gaps(&gapped), ["GrantFunction"]);
+}

@@ -19,8 +19,10 @@ use lapse_core::audit::{AuditSigner, KeyError, RemoteSigner};
 pub struct KmsSigner {
     client: crate::sdk::Lazy<Client>,
     key_id: String,
-    /// Read by [`KmsSigner::load`]; a [`KmsSigner::deferred`] signer never needs it.
+    /// Read by [`KmsSigner::load`]; a [`KmsSigner::deferred`] signer reads it the
+    /// first time it must verify (a grant, a restore) and keeps it.
     public_key_der: Option<Vec<u8>>,
+    read_later: std::sync::OnceLock<Vec<u8>>,
 }
 
 /// The service's code and message, or why the call never got an answer.
@@ -93,6 +95,7 @@ impl KmsSigner {
                 .unwrap_or(key_id)
                 .to_owned(),
             public_key_der: Some(public_key_der),
+            read_later: std::sync::OnceLock::new(),
         })
     }
 
@@ -115,6 +118,7 @@ impl KmsSigner {
             client: client.into(),
             key_id: key_arn.to_owned(),
             public_key_der: None,
+            read_later: std::sync::OnceLock::new(),
         })
     }
 
@@ -159,7 +163,7 @@ impl RemoteSigner for KmsSigner {
         &'a self,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, KeyError>> + Send + 'a>> {
         Box::pin(async move {
-            if let Some(der) = &self.public_key_der {
+            if let Some(der) = self.public_key_der.as_ref().or(self.read_later.get()) {
                 return Ok(der.clone());
             }
             let out = self
@@ -169,9 +173,11 @@ impl RemoteSigner for KmsSigner {
                 .send()
                 .await
                 .map_err(|e| KeyError::Unreadable(format!("{}: {}", self.key_id, why(&e))))?;
-            out.public_key()
+            let der = out
+                .public_key()
                 .map(|b| b.as_ref().to_vec())
-                .ok_or(KeyError::BadPublicKey)
+                .ok_or(KeyError::BadPublicKey)?;
+            Ok(self.read_later.get_or_init(|| der).clone())
         })
     }
 }
