@@ -156,15 +156,17 @@ impl RemoteSigner for KmsSigner {
     }
 
     fn public_key_der(&self) -> Option<&[u8]> {
-        self.public_key_der.as_deref()
+        self.public_key_der
+            .as_deref()
+            .or(self.read_later.get().map(Vec::as_slice))
     }
 
     fn read_public_key_der<'a>(
         &'a self,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, KeyError>> + Send + 'a>> {
         Box::pin(async move {
-            if let Some(der) = self.public_key_der.as_ref().or(self.read_later.get()) {
-                return Ok(der.clone());
+            if let Some(der) = self.public_key_der() {
+                return Ok(der.to_vec());
             }
             let out = self
                 .client

@@ -147,12 +147,12 @@ pub trait RemoteSigner: Send + Sync {
         message: &'a [u8],
     ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, KeyError>> + Send + 'a>>;
     /// The public key, DER SubjectPublicKeyInfo, for verifiers; `None` when the
-    /// signer was made without reading it (a Lambda function signs, it never
-    /// verifies, so it skips that call at start-up).
+    /// signer was made without reading it (a Lambda function skips that call at
+    /// start-up, and reads it only when it first verifies).
     fn public_key_der(&self) -> Option<&[u8]>;
     /// The public key read from where the private key lives, for a signer made
-    /// without it that must now verify (a restore checks the archive against the
-    /// signed trail).
+    /// without it that must now verify (a grant or a restore checks what a table
+    /// holds against the signed trail).
     fn read_public_key_der<'a>(
         &'a self,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, KeyError>> + Send + 'a>> {
@@ -258,10 +258,7 @@ impl AuditSigner {
         match &self.backend {
             Backend::Ed25519(_) => self.trusted_by(AuditVerifier::new()),
             Backend::Remote(remote) => {
-                let der = match remote.public_key_der() {
-                    Some(der) => der.to_vec(),
-                    None => remote.read_public_key_der().await?,
-                };
+                let der = remote.read_public_key_der().await?;
                 AuditVerifier::new().trust_p256_der(&self.key_id, &der)
             }
         }

@@ -289,8 +289,9 @@ pub async fn grant(
 /// public half read from KMS), its signed submission must be its requester's and
 /// ask for what is stored (resource, duration, routing, what it extends), and the
 /// newest state an approving event signed (the submission, or an approver's
-/// completing decision) must carry the stored approvals and vendor. Refused otherwise, before anything touches IAM: the workflow's failure
-/// path audits it and tells security.
+/// completing decision) must carry the stored approvals and vendor. Refused
+/// otherwise, before anything touches IAM: the workflow's failure path audits it
+/// and tells security.
 async fn ensure_approval_signed(
     trail: &AuditTrail<'_, impl AuditLog>,
     request: &AccessRequest,
@@ -345,7 +346,7 @@ async fn ensure_approval_signed(
     .collect::<Vec<_>>();
     if !differs.is_empty() {
         return Err(refuse(format!(
-            "its stored {} differ from its signed submission",
+            "what the table holds differs from its signed submission ({})",
             differs.join(", ")
         )));
     }

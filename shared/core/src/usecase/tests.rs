@@ -127,6 +127,15 @@ impl World {
         extension: Option<&RequestId>,
         at: chrono::DateTime<chrono::Utc>,
     ) -> super::lifecycle::GrantReport {
+        self.try_grant(id, extension, at).unwrap()
+    }
+    /// The grant step, which may refuse.
+    fn try_grant(
+        &self,
+        id: &RequestId,
+        extension: Option<&RequestId>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<super::lifecycle::GrantReport, Error> {
         let input = WorkflowInput {
             request_id: id.clone(),
             extension_id: extension.cloned(),
@@ -140,7 +149,6 @@ impl World {
             &input,
             at,
         ))
-        .unwrap()
     }
     fn ask_extension(&self, who: &Principal, grant: &RequestId, extra: &str) -> AccessRequest {
         let ask = ExtensionAsk {
@@ -466,21 +474,7 @@ fn a_planted_ledger_hold_keeps_no_group_membership() {
 #[test]
 fn the_grant_step_grants_only_what_the_signed_trail_approved() {
     let w = World::new();
-    let try_grant = |id: &RequestId| {
-        let input = WorkflowInput {
-            request_id: id.clone(),
-            extension_id: None,
-        };
-        block_on(grant(
-            &w.grants(),
-            &w.iam,
-            &w.controls,
-            &w.trail(),
-            &w.catalog,
-            &input,
-            monday_at(12),
-        ))
-    };
+    let try_grant = |id: &RequestId| w.try_grant(id, None, monday_at(12));
     let refused = |id: &RequestId, why: &str| {
         let err = try_grant(id).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
@@ -531,7 +525,7 @@ fn the_grant_step_grants_only_what_the_signed_trail_approved() {
     block_on(w.store.update(&mut swapped)).unwrap();
     refused(
         low.id(),
-        "its stored resource differ from its signed submission",
+        "what the table holds differs from its signed submission (resource)",
     );
 
     assert!(
@@ -769,19 +763,7 @@ fn nothing_is_granted_to_a_user_lapse_does_not_manage() {
         w.decide(&person(approver, &[group]), req.id(), Verdict::Approve)
             .unwrap();
     }
-    let err = block_on(grant(
-        &w.grants(),
-        &w.iam,
-        &w.controls,
-        &w.trail(),
-        &w.catalog,
-        &WorkflowInput {
-            request_id: req.id().clone(),
-            extension_id: None,
-        },
-        monday_at(12),
-    ))
-    .unwrap_err();
+    let err = w.try_grant(req.id(), None, monday_at(12)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
     assert!(
         err.to_string().contains("not a user Lapse manages"),
@@ -809,20 +791,7 @@ fn nothing_is_granted_to_a_user_without_lapses_boundary() {
         w.decide(&sam, req.id(), Verdict::Approve).unwrap();
         req
     };
-    let try_grant = |req: &AccessRequest| {
-        block_on(grant(
-            &w.grants(),
-            &w.iam,
-            &w.controls,
-            &w.trail(),
-            &w.catalog,
-            &WorkflowInput {
-                request_id: req.id().clone(),
-                extension_id: None,
-            },
-            monday_at(12),
-        ))
-    };
+    let try_grant = |req: &AccessRequest| w.try_grant(req.id(), None, monday_at(12));
     for (who, boundary, theirs) in [
         (
             "vic",
@@ -1970,20 +1939,7 @@ mod break_glass {
                 && !chain.contains(&"breakglass.declared".to_owned()),
             "{chain:?}"
         );
-        let input = WorkflowInput {
-            request_id: forged.id().clone(),
-            extension_id: None,
-        };
-        let err = block_on(grant(
-            &g.w.grants(),
-            &g.w.iam,
-            &g.w.controls,
-            &g.w.trail(),
-            &g.w.catalog,
-            &input,
-            later,
-        ))
-        .unwrap_err();
+        let err = g.w.try_grant(forged.id(), None, later).unwrap_err();
         assert!(
             err.to_string().contains("holds no signed submission"),
             "{err}"
