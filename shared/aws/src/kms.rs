@@ -1,6 +1,7 @@
 //! KMS: the audit signing key, an asymmetric ECC_NIST_P256 key used with
-//! ECDSA_SHA_256. Functions need `kms:Sign` (and `kms:GetPublicKey` at init) on the
-//! one key; the private key never leaves KMS, so no function, log or operator can
+//! ECDSA_SHA_256. Functions need `kms:Sign` on the one key, and `kms:GetPublicKey`
+//! for when they verify the trail they act on (a grant, a restore; read once per
+//! warm function); the private key never leaves KMS, so no function, log or operator can
 //! read signing material. Verifiers need only the public key (`kms:GetPublicKey`,
 //! or the DER exported once).
 
