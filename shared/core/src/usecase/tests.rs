@@ -1629,6 +1629,20 @@ mod break_glass {
     }
 
     impl Glass {
+        /// The sweeper, with the break-glass timelines it may start.
+        fn sweep(&self, at: chrono::DateTime<chrono::Utc>) -> super::super::sweep::SweepReport {
+            block_on(sweep(
+                &self.w.grants(),
+                &self.w.iam,
+                &self.w.custody(),
+                &self.w.trail(),
+                &self.w.outbox(),
+                &self.timelines,
+                self.w.pending_timeout(),
+                at,
+            ))
+            .unwrap()
+        }
         fn new() -> Self {
             Self {
                 w: World::new(),
@@ -1853,17 +1867,7 @@ mod break_glass {
         // The sweeper finds it approved: security is told, the timeline started and
         // the declaration recorded before the grant workflow starts.
         let later = monday_at(10) + TimeDelta::minutes(6);
-        let report = block_on(sweep(
-            &g.w.grants(),
-            &g.w.iam,
-            &g.w.custody(),
-            &g.w.trail(),
-            &g.w.outbox(),
-            &g.timelines,
-            g.w.pending_timeout(),
-            later,
-        ))
-        .unwrap();
+        let report = g.sweep(later);
         assert_eq!(report.restarted, std::slice::from_ref(&id), "{report:?}");
         assert!(g.timelines.started().contains_key(id.as_str()));
         assert!(g.w.workflows.started().contains_key(id.as_str()));
@@ -1887,17 +1891,7 @@ mod break_glass {
         g.w.grant(&id, None, later);
         assert_eq!(g.w.get(&id).status(), Status::Active);
         // A second sweep does not tell security again.
-        block_on(sweep(
-            &g.w.grants(),
-            &g.w.iam,
-            &g.w.custody(),
-            &g.w.trail(),
-            &g.w.outbox(),
-            &g.timelines,
-            g.w.pending_timeout(),
-            later + TimeDelta::minutes(6),
-        ))
-        .unwrap();
+        g.sweep(later + TimeDelta::minutes(6));
         assert_eq!(
             g.w.notifier
                 .sent()
@@ -1922,17 +1916,7 @@ mod break_glass {
         let mut forged: AccessRequest = serde_json::from_value(forged).unwrap();
         block_on(g.w.store.create(&mut forged)).unwrap();
         let later = monday_at(10) + TimeDelta::minutes(6);
-        block_on(sweep(
-            &g.w.grants(),
-            &g.w.iam,
-            &g.w.custody(),
-            &g.w.trail(),
-            &g.w.outbox(),
-            &g.timelines,
-            g.w.pending_timeout(),
-            later,
-        ))
-        .unwrap();
+        g.sweep(later);
         let chain = g.w.verify_audit(forged.id());
         assert!(
             chain.contains(&"breakglass.announced".to_owned())
