@@ -13,6 +13,11 @@ use crate::support::{Stack, WAIT, id};
 const SECRET: &str = "lapse/prod-db-root";
 const RESOURCE: &str = "prod-db-root-credential";
 
+/// The catalog names one secret, which every stack on the shared emulator checks
+/// out: tests that rotate it take turns (each stack's lease is its own, so two
+/// running at once would rotate each other's value; seen as a flaky failure).
+static SECRET_IN_USE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The secret's versions, each with its stages.
 async fn stages(s: &Stack) -> Vec<(String, Vec<String>)> {
     let out = aws_sdk_secretsmanager::Client::new(&s.stack.sdk)
@@ -57,6 +62,7 @@ async fn approve(s: &Stack, rid: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_credential_is_checked_out_by_one_request_and_rotated_at_check_in() {
+    let _turn = SECRET_IN_USE.lock().await;
     let s = Stack::start().await;
     let (dana, erin) = (s.as_user("dana"), s.as_user("erin"));
     let first = approved(&dana).await;
@@ -173,6 +179,7 @@ async fn a_credential_is_checked_out_by_one_request_and_rotated_at_check_in() {
 /// never having reached IAM, releases the lease.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_checkout_workflow_rotates_the_credential_and_frees_the_lease() {
+    let _turn = SECRET_IN_USE.lock().await;
     let s = Stack::start().await;
     let iam = aws_sdk_iam::Client::new(&s.stack.sdk);
     iam.untag_user()
