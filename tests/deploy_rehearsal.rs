@@ -197,11 +197,7 @@ async fn start(emulator: &Emulator, d: &Deployed) -> (LocalStack, SdkConfig) {
         // docs/deploy-rehearsal.md.
         let env = Env::from_pairs(d.env(&function).into_iter().chain([(
             "LAPSE_EMULATOR_GAPS".to_owned(),
-            format!(
-                "{},{}",
-                lapse_aws::iam::GAP_SERVICE_CREDENTIALS,
-                lapse_aws::iam::GAP_USER_BOUNDARIES
-            ),
+            lapse_aws::iam::moto_gaps(),
         )]));
         envs.insert(function.clone(), env.clone());
         bindings = bindings.bind(&function, Binding { env, sdk: role });

@@ -96,14 +96,7 @@ impl StackConfig {
             (vars::WEBHOOK_SECRET, self.webhook_secret_id.clone()),
             // moto has no service-specific credentials and keeps no user
             // permissions boundaries; declared, never assumed.
-            (
-                vars::EMULATOR_GAPS,
-                format!(
-                    "{},{}",
-                    lapse_aws::iam::GAP_SERVICE_CREDENTIALS,
-                    lapse_aws::iam::GAP_USER_BOUNDARIES
-                ),
-            ),
+            (vars::EMULATOR_GAPS, lapse_aws::iam::moto_gaps()),
             (
                 "LAPSE_REVOCATION_STATE_MACHINE_ARN",
                 self.revocation_state_machine_arn.clone(),

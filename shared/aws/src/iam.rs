@@ -37,6 +37,12 @@ pub const MANAGED_TAG: &str = "lapse:managed";
 pub const GAP_SERVICE_CREDENTIALS: &str = "iam:ListServiceSpecificCredentials";
 pub const GAP_USER_BOUNDARIES: &str = "iam:UserPermissionsBoundary";
 
+/// Every gap moto has, as `LAPSE_EMULATOR_GAPS` takes them: what the local stack
+/// and the deploy rehearsal declare.
+pub fn moto_gaps() -> String {
+    [GAP_SERVICE_CREDENTIALS, GAP_USER_BOUNDARIES].join(",")
+}
+
 impl IamDirectory {
     pub fn new(client: impl Into<crate::sdk::Lazy<Client>>) -> Self {
         Self {
