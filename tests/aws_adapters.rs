@@ -778,3 +778,104 @@ async fn a_grantees_boundary_is_read_from_iam() {
         .unwrap();
     assert_eq!(gap.user_bounded(&user).await.unwrap(), Bounded::NotOffered);
 }
+
+/// A secret named `lapse/<unique>` that rotates with a new function of `handler`.
+async fn rotating_secret(config: &SdkConfig, handler: &str) -> lapse_core::policy::Checkout {
+    let name = unique_name("lapse/rotating");
+    aws_sdk_secretsmanager::Client::new(config)
+        .create_secret()
+        .name(&name)
+        .secret_string("initial")
+        .send()
+        .await
+        .unwrap();
+    let checkout = lapse_core::policy::Checkout {
+        secret_arn: format!("arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}"),
+        rotation_function: format!(
+            "arn:aws:lambda:us-east-1:123456789012:function:{}",
+            unique_name("rotate")
+        ),
+    };
+    lapse_local::provision::enable_rotation_with(config, &checkout, handler)
+        .await
+        .unwrap();
+    checkout
+}
+
+async fn value(config: &SdkConfig, secret: &str, version: &str) -> String {
+    aws_sdk_secretsmanager::Client::new(config)
+        .get_secret_value()
+        .secret_id(secret)
+        .version_id(version)
+        .send()
+        .await
+        .unwrap()
+        .secret_string()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_rotation_is_done_when_its_function_made_the_new_version_current() {
+    use lapse_core::ports::CredentialVault;
+    let config = config().await;
+    let vault =
+        lapse_aws::vault::SecretsManagerVault::new(aws_sdk_secretsmanager::Client::new(&config));
+    let database = rotating_secret(
+        &config,
+        lapse_local::provision::LOCAL_DATABASE_ROTATION_HANDLER,
+    )
+    .await;
+    let secret = &database.secret_arn;
+    let before = vault.state(secret).await.unwrap();
+    assert_eq!(
+        before.rotation_function.as_deref(),
+        Some(database.rotation_function.as_str())
+    );
+    let old_value = value(&config, secret, &before.current).await;
+    // Version ids as check-in names them (32 to 64 characters).
+    let (r1, r2) = (
+        unique_name("checkin-r1-0123456789abcdef"),
+        unique_name("checkin-r2-0123456789abcdef"),
+    );
+    vault
+        .rotate(secret, &r1, &database.rotation_function)
+        .await
+        .unwrap();
+    let after = vault.state(secret).await.unwrap();
+    assert_eq!(
+        (after.current.as_str(), after.pending.as_deref()),
+        (r1.as_str(), None)
+    );
+    assert_ne!(value(&config, secret, &r1).await, old_value);
+    // Asked again (a retried check-in): nothing new.
+    vault
+        .rotate(secret, &r1, &database.rotation_function)
+        .await
+        .unwrap();
+    assert_eq!(vault.state(secret).await.unwrap(), after);
+
+    // A function that does nothing: the new version stays pending, the old
+    // value current. Not done.
+    let noop = rotating_secret(&config, "index.handler").await;
+    let secret = &noop.secret_arn;
+    let before = vault.state(secret).await.unwrap();
+    vault
+        .rotate(secret, &r2, &noop.rotation_function)
+        .await
+        .unwrap();
+    let after = vault.state(secret).await.unwrap();
+    assert_eq!(after.current, before.current);
+    assert_eq!(after.pending.as_deref(), Some(r2.as_str()));
+
+    // A secret whose rotation is off names no function.
+    let name = unique_name("lapse/still");
+    aws_sdk_secretsmanager::Client::new(&config)
+        .create_secret()
+        .name(&name)
+        .secret_string("initial")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(vault.state(&name).await.unwrap().rotation_function, None);
+}

@@ -131,6 +131,27 @@ async fn a_credential_is_checked_out_by_one_request_and_rotated_at_check_in() {
         "the checked-out version is still current: {:?}",
         stages(&s).await
     );
+    // The secret's rotation function made the new value (the database takes it):
+    // not the old value under a new name.
+    let value = |version: String| {
+        let client = aws_sdk_secretsmanager::Client::new(&s.stack.sdk);
+        async move {
+            client
+                .get_secret_value()
+                .secret_id(SECRET)
+                .version_id(version)
+                .send()
+                .await
+                .unwrap()
+                .secret_string()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    assert_ne!(
+        value(old.to_owned()).await,
+        value(format!("checkin-{winner}")).await
+    );
     assert!(s.iam(holder).await.inline_policies.is_empty());
 
     // The workflow wakes at the original end and finds it checked in already.

@@ -131,12 +131,27 @@ async fn deploy_template(emulator: &Emulator, template: &std::path::Path) -> Dep
                 "OperatorArns={}",
                 lapse_local::provision::operator_arns(STACK)
             ),
+            "--param",
+            &format!("RotationFunctionArns={}", rotation_function()),
         ])
         .status()
         .unwrap();
     assert!(status.success(), "the stack could not be created: {status}");
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     Deployed { doc }
+}
+
+/// The shipped catalog's rotation function for its checked-out credential.
+fn rotation_function() -> String {
+    credential().rotation_function
+}
+
+/// The shipped catalog's checked-out credential.
+fn credential() -> lapse_core::policy::Checkout {
+    lapse_core::testing::catalog()
+        .resources()
+        .find_map(|r| r.checkout.clone())
+        .expect("the shipped catalog checks out a credential")
 }
 
 /// The stack's names, from the stack's own resources.
@@ -728,6 +743,9 @@ async fn the_template_deploys_and_runs_under_its_own_roles_with_iam_enforced() {
         .name("lapse/prod-db-root")
         .secret_string("initial")
         .send()
+        .await
+        .unwrap();
+    lapse_local::provision::enable_rotation(&operator, &credential())
         .await
         .unwrap();
     let approver = |name: &str, group: &str| {

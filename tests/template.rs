@@ -1655,3 +1655,105 @@ fn no_deployed_function_declares_an_emulator_gap() {
         serde_json::json!("iam:UserPermissionsBoundary");
     assert_eq!(declared_gaps(&gapped), ["GrantFunction"]);
 }
+
+/// Who may invoke which Lambda function, per function role: `(role, resource)`
+/// for every `lambda:InvokeFunction` allowed, a statement under `Fn::If` named
+/// with its condition (`If(Cond):<resource>`).
+fn function_invokers(template: &Value) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for (role, resource) in template["Resources"].as_object().unwrap() {
+        if resource["Type"] != "AWS::IAM::Role" || !role.ends_with("FunctionRole") {
+            continue;
+        }
+        for policy in as_list(&resource["Properties"]["Policies"]) {
+            for statement in as_list(&policy["PolicyDocument"]["Statement"]) {
+                let (statement, prefix) = match statement.get("Fn::If") {
+                    Some(branches) => (
+                        branches[1].clone(),
+                        format!("If({}):", branches[0].as_str().unwrap_or_default()),
+                    ),
+                    None => (statement, String::new()),
+                };
+                let invokes = as_list(&statement["Action"]).iter().any(|a| {
+                    matches!(a.as_str(), Some("lambda:InvokeFunction" | "lambda:*" | "*"))
+                });
+                if statement["Effect"] == "Allow" && invokes {
+                    for r in as_list(&statement["Resource"]) {
+                        found.push((role.clone(), format!("{prefix}{}", resource_text(&r))));
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+/// `RotateSecret` needs the caller allowed to invoke the rotation function: each
+/// role that rotates checked-out credentials may invoke exactly the functions the
+/// stack lists in `RotationFunctionArns` (none when empty), and no function role
+/// may invoke anything else.
+#[test]
+fn roles_that_rotate_may_invoke_the_listed_rotation_functions_alone() {
+    fn problems(template: &Value) -> Vec<String> {
+        let invokers = function_invokers(template);
+        let mut problems: Vec<String> = invokers
+            .iter()
+            .filter(|(_, r)| r != "If(HasRotationFunctions):<RotationFunctionArns>")
+            .map(|(role, r)| format!("{role} may invoke {r}"))
+            .collect();
+        for (role, resource) in template["Resources"].as_object().unwrap() {
+            if resource["Type"] != "AWS::IAM::Role" {
+                continue;
+            }
+            let rotates = resource["Properties"]["Policies"]
+                .to_string()
+                .contains("secretsmanager:RotateSecret");
+            let may_invoke = invokers.iter().any(|(r, _)| r == role);
+            if rotates && !may_invoke {
+                problems.push(format!(
+                    "{role} rotates secrets but may not invoke their functions"
+                ));
+            }
+        }
+        problems
+    }
+    let template = real();
+    assert_eq!(problems(&template), Vec::<String>::new());
+    assert_eq!(
+        function_invokers(&template).len(),
+        4,
+        "{:?}",
+        function_invokers(&template)
+    );
+    assert_eq!(
+        template["Conditions"]["HasRotationFunctions"],
+        serde_json::json!({"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "RotationFunctionArns"}]}, ""]}]})
+    );
+    // Broken: the credentials role loses its statement; the sweeper may invoke any
+    // function.
+    let mut broken = template.clone();
+    let statements = broken["Resources"]["CredentialsFunctionRole"]["Properties"]["Policies"][0]
+        ["PolicyDocument"]["Statement"]
+        .as_array_mut()
+        .unwrap();
+    statements.retain(|s| s.get("Fn::If").is_none());
+    let found = problems(&broken);
+    assert!(
+        found.contains(
+            &"CredentialsFunctionRole rotates secrets but may not invoke their functions"
+                .to_owned()
+        ),
+        "{found:?}"
+    );
+    let mut broken = template.clone();
+    broken["Resources"]["SweeperFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+        ["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "*"}));
+    let found = problems(&broken);
+    assert!(
+        found.contains(&"SweeperFunctionRole may invoke *".to_owned()),
+        "{found:?}"
+    );
+}

@@ -60,6 +60,95 @@ def _dynamodb_call_action_atomically(self):  # type: ignore[no-untyped-def]
 DynamoHandler.call_action = _dynamodb_call_action_atomically
 
 
+# moto runs a Lambda function's code in Docker, which this machine lacks. The guard
+# switches moto to its Docker-less Lambda backend (moto's own setting: an invocation
+# succeeds and does nothing) and gives that backend the code of one kind of
+# function, chosen by its handler: the local database's Secrets Manager rotation
+# function, the organisation's side of Lapse's check-in. Secrets Manager invokes it
+# for RotateSecret with the four steps every rotation function implements; here it
+# runs inside the emulator, so a rotation is finished when RotateSecret returns (on
+# AWS it finishes later, which Lapse waits for). Any other function does nothing,
+# as moto's default: a rotation it is asked for never finishes.
+from moto.core.config import default_user_config  # noqa: E402
+
+default_user_config["lambda"] = {"use_docker": False}
+
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import secrets as _secrets  # noqa: E402
+
+from moto.awslambda_simple.models import LambdaSimpleBackend  # noqa: E402
+
+LOCAL_DATABASE_ROTATION = "lapse_local.rotate_database"
+# The local database: the SHA-256 of the one password it accepts, per secret.
+_DATABASE: dict[str, str] = {}
+_DATABASE_LOCK = threading.Lock()
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _rotate_database(account_id: str, region: str, event: dict) -> None:
+    """One step of a rotation: createSecret makes the pending value, setSecret
+    makes the database accept it (and no longer the old one), testSecret proves
+    the database takes it, finishSecret makes it AWSCURRENT. Each step is safe to
+    run again, as Secrets Manager requires."""
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    backend = secretsmanager_backends[account_id][region]
+    secret = backend.describe_secret(event["SecretId"])
+    token, step = event["ClientRequestToken"], event["Step"]
+    version = secret.versions.get(token)
+    if version is None:
+        raise ValueError(f"no version {token} of {secret.name}")
+    if step == "createSecret":
+        if version.get("secret_string") is None:
+            backend.put_secret_value(
+                secret.name, _secrets.token_urlsafe(30), None, token, ["AWSPENDING"]
+            )
+        return
+    value = secret.versions[token].get("secret_string")
+    if value is None:
+        raise ValueError(f"version {token} of {secret.name} has no value")
+    with _DATABASE_LOCK:
+        if step == "setSecret":
+            _DATABASE[secret.name] = _digest(value)
+        elif step == "testSecret":
+            if _DATABASE.get(secret.name) != _digest(value):
+                raise ValueError(f"the database refuses version {token} of {secret.name}")
+        elif step == "finishSecret":
+            current = next(
+                v for v, d in secret.versions.items() if "AWSCURRENT" in d["version_stages"]
+            )
+            if current != token:
+                backend.update_secret_version_stage(secret.name, "AWSCURRENT", current, token)
+            # Done: the label may stay on the current version (AWS allows it), but
+            # moto then refuses the next rotation as "still in progress".
+            if "AWSPENDING" in secret.versions[token]["version_stages"]:
+                backend.update_secret_version_stage(secret.name, "AWSPENDING", token, None)
+        else:
+            raise ValueError(f"unknown rotation step {step}")
+
+
+_simple_invoke = LambdaSimpleBackend.invoke
+
+
+def _invoke(self, function_name, qualifier, body, headers, response_headers):  # type: ignore[no-untyped-def]
+    function = self.get_function(function_name, qualifier)
+    if function.handler != LOCAL_DATABASE_ROTATION:
+        return _simple_invoke(self, function_name, qualifier, body, headers, response_headers)
+    try:
+        _rotate_database(self.account_id, self.region_name, json.loads(body))
+        return b"null"
+    except Exception as err:  # a function error, as Lambda reports one
+        response_headers["x-amz-function-error"] = "Unhandled"
+        return json.dumps({"errorMessage": str(err)}).encode()
+
+
+LambdaSimpleBackend.invoke = _invoke
+
+
 def parent_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

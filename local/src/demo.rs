@@ -734,7 +734,7 @@ async fn credential_checkout(demo: &Demo) -> Result<String> {
     );
     let ended = dana.revoke(&id).await?;
     println!(
-        "   dana checks it in early: IAM revoked and verified ({}), secret rotated from {} to {}",
+        "   dana checks it in early: IAM revoked and verified ({}); the secret's rotation function rotated it from {} to {}",
         ended["verify"]["verified"],
         ended["checkin"]["rotated_from"].as_str().unwrap_or("-"),
         ended["checkin"]["current"].as_str().unwrap_or("-")
@@ -744,7 +744,18 @@ async fn credential_checkout(demo: &Demo) -> Result<String> {
         now_current != checked_out,
         "the checked-out value is still current"
     );
-    println!("   Secrets Manager: {checked_out} is no longer AWSCURRENT (now {now_current})");
+    let described = secrets
+        .describe_secret()
+        .secret_id("lapse/prod-db-root")
+        .send()
+        .await?;
+    let function = described
+        .rotation_lambda_arn()
+        .and_then(|arn| arn.rsplit(':').next())
+        .unwrap_or("-");
+    println!(
+        "   Secrets Manager: {checked_out} is no longer AWSCURRENT (now {now_current}, made by {function}, the database's rotation function)"
+    );
     demo.show_iam("dana").await?;
     Ok(id)
 }

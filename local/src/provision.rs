@@ -138,6 +138,117 @@ fn failed(
     move |source| LocalError::Provision { what, source }
 }
 
+/// The handler of the local database's rotation function: the emulator runs it
+/// (`tools/moto_guard.py`), since moto runs no function code without Docker.
+pub const LOCAL_DATABASE_ROTATION_HANDLER: &str = "lapse_local.rotate_database";
+
+/// The organisation's side of a checked-out credential, as an administrator sets
+/// it up: the database's rotation function (named by the catalog's
+/// `rotation_function`; its code is the local database's, run by the emulator)
+/// and the secret's rotation turned on with it, which rotates once at once.
+/// Re-running is harmless: a secret already rotating with that function is left.
+pub async fn enable_rotation(
+    sdk: &SdkConfig,
+    checkout: &lapse_core::policy::Checkout,
+) -> Result<(), LocalError> {
+    enable_rotation_with(sdk, checkout, LOCAL_DATABASE_ROTATION_HANDLER).await
+}
+
+/// [`enable_rotation`] with a function whose code is `handler`: any other than
+/// [`LOCAL_DATABASE_ROTATION_HANDLER`] does nothing when invoked (moto's default),
+/// a rotation function that never finishes.
+pub async fn enable_rotation_with(
+    sdk: &SdkConfig,
+    checkout: &lapse_core::policy::Checkout,
+    handler: &str,
+) -> Result<(), LocalError> {
+    let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+    let secret = checkout
+        .secret_arn
+        .split(":secret:")
+        .nth(1)
+        .unwrap_or_default();
+    let function_arn = &checkout.rotation_function;
+    let described = secrets
+        .describe_secret()
+        .secret_id(secret)
+        .send()
+        .await
+        .map_err(|e| failed(format!("secret {secret}"))(Box::new(e)))?;
+    if described.rotation_enabled() == Some(true)
+        && described.rotation_lambda_arn() == Some(function_arn.as_str())
+    {
+        return Ok(());
+    }
+    let function = function_arn.rsplit(':').next().unwrap_or_default();
+    let iam = aws_sdk_iam::Client::new(sdk);
+    let role = format!("{function}-execution");
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": "lambda.amazonaws.com" },
+            "Action": "sts:AssumeRole",
+        }],
+    });
+    match iam
+        .create_role()
+        .role_name(&role)
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.code() == Some("EntityAlreadyExists") => {}
+        Err(e) => return Err(failed(format!("role {role}"))(Box::new(e))),
+    }
+    // The code is the emulator's; an empty archive stands for the package.
+    let empty_zip = [&b"PK\x05\x06"[..], &[0u8; 18]].concat();
+    let lambda = aws_sdk_lambda::Client::new(sdk);
+    match lambda
+        .create_function()
+        .function_name(function)
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .role(format!("arn:aws:iam::{ACCOUNT}:role/{role}"))
+        .handler(handler)
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(empty_zip))
+                .build(),
+        )
+        .send()
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.code() == Some("ResourceConflictException") => {}
+        Err(e) => return Err(failed(format!("rotation function {function}"))(Box::new(e))),
+    }
+    let rotated = secrets
+        .rotate_secret()
+        .secret_id(secret)
+        .rotation_lambda_arn(function_arn)
+        .rotation_rules(
+            aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                .automatically_after_days(30)
+                .build(),
+        )
+        .rotate_immediately(true)
+        .send()
+        .await;
+    if let Err(e) = rotated {
+        // Another stack on the same emulator turned it on meanwhile.
+        let now = secrets.describe_secret().secret_id(secret).send().await;
+        let on = now.as_ref().is_ok_and(|d| {
+            d.rotation_enabled() == Some(true)
+                && d.rotation_lambda_arn() == Some(function_arn.as_str())
+        });
+        if !on {
+            return Err(failed(format!("rotation of {secret}"))(Box::new(e)));
+        }
+    }
+    Ok(())
+}
+
 /// Creates everything for a stack named `prefix`.
 pub async fn provision(
     sdk: &SdkConfig,
@@ -241,6 +352,7 @@ pub async fn provision(
             Err(e) if e.code() == Some("ResourceExistsException") => {}
             Err(e) => return Err(failed(format!("secret {name}"))(Box::new(e))),
         }
+        enable_rotation(sdk, checkout).await?;
     }
     // Rules: one per routed HR event type, the same patterns the template declares.
     let sqs = aws_sdk_sqs::Client::new(sdk);

@@ -3,12 +3,15 @@
 //! Step Functions task of the grant lifecycle, for credential resources only:
 //! - `{"step": "checkout", "request_id"}` before the grant: an exclusive lease on
 //!   the secret (a credential another request holds withdraws this request);
+//!   The secret must rotate with the function the catalog names
+//!   (`Lapse.Configuration` otherwise: never handed out);
 //! - `{"step": "checkin", "request_id"}` after the revocation is verified: the
-//!   secret rotated, the checked-out version proven no longer current (else
-//!   `Lapse.VerificationFailed`, alarmed), the lease released;
+//!   secret's rotation function asked for a new value (`RotateSecret`), the
+//!   rotation proven finished (its version current; `Lapse.Transient` until then,
+//!   retried by the workflow), the lease released;
 //! - `{"step": "contain", "request_id"}` on the failure path, whatever step
-//!   failed: the secret rotated and proven, the lease released only if the
-//!   holder can no longer read it (never granted, or verified revoked).
+//!   failed: the secret rotated and proven the same way, the lease released only
+//!   if the holder can no longer read it (never granted, or verified revoked).
 //!
 //! Secret values never pass through this function's logs or answers: only version
 //! ids do.
@@ -80,6 +83,7 @@ pub async fn handler(
     let answer = match event.payload {
         CredentialTask::Checkout { request_id } => serde_json::to_value(
             checkout(
+                &deps.auditing.catalog,
                 &deps.store,
                 &deps.leases,
                 &deps.vault,

@@ -126,7 +126,9 @@ impl Error {
             Error::VerificationFailed { .. } => ErrorKind::VerificationFailed,
             Error::NotDue { .. } => ErrorKind::NotDue,
             Error::Bus(_) => ErrorKind::Transient,
-            Error::Vault(VaultError::Unavailable(_)) => ErrorKind::Transient,
+            Error::Vault(VaultError::Unavailable(_) | VaultError::RotationUnfinished { .. }) => {
+                ErrorKind::Transient
+            }
             Error::Vault(_) => ErrorKind::Configuration,
             Error::Ask(_) => ErrorKind::Validation,
             Error::Revocation(e) if e.is_invalid_input() => ErrorKind::Validation,

@@ -496,45 +496,69 @@ impl crate::ports::Leases for MemoryLeases {
     }
 }
 
-/// Secrets as version lists; the last version is current. Values are not kept.
+/// Secrets as version lists (the last version is current) with their rotation
+/// function. A rotation finishes at once. Values are not kept.
 #[derive(Debug, Default)]
 pub struct MemoryVault {
-    versions: Mutex<BTreeMap<String, Vec<String>>>,
+    secrets: Mutex<BTreeMap<String, MemorySecret>>,
+}
+
+#[derive(Debug, Default)]
+struct MemorySecret {
+    versions: Vec<String>,
+    rotation_function: Option<String>,
 }
 
 impl MemoryVault {
-    pub fn add(&self, secret_arn: &str, version_id: &str) {
-        lock(&self.versions)
-            .entry(secret_arn.to_owned())
-            .or_default()
-            .push(version_id.to_owned());
+    /// A secret at `version_id`, rotated by `rotation_function` (`None`: its
+    /// rotation is off).
+    pub fn add(&self, secret_arn: &str, version_id: &str, rotation_function: Option<&str>) {
+        let mut secrets = lock(&self.secrets);
+        let secret = secrets.entry(secret_arn.to_owned()).or_default();
+        secret.versions.push(version_id.to_owned());
+        secret.rotation_function = rotation_function.map(str::to_owned);
     }
     pub fn versions(&self, secret_arn: &str) -> Vec<String> {
-        lock(&self.versions)
+        lock(&self.secrets)
             .get(secret_arn)
-            .cloned()
+            .map(|s| s.versions.clone())
             .unwrap_or_default()
     }
 }
 
 impl crate::ports::CredentialVault for MemoryVault {
-    async fn current_version(&self, secret_arn: &str) -> Result<String, crate::ports::VaultError> {
-        lock(&self.versions)
+    async fn state(
+        &self,
+        secret_arn: &str,
+    ) -> Result<crate::ports::SecretState, crate::ports::VaultError> {
+        let secrets = lock(&self.secrets);
+        let secret = secrets
             .get(secret_arn)
-            .and_then(|v| v.last().cloned())
-            .ok_or_else(|| crate::ports::VaultError::NotFound(secret_arn.to_owned()))
+            .ok_or_else(|| crate::ports::VaultError::NotFound(secret_arn.to_owned()))?;
+        Ok(crate::ports::SecretState {
+            current: secret
+                .versions
+                .last()
+                .cloned()
+                .ok_or_else(|| crate::ports::VaultError::NotFound(secret_arn.to_owned()))?,
+            pending: None,
+            rotation_function: secret.rotation_function.clone(),
+        })
     }
     async fn rotate(
         &self,
         secret_arn: &str,
         version_id: &str,
+        rotation_function: &str,
     ) -> Result<(), crate::ports::VaultError> {
-        let mut versions = lock(&self.versions);
-        let list = versions
+        let mut secrets = lock(&self.secrets);
+        let secret = secrets
             .get_mut(secret_arn)
             .ok_or_else(|| crate::ports::VaultError::NotFound(secret_arn.to_owned()))?;
-        if !list.iter().any(|v| v == version_id) {
-            list.push(version_id.to_owned());
+        // Naming a function turns rotation on with it, as `RotateSecret` does.
+        secret.rotation_function = Some(rotation_function.to_owned());
+        if !secret.versions.iter().any(|v| v == version_id) {
+            secret.versions.push(version_id.to_owned());
         }
         Ok(())
     }

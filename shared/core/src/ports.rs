@@ -342,6 +342,12 @@ pub struct Lease {
     /// may read, which check-in replaces.
     pub version_id: String,
     pub at: DateTime<Utc>,
+    /// The function that rotates the secret, as the catalog named it and the
+    /// secret was found rotating with at checkout: check-in and containment ask
+    /// Secrets Manager to run this one. Empty in a lease taken before Lapse
+    /// named it; the secret's configured function is used then.
+    #[serde(default)]
+    pub rotation_function: String,
 }
 
 /// Who holds which credential. One lease per secret.
@@ -379,23 +385,67 @@ pub enum VaultError {
     },
     #[error("secrets service unavailable")]
     Unavailable(#[source] Source),
+    /// The secret cannot be rotated the way the catalog says: a credential Lapse
+    /// could not rotate at check-in is never handed out.
+    #[error(
+        "secret {secret} does not rotate with {expected} ({found}): Lapse will not check out a credential it cannot rotate"
+    )]
+    NoRotation {
+        secret: String,
+        expected: String,
+        found: String,
+    },
+    /// A rotation was asked for and has not finished: its version is not current
+    /// yet. Asked again later (the rotation function may still be running); if it
+    /// never finishes, the rotation failed and the old value still works.
+    #[error("the rotation of {secret} to version {version} has not finished ({state})")]
+    RotationUnfinished {
+        secret: String,
+        version: String,
+        state: String,
+    },
+}
+
+/// Where a secret stands: the version in force, a rotation in flight, and the
+/// function that rotates it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretState {
+    /// The version staged `AWSCURRENT`.
+    pub current: String,
+    /// A version staged `AWSPENDING` other than the current one: a rotation
+    /// started and not finished (or failed part way).
+    pub pending: Option<String>,
+    /// The rotation function, when the secret's rotation is on.
+    pub rotation_function: Option<String>,
 }
 
 /// The privileged credentials (Secrets Manager in AWS). Needs
-/// `secretsmanager:DescribeSecret` and `PutSecretValue` on the checked-out secrets
-/// and `GetRandomPassword`.
+/// `secretsmanager:DescribeSecret` and `secretsmanager:RotateSecret` on the
+/// checked-out secrets, and `lambda:InvokeFunction` on their rotation functions.
 pub trait CredentialVault: Send + Sync {
-    /// The version id staged `AWSCURRENT`.
+    /// Where the secret stands.
+    fn state(
+        &self,
+        secret_arn: &str,
+    ) -> impl Future<Output = Result<SecretState, VaultError>> + Send;
+    /// The version staged `AWSCURRENT`.
     fn current_version(
         &self,
         secret_arn: &str,
-    ) -> impl Future<Output = Result<String, VaultError>> + Send;
-    /// Makes a new random value current, as version `version_id` (idempotent: a
-    /// version that exists already is left as it is). The value is never returned.
+    ) -> impl Future<Output = Result<String, VaultError>> + Send {
+        async move { self.state(secret_arn).await.map(|s| s.current) }
+    }
+    /// Asks `rotation_function` (the secret's, named explicitly so no other runs)
+    /// for a new value under version `version_id` (`RotateSecret`; the caller
+    /// needs `lambda:InvokeFunction` on it). It returns once the rotation has started: the
+    /// rotation is done when that version is current ([`Self::state`]). Asking
+    /// again for a version that is current or in flight starts nothing. The value
+    /// never passes through Lapse.
     fn rotate(
         &self,
         secret_arn: &str,
         version_id: &str,
+        rotation_function: &str,
     ) -> impl Future<Output = Result<(), VaultError>> + Send;
 }
 

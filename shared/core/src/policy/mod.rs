@@ -124,6 +124,11 @@ pub struct Checkout {
     /// The secret's ARN without Secrets Manager's random suffix; its name starts
     /// with [`CHECKOUT_SECRET_PREFIX`].
     pub secret_arn: String,
+    /// The Lambda function that rotates the secret (`arn:aws:lambda:…:function:…`):
+    /// it changes what the database accepts, then makes the new value current.
+    /// Check-in asks Secrets Manager to run it and waits for it to finish, and a
+    /// checkout is refused unless the secret's rotation is on with this function.
+    pub rotation_function: String,
 }
 
 /// Checked-out secrets live under this name prefix: the credentials function may

@@ -163,6 +163,9 @@ pub(super) enum RawGrant {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCredential {
     pub(super) secret_arn: Spanned<String>,
+    /// Optional here so that its absence is reported at the resource, in words.
+    #[serde(default)]
+    pub(super) rotation_function: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Serialize)]

@@ -353,6 +353,49 @@ fn a_credential_grant_reads_its_one_secret_and_names_it_under_lapse() {
 }
 
 #[test]
+fn a_credential_names_the_function_that_rotates_it() {
+    let catalog = Catalog::parse(CATALOG, "c.yaml").unwrap();
+    let function = "arn:aws:lambda:us-east-1:123456789012:function:prod-db-root-rotation";
+    let checkout = catalog
+        .resource("prod-db-root-credential")
+        .and_then(|r| r.checkout.clone())
+        .unwrap();
+    assert_eq!(checkout.rotation_function, function);
+    // Without one, the check refuses the resource and says why.
+    let line = format!("        rotation_function: {function}\n");
+    let without = CATALOG.replacen(&line, "", 1);
+    assert_ne!(without, CATALOG);
+    let issues = issues_of(&without);
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert!(
+        issues[0].message.contains("needs `rotation_function`")
+            && issues[0]
+                .message
+                .contains("the checked-out value keeps working"),
+        "{issues:?}"
+    );
+    assert!(issues[0].line > 0, "{issues:?}");
+    // Not one exact function: refused at its line.
+    for bad in [
+        "arn:aws:lambda:us-east-1:123456789012:function:*",
+        "arn:aws:lambda:us-east-1:123456789012:function:rotate:live",
+        "arn:aws:iam::123456789012:role/rotate",
+        "prod-db-root-rotation",
+    ] {
+        let text = CATALOG.replacen(function, bad, 1);
+        let issues = issues_of(&text);
+        assert_eq!(issues.len(), 1, "{bad}: {issues:?}");
+        assert!(
+            issues[0].message.contains("is not a Lambda function ARN")
+                && issues[0]
+                    .path
+                    .ends_with("grant.credential.rotation_function"),
+            "{bad}: {issues:?}"
+        );
+    }
+}
+
+#[test]
 fn vendor_networks_are_cidr_blocks() {
     let catalog = Catalog::parse(CATALOG, "c.yaml").unwrap();
     assert_eq!(

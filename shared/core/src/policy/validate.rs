@@ -481,8 +481,33 @@ impl Catalog {
                             ),
                         );
                     }
+                    let rotation_function = match &credential.rotation_function {
+                        None => {
+                            issues.at(
+                                &res.grant,
+                                at("grant.credential"),
+                                "needs `rotation_function`: the Lambda that changes what the database accepts. \
+                                 Without one, check-in could only replace the stored copy while the checked-out value keeps working",
+                            );
+                            String::new()
+                        }
+                        Some(function) => {
+                            if !is_lambda_function_arn(&function.value) {
+                                issues.at(
+                                    function,
+                                    at("grant.credential.rotation_function"),
+                                    format!(
+                                        "`{}` is not a Lambda function ARN (arn:aws:lambda:<region>:<account>:function:<name>)",
+                                        function.value
+                                    ),
+                                );
+                            }
+                            function.value.clone()
+                        }
+                    };
                     let spec = Checkout {
                         secret_arn: arn.value.clone(),
+                        rotation_function,
                     };
                     let grant = spec.grant();
                     checkout = Some(spec);
@@ -970,4 +995,22 @@ fn in_words(message: &str) -> String {
         return format!("`{key}` appears twice here: keep one");
     }
     message.to_owned()
+}
+
+/// `arn:<partition>:lambda:<region>:<account>:function:<name>`, one exact function
+/// (no wildcard, no alias or version: Secrets Manager calls the function itself).
+fn is_lambda_function_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.split(':').collect();
+    parts.len() == 7
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "lambda"
+        && !parts[3].is_empty()
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5] == "function"
+        && !parts[6].is_empty()
+        && parts[6]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }

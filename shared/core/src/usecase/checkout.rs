@@ -1,8 +1,11 @@
 //! Privileged credential checkout: an approved request for a credential resource
 //! takes an exclusive lease on its secret before the grant (the grant is the inline
 //! policy that reads that one secret, bounded by `aws:CurrentTime`), and after the
-//! grant is revoked and verified, check-in rotates the secret, proves the
-//! checked-out version is no longer current, and releases the lease.
+//! grant is revoked and verified, check-in has the secret's rotation function
+//! rotate it (the function changes what the database accepts, then makes the new
+//! value current), proves the rotation finished, and releases the lease. A secret
+//! whose rotation is off, or runs another function than the catalog names, is
+//! never checked out: Lapse hands out only what it can rotate.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -10,8 +13,9 @@ use serde_json::{Value, json};
 
 use super::{AuditTrail, request_event, withdraw};
 use crate::error::Error;
+use crate::policy::Catalog;
 use crate::ports::{
-    Audience, AuditLog, CredentialVault, Lease, Leases, Notice, Notifier, RequestStore,
+    Audience, AuditLog, CredentialVault, Lease, Leases, Notice, Notifier, RequestStore, VaultError,
 };
 use crate::request::{AccessRequest, RequestError, RequestId, Status};
 
@@ -53,8 +57,12 @@ pub fn rotated_version(id: &RequestId) -> String {
 
 /// Takes the secret's lease for an approved request. A lease another request
 /// holds withdraws this one (two checkouts of one credential never both succeed)
-/// and tells the requester when to ask again.
+/// and tells the requester when to ask again. The secret must rotate with the
+/// function the catalog names (`VaultError::NoRotation` otherwise, before any
+/// lease or grant).
+#[allow(clippy::too_many_arguments)]
 pub async fn checkout(
+    catalog: &Catalog,
     store: &impl RequestStore,
     leases: &impl Leases,
     vault: &impl CredentialVault,
@@ -81,14 +89,37 @@ pub async fn checkout(
             .into());
         }
     }
-    let version_id = vault.current_version(&secret).await?;
+    let expected = catalog
+        .resource(request.resource())
+        .and_then(|r| r.checkout.as_ref())
+        .filter(|c| c.secret_arn == secret)
+        .map(|c| c.rotation_function.clone())
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "the catalog's credential resource {} for {secret}",
+                request.resource()
+            ))
+        })?;
+    let state = vault.state(&secret).await?;
+    if state.rotation_function.as_deref() != Some(expected.as_str()) {
+        return Err(VaultError::NoRotation {
+            secret,
+            expected,
+            found: match state.rotation_function {
+                None => "its rotation is off".into(),
+                Some(other) => format!("it rotates with {other}"),
+            },
+        }
+        .into());
+    }
     let held = leases
         .acquire(&Lease {
             secret_arn: secret.clone(),
             request_id: id.clone(),
             holder: request.requester().clone(),
-            version_id,
+            version_id: state.current,
             at: now,
+            rotation_function: expected,
         })
         .await?;
     if &held.request_id != id {
@@ -264,9 +295,11 @@ pub async fn contain(
     })
 }
 
-/// Makes `version` current and proves the checked-out version no longer is
-/// (else `VerificationFailed`, the lease kept), audited under `key` as
-/// `credential.rotated` with version ids only. Returns the current version.
+/// Has the secret's rotation function make `version` current, and proves it
+/// did: the rotation is done only when `version` is current (its function's last
+/// step), which also means the checked-out version no longer is. Until then
+/// `VaultError::RotationUnfinished` (retried by the workflow; the lease kept).
+/// Audited under `key` as `credential.rotated`, with version ids only.
 async fn rotate_and_prove(
     vault: &impl CredentialVault,
     trail: &AuditTrail<'_, impl AuditLog>,
@@ -277,25 +310,56 @@ async fn rotate_and_prove(
     why: &str,
 ) -> Result<String, Error> {
     let secret = &lease.secret_arn;
-    vault.rotate(secret, version).await?;
-    let current = vault.current_version(secret).await?;
-    if current == lease.version_id {
-        return Err(Error::VerificationFailed {
-            request: request.id().to_string(),
-            residue: format!("the checked-out version of {secret} is still current"),
-        });
+    let function = if lease.rotation_function.is_empty() {
+        // A lease from before Lapse named the function: the secret's own.
+        let state = vault.state(secret).await?;
+        state
+            .rotation_function
+            .ok_or_else(|| VaultError::NoRotation {
+                secret: secret.clone(),
+                expected: "a rotation function".into(),
+                found: "its rotation is off".into(),
+            })?
+    } else {
+        lease.rotation_function.clone()
+    };
+    vault.rotate(secret, version, &function).await?;
+    let state = vault.state(secret).await?;
+    if state.current != version {
+        let described = match &state.pending {
+            Some(pending) if pending == version => {
+                format!(
+                    "{} is still current; the rotation is in flight",
+                    state.current
+                )
+            }
+            Some(other) => format!(
+                "{} is still current; another rotation ({other}) is in flight",
+                state.current
+            ),
+            None => format!("{} is current and no rotation is in flight", state.current),
+        };
+        return Err(VaultError::RotationUnfinished {
+            secret: secret.clone(),
+            version: version.to_owned(),
+            state: described,
+        }
+        .into());
     }
     let mut event = request_event(
         request,
         key,
         "lapse",
         "credential.rotated",
-        format!("{secret}: the checked-out version is no longer current{why}"),
+        format!(
+            "{secret}: rotated by {function}; the checked-out version is no longer current{why}"
+        ),
         json!({ "secret": secret, "current_version": lease.version_id }),
     );
-    event.after = json!({ "secret": secret, "current_version": current });
+    event.after =
+        json!({ "secret": secret, "current_version": state.current, "rotated_by": function });
     trail.record(event).await?;
-    Ok(current)
+    Ok(state.current)
 }
 
 /// Releases this request's lease, audited `credential.checked_in`.

@@ -2149,6 +2149,8 @@ mod checkout {
     use crate::usecase::lifecycle::revoke_now;
 
     const SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:lapse/prod-db-root";
+    /// The rotation function the shipped catalog names for [`SECRET`].
+    const ROTATION: &str = "arn:aws:lambda:us-east-1:123456789012:function:prod-db-root-rotation";
 
     struct Vaulted {
         w: World,
@@ -2159,7 +2161,7 @@ mod checkout {
     impl Vaulted {
         fn new() -> Self {
             let vault = MemoryVault::default();
-            vault.add(SECRET, "v1");
+            vault.add(SECRET, "v1", Some(ROTATION));
             Self {
                 w: World::new(),
                 leases: MemoryLeases::default(),
@@ -2188,6 +2190,7 @@ mod checkout {
         }
         fn checkout(&self, id: &RequestId) -> Result<CheckoutOutcome, Error> {
             block_on(checkout(
+                &self.w.catalog,
                 &self.w.store,
                 &self.leases,
                 &self.vault,
@@ -2389,23 +2392,32 @@ mod checkout {
         assert_eq!(v.contain(other.id()).unwrap(), ContainOutcome::NotHeld);
     }
 
-    /// A vault whose rotation takes no effect: check-in must not claim success.
-    struct StuckVault(MemoryVault);
+    /// A vault whose rotation function never finishes (it failed, or is still
+    /// running): the new version stays pending, the old one current.
+    struct StuckVault(MemoryVault, std::sync::Mutex<Option<String>>);
 
     impl crate::ports::CredentialVault for StuckVault {
-        async fn current_version(
+        async fn state(
             &self,
             secret_arn: &str,
-        ) -> Result<String, crate::ports::VaultError> {
-            self.0.current_version(secret_arn).await
+        ) -> Result<crate::ports::SecretState, crate::ports::VaultError> {
+            let mut state = self.0.state(secret_arn).await?;
+            state.pending = self.1.lock().unwrap().clone();
+            Ok(state)
         }
-        async fn rotate(&self, _: &str, _: &str) -> Result<(), crate::ports::VaultError> {
+        async fn rotate(
+            &self,
+            _: &str,
+            version: &str,
+            _: &str,
+        ) -> Result<(), crate::ports::VaultError> {
+            *self.1.lock().unwrap() = Some(version.to_owned());
             Ok(())
         }
     }
 
     #[test]
-    fn a_rotation_that_did_not_take_fails_verification_and_keeps_the_lease() {
+    fn a_rotation_that_did_not_finish_is_not_called_rotated_and_keeps_the_lease() {
         let v = Vaulted::new();
         let request = v.approved("rita");
         v.checkout(request.id()).unwrap();
@@ -2420,8 +2432,8 @@ mod checkout {
             monday_at(10) + TimeDelta::minutes(20),
         ))
         .unwrap();
-        let stuck = StuckVault(MemoryVault::default());
-        stuck.0.add(SECRET, "v1");
+        let stuck = StuckVault(MemoryVault::default(), Default::default());
+        stuck.0.add(SECRET, "v1", Some(ROTATION));
         let err = block_on(check_in(
             &v.w.store,
             &v.leases,
@@ -2430,8 +2442,56 @@ mod checkout {
             request.id(),
         ))
         .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::VerificationFailed, "{err}");
+        // Retried by the workflow (the function may still be running); after the
+        // retries, the failure path alarms.
+        assert_eq!(err.kind(), ErrorKind::Transient, "{err}");
+        assert!(
+            err.to_string()
+                .contains("v1 is still current; the rotation is in flight"),
+            "{err}"
+        );
         assert!(block_on(v.leases.get(SECRET)).unwrap().is_some());
+        let actions = v.w.verify_audit(request.id());
+        assert!(
+            !actions.iter().any(|a| a == "credential.rotated"),
+            "{actions:?}"
+        );
+    }
+
+    #[test]
+    fn a_secret_that_does_not_rotate_with_the_catalogs_function_is_never_checked_out() {
+        for rotation in [
+            None,
+            Some("arn:aws:lambda:us-east-1:123456789012:function:noop"),
+        ] {
+            let v = Vaulted::new();
+            let vault = MemoryVault::default();
+            vault.add(SECRET, "v1", rotation);
+            let request = v.approved("rita");
+            let err = block_on(checkout(
+                &v.w.catalog,
+                &v.w.store,
+                &v.leases,
+                &vault,
+                &v.w.trail(),
+                &v.w.notifier,
+                request.id(),
+                monday_at(10),
+            ))
+            .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration, "{err}");
+            let found = match rotation {
+                None => "its rotation is off".to_owned(),
+                Some(other) => format!("it rotates with {other}"),
+            };
+            assert!(
+                err.to_string()
+                    .contains(&format!("does not rotate with {ROTATION} ({found})")),
+                "{err}"
+            );
+            // No lease taken, so no grant can follow.
+            assert!(block_on(v.leases.get(SECRET)).unwrap().is_none());
+        }
     }
 }
 

@@ -481,13 +481,20 @@ mod over_fakes {
             .unwrap(),
         );
         let secret = checkout.checkout().unwrap().to_owned();
-        p.vault.add(&secret, "v1");
+        let rotation = p
+            .catalog
+            .resource("prod-db-root-credential")
+            .and_then(|r| r.checkout.clone())
+            .map(|c| c.rotation_function)
+            .unwrap_or_default();
+        p.vault.add(&secret, "v1", Some(&rotation));
         block_on(p.leases.acquire(&crate::ports::Lease {
             secret_arn: secret.clone(),
             request_id: checkout.id().clone(),
             holder: user.clone(),
             version_id: "v1".into(),
             at: monday_at(9),
+            rotation_function: rotation,
         }))
         .unwrap();
         // ...and sponsors a vendor, whose user has a console password and a key.
