@@ -1302,6 +1302,64 @@ async fn a_revoked_person_is_refused_however_their_name_is_spelled() {
         1,
         "the case is found under either spelling"
     );
+    // The pointer lives apart from the person's controls (`cases#`), and one
+    // written where pointers lived before (`user#`) is still followed.
+    let dynamo = aws_sdk_dynamodb::Client::new(&w.s.stack.sdk);
+    let table = &w.s.stack.config.revocations_table;
+    let pointers_under = |pk: String| {
+        let dynamo = dynamo.clone();
+        async move {
+            dynamo
+                .query()
+                .table_name(table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :case)")
+                .expression_attribute_values(":pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
+                .expression_attribute_values(
+                    ":case",
+                    aws_sdk_dynamodb::types::AttributeValue::S("case#".into()),
+                )
+                .send()
+                .await
+                .unwrap()
+                .count()
+        }
+    };
+    assert_eq!(pointers_under(format!("cases#{lower}")).await, 1);
+    assert_eq!(pointers_under(format!("user#{lower}")).await, 0);
+    let older = PrincipalId::new(w.s.user("older")).unwrap();
+    let old_case = operator_case(&w, &older, RevocationKind::Suspend).await;
+    let moved = dynamo
+        .delete_item()
+        .table_name(table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("cases#{older}")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!(
+                "case#{}#{}",
+                old_case.created_at().to_rfc3339(),
+                old_case.id()
+            )),
+        )
+        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+        .send()
+        .await
+        .unwrap();
+    let mut legacy_pointer = moved.attributes().cloned().unwrap();
+    legacy_pointer.insert(
+        "pk".into(),
+        aws_sdk_dynamodb::types::AttributeValue::S(format!("user#{older}")),
+    );
+    dynamo
+        .put_item()
+        .table_name(table)
+        .set_item(Some(legacy_pointer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(w.r.table.cases_of(&older).await.unwrap().len(), 1);
 
     // Controls from before names were folded.
     let legacy = PrincipalId::new(w.s.user("Legacy")).unwrap();

@@ -16,6 +16,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -840,6 +841,90 @@ fn the_webhook_role_writes_only_event_claims() {
     statement_mut(&mut broader, "HrWebhookFunctionRole", "Claims")["Condition"]["ForAllValues:StringLike"]
         ["dynamodb:LeadingKeys"] = serde_json::json!(["event#*", "user#*"]);
     assert!(!only_claims(&broader));
+}
+
+/// Which partitions of the revocations table each function role may write, by
+/// the partition prefix (`user#` for `user#*`): every write is narrowed by
+/// `dynamodb:LeadingKeys` (`"any"` when one is not).
+fn revocations_writers(template: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    let mut writers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (role, resource) in template["Resources"].as_object().unwrap() {
+        if resource["Type"] != "AWS::IAM::Role" || !role.ends_with("FunctionRole") {
+            continue;
+        }
+        for (_, keys) in revocations_table_writes(template, role) {
+            let prefixes = match keys {
+                None => vec!["any".to_owned()],
+                Some(keys) => as_list(&keys)
+                    .iter()
+                    .map(|k| k.as_str().unwrap_or("any").trim_end_matches('*').to_owned())
+                    .collect(),
+            };
+            writers.entry(role.clone()).or_default().extend(prefixes);
+        }
+    }
+    writers
+}
+
+/// IAM narrows a role to partition keys, not sort keys, so who may write what in
+/// the revocations table is said by partition: a person's controls (the revoked
+/// mark, legal hold, override) and archived before-state (`user#`) by the
+/// revocation workflow and the operators alone; HR event claims (`event#`) by the
+/// webhook alone; leases by the functions that check credentials out and in; and
+/// the daily inactivity check only opens cases (`case#`, `cases#`).
+#[test]
+fn each_role_writes_only_its_own_partitions_of_the_revocations_table() {
+    fn problems(template: &Value) -> Vec<String> {
+        let allowed: BTreeMap<&str, &[&str]> = BTreeMap::from([
+            (
+                "RevocationFunctionRole",
+                &["case#", "cases#", "user#", "lease#"][..],
+            ),
+            ("OperatorFunctionRole", &["case#", "cases#", "user#"][..]),
+            ("InactivityCheckFunctionRole", &["case#", "cases#"][..]),
+            ("HrWebhookFunctionRole", &["event#"][..]),
+            ("CredentialsFunctionRole", &["lease#"][..]),
+            ("GrantsApiFunctionRole", &["lease#"][..]),
+            ("SweeperFunctionRole", &["lease#"][..]),
+        ]);
+        let mut problems = Vec::new();
+        for (role, prefixes) in revocations_writers(template) {
+            let may = allowed.get(role.as_str()).copied().unwrap_or(&[]);
+            for prefix in prefixes {
+                if !may.contains(&prefix.as_str()) {
+                    problems.push(format!("{role} may write {prefix}"));
+                }
+            }
+        }
+        problems
+    }
+    let template = real();
+    assert_eq!(problems(&template), Vec::<String>::new());
+    assert_eq!(
+        revocations_writers(&template)["InactivityCheckFunctionRole"],
+        BTreeSet::from(["case#".to_owned(), "cases#".to_owned()])
+    );
+    // Broken: the inactivity check unnarrowed, or reaching people's controls.
+    let broken = without_condition(&template, "InactivityCheckFunctionRole", "Revocations");
+    assert_eq!(
+        problems(&broken),
+        ["InactivityCheckFunctionRole may write any"]
+    );
+    let mut broader = template.clone();
+    statement_mut(&mut broader, "InactivityCheckFunctionRole", "Revocations")["Condition"]["ForAllValues:StringLike"]
+        ["dynamodb:LeadingKeys"] = serde_json::json!(["case#*", "cases#*", "user#*"]);
+    assert_eq!(
+        problems(&broader),
+        ["InactivityCheckFunctionRole may write user#"]
+    );
+    // The operators reaching HR event claims.
+    let mut broader = template;
+    statement_mut(&mut broader, "OperatorFunctionRole", "Revocations")["Condition"]["ForAllValues:StringLike"]
+        ["dynamodb:LeadingKeys"] = serde_json::json!(["case#*", "cases#*", "user#*", "event#*"]);
+    assert_eq!(
+        problems(&broader),
+        ["OperatorFunctionRole may write event#"]
+    );
 }
 
 /// Who may sign with the audit key, by its key policy: (principal, condition) for

@@ -3,9 +3,17 @@
 //! | pk                | sk                      | what                                   |
 //! |-------------------|-------------------------|----------------------------------------|
 //! | `case#<id>`       | `case`                  | a revocation case (versioned `doc`); `open` = `open` until verified |
+//! | `cases#<name>`    | `case#<created_at>#<id>`| a pointer from a person to a case |
 //! | `user#<name>`     | `controls`              | legal hold and override (`<name>` lowercase: IAM names have no case; reads also try the name as spelled, where older items live) |
 //! | `user#<name>`     | `archive#<taken_at>`    | a before-state snapshot, `ttl` = retention (none under legal hold) |
 //! | `event#<id>`      | `claim`                 | an HR event id seen by the webhook, `ttl` 30 days |
+//! | `lease#<secret>`  | `lease`                 | a credential checkout (`lapse_aws::leases`) |
+//!
+//! The partition prefix says who may write an item, since IAM can narrow a role
+//! to partition keys (`dynamodb:LeadingKeys`) but not to sort keys: a role that
+//! opens cases (the daily inactivity check) writes `case#*` and `cases#*`, never a
+//! person's controls or archived before-state under `user#*`. Pointers written
+//! before they moved (`user#<name>`, `case#…`) are still read.
 //!
 //! IAM actions: `dynamodb:GetItem`, `PutItem`, `UpdateItem`, `Query` on the table.
 //! The sparse index `open-cases` (hash key `open`) holds only unverified cases;
@@ -152,7 +160,7 @@ impl CaseStore for DynamoDbRevocations {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(user_pk(case.user())))
+            .item("pk", s(cases_pk(case.user())))
             .item(
                 "sk",
                 s(format!(
@@ -169,7 +177,9 @@ impl CaseStore for DynamoDbRevocations {
     }
 
     async fn cases_of(&self, user: &PrincipalId) -> Result<Vec<RevocationCase>, StoreError> {
-        let pointers = self.user_items(user, "case#").await?;
+        let mut pointers = self.items(&cases_pk(user), "case#").await?;
+        // Where pointers lived before they moved out of the person's partition.
+        pointers.extend(self.user_items(user, "case#").await?);
         let mut cases: Vec<RevocationCase> = Vec::new();
         for item in &pointers {
             if let Some(AttributeValue::S(id)) = item.get("case_id")
@@ -221,6 +231,12 @@ impl CaseStore for DynamoDbRevocations {
 /// A person's partition: `user#` and the name as IAM compares names, without case.
 fn user_pk(user: &PrincipalId) -> String {
     format!("user#{}", user.folded())
+}
+
+/// A person's case pointers: apart from their controls and archives, so that a
+/// role may open cases without being able to write those.
+fn cases_pk(user: &PrincipalId) -> String {
+    format!("cases#{}", user.folded())
 }
 
 /// The partition a person had before names were folded (`user#` and the name as
@@ -288,23 +304,26 @@ impl DynamoDbRevocations {
     async fn user_items(&self, user: &PrincipalId, prefix: &str) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         for pk in std::iter::once(user_pk(user)).chain(legacy_pk(user)) {
-            let found: Vec<Item> = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(&pk))
-                .expression_attribute_values(":prefix", s(prefix))
-                .consistent_read(true)
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| store_error(e, || corrupt(&pk, "unexpected condition failure")))?;
-            items.extend(found);
+            items.extend(self.items(&pk, prefix).await?);
         }
         Ok(items)
+    }
+
+    /// The items of partition `pk` whose sort key starts with `prefix`.
+    async fn items(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| store_error(e, || corrupt(pk, "unexpected condition failure")))
     }
 
     async fn archive_items(&self, user: &PrincipalId) -> Result<Vec<Item>, StoreError> {
