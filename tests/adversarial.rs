@@ -7,11 +7,11 @@
 use crate::support::{Stack, id};
 use aws_sdk_iam::types::StatusType;
 use chrono::Utc;
+use lapse_core::access::role_denies::{ROLE_DENY_POLICY, RoleDenies};
 use lapse_core::identity::PrincipalId;
 use lapse_core::revocation::case::{CaseStatus, RevocationCase, Trigger, TriggerSource};
 use lapse_core::revocation::plan::{RevocationKind, SESSION_DENY_POLICY, session_deny_cutoff};
 use lapse_core::revocation::usecase::{open, restore, run, snapshot, verify_case};
-use lapse_core::role_denies::{ROLE_DENY_POLICY, RoleDenies};
 use lapse_lambda::config::Env;
 use lapse_lambda::wiring::{Revocations, vars};
 use serde_json::{Value, json};

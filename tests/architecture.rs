@@ -86,3 +86,51 @@ fn the_production_cli_carries_no_local_stack() {
         assert!(cli_offenders(&dev).iter().any(|n| n == name), "{name}");
     }
 }
+
+/// The core's top level is its domains side by side over a small shared kernel:
+/// a new module lands in a domain's folder, or joins the kernel here on purpose.
+#[test]
+fn the_cores_top_level_is_its_domains_over_the_kernel() {
+    fn layout_problems(dir: &std::path::Path) -> Vec<String> {
+        const DOMAINS: &[&str] = &["access", "revocation"];
+        const KERNEL: &[&str] = &[
+            "lib.rs",
+            "audit.rs",
+            "duration.rs",
+            "error.rs",
+            "identity.rs",
+            "memory.rs",
+            "policy",
+            "ports.rs",
+            "testing.rs",
+        ];
+        let mut problems = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            if !DOMAINS.contains(&name.as_str()) && !KERNEL.contains(&name.as_str()) {
+                problems.push(format!("{name} is neither a domain nor the kernel"));
+            }
+        }
+        for domain in DOMAINS {
+            if !dir.join(domain).join("mod.rs").exists() {
+                problems.push(format!("no {domain}/mod.rs"));
+            }
+        }
+        problems
+    }
+    let src = lapse_testkit::workspace_root().join("shared/core/src");
+    assert_eq!(layout_problems(&src), Vec::<String>::new());
+    // A JIT module left at the root is caught.
+    let copy = lapse_testkit::Scratch::new("core-layout");
+    for name in ["lib.rs", "ports.rs", "request.rs"] {
+        std::fs::write(copy.join(name), "").unwrap();
+    }
+    for domain in ["access", "revocation"] {
+        std::fs::create_dir_all(copy.join(domain)).unwrap();
+        std::fs::write(copy.join(domain).join("mod.rs"), "").unwrap();
+    }
+    assert_eq!(
+        layout_problems(copy.path()),
+        ["request.rs is neither a domain nor the kernel"]
+    );
+}

@@ -10,9 +10,9 @@ use lapse_aws::iam::IamDirectory;
 use lapse_aws::sfn::SfnWorkflowStarter;
 use lapse_aws::sns::{SnsNotifier, Topics};
 use lapse_aws::tables::{Tables, provision_local};
-use lapse_core::grant::{document_expiry, policy_document};
+use lapse_core::access::grant::{document_expiry, policy_document};
+use lapse_core::access::ledger::{Artifact, Hold, Release};
 use lapse_core::identity::PrincipalId;
-use lapse_core::ledger::{Artifact, Hold, Release};
 use lapse_core::policy::{Effect, Statement};
 use lapse_core::ports::{
     AccessInspector, AccessProvisioner, Audience, DirectoryError, LedgerStore, Notice, Notifier,
@@ -95,7 +95,7 @@ fn percent_decode(text: &str) -> String {
 /// as IAM stores it (URL-encoded) and compared by content.
 #[tokio::test]
 async fn role_tags_and_the_ended_grant_deny_round_trip_through_iam() {
-    use lapse_core::role_denies::{self, ROLE_DENY_POLICY, RoleDenies};
+    use lapse_core::access::role_denies::{self, ROLE_DENY_POLICY, RoleDenies};
     let config = config().await;
     let iam = aws_sdk_iam::Client::new(&config);
     let directory = IamDirectory::new(iam.clone());

@@ -20,7 +20,7 @@ use lapse_aws::sdk::{Credentials, load_local_as};
 use lapse_aws::sns::Topics;
 use lapse_aws::tables::Tables;
 use lapse_cli::client::ApiClient;
-use lapse_core::grant::document_expiry;
+use lapse_core::access::grant::document_expiry;
 use lapse_core::ports::Clock;
 use lapse_core::revocation::webhook::sign;
 use lapse_lambda::config::Env;

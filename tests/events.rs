@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use lapse_core::usecase::lifecycle::WorkflowInput;
+use lapse_core::access::usecase::lifecycle::WorkflowInput;
 
 fn events_dir() -> PathBuf {
     lapse_testkit::workspace_root().join("events")

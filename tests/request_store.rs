@@ -7,11 +7,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, TimeDelta, Utc};
 use lapse_aws::dynamodb::{DynamoDbAuditLog, DynamoDbRequestStore};
 use lapse_aws::tables::{Tables, provision_local};
+use lapse_core::access::request::{AccessRequest, DecisionOutcome, NewRequest, RequestId, Verdict};
+use lapse_core::access::usecase::{AuditTrail, request_chain, state_of};
 use lapse_core::audit::{AuditDraft, AuditSigner, AuditVerifier, verify_chain};
 use lapse_core::ports::{AuditLog, RequestQueries, RequestStore, StoreError};
-use lapse_core::request::{AccessRequest, DecisionOutcome, NewRequest, RequestId, Verdict};
 use lapse_core::testing::{catalog, employee_context, monday_at, person};
-use lapse_core::usecase::{AuditTrail, request_chain, state_of};
 use lapse_core::{Error, ErrorKind};
 use lapse_testkit::{shared, unique_name};
 
@@ -115,14 +115,14 @@ async fn requests_in_a_status_made_since_a_time() {
         (at(-3_600_000), 0),
     ] {
         let found = store
-            .by_status_since(lapse_core::request::Status::Pending, since)
+            .by_status_since(lapse_core::access::request::Status::Pending, since)
             .await
             .unwrap();
         assert_eq!(ids(found), ids(made[from..].to_vec()), "since {since}");
     }
     assert!(
         store
-            .by_status_since(lapse_core::request::Status::Expired, at(-3_600_000))
+            .by_status_since(lapse_core::access::request::Status::Expired, at(-3_600_000))
             .await
             .unwrap()
             .is_empty()

@@ -529,15 +529,18 @@ async fn termination_ends_live_jit_grants_through_the_lifecycle() {
     // (dana herself is now refused by the API: read the grant from the store.)
     let grant = lapse_core::ports::RequestStore::get(
         w.r.grants().store,
-        &lapse_core::request::RequestId::parse(&rid).unwrap(),
+        &lapse_core::access::request::RequestId::parse(&rid).unwrap(),
     )
     .await
     .unwrap()
     .unwrap();
-    assert_eq!(grant.status(), lapse_core::request::Status::Verified);
+    assert_eq!(
+        grant.status(),
+        lapse_core::access::request::Status::Verified
+    );
     assert_eq!(
         grant.revoke_cause(),
-        Some(lapse_core::request::RevokeCause::RightsRevocation)
+        Some(lapse_core::access::request::RevokeCause::RightsRevocation)
     );
     assert_eq!(dana.get(&rid).await.unwrap_err().status(), Some(403));
     assert!(

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use lapse_aws::iam::IamDirectory;
 use lapse_cli::client::ApiClient;
+use lapse_core::access::grant::IamSnapshot;
 use lapse_core::audit::verify_chain;
-use lapse_core::grant::IamSnapshot;
 use lapse_core::identity::PrincipalId;
 use lapse_core::ports::{AccessInspector, AuditLog};
 use lapse_local::host::{LocalStack, StackOptions};

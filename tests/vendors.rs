@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use chrono::{DateTime, TimeDelta, Utc};
-use lapse_core::grant::document_expiry;
+use lapse_core::access::grant::document_expiry;
 use serde_json::Value;
 
 use crate::support::{Stack, WAIT, id};

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use crate::support::{Stack, id};
-use lapse_core::grant::document_expiry;
+use lapse_core::access::grant::document_expiry;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn low_risk_request_is_auto_approved_granted_revoked_and_verified() {

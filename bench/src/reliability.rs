@@ -291,7 +291,7 @@ pub async fn wire_faults(terminations: usize, expiries: usize, rate: f64) -> Res
         local
             .stack
             .clock
-            .advance(lapse_core::usecase::sweep::GRACE + chrono::TimeDelta::minutes(1));
+            .advance(lapse_core::access::usecase::sweep::GRACE + chrono::TimeDelta::minutes(1));
         let (error, answer) = local
             .invoke("sweeper", &Local::sample("sweeper/scheduled.json")?)
             .await?;

@@ -141,7 +141,7 @@ impl AuditReader {
                 anyhow::bail!("chain {chain} does not verify, nothing more exported: {problem}");
             }
             let keep = |event: &&AuditEvent| {
-                !break_glass || lapse_core::usecase::carries_break_glass(event)
+                !break_glass || lapse_core::access::usecase::carries_break_glass(event)
             };
             for event in events.iter().filter(keep) {
                 serde_json::to_writer(&mut *out, event)?;

@@ -425,7 +425,7 @@ pub async fn check_user(op: &Operator, user: &str) -> Result<String> {
             "  trusted by role {} (managed: {}, this person's sessions denied: {})",
             r.name,
             if r.managed { "yes" } else { "no" },
-            if lapse_core::role_denies::RoleDenies::document_denies_all_of(
+            if lapse_core::access::role_denies::RoleDenies::document_denies_all_of(
                 r.session_deny.as_ref(),
                 &snapshot.user
             ) {

@@ -8,7 +8,7 @@
 //! which the state machine's Wait state sleeps until.
 
 use lambda_runtime::LambdaEvent;
-use lapse_core::usecase::lifecycle::{GrantReport, WorkflowInput, grant};
+use lapse_core::access::usecase::lifecycle::{GrantReport, WorkflowInput, grant};
 use lapse_lambda::HandlerError;
 use lapse_lambda::wiring::Granting;
 

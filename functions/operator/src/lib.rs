@@ -220,7 +220,8 @@ async fn route<W: WorkflowStarter, P: RevocationPorts>(
                 .map_err(core)?
                 .into_iter()
                 .filter(|g| {
-                    g.status() == lapse_core::request::Status::Active && g.grantee() == &user
+                    g.status() == lapse_core::access::request::Status::Active
+                        && g.grantee() == &user
                 })
                 .map(|g| {
                     json!({

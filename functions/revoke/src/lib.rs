@@ -7,8 +7,8 @@
 //! expiry and changes nothing. Idempotent.
 
 use lambda_runtime::LambdaEvent;
-use lapse_core::request::{RequestId, RevokeCause};
-use lapse_core::usecase::lifecycle::{RevokeReport, revoke};
+use lapse_core::access::request::{RequestId, RevokeCause};
+use lapse_core::access::usecase::lifecycle::{RevokeReport, revoke};
 use lapse_lambda::HandlerError;
 use lapse_lambda::wiring::Lifecycle;
 use serde::Deserialize;

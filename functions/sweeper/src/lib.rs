@@ -13,9 +13,9 @@ use lambda_runtime::LambdaEvent;
 use lapse_aws::revocations::DynamoDbRevocations;
 use lapse_aws::sfn::SfnWorkflowStarter;
 use lapse_aws::sns::SnsNotifier;
+use lapse_core::access::usecase::Outbox;
+use lapse_core::access::usecase::sweep::{SweepReport, sweep};
 use lapse_core::ports::WorkflowStarter;
-use lapse_core::usecase::Outbox;
-use lapse_core::usecase::sweep::{SweepReport, sweep};
 use lapse_lambda::HandlerError;
 use lapse_lambda::config::Env;
 use lapse_lambda::metrics;
@@ -70,8 +70,8 @@ pub struct Gauges {
 /// Counts active grants, requests waiting for a decision and unverified
 /// revocation cases.
 pub async fn gauges<W>(deps: &Deps<W>) -> Result<Gauges, lapse_core::ports::StoreError> {
+    use lapse_core::access::request::Status;
     use lapse_core::ports::RequestQueries;
-    use lapse_core::request::Status;
     let store = &deps.lifecycle.store;
     Ok(Gauges {
         grants_active: store.by_status(Status::Active).await?.len(),

@@ -9,9 +9,9 @@
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use lambda_runtime::LambdaEvent;
+use lapse_core::access::request::{RequestId, Status};
+use lapse_core::access::usecase::sweep::settle_expired;
 use lapse_core::ports::RequestStore;
-use lapse_core::request::{RequestId, Status};
-use lapse_core::usecase::sweep::settle_expired;
 use lapse_lambda::HandlerError;
 use lapse_lambda::wiring::Lifecycle;
 use serde::Serialize;

@@ -7,8 +7,8 @@
 
 use lambda_runtime::LambdaEvent;
 use lapse_core::ErrorKind;
-use lapse_core::request::RequestId;
-use lapse_core::usecase::lifecycle::{VerifyReport, verify};
+use lapse_core::access::request::RequestId;
+use lapse_core::access::usecase::lifecycle::{VerifyReport, verify};
 use lapse_lambda::HandlerError;
 use lapse_lambda::metrics;
 use lapse_lambda::wiring::Lifecycle;

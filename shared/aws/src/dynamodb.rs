@@ -19,11 +19,11 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
+use lapse_core::access::ledger::{Artifact, Hold, Release};
+use lapse_core::access::request::{AccessRequest, RequestId, Status};
 use lapse_core::audit::{AuditEvent, ChainHead};
 use lapse_core::identity::PrincipalId;
-use lapse_core::ledger::{Artifact, Hold, Release};
 use lapse_core::ports::{AuditLog, LedgerStore, RequestQueries, RequestStore, StoreError};
-use lapse_core::request::{AccessRequest, RequestId, Status};
 
 use crate::errors::store_error;
 

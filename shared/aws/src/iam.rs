@@ -9,7 +9,7 @@ use aws_sdk_iam::Client;
 use aws_sdk_iam::config::http::HttpResponse;
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 // `identity` (below) reuses these helpers.
-use lapse_core::grant::IamSnapshot;
+use lapse_core::access::grant::IamSnapshot;
 use lapse_core::identity::PrincipalId;
 use lapse_core::ports::{AccessInspector, AccessProvisioner, Bounded, DirectoryError, Removal};
 
@@ -432,6 +432,7 @@ mod identity {
     use aws_sdk_iam::error::ProvideErrorMetadata;
     use aws_sdk_iam::types::StatusType;
     use chrono::{DateTime, Utc};
+    use lapse_core::access::role_denies::{self, ROLE_DENY_POLICY};
     use lapse_core::identity::PrincipalId;
     use lapse_core::ports::AccessInspector;
     use lapse_core::ports::{DirectoryError, Removal};
@@ -440,7 +441,6 @@ mod identity {
         TrustingRole, roles_to_lift, session_deny_document, trust_names_user,
     };
     use lapse_core::revocation::ports::IdentityDirectory;
-    use lapse_core::role_denies::{self, ROLE_DENY_POLICY};
 
     use super::{IamDirectory, decode_policy, directory_error, is_missing, no_user, removal};
 

@@ -4,8 +4,8 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
+use lapse_core::access::request::RequestId;
 use lapse_core::ports::{Lease, Leases, StoreError};
-use lapse_core::request::RequestId;
 
 use crate::errors::store_error;
 

@@ -435,7 +435,7 @@ impl CredentialDrop for SecretsCredentialDrop {
     async fn issue(
         &self,
         name: &str,
-        request: &lapse_core::request::RequestId,
+        request: &lapse_core::access::request::RequestId,
         reader: &PrincipalId,
         until: DateTime<Utc>,
     ) -> Result<Password, VaultError> {
@@ -518,7 +518,7 @@ impl CredentialDrop for SecretsCredentialDrop {
     async fn withdraw(
         &self,
         name: &str,
-        request: &lapse_core::request::RequestId,
+        request: &lapse_core::access::request::RequestId,
     ) -> Result<(), VaultError> {
         match self.made_for(name).await {
             Ok(Some(made_for)) if made_for == request.as_str() => {}

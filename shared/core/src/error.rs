@@ -1,9 +1,9 @@
 //! The core's error type and its classification.
 
+use crate::access::request::RequestError;
 use crate::audit::{ChainError, KeyError};
 use crate::policy::PolicyError;
 use crate::ports::{DirectoryError, NotifyError, StoreError, VaultError, WorkflowError};
-use crate::request::RequestError;
 
 /// Any failure of a core use case.
 #[derive(Debug, thiserror::Error)]

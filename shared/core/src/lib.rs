@@ -9,37 +9,40 @@
 //! or Lambda; `lapse-aws` adapts the ports to AWS, and the binaries wire them.
 //!
 //! ## Layout
-//! - [`duration`]: `4h` / `PT4H` durations.
+//!
+//! Two domains side by side, over a shared kernel:
+//!
+//! - [`access`]: just-in-time access. [`access::request`] (the request lifecycle and
+//!   its invariants), [`access::risk`] (explainable scoring and routing),
+//!   [`access::grant`] (time-bound IAM documents), [`access::ledger`] (which live
+//!   grants hold which IAM artifact), [`access::breakglass`], [`access::vendor`],
+//!   [`access::role_denies`] (the one deny per role of sessions that must not live
+//!   on), and its operations over the ports, [`access::usecase`].
+//! - [`revocation`]: rights revocation. HR webhook authentication, revocation
+//!   planning, cases, operator tools and their steps ([`revocation::usecase`]).
+//!
+//! The two meet where a grant meets a revocation: revocation ends what access
+//! granted (its requests, ledger and custody); access asks revocation's controls
+//! whether a person is revoked, and a vendor's deactivation runs a revocation plan.
+//!
+//! The kernel both stand on:
 //! - [`policy`]: the catalog, its validation with located errors, its content hash.
-//! - [`identity`]: authenticated principals.
-//! - [`risk`]: explainable scoring and approval routing.
-//! - [`request`]: the request lifecycle state machine and its invariants.
-//! - [`breakglass`]: emergency access: the cap, the justification owed, the review.
-//! - [`vendor`]: third-party access: the vendor's temporary user, its base policy.
-//! - [`ledger`]: which live grants hold which IAM artifact.
-//! - [`role_denies`]: the one deny per role of sessions that must not live on.
-//! - [`audit`]: hash-linked, Ed25519-signed audit chains.
-//! - [`ports`]: the traits adapters implement; [`memory`]: in-memory fakes of them.
-//! - [`usecase`]: operations over the ports, called by handlers.
-//! - [`revocation`]: HR webhook authentication, revocation planning, cases and steps.
+//! - [`identity`]: authenticated principals; [`duration`]: `4h` / `PT4H` durations.
+//! - [`audit`]: hash-linked, signed audit chains.
+//! - [`ports`]: the traits adapters implement; [`memory`]: in-memory fakes of them;
+//!   [`testing`]: fixtures for tests.
 //! - [`error`]: the crate error and its [`error::ErrorKind`].
 
+pub mod access;
+pub mod revocation;
+
 pub mod audit;
-pub mod breakglass;
 pub mod duration;
 pub mod error;
-pub mod grant;
 pub mod identity;
-pub mod ledger;
 pub mod memory;
 pub mod policy;
 pub mod ports;
-pub mod request;
-pub mod revocation;
-pub mod risk;
-pub mod role_denies;
 pub mod testing;
-pub mod usecase;
-pub mod vendor;
 
 pub use error::{Error, ErrorKind};

@@ -5,18 +5,18 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 
+use crate::access::grant::IamSnapshot;
+use crate::access::ledger::{Artifact, Hold, Ledger, Release};
+use crate::access::request::{AccessRequest, RequestId, Status};
+use crate::access::role_denies::ROLE_DENY_POLICY;
 use crate::audit::{AuditEvent, ChainHead};
-use crate::grant::IamSnapshot;
 use crate::identity::PrincipalId;
-use crate::ledger::{Artifact, Hold, Ledger, Release};
 use crate::ports::{
     AccessInspector, AccessProvisioner, AuditLog, Bounded, Clock, DirectoryError, LedgerStore,
     Notice, Notifier, NotifyError, Removal, RequestQueries, RequestStore, StoreError,
     WorkflowError, WorkflowStarter,
 };
-use crate::request::{AccessRequest, RequestId, Status};
 use crate::revocation::plan::IdentitySnapshot;
-use crate::role_denies::ROLE_DENY_POLICY;
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves plain data behind; keep going.
@@ -628,7 +628,7 @@ impl crate::ports::CredentialDrop for MemoryCredentialDrop {
     async fn issue(
         &self,
         name: &str,
-        request: &crate::request::RequestId,
+        request: &crate::access::request::RequestId,
         reader: &PrincipalId,
         until: DateTime<Utc>,
     ) -> Result<crate::ports::Password, crate::ports::VaultError> {
@@ -652,7 +652,7 @@ impl crate::ports::CredentialDrop for MemoryCredentialDrop {
     async fn withdraw(
         &self,
         name: &str,
-        request: &crate::request::RequestId,
+        request: &crate::access::request::RequestId,
     ) -> Result<(), crate::ports::VaultError> {
         let mut secrets = lock(&self.secrets);
         if secrets

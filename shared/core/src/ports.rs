@@ -6,11 +6,11 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
+use crate::access::grant::IamSnapshot;
+use crate::access::ledger::{Artifact, Hold, Release};
+use crate::access::request::{AccessRequest, RequestId, Status};
 use crate::audit::{AuditEvent, ChainHead};
-use crate::grant::IamSnapshot;
 use crate::identity::PrincipalId;
-use crate::ledger::{Artifact, Hold, Release};
-use crate::request::{AccessRequest, RequestId, Status};
 
 /// Boxed source error from an adapter (an SDK error, an I/O error...).
 pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -195,7 +195,7 @@ pub trait AccessProvisioner: Send + Sync {
     ) -> impl Future<Output = Result<Removal, DirectoryError>> + Send;
 
     /// Puts an inline policy on a role (its deny of sessions,
-    /// [`crate::role_denies`]). Needs `iam:PutRolePolicy`, on roles tagged
+    /// [`crate::access::role_denies`]). Needs `iam:PutRolePolicy`, on roles tagged
     /// `lapse:managed` only.
     fn put_role_policy(
         &self,
@@ -514,7 +514,7 @@ pub trait CredentialDrop: Send + Sync {
     fn issue(
         &self,
         name: &str,
-        request: &crate::request::RequestId,
+        request: &crate::access::request::RequestId,
         reader: &PrincipalId,
         until: DateTime<Utc>,
     ) -> impl Future<Output = Result<Password, VaultError>> + Send;
@@ -524,7 +524,7 @@ pub trait CredentialDrop: Send + Sync {
     fn withdraw(
         &self,
         name: &str,
-        request: &crate::request::RequestId,
+        request: &crate::access::request::RequestId,
     ) -> impl Future<Output = Result<(), VaultError>> + Send;
 }
 

@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 
+use crate::access::risk::RequesterContext;
 use crate::identity::{EmploymentType, Principal, PrincipalId};
 use crate::policy::Catalog;
-use crate::risk::RequesterContext;
 
 /// The catalog shipped in `infra/policy/catalog.yaml`.
 pub const CATALOG_YAML: &str = include_str!("../../../infra/policy/catalog.yaml");

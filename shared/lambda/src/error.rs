@@ -171,8 +171,8 @@ impl From<HandlerError> for Diagnostic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lapse_core::access::request::RequestError;
     use lapse_core::ports::StoreError;
-    use lapse_core::request::RequestError;
 
     #[test]
     fn errors_map_to_stable_names() {
@@ -195,7 +195,7 @@ mod tests {
             ),
             (
                 Error::Request(RequestError::InvalidTransition {
-                    from: lapse_core::request::Status::Cancelled,
+                    from: lapse_core::access::request::Status::Cancelled,
                     action: "approve",
                 })
                 .into(),
@@ -237,7 +237,7 @@ mod tests {
     fn a_lost_race_is_retryable_and_an_invalid_transition_is_not() {
         let conflict: HandlerError = Error::Store(StoreError::Conflict { what: "x".into() }).into();
         let invalid: HandlerError = Error::Request(RequestError::NotPending {
-            status: lapse_core::request::Status::Denied,
+            status: lapse_core::access::request::Status::Denied,
         })
         .into();
         assert_eq!((conflict.status(), invalid.status()), (409, 409));

@@ -9,6 +9,7 @@ use lapse_aws::iam::IamDirectory;
 use lapse_aws::secrets::SecretError;
 use lapse_aws::sfn::SfnWorkflowStarter;
 use lapse_aws::sns::{Reach, SnsNotifier};
+use lapse_core::access::usecase::AuditTrail;
 use lapse_core::audit::AuditSigner;
 use lapse_core::policy::{Catalog, PolicyError};
 use lapse_core::ports::{Clock, SystemClock};
@@ -16,7 +17,6 @@ use lapse_core::revocation::usecase::{
     Context, HasArchive, HasCases, HasClaims, HasControls, HasCustody, HasDirectory, HasGrants,
     HasNotifier, HasTrail,
 };
-use lapse_core::usecase::AuditTrail;
 
 use crate::config::{ConfigError, Env};
 
@@ -230,8 +230,9 @@ impl Lifecycle {
 
     pub fn grants(
         &self,
-    ) -> lapse_core::usecase::lifecycle::Grants<'_, DynamoDbRequestStore, DynamoDbLedger> {
-        lapse_core::usecase::lifecycle::Grants {
+    ) -> lapse_core::access::usecase::lifecycle::Grants<'_, DynamoDbRequestStore, DynamoDbLedger>
+    {
+        lapse_core::access::usecase::lifecycle::Grants {
             store: &self.store,
             ledger: &self.ledger,
         }
@@ -287,13 +288,13 @@ impl Custody {
 
     pub fn ports(
         &self,
-    ) -> lapse_core::usecase::Custody<
+    ) -> lapse_core::access::usecase::Custody<
         '_,
         lapse_aws::leases::DynamoDbLeases,
         lapse_aws::vault::SecretsManagerVault,
         lapse_aws::vendors::SecretsCredentialDrop,
     > {
-        lapse_core::usecase::Custody {
+        lapse_core::access::usecase::Custody {
             leases: &self.leases,
             vault: &self.vault,
             drops: &self.drops,
@@ -377,7 +378,8 @@ impl HasGrants for Revocations {
     type Ledger = DynamoDbLedger;
     fn grants(
         &self,
-    ) -> lapse_core::usecase::lifecycle::Grants<'_, DynamoDbRequestStore, DynamoDbLedger> {
+    ) -> lapse_core::access::usecase::lifecycle::Grants<'_, DynamoDbRequestStore, DynamoDbLedger>
+    {
         self.lifecycle.grants()
     }
 }

@@ -16,6 +16,8 @@ use super::usecase::{
     Context, HasArchive, HasCases, HasClaims, HasControls, HasCustody, HasDirectory, HasGrants,
     HasNotifier, HasTrail,
 };
+use crate::access::usecase::AuditTrail;
+use crate::access::usecase::lifecycle::Grants;
 use crate::audit::AuditSigner;
 use crate::identity::PrincipalId;
 use crate::memory::{
@@ -24,8 +26,6 @@ use crate::memory::{
 };
 use crate::policy::Catalog;
 use crate::ports::{Clock, DirectoryError, Removal, StoreError};
-use crate::usecase::AuditTrail;
-use crate::usecase::lifecycle::Grants;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -71,7 +71,7 @@ impl IdentityDirectory for MemoryDirectory {
 
     async fn apply(&self, user: &PrincipalId, action: &Action) -> Result<Removal, DirectoryError> {
         if let Action::DenyRoleSessions { role, at } = action {
-            crate::role_denies::update(self, role, *at, |d| d.revoke(user, *at)).await?;
+            crate::access::role_denies::update(self, role, *at, |d| d.revoke(user, *at)).await?;
             return Ok(Removal::Removed);
         }
         self.with_user(user, |u| match action {
@@ -117,7 +117,7 @@ impl IdentityDirectory for MemoryDirectory {
     ) -> Result<Vec<String>, DirectoryError> {
         let mut lifted = Vec::new();
         for role in super::plan::roles_to_lift(snapshot) {
-            crate::role_denies::update(self, role, at, |d| d.lift(&snapshot.user)).await?;
+            crate::access::role_denies::update(self, role, at, |d| d.lift(&snapshot.user)).await?;
             lifted.push(format!("deny of sessions of role {role} removed"));
         }
         self.with_user(&snapshot.user, |u| {

@@ -95,7 +95,7 @@ pub fn caller_name(executor: &str) -> Option<&str> {
 pub fn ensure_not_self(executor: &str, user: &PrincipalId) -> Result<(), crate::Error> {
     match caller_name(executor) {
         Some(name) if name.eq_ignore_ascii_case(user.as_str()) => {
-            Err(crate::request::RequestError::OperatorOnSelf(user.clone()).into())
+            Err(crate::access::request::RequestError::OperatorOnSelf(user.clone()).into())
         }
         _ => Ok(()),
     }
@@ -193,7 +193,7 @@ impl Operators {
         if self.admits(executor) {
             Ok(())
         } else {
-            Err(crate::request::RequestError::NotAnOperator(
+            Err(crate::access::request::RequestError::NotAnOperator(
                 executor
                     .strip_prefix("operator:")
                     .unwrap_or(executor)

@@ -12,7 +12,7 @@
 //! - the session deny counts only when its document is exactly
 //!   [`session_deny_document`] for a cutoff at or after the one the case recorded;
 //! - a role's deny of the user's sessions counts only when the role's one deny
-//!   ([`crate::role_denies`]) is exactly Lapse's and lists the user.
+//!   ([`crate::access::role_denies`]) is exactly Lapse's and lists the user.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,10 +20,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::access::request::RequestId;
+use crate::access::role_denies::RoleDenies;
 use crate::identity::PrincipalId;
 use crate::policy::Role;
-use crate::request::RequestId;
-use crate::role_denies::RoleDenies;
 
 /// The inline policy that cuts off sessions issued before the revocation.
 pub const SESSION_DENY_POLICY: &str = "lapse-revoke-older-sessions";
@@ -76,7 +76,7 @@ pub struct TrustingRole {
     pub name: String,
     /// Tagged `lapse:managed=true`: only those can be given a deny by Lapse.
     pub managed: bool,
-    /// The role's inline policy [`crate::role_denies::ROLE_DENY_POLICY`] (everyone whose sessions of
+    /// The role's inline policy [`crate::access::role_denies::ROLE_DENY_POLICY`] (everyone whose sessions of
     /// the role Lapse denies), if present.
     #[serde(default)]
     pub session_deny: Option<Value>,

@@ -11,19 +11,19 @@ use serde_json::Value;
 use super::case::RevocationCase;
 use super::plan::{Expected, IdentitySnapshot, RevocationKind};
 use super::ports::{Archive, CaseStore, EventClaims, IdentityDirectory, UserControls};
+use crate::access::grant::NAME_PREFIX;
+use crate::access::ledger::Artifact;
+use crate::access::request::{RequestId, Status};
+use crate::access::usecase::AuditTrail;
+use crate::access::usecase::lifecycle::Grants;
 use crate::audit::AuditDraft;
 use crate::error::Error;
-use crate::grant::NAME_PREFIX;
 use crate::identity::PrincipalId;
-use crate::ledger::Artifact;
 use crate::policy::Catalog;
 use crate::ports::{
     AccessInspector, AccessProvisioner, AuditLog, Clock, CredentialDrop, CredentialVault, Leases,
     LedgerStore, Notifier, RequestQueries, RequestStore,
 };
-use crate::request::{RequestId, Status};
-use crate::usecase::AuditTrail;
-use crate::usecase::lifecycle::Grants;
 
 pub mod inactivity;
 pub mod intake;
@@ -187,7 +187,7 @@ pub(super) async fn update_controls(
     ),
     Error,
 > {
-    use crate::usecase::{Attempt, versioned, written};
+    use crate::access::usecase::{Attempt, versioned, written};
     let change = &change;
     versioned(
         || format!("controls of {user}"),
@@ -233,7 +233,7 @@ pub(super) async fn identity(
         };
         let session_deny = p
             .directory()
-            .role_policy(name, crate::role_denies::ROLE_DENY_POLICY)
+            .role_policy(name, crate::access::role_denies::ROLE_DENY_POLICY)
             .await?;
         snapshot.trusting_roles.push(super::plan::TrustingRole {
             name: name.to_owned(),
@@ -245,14 +245,17 @@ pub(super) async fn identity(
 }
 
 /// Could a session the grant opened on a role still be live at `now`? A role
-/// session lasts at most [`crate::role_denies::MAX_ROLE_SESSION`] after the grant
+/// session lasts at most [`crate::access::role_denies::MAX_ROLE_SESSION`] after the grant
 /// ended (its revocation, or its expiry).
-fn role_sessions_may_live(request: &crate::request::AccessRequest, now: DateTime<Utc>) -> bool {
+fn role_sessions_may_live(
+    request: &crate::access::request::AccessRequest,
+    now: DateTime<Utc>,
+) -> bool {
     request.window().is_some_and(|window| {
         let ended = request
             .revoked_at()
             .map_or(window.expires_at, |at| at.min(window.expires_at));
-        ended + crate::role_denies::MAX_ROLE_SESSION > now
+        ended + crate::access::role_denies::MAX_ROLE_SESSION > now
     })
 }
 

@@ -5,16 +5,16 @@ use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::access::request::{RequestError, RequestId, RevokeCause};
+use crate::access::usecase::lifecycle::{revoke, verify};
+use crate::access::usecase::{checkout, vendor};
 use crate::error::Error;
 use crate::identity::PrincipalId;
 use crate::ports::{Audience, Notice, Notifier, Removal};
-use crate::request::{RequestError, RequestId, RevokeCause};
 use crate::revocation::case::RevocationError;
 use crate::revocation::case::{Applied, CaseStatus, Outcome, RevocationCase};
 use crate::revocation::plan::{Action, IdentitySnapshot, Lane, plan, residue};
 use crate::revocation::ports::{Archive, IdentityDirectory, UserControls};
-use crate::usecase::lifecycle::{revoke, verify};
-use crate::usecase::{checkout, vendor};
 
 use super::{RevocationPorts, case_event, identity, known, load, save, update_controls};
 
@@ -96,7 +96,7 @@ pub(super) async fn ensure_due(
             reason: format!("held back by override: {reason}"),
         });
     }
-    if now + crate::usecase::lifecycle::EXPIRY_SKEW < case.effective_at() {
+    if now + crate::access::usecase::lifecycle::EXPIRY_SKEW < case.effective_at() {
         return Err(Error::NotDue {
             case: case.id().to_string(),
             reason: format!("effective at {}", case.effective_at().to_rfc3339()),
@@ -416,7 +416,7 @@ pub(super) async fn cancel_request(
     request_id: &RequestId,
     now: DateTime<Utc>,
 ) -> Result<Outcome, Error> {
-    use crate::usecase::{Withdrawal, withdraw_for_revocation};
+    use crate::access::usecase::{Withdrawal, withdraw_for_revocation};
     let outcome = withdraw_for_revocation(
         p.grants().store,
         &p.trail(),

@@ -157,7 +157,7 @@ mod over_fakes {
     /// longer names leaves the deny once their sessions have long expired.
     #[test]
     fn a_shared_role_keeps_one_deny_that_is_pruned_as_people_leave_it() {
-        use crate::role_denies::{ROLE_DENY_POLICY, RoleDenies};
+        use crate::access::role_denies::{ROLE_DENY_POLICY, RoleDenies};
         let p = ports();
         let people: Vec<PrincipalId> = ["ann", "ben", "cid"]
             .iter()
@@ -342,8 +342,8 @@ mod over_fakes {
 
     #[test]
     fn a_termination_denies_the_sessions_of_every_role_the_persons_grants_could_assume() {
+        use crate::access::request::{AccessRequest, NewRequest, Verdict};
         use crate::ports::RequestStore;
-        use crate::request::{AccessRequest, NewRequest, Verdict};
         let role = "arn:aws:iam::123456789012:role/reporting";
         let catalog = crate::testing::catalog_assuming_role(role);
         let p = MemoryRevocations::new(
@@ -380,14 +380,14 @@ mod over_fakes {
         }
         grant
             .activate(
-                crate::ledger::Artifact::InlinePolicy {
+                crate::access::ledger::Artifact::InlinePolicy {
                     name: "lapse-billing-reports-read-x".into(),
                 },
                 monday_at(8),
             )
             .unwrap();
         grant
-            .mark_revoked(crate::request::RevokeCause::Expiry, monday_at(9))
+            .mark_revoked(crate::access::request::RevokeCause::Expiry, monday_at(9))
             .unwrap();
         block_on(p.requests.create(&mut grant)).unwrap();
 
@@ -395,12 +395,12 @@ mod over_fakes {
         let done = block_on(run(&p, case.id(), monday_at(10))).unwrap();
         assert_eq!(done.status(), CaseStatus::Verified, "{:?}", done.residue());
         assert!(
-            crate::role_denies::RoleDenies::document_denies_all_of(
+            crate::access::role_denies::RoleDenies::document_denies_all_of(
                 p.directory
                     .role("reporting")
                     .unwrap()
                     .policies
-                    .get(crate::role_denies::ROLE_DENY_POLICY),
+                    .get(crate::access::role_denies::ROLE_DENY_POLICY),
                 &user
             ),
             "every session of quinn's on the role is denied"
@@ -430,14 +430,14 @@ mod over_fakes {
     /// An approved, active request of `who`'s, stored.
     fn live_request(
         p: &MemoryRevocations,
-        mut request: crate::request::AccessRequest,
-    ) -> crate::request::AccessRequest {
+        mut request: crate::access::request::AccessRequest,
+    ) -> crate::access::request::AccessRequest {
         use crate::ports::RequestStore;
         for (who, group) in [("mia", "managers"), ("sam", "security")] {
             request
                 .decide(
                     &crate::testing::person(who, &[group]),
-                    crate::request::Verdict::Approve,
+                    crate::access::request::Verdict::Approve,
                     "ok",
                     monday_at(8),
                 )
@@ -445,7 +445,7 @@ mod over_fakes {
         }
         request
             .activate(
-                crate::ledger::Artifact::InlinePolicy {
+                crate::access::ledger::Artifact::InlinePolicy {
                     name: format!("lapse-{}-{}", request.resource(), request.id()),
                 },
                 monday_at(9),
@@ -457,8 +457,8 @@ mod over_fakes {
 
     #[test]
     fn a_termination_kills_a_checked_out_credential_and_the_vendors_the_person_sponsored() {
+        use crate::access::request::{AccessRequest, NewRequest, Status};
         use crate::ports::{Leases, RequestStore};
-        use crate::request::{AccessRequest, NewRequest, Status};
         let p = ports();
         let user = person(&p, "quinn");
         let quinn = crate::testing::person("quinn", &[]);
@@ -502,7 +502,7 @@ mod over_fakes {
             &p,
             AccessRequest::vendor(
                 ask("staging-logs-read"),
-                &crate::vendor::VendorAsk {
+                &crate::access::vendor::VendorAsk {
                     id: "acme".into(),
                     email: "ops@acme.example".into(),
                 },
@@ -532,8 +532,8 @@ mod over_fakes {
             p.vault.versions(&secret),
             [
                 "v1".to_owned(),
-                crate::usecase::checkout::contained_version(checkout.id()),
-                crate::usecase::checkout::rotated_version(checkout.id()),
+                crate::access::usecase::checkout::contained_version(checkout.id()),
+                crate::access::usecase::checkout::rotated_version(checkout.id()),
             ]
         );
         assert_eq!(
@@ -552,8 +552,11 @@ mod over_fakes {
             (&checkout, "credential.rotated"),
             (&vendor, "vendor.contained"),
         ] {
-            let chain =
-                block_on(p.log.chain(&crate::usecase::request_chain(request.id()))).unwrap();
+            let chain = block_on(
+                p.log
+                    .chain(&crate::access::usecase::request_chain(request.id())),
+            )
+            .unwrap();
             assert!(
                 chain.iter().any(|e| e.action == action),
                 "{action}: {:?}",
@@ -916,7 +919,7 @@ mod over_fakes {
         // The forged state sealed into the chain as a snapshot event, with a key
         // that is not the trail's: the chain does not verify up to it.
         let other = AuditSigner::from_seed_hex("k", &"46".repeat(32)).unwrap();
-        let forger = crate::usecase::AuditTrail {
+        let forger = crate::access::usecase::AuditTrail {
             log: &p.log,
             signer: &other,
             policy_hash: p.catalog.hash(),

@@ -4,11 +4,11 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
+use crate::access::grant::NAME_PREFIX;
+use crate::access::ledger::Artifact;
 use crate::audit::AuditDraft;
 use crate::error::Error;
-use crate::grant::NAME_PREFIX;
 use crate::identity::PrincipalId;
-use crate::ledger::Artifact;
 use crate::ports::{AuditLog, Notifier};
 use crate::revocation::case::RevocationError;
 use crate::revocation::case::{CaseStatus, RevocationCase};
@@ -47,7 +47,7 @@ pub async fn propose_or_confirm(
     executor: &str,
     now: DateTime<Utc>,
 ) -> Result<SecondOperator, Error> {
-    use crate::usecase::{Attempt, versioned, written};
+    use crate::access::usecase::{Attempt, versioned, written};
     let change = &change;
     let outcome = versioned(
         || format!("controls of {user}"),
@@ -63,11 +63,13 @@ pub async fn propose_or_confirm(
             };
             let outcome = match waiting {
                 Some(w) if w.proposed_by.eq_ignore_ascii_case(executor) => {
-                    return Err(crate::request::RequestError::SecondOperatorRequired {
-                        proposed_by: w.proposed_by,
-                        at: w.at,
-                    }
-                    .into());
+                    return Err(
+                        crate::access::request::RequestError::SecondOperatorRequired {
+                            proposed_by: w.proposed_by,
+                            at: w.at,
+                        }
+                        .into(),
+                    );
                 }
                 Some(w) => {
                     controls.proposal = None;
@@ -425,7 +427,7 @@ pub(super) fn restore_gaps(
             .iter()
             .filter(|r| {
                 lifted.contains(r.name.as_str())
-                    && crate::role_denies::RoleDenies::document_denies_all_of(
+                    && crate::access::role_denies::RoleDenies::document_denies_all_of(
                         r.session_deny.as_ref(),
                         &after.user,
                     )

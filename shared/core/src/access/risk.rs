@@ -80,7 +80,7 @@ pub enum Route {
         groups: Vec<String>,
     },
     /// Emergency access: approved at once, reviewed afterwards
-    /// ([`crate::breakglass`]).
+    /// ([`crate::access::breakglass`]).
     BreakGlass,
 }
 
@@ -343,7 +343,7 @@ mod tests {
 
     #[test]
     fn an_escalating_grant_needs_two_groups_even_when_the_score_is_low() {
-        let text = include_str!("../../../infra/policy/catalog.yaml").replacen(
+        let text = include_str!("../../../../infra/policy/catalog.yaml").replacen(
             "            - s3:GetObject\n            - s3:ListBucket\n",
             "            - s3:GetObject\n            - iam:PassRole\n",
             1,

@@ -10,17 +10,17 @@ use super::lifecycle::{
 };
 use super::sweep::sweep;
 use super::{AuditTrail, Custody, Outbox, request_chain};
+use crate::access::grant::document_expiry;
+use crate::access::ledger::Artifact;
+use crate::access::request::{
+    AccessRequest, DecisionOutcome, NewRequest, RequestId, RevokeCause, Status, Verdict,
+};
 use crate::audit::{AuditSigner, AuditVerifier, verify_chain};
 use crate::error::{Error, ErrorKind};
-use crate::grant::document_expiry;
 use crate::identity::Principal;
-use crate::ledger::Artifact;
 use crate::memory::*;
 use crate::policy::Catalog;
 use crate::ports::{AccessInspector, AccessProvisioner, Audience, AuditLog, RequestStore};
-use crate::request::{
-    AccessRequest, DecisionOutcome, NewRequest, RequestId, RevokeCause, Status, Verdict,
-};
 use crate::testing::{block_on, catalog, monday_at, person};
 
 struct World {
@@ -170,7 +170,7 @@ impl World {
     fn get(&self, id: &RequestId) -> AccessRequest {
         block_on(self.store.get(id)).unwrap().unwrap()
     }
-    fn snapshot(&self, who: &str) -> crate::grant::IamSnapshot {
+    fn snapshot(&self, who: &str) -> crate::access::grant::IamSnapshot {
         block_on(
             self.iam
                 .snapshot(&crate::identity::PrincipalId::new(who).unwrap()),
@@ -408,7 +408,7 @@ fn deny_and_cancel_end_requests() {
 /// membership put back behind the revocation pass as "kept for another grant".
 #[test]
 fn a_planted_ledger_hold_keeps_no_group_membership() {
-    use crate::ledger::Hold;
+    use crate::access::ledger::Hold;
     use crate::ports::LedgerStore;
     let w = World::new();
     let rita = person("rita", &[]);
@@ -1044,7 +1044,7 @@ impl AccessInspector for RevokedMidGrant<'_> {
     async fn snapshot(
         &self,
         user: &crate::identity::PrincipalId,
-    ) -> Result<crate::grant::IamSnapshot, crate::ports::DirectoryError> {
+    ) -> Result<crate::access::grant::IamSnapshot, crate::ports::DirectoryError> {
         self.world.iam.snapshot(user).await
     }
     async fn user_bounded(
@@ -1143,9 +1143,9 @@ fn a_revoked_requester_is_not_granted_and_their_request_is_withdrawn() {
     assert!(
         matches!(
             refused,
-            Err(Error::Request(crate::request::RequestError::AccessRevoked(
-                _
-            )))
+            Err(Error::Request(
+                crate::access::request::RequestError::AccessRevoked(_)
+            ))
         ),
         "{refused:?}"
     );
@@ -1444,9 +1444,9 @@ fn refused_decisions_are_audited() {
     let mia = person("mia", &["managers"]);
     assert!(matches!(
         w.decide(&mia, req.id(), Verdict::Approve),
-        Err(Error::Request(crate::request::RequestError::AccessRevoked(
-            _
-        )))
+        Err(Error::Request(
+            crate::access::request::RequestError::AccessRevoked(_)
+        ))
     ));
     assert!(w.get(req.id()).approvals().is_empty(), "nothing recorded");
     let chain = block_on(w.log.chain(&request_chain(req.id()))).unwrap();
@@ -1617,10 +1617,10 @@ fn two_writers_of_one_keyed_event_record_it_once() {
 
 mod break_glass {
     use super::*;
-    use crate::breakglass::{Finding, Nudge, ReviewOutcome};
+    use crate::access::breakglass::{Finding, Nudge, ReviewOutcome};
+    use crate::access::request::RequestError;
+    use crate::access::usecase::breakglass::{declare, justify, nudge, review};
     use crate::identity::{EmploymentType, PrincipalId};
-    use crate::request::RequestError;
-    use crate::usecase::breakglass::{declare, justify, nudge, review};
 
     struct Glass {
         w: World,
@@ -1734,7 +1734,10 @@ mod break_glass {
         let rita = person("rita", &["on-call"]);
         let request = g.declare(&rita, "1h", monday_at(10)).unwrap();
         assert_eq!(request.status(), Status::Approved);
-        assert_eq!(request.routing().route, crate::risk::Route::BreakGlass);
+        assert_eq!(
+            request.routing().route,
+            crate::access::risk::Route::BreakGlass
+        );
         // The grant workflow and the timeline, each started once.
         assert!(g.w.workflows.started().contains_key(request.id().as_str()));
         let timeline = &g.timelines.started()[request.id().as_str()];
@@ -1772,7 +1775,7 @@ mod break_glass {
             block_on(g.w.log.chain(&request_chain(id)))
                 .unwrap()
                 .iter()
-                .map(crate::usecase::carries_break_glass)
+                .map(crate::access::usecase::carries_break_glass)
                 .collect::<Vec<_>>()
         };
         let glass_events = flagged(glass.id());
@@ -2140,13 +2143,13 @@ mod break_glass {
 
 mod checkout {
     use super::*;
-    use crate::ports::Leases;
-    use crate::request::RequestError;
-    use crate::usecase::checkout::{
+    use crate::access::request::RequestError;
+    use crate::access::usecase::checkout::{
         CheckinOutcome, CheckoutOutcome, ContainOutcome, check_in, checkout, contain,
         contained_version, rotated_version,
     };
-    use crate::usecase::lifecycle::revoke_now;
+    use crate::access::usecase::lifecycle::revoke_now;
+    use crate::ports::Leases;
 
     const SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:lapse/prod-db-root";
     /// The rotation function the shipped catalog names for [`SECRET`].
@@ -2227,7 +2230,10 @@ mod checkout {
         let v = Vaulted::new();
         let first = v.approved("rita");
         let second = v.approved("carl");
-        assert_eq!(crate::usecase::workflow_input(&first).1["checkout"], true);
+        assert_eq!(
+            crate::access::usecase::workflow_input(&first).1["checkout"],
+            true
+        );
         assert_eq!(
             v.checkout(first.id()).unwrap(),
             CheckoutOutcome::CheckedOut {
@@ -2499,9 +2505,9 @@ mod checkout {
 
 mod vendor_access {
     use super::*;
+    use crate::access::usecase::vendor::{Retired, deactivate, provision, retire, sponsor};
+    use crate::access::vendor::{BASE_POLICY, VendorAsk};
     use crate::revocation::ports::UserControls;
-    use crate::usecase::vendor::{Retired, deactivate, provision, retire, sponsor};
-    use crate::vendor::{BASE_POLICY, VendorAsk};
 
     struct Vendors {
         w: World,
@@ -2547,9 +2553,9 @@ mod vendor_access {
                 request.id(),
                 Verdict::Approve
             ),
-            Err(Error::Request(crate::request::RequestError::SelfApproval(
-                _
-            )))
+            Err(Error::Request(
+                crate::access::request::RequestError::SelfApproval(_)
+            ))
         ));
         v.w.decide(
             &person("mia", &["managers"]),
@@ -2725,7 +2731,7 @@ mod vendor_access {
             monday_at(10),
         ));
         assert!(
-            matches!(&no_project, Err(Error::Request(crate::request::RequestError::InvalidVendor(why))) if why.contains("project")),
+            matches!(&no_project, Err(Error::Request(crate::access::request::RequestError::InvalidVendor(why))) if why.contains("project")),
             "{no_project:?}"
         );
         let too_long = v.sponsor("12h");
@@ -2733,7 +2739,7 @@ mod vendor_access {
             matches!(
                 too_long,
                 Err(Error::Request(
-                    crate::request::RequestError::DurationTooLong { .. }
+                    crate::access::request::RequestError::DurationTooLong { .. }
                 ))
             ),
             "{too_long:?}"
@@ -2747,7 +2753,7 @@ mod assume_role {
     //! those sessions on the role, verified by its content.
 
     use super::*;
-    use crate::role_denies::{ROLE_DENY_POLICY, RoleDenies};
+    use crate::access::role_denies::{ROLE_DENY_POLICY, RoleDenies};
     use chrono::{DateTime, Utc};
 
     /// The role's deny listing only `user`'s ended grants before `cutoff`.
@@ -2922,7 +2928,7 @@ mod assume_role {
         // issued before its cutoff can be live).
         let carl = PrincipalId::new("carl").unwrap();
         let day_on = monday_at(20) + TimeDelta::days(1);
-        block_on(crate::role_denies::update(
+        block_on(crate::access::role_denies::update(
             &w.iam,
             "reporting",
             day_on,
@@ -2945,7 +2951,7 @@ mod assume_role {
                 justification: "audit".into(),
                 ticket: Some("PRJ-1".into()),
             },
-            &crate::vendor::VendorAsk {
+            &crate::access::vendor::VendorAsk {
                 id: "acme-ann".into(),
                 email: "ann@acme.example".into(),
             },

@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 
 use super::intake::{announce, record_submission, requester_context};
 use super::{AuditTrail, Outbox, request_event};
+use crate::access::request::{AccessRequest, NewRequest, RequestError, RequestId, Status};
+use crate::access::vendor::{BASE_POLICY, Vendor, VendorAsk, base_policy, secret_name};
 use crate::error::Error;
 use crate::identity::{Principal, PrincipalId};
 use crate::policy::Catalog;
@@ -19,11 +21,9 @@ use crate::ports::{
     AccessProvisioner, Audience, AuditLog, CredentialDrop, Notice, Notifier, RequestQueries,
     RequestStore, VendorAccounts, WorkflowStarter,
 };
-use crate::request::{AccessRequest, NewRequest, RequestError, RequestId, Status};
 use crate::revocation::plan::{Action, Expected, RevocationKind, plan, residue};
 use crate::revocation::ports::{IdentityDirectory, UserControls};
 use crate::revocation::usecase::whole_second_after;
-use crate::vendor::{BASE_POLICY, Vendor, VendorAsk, base_policy, secret_name};
 
 /// A sponsor asks for access for a vendor: validated, scored, routed to two
 /// approvers, persisted, audited, the approvers told.

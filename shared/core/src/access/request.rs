@@ -24,13 +24,13 @@ use std::fmt;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::breakglass::{BreakGlass, Finding, Nudge, ReviewOutcome};
+use crate::access::breakglass::{BreakGlass, Finding, Nudge, ReviewOutcome};
+use crate::access::ledger::Artifact;
+use crate::access::risk::{self, RequesterContext, RiskAssessment, Route, RouteDecision};
+use crate::access::vendor::{Vendor, VendorAsk};
 use crate::duration::Span;
 use crate::identity::{EmploymentType, Principal, PrincipalId};
-use crate::ledger::Artifact;
 use crate::policy::{Catalog, PolicyHash};
-use crate::risk::{self, RequesterContext, RiskAssessment, Route, RouteDecision};
-use crate::vendor::{Vendor, VendorAsk};
 
 /// Longest justification accepted, in characters.
 pub const MAX_JUSTIFICATION_CHARS: usize = 2000;
@@ -1514,7 +1514,7 @@ mod tests {
     }
 
     fn active(mut grant: AccessRequest, at: DateTime<Utc>) -> AccessRequest {
-        let artifact = crate::ledger::Artifact::InlinePolicy {
+        let artifact = crate::access::ledger::Artifact::InlinePolicy {
             name: format!("lapse-x-{}", grant.id()),
         };
         grant.activate(artifact, at).unwrap();
@@ -1545,7 +1545,7 @@ mod tests {
                 justification: "audit".into(),
                 ticket: Some("PRJ-1".into()),
             },
-            &crate::vendor::VendorAsk {
+            &crate::access::vendor::VendorAsk {
                 id: "acme-ann".into(),
                 email: "ann@acme.example".into(),
             },

@@ -6,12 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use super::lifecycle::{Grants, revoke, verify};
 use super::{AuditTrail, Custody, Outbox, checkout, record_expiry, state_of, vendor};
+use crate::access::request::{RequestId, RevokeCause, Status};
 use crate::error::Error;
 use crate::ports::{
     AccessInspector, AccessProvisioner, Audience, AuditLog, CredentialDrop, CredentialVault,
     Leases, LedgerStore, Notice, Notifier, RequestQueries, RequestStore, WorkflowStarter,
 };
-use crate::request::{RequestId, RevokeCause, Status};
 use crate::revocation::ports::IdentityDirectory;
 
 /// Leave fresh work to the workflows; the sweep acts on what is this late.

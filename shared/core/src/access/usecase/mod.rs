@@ -16,11 +16,11 @@ pub mod vendor;
 use serde_json::{Value, json};
 use tracing::warn;
 
+use crate::access::request::{AccessRequest, RequestId};
 use crate::audit::{AuditDraft, AuditEvent, AuditSigner};
 use crate::error::Error;
 use crate::policy::PolicyHash;
 use crate::ports::{AuditLog, Notice, Notifier, RequestStore, StoreError, WorkflowStarter};
-use crate::request::{AccessRequest, RequestId};
 
 /// How many times an audit append retries after losing a race for its sequence
 /// number. Every round of a race has a winner, so among n writers on one chain a
@@ -223,11 +223,11 @@ pub(crate) async fn withdraw(
             let before = state_of(&request);
             let changed = match request.withdraw(actor, reason, now) {
                 Ok(changed) => changed,
-                Err(crate::request::RequestError::InvalidTransition {
-                    from: crate::request::Status::Active,
+                Err(crate::access::request::RequestError::InvalidTransition {
+                    from: crate::access::request::Status::Active,
                     ..
                 }) => return Ok(Attempt::Done(Withdrawal::Active)),
-                Err(crate::request::RequestError::InvalidTransition { .. }) => {
+                Err(crate::access::request::RequestError::InvalidTransition { .. }) => {
                     return Ok(Attempt::Done(Withdrawal::Closed));
                 }
                 Err(other) => return Err(other.into()),

@@ -2,7 +2,7 @@
 //!
 //! The grant itself is an ordinary grant: the same workflow, the same IAM time
 //! condition, the same revocation at expiry and verification. What differs lives
-//! here, carried by the request ([`crate::request::AccessRequest::break_glass`]):
+//! here, carried by the request ([`crate::access::request::AccessRequest::break_glass`]):
 //! - the duration is capped by the policy (`break_glass_cap`, 2 h by design); a
 //!   longer ask is refused, never silently shortened;
 //! - the requester owes a justification within `break_glass_justification_window`;
@@ -16,9 +16,9 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::access::request::{MAX_JUSTIFICATION_CHARS, RequestError};
 use crate::identity::{Principal, PrincipalId};
 use crate::policy::{Catalog, Resource};
-use crate::request::{MAX_JUSTIFICATION_CHARS, RequestError};
 
 /// Break-glass uses by one person within [`FREQUENT_USE_WINDOW_DAYS`] at which
 /// security is alerted (the use that reaches it included).

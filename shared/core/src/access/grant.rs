@@ -4,7 +4,7 @@
 //! every statement carries `DateLessThan: {aws:CurrentTime: <expiry>}`: IAM itself
 //! stops honouring it at expiry even if every other part of Lapse has failed. A group
 //! grant is a group membership, shared between overlapping grants through the
-//! [`crate::ledger`].
+//! [`crate::access::ledger`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,9 +12,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::ledger::Artifact;
+use crate::access::ledger::Artifact;
+use crate::access::request::RequestId;
 use crate::policy::{GrantSpec, Resource, Statement, is_assume_role};
-use crate::request::RequestId;
 
 /// Every artifact Lapse creates starts with this, and its IAM permissions are scoped to it.
 pub const NAME_PREFIX: &str = "lapse-";

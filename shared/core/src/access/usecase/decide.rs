@@ -6,10 +6,12 @@ use super::intake::start_workflow;
 use super::{
     Attempt, AuditTrail, Outbox, record_expiry, request_event, state_of, versioned, written,
 };
+use crate::access::request::{
+    AccessRequest, DecisionOutcome, RequestError, RequestId, Status, Verdict,
+};
 use crate::error::Error;
 use crate::identity::Principal;
 use crate::ports::{Audience, AuditLog, Notice, Notifier, RequestStore, WorkflowStarter};
-use crate::request::{AccessRequest, DecisionOutcome, RequestError, RequestId, Status, Verdict};
 use crate::revocation::ports::UserControls;
 
 /// One approver's decision on one request.

@@ -12,12 +12,12 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{AuditTrail, request_event, withdraw};
+use crate::access::request::{AccessRequest, RequestError, RequestId, Status};
 use crate::error::Error;
 use crate::policy::Catalog;
 use crate::ports::{
     Audience, AuditLog, CredentialVault, Lease, Leases, Notice, Notifier, RequestStore, VaultError,
 };
-use crate::request::{AccessRequest, RequestError, RequestId, Status};
 
 /// What a checkout came to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

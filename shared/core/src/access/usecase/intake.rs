@@ -4,14 +4,14 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Value, json};
 
 use super::{Attempt, AuditTrail, Outbox, request_event, versioned, workflow_input, written};
+use crate::access::request::{AccessRequest, NewRequest, RequestId, Status};
+use crate::access::risk::RequesterContext;
 use crate::error::Error;
 use crate::identity::Principal;
 use crate::policy::Catalog;
 use crate::ports::{
     Audience, AuditLog, Notice, Notifier, RequestQueries, RequestStore, WorkflowStarter,
 };
-use crate::request::{AccessRequest, NewRequest, RequestId, Status};
-use crate::risk::RequesterContext;
 
 /// What Lapse knows about a requester, from their history.
 pub async fn requester_context(

@@ -7,9 +7,10 @@ use serde_json::{Value, json};
 
 use super::intake::{requester_context, start_workflow};
 use super::{Attempt, AuditTrail, Outbox, request_event, state_of, versioned, written};
-use crate::breakglass::{
+use crate::access::breakglass::{
     FREQUENT_USE_COUNT, FREQUENT_USE_WINDOW_DAYS, Finding, Nudge, ReviewOutcome,
 };
+use crate::access::request::{AccessRequest, NewRequest, RequestError, RequestId};
 use crate::error::Error;
 use crate::identity::Principal;
 use crate::policy::Catalog;
@@ -17,7 +18,6 @@ use crate::ports::{
     Audience, AuditLog, Incident, Incidents, Notice, Notifier, RequestQueries, RequestStore,
     WorkflowStarter,
 };
-use crate::request::{AccessRequest, NewRequest, RequestError, RequestId};
 
 /// The justification timeline's workflow input: when to remind, when to escalate.
 pub fn timeline_input(request: &AccessRequest) -> Option<(String, Value)> {
@@ -157,7 +157,7 @@ async fn alert_frequent_use(
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
     let history = store.by_requester(request.requester()).await?;
-    let uses = crate::breakglass::recent_uses(
+    let uses = crate::access::breakglass::recent_uses(
         history
             .iter()
             .filter(|r| r.break_glass_state().is_some())

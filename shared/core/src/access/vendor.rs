@@ -17,8 +17,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::access::request::{RequestError, RequestId};
 use crate::identity::PrincipalId;
-use crate::request::{RequestError, RequestId};
 
 /// The name of the base policy every vendor user carries.
 pub const BASE_POLICY: &str = "lapse-vendor-base";

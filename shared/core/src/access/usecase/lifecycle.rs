@@ -7,18 +7,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Attempt, AuditTrail, request_event, state_of, versioned, written};
+use crate::access::grant::{artifact_for, policy_document};
+use crate::access::ledger::{Artifact, Hold};
+use crate::access::request::{AccessRequest, RequestError, RequestId, RevokeCause, Status};
+use crate::access::role_denies::{MAX_ROLE_SESSION, ROLE_DENY_POLICY, RoleDenies};
 use crate::error::Error;
-use crate::grant::{artifact_for, policy_document};
 use crate::identity::{Principal, PrincipalId};
-use crate::ledger::{Artifact, Hold};
 use crate::policy::{Catalog, GrantSpec, role_name};
 use crate::ports::{
     AccessInspector, AccessProvisioner, Audience, AuditLog, Bounded, LedgerStore, Notice, Notifier,
     Removal, RequestStore, StoreError,
 };
-use crate::request::{AccessRequest, RequestError, RequestId, RevokeCause, Status};
 use crate::revocation::ports::UserControls;
-use crate::role_denies::{MAX_ROLE_SESSION, ROLE_DENY_POLICY, RoleDenies};
 
 /// A Wait state may wake a little early; within this, a grant counts as due.
 pub const EXPIRY_SKEW: TimeDelta = TimeDelta::seconds(5);
@@ -436,7 +436,7 @@ fn session_cutoff(request: &AccessRequest, now: DateTime<Utc>) -> DateTime<Utc> 
 }
 
 /// Each role the grant could assume that IAM has, with the cutoff of the deny of
-/// the holder's ended-grant sessions its one deny ([`crate::role_denies`]) lists,
+/// the holder's ended-grant sessions its one deny ([`crate::access::role_denies`]) lists,
 /// if that deny is exactly Lapse's (judged by content: anything else under the
 /// name counts as none).
 async fn grant_role_denies(
@@ -479,7 +479,7 @@ async fn deny_ended_sessions(
         if denied_until.is_some_and(|at| at >= cutoff) {
             continue;
         }
-        crate::role_denies::update(iam, &name, now, |d| d.end_grant(user, cutoff)).await?;
+        crate::access::role_denies::update(iam, &name, now, |d| d.end_grant(user, cutoff)).await?;
         denied.push(name);
     }
     Ok(denied)
