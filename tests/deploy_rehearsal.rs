@@ -167,6 +167,7 @@ fn stack_config(d: &Deployed) -> StackConfig {
             ledger: d.resource("LedgerTable"),
         },
         revocations_table: d.resource("RevocationsTable"),
+        people_table: d.resource("PeopleTable"),
         event_bus: d.resource("HrEventBus"),
         webhook_secret_id: webhook_env["LAPSE_WEBHOOK_SECRET"].clone(),
         topics: Topics {

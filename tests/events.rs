@@ -192,10 +192,14 @@ fn the_template_routes_exactly_the_rule_patterns_the_code_uses() {
             "template lacks the rule pattern {pattern}"
         );
     }
-    assert!(
-        !template.contains(r#""detail-type":["user_hired"]"#),
-        "hires start no revocation"
-    );
+    // Every type HR may send is routed: the open step records each one.
+    for event_type in lapse_core::revocation::hr::HrEventType::ALL {
+        assert!(
+            lapse_aws::eventbridge::ROUTED.contains(&event_type),
+            "{} is not routed",
+            event_type.as_str()
+        );
+    }
 }
 
 /// Every `(state, Retry|Catch, error name)` of a state machine, Parallel branches

@@ -319,13 +319,14 @@ async fn termination_posted_to_the_webhook_ends_in_a_verified_revocation() {
     assert_eq!(
         actions,
         [
+            "person.updated",
             "revocation.received",
             "revocation.snapshot",
             "revocation.applied",
             "revocation.verified"
         ]
     );
-    let applied = &chain[2];
+    let applied = &chain[3];
     assert_eq!(applied.after["trigger"]["event_id"], event_id.as_str());
     assert!(applied.before["before_state"]["login_profile"] == true);
 
@@ -603,4 +604,136 @@ async fn an_hr_event_put_on_the_bus_without_the_webhook_revokes_nothing() {
             .is_ok(),
         "the person keeps their console login"
     );
+}
+
+/// A sample HR event of `file` for `user`, with its own id and time.
+fn sample(file: &str, user: &str, event_id: &str, at: chrono::DateTime<Utc>) -> serde_json::Value {
+    let mut body: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            lapse_testkit::workspace_root().join(format!("events/hr-webhook/{file}")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    body["user"]["username"] = serde_json::json!(user);
+    body["event_id"] = serde_json::json!(event_id);
+    body["timestamp"] = serde_json::json!(at.to_rfc3339());
+    body
+}
+
+/// Every accepted HR event updates the directory of people, in the workflow's
+/// open step: a hire starting later, a move, and a move HR sent earlier that
+/// arrives late (it changes nothing, and the audit says so). A duplicate
+/// delivery has one effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_directory_of_people_is_kept_from_hr_events() {
+    use lapse_core::people::person::Status;
+    use lapse_core::people::ports::PeopleStore;
+    let s = Stack::start().await;
+    let user = s.user("nina");
+    let now = Utc::now();
+    let mut hire = sample(
+        "hire-body.json",
+        &user,
+        &lapse_testkit::unique_name("evt"),
+        now - chrono::TimeDelta::hours(2),
+    );
+    let start = (now + chrono::TimeDelta::days(7)).date_naive();
+    hire["metadata"]["start_date"] = serde_json::json!(start.to_string());
+    hire["metadata"]["employment_type"] = serde_json::json!("employee");
+    let moved = sample(
+        "role-change-body.json",
+        &user,
+        &lapse_testkit::unique_name("evt"),
+        now,
+    );
+    let late = {
+        let mut e = sample(
+            "role-change-body.json",
+            &user,
+            &lapse_testkit::unique_name("evt"),
+            now - chrono::TimeDelta::hours(1),
+        );
+        e["metadata"]["new_role"] = serde_json::json!("engineer");
+        e["metadata"]["department"] = serde_json::json!("Platform");
+        e
+    };
+    let audit = lapse_aws::dynamodb::DynamoDbAuditLog::new(
+        aws_sdk_dynamodb::Client::new(&s.stack.sdk),
+        &s.stack.config.tables.audit,
+    );
+    let person_events = |count: usize| {
+        let audit = &audit;
+        let user = &user;
+        async move {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            loop {
+                let chain = lapse_core::ports::AuditLog::chain(audit, &format!("user#{user}"))
+                    .await
+                    .unwrap();
+                if chain
+                    .iter()
+                    .filter(|e| e.action.starts_with("person."))
+                    .count()
+                    >= count
+                {
+                    return chain;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "{chain:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // One at a time, so the late move reaches the directory after the newer one.
+    // Each starts the workflow, whose open step records it before anything else
+    // (the moves' runs then wait out the role change's transition period).
+    let mut chain = Vec::new();
+    for (n, (event, expected)) in [(&hire, 202), (&moved, 202), (&late, 202)]
+        .into_iter()
+        .enumerate()
+    {
+        let (status, answer) = post(&s, &Delivery::new(event.to_string())).await;
+        assert_eq!(status, expected, "{answer}");
+        chain = person_events(n + 1).await;
+    }
+    // The duplicate is acknowledged by the webhook and goes no further.
+    let (status, answer) = post(&s, &Delivery::new(moved.to_string())).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(s.stack.revocations.launched().len(), 3);
+
+    let people = lapse_aws::people::DynamoDbPeople::new(
+        aws_sdk_dynamodb::Client::new(&s.stack.sdk),
+        &s.stack.config.people_table,
+    );
+    let id = lapse_core::identity::PrincipalId::new(user.as_str()).unwrap();
+    let nina = people.get(&id).await.unwrap().expect("a record for nina");
+    assert_eq!(nina.status(), Some(Status::PendingStart));
+    assert_eq!(nina.start_date.as_ref().map(|f| f.value), Some(start));
+    assert_eq!(nina.job_role(), Some("analyst"), "the newest move wins");
+    assert_eq!(
+        nina.department.as_ref().map(|f| f.value.as_str()),
+        Some("Finance")
+    );
+    assert_eq!(nina.manager(), Some("msmith"));
+    assert_eq!(
+        nina.job_role.as_ref().unwrap().from.source,
+        format!("hr-event:{}", moved["event_id"].as_str().unwrap())
+    );
+
+    let person: Vec<_> = chain
+        .iter()
+        .filter(|e| e.action.starts_with("person."))
+        .map(|e| e.action.as_str())
+        .collect();
+    assert_eq!(
+        person,
+        ["person.updated", "person.updated", "person.stale"],
+        "{chain:?}"
+    );
+    let updated = chain
+        .iter()
+        .find(|e| e.key == format!("person:{}", moved["event_id"].as_str().unwrap()))
+        .unwrap();
+    assert_eq!(updated.before["job_role"]["value"], "engineer");
+    assert_eq!(updated.after["job_role"]["value"], "analyst");
 }

@@ -38,6 +38,8 @@ pub struct StackConfig {
     pub prefix: String,
     pub tables: Tables,
     pub revocations_table: String,
+    /// The directory of people kept from HR.
+    pub people_table: String,
     pub event_bus: String,
     pub webhook_secret_id: String,
     pub topics: Topics,
@@ -92,6 +94,7 @@ impl StackConfig {
             (vars::SECURITY_TOPIC, self.topics.security.clone()),
             (vars::STATE_MACHINE, self.state_machine_arn.clone()),
             (vars::REVOCATIONS_TABLE, self.revocations_table.clone()),
+            (vars::PEOPLE_TABLE, self.people_table.clone()),
             (vars::EVENT_BUS, self.event_bus.clone()),
             (vars::WEBHOOK_SECRET, self.webhook_secret_id.clone()),
             // moto has no service-specific credentials and keeps no user
@@ -303,6 +306,11 @@ pub async fn provision(
         .provision_local()
         .await
         .map_err(|e| failed("revocations table")(Box::new(e)))?;
+    let people_table = format!("{prefix}-people");
+    lapse_aws::people::DynamoDbPeople::new(dynamo.clone(), &people_table)
+        .provision_local()
+        .await
+        .map_err(|e| failed("people table")(Box::new(e)))?;
     let event_bus = format!("{prefix}-hr-events");
     let events = aws_sdk_eventbridge::Client::new(sdk);
     match events.create_event_bus().name(&event_bus).send().await {
@@ -404,6 +412,7 @@ pub async fn provision(
         prefix: prefix.to_owned(),
         tables,
         revocations_table,
+        people_table,
         event_bus,
         webhook_secret_id,
         topics,

@@ -2,7 +2,8 @@
 //!
 //! The revocation workflow's task steps (`infra/statemachines/revocation.asl.json`).
 //! Input `{"step": …, …}`:
-//! - `open` `{event}`: the case an HR event calls for (the rule passes `detail`);
+//! - `open` `{event}`: the event recorded in the directory of people, then the
+//!   case it calls for (the rule passes `detail`);
 //! - `validate`, `snapshot`, `apply` (`lane`: credentials / permissions / grants,
 //!   run in parallel), `record` (`applied`: the lanes' outputs), `notify`, `verify`;
 //! - `failed` `{error, cause}`: the failure path (audit, security notice, metric).
@@ -11,6 +12,8 @@
 
 use lambda_runtime::LambdaEvent;
 use lapse_core::ErrorKind;
+use lapse_core::people::ports::PeopleStore;
+use lapse_core::people::usecase::record_hr_event;
 use lapse_core::ports::{Audience, Notice, Notifier};
 use lapse_core::revocation::case::Applied;
 use lapse_core::revocation::case::CaseId;
@@ -60,26 +63,30 @@ pub enum Step {
 /// failed run).
 pub const TOPICS: &[Topic] = &[Topic::Users, Topic::Security];
 
-/// Every step over any [`RevocationPorts`]: the real adapters in Lambda, the same
-/// in the local host.
+/// Every step over any [`RevocationPorts`] and the directory of people: the real
+/// adapters in Lambda, the same in the local host.
 #[tracing::instrument(skip_all)]
 pub async fn handler(
     deps: &impl RevocationPorts,
+    people: &impl PeopleStore,
     event: LambdaEvent<Step>,
 ) -> Result<Value, HandlerError> {
     let p = deps;
     let now = p.clock().now();
     Ok(match event.payload {
         Step::Open { event } => {
-            // Only what the webhook accepted opens a case (refused, security told).
+            // Only what the webhook accepted counts (refused, security told).
             steps::ensure_claimed(p, &event).await?;
+            // Every accepted HR event updates the person's record first: a hire or
+            // a move as much as a termination.
+            let directory = record_hr_event(people, &p.trail(), &event, now).await?;
             match steps::case_for(&event, p.catalog(), now) {
                 Some(case) => {
                     let case = steps::open(p, case, now).await?;
-                    json!({ "case_id": case.id(), "proceed": true, "user": case.user() })
+                    json!({ "case_id": case.id(), "proceed": true, "user": case.user(), "directory": directory })
                 }
                 None => {
-                    json!({ "proceed": false, "reason": format!("{} revokes nothing", event.event_type.as_str()) })
+                    json!({ "proceed": false, "reason": format!("{} revokes nothing", event.event_type.as_str()), "directory": directory })
                 }
             }
         }

@@ -9,8 +9,12 @@ use lapse_lambda::wiring::Revocations;
 async fn main() -> anyhow::Result<()> {
     lapse_lambda::init_tracing();
     let sdk = lapse_aws::sdk::load().await;
-    let deps = Revocations::from_env(&Env::process(), &sdk, revocation::TOPICS).await?;
-    run(service_fn(|event| revocation::handler(&deps, event)))
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
+    let env = Env::process();
+    let deps = Revocations::from_env(&env, &sdk, revocation::TOPICS).await?;
+    let people = lapse_lambda::wiring::people(&env, &sdk)?;
+    run(service_fn(|event| {
+        revocation::handler(&deps, &people, event)
+    }))
+    .await
+    .map_err(|e| anyhow::anyhow!(e))
 }

@@ -18,6 +18,7 @@ use crate::workflows::LocalWorkflows;
 /// workflow starter (which also runs the ASL locally) are swapped in.
 pub(crate) struct Functions {
     pub(crate) revocation: Revocations,
+    pub(crate) revocation_people: lapse_aws::people::DynamoDbPeople,
     pub(crate) inactivity: inactivity_check::Deps<LocalWorkflows>,
     pub(crate) hr_webhook: hr_webhook::Deps<lapse_aws::eventbridge::EventBridgeBus>,
     pub(crate) intake: intake::Deps<LocalWorkflows>,
@@ -97,6 +98,8 @@ impl Functions {
         let b = bindings.get("revocation");
         let mut revocation = Revocations::from_env(&b.env, &b.sdk, revocation::TOPICS).await?;
         revocation.lifecycle.clock = clock.clone();
+        let revocation_people = lapse_lambda::wiring::people(&b.env, &b.sdk)
+            .map_err(lapse_lambda::wiring::InitError::from)?;
         let b = bindings.get("inactivity-check");
         let mut inactivity = inactivity_check::Deps::from_env(&b.env, &b.sdk).await?;
         inactivity.clock = clock.clone();
@@ -117,6 +120,7 @@ impl Functions {
         operator.revocations.lifecycle.clock = clock.clone();
         Ok(Self {
             revocation,
+            revocation_people,
             inactivity: inactivity_check::Deps {
                 table: inactivity.table,
                 directory: inactivity.directory,

@@ -99,7 +99,12 @@ pub(crate) async fn invoke(
         "ttl-backstop" => call(&body, |e| ttl_backstop::handler(&f.ttl_backstop, e)).await,
         "notify" => call(&body, |e| notify::handler(&f.notify, e)).await,
         "sweeper" => call(&body, |e| sweeper::handler(&f.sweeper, e)).await,
-        "revocation" => call(&body, |e| revocation::handler(&f.revocation, e)).await,
+        "revocation" => {
+            call(&body, |e| {
+                revocation::handler(&f.revocation, &f.revocation_people, e)
+            })
+            .await
+        }
         "inactivity-check" => call(&body, |e| inactivity_check::handler(&f.inactivity, e)).await,
         _ => (
             StatusCode::NOT_FOUND,

@@ -92,8 +92,10 @@ pub fn rule_pattern(event_type: lapse_core::revocation::hr::HrEventType) -> Stri
     serde_json::json!({ "source": [SOURCE], "detail-type": [event_type.as_str()] }).to_string()
 }
 
-/// The event types that start a revocation (hires do not).
-pub const ROUTED: [lapse_core::revocation::hr::HrEventType; 5] = [
+/// The event types routed to the revocation workflow: every one, since its open
+/// step records each in the directory of people (a hire then opens no case).
+pub const ROUTED: [lapse_core::revocation::hr::HrEventType; 6] = [
+    lapse_core::revocation::hr::HrEventType::UserHired,
     lapse_core::revocation::hr::HrEventType::UserTerminated,
     lapse_core::revocation::hr::HrEventType::UserRoleChanged,
     lapse_core::revocation::hr::HrEventType::UserSuspended,

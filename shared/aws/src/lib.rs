@@ -31,6 +31,7 @@ pub mod eventbridge;
 pub mod iam;
 pub mod kms;
 pub mod leases;
+pub mod people;
 pub mod revocations;
 pub mod scheduler;
 pub mod sdk;

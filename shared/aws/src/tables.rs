@@ -237,3 +237,41 @@ pub async fn provision_revocations(client: &Client, table: &str) -> Result<(), P
         .map_err(|e| fail(Box::new(e)))?;
     Ok(())
 }
+
+/// Creates the directory of people's table (`username` hash key) as the template
+/// declares it; an existing table is left as it is.
+pub async fn provision_people(client: &Client, table: &str) -> Result<(), ProvisionError> {
+    use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let fail = |e: Box<dyn std::error::Error + Send + Sync>| ProvisionError {
+        table: table.to_owned(),
+        source: e,
+    };
+    let created = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("username")
+                .key_type(KeyType::Hash)
+                .build()
+                .map_err(|e| fail(Box::new(e)))?,
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("username")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| fail(Box::new(e)))?,
+        )
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some("ResourceInUseException") => Ok(()),
+        Err(e) => Err(fail(Box::new(e))),
+    }
+}

@@ -10,7 +10,7 @@
 //!
 //! ## Layout
 //!
-//! Two domains side by side, over a shared kernel:
+//! Three domains side by side, over a shared kernel:
 //!
 //! - [`access`]: just-in-time access. [`access::request`] (the request lifecycle and
 //!   its invariants), [`access::risk`] (explainable scoring and routing),
@@ -18,6 +18,9 @@
 //!   grants hold which IAM artifact), [`access::breakglass`], [`access::vendor`],
 //!   [`access::role_denies`] (the one deny per role of sessions that must not live
 //!   on), and its operations over the ports, [`access::usecase`].
+//! - [`people`]: the directory of people kept from HR, field by field with where
+//!   each value came from ([`people::person`]); every accepted HR event updates it
+//!   ([`people::usecase::record_hr_event`]). Standing access builds on it.
 //! - [`revocation`]: rights revocation. HR webhook authentication, revocation
 //!   planning, cases, operator tools and their steps ([`revocation::usecase`]).
 //!
@@ -34,6 +37,7 @@
 //! - [`error`]: the crate error and its [`error::ErrorKind`].
 
 pub mod access;
+pub mod people;
 pub mod revocation;
 
 pub mod audit;

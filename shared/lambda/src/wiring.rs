@@ -34,6 +34,8 @@ pub mod vars {
     pub const SECURITY_TOPIC: &str = "LAPSE_SECURITY_TOPIC_ARN";
     pub const STATE_MACHINE: &str = "LAPSE_STATE_MACHINE_ARN";
     pub const REVOCATIONS_TABLE: &str = "LAPSE_REVOCATIONS_TABLE";
+    /// The directory of people kept from HR.
+    pub const PEOPLE_TABLE: &str = "LAPSE_PEOPLE_TABLE";
     pub const EVENT_BUS: &str = "LAPSE_EVENT_BUS";
     pub const WEBHOOK_SECRET: &str = "LAPSE_WEBHOOK_SECRET";
     /// Where the IAM users Lapse manages live (`ManagedUserPath`).
@@ -73,6 +75,17 @@ pub fn controls(
     Ok(lapse_aws::revocations::DynamoDbRevocations::new(
         lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::dynamodb),
         env.required(vars::REVOCATIONS_TABLE)?,
+    ))
+}
+
+/// The directory of people (`LAPSE_PEOPLE_TABLE`).
+pub fn people(
+    env: &Env,
+    sdk: &SdkConfig,
+) -> Result<lapse_aws::people::DynamoDbPeople, ConfigError> {
+    Ok(lapse_aws::people::DynamoDbPeople::new(
+        lapse_aws::sdk::Lazy::new(sdk, lapse_aws::sdk::client::dynamodb),
+        env.required(vars::PEOPLE_TABLE)?,
     ))
 }
 

@@ -18,7 +18,7 @@ pub enum HrEventType {
     UserRoleChanged,
     UserSuspended,
     ContractorExpired,
-    /// Accepted and routed; standing access from HR is later work.
+    /// Recorded in the directory of people; revokes nothing.
     UserHired,
     /// From security tooling: immediate suspension pending investigation.
     PolicyViolation,
@@ -77,6 +77,12 @@ pub struct HrMetadata {
     /// `true` to skip the role-change transition period.
     #[serde(default)]
     pub effective_immediately: Option<bool>,
+    /// A hire's first day (`user_hired`; the event's own day when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_date: Option<NaiveDate>,
+    /// `employee` or `contractor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employment_type: Option<crate::people::person::EmploymentType>,
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
 }
