@@ -736,4 +736,30 @@ async fn the_directory_of_people_is_kept_from_hr_events() {
         .unwrap();
     assert_eq!(updated.before["job_role"]["value"], "engineer");
     assert_eq!(updated.after["job_role"]["value"], "analyst");
+
+    // An operator reads the record with check-user, field by field with its source.
+    let operator = lapse_cli::operator::Operator::with_api(s.stack.operator_api().unwrap());
+    let said = lapse_cli::operator::check_user(&operator, &user)
+        .await
+        .unwrap();
+    let moved_id = moved["event_id"].as_str().unwrap();
+    for line in [
+        "  HR record:".to_owned(),
+        "    status: pending start (from hr-event:".to_owned(),
+        format!("    job role: analyst (from hr-event:{moved_id} of "),
+        "    manager: msmith (from hr-event:".to_owned(),
+        format!("    start date: {start} (from hr-event:"),
+    ] {
+        assert!(said.contains(&line), "{line:?} not in:\n{said}");
+    }
+    assert!(lapse_testkit::debug_shaped(&said).is_empty(), "{said}");
+    // Someone HR never named has no record, and check-user says so.
+    let stranger = s.user("stranger");
+    let said = lapse_cli::operator::check_user(&operator, &stranger)
+        .await
+        .unwrap();
+    assert!(
+        said.contains("HR record: none (no HR event has named them)"),
+        "{said}"
+    );
 }

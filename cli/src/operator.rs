@@ -465,6 +465,10 @@ pub async fn check_user(op: &Operator, user: &str) -> Result<String> {
         controls.legal_hold,
         controls.override_reason.as_deref().unwrap_or("none")
     ));
+    let person: Option<lapse_core::people::person::Person> =
+        serde_json::from_value(out["person"].clone())
+            .context("the stack's directory record is not a person's record")?;
+    lines.extend(hr_record(person.as_ref()));
     for case in cases {
         lines.push(format!(
             "  case {} {} {} ({})",
@@ -475,6 +479,52 @@ pub async fn check_user(op: &Operator, user: &str) -> Result<String> {
         ));
     }
     Ok(lines.join("\n"))
+}
+
+/// The directory's record of a person, one line per field, each with the HR
+/// event it came from.
+fn hr_record(person: Option<&lapse_core::people::person::Person>) -> Vec<String> {
+    use lapse_core::people::person::{EmploymentType, Field};
+    let Some(person) = person else {
+        return vec!["  HR record: none (no HR event has named them)".into()];
+    };
+    fn line<T>(
+        name: &str,
+        field: &Option<Field<T>>,
+        show: impl Fn(&T) -> String,
+    ) -> Option<String> {
+        field.as_ref().map(|f| {
+            format!(
+                "    {name}: {} (from {} of {})",
+                show(&f.value),
+                f.from.source,
+                f.from.at.to_rfc3339()
+            )
+        })
+    }
+    let mut lines = vec!["  HR record:".to_owned()];
+    lines.extend(
+        [
+            line("status", &person.status, |s| s.as_str().to_owned()),
+            line("job role", &person.job_role, Clone::clone),
+            line("manager", &person.manager, Clone::clone),
+            line("department", &person.department, Clone::clone),
+            line("employment", &person.employment_type, |t| {
+                match t {
+                    EmploymentType::Employee => "employee",
+                    EmploymentType::Contractor => "contractor",
+                }
+                .to_owned()
+            }),
+            line("start date", &person.start_date, ToString::to_string),
+            line("contract end", &person.contract_end, ToString::to_string),
+            line("employee id", &person.employee_id, Clone::clone),
+            line("email", &person.email, Clone::clone),
+        ]
+        .into_iter()
+        .flatten(),
+    );
+    lines
 }
 
 /// Re-verifies the user's latest revocation: the stack reads IAM again, whatever

@@ -551,6 +551,12 @@ async fn termination(demo: &Demo, audit: &Audit) -> Result<()> {
                     .as_array()
                     .map_or(0, Vec::len),
             ),
+            "person.updated" => format!(
+                " — the directory of people: status {}",
+                event.after["status"]["value"]
+                    .as_str()
+                    .unwrap_or("unchanged")
+            ),
             _ => String::new(),
         };
         println!(

@@ -76,7 +76,9 @@ fn demo_runs_every_route_to_a_verified_revocation() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("signed audit record for jdoe (4 events, verified"),
+        stdout.contains("signed audit record for jdoe (5 events, verified")
+            && stdout
+                .contains("#0 person.updated by hr — the directory of people: status terminated"),
         "{stdout}"
     );
     assert!(!stdout.contains("NO time bound"), "{stdout}");

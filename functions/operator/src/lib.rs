@@ -65,6 +65,8 @@ pub struct Deps<W, P = Revocations> {
     pub scheduler: RevocationScheduler,
     /// Who may call at all: the allow-list, checked before anything else.
     pub operators: ask::Operators,
+    /// The directory of people, read by `check-user`.
+    pub people: lapse_aws::people::DynamoDbPeople,
 }
 
 impl Deps<SfnWorkflowStarter, Revocations> {
@@ -88,6 +90,7 @@ impl Deps<SfnWorkflowStarter, Revocations> {
                         reason,
                     })
                 })?,
+            people: lapse_lambda::wiring::people(env, sdk)?,
         })
     }
 }
@@ -211,6 +214,11 @@ async fn route<W: WorkflowStarter, P: RevocationPorts>(
             let identity = r.directory().identity(&user, now).await.map_err(core)?;
             let controls = r.controls().controls(&user).await.map_err(core)?;
             let cases = r.cases().cases_of(&user).await.map_err(core)?;
+            // What HR last said about them, field by field (none before their
+            // first HR event).
+            let person = lapse_core::people::ports::PeopleStore::get(&deps.people, &user)
+                .await
+                .map_err(core)?;
             // The person's grants live now: what Lapse itself has given them.
             let grants: Vec<serde_json::Value> = r
                 .grants()
@@ -233,7 +241,7 @@ async fn route<W: WorkflowStarter, P: RevocationPorts>(
                 .collect();
             Ok(json(
                 200,
-                &json!({ "user": user, "identity": identity, "controls": controls, "cases": cases, "grants": grants }),
+                &json!({ "user": user, "identity": identity, "controls": controls, "cases": cases, "grants": grants, "person": person }),
             ))
         }
         ("POST", ["v1", "operator", "users", user, "verify"]) => {

@@ -182,6 +182,7 @@ impl Functions {
                 workflows: revocations.for_caller(operator.workflows),
                 scheduler: operator.scheduler,
                 operators: operator.operators,
+                people: operator.people,
             },
         })
     }
