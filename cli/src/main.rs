@@ -597,8 +597,30 @@ async fn revoke(cli: &Cli, args: &RevokeArgs) -> Result<()> {
     Ok(())
 }
 
+/// Output piped into a reader that stopped early (`lapse status | head`): stop
+/// quietly, as a Unix tool does on `SIGPIPE` (exit 141), instead of the Rust
+/// runtime's panic and backtrace on the next `println!`.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        // EPIPE is 32 on Linux and macOS; the message ends with the OS's text.
+        let broken_pipe = std::io::Error::from_raw_os_error(32).to_string();
+        if message.starts_with("failed printing to stdout") && message.ends_with(&broken_pipe) {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Policy {

@@ -566,3 +566,21 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
         );
     }
 }
+
+/// Output piped into a reader that is gone (`lapse … | head` once head has its
+/// lines) ends the command quietly with 141, as `SIGPIPE` ends a Unix tool: no
+/// panic, no backtrace.
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = lapse()
+        .args(["policy", "check", "infra/policy/catalog.yaml"])
+        .stdout(writer)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
