@@ -975,7 +975,9 @@ impl WorkflowFailure {
     }
 }
 
-/// The failure path: audit it and tell security. Returns the notice sent.
+/// The failure path: audit it and tell security, and, when the request was never
+/// granted, tell the requester too (their request would otherwise sit approved
+/// with no word). Returns security's notice.
 pub async fn record_failure(
     store: &impl RequestStore,
     trail: &AuditTrail<'_, impl AuditLog>,
@@ -1011,6 +1013,22 @@ pub async fn record_failure(
         request_id: Some(failure.request_id.clone()),
     };
     notifier.send(&notice).await?;
+    if request.status() == Status::Approved && request.window().is_none() {
+        notifier
+            .send(&Notice {
+                audience: Audience::Person {
+                    id: request.requester().clone(),
+                },
+                subject: format!("Not granted: {}", request.resource()),
+                body: format!(
+                    "Your approved request {} for {} could not be granted: {cause}. Security has been told; nothing was granted.",
+                    request.id(),
+                    request.resource()
+                ),
+                request_id: Some(request.id().clone()),
+            })
+            .await?;
+    }
     Ok(notice)
 }
 

@@ -936,6 +936,49 @@ fn a_residue_in_iam_fails_verification_and_is_audited() {
     assert_eq!(failed.reason, format!("Lapse.VerificationFailed: {err}"));
 }
 
+/// A workflow that fails before its grant (a checkout refused, say) leaves the
+/// request approved: the requester is told it was not granted, not only security.
+#[test]
+fn a_failure_before_the_grant_tells_the_requester() {
+    let w = World::new();
+    let req = w.submit(&person("dana", &[]), "billing-reports-read", "30m");
+    assert_eq!(w.get(req.id()).status(), Status::Approved);
+    let failure = WorkflowFailure {
+        request_id: req.id().clone(),
+        error: "Lapse.Configuration".into(),
+        cause: "secret lapse/x does not rotate".into(),
+    };
+    block_on(record_failure(
+        &w.store,
+        &w.trail(),
+        &w.notifier,
+        &failure,
+        monday_at(10),
+    ))
+    .unwrap();
+    let told: Vec<_> = w
+        .notifier
+        .sent()
+        .into_iter()
+        .filter(|n| {
+            n.audience
+                == Audience::Person {
+                    id: crate::identity::PrincipalId::new("dana").unwrap(),
+                }
+                && n.subject.starts_with("Not granted")
+        })
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].subject, "Not granted: billing-reports-read");
+    assert!(
+        told[0]
+            .body
+            .contains("could not be granted: secret lapse/x does not rotate"),
+        "{}",
+        told[0].body
+    );
+}
+
 #[test]
 fn the_sweeper_settles_what_workflows_missed() {
     let w = World::new();
