@@ -762,4 +762,30 @@ async fn the_directory_of_people_is_kept_from_hr_events() {
         said.contains("HR record: none (no HR event has named them)"),
         "{said}"
     );
+
+    // A partial revocation that names no role keeps the role of record
+    // (`lapse revoke --partial`); with no record, it is refused and says why.
+    let partial = |who: &str| lapse_core::revocation::operator::RevokeAsk {
+        request_id: lapse_cli::operator::request_id(),
+        user: who.to_owned(),
+        reason: "moved teams".into(),
+        kind: lapse_core::revocation::plan::RevocationKind::Partial {
+            new_role: String::new(),
+        },
+        preserve_data: false,
+        emergency: false,
+        schedule: None,
+    };
+    let preview = operator.dry_run(&partial(&user)).await.unwrap();
+    assert_eq!(
+        preview.kept_role.map(|k| k.describe()),
+        Some("keeps role analyst (their job role of record)".to_owned())
+    );
+    let refused = operator.dry_run(&partial(&stranger)).await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("the directory of people has no job role for them"),
+        "{refused}"
+    );
 }

@@ -177,6 +177,10 @@ struct RevokeArgs {
     /// Partial revocation: remove what exceeds this catalog role.
     #[arg(long, conflicts_with = "permissions")]
     role: Option<String>,
+    /// Partial revocation to the person's job role of record (the directory of
+    /// people, kept from HR); `--role` names another.
+    #[arg(long, conflicts_with_all = ["permissions", "role"])]
+    partial: bool,
     /// Remove only these groups, inline policy names or managed policy ARNs.
     #[arg(long, value_delimiter = ',')]
     permissions: Vec<String>,
@@ -563,6 +567,10 @@ async fn revoke(cli: &Cli, args: &RevokeArgs) -> Result<()> {
         (Some(role), _) => lapse_core::revocation::plan::RevocationKind::Partial {
             new_role: role.clone(),
         },
+        // The stack fills in the role of record.
+        (None, _) if args.partial => lapse_core::revocation::plan::RevocationKind::Partial {
+            new_role: String::new(),
+        },
         (None, false) => lapse_core::revocation::plan::RevocationKind::Specific {
             permissions: args.permissions.clone(),
         },
@@ -579,6 +587,9 @@ async fn revoke(cli: &Cli, args: &RevokeArgs) -> Result<()> {
     };
     if args.dry_run {
         let preview = op.dry_run(&ask).await?;
+        if let Some(kept) = &preview.kept_role {
+            println!("{}: {}", ask.user, kept.describe());
+        }
         if !preview.exists || preview.changes.is_empty() {
             println!("dry run: {}; nothing applied", preview.summary(&ask.user));
             return Ok(());

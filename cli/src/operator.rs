@@ -6,6 +6,7 @@
 //! audited executor is the principal AWS authenticated. Operators need no IAM,
 //! DynamoDB or KMS permissions of their own.
 
+use lapse_core::revocation::operator::KeptRole;
 use std::path::Path;
 use std::time::Duration;
 
@@ -38,16 +39,18 @@ pub struct Operator {
     pub wait: Duration,
 }
 
-/// What the stack did with an ask.
+/// What the stack did with an ask (with a partial revocation's role and where
+/// it came from).
 #[derive(Debug)]
 pub enum Submitted {
     /// The workflow was started now.
-    Started(RevocationCase),
+    Started(RevocationCase, Option<KeptRole>),
     /// A schedule starts it at `at`.
     Scheduled {
         case: RevocationCase,
         at: DateTime<Utc>,
         schedule: String,
+        kept_role: Option<KeptRole>,
     },
 }
 
@@ -83,6 +86,8 @@ impl Operator {
             .operator_post("revocations/plan", serde_json::to_value(ask)?)
             .await?;
         Ok(DryRun {
+            kept_role: serde_json::from_value(out["kept_role"].clone())
+                .context("the stack's kept role is not a role")?,
             exists: out["exists"].as_bool().unwrap_or(true),
             changes: out["summary"]
                 .as_array()
@@ -101,6 +106,8 @@ impl Operator {
             .operator_post("revocations", serde_json::to_value(ask)?)
             .await?;
         let case = case_of(&out)?;
+        let kept_role: Option<KeptRole> = serde_json::from_value(out["kept_role"].clone())
+            .context("the stack's kept role is not a role")?;
         Ok(match out.get("scheduled") {
             Some(scheduled) => Submitted::Scheduled {
                 at: serde_json::from_value(scheduled["at"].clone())?,
@@ -109,8 +116,9 @@ impl Operator {
                     .unwrap_or_default()
                     .to_owned(),
                 case,
+                kept_role,
             },
-            None => Submitted::Started(case),
+            None => Submitted::Started(case, kept_role),
         })
     }
 
@@ -142,10 +150,21 @@ impl Operator {
 
     /// Revokes now (verified before it returns), or schedules it.
     pub async fn revoke(&self, ask: &RevokeAsk) -> Result<String> {
-        match self.submit(ask).await? {
-            Submitted::Scheduled { case, at, schedule } => Ok(scheduled(&case, at, &schedule)),
-            Submitted::Started(case) => outcome(&self.settled(case.id()).await?),
-        }
+        let (said, kept_role) = match self.submit(ask).await? {
+            Submitted::Scheduled {
+                case,
+                at,
+                schedule,
+                kept_role,
+            } => (scheduled(&case, at, &schedule), kept_role),
+            Submitted::Started(case, kept_role) => {
+                (outcome(&self.settled(case.id()).await?)?, kept_role)
+            }
+        };
+        Ok(match kept_role {
+            Some(kept) => format!("{said}; {}", kept.describe()),
+            None => said,
+        })
     }
 }
 
@@ -213,6 +232,8 @@ fn outcome(done: &RevocationCase) -> Result<String> {
 pub struct DryRun {
     pub exists: bool,
     pub changes: Vec<String>,
+    /// A partial revocation's role, and where it came from.
+    pub kept_role: Option<KeptRole>,
 }
 
 impl DryRun {
@@ -227,6 +248,14 @@ impl DryRun {
                 self.changes.join("; ")
             ),
         }
+    }
+}
+
+/// A line, with a partial revocation's kept role after it.
+fn with_role(line: String, kept: Option<&KeptRole>) -> String {
+    match kept {
+        Some(kept) => format!("{line}; {}", kept.describe()),
+        None => line,
     }
 }
 
@@ -274,7 +303,7 @@ pub async fn batch(
     let mut first_line: std::collections::BTreeMap<String, (u64, RevokeAsk)> =
         std::collections::BTreeMap::new();
     // What each row came to: a final message, or a case still to wait for.
-    type Pending = Result<Result<(Ended, String), RevocationCase>>;
+    type Pending = Result<Result<(Ended, String), (RevocationCase, Option<KeptRole>)>>;
     let mut results: Vec<(u64, Pending)> = Vec::new();
     for (done, row) in rows.into_iter().enumerate() {
         let line = row.line;
@@ -297,12 +326,15 @@ pub async fn batch(
             }
             first_line.insert(person, (line, ask.clone()));
             match operator {
-                Some(op) if dry_run => Ok(Ok((Ended::Previewed, op.dry_run(&ask).await?.summary(&ask.user)))),
+                Some(op) if dry_run => {
+                    let preview = op.dry_run(&ask).await?;
+                    Ok(Ok((Ended::Previewed, with_role(preview.summary(&ask.user), preview.kept_role.as_ref()))))
+                }
                 Some(op) => Ok(match op.submit(&ask).await? {
-                    Submitted::Scheduled { case, at, schedule } => {
-                        Ok((Ended::Scheduled, scheduled(&case, at, &schedule)))
+                    Submitted::Scheduled { case, at, schedule, kept_role } => {
+                        Ok((Ended::Scheduled, with_role(scheduled(&case, at, &schedule), kept_role.as_ref())))
                     }
-                    Submitted::Started(case) => Err(case),
+                    Submitted::Started(case, kept_role) => Err((case, kept_role)),
                 }),
                 None => Ok(Ok((Ended::Previewed, format!("{}: valid row", ask.user)))),
             }
@@ -321,9 +353,12 @@ pub async fn batch(
     for (line, result) in results {
         let (how, message) = match result {
             Ok(Ok((how, message))) => (how, Ok(message)),
-            Ok(Err(started)) => match operator {
+            Ok(Err((started, kept_role))) => match operator {
                 Some(op) => match op.settled(started.id()).await {
-                    Ok(case) => ended(&case),
+                    Ok(case) => {
+                        let (how, message) = ended(&case);
+                        (how, message.map(|m| with_role(m, kept_role.as_ref())))
+                    }
                     Err(err) => (Ended::Failed, Err(err)),
                 },
                 None => (Ended::Failed, Err(anyhow!("no stack to wait on"))),

@@ -152,6 +152,25 @@ fn core(err: impl Into<Error>) -> HandlerError {
     HandlerError::Core(err.into())
 }
 
+/// A partial revocation's role: the ask's, or the person's job role of record
+/// from the directory of people when the ask names none.
+async fn keep_role<W, P>(
+    deps: &Deps<W, P>,
+    ask: &mut RevokeAsk,
+) -> Result<Option<lapse_core::revocation::operator::KeptRole>, HandlerError> {
+    if !matches!(
+        ask.kind,
+        lapse_core::revocation::plan::RevocationKind::Partial { .. }
+    ) {
+        return Ok(None);
+    }
+    let user = ask::user(&ask.user).map_err(core)?;
+    let record = lapse_core::people::ports::PeopleStore::get(&deps.people, &user)
+        .await
+        .map_err(core)?;
+    ask.keep_role(record.as_ref()).map_err(core)
+}
+
 async fn route<W: WorkflowStarter, P: RevocationPorts>(
     deps: &Deps<W, P>,
     executor: &str,
@@ -163,7 +182,8 @@ async fn route<W: WorkflowStarter, P: RevocationPorts>(
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     match (request.method().as_str(), segments.as_slice()) {
         ("POST", ["v1", "operator", "revocations", "plan"]) => {
-            let ask: RevokeAsk = http::json_body(request)?;
+            let mut ask: RevokeAsk = http::json_body(request)?;
+            let kept_role = keep_role(deps, &mut ask).await?;
             let case = ask.case(r.catalog(), executor, now)?;
             let preview = steps::preview(r, &case, now).await?;
             Ok(json(
@@ -174,11 +194,13 @@ async fn route<W: WorkflowStarter, P: RevocationPorts>(
                     "effective_at": case.effective_at(),
                     "plan": preview.plan,
                     "summary": preview.plan.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "kept_role": kept_role,
                 }),
             ))
         }
         ("POST", ["v1", "operator", "revocations"]) => {
-            let ask: RevokeAsk = http::json_body(request)?;
+            let mut ask: RevokeAsk = http::json_body(request)?;
+            let kept_role = keep_role(deps, &mut ask).await?;
             let case = ask.case(r.catalog(), executor, now)?;
             ask::ensure_not_self(executor, case.user())?;
             let case = steps::open(r, case, now).await?;
@@ -196,11 +218,14 @@ async fn route<W: WorkflowStarter, P: RevocationPorts>(
                     })?;
                 return Ok(json(
                     202,
-                    &json!({ "case": case, "scheduled": { "at": case.effective_at(), "schedule": schedule } }),
+                    &json!({ "case": case, "scheduled": { "at": case.effective_at(), "schedule": schedule }, "kept_role": kept_role }),
                 ));
             }
             let execution = ask::start(&deps.workflows, &case).await?;
-            Ok(json(202, &json!({ "case": case, "execution": execution })))
+            Ok(json(
+                202,
+                &json!({ "case": case, "execution": execution, "kept_role": kept_role }),
+            ))
         }
         ("GET", ["v1", "operator", "cases", id]) => {
             let id = CaseId::parse(id).map_err(core)?;

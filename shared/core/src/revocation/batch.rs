@@ -29,8 +29,9 @@ pub struct BatchRow {
 /// Parses a batch file (RFC 4180 CSV: quoted fields may hold commas and quotes).
 /// The columns are `username,reason,revocation_type,preserve_data` and an optional
 /// `role`, named by a header row or in that order. `revocation_type` is `full`,
-/// `partial` (what the person holds beyond the `role` column's catalog role; Lapse
-/// keeps no role on record, so a partial row without a role is refused) or
+/// `partial` (what the person holds beyond the `role` column's catalog role, or,
+/// when the column is empty, beyond their job role of record in the directory of
+/// people, which the stack fills in) or
 /// `suspend`; `preserve_data` is `true` or `false`. Each row is checked on its own:
 /// a bad row never hides the others.
 pub fn parse_batch(text: &str) -> Result<Vec<BatchRow>, BatchError> {
@@ -138,11 +139,6 @@ fn batch_ask(names: &[String], record: &csv::StringRecord) -> Result<RevokeAsk, 
     let kind = match field("revocation_type") {
         "full" => RevocationKind::Full,
         "suspend" => RevocationKind::Suspend,
-        "partial" if role.is_empty() => {
-            return Err(format!(
-                "a partial revocation of {user} needs the role they keep: Lapse has no role on record for them; give it in the `role` column"
-            ));
-        }
         "partial" => RevocationKind::Partial {
             new_role: role.to_owned(),
         },
@@ -228,8 +224,14 @@ mod tests {
             [2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13],
             "the blank line is skipped"
         );
+        // A partial row without a role keeps the role of record: the stack fills it.
+        assert_eq!(
+            rows[3].1.as_ref().unwrap().kind,
+            RevocationKind::Partial {
+                new_role: String::new()
+            }
+        );
         for (i, message) in [
-            (3, "needs the role they keep"),
             (
                 4,
                 "`revocation_type` `delete` is not full, partial or suspend",

@@ -219,7 +219,74 @@ pub fn reason(field: &'static str, raw: &str) -> Result<String, AskError> {
     Ok(text.to_owned())
 }
 
+/// The role a partial revocation keeps, and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptRole {
+    pub role: String,
+    /// `true`: the ask named none, so the person's job role of record was used.
+    pub from_directory: bool,
+    /// The directory's job role for the person, when it has one.
+    pub of_record: Option<String>,
+}
+
+impl KeptRole {
+    /// One line for an operator: the role kept, and a mismatch with the record.
+    pub fn describe(&self) -> String {
+        match (&self.of_record, self.from_directory) {
+            (_, true) => format!("keeps role {} (their job role of record)", self.role),
+            (Some(record), false) if *record != self.role => format!(
+                "keeps role {} as asked; NOTE: the directory of people says their job role is {record}",
+                self.role
+            ),
+            (Some(_), false) => format!(
+                "keeps role {} (as asked; also their role of record)",
+                self.role
+            ),
+            (None, false) => format!(
+                "keeps role {} as asked (the directory has no role for them)",
+                self.role
+            ),
+        }
+    }
+}
+
 impl RevokeAsk {
+    /// A partial revocation that names no role (`new_role` empty) keeps the
+    /// person's job role of record from the directory of people; one that names a
+    /// role keeps it, and the record is reported beside it so a mismatch shows.
+    /// Refused when neither says which role.
+    pub fn keep_role(
+        &mut self,
+        record: Option<&crate::people::person::Person>,
+    ) -> Result<Option<KeptRole>, AskError> {
+        let RevocationKind::Partial { new_role } = &mut self.kind else {
+            return Ok(None);
+        };
+        let of_record = record.and_then(|p| p.job_role()).map(str::to_owned);
+        if !new_role.is_empty() {
+            return Ok(Some(KeptRole {
+                role: new_role.clone(),
+                from_directory: false,
+                of_record,
+            }));
+        }
+        let Some(role) = of_record.clone() else {
+            return Err(AskError::invalid(
+                "kind",
+                format!(
+                    "a partial revocation of {} needs the role they keep: the directory of people has no job role for them (HR has not named one); name it (`--role`, or the batch file's `role` column)",
+                    self.user
+                ),
+            ));
+        };
+        *new_role = role.clone();
+        Ok(Some(KeptRole {
+            role,
+            from_directory: true,
+            of_record,
+        }))
+    }
+
     /// The case this ask opens. A role change honours the policy's transition
     /// period unless it is an emergency, as an HR role change does; an emergency is
     /// now, so it cannot be scheduled; a schedule in the past is refused.
@@ -554,5 +621,79 @@ mod tests {
             serde_json::from_str::<RevokeAsk>(body).is_err(),
             "no body names who acts"
         );
+    }
+}
+
+#[cfg(test)]
+mod keep_role_tests {
+    use super::*;
+    use crate::revocation::hr::HrEvent;
+
+    fn ask(role: &str) -> RevokeAsk {
+        RevokeAsk {
+            request_id: "req-12345678".into(),
+            user: "asmith".into(),
+            reason: "moved".into(),
+            kind: RevocationKind::Partial {
+                new_role: role.into(),
+            },
+            preserve_data: false,
+            emergency: false,
+            schedule: None,
+        }
+    }
+
+    fn analyst() -> crate::people::person::Person {
+        let mut person = crate::people::person::Person::new(PrincipalId::new("asmith").unwrap());
+        person.apply(
+            &HrEvent::parse(
+                br#"{"event_type":"user_role_changed","event_id":"evt-1","timestamp":"2026-11-23T09:00:00Z",
+                     "user":{"username":"asmith"},"metadata":{"new_role":"analyst"}}"#,
+            )
+            .unwrap(),
+        );
+        person
+    }
+
+    #[test]
+    fn a_partial_revocation_without_a_role_keeps_the_role_of_record() {
+        let mut without = ask("");
+        let kept = without.keep_role(Some(&analyst())).unwrap().unwrap();
+        assert_eq!(
+            without.kind,
+            RevocationKind::Partial {
+                new_role: "analyst".into()
+            }
+        );
+        assert_eq!(
+            kept.describe(),
+            "keeps role analyst (their job role of record)"
+        );
+        // An explicit role wins, and the record is shown beside it.
+        let mut named = ask("engineer");
+        let kept = named.keep_role(Some(&analyst())).unwrap().unwrap();
+        assert_eq!(
+            named.kind,
+            RevocationKind::Partial {
+                new_role: "engineer".into()
+            }
+        );
+        assert!(
+            kept.describe()
+                .contains("NOTE: the directory of people says their job role is analyst"),
+            "{}",
+            kept.describe()
+        );
+        // Neither the ask nor the directory says: refused, and why.
+        let err = ask("").keep_role(None).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("the directory of people has no job role for them"),
+            "{err}"
+        );
+        // Other kinds are left alone.
+        let mut full = ask("");
+        full.kind = RevocationKind::Full;
+        assert_eq!(full.keep_role(Some(&analyst())).unwrap(), None);
     }
 }
