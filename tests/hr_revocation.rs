@@ -319,8 +319,8 @@ async fn termination_posted_to_the_webhook_ends_in_a_verified_revocation() {
     assert_eq!(
         actions,
         [
-            "person.updated",
             "revocation.received",
+            "person.updated",
             "revocation.snapshot",
             "revocation.applied",
             "revocation.verified"
@@ -788,4 +788,47 @@ async fn the_directory_of_people_is_kept_from_hr_events() {
             .contains("the directory of people has no job role for them"),
         "{refused}"
     );
+}
+
+/// A revocation never waits on the directory: with the directory's table gone
+/// (a fault), a termination still revokes everything and is verified, and
+/// security is told the directory missed the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_termination_revokes_even_when_the_directory_cannot_be_written() {
+    let s = Stack::start().await;
+    let security =
+        crate::support::queue_on_topic(&s.stack.sdk, &s.stack.config.topics.security, "sec").await;
+    let user = staff(&s, "jdoe").await;
+    aws_sdk_dynamodb::Client::new(&s.stack.sdk)
+        .delete_table()
+        .table_name(&s.stack.config.people_table)
+        .send()
+        .await
+        .unwrap();
+    let event_id = lapse_testkit::unique_name("evt");
+    let (status, answer) = post(&s, &Delivery::new(termination(&user, &event_id))).await;
+    assert_eq!(status, 202, "{answer}");
+    let runs = wait_runs(&s, 1).await;
+    assert_eq!(runs[0].status, "SUCCEEDED", "{:?}", runs[0]);
+    assert!(holds_nothing(&s, &user).await);
+    let sqs = aws_sdk_sqs::Client::new(&s.stack.sdk);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut subjects = Vec::new();
+    let expected = format!("Directory of people not updated for HR event {event_id}");
+    while !subjects.contains(&expected) {
+        assert!(tokio::time::Instant::now() < deadline, "{subjects:?}");
+        let out = sqs
+            .receive_message()
+            .queue_url(&security)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for message in out.messages() {
+            let body: serde_json::Value =
+                serde_json::from_str(message.body().unwrap_or("null")).unwrap();
+            subjects.push(body["Subject"].as_str().unwrap_or_default().to_owned());
+        }
+    }
 }

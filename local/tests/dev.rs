@@ -78,7 +78,7 @@ fn demo_runs_every_route_to_a_verified_revocation() {
     assert!(
         stdout.contains("signed audit record for jdoe (5 events, verified")
             && stdout
-                .contains("#0 person.updated by hr — the directory of people: status terminated"),
+                .contains("#1 person.updated by hr — the directory of people: status terminated"),
         "{stdout}"
     );
     assert!(!stdout.contains("NO time bound"), "{stdout}");

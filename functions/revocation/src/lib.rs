@@ -77,15 +77,41 @@ pub async fn handler(
         Step::Open { event } => {
             // Only what the webhook accepted counts (refused, security told).
             steps::ensure_claimed(p, &event).await?;
-            // Every accepted HR event updates the person's record first: a hire or
-            // a move as much as a termination.
-            let directory = record_hr_event(people, &p.trail(), &event, now).await?;
             match steps::case_for(&event, p.catalog(), now) {
                 Some(case) => {
+                    // The case first: a revocation never waits on the directory.
                     let case = steps::open(p, case, now).await?;
+                    let directory = match record_hr_event(people, &p.trail(), &event, now).await {
+                        Ok(recorded) => json!(recorded),
+                        // The revocation goes on; security is told the directory
+                        // missed this event (a retried step records it if it can).
+                        Err(err) => {
+                            tracing::error!(error = %err, "directory not updated");
+                            p.notifier()
+                                .send(&Notice {
+                                    audience: Audience::Security,
+                                    subject: format!(
+                                        "Directory of people not updated for HR event {}",
+                                        event.event_id
+                                    ),
+                                    body: format!(
+                                        "The {} event for {} opened its revocation, but its record in the directory of people was not updated: {err}",
+                                        event.event_type.as_str(),
+                                        event.user.username
+                                    ),
+                                    request_id: None,
+                                })
+                                .await
+                                .map_err(lapse_core::Error::from)?;
+                            json!({ "outcome": "not_recorded", "error": err.to_string() })
+                        }
+                    };
                     json!({ "case_id": case.id(), "proceed": true, "user": case.user(), "directory": directory })
                 }
                 None => {
+                    // Nothing to revoke (a hire): the directory is the whole job,
+                    // so a failure fails the step (retried, then alarmed).
+                    let directory = record_hr_event(people, &p.trail(), &event, now).await?;
                     json!({ "proceed": false, "reason": format!("{} revokes nothing", event.event_type.as_str()), "directory": directory })
                 }
             }
