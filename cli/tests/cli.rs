@@ -314,7 +314,10 @@ async fn operator_revoke_dry_run_batch_check_verify_restore_and_hold() {
 
     // One operator's restore only proposes it; the same command by the other
     // carries it out.
-    let backup = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // Whole seconds, rounded up: the snapshot taken within this second is at or
+    // before it (rounded down, it was not, a flaky failure seen in CI).
+    let backup = (chrono::Utc::now() + chrono::TimeDelta::seconds(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let restore = [
         "restore",
         "--user",
