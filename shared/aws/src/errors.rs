@@ -29,3 +29,21 @@ where
         _ => StoreError::Unavailable(Box::new(err)),
     }
 }
+
+/// The record an item keeps as JSON in its `doc` attribute; a missing or
+/// unreadable one is `StoreError::Corrupt` naming `id`.
+pub(crate) fn doc<T: serde::de::DeserializeOwned>(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    id: &str,
+) -> Result<T, StoreError> {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        id: id.to_owned(),
+        detail,
+    };
+    match item.get("doc") {
+        Some(aws_sdk_dynamodb::types::AttributeValue::S(text)) => {
+            serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))
+        }
+        _ => Err(corrupt("attribute `doc` is missing".into())),
+    }
+}

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use lapse_core::access::request::RequestId;
 use lapse_core::ports::{Lease, Leases, StoreError};
 
-use crate::errors::store_error;
+use crate::errors::{doc, store_error};
 
 #[derive(Clone, Debug)]
 pub struct DynamoDbLeases {
@@ -87,17 +87,7 @@ impl Leases for DynamoDbLeases {
         let Some(item) = out.item else {
             return Ok(None);
         };
-        let corrupt = |detail: String| StoreError::Corrupt {
-            id: secret_arn.to_owned(),
-            detail,
-        };
-        let doc = item
-            .get("doc")
-            .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| corrupt("no doc".into()))?;
-        serde_json::from_str(doc)
-            .map(Some)
-            .map_err(|e| corrupt(e.to_string()))
+        doc(&item, secret_arn).map(Some)
     }
 
     async fn release(&self, secret_arn: &str, request_id: &RequestId) -> Result<(), StoreError> {

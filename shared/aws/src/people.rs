@@ -9,7 +9,7 @@ use lapse_core::people::person::Person;
 use lapse_core::people::ports::PeopleStore;
 use lapse_core::ports::StoreError;
 
-use crate::errors::store_error;
+use crate::errors::{doc, store_error};
 
 #[derive(Clone, Debug)]
 pub struct DynamoDbPeople {
@@ -53,20 +53,15 @@ impl PeopleStore for DynamoDbPeople {
         let Some(item) = out.item else {
             return Ok(None);
         };
-        let corrupt = |detail: String| StoreError::Corrupt {
-            id: username.to_string(),
-            detail,
-        };
-        let doc = item
-            .get("doc")
-            .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| corrupt("attribute `doc` is missing".into()))?;
-        let mut person: Person = serde_json::from_str(doc).map_err(|e| corrupt(e.to_string()))?;
+        let mut person: Person = doc(&item, username.as_str())?;
         person.version = item
             .get("version")
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse().ok())
-            .ok_or_else(|| corrupt("attribute `version` is missing".into()))?;
+            .ok_or_else(|| StoreError::Corrupt {
+                id: username.to_string(),
+                detail: "attribute `version` is missing".into(),
+            })?;
         Ok(Some(person))
     }
 

@@ -32,7 +32,7 @@ use lapse_core::revocation::ports::{
     Archive, CaseStore, Claim, Controls, EventClaims, UserControls,
 };
 
-use crate::errors::store_error;
+use crate::errors::{doc, store_error};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -53,15 +53,6 @@ fn corrupt(id: &str, detail: impl Into<String>) -> StoreError {
     StoreError::Corrupt {
         id: id.to_owned(),
         detail: detail.into(),
-    }
-}
-
-fn doc<T: serde::de::DeserializeOwned>(item: &Item, id: &str) -> Result<T, StoreError> {
-    match item.get("doc") {
-        Some(AttributeValue::S(text)) => {
-            serde_json::from_str(text).map_err(|e| corrupt(id, e.to_string()))
-        }
-        _ => Err(corrupt(id, "attribute `doc` is missing")),
     }
 }
 

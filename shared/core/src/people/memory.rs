@@ -13,17 +13,6 @@ pub struct MemoryPeople {
     people: Mutex<BTreeMap<String, Person>>,
 }
 
-impl MemoryPeople {
-    pub fn all(&self) -> Vec<Person> {
-        self.people
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
-    }
-}
-
 impl PeopleStore for MemoryPeople {
     async fn get(&self, username: &PrincipalId) -> Result<Option<Person>, StoreError> {
         Ok(self
